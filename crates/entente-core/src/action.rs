@@ -1,0 +1,124 @@
+//! Who asks for what, on which subject: the vocabulary of the gate.
+
+use crate::ids::{PartyCode, Role};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who asks the gate for an action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Actor {
+    /// Whoever runs the `entente` command on the node's data directory. Holding the data
+    /// directory (and its identity key) is what makes the operator; it may bootstrap the node.
+    Operator,
+    /// An authenticated user of this node.
+    User {
+        /// The user's name on this node.
+        name: String,
+        /// The user's role.
+        role: Role,
+    },
+    /// A caller that presented no valid credential.
+    Anonymous,
+    /// A partner node, authenticated by its pinned key.
+    Peer {
+        /// The partner's party code.
+        party: PartyCode,
+    },
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Operator => f.write_str("operator"),
+            Actor::User { name, role } => write!(f, "{name} ({role})"),
+            Actor::Anonymous => f.write_str("anonymous caller"),
+            Actor::Peer { party } => write!(f, "peer {party}"),
+        }
+    }
+}
+
+/// What the actor asks to do. Every state change and every disclosure of data is one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// Bring a node into being (its first ledger entry).
+    #[serde(rename = "node.init")]
+    NodeInit,
+    /// Create a user with a role and an API token.
+    #[serde(rename = "user.add")]
+    UserAdd,
+    /// Open a case.
+    #[serde(rename = "case.open")]
+    CaseOpen,
+    /// Read a case.
+    #[serde(rename = "case.read")]
+    CaseRead,
+    /// Read ledger entries through the authenticated API.
+    #[serde(rename = "ledger.read")]
+    LedgerRead,
+}
+
+impl Action {
+    /// Returns the action's name as it appears in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::NodeInit => "node.init",
+            Action::UserAdd => "user.add",
+            Action::CaseOpen => "case.open",
+            Action::CaseRead => "case.read",
+            Action::LedgerRead => "ledger.read",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an action is about: a typed reference such as `case:LANTERN` or `user:alice`.
+/// Subjects carry identifiers, never personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Subject {
+    kind: String,
+    id: String,
+}
+
+impl Subject {
+    /// A subject of the given kind and id.
+    pub fn new(kind: &str, id: &str) -> Self {
+        Self { kind: kind.to_owned(), id: id.to_owned() }
+    }
+    /// The subject's kind (`case`, `user`, `node`, `ledger`).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+    /// The subject's identifier within its kind.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl From<Subject> for String {
+    fn from(s: Subject) -> Self {
+        format!("{}:{}", s.kind, s.id)
+    }
+}
+
+impl TryFrom<String> for Subject {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.split_once(':') {
+            Some((k, i)) if !k.is_empty() && !i.is_empty() => Ok(Subject::new(k, i)),
+            _ => Err(format!("subject `{s}` is not of the form kind:id")),
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.id)
+    }
+}

@@ -1,0 +1,26 @@
+//! Entente's domain core: parties, roles, actors, gate actions and decisions, ledger entries,
+//! the Merkle tree arithmetic of the ledger and its signed checkpoints.
+//!
+//! This crate is pure. It does no I/O, reads no clock and holds no key material beyond what
+//! callers pass in: time arrives as an argument (`now`), signing goes through
+//! [`ledger::CheckpointSigner`]. Storage, networking and the process clock live in
+//! `entente-store`, `entente-node` and `entente-cli`.
+//!
+//! Specifications implemented here:
+//! - RFC 6962 / RFC 9162 §2.1 Merkle tree hashing (through `tlog_tiles`, a port of Go's
+//!   `golang.org/x/mod/sumdb/tlog`), with the stored-hash numbering used by tlog-tiles;
+//! - C2SP `tlog-checkpoint` and `signed-note` (Ed25519) for checkpoints;
+//! - C2SP `tlog-tiles` entry bundles;
+//! - RFC 8785 (JCS) canonical JSON for ledger entries.
+#![warn(missing_docs)]
+
+pub mod action;
+pub mod canonical;
+pub mod decision;
+pub mod ids;
+pub mod ledger;
+pub mod policy;
+
+pub use action::{Action, Actor, Subject};
+pub use decision::{Decision, Obligation, Outcome};
+pub use ids::{PartyCode, Role};

@@ -1,0 +1,184 @@
+//! `decide`: the pure function at the front of the gate.
+//!
+//! Today decisions rest on roles; the request already carries the agreements in force so that
+//! agreement-based policy slots in without changing any caller.
+
+use crate::action::{Action, Actor, Subject};
+use crate::decision::Decision;
+use crate::ids::{PartyCode, Role};
+use jiff::Timestamp;
+
+/// A reference to an agreement that may ground an action (id and the parties to it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgreementRef {
+    /// The agreement's identifier.
+    pub id: String,
+    /// The parties bound by it.
+    pub parties: Vec<PartyCode>,
+}
+
+/// Everything `decide` looks at.
+#[derive(Clone, Debug)]
+pub struct DecisionRequest<'a> {
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// What they ask to do.
+    pub action: Action,
+    /// On what.
+    pub subject: &'a Subject,
+    /// The party this node acts for.
+    pub node_party: &'a PartyCode,
+    /// The purpose stated by the actor, if any.
+    pub purpose: Option<&'a str>,
+    /// Agreements in force that may apply.
+    pub agreements: &'a [AgreementRef],
+}
+
+/// One role rule: who may do what.
+struct RoleRule {
+    id: &'static str,
+    action: Action,
+    roles: &'static [Role],
+}
+
+/// The role rules in force until agreement policy is compiled in. Anything not listed is
+/// denied by default.
+const ROLE_RULES: &[RoleRule] = &[
+    RoleRule { id: "role.admin.user-add", action: Action::UserAdd, roles: &[Role::Admin] },
+    RoleRule {
+        id: "role.case-worker.case-open",
+        action: Action::CaseOpen,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.case-worker.case-read",
+        action: Action::CaseRead,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.oversight.ledger-read",
+        action: Action::LedgerRead,
+        roles: &[Role::Auditor, Role::Dpo, Role::Admin],
+    },
+];
+
+/// Decides an action. Pure: the same request and `now` always give the same decision.
+pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
+    let action = req.action;
+    match req.actor {
+        Actor::Anonymous => Decision::deny(
+            "authn.required",
+            format!("{action} on {} needs an authenticated caller", req.subject),
+        ),
+        Actor::Operator => match action {
+            Action::NodeInit | Action::UserAdd => Decision::permit(
+                "operator.bootstrap",
+                format!("the operator holding the data directory may {action}"),
+                Vec::new(),
+            ),
+            _ => Decision::deny(
+                "default-deny",
+                format!("the operator may only bootstrap the node and add users, not {action}"),
+            ),
+        },
+        Actor::Peer { party } => Decision::deny(
+            "default-deny",
+            format!("no agreement in force lets peer {party} ask for {action}"),
+        ),
+        Actor::User { role, .. } => {
+            match ROLE_RULES.iter().find(|r| r.action == action && r.roles.contains(role)) {
+                Some(rule) => Decision::permit(
+                    rule.id,
+                    format!("role {role} may {action}"),
+                    Vec::new(),
+                ),
+                None => Decision::deny(
+                    "default-deny",
+                    format!("no rule permits role {role} to {action} on {}", req.subject),
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ask(actor: &Actor, action: Action) -> Decision {
+        let subject = Subject::new("case", "LANTERN");
+        let party: PartyCode = "NL".parse().unwrap();
+        decide(
+            &DecisionRequest {
+                actor,
+                action,
+                subject: &subject,
+                node_party: &party,
+                purpose: None,
+                agreements: &[],
+            },
+            Timestamp::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn investigator_opens_case() {
+        let d = ask(&Actor::User { name: "eva".into(), role: Role::Investigator }, Action::CaseOpen);
+        assert!(d.is_permit());
+        assert_eq!(d.rules, ["role.case-worker.case-open"]);
+    }
+
+    #[test]
+    fn auditor_cannot_open_case() {
+        let d = ask(&Actor::User { name: "ann".into(), role: Role::Auditor }, Action::CaseOpen);
+        assert!(!d.is_permit());
+        assert_eq!(d.rules, ["default-deny"]);
+        assert!(d.reason.contains("auditor"), "{}", d.reason);
+    }
+
+    #[test]
+    fn anonymous_is_denied() {
+        let d = ask(&Actor::Anonymous, Action::CaseRead);
+        assert_eq!(d.rules, ["authn.required"]);
+    }
+
+    fn any_actor() -> impl Strategy<Value = Actor> {
+        prop_oneof![
+            Just(Actor::Operator),
+            Just(Actor::Anonymous),
+            Just(Actor::Peer { party: "DE".parse().unwrap() }),
+            proptest::sample::select(Role::ALL.to_vec())
+                .prop_map(|role| Actor::User { name: "u".into(), role }),
+        ]
+    }
+
+    fn any_action() -> impl Strategy<Value = Action> {
+        proptest::sample::select(vec![
+            Action::NodeInit,
+            Action::UserAdd,
+            Action::CaseOpen,
+            Action::CaseRead,
+            Action::LedgerRead,
+        ])
+    }
+
+    proptest! {
+        /// Every decision names at least one rule; a deny never carries obligations; only an
+        /// authenticated actor or the operator is ever permitted.
+        #[test]
+        fn decisions_are_explained(actor in any_actor(), action in any_action()) {
+            let d = ask(&actor, action);
+            prop_assert!(!d.rules.is_empty());
+            prop_assert!(!d.reason.is_empty());
+            if !d.is_permit() { prop_assert!(d.obligations.is_empty()); }
+            if d.is_permit() {
+                let authenticated = matches!(actor, Actor::User { .. } | Actor::Operator);
+                prop_assert!(authenticated);
+            }
+            if matches!(actor, Actor::User { role: Role::Auditor, .. }) && d.is_permit() {
+                prop_assert_eq!(action, Action::LedgerRead);
+            }
+        }
+    }
+}
