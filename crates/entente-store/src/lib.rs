@@ -1,1 +1,19 @@
-//! placeholder crate root
+//! Entente's storage and its gate.
+//!
+//! One [`Store`] over SQLite (the embedded default, a file in the node's data directory) or
+//! PostgreSQL (production), chosen by URL; the SQL is shared and the few dialect differences
+//! live in [`Backend`] and in the per-backend migrations under `migrations/`.
+//!
+//! The [`gate`] is the only way to change state: it decides (pure policy from
+//! `entente-core`), applies the effect and appends the ledger entry, its tree hashes, a
+//! signed checkpoint and any outbox messages in one database transaction. This crate exposes
+//! no other write path: the `Store` methods that are public only read.
+#![warn(missing_docs)]
+
+pub mod gate;
+mod schema;
+mod store;
+pub mod verify;
+
+pub use gate::{Command, Gate, GateError, Output, Verdict};
+pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord};

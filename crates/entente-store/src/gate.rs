@@ -1,0 +1,508 @@
+//! The gate: decide → apply → record, in one database transaction.
+//!
+//! Architecture invariant: this module is the only code that writes to the database after
+//! migrations. [`Store`] exposes reads only; the effects of commands are private functions
+//! here that take the open transaction, and the only way to run them is
+//! [`Gate::submit`], which always decides first and always appends the ledger entry (for a
+//! deny too) in the same transaction as the effect.
+//!
+//! Appends are group-committed: a single writer task per process takes the jobs waiting in
+//! its queue, runs them in one transaction and acknowledges each only after the commit. The
+//! first statement of every transaction updates the ledger head row, which serialises
+//! writers across processes on both backends.
+
+use crate::store::{self, CaseRecord, Store, StoreError, to_i64, to_u64};
+use ed25519_dalek::SigningKey;
+use entente_core::canonical::canonical_digest;
+use entente_core::ledger::{self, Frontier, LedgerEntry, LogSigner};
+use entente_core::policy::{DecisionRequest, decide};
+use entente_core::{Action, Actor, Decision, PartyCode, Role, Subject, ids};
+use jiff::Timestamp;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::BTreeMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 2048;
+
+/// An action asked of the gate, with its data. Constructing one checks nothing; the gate
+/// validates it before deciding.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Record the node's identity as the ledger's first entry.
+    InitNode {
+        /// The node's party.
+        party: PartyCode,
+        /// The authority's name.
+        name: String,
+        /// The ledger origin.
+        origin: String,
+        /// The C2SP verifier key of the ledger.
+        verifier_key: String,
+    },
+    /// Create a user. The token is given only as its SHA-256.
+    AddUser {
+        /// User name.
+        name: String,
+        /// Role.
+        role: Role,
+        /// SHA-256 of the API token, hex.
+        token_sha256: String,
+    },
+    /// Open a case.
+    OpenCase {
+        /// Case id.
+        id: String,
+        /// Title.
+        title: String,
+        /// Offense concepts.
+        concepts: Vec<String>,
+    },
+    /// Read a case.
+    ReadCase {
+        /// Case id.
+        id: String,
+    },
+    /// Read ledger entries `from..to` through the API.
+    ReadLedger {
+        /// First index.
+        from: u64,
+        /// One past the last index.
+        to: u64,
+    },
+}
+
+impl Command {
+    fn action(&self) -> Action {
+        match self {
+            Command::InitNode { .. } => Action::NodeInit,
+            Command::AddUser { .. } => Action::UserAdd,
+            Command::OpenCase { .. } => Action::CaseOpen,
+            Command::ReadCase { .. } => Action::CaseRead,
+            Command::ReadLedger { .. } => Action::LedgerRead,
+        }
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        match self {
+            Command::InitNode { party, .. } => vec![Subject::new("node", party.as_str())],
+            Command::AddUser { name, .. } => vec![Subject::new("user", name)],
+            Command::OpenCase { id, .. } | Command::ReadCase { id } => vec![Subject::new("case", id)],
+            Command::ReadLedger { from, to } => vec![Subject::new("ledger", &format!("{from}-{to}"))],
+        }
+    }
+
+    /// Checks the command's own data (before any decision).
+    fn validate(&self) -> Result<(), GateError> {
+        match self {
+            Command::InitNode { name, .. } if name.trim().is_empty() => {
+                Err(GateError::Invalid("node name: must not be empty".into()))
+            }
+            Command::InitNode { .. } => Ok(()),
+            Command::AddUser { name, token_sha256, .. } => {
+                ids::check_identifier("user name", name).map_err(GateError::Invalid)?;
+                if token_sha256.len() != 64 || !token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(GateError::Invalid("token_sha256: expected 64 hex digits".into()));
+                }
+                Ok(())
+            }
+            Command::OpenCase { id, title, concepts } => {
+                ids::check_identifier("case id", id).map_err(GateError::Invalid)?;
+                if title.trim().is_empty() || title.len() > 500 {
+                    return Err(GateError::Invalid("title: expected 1 to 500 characters".into()));
+                }
+                for c in concepts {
+                    ids::check_identifier("offense concept", c).map_err(GateError::Invalid)?;
+                }
+                Ok(())
+            }
+            Command::ReadCase { id } => ids::check_identifier("case id", id).map_err(GateError::Invalid),
+            Command::ReadLedger { from, to } if from >= to || to - from > 10_000 => Err(GateError::Invalid(
+                format!("range {from}..{to}: expected from < to and at most 10000 entries"),
+            )),
+            Command::ReadLedger { .. } => Ok(()),
+        }
+    }
+
+    /// Digests of what the action carries, for the ledger entry (never the data itself).
+    fn payload_hashes(&self) -> Result<BTreeMap<String, String>, GateError> {
+        let digest = |v: serde_json::Value| canonical_digest(&v).map_err(|e| GateError::Invalid(e.to_string()));
+        let mut out = BTreeMap::new();
+        match self {
+            Command::InitNode { party, name, origin, verifier_key } => {
+                out.insert(
+                    "node".into(),
+                    digest(serde_json::json!({"party": party, "name": name, "origin": origin, "verifier_key": verifier_key}))?,
+                );
+            }
+            Command::OpenCase { id, title, concepts } => {
+                out.insert("case".into(), digest(serde_json::json!({"id": id, "title": title, "concepts": concepts}))?);
+            }
+            Command::AddUser { .. } | Command::ReadCase { .. } | Command::ReadLedger { .. } => {}
+        }
+        Ok(out)
+    }
+}
+
+/// What a permitted command produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The effect was applied; nothing to return.
+    Done,
+    /// The case read.
+    Case(CaseRecord),
+    /// Ledger entries read, `(index, canonical bytes)`.
+    Entries(Vec<(u64, Vec<u8>)>),
+}
+
+/// The gate's answer to a command that was decided and recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Permitted, applied and recorded at ledger index `index`.
+    Permitted {
+        /// Ledger index of the entry.
+        index: u64,
+        /// The decision, with its obligations.
+        decision: Decision,
+        /// What the effect produced.
+        output: Output,
+    },
+    /// Denied; nothing applied; the denial is recorded at `index`.
+    Denied {
+        /// Ledger index of the entry.
+        index: u64,
+        /// The decision, with its reason.
+        decision: Decision,
+    },
+}
+
+/// Errors of the gate. A deny is not an error (see [`Verdict::Denied`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The command's data is malformed; nothing was decided or recorded.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The effect conflicts with the current state (for example a case id already in use);
+    /// nothing was changed or recorded.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The command names something that does not exist; nothing was changed or recorded.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database failed; the whole transaction was rolled back.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gate's writer has stopped.
+    #[error("the gate is shut down")]
+    Closed,
+}
+
+impl From<sqlx::Error> for GateError {
+    fn from(e: sqlx::Error) -> Self {
+        GateError::Store(StoreError::Db(e))
+    }
+}
+
+struct Job {
+    actor: Actor,
+    command: Command,
+    now: Timestamp,
+    reply: oneshot::Sender<Result<Verdict, GateError>>,
+}
+
+/// The gate of a node. Cheap to clone; all clones feed one writer task.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    jobs: mpsc::Sender<Job>,
+    party: PartyCode,
+    origin: String,
+}
+
+impl Gate {
+    /// Starts the gate's writer over `store`, signing checkpoints with `key` for `party`.
+    /// Must be called inside a tokio runtime.
+    pub fn start(store: Store, key: SigningKey, party: PartyCode) -> Gate {
+        let origin = ledger::origin_for(&party, &key.verifying_key());
+        let (jobs, rx) = mpsc::channel(8192);
+        let writer = Writer { store, key, party: party.clone(), origin: origin.clone(), cache: None };
+        tokio::spawn(writer.run(rx));
+        Gate { jobs, party, origin }
+    }
+
+    /// The party this gate acts for.
+    pub fn party(&self) -> &PartyCode {
+        &self.party
+    }
+
+    /// The ledger origin (C2SP key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Decides, applies and records `command` asked by `actor` at `now`. Returns once the
+    /// transaction holding the effect and the ledger entry has committed.
+    ///
+    /// # Errors
+    /// Invalid data, conflicts and unknown subjects (nothing recorded), database failures
+    /// (nothing committed).
+    pub async fn submit(&self, actor: Actor, command: Command, now: Timestamp) -> Result<Verdict, GateError> {
+        command.validate()?;
+        let (reply, rx) = oneshot::channel();
+        self.jobs.send(Job { actor, command, now, reply }).await.map_err(|_| GateError::Closed)?;
+        rx.await.map_err(|_| GateError::Closed)?
+    }
+}
+
+struct Writer {
+    store: Store,
+    key: SigningKey,
+    party: PartyCode,
+    origin: String,
+    /// The frontier after the last commit of this process; checked against the head row.
+    cache: Option<Frontier>,
+}
+
+/// A job's result before the commit tells whether it stands.
+type Pending = Result<Verdict, GateError>;
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let (replies, work): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|j| (j.reply, (j.actor, j.command, j.now))).unzip();
+            match self.commit_batch(&work).await {
+                Ok(results) => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    self.cache = None;
+                    tracing::error!(error = %e, "gate transaction failed; batch rolled back");
+                    let text = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(GateError::Store(StoreError::Inconsistent(format!(
+                            "transaction rolled back: {text}"
+                        )))));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit_batch(&mut self, work: &[(Actor, Command, Timestamp)]) -> Result<Vec<Pending>, GateError> {
+        let mut tx = self.store.pool.begin().await?;
+        // Take the writer lock first (row lock on PostgreSQL, RESERVED lock on SQLite).
+        sqlx::query("UPDATE ledger_head SET epoch = epoch + 1 WHERE id = 1").execute(&mut *tx).await?;
+        let size = to_u64(sqlx::query_scalar("SELECT size FROM ledger_head WHERE id = 1").fetch_one(&mut *tx).await?)?;
+        let mut frontier = match self.cache.take() {
+            Some(f) if f.size() == size => f,
+            _ => store::load_frontier(&mut *tx, size).await?,
+        };
+        let mut entries: Vec<(u64, Vec<u8>)> = Vec::with_capacity(work.len());
+        let mut hashes: Vec<(u64, [u8; 32])> = Vec::with_capacity(work.len() * 2);
+        let mut results = Vec::with_capacity(work.len());
+        let mut last_now = None;
+        for (actor, command, now) in work {
+            let subjects = command.subjects();
+            let subject = subjects.first().cloned().unwrap_or_else(|| Subject::new("node", self.party.as_str()));
+            let decision = decide(
+                &DecisionRequest {
+                    actor,
+                    action: command.action(),
+                    subject: &subject,
+                    node_party: &self.party,
+                    purpose: None,
+                    agreements: &[],
+                },
+                *now,
+            );
+            let output = if decision.is_permit() {
+                match apply(&mut tx, actor, command, *now, frontier.size()).await {
+                    Ok(o) => Some(o),
+                    Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let index = frontier.size();
+            let entry = LedgerEntry {
+                v: ledger::ENTRY_FORMAT,
+                index,
+                time: format!("{now:.6}"),
+                node: self.party.clone(),
+                actor: actor.clone(),
+                action: command.action(),
+                subjects,
+                decision: decision.outcome,
+                rules: decision.rules.clone(),
+                obligations: decision.obligations.clone(),
+                reason: decision.reason.clone(),
+                payload_hashes: command.payload_hashes()?,
+            };
+            let bytes = entry.encode().map_err(|e| GateError::Invalid(e.to_string()))?;
+            for (i, h) in frontier.push(ledger::record_hash(&bytes)) {
+                hashes.push((i, h.0));
+            }
+            entries.push((index, bytes));
+            last_now = Some(*now);
+            results.push(Ok(match output {
+                Some(output) => Verdict::Permitted { index, decision, output },
+                None => Verdict::Denied { index, decision },
+            }));
+        }
+        if let Some(now) = last_now {
+            insert_pairs(&mut tx, "ledger_entries (idx, entry)", &entries).await?;
+            let hashes: Vec<(u64, Vec<u8>)> = hashes.into_iter().map(|(i, h)| (i, h.to_vec())).collect();
+            insert_pairs(&mut tx, "ledger_hashes (id, hash)", &hashes).await?;
+            let note = LogSigner::new(&self.origin, &self.key)
+                .sign_checkpoint(frontier.size(), frontier.root())
+                .map_err(|e| GateError::Invalid(e.to_string()))?;
+            sqlx::query("INSERT INTO ledger_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
+                .bind(to_i64(frontier.size())?)
+                .bind(note.clone())
+                .bind(format!("{now:.6}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE ledger_head SET size = $1, checkpoint = $2 WHERE id = 1")
+                .bind(to_i64(frontier.size())?)
+                .bind(note)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.cache = Some(frontier);
+        Ok(results)
+    }
+}
+
+/// Inserts `(integer, blob)` rows with multi-row statements.
+async fn insert_pairs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table_cols: &str,
+    rows: &[(u64, Vec<u8>)],
+) -> Result<(), GateError> {
+    for chunk in rows.chunks(400) {
+        let mut sql = format!("INSERT INTO {table_cols} VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+        }
+        // The statement is built from a fixed table name and placeholders only.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (k, v) in chunk {
+            q = q.bind(to_i64(*k)?).bind(v.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Applies a permitted command's effect inside the gate's transaction. Checks that can fail
+/// on the request (conflict, not found) run before any write, so an `Err` other than a store
+/// error leaves the transaction untouched.
+async fn apply(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    actor: &Actor,
+    command: &Command,
+    now: Timestamp,
+    index: u64,
+) -> Result<Output, GateError> {
+    let now_text = format!("{now:.6}");
+    match command {
+        Command::InitNode { party, name, origin, verifier_key } => {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT v FROM node_meta WHERE k = 'party'").fetch_optional(&mut **tx).await?;
+            if let Some(p) = existing {
+                return Err(GateError::Conflict(format!("this database already belongs to node {p}")));
+            }
+            for (k, v) in [
+                ("party", party.as_str()),
+                ("name", name.as_str()),
+                ("origin", origin.as_str()),
+                ("verifier_key", verifier_key.as_str()),
+                ("created_at", now_text.as_str()),
+            ] {
+                sqlx::query("INSERT INTO node_meta (k, v) VALUES ($1, $2)").bind(k).bind(v).execute(&mut **tx).await?;
+            }
+            Ok(Output::Done)
+        }
+        Command::AddUser { name, role, token_sha256 } => {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM users WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
+            if exists.is_some() {
+                return Err(GateError::Conflict(format!("user `{name}` already exists")));
+            }
+            sqlx::query("INSERT INTO users (name, role, token_sha256, created_at, ledger_index) VALUES ($1, $2, $3, $4, $5)")
+                .bind(name)
+                .bind(role.as_str())
+                .bind(token_sha256)
+                .bind(&now_text)
+                .bind(to_i64(index)?)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Output::Done)
+        }
+        Command::OpenCase { id, title, concepts } => {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?;
+            if exists.is_some() {
+                return Err(GateError::Conflict(format!("case `{id}` already exists")));
+            }
+            let concepts_json = serde_json::to_string(concepts).map_err(|e| GateError::Invalid(e.to_string()))?;
+            sqlx::query("INSERT INTO cases (id, title, concepts, opened_by, opened_at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id)
+                .bind(title)
+                .bind(concepts_json)
+                .bind(actor.to_string())
+                .bind(&now_text)
+                .bind(to_i64(index)?)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Output::Done)
+        }
+        Command::ReadCase { id } => {
+            let row = sqlx::query("SELECT id, title, concepts, opened_by, opened_at, ledger_index FROM cases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or_else(|| GateError::NotFound(format!("case `{id}`")))?;
+            let concepts: String = row.try_get(2)?;
+            Ok(Output::Case(CaseRecord {
+                id: row.try_get(0)?,
+                title: row.try_get(1)?,
+                concepts: serde_json::from_str(&concepts)
+                    .map_err(|e| StoreError::Inconsistent(format!("case {id} concepts: {e}")))?,
+                opened_by: row.try_get(3)?,
+                opened_at: row.try_get(4)?,
+                ledger_index: to_u64(row.try_get(5)?)?,
+            }))
+        }
+        Command::ReadLedger { from, to } => {
+            let rows = sqlx::query("SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx")
+                .bind(to_i64(*from)?)
+                .bind(to_i64(*to)?)
+                .fetch_all(&mut **tx)
+                .await?;
+            let entries = rows
+                .iter()
+                .map(|r| Ok((to_u64(r.try_get(0)?)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>, GateError>>()?;
+            Ok(Output::Entries(entries))
+        }
+    }
+}

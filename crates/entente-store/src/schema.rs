@@ -1,0 +1,26 @@
+//! Embedded migrations, one set per backend.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlStr;
+
+use crate::store::Backend;
+
+const SQLITE: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql"))];
+
+/// The migrator for `backend`.
+pub(crate) fn migrator(backend: Backend) -> Migrator {
+    let set = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    Migrator::with_migrations(
+        set.iter()
+            .map(|(v, d, sql)| {
+                Migration::new(*v, (*d).into(), MigrationType::Simple, SqlStr::from_static(sql), false)
+            })
+            .collect(),
+    )
+}
