@@ -15,5 +15,8 @@ mod schema;
 mod store;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord};

@@ -126,6 +126,14 @@ pub async fn verify_ledger(
                 let (level, node) = ledger::split_stored_hash_index(stored_index);
                 match stored_iter.next() {
                     Some((i, h)) if i == stored_index && h == computed => {}
+                    Some((i, h)) if i == stored_index && level == 0 => {
+                        return Err(VerifyError::Entry {
+                            index: node,
+                            what: format!(
+                                "content differs from its recorded leaf hash (recorded {h}, content hashes to {computed})"
+                            ),
+                        });
+                    }
                     Some((i, h)) if i == stored_index => {
                         return Err(VerifyError::Hash {
                             stored_index,

@@ -1,0 +1,227 @@
+//! Conformance suite: runs on SQLite always, and on PostgreSQL when `DATABASE_URL` is set
+//! (each test in a fresh schema that it drops at the end).
+
+use crate::gate::{Command, Gate, GateError, Output, Verdict};
+use crate::store::Store;
+use crate::verify::{VerifyError, verify_ledger};
+use ed25519_dalek::SigningKey;
+use entente_core::ledger::{self, check_record, check_tree, verify_checkpoint};
+use entente_core::{Actor, PartyCode, Role};
+use jiff::Timestamp;
+
+struct Db {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl Db {
+    async fn drop_schema(self) {
+        self.store.close().await;
+        if let Some((admin_url, schema)) = self.pg_schema {
+            let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
+        }
+    }
+}
+
+async fn backends() -> Vec<Db> {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display());
+    let mut out = vec![Db { store: Store::open(&url).await.unwrap(), _dir: Some(dir), pg_schema: None }];
+    if let Ok(admin_url) = std::env::var("DATABASE_URL") {
+        let schema = format!("t_{}", hex::encode(rand_bytes()));
+        let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+        admin.close().await;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+        out.push(Db { store: Store::open(&url).await.unwrap(), _dir: None, pg_schema: Some((admin_url, schema)) });
+    }
+    out
+}
+
+fn rand_bytes() -> [u8; 8] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.finish().to_le_bytes()
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[42u8; 32])
+}
+
+fn nl() -> PartyCode {
+    "NL".parse().unwrap()
+}
+
+fn vkey(gate: &Gate) -> String {
+    ledger::verifier_key(gate.origin(), &key().verifying_key())
+}
+
+fn investigator() -> Actor {
+    Actor::User { name: "eva".into(), role: Role::Investigator }
+}
+
+fn t0() -> Timestamp {
+    "2026-03-28T06:00:00Z".parse().unwrap()
+}
+
+fn open(id: &str) -> Command {
+    Command::OpenCase { id: id.into(), title: format!("Case {id}"), concepts: vec!["illegal-access".into()] }
+}
+
+#[tokio::test]
+async fn permit_deny_conflict_and_read() {
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl());
+        let v = gate.submit(investigator(), open("LANTERN"), t0()).await.unwrap();
+        assert!(matches!(v, Verdict::Permitted { index: 0, .. }), "{v:?}");
+
+        // A deny is recorded and changes nothing.
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v = gate.submit(auditor, open("OTHER"), t0()).await.unwrap();
+        let Verdict::Denied { index: 1, decision } = v else { panic!("{v:?}") };
+        assert_eq!(decision.rules, ["default-deny"]);
+        assert_eq!(db.store.case_count().await.unwrap(), 1);
+
+        // A conflict is an error, changes nothing and is not recorded.
+        let e = gate.submit(investigator(), open("LANTERN"), t0()).await.unwrap_err();
+        assert!(matches!(e, GateError::Conflict(_)), "{e}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, 2);
+
+        // Invalid data never reaches the decision.
+        let e = gate.submit(investigator(), open("bad id"), t0()).await.unwrap_err();
+        assert!(matches!(e, GateError::Invalid(_)), "{e}");
+
+        let v = gate.submit(investigator(), Command::ReadCase { id: "LANTERN".into() }, t0()).await.unwrap();
+        let Verdict::Permitted { index: 2, output: Output::Case(case), .. } = v else { panic!("{v:?}") };
+        assert_eq!(case.concepts, ["illegal-access"]);
+        assert_eq!(case.ledger_index, 0);
+
+        let e = gate.submit(investigator(), Command::ReadCase { id: "NOPE".into() }, t0()).await.unwrap_err();
+        assert!(matches!(e, GateError::NotFound(_)), "{e}");
+
+        let entries = db.store.entries(0, 10).await.unwrap();
+        assert_eq!(entries.len(), 3);
+        let text = String::from_utf8(entries[1].1.clone()).unwrap();
+        assert!(text.contains(r#""decision":"deny""#), "{text}");
+        assert!(!text.contains("Case OTHER"), "titles must not enter the ledger: {text}");
+
+        let report = verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        assert_eq!(report.entries, 3);
+        db.drop_schema().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_submits_are_all_recorded_and_proofs_verify() {
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl());
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let g = gate.clone();
+            tasks.push(tokio::spawn(async move { g.submit(investigator(), open(&format!("C{i}")), t0()).await }));
+        }
+        let mut indexes = Vec::new();
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                Verdict::Permitted { index, .. } => indexes.push(index),
+                v => panic!("{v:?}"),
+            }
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..300).collect::<Vec<_>>());
+
+        let (size, note) = db.store.ledger_head().await.unwrap();
+        let cp = verify_checkpoint(&note.unwrap(), &vkey(&gate)).unwrap();
+        assert_eq!(cp.size, size);
+        for n in [0u64, 1, 150, 255, 256, 299] {
+            let proof = db.store.inclusion_proof(size, n).await.unwrap();
+            let entry = &db.store.entries(n, n + 1).await.unwrap()[0].1;
+            check_record(&proof, size, cp.root, n, ledger::record_hash(entry)).unwrap();
+        }
+        // Consistency with every earlier checkpoint.
+        for (old_size, old_note) in db.store.checkpoints().await.unwrap() {
+            let old = verify_checkpoint(&old_note, &vkey(&gate)).unwrap();
+            let proof = db.store.consistency_proof(size, old_size).await.unwrap();
+            check_tree(&proof, size, cp.root, old_size, old.root).unwrap();
+        }
+        // Tiles: the level-0 tile 0 is the first 256 leaf hashes.
+        let tile = db.store.tile(ledger::TileRef::Hashes { level: 0, index: 0, width: 256 }).await.unwrap();
+        assert_eq!(tile.len(), 256 * 32);
+        let bundle = db.store.tile(ledger::TileRef::Entries { index: 1, width: 44 }).await.unwrap();
+        assert_eq!(ledger::decode_entry_bundle(&bundle).unwrap().len(), 44);
+        assert!(db.store.tile(ledger::TileRef::Entries { index: 1, width: 45 }).await.is_err());
+        verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}
+
+#[tokio::test]
+async fn two_writers_on_one_database_stay_consistent() {
+    for db in backends().await {
+        let a = Gate::start(db.store.clone(), key(), nl());
+        let b = Gate::start(db.store.clone(), key(), nl());
+        for i in 0..20 {
+            let g = if i % 3 == 0 { &a } else { &b };
+            g.submit(investigator(), open(&format!("W{i}")), t0()).await.unwrap();
+        }
+        let report = verify_ledger(&db.store, &nl(), &vkey(&a), &mut |_, _| {}).await.unwrap();
+        assert_eq!(report.entries, 20);
+        db.drop_schema().await;
+    }
+}
+
+async fn tampered(db: &Db, sql: &str) -> VerifyError {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&db.store.pool).await.unwrap();
+    let gate_origin = ledger::origin_for(&nl(), &key().verifying_key());
+    let vk = ledger::verifier_key(&gate_origin, &key().verifying_key());
+    verify_ledger(&db.store, &nl(), &vk, &mut |_, _| {}).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn tampering_is_detected() {
+    let cases: &[(&str, &str)] = &[
+        ("UPDATE ledger_entries", "entry 3: content differs"),
+        ("DELETE FROM ledger_entries WHERE idx = 5", "entry 5: missing"),
+        ("UPDATE ledger_hashes SET hash = (SELECT hash FROM ledger_hashes WHERE id = 0) WHERE id = 2", "tree hash 2 (level 1, node 0)"),
+        ("DELETE FROM ledger_checkpoints WHERE size = (SELECT MAX(size) FROM ledger_checkpoints)", "ledger head"),
+        ("UPDATE ledger_head SET size = size - 1", "ledger head"),
+    ];
+    for (sql, expected) in cases {
+        for db in backends().await {
+            let gate = Gate::start(db.store.clone(), key(), nl());
+            for i in 0..8 {
+                gate.submit(investigator(), open(&format!("T{i}")), t0()).await.unwrap();
+            }
+            let sql = match (db.pg_schema.is_some(), sql.starts_with("UPDATE ledger_entries")) {
+                (true, true) => "UPDATE ledger_entries SET entry = overlay(entry placing 'case.read'::bytea \
+                    from position('case.open'::bytea in entry) for 9) WHERE idx = 3"
+                    .to_owned(),
+                (false, true) => "UPDATE ledger_entries SET entry = \
+                    CAST(REPLACE(CAST(entry AS TEXT), 'case.open', 'case.read') AS BLOB) WHERE idx = 3"
+                    .to_owned(),
+                _ => (*sql).to_owned(),
+            };
+            let e = tampered(&db, &sql).await;
+            assert!(e.to_string().starts_with(expected), "{sql}: got `{e}`, expected `{expected}`");
+            db.drop_schema().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn checkpoint_signed_by_another_key_is_rejected() {
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl());
+        gate.submit(investigator(), open("K1"), t0()).await.unwrap();
+        let other = SigningKey::from_bytes(&[1u8; 32]);
+        let wrong = ledger::verifier_key(gate.origin(), &other.verifying_key());
+        let e = verify_ledger(&db.store, &nl(), &wrong, &mut |_, _| {}).await.unwrap_err();
+        assert!(e.to_string().contains("signature"), "{e}");
+        db.drop_schema().await;
+    }
+}
