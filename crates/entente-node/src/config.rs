@@ -1,0 +1,129 @@
+//! The node's configuration file, `entente.toml`.
+
+use entente_core::PartyCode;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Name of the configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "entente.toml";
+
+/// The node's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The party this node acts for (ISO 3166-1 alpha-2, or EU).
+    pub party: PartyCode,
+    /// The authority running the node.
+    pub name: String,
+    /// Storage URL: `sqlite://…` (default, inside the data directory) or `postgres://…`.
+    pub database_url: String,
+    /// Directory for blobs (evidence), relative to the data directory unless absolute.
+    pub blob_dir: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is missing or unreadable.
+    #[error("cannot read {path}: {source}; is this the data directory of a node made by `entente init`?")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid for this format.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads and checks `DIR/entente.toml`.
+    ///
+    /// # Errors
+    /// Missing file, or an invalid value with its position.
+    pub fn load(data_dir: &Path) -> Result<NodeConfig, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        Self::parse(&path, &text)
+    }
+
+    /// Parses configuration text; `path` is used in errors.
+    ///
+    /// # Errors
+    /// An invalid value with its file, line, column and key.
+    pub fn parse(path: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+                    (line, column)
+                })
+                .unwrap_or((1, 1));
+            ConfigError::Invalid { path: path.to_owned(), line, column, message: e.message().to_owned() }
+        })
+    }
+
+    /// The configuration as TOML.
+    ///
+    /// # Errors
+    /// Only if a value cannot be represented.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "party = \"NL\"\nname = \"Team High Tech Crime\"\ndatabase_url = \"sqlite://x\"\nblob_dir = \"blobs\"\nlisten = \"127.0.0.1:7400\"\n";
+
+    fn err(text: &str) -> String {
+        NodeConfig::parse(Path::new("d/entente.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_good_config() {
+        let c = NodeConfig::parse(Path::new("x"), GOOD).unwrap();
+        assert_eq!(c.party.as_str(), "NL");
+        assert_eq!(NodeConfig::parse(Path::new("x"), &c.to_toml().unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_party_names_line_and_key() {
+        let e = err(&GOOD.replace("\"NL\"", "\"XX\""));
+        assert!(e.starts_with("d/entente.toml:1:9: unknown party code `XX`"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address() {
+        let e = err(&GOOD.replace("127.0.0.1:7400", "localhost"));
+        assert!(e.starts_with("d/entente.toml:5:10:"), "{e}");
+    }
+
+    #[test]
+    fn missing_and_unknown_keys() {
+        let e = err(&GOOD.replace("name = \"Team High Tech Crime\"\n", ""));
+        assert!(e.contains("missing field `name`"), "{e}");
+        let e = err(&format!("{GOOD}colour = \"blue\"\n"));
+        assert!(e.contains("d/entente.toml:6:1: unknown field `colour`"), "{e}");
+        let e = err("party = ");
+        assert!(e.starts_with("d/entente.toml:1:"), "{e}");
+    }
+}

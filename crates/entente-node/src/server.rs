@@ -1,0 +1,458 @@
+//! The node's HTTP API.
+//!
+//! - `/healthz`, `/metrics` (Prometheus text format), `/openapi.json` (OpenAPI 3.1);
+//! - `/ledger/checkpoint`, `/ledger/key`, `/ledger/tile/…`: the ledger as a C2SP tlog-tiles
+//!   log, public so that auditors and witnesses need no account (it holds no personal data);
+//! - `/api/v1/…`: authenticated with `Authorization: Bearer <token>`; every call that acts or
+//!   discloses data goes through the gate, and so does every refusal (401 and 403 responses
+//!   carry the index of the ledger entry that recorded them).
+//!
+//! Errors are RFC 9457 problem details (`application/problem+json`).
+
+use crate::identity::Node;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use entente_core::ledger::{self, TileRef};
+use entente_core::{Actor, Decision};
+use entente_store::{Command, GateError, Output, StoreError, Verdict};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Counters exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    permits: AtomicU64,
+    denies: AtomicU64,
+    responses_2xx: AtomicU64,
+    responses_4xx: AtomicU64,
+    responses_5xx: AtomicU64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    node: Node,
+    metrics: Arc<Metrics>,
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    ledger_index: Option<u64>,
+    rules: Vec<String>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, slug, title, detail: detail.into(), ledger_index: None, rules: Vec::new() }
+    }
+
+    fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed", detail)
+    }
+
+    fn denied(index: u64, decision: &Decision, authenticated: bool) -> Self {
+        let (status, slug, title) = if authenticated {
+            (StatusCode::FORBIDDEN, "denied", "The action was denied")
+        } else {
+            (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required")
+        };
+        Self {
+            status,
+            slug,
+            title,
+            detail: decision.reason.clone(),
+            ledger_index: Some(index),
+            rules: decision.rules.clone(),
+        }
+    }
+}
+
+impl From<GateError> for Problem {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::Invalid(d) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "The request is invalid", d),
+            GateError::Conflict(d) => Problem::new(StatusCode::CONFLICT, "conflict", "The request conflicts with the current state", d),
+            GateError::NotFound(d) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{d} not found")),
+            other => {
+                tracing::error!(error = %other, "gate failure");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the node could not complete the action; nothing was changed")
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(d) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{d} not found")),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the node could not read its store")
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("urn:entente:problem:{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Some(i) = self.ledger_index {
+            body["ledger_index"] = json!(i);
+        }
+        if !self.rules.is_empty() {
+            body["rules"] = json!(self.rules);
+        }
+        let mut resp = (self.status, body.to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+type ApiResult = Result<Response, Problem>;
+
+/// Builds the node's router.
+pub fn router(node: Node) -> Router {
+    let state = AppState { node, metrics: Arc::new(Metrics::default()) };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/ledger/checkpoint", get(checkpoint))
+        .route("/ledger/key", get(verifier_key))
+        .route("/ledger/tile/{*path}", get(tile))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/cases", post(open_case))
+        .route("/api/v1/cases/{id}", get(read_case))
+        .route("/api/v1/ledger/entries", get(ledger_entries))
+        .route("/api/v1/ledger/proof/inclusion", get(inclusion_proof))
+        .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
+        .fallback(|| async {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint; see /openapi.json")
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    node: Node,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+}
+
+async fn count_responses(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let counter = match resp.status().as_u16() {
+        200..=399 => &state.metrics.responses_2xx,
+        400..=499 => &state.metrics.responses_4xx,
+        _ => &state.metrics.responses_5xx,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    resp
+}
+
+/// Who is calling: a user by bearer token, or anonymous.
+async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Actor::Anonymous);
+    };
+    let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
+    if token.is_empty() {
+        return Ok(Actor::Anonymous);
+    }
+    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    Ok(match state.node.store.user_by_token_sha256(&digest).await? {
+        Some(u) => Actor::User { name: u.name, role: u.role },
+        None => Actor::Anonymous,
+    })
+}
+
+/// Runs a command through the gate and turns a deny into 401/403.
+async fn through_gate(state: &AppState, actor: Actor, command: Command) -> Result<(u64, Output), Problem> {
+    let authenticated = !matches!(actor, Actor::Anonymous);
+    match state.node.gate.submit(actor, command, Timestamp::now()).await? {
+        Verdict::Permitted { index, output, .. } => {
+            state.metrics.permits.fetch_add(1, Ordering::Relaxed);
+            Ok((index, output))
+        }
+        Verdict::Denied { index, decision } => {
+            state.metrics.denies.fetch_add(1, Ordering::Relaxed);
+            Err(Problem::denied(index, &decision, authenticated))
+        }
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media-type",
+            "Unsupported media type",
+            format!("expected Content-Type: application/json, got `{ct}`"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::bad_request(format!("request body, line {} column {}: {e}", e.line(), e.column()))
+    })
+}
+
+async fn healthz(State(state): State<AppState>) -> ApiResult {
+    let (size, _) = state.node.store.ledger_head().await?;
+    Ok(Json(json!({"status": "ok", "party": state.node.config.party, "ledger_size": size})).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> ApiResult {
+    let (size, _) = state.node.store.ledger_head().await?;
+    let m = &state.metrics;
+    let text = format!(
+        "# HELP entente_ledger_entries Entries in the node's ledger.\n\
+         # TYPE entente_ledger_entries gauge\n\
+         entente_ledger_entries {size}\n\
+         # HELP entente_gate_decisions_total Gate decisions taken through the API.\n\
+         # TYPE entente_gate_decisions_total counter\n\
+         entente_gate_decisions_total{{outcome=\"permit\"}} {}\n\
+         entente_gate_decisions_total{{outcome=\"deny\"}} {}\n\
+         # HELP entente_http_responses_total HTTP responses by status class.\n\
+         # TYPE entente_http_responses_total counter\n\
+         entente_http_responses_total{{class=\"2xx\"}} {}\n\
+         entente_http_responses_total{{class=\"4xx\"}} {}\n\
+         entente_http_responses_total{{class=\"5xx\"}} {}\n",
+        m.permits.load(Ordering::Relaxed),
+        m.denies.load(Ordering::Relaxed),
+        m.responses_2xx.load(Ordering::Relaxed),
+        m.responses_4xx.load(Ordering::Relaxed),
+        m.responses_5xx.load(Ordering::Relaxed),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn openapi() -> Response {
+    Json(crate::server::openapi_document()).into_response()
+}
+
+async fn checkpoint(State(state): State<AppState>) -> ApiResult {
+    match state.node.store.ledger_head().await? {
+        (_, Some(note)) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()),
+        (_, None) => Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "the ledger has no checkpoint yet")),
+    }
+}
+
+async fn verifier_key(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", state.node.verifier_key())).into_response()
+}
+
+async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult {
+    let tile = ledger::parse_tile_path(&path).map_err(|e| Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", e))?;
+    let bytes = state.node.store.tile(tile).await?;
+    let full = match tile {
+        TileRef::Hashes { width, .. } | TileRef::Entries { width, .. } => width == ledger::TILE_WIDTH,
+    };
+    // Full tiles never change; partial ones are superseded as the log grows.
+    let cache = if full { "public, max-age=31536000, immutable" } else { "no-cache" };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
+}
+
+async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    Ok(Json(json!({"actor": actor, "party": state.node.config.party})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenCase {
+    id: String,
+    title: String,
+    #[serde(default)]
+    concepts: Vec<String>,
+}
+
+async fn open_case(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: OpenCase = parse_json(&headers, &body)?;
+    let id = req.id.clone();
+    let (index, _) =
+        through_gate(&state, actor, Command::OpenCase { id: req.id, title: req.title, concepts: req.concepts }).await?;
+    let mut resp = (StatusCode::CREATED, Json(json!({"id": id, "ledger_index": index}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/cases/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn read_case(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let (index, output) = through_gate(&state, actor, Command::ReadCase { id }).await?;
+    match output {
+        Output::Case(case) => Ok(Json(json!({"case": case, "access_ledger_index": index})).into_response()),
+        _ => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "unexpected gate output")),
+    }
+}
+
+#[derive(Deserialize)]
+struct Range {
+    from: u64,
+    to: u64,
+}
+
+async fn ledger_entries(State(state): State<AppState>, headers: HeaderMap, q: Result<Query<Range>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+    let Query(range) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?from=N&to=M")))?;
+    let actor = actor(&state, &headers).await?;
+    let (index, output) = through_gate(&state, actor, Command::ReadLedger { from: range.from, to: range.to }).await?;
+    match output {
+        Output::Entries(entries) => {
+            let list: Vec<Value> = entries
+                .iter()
+                .map(|(_, bytes)| serde_json::from_slice(bytes).unwrap_or(Value::Null))
+                .collect();
+            Ok(Json(json!({"entries": list, "access_ledger_index": index})).into_response())
+        }
+        _ => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "unexpected gate output")),
+    }
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: Option<u64>,
+}
+
+async fn head_size(state: &AppState, size: Option<u64>) -> Result<(u64, Vec<u8>), Problem> {
+    let (head, note) = state.node.store.ledger_head().await?;
+    let note = note.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "the ledger is empty"))?;
+    match size {
+        None => Ok((head, note)),
+        Some(s) if s <= head => {
+            let cps = state.node.store.checkpoints().await?;
+            cps.into_iter().find(|(cs, _)| *cs == s).map(|(cs, n)| (cs, n)).ok_or_else(|| {
+                Problem::bad_request(format!("no checkpoint was published at size {s}; omit size to use the latest ({head})"))
+            })
+        }
+        Some(s) => Err(Problem::bad_request(format!("size {s} exceeds the ledger size {head}"))),
+    }
+}
+
+fn b64_list(hashes: &[ledger::Hash]) -> Vec<String> {
+    hashes.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect()
+}
+
+async fn inclusion_proof(State(state): State<AppState>, q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+    let Query(q) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?index=N[&size=M]")))?;
+    let (size, note) = head_size(&state, q.size).await?;
+    if q.index >= size {
+        return Err(Problem::bad_request(format!("index {} is not below the tree size {size}", q.index)));
+    }
+    let proof = state.node.store.inclusion_proof(size, q.index).await?;
+    let entry = state.node.store.entries(q.index, q.index + 1).await?;
+    let leaf = entry.first().map(|(_, e)| BASE64_STANDARD.encode(ledger::record_hash(e).0));
+    Ok(Json(json!({
+        "index": q.index, "tree_size": size, "leaf_hash": leaf,
+        "proof": b64_list(&proof), "checkpoint": String::from_utf8_lossy(&note),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    size: Option<u64>,
+}
+
+async fn consistency_proof(State(state): State<AppState>, q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+    let Query(q) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?old=N[&size=M]")))?;
+    let (size, note) = head_size(&state, q.size).await?;
+    if q.old == 0 || q.old > size {
+        return Err(Problem::bad_request(format!("old size {} must be between 1 and {size}", q.old)));
+    }
+    let proof = state.node.store.consistency_proof(size, q.old).await?;
+    Ok(Json(json!({
+        "old_size": q.old, "tree_size": size, "proof": b64_list(&proof),
+        "checkpoint": String::from_utf8_lossy(&note),
+    }))
+    .into_response())
+}
+
+/// The OpenAPI 3.1 description of this API.
+pub fn openapi_document() -> Value {
+    let problem = json!({"description": "RFC 9457 problem details", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let ok_json = |d: &str| json!({"description": d, "content": {"application/json": {}}});
+    let bearer = json!([{"bearer": []}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Entente node API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Every action goes through the node's gate and is recorded in its ledger; refusals (401, 403) carry the ledger index of their record."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"}, "ledger_index": {"type": "integer"},
+                    "rules": {"type": "array", "items": {"type": "string"}}}},
+                "OpenCase": {"type": "object", "required": ["id", "title"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                    "title": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "concepts": {"type": "array", "items": {"type": "string"}}}}
+            }
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness and ledger size", "responses": {"200": ok_json("healthy")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok_json("OpenAPI 3.1")}}},
+            "/ledger/checkpoint": {"get": {"summary": "Latest signed checkpoint (C2SP tlog-checkpoint in a signed note)", "responses": {"200": {"description": "signed note", "content": {"text/plain": {}}}, "404": problem}}},
+            "/ledger/key": {"get": {"summary": "The ledger's C2SP signed-note verifier key (pin it out of band)", "responses": {"200": {"description": "verifier key", "content": {"text/plain": {}}}}}},
+            "/ledger/tile/{path}": {"get": {"summary": "C2SP tlog-tiles hash tile or entry bundle", "parameters": [{"name": "path", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "tile bytes", "content": {"application/octet-stream": {}}}, "404": problem}}},
+            "/api/v1/whoami": {"get": {"summary": "The caller as the node sees it", "security": bearer, "responses": {"200": ok_json("actor")}}},
+            "/api/v1/cases": {"post": {"summary": "Open a case", "security": bearer,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenCase"}}}},
+                "responses": {"201": ok_json("opened"), "400": problem, "401": problem, "403": problem, "409": problem, "415": problem, "422": problem}}},
+            "/api/v1/cases/{id}": {"get": {"summary": "Read a case (the access is recorded)", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": ok_json("the case"), "401": problem, "403": problem, "404": problem}}},
+            "/api/v1/ledger/entries": {"get": {"summary": "Ledger entries from..to (oversight roles; the access is recorded)", "security": bearer,
+                "parameters": [{"name": "from", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "to", "in": "query", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": ok_json("entries"), "400": problem, "401": problem, "403": problem, "422": problem}}},
+            "/api/v1/ledger/proof/inclusion": {"get": {"summary": "Inclusion proof of an entry",
+                "parameters": [{"name": "index", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "size", "in": "query", "required": false, "schema": {"type": "integer"}}],
+                "responses": {"200": ok_json("proof"), "400": problem, "404": problem}}},
+            "/api/v1/ledger/proof/consistency": {"get": {"summary": "Consistency proof between two tree sizes",
+                "parameters": [{"name": "old", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "size", "in": "query", "required": false, "schema": {"type": "integer"}}],
+                "responses": {"200": ok_json("proof"), "400": problem, "404": problem}}}
+        }
+    })
+}
