@@ -60,11 +60,21 @@ pub struct Decision {
 impl Decision {
     /// A permit by `rule`.
     pub fn permit(rule: &str, reason: impl Into<String>, obligations: Vec<Obligation>) -> Self {
-        Self { outcome: Outcome::Permit, rules: vec![rule.to_owned()], obligations, reason: reason.into() }
+        Self {
+            outcome: Outcome::Permit,
+            rules: vec![rule.to_owned()],
+            obligations,
+            reason: reason.into(),
+        }
     }
     /// A deny by `rule`.
     pub fn deny(rule: &str, reason: impl Into<String>) -> Self {
-        Self { outcome: Outcome::Deny, rules: vec![rule.to_owned()], obligations: Vec::new(), reason: reason.into() }
+        Self {
+            outcome: Outcome::Deny,
+            rules: vec![rule.to_owned()],
+            obligations: Vec::new(),
+            reason: reason.into(),
+        }
     }
     /// Whether the action may go ahead.
     pub fn is_permit(&self) -> bool {

@@ -17,7 +17,9 @@ pub struct PartyCode(String);
 
 /// A party code that is not an ISO 3166-1 alpha-2 code (nor `EU`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown party code `{given}`: expected an ISO 3166-1 alpha-2 country code such as NL, DE or US (or EU){hint}")]
+#[error(
+    "unknown party code `{given}`: expected an ISO 3166-1 alpha-2 country code such as NL, DE or US (or EU){hint}"
+)]
 pub struct UnknownParty {
     given: String,
     hint: String,
@@ -110,7 +112,9 @@ impl Role {
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`: expected one of admin, investigator, central-authority, csirt, dpo, auditor")]
+#[error(
+    "unknown role `{0}`: expected one of admin, investigator, central-authority, csirt, dpo, auditor"
+)]
 pub struct UnknownRole(String);
 
 impl FromStr for Role {

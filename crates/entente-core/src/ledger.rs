@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 
 pub use tlog_tiles::{
-    Hash, TreeProof, RecordProof, check_record, check_tree, node_hash, record_hash,
+    Hash, RecordProof, TreeProof, check_record, check_tree, node_hash, record_hash,
     split_stored_hash_index, stored_hash_count, stored_hash_index,
 };
 
@@ -142,8 +142,7 @@ impl Frontier {
     /// Rebuilds the frontier of a tree of `size` leaves from the hashes at
     /// [`Frontier::indexes_for`]`(size)`, in that order. Returns `None` if the count is wrong.
     pub fn from_hashes(size: u64, hashes: &[Hash]) -> Option<Self> {
-        let levels: Vec<u8> =
-            (0..64u8).rev().filter(|l| size & (1u64 << l) != 0).collect();
+        let levels: Vec<u8> = (0..64u8).rev().filter(|l| size & (1u64 << l) != 0).collect();
         if levels.len() != hashes.len() {
             return None;
         }
@@ -282,13 +281,16 @@ pub enum CheckpointError {
 ///
 /// # Errors
 /// If the note is malformed, is not signed by the key, or names another origin.
-pub fn verify_checkpoint(note: &[u8], verifier_key: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
+pub fn verify_checkpoint(
+    note: &[u8],
+    verifier_key: &str,
+) -> Result<VerifiedCheckpoint, CheckpointError> {
     let verifier = signed_note::StandardVerifier::new(verifier_key).map_err(|e| {
         CheckpointError::BadSignature { key: verifier_key.to_owned(), detail: e.to_string() }
     })?;
     let name = signed_note::Verifier::name(&verifier).to_owned();
-    let parsed =
-        signed_note::Note::from_bytes(note).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+    let parsed = signed_note::Note::from_bytes(note)
+        .map_err(|e| CheckpointError::Malformed(e.to_string()))?;
     let list = signed_note::VerifierList::new(vec![Box::new(verifier)]);
     parsed.verify(&list).map_err(|e| CheckpointError::BadSignature {
         key: verifier_key.to_owned(),
@@ -307,11 +309,14 @@ pub fn verify_checkpoint(note: &[u8], verifier_key: &str) -> Result<VerifiedChec
 ///
 /// # Errors
 /// If an entry is longer than 65,535 bytes.
-pub fn encode_entry_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, String> {
+pub fn encode_entry_bundle<'a>(
+    entries: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for e in entries {
-        let len = u16::try_from(e.len())
-            .map_err(|_| format!("entry of {} bytes exceeds the 65535-byte bundle limit", e.len()))?;
+        let len = u16::try_from(e.len()).map_err(|_| {
+            format!("entry of {} bytes exceeds the 65535-byte bundle limit", e.len())
+        })?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(e);
     }
@@ -399,12 +404,17 @@ pub enum TileRef {
 /// # Errors
 /// A description of what is malformed.
 pub fn parse_tile_path(path: &str) -> Result<TileRef, String> {
-    let bad = || format!("malformed tile path `{path}`: expected <level>/<N>[.p/<W>] or entries/<N>[.p/<W>]");
+    let bad = || {
+        format!("malformed tile path `{path}`: expected <level>/<N>[.p/<W>] or entries/<N>[.p/<W>]")
+    };
     let (first, rest) = path.split_once('/').ok_or_else(bad)?;
     let (index_part, width) = match rest.split_once(".p/") {
         Some((i, w)) => {
             let w: u64 = w.parse().map_err(|_| bad())?;
-            if w == 0 || w >= TILE_WIDTH || w.to_string() != rest.split_once(".p/").map(|x| x.1).unwrap_or("") {
+            if w == 0
+                || w >= TILE_WIDTH
+                || w.to_string() != rest.split_once(".p/").map(|x| x.1).unwrap_or("")
+            {
                 return Err(bad());
             }
             (i, w)
@@ -482,7 +492,9 @@ impl tlog_tiles::HashReader for RecordingReader {
 /// If `n >= t`.
 pub fn inclusion_proof_indexes(t: u64, n: u64) -> Result<Vec<u64>, tlog_tiles::Error> {
     if n >= t {
-        return Err(tlog_tiles::Error::InvalidInput(format!("leaf {n} is not in a tree of size {t}")));
+        return Err(tlog_tiles::Error::InvalidInput(format!(
+            "leaf {n} is not in a tree of size {t}"
+        )));
     }
     let r = RecordingReader::default();
     tlog_tiles::prove_record(t, n, &r)?;
@@ -509,9 +521,15 @@ pub fn consistency_proof_indexes(t: u64, n: u64) -> Result<Vec<u64>, tlog_tiles:
 ///
 /// # Errors
 /// If a needed hash is missing.
-pub fn prove_inclusion(t: u64, n: u64, hashes: &MapHashReader) -> Result<RecordProof, tlog_tiles::Error> {
+pub fn prove_inclusion(
+    t: u64,
+    n: u64,
+    hashes: &MapHashReader,
+) -> Result<RecordProof, tlog_tiles::Error> {
     if n >= t {
-        return Err(tlog_tiles::Error::InvalidInput(format!("leaf {n} is not in a tree of size {t}")));
+        return Err(tlog_tiles::Error::InvalidInput(format!(
+            "leaf {n} is not in a tree of size {t}"
+        )));
     }
     tlog_tiles::prove_record(t, n, hashes)
 }
@@ -521,7 +539,11 @@ pub fn prove_inclusion(t: u64, n: u64, hashes: &MapHashReader) -> Result<RecordP
 ///
 /// # Errors
 /// If a needed hash is missing.
-pub fn prove_consistency(t: u64, n: u64, hashes: &MapHashReader) -> Result<TreeProof, tlog_tiles::Error> {
+pub fn prove_consistency(
+    t: u64,
+    n: u64,
+    hashes: &MapHashReader,
+) -> Result<TreeProof, tlog_tiles::Error> {
     if n == 0 || n > t {
         return Err(tlog_tiles::Error::InvalidInput(format!(
             "no consistency proof from size {n} to size {t}"

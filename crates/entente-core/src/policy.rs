@@ -87,11 +87,9 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
         ),
         Actor::User { role, .. } => {
             match ROLE_RULES.iter().find(|r| r.action == action && r.roles.contains(role)) {
-                Some(rule) => Decision::permit(
-                    rule.id,
-                    format!("role {role} may {action}"),
-                    Vec::new(),
-                ),
+                Some(rule) => {
+                    Decision::permit(rule.id, format!("role {role} may {action}"), Vec::new())
+                }
                 None => Decision::deny(
                     "default-deny",
                     format!("no rule permits role {role} to {action} on {}", req.subject),
@@ -124,7 +122,8 @@ mod tests {
 
     #[test]
     fn investigator_opens_case() {
-        let d = ask(&Actor::User { name: "eva".into(), role: Role::Investigator }, Action::CaseOpen);
+        let d =
+            ask(&Actor::User { name: "eva".into(), role: Role::Investigator }, Action::CaseOpen);
         assert!(d.is_permit());
         assert_eq!(d.rules, ["role.case-worker.case-open"]);
     }

@@ -63,7 +63,10 @@ impl Fetcher {
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
         if !status.is_success() {
-            return Err(fail(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]))));
+            return Err(fail(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            )));
         }
         Ok(body.to_vec())
     }
@@ -101,7 +104,8 @@ pub async fn audit(
 ) -> Result<AuditReport, AuditError> {
     let f = fetcher(base_url)?;
     let note = f.get("ledger/checkpoint").await?;
-    let cp = ledger::verify_checkpoint(&note, verifier_key).map_err(|e| AuditError::Checkpoint(e.to_string()))?;
+    let cp = ledger::verify_checkpoint(&note, verifier_key)
+        .map_err(|e| AuditError::Checkpoint(e.to_string()))?;
     let old = match trusted {
         Some(t) => {
             let old = ledger::verify_checkpoint(t, verifier_key)
@@ -133,19 +137,30 @@ pub async fn audit(
     for b in 0..bundles {
         let width = (size - b * ledger::TILE_WIDTH).min(ledger::TILE_WIDTH);
         let path = ledger::entries_path(b, width);
-        let bundle = f.get(&path).await?;
-        let entries = ledger::decode_entry_bundle(&bundle).map_err(|e| AuditError::Inconsistent(format!("{path}: {e}")))?;
+        let bundle = f.get(&format!("ledger/{path}")).await?;
+        let entries = ledger::decode_entry_bundle(&bundle)
+            .map_err(|e| AuditError::Inconsistent(format!("{path}: {e}")))?;
         if entries.len() as u64 != width {
-            return Err(AuditError::Inconsistent(format!("{path}: {} entries, expected {width}", entries.len())));
+            return Err(AuditError::Inconsistent(format!(
+                "{path}: {} entries, expected {width}",
+                entries.len()
+            )));
         }
         let mut leaves = Vec::with_capacity(entries.len());
         for (k, bytes) in entries.iter().enumerate() {
             let index = b * ledger::TILE_WIDTH + k as u64;
-            let entry = LedgerEntry::decode(bytes).map_err(|e| AuditError::Inconsistent(format!("entry {index}: {e}")))?;
+            let entry = LedgerEntry::decode(bytes)
+                .map_err(|e| AuditError::Inconsistent(format!("entry {index}: {e}")))?;
             if entry.index != index {
-                return Err(AuditError::Inconsistent(format!("entry {index} says it is entry {}", entry.index)));
+                return Err(AuditError::Inconsistent(format!(
+                    "entry {index} says it is entry {}",
+                    entry.index
+                )));
             }
-            let decision = serde_json::to_value(entry.decision).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let decision = serde_json::to_value(entry.decision)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             *report.actions.entry((entry.action.to_string(), decision)).or_default() += 1;
             let leaf = ledger::record_hash(bytes);
             leaves.push(leaf);
@@ -155,25 +170,25 @@ pub async fn audit(
                     upper.entry(level / ledger::TILE_HEIGHT).or_default().push(h);
                 }
             }
-            if let Some(o) = &old {
-                if frontier.size() == o.size {
-                    if frontier.root() != o.root {
-                        return Err(AuditError::Fork(format!(
-                            "entries 0..{} hash to {}, but the trusted checkpoint signed {}",
-                            o.size,
-                            frontier.root(),
-                            o.root
-                        )));
-                    }
-                    report.consistent_with = Some(o.size);
+            if let Some(o) = old.as_ref().filter(|o| o.size == frontier.size()) {
+                if frontier.root() != o.root {
+                    return Err(AuditError::Fork(format!(
+                        "entries 0..{} hash to {}, but the trusted checkpoint signed {}",
+                        o.size,
+                        frontier.root(),
+                        o.root
+                    )));
                 }
+                report.consistent_with = Some(o.size);
             }
         }
         let tile_path = ledger::tile_path(0, b, width);
-        let tile = f.get(&tile_path).await?;
+        let tile = f.get(&format!("ledger/{tile_path}")).await?;
         let expected: Vec<u8> = leaves.iter().flat_map(|h| h.0).collect();
         if tile != expected {
-            return Err(AuditError::Inconsistent(format!("{tile_path} differs from the hashes of the entries it covers")));
+            return Err(AuditError::Inconsistent(format!(
+                "{tile_path} differs from the hashes of the entries it covers"
+            )));
         }
         report.bundles += 1;
         report.hash_tiles += 1;
@@ -182,10 +197,12 @@ pub async fn audit(
     for (level, hashes) in &upper {
         for (n, chunk) in hashes.chunks(ledger::TILE_WIDTH as usize).enumerate() {
             let tile_path = ledger::tile_path(*level, n as u64, chunk.len() as u64);
-            let tile = f.get(&tile_path).await?;
+            let tile = f.get(&format!("ledger/{tile_path}")).await?;
             let expected: Vec<u8> = chunk.iter().flat_map(|h| h.0).collect();
             if tile != expected {
-                return Err(AuditError::Inconsistent(format!("{tile_path} differs from the recomputed tree")));
+                return Err(AuditError::Inconsistent(format!(
+                    "{tile_path} differs from the recomputed tree"
+                )));
             }
             report.hash_tiles += 1;
         }

@@ -28,7 +28,9 @@ pub struct NodeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file is missing or unreadable.
-    #[error("cannot read {path}: {source}; is this the data directory of a node made by `entente init`?")]
+    #[error(
+        "cannot read {path}: {source}; is this the data directory of a node made by `entente init`?"
+    )]
     Read {
         /// The file.
         path: PathBuf,
@@ -56,7 +58,8 @@ impl NodeConfig {
     /// Missing file, or an invalid value with its position.
     pub fn load(data_dir: &Path) -> Result<NodeConfig, ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
         Self::parse(&path, &text)
     }
 
@@ -71,11 +74,17 @@ impl NodeConfig {
                 .map(|s| {
                     let before = &text[..s.start.min(text.len())];
                     let line = before.matches('\n').count() + 1;
-                    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+                    let column =
+                        before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
                     (line, column)
                 })
                 .unwrap_or((1, 1));
-            ConfigError::Invalid { path: path.to_owned(), line, column, message: e.message().to_owned() }
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
         })
     }
 

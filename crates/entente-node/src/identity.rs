@@ -31,7 +31,9 @@ pub const DB_FILE: &str = "entente.sqlite";
 #[non_exhaustive]
 pub enum NodeError {
     /// `init` on a directory that already holds a node.
-    #[error("{path} already holds an Entente node ({what} exists); choose another --data-dir, or remove the directory to start over")]
+    #[error(
+        "{path} already holds an Entente node ({what} exists); choose another --data-dir, or remove the directory to start over"
+    )]
     AlreadyInitialized {
         /// The data directory.
         path: PathBuf,
@@ -39,13 +41,17 @@ pub enum NodeError {
         what: String,
     },
     /// The data directory does not exist or is not a directory.
-    #[error("data directory {0} does not exist or is not a directory; create a node there with `entente init --data-dir {0} --party XX --name NAME`")]
+    #[error(
+        "data directory {0} does not exist or is not a directory; create a node there with `entente init --data-dir {0} --party XX --name NAME`"
+    )]
     NoDataDir(PathBuf),
     /// The configuration is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The key file is missing, truncated or not an Ed25519 PKCS#8 key.
-    #[error("key file {path} is unusable: {detail}; restore it from the node's backup (the key cannot be regenerated without changing the node's identity)")]
+    #[error(
+        "key file {path} is unusable: {detail}; restore it from the node's backup (the key cannot be regenerated without changing the node's identity)"
+    )]
     Key {
         /// The key file.
         path: PathBuf,
@@ -121,7 +127,8 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 
 fn random_seed() -> Result<[u8; 32], NodeError> {
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| NodeError::Invalid(format!("no system randomness: {e}")))?;
+    getrandom::fill(&mut seed)
+        .map_err(|e| NodeError::Invalid(format!("no system randomness: {e}")))?;
     Ok(seed)
 }
 
@@ -131,7 +138,8 @@ fn random_seed() -> Result<[u8; 32], NodeError> {
 /// If the system has no randomness source.
 pub fn random_hex(n: usize) -> Result<String, NodeError> {
     let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).map_err(|e| NodeError::Invalid(format!("no system randomness: {e}")))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| NodeError::Invalid(format!("no system randomness: {e}")))?;
     Ok(hex::encode(buf))
 }
 
@@ -175,7 +183,14 @@ impl Node {
         std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
         let result = Self::init_files(opts, now).await;
         if result.is_err() {
-            for f in [CONFIG_FILE, KEY_FILE, CERT_FILE, DB_FILE, "entente.sqlite-wal", "entente.sqlite-shm"] {
+            for f in [
+                CONFIG_FILE,
+                KEY_FILE,
+                CERT_FILE,
+                DB_FILE,
+                "entente.sqlite-wal",
+                "entente.sqlite-shm",
+            ] {
                 let _ = std::fs::remove_file(dir.join(f));
             }
             let _ = std::fs::remove_dir(dir.join("blobs"));
@@ -205,7 +220,10 @@ impl Node {
         };
         let store = Store::open(&config.database_url).await?;
         if let Some(p) = store.meta("party").await? {
-            return Err(NodeError::AlreadyInitialized { path: dir.clone(), what: format!("database {} (node {p})", store.url()) });
+            return Err(NodeError::AlreadyInitialized {
+                path: dir.clone(),
+                what: format!("database {} (node {p})", store.url()),
+            });
         }
         let gate = Gate::start(store.clone(), key.clone(), opts.party.clone());
         let vkey = ledger::verifier_key(gate.origin(), &key.verifying_key());
@@ -243,7 +261,9 @@ impl Node {
         let found = store.meta("party").await?;
         let origin = ledger::origin_for(&config.party, &key.verifying_key());
         let stored_origin = store.meta("origin").await?;
-        if found.as_deref() != Some(config.party.as_str()) || stored_origin.as_deref() != Some(origin.as_str()) {
+        if found.as_deref() != Some(config.party.as_str())
+            || stored_origin.as_deref() != Some(origin.as_str())
+        {
             return Err(NodeError::WrongDatabase {
                 url: store.url().to_owned(),
                 found: match (found, stored_origin) {
@@ -278,12 +298,18 @@ pub fn load_key(path: &Path) -> Result<SigningKey, NodeError> {
 }
 
 fn self_signed_cert(key_pem: &str, party: &PartyCode, name: &str) -> Result<String, NodeError> {
-    let err = |e: rcgen::Error| NodeError::Invalid(format!("cannot make the node certificate: {e}"));
+    let err =
+        |e: rcgen::Error| NodeError::Invalid(format!("cannot make the node certificate: {e}"));
     let key_pair = rcgen::KeyPair::from_pem(key_pem).map_err(err)?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(err)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(err)?;
     params.distinguished_name.push(rcgen::DnType::CommonName, format!("Entente node {party}"));
     params.distinguished_name.push(rcgen::DnType::OrganizationName, name);
-    params.distinguished_name.push(rcgen::DnType::CountryName, if party.as_str() == "EU" { "BE" } else { party.as_str() });
+    params.distinguished_name.push(
+        rcgen::DnType::CountryName,
+        if party.as_str() == "EU" { "BE" } else { party.as_str() },
+    );
     params.not_before = rcgen::date_time_ymd(2026, 1, 1);
     params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     let cert = params.self_signed(&key_pair).map_err(err)?;

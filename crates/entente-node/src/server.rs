@@ -59,7 +59,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self { status, slug, title, detail: detail.into(), ledger_index: None, rules: Vec::new() }
     }
 
@@ -87,12 +92,32 @@ impl Problem {
 impl From<GateError> for Problem {
     fn from(e: GateError) -> Self {
         match e {
-            GateError::Invalid(d) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "The request is invalid", d),
-            GateError::Conflict(d) => Problem::new(StatusCode::CONFLICT, "conflict", "The request conflicts with the current state", d),
-            GateError::NotFound(d) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{d} not found")),
+            GateError::Invalid(d) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "The request is invalid",
+                d,
+            ),
+            GateError::Conflict(d) => Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The request conflicts with the current state",
+                d,
+            ),
+            GateError::NotFound(d) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{d} not found"),
+            ),
             other => {
                 tracing::error!(error = %other, "gate failure");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the node could not complete the action; nothing was changed")
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "the node could not complete the action; nothing was changed",
+                )
             }
         }
     }
@@ -101,10 +126,20 @@ impl From<GateError> for Problem {
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(d) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{d} not found")),
+            StoreError::NotFound(d) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{d} not found"),
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the node could not read its store")
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "the node could not read its store",
+                )
             }
         }
     }
@@ -125,7 +160,8 @@ impl IntoResponse for Problem {
             body["rules"] = json!(self.rules);
         }
         let mut resp = (self.status, body.to_string()).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -152,7 +188,12 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/ledger/proof/inclusion", get(inclusion_proof))
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
         .fallback(|| async {
-            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint; see /openapi.json")
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "no such endpoint; see /openapi.json",
+            )
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -192,7 +233,12 @@ async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> 
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Actor::Anonymous);
     };
-    let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
     if token.is_empty() {
         return Ok(Actor::Anonymous);
     }
@@ -204,7 +250,11 @@ async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> 
 }
 
 /// Runs a command through the gate and turns a deny into 401/403.
-async fn through_gate(state: &AppState, actor: Actor, command: Command) -> Result<(u64, Output), Problem> {
+async fn through_gate(
+    state: &AppState,
+    actor: Actor,
+    command: Command,
+) -> Result<(u64, Output), Problem> {
     let authenticated = !matches!(actor, Actor::Anonymous);
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
         Verdict::Permitted { index, output, .. } => {
@@ -218,7 +268,10 @@ async fn through_gate(state: &AppState, actor: Actor, command: Command) -> Resul
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Problem> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.starts_with("application/json") {
         return Err(Problem::new(
@@ -235,7 +288,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes)
 
 async fn healthz(State(state): State<AppState>) -> ApiResult {
     let (size, _) = state.node.store.ledger_head().await?;
-    Ok(Json(json!({"status": "ok", "party": state.node.config.party, "ledger_size": size})).into_response())
+    Ok(Json(json!({"status": "ok", "party": state.node.config.party, "ledger_size": size}))
+        .into_response())
 }
 
 async fn metrics(State(state): State<AppState>) -> ApiResult {
@@ -269,24 +323,42 @@ async fn openapi() -> Response {
 
 async fn checkpoint(State(state): State<AppState>) -> ApiResult {
     match state.node.store.ledger_head().await? {
-        (_, Some(note)) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()),
-        (_, None) => Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "the ledger has no checkpoint yet")),
+        (_, Some(note)) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+        }
+        (_, None) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "the ledger has no checkpoint yet",
+        )),
     }
 }
 
 async fn verifier_key(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", state.node.verifier_key())).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", state.node.verifier_key()),
+    )
+        .into_response()
 }
 
 async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult {
-    let tile = ledger::parse_tile_path(&path).map_err(|e| Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", e))?;
+    let tile = ledger::parse_tile_path(&path)
+        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", e))?;
     let bytes = state.node.store.tile(tile).await?;
     let full = match tile {
-        TileRef::Hashes { width, .. } | TileRef::Entries { width, .. } => width == ledger::TILE_WIDTH,
+        TileRef::Hashes { width, .. } | TileRef::Entries { width, .. } => {
+            width == ledger::TILE_WIDTH
+        }
     };
     // Full tiles never change; partial ones are superseded as the log grows.
     let cache = if full { "public, max-age=31536000, immutable" } else { "no-cache" };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
@@ -307,21 +379,37 @@ async fn open_case(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let actor = actor(&state, &headers).await?;
     let req: OpenCase = parse_json(&headers, &body)?;
     let id = req.id.clone();
-    let (index, _) =
-        through_gate(&state, actor, Command::OpenCase { id: req.id, title: req.title, concepts: req.concepts }).await?;
-    let mut resp = (StatusCode::CREATED, Json(json!({"id": id, "ledger_index": index}))).into_response();
+    let (index, _) = through_gate(
+        &state,
+        actor,
+        Command::OpenCase { id: req.id, title: req.title, concepts: req.concepts },
+    )
+    .await?;
+    let mut resp =
+        (StatusCode::CREATED, Json(json!({"id": id, "ledger_index": index}))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/cases/{id}")) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
 }
 
-async fn read_case(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn read_case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     let actor = actor(&state, &headers).await?;
     let (index, output) = through_gate(&state, actor, Command::ReadCase { id }).await?;
     match output {
-        Output::Case(case) => Ok(Json(json!({"case": case, "access_ledger_index": index})).into_response()),
-        _ => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "unexpected gate output")),
+        Output::Case(case) => {
+            Ok(Json(json!({"case": case, "access_ledger_index": index})).into_response())
+        }
+        _ => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "unexpected gate output",
+        )),
     }
 }
 
@@ -331,10 +419,16 @@ struct Range {
     to: u64,
 }
 
-async fn ledger_entries(State(state): State<AppState>, headers: HeaderMap, q: Result<Query<Range>, axum::extract::rejection::QueryRejection>) -> ApiResult {
-    let Query(range) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?from=N&to=M")))?;
+async fn ledger_entries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(range) =
+        q.map_err(|e| Problem::bad_request(format!("{e}; expected ?from=N&to=M")))?;
     let actor = actor(&state, &headers).await?;
-    let (index, output) = through_gate(&state, actor, Command::ReadLedger { from: range.from, to: range.to }).await?;
+    let (index, output) =
+        through_gate(&state, actor, Command::ReadLedger { from: range.from, to: range.to }).await?;
     match output {
         Output::Entries(entries) => {
             let list: Vec<Value> = entries
@@ -343,7 +437,12 @@ async fn ledger_entries(State(state): State<AppState>, headers: HeaderMap, q: Re
                 .collect();
             Ok(Json(json!({"entries": list, "access_ledger_index": index})).into_response())
         }
-        _ => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "unexpected gate output")),
+        _ => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "unexpected gate output",
+        )),
     }
 }
 
@@ -355,13 +454,17 @@ struct InclusionQuery {
 
 async fn head_size(state: &AppState, size: Option<u64>) -> Result<(u64, Vec<u8>), Problem> {
     let (head, note) = state.node.store.ledger_head().await?;
-    let note = note.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "the ledger is empty"))?;
+    let note = note.ok_or_else(|| {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "the ledger is empty")
+    })?;
     match size {
         None => Ok((head, note)),
         Some(s) if s <= head => {
             let cps = state.node.store.checkpoints().await?;
-            cps.into_iter().find(|(cs, _)| *cs == s).map(|(cs, n)| (cs, n)).ok_or_else(|| {
-                Problem::bad_request(format!("no checkpoint was published at size {s}; omit size to use the latest ({head})"))
+            cps.into_iter().find(|(cs, _)| *cs == s).ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "no checkpoint was published at size {s}; omit size to use the latest ({head})"
+                ))
             })
         }
         Some(s) => Err(Problem::bad_request(format!("size {s} exceeds the ledger size {head}"))),
@@ -372,11 +475,18 @@ fn b64_list(hashes: &[ledger::Hash]) -> Vec<String> {
     hashes.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect()
 }
 
-async fn inclusion_proof(State(state): State<AppState>, q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
-    let Query(q) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?index=N[&size=M]")))?;
+async fn inclusion_proof(
+    State(state): State<AppState>,
+    q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) =
+        q.map_err(|e| Problem::bad_request(format!("{e}; expected ?index=N[&size=M]")))?;
     let (size, note) = head_size(&state, q.size).await?;
     if q.index >= size {
-        return Err(Problem::bad_request(format!("index {} is not below the tree size {size}", q.index)));
+        return Err(Problem::bad_request(format!(
+            "index {} is not below the tree size {size}",
+            q.index
+        )));
     }
     let proof = state.node.store.inclusion_proof(size, q.index).await?;
     let entry = state.node.store.entries(q.index, q.index + 1).await?;
@@ -394,11 +504,17 @@ struct ConsistencyQuery {
     size: Option<u64>,
 }
 
-async fn consistency_proof(State(state): State<AppState>, q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+async fn consistency_proof(
+    State(state): State<AppState>,
+    q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     let Query(q) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?old=N[&size=M]")))?;
     let (size, note) = head_size(&state, q.size).await?;
     if q.old == 0 || q.old > size {
-        return Err(Problem::bad_request(format!("old size {} must be between 1 and {size}", q.old)));
+        return Err(Problem::bad_request(format!(
+            "old size {} must be between 1 and {size}",
+            q.old
+        )));
     }
     let proof = state.node.store.consistency_proof(size, q.old).await?;
     Ok(Json(json!({

@@ -87,8 +87,12 @@ impl Command {
         match self {
             Command::InitNode { party, .. } => vec![Subject::new("node", party.as_str())],
             Command::AddUser { name, .. } => vec![Subject::new("user", name)],
-            Command::OpenCase { id, .. } | Command::ReadCase { id } => vec![Subject::new("case", id)],
-            Command::ReadLedger { from, to } => vec![Subject::new("ledger", &format!("{from}-{to}"))],
+            Command::OpenCase { id, .. } | Command::ReadCase { id } => {
+                vec![Subject::new("case", id)]
+            }
+            Command::ReadLedger { from, to } => {
+                vec![Subject::new("ledger", &format!("{from}-{to}"))]
+            }
         }
     }
 
@@ -101,7 +105,8 @@ impl Command {
             Command::InitNode { .. } => Ok(()),
             Command::AddUser { name, token_sha256, .. } => {
                 ids::check_identifier("user name", name).map_err(GateError::Invalid)?;
-                if token_sha256.len() != 64 || !token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if token_sha256.len() != 64 || !token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+                {
                     return Err(GateError::Invalid("token_sha256: expected 64 hex digits".into()));
                 }
                 Ok(())
@@ -116,17 +121,23 @@ impl Command {
                 }
                 Ok(())
             }
-            Command::ReadCase { id } => ids::check_identifier("case id", id).map_err(GateError::Invalid),
-            Command::ReadLedger { from, to } if from >= to || to - from > 10_000 => Err(GateError::Invalid(
-                format!("range {from}..{to}: expected from < to and at most 10000 entries"),
-            )),
+            Command::ReadCase { id } => {
+                ids::check_identifier("case id", id).map_err(GateError::Invalid)
+            }
+            Command::ReadLedger { from, to } if from >= to || to - from > 10_000 => {
+                Err(GateError::Invalid(format!(
+                    "range {from}..{to}: expected from < to and at most 10000 entries"
+                )))
+            }
             Command::ReadLedger { .. } => Ok(()),
         }
     }
 
     /// Digests of what the action carries, for the ledger entry (never the data itself).
     fn payload_hashes(&self) -> Result<BTreeMap<String, String>, GateError> {
-        let digest = |v: serde_json::Value| canonical_digest(&v).map_err(|e| GateError::Invalid(e.to_string()));
+        let digest = |v: serde_json::Value| {
+            canonical_digest(&v).map_err(|e| GateError::Invalid(e.to_string()))
+        };
         let mut out = BTreeMap::new();
         match self {
             Command::InitNode { party, name, origin, verifier_key } => {
@@ -136,7 +147,10 @@ impl Command {
                 );
             }
             Command::OpenCase { id, title, concepts } => {
-                out.insert("case".into(), digest(serde_json::json!({"id": id, "title": title, "concepts": concepts}))?);
+                out.insert(
+                    "case".into(),
+                    digest(serde_json::json!({"id": id, "title": title, "concepts": concepts}))?,
+                );
             }
             Command::AddUser { .. } | Command::ReadCase { .. } | Command::ReadLedger { .. } => {}
         }
@@ -225,7 +239,8 @@ impl Gate {
     pub fn start(store: Store, key: SigningKey, party: PartyCode) -> Gate {
         let origin = ledger::origin_for(&party, &key.verifying_key());
         let (jobs, rx) = mpsc::channel(8192);
-        let writer = Writer { store, key, party: party.clone(), origin: origin.clone(), cache: None };
+        let writer =
+            Writer { store, key, party: party.clone(), origin: origin.clone(), cache: None };
         tokio::spawn(writer.run(rx));
         Gate { jobs, party, origin }
     }
@@ -246,7 +261,12 @@ impl Gate {
     /// # Errors
     /// Invalid data, conflicts and unknown subjects (nothing recorded), database failures
     /// (nothing committed).
-    pub async fn submit(&self, actor: Actor, command: Command, now: Timestamp) -> Result<Verdict, GateError> {
+    pub async fn submit(
+        &self,
+        actor: Actor,
+        command: Command,
+        now: Timestamp,
+    ) -> Result<Verdict, GateError> {
         command.validate()?;
         let (reply, rx) = oneshot::channel();
         self.jobs.send(Job { actor, command, now, reply }).await.map_err(|_| GateError::Closed)?;
@@ -289,20 +309,29 @@ impl Writer {
                     tracing::error!(error = %e, "gate transaction failed; batch rolled back");
                     let text = e.to_string();
                     for reply in replies {
-                        let _ = reply.send(Err(GateError::Store(StoreError::Inconsistent(format!(
-                            "transaction rolled back: {text}"
-                        )))));
+                        let _ = reply.send(Err(GateError::Store(StoreError::Inconsistent(
+                            format!("transaction rolled back: {text}"),
+                        ))));
                     }
                 }
             }
         }
     }
 
-    async fn commit_batch(&mut self, work: &[(Actor, Command, Timestamp)]) -> Result<Vec<Pending>, GateError> {
+    async fn commit_batch(
+        &mut self,
+        work: &[(Actor, Command, Timestamp)],
+    ) -> Result<Vec<Pending>, GateError> {
         let mut tx = self.store.pool.begin().await?;
         // Take the writer lock first (row lock on PostgreSQL, RESERVED lock on SQLite).
-        sqlx::query("UPDATE ledger_head SET epoch = epoch + 1 WHERE id = 1").execute(&mut *tx).await?;
-        let size = to_u64(sqlx::query_scalar("SELECT size FROM ledger_head WHERE id = 1").fetch_one(&mut *tx).await?)?;
+        sqlx::query("UPDATE ledger_head SET epoch = epoch + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let size = to_u64(
+            sqlx::query_scalar("SELECT size FROM ledger_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
         let mut frontier = match self.cache.take() {
             Some(f) if f.size() == size => f,
             _ => store::load_frontier(&mut *tx, size).await?,
@@ -313,7 +342,10 @@ impl Writer {
         let mut last_now = None;
         for (actor, command, now) in work {
             let subjects = command.subjects();
-            let subject = subjects.first().cloned().unwrap_or_else(|| Subject::new("node", self.party.as_str()));
+            let subject = subjects
+                .first()
+                .cloned()
+                .unwrap_or_else(|| Subject::new("node", self.party.as_str()));
             let decision = decide(
                 &DecisionRequest {
                     actor,
@@ -365,17 +397,20 @@ impl Writer {
         }
         if let Some(now) = last_now {
             insert_pairs(&mut tx, "ledger_entries (idx, entry)", &entries).await?;
-            let hashes: Vec<(u64, Vec<u8>)> = hashes.into_iter().map(|(i, h)| (i, h.to_vec())).collect();
+            let hashes: Vec<(u64, Vec<u8>)> =
+                hashes.into_iter().map(|(i, h)| (i, h.to_vec())).collect();
             insert_pairs(&mut tx, "ledger_hashes (id, hash)", &hashes).await?;
             let note = LogSigner::new(&self.origin, &self.key)
                 .sign_checkpoint(frontier.size(), frontier.root())
                 .map_err(|e| GateError::Invalid(e.to_string()))?;
-            sqlx::query("INSERT INTO ledger_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
-                .bind(to_i64(frontier.size())?)
-                .bind(note.clone())
-                .bind(format!("{now:.6}"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO ledger_checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(to_i64(frontier.size())?)
+            .bind(note.clone())
+            .bind(format!("{now:.6}"))
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE ledger_head SET size = $1, checkpoint = $2 WHERE id = 1")
                 .bind(to_i64(frontier.size())?)
                 .bind(note)
@@ -426,9 +461,13 @@ async fn apply(
     match command {
         Command::InitNode { party, name, origin, verifier_key } => {
             let existing: Option<String> =
-                sqlx::query_scalar("SELECT v FROM node_meta WHERE k = 'party'").fetch_optional(&mut **tx).await?;
+                sqlx::query_scalar("SELECT v FROM node_meta WHERE k = 'party'")
+                    .fetch_optional(&mut **tx)
+                    .await?;
             if let Some(p) = existing {
-                return Err(GateError::Conflict(format!("this database already belongs to node {p}")));
+                return Err(GateError::Conflict(format!(
+                    "this database already belongs to node {p}"
+                )));
             }
             for (k, v) in [
                 ("party", party.as_str()),
@@ -437,13 +476,19 @@ async fn apply(
                 ("verifier_key", verifier_key.as_str()),
                 ("created_at", now_text.as_str()),
             ] {
-                sqlx::query("INSERT INTO node_meta (k, v) VALUES ($1, $2)").bind(k).bind(v).execute(&mut **tx).await?;
+                sqlx::query("INSERT INTO node_meta (k, v) VALUES ($1, $2)")
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut **tx)
+                    .await?;
             }
             Ok(Output::Done)
         }
         Command::AddUser { name, role, token_sha256 } => {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM users WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
             if exists.is_some() {
                 return Err(GateError::Conflict(format!("user `{name}` already exists")));
             }
@@ -458,12 +503,15 @@ async fn apply(
             Ok(Output::Done)
         }
         Command::OpenCase { id, title, concepts } => {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
             if exists.is_some() {
                 return Err(GateError::Conflict(format!("case `{id}` already exists")));
             }
-            let concepts_json = serde_json::to_string(concepts).map_err(|e| GateError::Invalid(e.to_string()))?;
+            let concepts_json =
+                serde_json::to_string(concepts).map_err(|e| GateError::Invalid(e.to_string()))?;
             sqlx::query("INSERT INTO cases (id, title, concepts, opened_by, opened_at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(id)
                 .bind(title)
@@ -493,11 +541,13 @@ async fn apply(
             }))
         }
         Command::ReadLedger { from, to } => {
-            let rows = sqlx::query("SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx")
-                .bind(to_i64(*from)?)
-                .bind(to_i64(*to)?)
-                .fetch_all(&mut **tx)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            )
+            .bind(to_i64(*from)?)
+            .bind(to_i64(*to)?)
+            .fetch_all(&mut **tx)
+            .await?;
             let entries = rows
                 .iter()
                 .map(|r| Ok((to_u64(r.try_get(0)?)?, r.try_get(1)?)))

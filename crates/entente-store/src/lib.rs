@@ -19,4 +19,4 @@ pub mod verify;
 mod tests;
 
 pub use gate::{Command, Gate, GateError, Output, Verdict};
-pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord};
+pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, admin_execute};

@@ -1,7 +1,7 @@
 //! Embedded migrations, one set per backend.
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::store::Backend;
 
@@ -19,7 +19,13 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(
         set.iter()
             .map(|(v, d, sql)| {
-                Migration::new(*v, (*d).into(), MigrationType::Simple, SqlStr::from_static(sql), false)
+                Migration::new(
+                    *v,
+                    (*d).into(),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
             })
             .collect(),
     )

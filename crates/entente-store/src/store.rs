@@ -1,8 +1,6 @@
 //! The store: connection, migrations and the read side. Writes live in [`crate::gate`].
 
-use entente_core::ledger::{
-    self, Frontier, Hash, MapHashReader, RecordProof, TileRef, TreeProof,
-};
+use entente_core::ledger::{self, Frontier, Hash, MapHashReader, RecordProof, TileRef, TreeProof};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 use std::collections::HashMap;
@@ -33,7 +31,9 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// The file exists but is not a SQLite database, or its schema is damaged.
-    #[error("database {url} is unreadable or corrupted ({detail}); restore it from a backup — nothing was changed")]
+    #[error(
+        "database {url} is unreadable or corrupted ({detail}); restore it from a backup — nothing was changed"
+    )]
     Corrupt {
         /// The URL.
         url: String,
@@ -96,17 +96,19 @@ pub struct Store {
 }
 
 pub(crate) fn to_i64(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n).map_err(|_| StoreError::Inconsistent(format!("{n} exceeds the database integer range")))
+    i64::try_from(n)
+        .map_err(|_| StoreError::Inconsistent(format!("{n} exceeds the database integer range")))
 }
 
 pub(crate) fn to_u64(n: i64) -> Result<u64, StoreError> {
-    u64::try_from(n).map_err(|_| StoreError::Inconsistent(format!("negative count {n} in the database")))
+    u64::try_from(n)
+        .map_err(|_| StoreError::Inconsistent(format!("negative count {n} in the database")))
 }
 
 pub(crate) fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Inconsistent(format!("stored hash of {} bytes, expected 32", bytes.len())))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+        StoreError::Inconsistent(format!("stored hash of {} bytes, expected 32", bytes.len()))
+    })?;
     Ok(Hash(arr))
 }
 
@@ -217,11 +219,13 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn entries(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let rows = sqlx::query("SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx")
-            .bind(to_i64(from)?)
-            .bind(to_i64(to)?)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+        )
+        .bind(to_i64(from)?)
+        .bind(to_i64(to)?)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok((to_u64(r.try_get(0)?)?, r.try_get(1)?))).collect()
     }
 
@@ -238,11 +242,13 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn hash_range(&self, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let rows = sqlx::query("SELECT id, hash FROM ledger_hashes WHERE id >= $1 AND id < $2 ORDER BY id")
-            .bind(to_i64(from)?)
-            .bind(to_i64(to)?)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, hash FROM ledger_hashes WHERE id >= $1 AND id < $2 ORDER BY id",
+        )
+        .bind(to_i64(from)?)
+        .bind(to_i64(to)?)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let h: Vec<u8> = r.try_get(1)?;
@@ -255,22 +261,32 @@ impl Store {
     ///
     /// # Errors
     /// `index >= tree_size`, a tree larger than the ledger, or missing hashes.
-    pub async fn inclusion_proof(&self, tree_size: u64, index: u64) -> Result<RecordProof, StoreError> {
+    pub async fn inclusion_proof(
+        &self,
+        tree_size: u64,
+        index: u64,
+    ) -> Result<RecordProof, StoreError> {
         let needed = ledger::inclusion_proof_indexes(tree_size, index)
             .map_err(|e| StoreError::NotFound(format!("proof: {e}")))?;
         let map = self.hash_map(&needed).await?;
-        ledger::prove_inclusion(tree_size, index, &map).map_err(|e| StoreError::Inconsistent(e.to_string()))
+        ledger::prove_inclusion(tree_size, index, &map)
+            .map_err(|e| StoreError::Inconsistent(e.to_string()))
     }
 
     /// Consistency proof from the tree of `old_size` entries to the tree of `tree_size`.
     ///
     /// # Errors
     /// Sizes out of range, or missing hashes.
-    pub async fn consistency_proof(&self, tree_size: u64, old_size: u64) -> Result<TreeProof, StoreError> {
+    pub async fn consistency_proof(
+        &self,
+        tree_size: u64,
+        old_size: u64,
+    ) -> Result<TreeProof, StoreError> {
         let needed = ledger::consistency_proof_indexes(tree_size, old_size)
             .map_err(|e| StoreError::NotFound(format!("proof: {e}")))?;
         let map = self.hash_map(&needed).await?;
-        ledger::prove_consistency(tree_size, old_size, &map).map_err(|e| StoreError::Inconsistent(e.to_string()))
+        ledger::prove_consistency(tree_size, old_size, &map)
+            .map_err(|e| StoreError::Inconsistent(e.to_string()))
     }
 
     async fn hash_map(&self, needed: &[u64]) -> Result<MapHashReader, StoreError> {
@@ -288,14 +304,20 @@ impl Store {
         match tile {
             TileRef::Hashes { level, index, width } => {
                 if ledger::tile_width_in_tree(level, index, size) < width {
-                    return Err(StoreError::NotFound(format!("tile {}", ledger::tile_path(level, index, width))));
+                    return Err(StoreError::NotFound(format!(
+                        "tile {}",
+                        ledger::tile_path(level, index, width)
+                    )));
                 }
                 let hashes = self.hashes(&ledger::tile_hash_indexes(level, index, width)).await?;
                 Ok(hashes.iter().flat_map(|h| h.0).collect())
             }
             TileRef::Entries { index, width } => {
                 if ledger::tile_width_in_tree(0, index, size) < width {
-                    return Err(StoreError::NotFound(format!("entry bundle {}", ledger::entries_path(index, width))));
+                    return Err(StoreError::NotFound(format!(
+                        "entry bundle {}",
+                        ledger::entries_path(index, width)
+                    )));
                 }
                 let from = index * ledger::TILE_WIDTH;
                 let entries = self.entries(from, from + width).await?;
@@ -309,7 +331,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors, or a stored role that is not a role.
-    pub async fn user_by_token_sha256(&self, token_sha256: &str) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_token_sha256(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query("SELECT name, role, created_at FROM users WHERE token_sha256 = $1")
             .bind(token_sha256)
             .fetch_optional(&self.pool)
@@ -375,7 +400,9 @@ where
     }
     indexes
         .iter()
-        .map(|i| found.get(i).copied().ok_or_else(|| StoreError::NotFound(format!("tree hash {i}"))))
+        .map(|i| {
+            found.get(i).copied().ok_or_else(|| StoreError::NotFound(format!("tree hash {i}")))
+        })
         .collect()
 }
 
@@ -388,4 +415,18 @@ where
     let hashes = read_hashes(exec, &idx).await?;
     Frontier::from_hashes(size, &hashes)
         .ok_or_else(|| StoreError::Inconsistent(format!("cannot rebuild the tree of size {size}")))
+}
+
+/// Runs administrative SQL (schema creation for tests and benchmarks) on a database that is
+/// not a node's store. Never used on a node's own database.
+///
+/// # Errors
+/// Connection or statement errors.
+pub async fn admin_execute(url: &str, sql: &str) -> Result<(), StoreError> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+    // Administrative statements are composed by the caller from fixed text and generated names.
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&pool).await?;
+    pool.close().await;
+    Ok(())
 }

@@ -20,7 +20,10 @@ impl Db {
         self.store.close().await;
         if let Some((admin_url, schema)) = self.pg_schema {
             let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&admin)
+                .await
+                .unwrap();
         }
     }
 }
@@ -29,15 +32,23 @@ async fn backends() -> Vec<Db> {
     sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display());
-    let mut out = vec![Db { store: Store::open(&url).await.unwrap(), _dir: Some(dir), pg_schema: None }];
+    let mut out =
+        vec![Db { store: Store::open(&url).await.unwrap(), _dir: Some(dir), pg_schema: None }];
     if let Ok(admin_url) = std::env::var("DATABASE_URL") {
         let schema = format!("t_{}", hex::encode(rand_bytes()));
         let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        out.push(Db { store: Store::open(&url).await.unwrap(), _dir: None, pg_schema: Some((admin_url, schema)) });
+        out.push(Db {
+            store: Store::open(&url).await.unwrap(),
+            _dir: None,
+            pg_schema: Some((admin_url, schema)),
+        });
     }
     out
 }
@@ -45,7 +56,9 @@ async fn backends() -> Vec<Db> {
 fn rand_bytes() -> [u8; 8] {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos(),
+    );
     h.finish().to_le_bytes()
 }
 
@@ -70,7 +83,11 @@ fn t0() -> Timestamp {
 }
 
 fn open(id: &str) -> Command {
-    Command::OpenCase { id: id.into(), title: format!("Case {id}"), concepts: vec!["illegal-access".into()] }
+    Command::OpenCase {
+        id: id.into(),
+        title: format!("Case {id}"),
+        concepts: vec!["illegal-access".into()],
+    }
 }
 
 #[tokio::test]
@@ -96,12 +113,20 @@ async fn permit_deny_conflict_and_read() {
         let e = gate.submit(investigator(), open("bad id"), t0()).await.unwrap_err();
         assert!(matches!(e, GateError::Invalid(_)), "{e}");
 
-        let v = gate.submit(investigator(), Command::ReadCase { id: "LANTERN".into() }, t0()).await.unwrap();
-        let Verdict::Permitted { index: 2, output: Output::Case(case), .. } = v else { panic!("{v:?}") };
+        let v = gate
+            .submit(investigator(), Command::ReadCase { id: "LANTERN".into() }, t0())
+            .await
+            .unwrap();
+        let Verdict::Permitted { index: 2, output: Output::Case(case), .. } = v else {
+            panic!("{v:?}")
+        };
         assert_eq!(case.concepts, ["illegal-access"]);
         assert_eq!(case.ledger_index, 0);
 
-        let e = gate.submit(investigator(), Command::ReadCase { id: "NOPE".into() }, t0()).await.unwrap_err();
+        let e = gate
+            .submit(investigator(), Command::ReadCase { id: "NOPE".into() }, t0())
+            .await
+            .unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e}");
 
         let entries = db.store.entries(0, 10).await.unwrap();
@@ -123,7 +148,9 @@ async fn concurrent_submits_are_all_recorded_and_proofs_verify() {
         let mut tasks = Vec::new();
         for i in 0..300 {
             let g = gate.clone();
-            tasks.push(tokio::spawn(async move { g.submit(investigator(), open(&format!("C{i}")), t0()).await }));
+            tasks.push(tokio::spawn(async move {
+                g.submit(investigator(), open(&format!("C{i}")), t0()).await
+            }));
         }
         let mut indexes = Vec::new();
         for t in tasks {
@@ -150,7 +177,11 @@ async fn concurrent_submits_are_all_recorded_and_proofs_verify() {
             check_tree(&proof, size, cp.root, old_size, old.root).unwrap();
         }
         // Tiles: the level-0 tile 0 is the first 256 leaf hashes.
-        let tile = db.store.tile(ledger::TileRef::Hashes { level: 0, index: 0, width: 256 }).await.unwrap();
+        let tile = db
+            .store
+            .tile(ledger::TileRef::Hashes { level: 0, index: 0, width: 256 })
+            .await
+            .unwrap();
         assert_eq!(tile.len(), 256 * 32);
         let bundle = db.store.tile(ledger::TileRef::Entries { index: 1, width: 44 }).await.unwrap();
         assert_eq!(ledger::decode_entry_bundle(&bundle).unwrap().len(), 44);
@@ -187,8 +218,14 @@ async fn tampering_is_detected() {
     let cases: &[(&str, &str)] = &[
         ("UPDATE ledger_entries", "entry 3: content differs"),
         ("DELETE FROM ledger_entries WHERE idx = 5", "entry 5: missing"),
-        ("UPDATE ledger_hashes SET hash = (SELECT hash FROM ledger_hashes WHERE id = 0) WHERE id = 2", "tree hash 2 (level 1, node 0)"),
-        ("DELETE FROM ledger_checkpoints WHERE size = (SELECT MAX(size) FROM ledger_checkpoints)", "ledger head"),
+        (
+            "UPDATE ledger_hashes SET hash = (SELECT hash FROM ledger_hashes WHERE id = 0) WHERE id = 2",
+            "tree hash 2 (level 1, node 0)",
+        ),
+        (
+            "DELETE FROM ledger_checkpoints WHERE size = (SELECT MAX(size) FROM ledger_checkpoints)",
+            "ledger head",
+        ),
         ("UPDATE ledger_head SET size = size - 1", "ledger head"),
     ];
     for (sql, expected) in cases {

@@ -2,8 +2,8 @@
 //! hash, every checkpoint.
 
 use crate::store::{Store, StoreError};
-use entente_core::ledger::{self, Frontier, LedgerEntry};
 use entente_core::PartyCode;
+use entente_core::ledger::{self, Frontier, LedgerEntry};
 
 /// What a sound ledger looks like after verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +29,9 @@ pub enum VerifyError {
         what: String,
     },
     /// A stored tree hash differs from the one recomputed from the entries.
-    #[error("tree hash {stored_index} (level {level}, node {node}): stored {stored}, recomputed {computed}")]
+    #[error(
+        "tree hash {stored_index} (level {level}, node {node}): stored {stored}, recomputed {computed}"
+    )]
     Hash {
         /// Stored hash index.
         stored_index: u64,
@@ -102,14 +104,17 @@ pub async fn verify_ledger(
     while from < size {
         let to = (from + CHUNK).min(size);
         let entries = store.entries(from, to).await?;
-        let stored = store.hash_range(ledger::stored_hash_count(from), ledger::stored_hash_count(to)).await?;
+        let stored = store
+            .hash_range(ledger::stored_hash_count(from), ledger::stored_hash_count(to))
+            .await?;
         let mut stored_iter = stored.into_iter();
         let mut expect = from;
         for (idx, bytes) in entries {
             if idx != expect {
                 return Err(VerifyError::Entry { index: expect, what: "missing".into() });
             }
-            let entry = LedgerEntry::decode(&bytes).map_err(|e| VerifyError::Entry { index: idx, what: e.to_string() })?;
+            let entry = LedgerEntry::decode(&bytes)
+                .map_err(|e| VerifyError::Entry { index: idx, what: e.to_string() })?;
             if entry.index != idx {
                 return Err(VerifyError::Entry {
                     index: idx,
@@ -189,15 +194,27 @@ pub async fn verify_ledger(
         from = to;
     }
     if let Some(cp) = next_cp.next() {
-        return Err(VerifyError::Checkpoint { size: cp.size, what: format!("signs a tree larger than the ledger ({size})") });
+        return Err(VerifyError::Checkpoint {
+            size: cp.size,
+            what: format!("signs a tree larger than the ledger ({size})"),
+        });
     }
     let extra = store.entries(size, u64::MAX >> 2).await?;
     if let Some((i, _)) = extra.first() {
-        return Err(VerifyError::Entry { index: *i, what: format!("present beyond the ledger head (size {size})") });
+        return Err(VerifyError::Entry {
+            index: *i,
+            what: format!("present beyond the ledger head (size {size})"),
+        });
     }
     let extra_hashes = store.hash_range(ledger::stored_hash_count(size), u64::MAX >> 2).await?;
     if let Some((i, _)) = extra_hashes.first() {
-        return Err(VerifyError::Head(format!("tree hash {i} stored beyond the ledger head (size {size})")));
+        return Err(VerifyError::Head(format!(
+            "tree hash {i} stored beyond the ledger head (size {size})"
+        )));
     }
-    Ok(VerifyReport { entries: size, checkpoints: verified.len() as u64, root: frontier.root().to_string() })
+    Ok(VerifyReport {
+        entries: size,
+        checkpoints: verified.len() as u64,
+        root: frontier.root().to_string(),
+    })
 }

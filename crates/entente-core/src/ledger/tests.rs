@@ -161,10 +161,32 @@ fn tile_paths_follow_c2sp() {
     assert_eq!(tile_path(0, 1234067, 256), "tile/0/x001/x234/067");
     assert_eq!(tile_path(1, 5, 7), "tile/1/005.p/7");
     assert_eq!(entries_path(0, 3), "tile/entries/000.p/3");
-    assert_eq!(parse_tile_path("0/x001/x234/067").unwrap(), TileRef::Hashes { level: 0, index: 1234067, width: 256 });
-    assert_eq!(parse_tile_path("1/005.p/7").unwrap(), TileRef::Hashes { level: 1, index: 5, width: 7 });
-    assert_eq!(parse_tile_path("entries/000.p/3").unwrap(), TileRef::Entries { index: 0, width: 3 });
-    for bad in ["", "0", "0/1", "0/0000", "0/x000/001", "0/001.p/0", "0/001.p/256", "0/001.p/07", "a/000", "entries/01", "9/000", "0/x1/000"] {
+    assert_eq!(
+        parse_tile_path("0/x001/x234/067").unwrap(),
+        TileRef::Hashes { level: 0, index: 1234067, width: 256 }
+    );
+    assert_eq!(
+        parse_tile_path("1/005.p/7").unwrap(),
+        TileRef::Hashes { level: 1, index: 5, width: 7 }
+    );
+    assert_eq!(
+        parse_tile_path("entries/000.p/3").unwrap(),
+        TileRef::Entries { index: 0, width: 3 }
+    );
+    for bad in [
+        "",
+        "0",
+        "0/1",
+        "0/0000",
+        "0/x000/001",
+        "0/001.p/0",
+        "0/001.p/256",
+        "0/001.p/07",
+        "a/000",
+        "entries/01",
+        "9/000",
+        "0/x1/000",
+    ] {
         assert!(parse_tile_path(bad).is_err(), "{bad} accepted");
     }
 }
@@ -201,7 +223,12 @@ fn entries_are_canonical() {
     let bytes = e.encode().unwrap();
     assert_eq!(LedgerEntry::decode(&bytes).unwrap(), e);
     let text = String::from_utf8(bytes).unwrap();
-    assert!(text.starts_with(r#"{"action":"case.open","actor":{"kind":"user","name":"eva","role":"investigator"}"#), "{text}");
+    assert!(
+        text.starts_with(
+            r#"{"action":"case.open","actor":{"kind":"user","name":"eva","role":"investigator"}"#
+        ),
+        "{text}"
+    );
     // Same content with whitespace: parses, but is refused as non-canonical.
     let spaced = text.replace(",\"index\"", ", \"index\"");
     assert!(matches!(LedgerEntry::decode(spaced.as_bytes()), Err(EntryError::NotCanonical)));

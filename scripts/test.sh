@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's test command: the whole workspace, on SQLite and (when a server can be had) on
+# PostgreSQL. Starts the local PostgreSQL cluster if it is installed but down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+if command -v pg_isready >/dev/null 2>&1; then
+  if ! pg_up && [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  if pg_up; then
+    export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  fi
+fi
+if [ -n "${DATABASE_URL:-}" ]; then
+  echo "test.sh: storage suite runs on SQLite and on PostgreSQL (${DATABASE_URL})"
+else
+  echo "test.sh: no PostgreSQL reachable; storage suite runs on SQLite only"
+fi
+
+cargo test --workspace --locked "$@"
