@@ -282,5 +282,28 @@ proptest! {
         let _ = LedgerEntry::decode(&bytes);
         let _ = decode_entry_bundle(&bytes);
         let _ = parse_tile_path(&String::from_utf8_lossy(&bytes));
+        let key = SigningKey::from_bytes(&[3u8; 32]);
+        let vkey = verifier_key("entente/NL/00000000", &key.verifying_key());
+        prop_assert!(verify_checkpoint(&bytes, &vkey).is_err());
+    }
+
+    /// Cutting or duplicating any line of a signed checkpoint never makes it vouch for
+    /// something else: it is refused, or (a repeated identical signature line, which
+    /// signed-note verifiers ignore, as Go's `note` package does) it states the same tree.
+    #[test]
+    fn checkpoint_line_edits_are_refused(cut in 0usize..6, dup in any::<bool>()) {
+        let key = SigningKey::from_bytes(&[4u8; 32]);
+        let origin = "entente/US/00000000";
+        let note = LogSigner::new(origin, &key).sign_checkpoint(9, record_hash(b"z")).unwrap();
+        let vkey = verifier_key(origin, &key.verifying_key());
+        let text = String::from_utf8(note).unwrap();
+        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let k = cut % lines.len();
+        if dup { let l = lines[k]; lines.insert(k, l); } else { lines.remove(k); }
+        let edited: String = lines.concat();
+        if let Ok(cp) = verify_checkpoint(edited.as_bytes(), &vkey) {
+            prop_assert_eq!((cp.size, cp.root), (9, record_hash(b"z")));
+            prop_assert!(dup && lines[k].starts_with('\u{2014}'));
+        }
     }
 }
