@@ -79,12 +79,22 @@ impl NodeConfig {
                     (line, column)
                 })
                 .unwrap_or((1, 1));
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                line,
-                column,
-                message: e.message().to_owned(),
-            }
+            // Name the key when the error points into a `key = value` line.
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            let message = match key {
+                Some(k) if !e.message().contains(&format!("`{k}`")) => {
+                    format!("key `{k}`: {}", e.message())
+                }
+                _ => e.message().to_owned(),
+            };
+            ConfigError::Invalid { path: path.to_owned(), line, column, message }
         })
     }
 
@@ -117,13 +127,13 @@ mod tests {
     #[test]
     fn unknown_party_names_line_and_key() {
         let e = err(&GOOD.replace("\"NL\"", "\"XX\""));
-        assert!(e.starts_with("d/entente.toml:1:9: unknown party code `XX`"), "{e}");
+        assert!(e.starts_with("d/entente.toml:1:9: key `party`: unknown party code `XX`"), "{e}");
     }
 
     #[test]
     fn bad_listen_address() {
         let e = err(&GOOD.replace("127.0.0.1:7400", "localhost"));
-        assert!(e.starts_with("d/entente.toml:5:10:"), "{e}");
+        assert!(e.starts_with("d/entente.toml:5:10: key `listen`:"), "{e}");
     }
 
     #[test]
