@@ -214,7 +214,12 @@ impl Node {
         let config = NodeConfig {
             party: opts.party.clone(),
             name: opts.name.clone(),
-            database_url: opts.database_url.clone().unwrap_or_else(|| sqlite_url(dir)),
+            // An absolute path: a relative one would be resolved against the working
+            // directory of each later command, not against the data directory.
+            database_url: match &opts.database_url {
+                Some(url) => url.clone(),
+                None => sqlite_url(&std::path::absolute(dir).map_err(io("cannot resolve", dir))?),
+            },
             blob_dir: PathBuf::from("blobs"),
             listen: opts.listen,
         };

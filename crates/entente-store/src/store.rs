@@ -134,6 +134,12 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
         let shown = redact(url);
+        if backend == Backend::Sqlite {
+            // Check the file on one plain connection first: a pool whose `after_connect`
+            // fails on a damaged file retries until its acquire timeout and then reports only
+            // "pool timed out", hiding the cause.
+            check_sqlite(url, &shown).await?;
+        }
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         options = match backend {
             Backend::Sqlite => options.max_connections(4).after_connect(|conn, _meta| {
@@ -150,15 +156,6 @@ impl Store {
         };
         let pool = options.connect(url).await.map_err(|e| classify_open(&shown, e))?;
         let store = Store { pool, backend, url: shown.clone() };
-        if backend == Backend::Sqlite {
-            let check: Result<String, sqlx::Error> =
-                sqlx::query_scalar("PRAGMA quick_check").fetch_one(&store.pool).await;
-            match check {
-                Ok(s) if s == "ok" => {}
-                Ok(s) => return Err(StoreError::Corrupt { url: shown, detail: s }),
-                Err(e) => return Err(classify_open(&shown, e)),
-            }
-        }
         crate::schema::migrator(backend)
             .run(&store.pool)
             .await
@@ -370,6 +367,25 @@ fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
         role: role.parse().map_err(|e| StoreError::Inconsistent(format!("{e}")))?,
         created_at: r.try_get(2)?,
     })
+}
+
+/// Opens one connection to the SQLite database at `url` and runs `PRAGMA quick_check`, which
+/// only reads: a file that is not a database, or a damaged one, is reported as
+/// [`StoreError::Corrupt`] and left untouched.
+async fn check_sqlite(url: &str, shown: &str) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::AnyConnection::connect(url).await.map_err(|e| classify_open(shown, e))?;
+    let check: Result<String, sqlx::Error> = match conn.execute("PRAGMA busy_timeout = 10000").await
+    {
+        Ok(_) => sqlx::query_scalar("PRAGMA quick_check").fetch_one(&mut conn).await,
+        Err(e) => Err(e),
+    };
+    let _ = conn.close().await;
+    match check {
+        Ok(s) if s == "ok" => Ok(()),
+        Ok(s) => Err(StoreError::Corrupt { url: shown.to_owned(), detail: s }),
+        Err(e) => Err(classify_open(shown, e)),
+    }
 }
 
 fn classify_open(url: &str, e: sqlx::Error) -> StoreError {
