@@ -1,0 +1,178 @@
+//! Helpers shared by the integration tests: running the real `entente` binary, nodes in
+//! temporary directories, and `entente serve` children that never outlive a test.
+
+#![allow(dead_code, reason = "each test binary uses a different subset of these helpers")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `entente` binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_entente");
+
+/// Runs `entente ARGS` to completion (in `cwd` when given) and returns its output.
+pub(crate) fn entente_in(cwd: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("ENTENTE_LOG").env_remove("ENTENTE_LOG_FORMAT");
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    cmd.stdin(Stdio::null()).output().expect("run entente")
+}
+
+/// Runs `entente ARGS` to completion and returns its output.
+pub(crate) fn entente(args: &[&str]) -> Output {
+    entente_in(None, args)
+}
+
+/// Stdout as text.
+pub(crate) fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub(crate) fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `entente ARGS` and asserts it succeeded.
+pub(crate) fn entente_ok(args: &[&str]) -> Output {
+    let o = entente(args);
+    assert!(
+        o.status.success(),
+        "entente {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// A path as `&str` (temporary directories are UTF-8 here).
+pub(crate) fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A node made by `entente init`.
+pub(crate) struct NodeDir {
+    /// Its data directory.
+    pub(crate) dir: PathBuf,
+    /// The verifier key `init` printed.
+    pub(crate) verifier_key: String,
+}
+
+/// `entente init --data-dir DIR --party PARTY --name NAME`, returning the verifier key.
+pub(crate) fn init_node(dir: &Path, party: &str) -> NodeDir {
+    let o = entente_ok(&["init", "--data-dir", s(dir), "--party", party, "--name", "Test Unit"]);
+    let out = stdout(&o);
+    let verifier_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  verifier key"))
+        .map(|rest| rest.trim().to_owned())
+        .unwrap_or_else(|| panic!("no verifier key in init output:\n{out}"));
+    NodeDir { dir: dir.to_owned(), verifier_key }
+}
+
+/// `entente user add`, returning the token it printed.
+pub(crate) fn add_user(dir: &Path, name: &str, role: &str) -> String {
+    let o = entente_ok(&["user", "add", "--data-dir", s(dir), "--name", name, "--role", role]);
+    let out = stdout(&o);
+    out.lines()
+        .find_map(|l| l.strip_prefix("token (shown once, store it safely): "))
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_else(|| panic!("no token in user add output:\n{out}"))
+}
+
+/// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
+pub(crate) fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so that no
+/// `entente serve` outlives its test, even when an assertion fails.
+pub(crate) struct ChildGuard(pub(crate) Option<Child>);
+
+impl ChildGuard {
+    /// Kills the child now (SIGKILL on unix) and waits for it.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the child has exited (and how).
+    pub(crate) fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `entente serve`.
+pub(crate) struct Server {
+    /// The process.
+    pub(crate) child: ChildGuard,
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+}
+
+impl Server {
+    /// Starts `entente serve --data-dir DIR --listen 127.0.0.1:PORT` and waits (at most
+    /// `timeout`) until `/healthz` answers 200. Retries on another port if the chosen one was
+    /// taken meanwhile.
+    pub(crate) async fn start(dir: &Path, timeout: Duration) -> Server {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let listen = format!("127.0.0.1:{port}");
+            // Stderr goes to an anonymous file, read back only if the server fails to start.
+            let mut log = tempfile::tempfile().expect("log file");
+            let child = Command::new(BIN)
+                .args(["serve", "--data-dir", s(dir), "--listen", &listen])
+                .env_remove("ENTENTE_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log.try_clone().expect("clone log file")))
+                .spawn()
+                .expect("spawn entente serve");
+            let mut guard = ChildGuard(Some(child));
+            let url = format!("http://{listen}");
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline {
+                if let Some(status) = guard.try_wait() {
+                    let mut err = String::new();
+                    {
+                        use std::io::{Read as _, Seek as _};
+                        let _ = log.rewind();
+                        let _ = log.read_to_string(&mut err);
+                    }
+                    last = format!("entente serve exited with {status}: {err}");
+                    break;
+                }
+                if let Ok(r) = client.get(format!("{url}/healthz")).send().await
+                    && r.status() == reqwest::StatusCode::OK
+                {
+                    return Server { child: guard, url };
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if last.is_empty() {
+                last = format!("entente serve did not answer /healthz within {timeout:?}");
+            }
+            if !last.contains("cannot listen") {
+                break;
+            }
+        }
+        panic!("{last}");
+    }
+}
