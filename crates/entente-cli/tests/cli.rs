@@ -15,8 +15,26 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-/// Every file under `dir` (relative path → bytes); directories map to empty contents.
+/// Every file under `dir` except the SQLite files (relative path → bytes); directories map
+/// to empty contents. A read-only command may still fold SQLite's write-ahead log into the
+/// database file, so the database is compared by what it holds ([`ledger_state`]) instead.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut all = snapshot_exact(dir);
+    all.retain(|k, _| !k.starts_with("entente.sqlite"));
+    all
+}
+
+/// What the node's database holds, as `ledger verify` and `user list` show it.
+fn ledger_state(dir: &Path) -> String {
+    let v = entente(&["ledger", "verify", "--data-dir", s(dir)]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let u = entente(&["user", "list", "--data-dir", s(dir)]);
+    assert!(u.status.success(), "{}", stderr(&u));
+    format!("{}{}", stdout(&v), stdout(&u))
+}
+
+/// Every file under `dir`, the SQLite files included (relative path → bytes).
+fn snapshot_exact(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
         entries.sort_by_key(std::fs::DirEntry::path);
@@ -67,10 +85,11 @@ fn second_init_refuses_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nl");
     let node = init_node(&dir, "NL");
-    let before = snapshot(&dir);
+    let (before, state) = (snapshot(&dir), ledger_state(&dir));
     let o = entente(&["init", "--data-dir", s(&dir), "--party", "DE", "--name", "Other"]);
     let err = assert_fails(&o, 2, &[s(&dir), "already holds an Entente node"]);
     assert_unchanged(&before, &snapshot(&dir));
+    assert_eq!(state, ledger_state(&dir));
     insta::assert_snapshot!(redact(&err, tmp.path()), @"error: [TMP]/nl already holds an Entente node (entente.toml exists); choose another --data-dir, or remove the directory to start over");
     // The node still works with the key it was made with.
     let o = entente(&["ledger", "verify", "--data-dir", s(&dir)]);
@@ -131,6 +150,7 @@ fn malformed_config_is_located() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nl");
     init_node(&dir, "NL");
+    let state = ledger_state(&dir);
     let config = dir.join("entente.toml");
     let good = std::fs::read_to_string(&config).unwrap();
     let cases: [(&str, String, &[&str]); 4] = [
@@ -161,8 +181,7 @@ fn malformed_config_is_located() {
         }
     }
     std::fs::write(&config, &good).unwrap();
-    let o = entente(&["ledger", "verify", "--data-dir", s(&dir)]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(state, ledger_state(&dir));
 }
 
 #[test]
@@ -170,6 +189,7 @@ fn truncated_key_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nl");
     init_node(&dir, "NL");
+    let state = ledger_state(&dir);
     let key = dir.join("node.key.pem");
     let pem = std::fs::read(&key).unwrap();
     std::fs::write(&key, &pem[..pem.len() / 2]).unwrap();
@@ -181,6 +201,9 @@ fn truncated_key_file_is_named() {
     std::fs::remove_file(&key).unwrap();
     let o = entente(&["ledger", "verify", "--data-dir", s(&dir)]);
     assert_fails(&o, 2, &["node.key.pem"]);
+
+    std::fs::write(&key, &pem).unwrap();
+    assert_eq!(state, ledger_state(&dir));
 }
 
 #[test]
@@ -203,7 +226,7 @@ fn corrupted_database_is_reported_and_left_alone() {
         })
         .collect();
     std::fs::write(&db, &noise).unwrap();
-    let before = snapshot(&dir);
+    let before = snapshot_exact(&dir);
     let started = std::time::Instant::now();
     for args in [
         vec!["ledger", "verify", "--data-dir", s(&dir)],
@@ -216,7 +239,7 @@ fn corrupted_database_is_reported_and_left_alone() {
         assert!(err.starts_with("error: "), "{err}");
         assert!(err.contains("unreadable or corrupted"), "{err}");
         assert!(err.contains(s(&db)), "the file is not named:\n{err}");
-        assert_unchanged(&before, &snapshot(&dir));
+        assert_unchanged(&before, &snapshot_exact(&dir));
     }
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
@@ -246,10 +269,11 @@ fn unknown_role_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nl");
     init_node(&dir, "NL");
-    let before = snapshot(&dir);
+    let (before, state) = (snapshot(&dir), ledger_state(&dir));
     let o = entente(&["user", "add", "--data-dir", s(&dir), "--name", "eva", "--role", "wizard"]);
     let err = assert_fails(&o, 2, &["unknown role `wizard`"]);
     assert_unchanged(&before, &snapshot(&dir));
+    assert_eq!(state, ledger_state(&dir));
     insta::assert_snapshot!(err.trim_end(), @"error: unknown role `wizard`: expected one of admin, investigator, central-authority, csirt, dpo, auditor");
     let o = entente(&["user", "list", "--data-dir", s(&dir)]);
     assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
@@ -262,10 +286,11 @@ fn ledger_prove_and_verify() {
     let node = init_node(&dir, "NL");
     add_user(&dir, "eva", "investigator");
 
-    let before = snapshot(&dir);
+    let (before, state) = (snapshot(&dir), ledger_state(&dir));
     let o = entente(&["ledger", "prove", "--data-dir", s(&dir), "--index", "999"]);
     let err = assert_fails(&o, 2, &["--index 999", "out of range"]);
     assert_unchanged(&before, &snapshot(&dir));
+    assert_eq!(state, ledger_state(&dir));
     insta::assert_snapshot!(err.trim_end(), @"error: --index 999 is out of range: the ledger has 2 entries (0..1)");
 
     let o = entente(&["ledger", "prove", "--data-dir", s(&dir), "--index", "0"]);
