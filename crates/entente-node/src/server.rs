@@ -375,7 +375,20 @@ struct OpenCase {
     concepts: Vec<String>,
 }
 
-async fn open_case(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn open_case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    // A body over MAX_BODY is refused as a problem, like every other error.
+    let body = body.map_err(|e| {
+        Problem::new(
+            e.status(),
+            "body",
+            "The request body cannot be read",
+            format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
+        )
+    })?;
     let actor = actor(&state, &headers).await?;
     let req: OpenCase = parse_json(&headers, &body)?;
     let id = req.id.clone();
@@ -556,7 +569,7 @@ pub fn openapi_document() -> Value {
             "/api/v1/whoami": {"get": {"summary": "The caller as the node sees it", "security": bearer, "responses": {"200": ok_json("actor")}}},
             "/api/v1/cases": {"post": {"summary": "Open a case", "security": bearer,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenCase"}}}},
-                "responses": {"201": ok_json("opened"), "400": problem, "401": problem, "403": problem, "409": problem, "415": problem, "422": problem}}},
+                "responses": {"201": ok_json("opened"), "400": problem, "401": problem, "403": problem, "409": problem, "413": problem, "415": problem, "422": problem}}},
             "/api/v1/cases/{id}": {"get": {"summary": "Read a case (the access is recorded)", "security": bearer,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok_json("the case"), "401": problem, "403": problem, "404": problem}}},
