@@ -11,7 +11,9 @@
 //!   `golang.org/x/mod/sumdb/tlog`), with the stored-hash numbering used by tlog-tiles;
 //! - C2SP `tlog-checkpoint` and `signed-note` (Ed25519) for checkpoints;
 //! - C2SP `tlog-tiles` entry bundles;
-//! - RFC 8785 (JCS) canonical JSON for ledger entries.
+//! - RFC 8785 (JCS) canonical JSON for ledger entries;
+//! - the Budapest Convention (ETS 185) Arts 2-11 offence lexicon and its dual-criminality
+//!   test (Arts 24(1)(a), 25(5)), in [`lexicon`].
 #![warn(missing_docs)]
 
 pub mod action;
@@ -19,6 +21,7 @@ pub mod canonical;
 pub mod decision;
 pub mod ids;
 pub mod ledger;
+pub mod lexicon;
 pub mod policy;
 
 pub use action::{Action, Actor, Subject};
