@@ -5,6 +5,7 @@
 //! action.
 
 mod bench;
+mod lexicon;
 mod pilot;
 
 use anyhow::Context as _;
@@ -78,6 +79,11 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCmd,
+    },
+    /// Offence lexicon (ETS 185 Arts 2-11), national provisions, dual-criminality check
+    Lexicon {
+        #[command(subcommand)]
+        command: lexicon::LexiconCmd,
     },
 }
 
@@ -276,6 +282,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Ledger { command } => ledger(command).await,
         Cmd::Pilot { dir } => pilot::run(dir).await,
         Cmd::Bench { command } => bench::run(command).await,
+        Cmd::Lexicon { command } => lexicon::run(command),
     }
 }
 

@@ -1353,14 +1353,14 @@ pub fn dual_criminality(
             )
         } else {
             let side = match (from_assessed.finding == Finding::Open, best == Some(Finding::Open)) {
-                (true, true) => "both sides' maximum penalties",
-                (true, false) => "the requesting side's maximum penalty",
-                _ => "the requested side's maximum penalties",
+                (true, true) => "both sides' maximum penalties meet",
+                (true, false) => "the requesting side's maximum penalty meets",
+                _ => "the requested side's maximum penalties meet",
             };
             (
                 Verdict::Undetermined,
                 format!(
-                    "{to_party} punishes the same conduct ({concepts}), but whether {side} meet {t} months depends on facts that are unverified, missing or case-specific (listed)"
+                    "{to_party} punishes the same conduct ({concepts}), but whether {side} {t} months depends on facts that are unverified, missing or case-specific (listed)"
                 ),
             )
         }
