@@ -61,10 +61,22 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
             };
             let node = make_node(dir.path(), url).await?;
             let rate = append(&node, entries, concurrency, "appending").await?;
+            // One signed checkpoint per committed transaction (plus the node's first entry).
+            let commits = node.store.checkpoints().await?.len().saturating_sub(1).max(1);
+            let sample = node.store.entries(1, 1001).await?;
+            let entry_bytes =
+                sample.iter().map(|(_, e)| e.len()).sum::<usize>() / sample.len().max(1);
+            let (size, _) = node.store.ledger_head().await?;
+            let hashes = node.store.hash_range(0, u64::MAX >> 1).await?.len();
             println!(
-                "ledger appends ({backend:?}): {entries} durable appends in {:.2} s = {:.0} appends/s ({concurrency} concurrent submitters)",
+                "ledger appends ({backend:?}): {entries} durable appends in {:.2} s = {:.0} appends/s ({concurrency} concurrent submitters, {commits} commits, {:.0} appends per commit)",
                 rate.0.as_secs_f64(),
-                rate.1
+                rate.1,
+                entries as f64 / commits as f64
+            );
+            println!(
+                "per append: one case row, one ledger entry of {entry_bytes} bytes (mean), {:.2} tree hashes; per commit: one signed checkpoint and the head row",
+                hashes as f64 / size.max(1) as f64
             );
             node.store.close().await;
             if let Some(schema) = schema {

@@ -11,7 +11,7 @@
 //! first statement of every transaction updates the ledger head row, which serialises
 //! writers across processes on both backends.
 
-use crate::store::{self, CaseRecord, Store, StoreError, to_i64, to_u64};
+use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
 use entente_core::ledger::{self, Frontier, LedgerEntry, LogSigner};
@@ -19,11 +19,14 @@ use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Actor, Decision, PartyCode, Role, Subject, ids};
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 2048;
+
+/// Most scheduler yields spent gathering a batch (each only while the queue is growing).
+const GATHER_ROUNDS: usize = 32;
 
 /// An action asked of the gate, with its data. Constructing one checks nothing; the gate
 /// validates it before deciding.
@@ -290,11 +293,20 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+            // Take what is queued; while that keeps growing, let the submitters that the last
+            // commit woke run and enqueue too, so a batch is not cut short by scheduling.
+            for _ in 0..GATHER_ROUNDS {
+                let before = batch.len();
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
                 }
+                if batch.len() >= MAX_BATCH || batch.len() == before {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
             let (replies, work): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|j| (j.reply, (j.actor, j.command, j.now))).unzip();
@@ -323,19 +335,24 @@ impl Writer {
         work: &[(Actor, Command, Timestamp)],
     ) -> Result<Vec<Pending>, GateError> {
         let mut tx = self.store.pool.begin().await?;
-        // Take the writer lock first (row lock on PostgreSQL, RESERVED lock on SQLite).
-        sqlx::query("UPDATE ledger_head SET epoch = epoch + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        // Take the writer lock first (row lock on PostgreSQL, RESERVED lock on SQLite); the
+        // same statement returns the committed size under that lock.
         let size = to_u64(
-            sqlx::query_scalar("SELECT size FROM ledger_head WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?,
+            sqlx::query_scalar(
+                "UPDATE ledger_head SET epoch = epoch + 1 WHERE id = 1 RETURNING size",
+            )
+            .fetch_one(&mut *tx)
+            .await?,
         )?;
         let mut frontier = match self.cache.take() {
             Some(f) if f.size() == size => f,
             _ => store::load_frontier(&mut *tx, size).await?,
         };
+        // Case openings are the bulk of the traffic: their conflict checks are answered by one
+        // query for the whole batch (we hold the writer lock, and only the gate writes cases),
+        // and their rows are written with multi-row inserts.
+        let backend = self.store.backend();
+        let mut cases = CaseBatch::prefetch(&mut tx, backend, work).await?;
         let mut entries: Vec<(u64, Vec<u8>)> = Vec::with_capacity(work.len());
         let mut hashes: Vec<(u64, [u8; 32])> = Vec::with_capacity(work.len() * 2);
         let mut results = Vec::with_capacity(work.len());
@@ -358,7 +375,17 @@ impl Writer {
                 *now,
             );
             let output = if decision.is_permit() {
-                match apply(&mut tx, actor, command, *now, frontier.size()).await {
+                let applied = match command {
+                    Command::OpenCase { id, title, concepts } => {
+                        cases.open(actor, id, title, concepts, *now, frontier.size())
+                    }
+                    _ => {
+                        // Anything else sees the cases opened earlier in this batch.
+                        cases.flush(&mut tx).await?;
+                        apply(&mut tx, command, *now, frontier.size()).await
+                    }
+                };
+                match applied {
                     Ok(o) => Some(o),
                     Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
                     Err(e) => {
@@ -395,11 +422,12 @@ impl Writer {
                 None => Verdict::Denied { index, decision },
             }));
         }
+        cases.flush(&mut tx).await?;
         if let Some(now) = last_now {
-            insert_pairs(&mut tx, "ledger_entries (idx, entry)", &entries).await?;
+            insert_pairs(&mut tx, backend, "ledger_entries (idx, entry)", &entries).await?;
             let hashes: Vec<(u64, Vec<u8>)> =
                 hashes.into_iter().map(|(i, h)| (i, h.to_vec())).collect();
-            insert_pairs(&mut tx, "ledger_hashes (id, hash)", &hashes).await?;
+            insert_pairs(&mut tx, backend, "ledger_hashes (id, hash)", &hashes).await?;
             let note = LogSigner::new(&self.origin, &self.key)
                 .sign_checkpoint(frontier.size(), frontier.root())
                 .map_err(|e| GateError::Invalid(e.to_string()))?;
@@ -423,22 +451,51 @@ impl Writer {
     }
 }
 
+/// Most bound parameters in one statement (SQLite allows 32766, PostgreSQL 65535).
+const MAX_PARAMS: usize = 8000;
+
+/// `rows` parenthesised groups of `cols` placeholders, comma-separated. SQLite gets anonymous
+/// `?` placeholders: it resolves each named `$N` by a linear search of the statement's
+/// parameter list, which is quadratic in a multi-row statement (a third of the writer's CPU
+/// time at a few thousand parameters). PostgreSQL needs `$N`.
+fn placeholders(backend: Backend, cols: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 7);
+    for r in 0..rows {
+        sql.push_str(if r > 0 { ",(" } else { "(" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `INSERT INTO {table_cols} VALUES (…), …` for `rows` rows of `cols` placeholders.
+fn multi_row_insert(backend: Backend, table_cols: &str, cols: usize, rows: usize) -> String {
+    format!("INSERT INTO {table_cols} VALUES {}", placeholders(backend, cols, rows))
+}
+
 /// Inserts `(integer, blob)` rows with multi-row statements.
 async fn insert_pairs(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     table_cols: &str,
     rows: &[(u64, Vec<u8>)],
 ) -> Result<(), GateError> {
-    for chunk in rows.chunks(400) {
-        let mut sql = format!("INSERT INTO {table_cols} VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-        }
+    for chunk in rows.chunks(MAX_PARAMS / 2) {
         // The statement is built from a fixed table name and placeholders only.
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let sql = multi_row_insert(backend, table_cols, 2, chunk.len());
+        // Batch-sized statements are not worth a slot in the prepared-statement cache.
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for (k, v) in chunk {
             q = q.bind(to_i64(*k)?).bind(v.clone());
         }
@@ -447,12 +504,110 @@ async fn insert_pairs(
     Ok(())
 }
 
-/// Applies a permitted command's effect inside the gate's transaction. Checks that can fail
+/// A case row waiting for its multi-row insert: id, title, concepts (JSON), opened by,
+/// opened at, ledger index.
+type CaseRow = (String, String, String, String, String, i64);
+
+/// The case openings of one batch: which ids exist, and the rows not yet written.
+struct CaseBatch {
+    backend: Backend,
+    /// Ids of the batch's case openings that already exist or were opened earlier in it.
+    taken: HashSet<String>,
+    /// Rows of permitted openings, written by [`CaseBatch::flush`].
+    pending: Vec<CaseRow>,
+}
+
+impl CaseBatch {
+    /// Finds which of the case ids opened in `work` already exist, in one query per
+    /// `MAX_PARAMS` ids.
+    async fn prefetch(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        backend: Backend,
+        work: &[(Actor, Command, Timestamp)],
+    ) -> Result<CaseBatch, GateError> {
+        let ids: Vec<&str> = work
+            .iter()
+            .filter_map(|(_, c, _)| match c {
+                Command::OpenCase { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut taken = HashSet::new();
+        for chunk in ids.chunks(MAX_PARAMS) {
+            // `(p1),(p2),…` is a valid IN list on both backends; the ids are bound.
+            let list = placeholders(backend, 1, chunk.len());
+            let sql = format!("SELECT id FROM cases WHERE id IN ({list})");
+            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).persistent(false);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            taken.extend(q.fetch_all(&mut **tx).await?);
+        }
+        Ok(CaseBatch { backend, taken, pending: Vec::with_capacity(ids.len()) })
+    }
+
+    /// The effect of a permitted case opening: checked now, written at the next flush.
+    fn open(
+        &mut self,
+        actor: &Actor,
+        id: &str,
+        title: &str,
+        concepts: &[String],
+        now: Timestamp,
+        index: u64,
+    ) -> Result<Output, GateError> {
+        if self.taken.contains(id) {
+            return Err(GateError::Conflict(format!("case `{id}` already exists")));
+        }
+        let concepts_json =
+            serde_json::to_string(concepts).map_err(|e| GateError::Invalid(e.to_string()))?;
+        let index = to_i64(index)?;
+        self.taken.insert(id.to_owned());
+        self.pending.push((
+            id.to_owned(),
+            title.to_owned(),
+            concepts_json,
+            actor.to_string(),
+            format!("{now:.6}"),
+            index,
+        ));
+        Ok(Output::Done)
+    }
+
+    /// Writes the pending rows.
+    async fn flush(&mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), GateError> {
+        const COLS: usize = 6;
+        for chunk in self.pending.chunks(MAX_PARAMS / COLS) {
+            // The statement is built from a fixed table name and placeholders only.
+            let sql = multi_row_insert(
+                self.backend,
+                "cases (id, title, concepts, opened_by, opened_at, ledger_index)",
+                COLS,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (id, title, concepts, by, at, index) in chunk {
+                q = q
+                    .bind(id.clone())
+                    .bind(title.clone())
+                    .bind(concepts.clone())
+                    .bind(by.clone())
+                    .bind(at.clone())
+                    .bind(*index);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+/// Applies a permitted command's effect inside the gate's transaction (case openings excepted:
+/// see [`CaseBatch`]). Checks that can fail
 /// on the request (conflict, not found) run before any write, so an `Err` other than a store
 /// error leaves the transaction untouched.
 async fn apply(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    actor: &Actor,
     command: &Command,
     now: Timestamp,
     index: u64,
@@ -502,26 +657,11 @@ async fn apply(
                 .await?;
             Ok(Output::Done)
         }
-        Command::OpenCase { id, title, concepts } => {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if exists.is_some() {
-                return Err(GateError::Conflict(format!("case `{id}` already exists")));
-            }
-            let concepts_json =
-                serde_json::to_string(concepts).map_err(|e| GateError::Invalid(e.to_string()))?;
-            sqlx::query("INSERT INTO cases (id, title, concepts, opened_by, opened_at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(id)
-                .bind(title)
-                .bind(concepts_json)
-                .bind(actor.to_string())
-                .bind(&now_text)
-                .bind(to_i64(index)?)
-                .execute(&mut **tx)
-                .await?;
-            Ok(Output::Done)
+        Command::OpenCase { .. } => {
+            // Case openings are checked and written by `CaseBatch` in `commit_batch`.
+            Err(GateError::Store(StoreError::Inconsistent(
+                "case openings are applied by the batch, not one by one".into(),
+            )))
         }
         Command::ReadCase { id } => {
             let row = sqlx::query("SELECT id, title, concepts, opened_by, opened_at, ledger_index FROM cases WHERE id = $1")
@@ -553,6 +693,78 @@ async fn apply(
                 .map(|r| Ok((to_u64(r.try_get(0)?)?, r.try_get(1)?)))
                 .collect::<Result<Vec<_>, GateError>>()?;
             Ok(Output::Entries(entries))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(id: &str) -> Command {
+        Command::OpenCase { id: id.into(), title: format!("Case {id}"), concepts: vec![] }
+    }
+
+    /// Stores on SQLite, and on PostgreSQL in a fresh schema when `DATABASE_URL` is set (the
+    /// schema name is returned for dropping).
+    async fn stores(dir: &std::path::Path) -> Vec<(Store, Option<(String, String)>)> {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("g.sqlite").display());
+        let mut out = vec![(Store::open(&url).await.unwrap(), None)];
+        if let Ok(admin) = std::env::var("DATABASE_URL") {
+            let schema = format!("g_{}_{}", std::process::id(), Timestamp::now().as_nanosecond());
+            store::admin_execute(&admin, &format!("CREATE SCHEMA {schema}")).await.unwrap();
+            let sep = if admin.contains('?') { '&' } else { '?' };
+            let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+            out.push((Store::open(&url).await.unwrap(), Some((admin, schema))));
+        }
+        out
+    }
+
+    /// One transaction with a duplicate opening, reads of a case opened earlier in the same
+    /// batch, and a deny: the batched conflict check and the flush before other effects.
+    #[tokio::test]
+    async fn one_batch_sees_its_own_case_openings() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, schema) in stores(dir.path()).await {
+            let party: PartyCode = "NL".parse().unwrap();
+            let key = SigningKey::from_bytes(&[7u8; 32]);
+            let origin = ledger::origin_for(&party, &key.verifying_key());
+            let mut writer =
+                Writer { store: store.clone(), key, party: party.clone(), origin, cache: None };
+            let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
+            let ann = Actor::User { name: "ann".into(), role: Role::Auditor };
+            let now = Timestamp::now();
+            let work = vec![
+                (eva.clone(), open("A"), now),
+                (eva.clone(), open("A"), now),
+                (eva.clone(), Command::ReadCase { id: "A".into() }, now),
+                (ann.clone(), open("B"), now),
+                (eva.clone(), open("C"), now),
+                (eva.clone(), Command::ReadCase { id: "B".into() }, now),
+            ];
+            let results = writer.commit_batch(&work).await.unwrap();
+            assert!(matches!(results[0], Ok(Verdict::Permitted { index: 0, .. })));
+            assert!(matches!(results[1], Err(GateError::Conflict(_))));
+            let Ok(Verdict::Permitted { index: 1, output: Output::Case(case), .. }) = &results[2]
+            else {
+                panic!("{:?}", results[2])
+            };
+            assert_eq!(case.ledger_index, 0);
+            assert!(matches!(results[3], Ok(Verdict::Denied { index: 2, .. })));
+            assert!(matches!(results[4], Ok(Verdict::Permitted { index: 3, .. })));
+            assert!(matches!(results[5], Err(GateError::NotFound(_))));
+            assert_eq!(store.case_count().await.unwrap(), 2);
+            assert_eq!(store.ledger_head().await.unwrap().0, 4);
+
+            // The next batch finds the committed ids through the prefetch.
+            let results = writer.commit_batch(&[(eva.clone(), open("C"), now)]).await.unwrap();
+            assert!(matches!(results[0], Err(GateError::Conflict(_))));
+            store.close().await;
+            if let Some((admin, schema)) = schema {
+                store::admin_execute(&admin, &format!("DROP SCHEMA {schema} CASCADE"))
+                    .await
+                    .unwrap();
+            }
         }
     }
 }

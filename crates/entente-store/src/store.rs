@@ -144,9 +144,13 @@ impl Store {
         options = match backend {
             Backend::Sqlite => options.max_connections(4).after_connect(|conn, _meta| {
                 Box::pin(async move {
+                    // synchronous = FULL: a commit is durable when it returns. Statement
+                    // journals of the gate's multi-row inserts stay in memory; a 64 MiB page
+                    // cache keeps the upper levels of the ledger tables resident.
                     conn.execute(
                         "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
                     )
                     .await?;
                     Ok(())
