@@ -3,7 +3,8 @@
 //! What runs today: the nodes are created with their identities and users; NL serves its API
 //! on a loopback port; an NL investigator opens case LANTERN over HTTP; an auditor's attempt
 //! to open a case and an unauthenticated call are refused and recorded; the investigator
-//! reads the case (the access is recorded); every ledger is verified from its database; NL's
+//! reads the case (the access is recorded); the offence is checked for dual criminality at DE
+//! and US against the shipped lexicon; every ledger is verified from its database; NL's
 //! data-protection authority audits NL's ledger over HTTP from its checkpoint and tiles alone,
 //! twice, proving the second view extends the first.
 
@@ -214,6 +215,23 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         status == reqwest::StatusCode::OK && body["case"]["id"] == "LANTERN",
         format!("HTTP {status}, access recorded at entry {}", body["access_ledger_index"]),
     );
+
+    println!();
+    println!("Step 4 (part) — dual criminality of NL's offence at the requested parties");
+    let lexicon = entente_core::lexicon::Lexicon::builtin()
+        .map_err(|e| fail(1, format!("the shipped lexicon does not validate: {e}")))?;
+    for to in ["DE", "US"] {
+        let dc = lexicon
+            .check_dual_criminality("NL", "Sr 138ab", to, None)
+            .map_err(|e| fail(1, e.to_string()))?;
+        // The facts file verifies both sides' penalties for illegal access; anything but
+        // satisfied here means the data or the check changed.
+        checks.record(
+            &format!("dual criminality NL→{to}"),
+            dc.verdict == entente_core::lexicon::Verdict::Satisfied,
+            format!("{} — {}", dc.verdict.as_str(), dc.reason),
+        );
+    }
 
     println!();
     println!("Step 10 (part) — oversight: every ledger verified from its database");
