@@ -75,7 +75,7 @@ pub enum VerificationStatus {
     V2,
     /// Partially verified: the offence was confirmed but a detail was not, or sources conflict.
     P,
-    /// Unverified: a placeholder; never a basis for an automated decision.
+    /// Unverified: stated without a source; never a basis for an automated decision.
     U,
 }
 

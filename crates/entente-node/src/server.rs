@@ -68,6 +68,11 @@ impl Problem {
         Self { status, slug, title, detail: detail.into(), ledger_index: None, rules: Vec::new() }
     }
 
+    /// A 500 whose detail reveals nothing of the node's internals; the cause goes to the log.
+    fn internal(detail: &str) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
+    }
+
     fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed", detail)
     }
@@ -112,12 +117,7 @@ impl From<GateError> for Problem {
             ),
             other => {
                 tracing::error!(error = %other, "gate failure");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Internal error",
-                    "the node could not complete the action; nothing was changed",
-                )
+                Problem::internal("the node could not complete the action; nothing was changed")
             }
         }
     }
@@ -134,12 +134,7 @@ impl From<StoreError> for Problem {
             ),
             other => {
                 tracing::error!(error = %other, "store failure");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Internal error",
-                    "the node could not read its store",
-                )
+                Problem::internal("the node could not read its store")
             }
         }
     }
@@ -417,12 +412,7 @@ async fn read_case(
         Output::Case(case) => {
             Ok(Json(json!({"case": case, "access_ledger_index": index})).into_response())
         }
-        _ => Err(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            "unexpected gate output",
-        )),
+        _ => Err(Problem::internal("unexpected gate output")),
     }
 }
 
@@ -450,12 +440,7 @@ async fn ledger_entries(
                 .collect();
             Ok(Json(json!({"entries": list, "access_ledger_index": index})).into_response())
         }
-        _ => Err(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            "unexpected gate output",
-        )),
+        _ => Err(Problem::internal("unexpected gate output")),
     }
 }
 
