@@ -56,6 +56,24 @@ pub enum Action {
     /// Read ledger entries through the authenticated API.
     #[serde(rename = "ledger.read")]
     LedgerRead,
+    /// Record a datum this party holds for a case.
+    #[serde(rename = "datum.add")]
+    DatumAdd,
+    /// Send a datum to another party (under an agreement, with its conditions).
+    #[serde(rename = "datum.share")]
+    DatumShare,
+    /// Accept a datum sent by another party, with the conditions that travel with it.
+    #[serde(rename = "datum.receive")]
+    DatumReceive,
+    /// Consent, as originator, to the onward transfer of a datum to a named party.
+    #[serde(rename = "consent.give")]
+    ConsentGive,
+    /// Record a consent received from the originator of a datum.
+    #[serde(rename = "consent.receive")]
+    ConsentReceive,
+    /// Destroy a datum whose retention limit has passed.
+    #[serde(rename = "datum.destroy")]
+    DatumDestroy,
 }
 
 impl Action {
@@ -67,6 +85,12 @@ impl Action {
             Action::CaseOpen => "case.open",
             Action::CaseRead => "case.read",
             Action::LedgerRead => "ledger.read",
+            Action::DatumAdd => "datum.add",
+            Action::DatumShare => "datum.share",
+            Action::DatumReceive => "datum.receive",
+            Action::ConsentGive => "consent.give",
+            Action::ConsentReceive => "consent.receive",
+            Action::DatumDestroy => "datum.destroy",
         }
     }
 }

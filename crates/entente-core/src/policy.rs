@@ -56,6 +56,21 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority],
     },
     RoleRule {
+        id: "role.case-worker.datum-add",
+        action: Action::DatumAdd,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt],
+    },
+    RoleRule {
+        id: "role.case-worker.datum-share",
+        action: Action::DatumShare,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.central-authority.consent-give",
+        action: Action::ConsentGive,
+        roles: &[Role::CentralAuthority],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -76,15 +91,29 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!("the operator holding the data directory may {action}"),
                 Vec::new(),
             ),
+            Action::DatumDestroy => Decision::permit(
+                "operator.retention",
+                "the operator runs the retention job, which destroys what has expired",
+                Vec::new(),
+            ),
             _ => Decision::deny(
                 "default-deny",
                 format!("the operator may only bootstrap the node and add users, not {action}"),
             ),
         },
-        Actor::Peer { party } => Decision::deny(
-            "default-deny",
-            format!("no agreement in force lets peer {party} ask for {action}"),
-        ),
+        // A partner may deliver data and consents; whether an agreement allows the flow is
+        // decided next, by the agreement policy.
+        Actor::Peer { party } => match action {
+            Action::DatumReceive | Action::ConsentReceive => Decision::permit(
+                "peer.deliver",
+                format!("peer {party} may deliver ({action}) subject to the agreements in force"),
+                Vec::new(),
+            ),
+            _ => Decision::deny(
+                "default-deny",
+                format!("no agreement in force lets peer {party} ask for {action}"),
+            ),
+        },
         Actor::User { role, .. } => {
             match ROLE_RULES.iter().find(|r| r.action == action && r.roles.contains(role)) {
                 Some(rule) => {
@@ -159,6 +188,12 @@ mod tests {
             Action::CaseOpen,
             Action::CaseRead,
             Action::LedgerRead,
+            Action::DatumAdd,
+            Action::DatumShare,
+            Action::DatumReceive,
+            Action::ConsentGive,
+            Action::ConsentReceive,
+            Action::DatumDestroy,
         ])
     }
 
@@ -172,8 +207,11 @@ mod tests {
             prop_assert!(!d.reason.is_empty());
             if !d.is_permit() { prop_assert!(d.obligations.is_empty()); }
             if d.is_permit() {
-                let authenticated = matches!(actor, Actor::User { .. } | Actor::Operator);
+                let authenticated = !matches!(actor, Actor::Anonymous);
                 prop_assert!(authenticated);
+            }
+            if matches!(actor, Actor::Peer { .. }) && d.is_permit() {
+                prop_assert!(matches!(action, Action::DatumReceive | Action::ConsentReceive));
             }
             if matches!(actor, Actor::User { role: Role::Auditor, .. }) && d.is_permit() {
                 prop_assert_eq!(action, Action::LedgerRead);
