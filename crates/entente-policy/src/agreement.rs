@@ -1,9 +1,12 @@
 //! The agreement model. The file format is documented in `docs/agreements.md`.
 
 use entente_core::PartyCode;
-use entente_core::lexicon::VerificationStatus;
-use serde::Serialize;
-use std::collections::BTreeMap;
+use entente_core::lexicon::{Lexicon, LookupError, VerificationStatus, edit_distance};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use toml::Spanned;
 
 /// What kind of instrument an agreement is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -154,6 +157,11 @@ pub struct RequestRule {
     pub deadline: Option<IsoDuration>,
     /// Deadline in an emergency, if the text sets one.
     pub emergency_deadline: Option<IsoDuration>,
+    /// How long the requested measure lasts unless followed up (e.g. a preservation that ends
+    /// after 60 days unless a production request is confirmed), if the text sets it.
+    pub period: Option<IsoDuration>,
+    /// By how much `period` may be extended, if the text allows an extension.
+    pub extension: Option<IsoDuration>,
     /// Where the rule and its deadlines come from.
     pub basis: Citation,
 }
@@ -251,3 +259,1014 @@ impl Agreement {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Names used in agreement files
+
+/// The vocabulary of a closed set of values written in agreement files.
+trait Named: Copy + Sized + 'static {
+    /// What the value is, for messages (e.g. `data category`).
+    const WHAT: &'static str;
+    fn all() -> &'static [Self];
+    fn name(self) -> &'static str;
+}
+
+macro_rules! kebab_names {
+    ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            /// Every value, in the order of the file format's documentation.
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
+
+            /// The name used in agreement files (kebab-case, as serialized).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(<$t>::$v => $s),+
+                }
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Named for $t {
+            const WHAT: &'static str = $what;
+            fn all() -> &'static [Self] {
+                Self::ALL
+            }
+            fn name(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    };
+}
+
+kebab_names!(AgreementKind, "agreement kind", {
+    Treaty => "treaty",
+    Protocol => "protocol",
+    Regulation => "regulation",
+    BilateralMla => "bilateral-mla",
+    Mou => "mou",
+    Jit => "jit",
+});
+
+kebab_names!(DataCategory, "data category", {
+    Subscriber => "subscriber",
+    Traffic => "traffic",
+    Content => "content",
+    ThreatIntel => "threat-intel",
+    PersonalDataOfThirdParties => "personal-data-of-third-parties",
+    CaseInformation => "case-information",
+});
+
+kebab_names!(Purpose, "purpose", {
+    CriminalInvestigation => "criminal-investigation",
+    Prosecution => "prosecution",
+    IncidentResponse => "incident-response",
+    ThreatIntelligence => "threat-intelligence",
+    JointInvestigation => "joint-investigation",
+});
+
+kebab_names!(RequestKind, "request kind", {
+    Preservation => "preservation",
+    Production => "production",
+    SubscriberData => "subscriber-data",
+    TrafficData => "traffic-data",
+    EmergencyDisclosure => "emergency-disclosure",
+    Mla => "mla",
+    JitInvitation => "jit-invitation",
+});
+
+kebab_names!(OnwardTransfer, "onward-transfer rule", {
+    Forbidden => "forbidden",
+    ConsentOfOriginator => "consent-of-originator",
+    Free => "free",
+});
+
+kebab_names!(Transform, "transform", {
+    Drop => "drop",
+    Redact => "redact",
+    Pseudonymize => "pseudonymize",
+    TruncateIp => "truncate-ip",
+    CoarsenTime => "coarsen-time",
+});
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// One problem in an agreement file, with its position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct AgreementError {
+    /// The file, as named by the caller.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// The field, e.g. `request.deadline`.
+    pub field: String,
+    /// What was found and what is expected.
+    pub message: String,
+}
+
+/// Every problem found in one or more agreement files (at least one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgreementErrors(pub Vec<AgreementError>);
+
+impl fmt::Display for AgreementErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "invalid agreement data ({n} problem{})", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AgreementErrors {}
+
+// ---------------------------------------------------------------------------------------------
+// Raw TOML shapes
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgreement {
+    id: Spanned<String>,
+    title: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    legal_basis: Vec<RawCitation>,
+    parties: Spanned<Vec<Spanned<String>>>,
+    in_force_from: Spanned<String>,
+    #[serde(default)]
+    in_force_until: Option<Spanned<String>>,
+    offences: Spanned<RawOffences>,
+    categories: Spanned<Vec<Spanned<String>>>,
+    purposes: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    retention: BTreeMap<Spanned<String>, Spanned<String>>,
+    onward_transfer: Spanned<String>,
+    commercial_use_prohibited: Spanned<bool>,
+    #[serde(default)]
+    dual_criminality_months: Option<Spanned<i64>>,
+    #[serde(default)]
+    minimization: Vec<RawMinimization>,
+    #[serde(default)]
+    request: Vec<RawRequest>,
+    #[serde(default)]
+    refusal_ground: Vec<RawClause>,
+    #[serde(default)]
+    condition: Vec<RawClause>,
+    #[serde(default)]
+    source: Vec<RawSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCitation {
+    citation: Spanned<String>,
+    status: Spanned<String>,
+    #[serde(default)]
+    sources: Vec<Spanned<String>>,
+}
+
+/// `offences = "any"` or `offences = ["illegal-access", …]`.
+enum RawOffences {
+    Word(String),
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawOffences {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawOffences;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"any\" or a list of concept ids")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawOffences, E> {
+                Ok(RawOffences::Word(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawOffences, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = seq.next_element::<Spanned<String>>()? {
+                    out.push(x);
+                }
+                Ok(RawOffences::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMinimization {
+    category: Spanned<String>,
+    fields: Vec<Spanned<String>>,
+    transform: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    kind: Spanned<String>,
+    categories: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    deadline: Option<Spanned<String>>,
+    #[serde(default)]
+    emergency_deadline: Option<Spanned<String>>,
+    #[serde(default)]
+    period: Option<Spanned<String>>,
+    #[serde(default)]
+    extension: Option<Spanned<String>>,
+    basis: RawCitation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClause {
+    id: Spanned<String>,
+    text: String,
+    basis: RawCitation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    key: Spanned<String>,
+    #[serde(rename = "text")]
+    _text: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/// The id of a travelling condition that forbids onward transfer (with or without consent).
+pub const NO_ONWARD_TRANSFER_CONDITION: &str = "no-onward-transfer";
+/// The id of a travelling condition that prohibits commercial use.
+pub const NO_COMMERCIAL_USE_CONDITION: &str = "no-commercial-use";
+/// Largest `dual_criminality_months` accepted (100 years).
+pub const MAX_DUAL_CRIMINALITY_MONTHS: u32 = 1200;
+
+/// One file being validated: its name, its text and the problems found so far.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: &'a mut Vec<AgreementError>,
+}
+
+impl Checker<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn error(&mut self, span: Range<usize>, field: &str, message: String) {
+        let (line, column) = self.position(span.start);
+        self.errors.push(AgreementError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            field: field.to_owned(),
+            message,
+        });
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        match toml::from_str::<T>(self.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                let (line, _) = self.position(span.start);
+                // Name the key when the error points into a `key = value` line, or the table
+                // when it points at a `[table]` header.
+                let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+                let key = src.split_once('=').map(|(k, _)| k.trim().to_owned()).or_else(|| {
+                    let t = src.trim();
+                    t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').to_owned())
+                });
+                let field = key
+                    .filter(|k| {
+                        !k.is_empty()
+                            && k.chars().all(|c| {
+                                c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
+                            })
+                    })
+                    .unwrap_or_else(|| "toml".to_owned());
+                let message = e.message().trim().to_owned();
+                self.error(span, &field, message);
+                None
+            }
+        }
+    }
+
+    fn name<T: Named>(&mut self, raw: &Spanned<String>, field: &str) -> Option<T> {
+        let given = raw.get_ref().as_str();
+        if let Some(v) = T::all().iter().copied().find(|v| v.name() == given) {
+            return Some(v);
+        }
+        let lower = given.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        let near: Vec<&str> = T::all()
+            .iter()
+            .map(|v| v.name())
+            .filter(|n| *n == lower || edit_distance(&lower, n) <= 2)
+            .collect();
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", near.join(" or "))
+        };
+        let all: Vec<&str> = T::all().iter().map(|v| v.name()).collect();
+        self.error(
+            raw.span(),
+            field,
+            format!("found `{given}`{hint}; expected a {}: {}", T::WHAT, all.join(", ")),
+        );
+        None
+    }
+
+    /// Names in a list, each once.
+    fn names<T: Named + PartialEq>(&mut self, raw: &[Spanned<String>], field: &str) -> Vec<T> {
+        let mut out: Vec<T> = Vec::new();
+        for r in raw {
+            if let Some(v) = self.name::<T>(r, field) {
+                if out.contains(&v) {
+                    self.error(
+                        r.span(),
+                        field,
+                        format!("found `{}` twice; expected each {} once", v.name(), T::WHAT),
+                    );
+                } else {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    fn status(&mut self, raw: &Spanned<String>, field: &str) -> VerificationStatus {
+        match raw.get_ref().as_str() {
+            "V1" => VerificationStatus::V1,
+            "V2" => VerificationStatus::V2,
+            "P" => VerificationStatus::P,
+            "U" => VerificationStatus::U,
+            other => {
+                self.error(
+                    raw.span(),
+                    field,
+                    format!("found `{other}`; expected a status tag: V1, V2, P or U"),
+                );
+                VerificationStatus::U
+            }
+        }
+    }
+
+    fn citation(&mut self, raw: &RawCitation, field: &str, known: &BTreeSet<String>) -> Citation {
+        let text = raw.citation.get_ref().trim();
+        if text.is_empty() {
+            self.error(
+                raw.citation.span(),
+                &format!("{field}.citation"),
+                "found an empty citation; expected e.g. `ETS 185 Art 29`".to_owned(),
+            );
+        }
+        let status = self.status(&raw.status, &format!("{field}.status"));
+        let mut sources = Vec::new();
+        for s in &raw.sources {
+            let key = s.get_ref();
+            if !known.contains(key) {
+                let near: Vec<&str> = known
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|k| {
+                        edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()) <= 2
+                    })
+                    .collect();
+                let hint = if near.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean {}?)", near.join(" or "))
+                };
+                self.error(
+                    s.span(),
+                    &format!("{field}.sources"),
+                    format!(
+                        "found `{key}`{hint}; expected a source key of the lexicon (data/lexicon/sources.toml) or of a [[source]] table in this file"
+                    ),
+                );
+            }
+            sources.push(key.clone());
+        }
+        if status != VerificationStatus::U && raw.sources.is_empty() {
+            self.error(
+                raw.status.span(),
+                &format!("{field}.sources"),
+                format!(
+                    "found status {status} without sources; expected at least one source key for a verified fact (an unsourced fact is U)"
+                ),
+            );
+        }
+        Citation { citation: text.to_owned(), status, sources }
+    }
+
+    fn duration(&mut self, raw: &Spanned<String>, field: &str) -> Option<IsoDuration> {
+        let text = raw.get_ref();
+        let parsed = if text.starts_with('P') {
+            SPAN_PARSER.parse_span(text).map_err(|e| e.to_string())
+        } else {
+            Err("it does not start with `P`".to_owned())
+        };
+        match parsed {
+            Ok(span) if span.is_negative() || span.is_zero() => {
+                self.error(
+                    raw.span(),
+                    field,
+                    format!("found `{text}`; expected a positive ISO 8601 duration such as P10D, PT8H or P2Y"),
+                );
+                None
+            }
+            Ok(span) => Some(IsoDuration { text: text.clone(), span }),
+            Err(why) => {
+                self.error(
+                    raw.span(),
+                    field,
+                    format!(
+                        "found `{text}`, which is not an ISO 8601 duration ({why}); expected e.g. P10D (10 days), PT8H (8 hours), P2Y (2 years)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn date(&mut self, raw: &Spanned<String>, field: &str) -> Option<jiff::civil::Date> {
+        let text = raw.get_ref();
+        let shape = text.len() == 10
+            && text
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        match text.parse::<jiff::civil::Date>() {
+            Ok(d) if shape => Some(d),
+            Ok(_) => {
+                self.error(
+                    raw.span(),
+                    field,
+                    format!("found `{text}`; expected a date written YYYY-MM-DD"),
+                );
+                None
+            }
+            Err(e) => {
+                self.error(
+                    raw.span(),
+                    field,
+                    format!("found `{text}`, which is not a date ({e}); expected a date written YYYY-MM-DD"),
+                );
+                None
+            }
+        }
+    }
+
+    fn id(&mut self, raw: &Spanned<String>, field: &str, example: &str) -> String {
+        let id = raw.get_ref();
+        if !is_kebab_id(id) {
+            self.error(
+                raw.span(),
+                field,
+                format!(
+                    "found `{id}`; expected a lowercase id of letters, digits and single hyphens, e.g. `{example}`"
+                ),
+            );
+        }
+        id.clone()
+    }
+}
+
+const SPAN_PARSER: jiff::fmt::temporal::SpanParser = jiff::fmt::temporal::SpanParser::new();
+
+fn is_kebab_id(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `a` is longer than `b` (compared from 2000-01-01 so that years and months have a length).
+fn longer(a: &IsoDuration, b: &IsoDuration) -> bool {
+    a.span
+        .compare((b.span, jiff::civil::date(2000, 1, 1)))
+        .is_ok_and(|o| o == std::cmp::Ordering::Greater)
+}
+
+/// Parses and validates one agreement file. `file` names it in error messages; `lexicon`
+/// gives the offence concepts and the source keys citations may use (a file may add its own
+/// in `[[source]]` tables).
+///
+/// # Errors
+/// Every problem found (not just the first), each with file, line, column, field, what was
+/// found and what is expected: TOML syntax, unknown or missing keys, an unknown party,
+/// concept, category, purpose, kind, transform, request kind, status tag or source key, a
+/// party given twice or fewer than two parties, a duration that is not ISO 8601, a date that
+/// is not `YYYY-MM-DD`, `in_force_until` before `in_force_from`, a duplicate id, and rules
+/// that contradict each other (see `docs/agreements.md`).
+pub fn parse_agreement(
+    file: &str,
+    text: &str,
+    lexicon: &Lexicon,
+) -> Result<Agreement, AgreementErrors> {
+    let mut errors = Vec::new();
+    let agreement = check_agreement(file, text, lexicon, &mut errors);
+    match agreement {
+        Some(a) if errors.is_empty() => Ok(a),
+        _ => Err(AgreementErrors(errors)),
+    }
+}
+
+/// Parses and validates several agreement files (`(file name, text)` pairs), then checks
+/// them against each other: each agreement id once.
+///
+/// # Errors
+/// Every problem of every file, as [`parse_agreement`], and each duplicate id (at the later
+/// file, naming the earlier one).
+pub fn parse_agreements(
+    files: &[(&str, &str)],
+    lexicon: &Lexicon,
+) -> Result<Vec<Agreement>, AgreementErrors> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (file, text) in files {
+        let before = errors.len();
+        let Some(a) = check_agreement(file, text, lexicon, &mut errors) else { continue };
+        if let Some(first) = seen.get(&a.id) {
+            // Re-read the id's position for the message.
+            let span = toml::from_str::<IdOnly>(text).map(|r| r.id.span()).unwrap_or(0..0);
+            let mut c = Checker { file, text, errors: &mut errors };
+            c.error(
+                span,
+                "id",
+                format!(
+                    "found `{}`, already the id of the agreement in {first}; expected each agreement id once",
+                    a.id
+                ),
+            );
+        } else {
+            seen.insert(a.id.clone(), (*file).to_owned());
+        }
+        if errors.len() == before {
+            out.push(a);
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(AgreementErrors(errors)) }
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Spanned<String>,
+}
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("data/agreements/ets-185.toml", include_str!("../../../data/agreements/ets-185.toml")),
+    ("data/agreements/cets-224.toml", include_str!("../../../data/agreements/cets-224.toml")),
+    (
+        "data/agreements/eu-2023-1543.toml",
+        include_str!("../../../data/agreements/eu-2023-1543.toml"),
+    ),
+    ("data/agreements/nl-us-mla.toml", include_str!("../../../data/agreements/nl-us-mla.toml")),
+    (
+        "data/agreements/jit-nl-de-template.toml",
+        include_str!("../../../data/agreements/jit-nl-de-template.toml"),
+    ),
+];
+
+/// The agreement files shipped with Entente (`data/agreements/`), embedded at build time, as
+/// `(file name, text)` pairs.
+pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
+    BUILTIN
+}
+
+/// The agreements shipped with Entente, parsed and validated.
+///
+/// # Errors
+/// Only if the shipped data is invalid, which a test rules out.
+pub fn builtin_agreements(lexicon: &Lexicon) -> Result<Vec<Agreement>, AgreementErrors> {
+    parse_agreements(BUILTIN, lexicon)
+}
+
+fn check_agreement(
+    file: &str,
+    text: &str,
+    lexicon: &Lexicon,
+    errors: &mut Vec<AgreementError>,
+) -> Option<Agreement> {
+    let mut c = Checker { file, text, errors };
+    let raw: RawAgreement = c.parse()?;
+    let before = c.errors.len();
+
+    // Sources: the lexicon's and this file's.
+    let mut known: BTreeSet<String> = lexicon.sources.iter().map(|s| s.key.clone()).collect();
+    for s in &raw.source {
+        let key = s.key.get_ref().trim();
+        if key.is_empty() {
+            c.error(
+                s.key.span(),
+                "source.key",
+                "found an empty key; expected e.g. `EEV-art10`".to_owned(),
+            );
+        } else if !known.insert(key.to_owned()) {
+            c.error(
+                s.key.span(),
+                "source.key",
+                format!("found `{key}`, a key already defined (here or in the lexicon); expected each source key once"),
+            );
+        }
+    }
+
+    let id = c.id(&raw.id, "id", "eu-2023-1543");
+    if raw.title.get_ref().trim().is_empty() {
+        c.error(
+            raw.title.span(),
+            "title",
+            "found an empty title; expected the instrument's name".to_owned(),
+        );
+    }
+    let kind = c.name::<AgreementKind>(&raw.kind, "kind");
+    let legal_basis: Vec<Citation> =
+        raw.legal_basis.iter().map(|b| c.citation(b, "legal_basis", &known)).collect();
+    if legal_basis.is_empty() {
+        c.error(raw.id.span(), "legal_basis", "found no [[legal_basis]]; expected at least one citation of the text that grounds the agreement".to_owned());
+    }
+
+    // Parties.
+    let mut parties: Vec<PartyCode> = Vec::new();
+    for p in raw.parties.get_ref() {
+        match p.get_ref().parse::<PartyCode>() {
+            Ok(code) if parties.contains(&code) => c.error(
+                p.span(),
+                "parties",
+                format!("found {code} twice; expected each party once"),
+            ),
+            Ok(code) => parties.push(code),
+            Err(e) => c.error(p.span(), "parties", format!("found `{}`: {e}", p.get_ref())),
+        }
+    }
+    if raw.parties.get_ref().len() < 2 {
+        c.error(
+            raw.parties.span(),
+            "parties",
+            format!(
+                "found {} part{}; expected at least two parties",
+                raw.parties.get_ref().len(),
+                if raw.parties.get_ref().len() == 1 { "y" } else { "ies" }
+            ),
+        );
+    }
+
+    // In force.
+    let from = c.date(&raw.in_force_from, "in_force_from");
+    let until = raw.in_force_until.as_ref().and_then(|u| c.date(u, "in_force_until"));
+    if let (Some(f), Some(u), Some(raw_u)) = (from, until, &raw.in_force_until)
+        && u < f
+    {
+        c.error(
+            raw_u.span(),
+            "in_force_until",
+            format!(
+                "found {u}, before in_force_from = {f}; expected a last day on or after the first"
+            ),
+        );
+    }
+
+    // Offences.
+    let offences = match raw.offences.get_ref() {
+        RawOffences::Word(w) if w == "any" => ConceptScope::AnyOffence,
+        RawOffences::Word(w) => {
+            c.error(
+                raw.offences.span(),
+                "offences",
+                format!("found `{w}`; expected \"any\" or a list of concept ids such as [\"illegal-access\"]"),
+            );
+            ConceptScope::AnyOffence
+        }
+        RawOffences::List(list) => {
+            let mut ids: Vec<String> = Vec::new();
+            for k in list {
+                let given = k.get_ref();
+                if lexicon.concepts.iter().any(|x| &x.id == given) {
+                    if ids.contains(given) {
+                        c.error(
+                            k.span(),
+                            "offences",
+                            format!("found `{given}` twice; expected each concept once"),
+                        );
+                    } else {
+                        ids.push(given.clone());
+                    }
+                    continue;
+                }
+                let message = match lexicon.concept(given) {
+                    Ok(x) => format!(
+                        "found `{given}`; expected a concept id, here `{}` (ETS 185 Art {})",
+                        x.id, x.article
+                    ),
+                    Err(LookupError::UnknownConcept { suggestions, known, .. }) => {
+                        let hint = if suggestions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (did you mean {}?)", suggestions.join(" or "))
+                        };
+                        format!(
+                            "found `{given}`{hint}; expected a concept id of the lexicon: {}",
+                            known.join(", ")
+                        )
+                    }
+                    Err(e) => format!("found `{given}`: {e}"),
+                };
+                c.error(k.span(), "offences", message);
+            }
+            if list.is_empty() {
+                c.error(
+                    raw.offences.span(),
+                    "offences",
+                    "found an empty list; expected \"any\" or at least one concept id".to_owned(),
+                );
+            }
+            ConceptScope::Concepts(ids)
+        }
+    };
+
+    // Categories and purposes.
+    let categories = c.names::<DataCategory>(raw.categories.get_ref(), "categories");
+    if raw.categories.get_ref().is_empty() {
+        c.error(
+            raw.categories.span(),
+            "categories",
+            "found an empty list; expected at least one data category".to_owned(),
+        );
+    }
+    let purposes = c.names::<Purpose>(raw.purposes.get_ref(), "purposes");
+    if raw.purposes.get_ref().is_empty() {
+        c.error(
+            raw.purposes.span(),
+            "purposes",
+            "found an empty list; expected at least one purpose".to_owned(),
+        );
+    }
+    let not_covered = |cat: DataCategory| {
+        format!(
+            "found `{cat}`, a category the agreement does not cover (categories = [{}]); expected one of its categories",
+            categories.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join(", ")
+        )
+    };
+
+    // Retention.
+    let mut retention = BTreeMap::new();
+    for (k, v) in &raw.retention {
+        let cat = c.name::<DataCategory>(k, "retention");
+        let d = c.duration(v, &format!("retention.{}", k.get_ref()));
+        if let Some(cat) = cat {
+            if !categories.contains(&cat) {
+                c.error(k.span(), "retention", not_covered(cat));
+            }
+            if let Some(d) = d {
+                retention.insert(cat, d);
+            }
+        }
+    }
+
+    // Onward transfer, commercial use, dual criminality.
+    let onward_transfer = c.name::<OnwardTransfer>(&raw.onward_transfer, "onward_transfer");
+    let commercial_use_prohibited = *raw.commercial_use_prohibited.get_ref();
+    let dual_criminality_months = raw.dual_criminality_months.as_ref().and_then(|m| {
+        let v = *m.get_ref();
+        match u32::try_from(v) {
+            Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
+            _ => {
+                c.error(
+                    m.span(),
+                    "dual_criminality_months",
+                    format!(
+                        "found {v}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS} (leave the key out when the agreement does not require dual criminality)"
+                    ),
+                );
+                None
+            }
+        }
+    });
+
+    // Minimization.
+    let mut minimization: Vec<MinimizationRule> = Vec::new();
+    for m in &raw.minimization {
+        let cat = c.name::<DataCategory>(&m.category, "minimization.category");
+        let transform = c.name::<Transform>(&m.transform, "minimization.transform");
+        if let Some(cat) = cat
+            && !categories.contains(&cat)
+        {
+            c.error(m.category.span(), "minimization.category", not_covered(cat));
+        }
+        if m.fields.is_empty() {
+            c.error(
+                m.category.span(),
+                "minimization.fields",
+                "found an empty list; expected at least one field name".to_owned(),
+            );
+        }
+        for f in &m.fields {
+            let field = f.get_ref().trim();
+            if field.is_empty() {
+                c.error(
+                    f.span(),
+                    "minimization.fields",
+                    "found an empty field name; expected a top-level key of the datum, e.g. `name`"
+                        .to_owned(),
+                );
+                continue;
+            }
+            let (Some(cat), Some(transform)) = (cat, transform) else { continue };
+            if let Some(prior) = minimization.iter().find(|r| r.category == cat && r.field == field)
+            {
+                let message = if prior.transform == transform {
+                    format!(
+                        "found `{field}` of `{cat}` a second time; expected each field once per category"
+                    )
+                } else {
+                    format!(
+                        "found `{field}` of `{cat}` with transform `{transform}`, but an earlier rule gives it `{}`; expected one transform per field",
+                        prior.transform
+                    )
+                };
+                c.error(f.span(), "minimization.fields", message);
+                continue;
+            }
+            minimization.push(MinimizationRule {
+                category: cat,
+                field: field.to_owned(),
+                transform,
+            });
+        }
+    }
+
+    // Requests.
+    let mut requests: Vec<RequestRule> = Vec::new();
+    for r in &raw.request {
+        let kind = c.name::<RequestKind>(&r.kind, "request.kind");
+        let cats = c.names::<DataCategory>(r.categories.get_ref(), "request.categories");
+        if r.categories.get_ref().is_empty() {
+            c.error(
+                r.categories.span(),
+                "request.categories",
+                "found an empty list; expected the categories this kind of request may ask for"
+                    .to_owned(),
+            );
+        }
+        for (cat, rawcat) in cats.iter().zip(r.categories.get_ref()) {
+            if !categories.contains(cat) {
+                c.error(rawcat.span(), "request.categories", not_covered(*cat));
+            }
+        }
+        let deadline = r.deadline.as_ref().and_then(|d| c.duration(d, "request.deadline"));
+        let emergency_deadline =
+            r.emergency_deadline.as_ref().and_then(|d| c.duration(d, "request.emergency_deadline"));
+        if let (Some(d), Some(e), Some(raw_e)) =
+            (&deadline, &emergency_deadline, &r.emergency_deadline)
+            && longer(e, d)
+        {
+            c.error(
+                raw_e.span(),
+                "request.emergency_deadline",
+                format!("found {}, longer than deadline = {}; expected an emergency deadline no longer than the normal one", e.text, d.text),
+            );
+        }
+        let period = r.period.as_ref().and_then(|d| c.duration(d, "request.period"));
+        let extension = r.extension.as_ref().and_then(|d| c.duration(d, "request.extension"));
+        if let (Some(raw_x), None) = (&r.extension, &r.period) {
+            c.error(raw_x.span(), "request.extension", "found an extension without a period; expected `period` too (the extension lengthens it)".to_owned());
+        }
+        let basis = c.citation(&r.basis, "request.basis", &known);
+        let Some(kind) = kind else { continue };
+        if requests.iter().any(|x| x.kind == kind) {
+            c.error(
+                r.kind.span(),
+                "request.kind",
+                format!(
+                    "found `{kind}` a second time; expected each request kind once per agreement"
+                ),
+            );
+            continue;
+        }
+        requests.push(RequestRule {
+            kind,
+            categories: cats,
+            deadline,
+            emergency_deadline,
+            period,
+            extension,
+            basis,
+        });
+    }
+
+    // Refusal grounds and travelling conditions.
+    let refusal_grounds: Vec<RefusalGround> =
+        clauses(&mut c, &raw.refusal_ground, "refusal_ground", "immunity", &known)
+            .into_iter()
+            .map(|(id, text, basis)| RefusalGround { id, text, basis })
+            .collect();
+    let travelling_conditions: Vec<TravellingCondition> =
+        clauses(&mut c, &raw.condition, "condition", "purpose-limitation", &known)
+            .into_iter()
+            .map(|(id, text, basis)| TravellingCondition { id, text, basis })
+            .collect();
+    for (t, raw_t) in travelling_conditions.iter().zip(&raw.condition) {
+        if t.id == NO_ONWARD_TRANSFER_CONDITION && onward_transfer == Some(OnwardTransfer::Free) {
+            c.error(
+                raw.onward_transfer.span(),
+                "onward_transfer",
+                format!(
+                    "found \"free\", but condition `{NO_ONWARD_TRANSFER_CONDITION}` (line {}) restricts onward transfer; expected \"forbidden\" or \"consent-of-originator\"",
+                    c.position(raw_t.id.span().start).0
+                ),
+            );
+        }
+        if t.id == NO_COMMERCIAL_USE_CONDITION && !commercial_use_prohibited {
+            c.error(
+                raw.commercial_use_prohibited.span(),
+                "commercial_use_prohibited",
+                format!(
+                    "found false, but condition `{NO_COMMERCIAL_USE_CONDITION}` (line {}) prohibits commercial use; expected true",
+                    c.position(raw_t.id.span().start).0
+                ),
+            );
+        }
+    }
+
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(Agreement {
+        id,
+        title: raw.title.get_ref().trim().to_owned(),
+        kind: kind?,
+        legal_basis,
+        parties,
+        in_force_from: from?,
+        in_force_until: until,
+        offences,
+        categories,
+        purposes,
+        retention,
+        onward_transfer: onward_transfer?,
+        commercial_use_prohibited,
+        minimization,
+        requests,
+        refusal_grounds,
+        travelling_conditions,
+        dual_criminality_months,
+    })
+}
+
+/// Validates refusal grounds or conditions: kebab-case ids, each once, a text, a basis.
+fn clauses(
+    c: &mut Checker<'_>,
+    raw: &[RawClause],
+    table: &str,
+    example: &str,
+    known: &BTreeSet<String>,
+) -> Vec<(String, String, Citation)> {
+    let mut out: Vec<(String, String, Citation)> = Vec::new();
+    for r in raw {
+        let id = c.id(&r.id, &format!("{table}.id"), example);
+        if out.iter().any(|(x, _, _)| *x == id) {
+            c.error(
+                r.id.span(),
+                &format!("{table}.id"),
+                format!("found `{id}` a second time; expected each {table} id once per agreement"),
+            );
+        }
+        if r.text.trim().is_empty() {
+            c.error(
+                r.id.span(),
+                &format!("{table}.text"),
+                "found an empty text; expected the clause in words".to_owned(),
+            );
+        }
+        let basis = c.citation(&r.basis, &format!("{table}.basis"), known);
+        out.push((id, r.text.trim().to_owned(), basis));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

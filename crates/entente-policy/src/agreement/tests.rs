@@ -1,0 +1,452 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use super::*;
+
+const BASE: &str = r#"id = "test-agreement"
+title = "Test agreement"
+kind = "treaty"
+parties = ["NL", "DE"]
+in_force_from = "2020-01-01"
+offences = "any"
+categories = ["subscriber", "traffic"]
+purposes = ["prosecution"]
+onward_transfer = "forbidden"
+commercial_use_prohibited = true
+
+[[legal_basis]]
+citation = "ETS 185 Art 29"
+status = "V1"
+sources = ["BC"]
+"#;
+
+fn lexicon() -> Lexicon {
+    Lexicon::builtin().expect("builtin lexicon")
+}
+
+/// `BASE` with the line starting with `key =` replaced (or `line` added to the top-level keys
+/// when there is no such line).
+fn with(key: &str, line: &str) -> String {
+    let mut out: Vec<String> = BASE.lines().map(str::to_owned).collect();
+    if let Some(l) = out.iter_mut().find(|l| l.starts_with(&format!("{key} ="))) {
+        *l = line.to_owned();
+    } else {
+        let at = out.iter().position(|l| l.starts_with('[')).unwrap_or(out.len());
+        out.insert(at, line.to_owned());
+    }
+    out.join("\n") + "\n"
+}
+
+fn appended(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+fn errors(text: &str) -> Vec<AgreementError> {
+    match parse_agreement("t.toml", text, &lexicon()) {
+        Ok(a) => panic!("expected errors, parsed {a:?}"),
+        Err(e) => e.0,
+    }
+}
+
+/// 1-based line and column of the first `needle` at or after line `from_line`.
+fn pos(text: &str, from_line: usize, needle: &str) -> (usize, usize) {
+    for (i, l) in text.lines().enumerate().skip(from_line - 1) {
+        if let Some(c) = l.find(needle) {
+            return (i + 1, l[..c].chars().count() + 1);
+        }
+    }
+    panic!("`{needle}` not in the text after line {from_line}");
+}
+
+/// Asserts exactly one error, at the position of `needle`, naming `field`; returns it.
+fn one(text: &str, needle: &str, field: &str) -> AgreementError {
+    one_from(text, 1, needle, field)
+}
+
+fn one_from(text: &str, from_line: usize, needle: &str, field: &str) -> AgreementError {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = errs.into_iter().next().unwrap();
+    let (line, column) = pos(text, from_line, needle);
+    assert_eq!((e.file.as_str(), e.line, e.column), ("t.toml", line, column), "{e}");
+    assert_eq!(e.field, field, "{e}");
+    assert_eq!(e.to_string(), format!("t.toml:{line}:{column}: {field}: {}", e.message));
+    e
+}
+
+#[test]
+fn base_is_valid() {
+    let a = parse_agreement("t.toml", BASE, &lexicon()).unwrap();
+    assert_eq!(a.id, "test-agreement");
+    assert_eq!(a.kind, AgreementKind::Treaty);
+    assert_eq!(a.parties.len(), 2);
+    assert_eq!(a.offences, ConceptScope::AnyOffence);
+    assert_eq!(a.legal_basis[0].status, VerificationStatus::V1);
+}
+
+#[test]
+fn every_shipped_file_validates() {
+    let lex = lexicon();
+    for (file, text) in builtin_files() {
+        if let Err(e) = parse_agreement(file, text, &lex) {
+            panic!("{e}");
+        }
+    }
+    let all = match builtin_agreements(&lex) {
+        Ok(a) => a,
+        Err(e) => panic!("{e}"),
+    };
+    let ids: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["ets-185", "cets-224", "eu-2023-1543", "nl-us-mla", "jit-nl-de-template"]);
+}
+
+#[test]
+fn shipped_facts_keep_their_tags_and_numbers() {
+    let all = builtin_agreements(&lexicon()).unwrap();
+    let by_id = |id: &str| all.iter().find(|a| a.id == id).unwrap();
+    let req =
+        |a: &Agreement, k: RequestKind| a.requests.iter().find(|r| r.kind == k).unwrap().clone();
+
+    let eu = by_id("eu-2023-1543");
+    assert_eq!(eu.in_force_from, jiff::civil::date(2026, 8, 18));
+    let epoc = req(eu, RequestKind::Production);
+    assert_eq!(epoc.deadline.as_ref().unwrap().text, "P10D");
+    assert_eq!(epoc.emergency_deadline.as_ref().unwrap().text, "PT8H");
+    assert_eq!(epoc.basis.status, VerificationStatus::V1);
+    let pr = req(eu, RequestKind::Preservation);
+    assert_eq!(pr.period.as_ref().unwrap().text, "P60D");
+    assert_eq!(pr.extension.as_ref().unwrap().text, "P30D");
+    assert!(pr.deadline.is_none());
+    assert_eq!(eu.refusal_grounds.len(), 4);
+
+    // CETS 224 Art 8 deadlines are unverified and stay so.
+    let p2 = by_id("cets-224");
+    for k in [RequestKind::SubscriberData, RequestKind::TrafficData, RequestKind::Production] {
+        assert_eq!(req(p2, k).basis.status, VerificationStatus::U, "{k}");
+    }
+    assert_eq!(req(p2, RequestKind::SubscriberData).deadline.unwrap().text, "P20D");
+    assert_eq!(req(p2, RequestKind::TrafficData).deadline.unwrap().text, "P45D");
+    assert!(req(p2, RequestKind::Mla).deadline.is_none());
+
+    // The NL-US treaty text is not sourced.
+    let mla = by_id("nl-us-mla");
+    assert_eq!(req(mla, RequestKind::Mla).basis.status, VerificationStatus::U);
+    assert!(req(mla, RequestKind::Mla).deadline.is_none());
+    assert_eq!(mla.onward_transfer, OnwardTransfer::ConsentOfOriginator);
+
+    let jit = by_id("jit-nl-de-template");
+    assert_eq!(jit.retention.get(&DataCategory::Content).unwrap().text, "P2Y");
+    assert!(jit.commercial_use_prohibited);
+    assert!(jit.minimization.iter().all(|m| m.transform == Transform::Pseudonymize
+        && m.category == DataCategory::PersonalDataOfThirdParties));
+
+    let ets = by_id("ets-185");
+    assert!(
+        ets.legal_basis
+            .iter()
+            .any(|c| c.status == VerificationStatus::U && c.citation.contains("not verified"))
+    );
+}
+
+#[test]
+fn names_match_the_serialized_form() {
+    fn check<T: Named + Serialize>() {
+        for v in T::all() {
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(v.name()));
+        }
+    }
+    check::<AgreementKind>();
+    check::<DataCategory>();
+    check::<Purpose>();
+    check::<RequestKind>();
+    check::<OnwardTransfer>();
+    check::<Transform>();
+}
+
+#[test]
+fn unknown_party_mentions_gb() {
+    let t = with("parties", r#"parties = ["NL", "UK"]"#);
+    let e = one(&t, "\"UK\"", "parties");
+    assert!(e.message.contains("the United Kingdom is GB"), "{e}");
+}
+
+#[test]
+fn party_named_twice() {
+    let t = with("parties", r#"parties = ["NL", "nl"]"#);
+    let e = one(&t, "\"nl\"", "parties");
+    assert!(e.message.contains("NL twice"), "{e}");
+}
+
+#[test]
+fn fewer_than_two_parties() {
+    let t = with("parties", r#"parties = ["NL"]"#);
+    let e = one(&t, "[\"NL\"]", "parties");
+    assert!(e.message.contains("at least two"), "{e}");
+}
+
+#[test]
+fn unknown_concept_with_close_match() {
+    let t = with("offences", r#"offences = ["illegal-access", "ilegal-interception"]"#);
+    let e = one(&t, "\"ilegal-interception\"", "offences");
+    assert!(e.message.contains("did you mean illegal-interception"), "{e}");
+    assert!(e.message.contains("data-interference"), "{e}");
+}
+
+#[test]
+fn article_number_is_not_a_concept_id() {
+    let t = with("offences", r#"offences = ["2"]"#);
+    let e = one(&t, "\"2\"", "offences");
+    assert!(e.message.contains("`illegal-access`"), "{e}");
+}
+
+#[test]
+fn offences_word_other_than_any() {
+    let t = with("offences", r#"offences = "all""#);
+    let e = one(&t, "\"all\"", "offences");
+    assert!(e.message.contains("\"any\""), "{e}");
+}
+
+#[test]
+fn unknown_category_lists_accepted_values() {
+    let t = with("categories", r#"categories = ["subscriber", "trafic"]"#);
+    let e = one(&t, "\"trafic\"", "categories");
+    assert!(e.message.contains("did you mean traffic"), "{e}");
+    assert!(e.message.contains("personal-data-of-third-parties"), "{e}");
+}
+
+#[test]
+fn unknown_purpose_kind_transform_request_kind() {
+    let t = with("purposes", r#"purposes = ["espionage"]"#);
+    let e = one(&t, "\"espionage\"", "purposes");
+    assert!(e.message.contains("expected a purpose: criminal-investigation"), "{e}");
+
+    let t = with("kind", r#"kind = "convention""#);
+    let e = one(&t, "\"convention\"", "kind");
+    assert!(e.message.contains("treaty, protocol, regulation, bilateral-mla, mou, jit"), "{e}");
+
+    let t = appended(
+        "\n[[minimization]]\ncategory = \"subscriber\"\nfields = [\"name\"]\ntransform = \"encrypt\"\n",
+    );
+    let e = one(&t, "\"encrypt\"", "minimization.transform");
+    assert!(e.message.contains("pseudonymize"), "{e}");
+
+    let t = appended(
+        "\n[[request]]\nkind = \"production_order\"\ncategories = [\"subscriber\"]\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    let e = one(&t, "\"production_order\"", "request.kind");
+    assert!(e.message.contains("jit-invitation"), "{e}");
+}
+
+#[test]
+fn onward_transfer_and_status_values() {
+    let t = with("onward_transfer", r#"onward_transfer = "with-consent""#);
+    let e = one(&t, "\"with-consent\"", "onward_transfer");
+    assert!(e.message.contains("forbidden, consent-of-originator, free"), "{e}");
+
+    let t = with("status", r#"status = "verified""#);
+    let e = one(&t, "\"verified\"", "legal_basis.status");
+    assert!(e.message.contains("V1, V2, P or U"), "{e}");
+}
+
+#[test]
+fn duration_not_iso_8601() {
+    let t = appended("\n[retention]\nsubscriber = \"10 days\"\n");
+    let e = one(&t, "\"10 days\"", "retention.subscriber");
+    assert!(e.message.contains("not an ISO 8601 duration") && e.message.contains("P10D"), "{e}");
+
+    let t = appended(
+        "\n[[request]]\nkind = \"production\"\ncategories = [\"subscriber\"]\ndeadline = \"P10X\"\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    let e = one(&t, "\"P10X\"", "request.deadline");
+    assert!(e.message.contains("ISO 8601"), "{e}");
+
+    let t = appended("\n[retention]\ntraffic = \"P0D\"\n");
+    let e = one(&t, "\"P0D\"", "retention.traffic");
+    assert!(e.message.contains("positive"), "{e}");
+}
+
+#[test]
+fn dates() {
+    let t = with("in_force_from", r#"in_force_from = "2020-02-30""#);
+    let e = one(&t, "\"2020-02-30\"", "in_force_from");
+    assert!(e.message.contains("YYYY-MM-DD"), "{e}");
+
+    let t = with("in_force_from", r#"in_force_from = "1 Jan 2020""#);
+    one(&t, "\"1 Jan 2020\"", "in_force_from");
+
+    let t = with("in_force_until", r#"in_force_until = "2019-12-31""#);
+    let e = one(&t, "\"2019-12-31\"", "in_force_until");
+    assert!(e.message.contains("before in_force_from = 2020-01-01"), "{e}");
+
+    let t = with("in_force_until", r#"in_force_until = "2020-01-01""#);
+    assert!(parse_agreement("t.toml", &t, &lexicon()).is_ok());
+}
+
+#[test]
+fn duplicate_refusal_ground_condition_and_request_kind() {
+    let g = "\n[[refusal_ground]]\nid = \"immunity\"\ntext = \"t\"\nbasis = { citation = \"X\", status = \"U\" }\n";
+    let t = appended(&format!("{g}{g}"));
+    let e = one_from(&t, 19, "\"immunity\"", "refusal_ground.id");
+    assert!(e.message.contains("a second time"), "{e}");
+
+    let c = "\n[[condition]]\nid = \"purpose-limitation\"\ntext = \"t\"\nbasis = { citation = \"X\", status = \"U\" }\n";
+    let t = appended(&format!("{c}{c}"));
+    one_from(&t, 19, "\"purpose-limitation\"", "condition.id");
+
+    let r = "\n[[request]]\nkind = \"mla\"\ncategories = [\"subscriber\"]\nbasis = { citation = \"X\", status = \"U\" }\n";
+    let t = appended(&format!("{r}{r}"));
+    let e = one_from(&t, 19, "\"mla\"", "request.kind");
+    assert!(e.message.contains("`mla` a second time"), "{e}");
+}
+
+#[test]
+fn bad_clause_id() {
+    let t = appended(
+        "\n[[condition]]\nid = \"No Onward\"\ntext = \"t\"\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    one(&t, "\"No Onward\"", "condition.id");
+}
+
+#[test]
+fn retention_for_a_category_not_covered() {
+    let t = appended("\n[retention]\ncontent = \"P1Y\"\n");
+    let e = one(&t, "content =", "retention");
+    assert!(e.message.contains("does not cover"), "{e}");
+}
+
+#[test]
+fn minimization_for_a_category_not_covered() {
+    let t = appended(
+        "\n[[minimization]]\ncategory = \"content\"\nfields = [\"body\"]\ntransform = \"drop\"\n",
+    );
+    let e = one(&t, "\"content\"", "minimization.category");
+    assert!(e.message.contains("does not cover"), "{e}");
+}
+
+#[test]
+fn minimization_contradicting_itself() {
+    let t = appended(
+        "\n[[minimization]]\ncategory = \"subscriber\"\nfields = [\"name\"]\ntransform = \"drop\"\n\n[[minimization]]\ncategory = \"subscriber\"\nfields = [\"name\"]\ntransform = \"redact\"\n",
+    );
+    let e = one_from(&t, 22, "\"name\"", "minimization.fields");
+    assert!(e.message.contains("`redact`") && e.message.contains("`drop`"), "{e}");
+}
+
+#[test]
+fn request_for_a_category_not_covered() {
+    let t = appended(
+        "\n[[request]]\nkind = \"production\"\ncategories = [\"subscriber\", \"content\"]\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    let e = one(&t, "\"content\"", "request.categories");
+    assert!(e.message.contains("does not cover"), "{e}");
+}
+
+#[test]
+fn free_onward_transfer_with_a_no_onward_transfer_condition() {
+    let t = with("onward_transfer", r#"onward_transfer = "free""#)
+        + "\n[[condition]]\nid = \"no-onward-transfer\"\ntext = \"t\"\nbasis = { citation = \"X\", status = \"U\" }\n";
+    let e = one(&t, "\"free\"", "onward_transfer");
+    assert!(e.message.contains("no-onward-transfer"), "{e}");
+}
+
+#[test]
+fn commercial_use_allowed_with_a_no_commercial_use_condition() {
+    let t = with("commercial_use_prohibited", "commercial_use_prohibited = false")
+        + "\n[[condition]]\nid = \"no-commercial-use\"\ntext = \"t\"\nbasis = { citation = \"X\", status = \"U\" }\n";
+    one(&t, "false", "commercial_use_prohibited");
+}
+
+#[test]
+fn emergency_deadline_longer_than_normal() {
+    let t = appended(
+        "\n[[request]]\nkind = \"production\"\ncategories = [\"subscriber\"]\ndeadline = \"P1D\"\nemergency_deadline = \"P2D\"\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    one(&t, "\"P2D\"", "request.emergency_deadline");
+}
+
+#[test]
+fn extension_without_period() {
+    let t = appended(
+        "\n[[request]]\nkind = \"preservation\"\ncategories = [\"subscriber\"]\nextension = \"P30D\"\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    one(&t, "\"P30D\"", "request.extension");
+}
+
+#[test]
+fn dual_criminality_months_out_of_range() {
+    for bad in ["0", "1201", "-12"] {
+        let t = with("dual_criminality_months", &format!("dual_criminality_months = {bad}"));
+        let e = one_from(&t, 12, bad, "dual_criminality_months");
+        assert!(e.message.contains("from 1 to 1200"), "{e}");
+    }
+    let t = with("dual_criminality_months", "dual_criminality_months = 12");
+    assert_eq!(
+        parse_agreement("t.toml", &t, &lexicon()).unwrap().dual_criminality_months,
+        Some(12)
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let t = with("colour", r#"colour = "blue""#);
+    let errs = errors(&t);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let (line, column) = pos(&t, 1, "colour");
+    assert_eq!((errs[0].line, errs[0].column), (line, column), "{}", errs[0]);
+    assert_eq!(errs[0].field, "colour");
+    assert!(errs[0].message.contains("unknown field `colour`"), "{}", errs[0]);
+}
+
+#[test]
+fn unknown_source_and_verified_without_source() {
+    let t = with("sources", r#"sources = ["BCC"]"#);
+    let e = one(&t, "\"BCC\"", "legal_basis.sources");
+    assert!(e.message.contains("did you mean BC"), "{e}");
+
+    let t = BASE.replace("sources = [\"BC\"]\n", "");
+    let e = one(&t, "\"V1\"", "legal_basis.sources");
+    assert!(e.message.contains("unsourced fact is U"), "{e}");
+
+    // A file may define its own sources.
+    let t =
+        with("sources", r#"sources = ["MINE"]"#) + "\n[[source]]\nkey = \"MINE\"\ntext = \"x\"\n";
+    assert!(parse_agreement("t.toml", &t, &lexicon()).is_ok());
+}
+
+#[test]
+fn all_problems_are_collected() {
+    let t = BASE
+        .replace(r#"["NL", "DE"]"#, r#"["NL", "XX"]"#)
+        .replace("\"2020-01-01\"", "\"2020-13-01\"")
+        .replace("\"traffic\"", "\"trafic\"");
+    let errs = errors(&t);
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["parties", "in_force_from", "categories"], "{errs:#?}");
+}
+
+#[test]
+fn duplicate_agreement_ids_across_files() {
+    let lex = lexicon();
+    let other = BASE.replace("title = \"Test agreement\"", "title = \"Other\"");
+    let e = parse_agreements(&[("a.toml", BASE), ("b.toml", &other)], &lex).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    let e = &e.0[0];
+    assert_eq!((e.file.as_str(), e.line, e.column, e.field.as_str()), ("b.toml", 1, 6, "id"));
+    assert!(e.message.contains("a.toml"), "{e}");
+}
+
+#[test]
+fn toml_syntax_error_is_positioned() {
+    let t = with("title", "title = \"unterminated");
+    let errs = errors(&t);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, 2, "{}", errs[0]);
+    assert_eq!(errs[0].field, "title", "{}", errs[0]);
+}
+
+#[test]
+fn missing_required_key() {
+    let t = BASE.replace("kind = \"treaty\"\n", "");
+    let errs = errors(&t);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].message.contains("missing field `kind`"), "{}", errs[0]);
+}
