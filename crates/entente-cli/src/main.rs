@@ -5,6 +5,7 @@
 //! action.
 
 mod bench;
+mod framework;
 mod lexicon;
 mod pilot;
 
@@ -84,6 +85,11 @@ enum Cmd {
     Lexicon {
         #[command(subcommand)]
         command: lexicon::LexiconCmd,
+    },
+    /// Agreement files: validate them, list the shipped agreements
+    Framework {
+        #[command(subcommand)]
+        command: framework::FrameworkCmd,
     },
 }
 
@@ -283,6 +289,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Pilot { dir } => pilot::run(dir).await,
         Cmd::Bench { command } => bench::run(command).await,
         Cmd::Lexicon { command } => lexicon::run(command),
+        Cmd::Framework { command } => framework::run(command).await,
     }
 }
 

@@ -1,0 +1,115 @@
+//! `entente framework`: agreement files, through the real binary.
+
+#![allow(clippy::panic, reason = "test code: a failed step should stop the test loudly")]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn entente(args: &[&str]) -> Output {
+    match Command::new(env!("CARGO_BIN_EXE_entente")).args(args).output() {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run entente: {e}"),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn shipped() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/agreements");
+    let mut files: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(d) => d
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .map(|p| p.display().to_string())
+            .collect(),
+        Err(e) => panic!("cannot list {}: {e}", dir.display()),
+    };
+    files.sort();
+    files
+}
+
+#[test]
+fn shipped_files_validate() {
+    let files = shipped();
+    assert_eq!(files.len(), 5, "{files:?}");
+    let mut args = vec!["framework", "validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = entente(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    for id in ["ets-185", "cets-224", "eu-2023-1543", "nl-us-mla", "jit-nl-de-template"] {
+        assert!(stdout.contains(&format!("ok {id}: ")), "{stdout}");
+    }
+    assert!(
+        stdout.contains("ok eu-2023-1543: regulation; parties NL DE; in force from 2026-08-18"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn list_shows_the_builtin_agreements() {
+    let out = entente(&["framework", "list"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("eu-2023-1543") && stdout.contains("production, preservation"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("jit-nl-de-template"), "{stdout}");
+}
+
+#[test]
+fn broken_file_is_exit_2_with_positions() {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("tempdir: {e}"),
+    };
+    let path = dir.path().join("broken.toml");
+    let body = r#"id = "broken"
+title = "Broken"
+kind = "treaty"
+parties = ["NL", "UK"]
+in_force_from = "2020-01-01"
+in_force_until = "2019-01-01"
+offences = ["ilegal-access"]
+categories = ["subscriber"]
+purposes = ["prosecution"]
+onward_transfer = "forbidden"
+commercial_use_prohibited = true
+
+[retention]
+subscriber = "10 days"
+
+[[legal_basis]]
+citation = "X"
+status = "U"
+"#;
+    if let Err(e) = std::fs::write(&path, body) {
+        panic!("write: {e}");
+    }
+    let p = path.display().to_string();
+    let out = entente(&["framework", "validate", &p]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
+    for expected in [
+        format!("{p}:4:18: parties: found `UK`"),
+        format!("{p}:6:18: in_force_until: found 2019-01-01, before in_force_from"),
+        format!("{p}:7:13: offences: found `ilegal-access` (did you mean illegal-access?)"),
+        format!("{p}:14:14: retention.subscriber: found `10 days`"),
+    ] {
+        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
+    }
+    assert!(stderr.contains("the United Kingdom is GB"), "{stderr}");
+    assert!(stderr.contains("4 problems in 1 agreement file"), "{stderr}");
+}
+
+#[test]
+fn missing_file_is_exit_2_naming_it() {
+    let out = entente(&["framework", "validate", "/nonexistent/agreement.toml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/agreement.toml: cannot read the file"), "{stderr}");
+}
