@@ -230,7 +230,7 @@ impl Node {
                 what: format!("database {} (node {p})", store.url()),
             });
         }
-        let gate = Gate::start(store.clone(), key.clone(), opts.party.clone());
+        let gate = Gate::start(store.clone(), key.clone(), opts.party.clone(), agreement_engine()?);
         let vkey = ledger::verifier_key(gate.origin(), &key.verifying_key());
         let verdict = gate
             .submit(
@@ -279,7 +279,8 @@ impl Node {
                 config: data_dir.join(CONFIG_FILE),
             });
         }
-        let gate = Gate::start(store.clone(), key.clone(), config.party.clone());
+        let gate =
+            Gate::start(store.clone(), key.clone(), config.party.clone(), agreement_engine()?);
         Ok(Node { data_dir: data_dir.to_owned(), config, key, store, gate })
     }
 
@@ -287,6 +288,20 @@ impl Node {
     pub fn verifier_key(&self) -> String {
         ledger::verifier_key(self.gate.origin(), &self.key.verifying_key())
     }
+}
+
+/// The agreements shipped with Entente (`data/agreements/`), compiled into policy.
+///
+/// # Errors
+/// If the shipped lexicon or agreements do not validate or compile (a defect of the build).
+pub fn agreement_engine() -> Result<std::sync::Arc<entente_policy::engine::Engine>, NodeError> {
+    let lexicon = entente_core::lexicon::Lexicon::builtin()
+        .map_err(|e| NodeError::Invalid(format!("the shipped lexicon is invalid: {e}")))?;
+    let agreements = entente_policy::agreement::builtin_agreements(&lexicon)
+        .map_err(|e| NodeError::Invalid(format!("the shipped agreements are invalid: {e}")))?;
+    let engine = entente_policy::engine::Engine::compile(agreements)
+        .map_err(|e| NodeError::Invalid(format!("the shipped agreements do not compile: {e}")))?;
+    Ok(std::sync::Arc::new(engine))
 }
 
 /// Reads an Ed25519 PKCS#8 PEM private key.

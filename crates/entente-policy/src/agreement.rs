@@ -27,7 +27,9 @@ pub enum AgreementKind {
 }
 
 /// Categories of data an agreement lets flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataCategory {
     /// Subscriber information (identity of an account holder).
@@ -45,7 +47,9 @@ pub enum DataCategory {
 }
 
 /// Purposes data may be used for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Purpose {
     /// Investigation of a criminal offence.
@@ -61,7 +65,9 @@ pub enum Purpose {
 }
 
 /// Kinds of cross-border request an agreement provides for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RequestKind {
     /// Expedited preservation of stored data.
@@ -81,7 +87,7 @@ pub enum RequestKind {
 }
 
 /// What the receiver may do with data it received under the agreement, towards a third party.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnwardTransfer {
     /// Never.

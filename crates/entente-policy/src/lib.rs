@@ -11,4 +11,5 @@
 #![warn(missing_docs)]
 
 pub mod agreement;
+pub mod engine;
 pub mod minimize;

@@ -11,15 +11,19 @@
 //! first statement of every transaction updates the ledger head row, which serialises
 //! writers across processes on both backends.
 
+use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
 use entente_core::ledger::{self, Frontier, LedgerEntry, LogSigner};
 use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Actor, Decision, PartyCode, Role, Subject, ids};
+use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
+use entente_policy::engine::Engine;
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed in one transaction.
@@ -73,6 +77,52 @@ pub enum Command {
         /// One past the last index.
         to: u64,
     },
+    /// Record a datum this party holds for a case.
+    AddDatum {
+        /// Datum id.
+        id: String,
+        /// The case it serves.
+        case_id: String,
+        /// Its category.
+        category: DataCategory,
+        /// Its content (a JSON object).
+        content: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Send a datum to another party under the agreements in force.
+    ShareDatum {
+        /// Datum id.
+        id: String,
+        /// The receiving party.
+        to: PartyCode,
+        /// The purpose the receiver will use it for.
+        purpose: Purpose,
+        /// The request answered, if any.
+        request_kind: Option<RequestKind>,
+    },
+    /// Accept a datum delivered by a partner, with its travelling conditions.
+    ReceiveDatum {
+        /// The message as delivered.
+        message: DatumMessage,
+    },
+    /// As originator, consent to `holder` passing a datum on to `recipient`.
+    GiveConsent {
+        /// Datum id.
+        datum_id: String,
+        /// The party holding the datum.
+        holder: PartyCode,
+        /// The party it may be passed to.
+        recipient: PartyCode,
+    },
+    /// Record a consent delivered by the originator of a datum.
+    ReceiveConsent {
+        /// The message as delivered.
+        message: ConsentMessage,
+    },
+    /// Destroy a datum whose retention limit has passed.
+    DestroyDatum {
+        /// Datum id.
+        id: String,
+    },
 }
 
 impl Command {
@@ -83,6 +133,12 @@ impl Command {
             Command::OpenCase { .. } => Action::CaseOpen,
             Command::ReadCase { .. } => Action::CaseRead,
             Command::ReadLedger { .. } => Action::LedgerRead,
+            Command::AddDatum { .. } => Action::DatumAdd,
+            Command::ShareDatum { .. } => Action::DatumShare,
+            Command::ReceiveDatum { .. } => Action::DatumReceive,
+            Command::GiveConsent { .. } => Action::ConsentGive,
+            Command::ReceiveConsent { .. } => Action::ConsentReceive,
+            Command::DestroyDatum { .. } => Action::DatumDestroy,
         }
     }
 
@@ -96,7 +152,36 @@ impl Command {
             Command::ReadLedger { from, to } => {
                 vec![Subject::new("ledger", &format!("{from}-{to}"))]
             }
+            Command::AddDatum { id, case_id, .. } => {
+                vec![Subject::new("datum", id), Subject::new("case", case_id)]
+            }
+            Command::ShareDatum { id, to, .. } => {
+                vec![Subject::new("datum", id), Subject::new("party", to.as_str())]
+            }
+            Command::ReceiveDatum { message } => {
+                vec![Subject::new("datum", &message.id), Subject::new("case", &message.case_id)]
+            }
+            Command::GiveConsent { datum_id, recipient, .. } => {
+                vec![Subject::new("datum", datum_id), Subject::new("party", recipient.as_str())]
+            }
+            Command::ReceiveConsent { message } => vec![
+                Subject::new("datum", &message.datum_id),
+                Subject::new("party", message.recipient.as_str()),
+            ],
+            Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
         }
+    }
+
+    fn is_flow(&self) -> bool {
+        matches!(
+            self,
+            Command::AddDatum { .. }
+                | Command::ShareDatum { .. }
+                | Command::ReceiveDatum { .. }
+                | Command::GiveConsent { .. }
+                | Command::ReceiveConsent { .. }
+                | Command::DestroyDatum { .. }
+        )
     }
 
     /// Checks the command's own data (before any decision).
@@ -133,6 +218,31 @@ impl Command {
                 )))
             }
             Command::ReadLedger { .. } => Ok(()),
+            Command::AddDatum { id, case_id, .. } => {
+                ids::check_identifier("datum id", id).map_err(GateError::Invalid)?;
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
+            Command::ShareDatum { id, .. }
+            | Command::GiveConsent { datum_id: id, .. }
+            | Command::DestroyDatum { id } => {
+                ids::check_identifier("datum id", id).map_err(GateError::Invalid)
+            }
+            Command::ReceiveDatum { message } => {
+                ids::check_identifier("datum id", &message.id).map_err(GateError::Invalid)?;
+                ids::check_identifier("case id", &message.case_id).map_err(GateError::Invalid)?;
+                if message.conditions.agreement.is_empty() {
+                    return Err(GateError::Invalid(
+                        "conditions.agreement: a datum must travel with the agreement it is sent under".into(),
+                    ));
+                }
+                for c in &message.concepts {
+                    ids::check_identifier("offense concept", c).map_err(GateError::Invalid)?;
+                }
+                Ok(())
+            }
+            Command::ReceiveConsent { message } => {
+                ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
+            }
         }
     }
 
@@ -156,6 +266,8 @@ impl Command {
                 );
             }
             Command::AddUser { .. } | Command::ReadCase { .. } | Command::ReadLedger { .. } => {}
+            // Flows record the digests their effect computes (see `flows::apply`).
+            _ => {}
         }
         Ok(out)
     }
@@ -170,6 +282,8 @@ pub enum Output {
     Case(CaseRecord),
     /// Ledger entries read, `(index, canonical bytes)`.
     Entries(Vec<(u64, Vec<u8>)>),
+    /// A message for a partner, written to the outbox with the effect.
+    Message(OutboxMessage),
 }
 
 /// The gate's answer to a command that was decided and recorded.
@@ -232,20 +346,42 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct Gate {
     jobs: mpsc::Sender<Job>,
+    engine: Arc<Engine>,
     party: PartyCode,
     origin: String,
 }
 
 impl Gate {
-    /// Starts the gate's writer over `store`, signing checkpoints with `key` for `party`.
+    /// Starts the gate's writer over `store`, signing checkpoints with `key` for `party` and
+    /// deciding data flows with `engine` (the agreements in force).
     /// Must be called inside a tokio runtime.
-    pub fn start(store: Store, key: SigningKey, party: PartyCode) -> Gate {
+    pub fn start(store: Store, key: SigningKey, party: PartyCode, engine: Arc<Engine>) -> Gate {
         let origin = ledger::origin_for(&party, &key.verifying_key());
         let (jobs, rx) = mpsc::channel(8192);
-        let writer =
-            Writer { store, key, party: party.clone(), origin: origin.clone(), cache: None };
+        // The pseudonymization secret is derived from the node key and never leaves the node.
+        let secret = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(b"entente pseudonym secret v1\0");
+            h.update(key.to_bytes());
+            h.finalize().into()
+        };
+        let writer = Writer {
+            store,
+            key,
+            party: party.clone(),
+            origin: origin.clone(),
+            cache: None,
+            engine: engine.clone(),
+            secret,
+        };
         tokio::spawn(writer.run(rx));
-        Gate { jobs, party, origin }
+        Gate { jobs, engine, party, origin }
+    }
+
+    /// The agreements this gate decides flows with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The party this gate acts for.
@@ -284,6 +420,8 @@ struct Writer {
     origin: String,
     /// The frontier after the last commit of this process; checked against the head row.
     cache: Option<Frontier>,
+    engine: Arc<Engine>,
+    secret: [u8; 32],
 }
 
 /// A job's result before the commit tells whether it stands.
@@ -363,7 +501,7 @@ impl Writer {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| Subject::new("node", self.party.as_str()));
-            let decision = decide(
+            let role = decide(
                 &DecisionRequest {
                     actor,
                     action: command.action(),
@@ -374,10 +512,50 @@ impl Writer {
                 },
                 *now,
             );
+            // Flows read their facts (datum, case, consents) before the agreement decision.
+            let facts = if command.is_flow() && role.is_permit() {
+                cases.flush(&mut tx).await?;
+                match flows::load_facts(&mut tx, command).await {
+                    Ok(f) => f,
+                    Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let (decision, conditions) = match &facts {
+                Some(f) => flows::decide(&self.engine, &self.party, actor, command, f, role, *now),
+                None => (role, None),
+            };
+            let mut extra_hashes = Vec::new();
             let output = if decision.is_permit() {
                 let applied = match command {
                     Command::OpenCase { id, title, concepts } => {
                         cases.open(actor, id, title, concepts, *now, frontier.size())
+                    }
+                    c if c.is_flow() => {
+                        cases.flush(&mut tx).await?;
+                        flows::apply(
+                            &mut tx,
+                            &self.engine,
+                            &self.party,
+                            &self.secret,
+                            actor,
+                            c,
+                            facts.as_ref(),
+                            &decision,
+                            conditions.as_ref(),
+                            *now,
+                            frontier.size(),
+                        )
+                        .await
+                        .map(|(o, h)| {
+                            extra_hashes = h;
+                            o
+                        })
                     }
                     _ => {
                         // Anything else sees the cases opened earlier in this batch.
@@ -409,7 +587,11 @@ impl Writer {
                 rules: decision.rules.clone(),
                 obligations: decision.obligations.clone(),
                 reason: decision.reason.clone(),
-                payload_hashes: command.payload_hashes()?,
+                payload_hashes: {
+                    let mut h = command.payload_hashes()?;
+                    h.extend(extra_hashes);
+                    h
+                },
             };
             let bytes = entry.encode().map_err(|e| GateError::Invalid(e.to_string()))?;
             for (i, h) in frontier.push(ledger::record_hash(&bytes)) {
@@ -694,6 +876,8 @@ async fn apply(
                 .collect::<Result<Vec<_>, GateError>>()?;
             Ok(Output::Entries(entries))
         }
+        // Flows are applied by `flows::apply`.
+        _ => Err(GateError::Invalid(format!("{} is not applied here", command.action()))),
     }
 }
 
@@ -729,8 +913,15 @@ mod tests {
             let party: PartyCode = "NL".parse().unwrap();
             let key = SigningKey::from_bytes(&[7u8; 32]);
             let origin = ledger::origin_for(&party, &key.verifying_key());
-            let mut writer =
-                Writer { store: store.clone(), key, party: party.clone(), origin, cache: None };
+            let mut writer = Writer {
+                store: store.clone(),
+                key,
+                party: party.clone(),
+                origin,
+                cache: None,
+                engine: Arc::new(Engine::compile(Vec::new()).unwrap()),
+                secret: [0u8; 32],
+            };
             let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
             let ann = Actor::User { name: "ann".into(), role: Role::Auditor };
             let now = Timestamp::now();

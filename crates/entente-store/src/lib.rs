@@ -10,6 +10,7 @@
 //! no other write path: the `Store` methods that are public only read.
 #![warn(missing_docs)]
 
+mod flows;
 pub mod gate;
 mod schema;
 mod store;
@@ -18,5 +19,6 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, admin_execute};

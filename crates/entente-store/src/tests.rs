@@ -93,7 +93,7 @@ fn open(id: &str) -> Command {
 #[tokio::test]
 async fn permit_deny_conflict_and_read() {
     for db in backends().await {
-        let gate = Gate::start(db.store.clone(), key(), nl());
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
         let v = gate.submit(investigator(), open("LANTERN"), t0()).await.unwrap();
         assert!(matches!(v, Verdict::Permitted { index: 0, .. }), "{v:?}");
 
@@ -144,7 +144,7 @@ async fn permit_deny_conflict_and_read() {
 #[tokio::test]
 async fn concurrent_submits_are_all_recorded_and_proofs_verify() {
     for db in backends().await {
-        let gate = Gate::start(db.store.clone(), key(), nl());
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
         let mut tasks = Vec::new();
         for i in 0..300 {
             let g = gate.clone();
@@ -194,8 +194,8 @@ async fn concurrent_submits_are_all_recorded_and_proofs_verify() {
 #[tokio::test]
 async fn two_writers_on_one_database_stay_consistent() {
     for db in backends().await {
-        let a = Gate::start(db.store.clone(), key(), nl());
-        let b = Gate::start(db.store.clone(), key(), nl());
+        let a = Gate::start(db.store.clone(), key(), nl(), no_agreements());
+        let b = Gate::start(db.store.clone(), key(), nl(), no_agreements());
         for i in 0..20 {
             let g = if i % 3 == 0 { &a } else { &b };
             g.submit(investigator(), open(&format!("W{i}")), t0()).await.unwrap();
@@ -230,7 +230,7 @@ async fn tampering_is_detected() {
     ];
     for (sql, expected) in cases {
         for db in backends().await {
-            let gate = Gate::start(db.store.clone(), key(), nl());
+            let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
             for i in 0..8 {
                 gate.submit(investigator(), open(&format!("T{i}")), t0()).await.unwrap();
             }
@@ -253,7 +253,7 @@ async fn tampering_is_detected() {
 #[tokio::test]
 async fn checkpoint_signed_by_another_key_is_rejected() {
     for db in backends().await {
-        let gate = Gate::start(db.store.clone(), key(), nl());
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
         gate.submit(investigator(), open("K1"), t0()).await.unwrap();
         let other = SigningKey::from_bytes(&[1u8; 32]);
         let wrong = ledger::verifier_key(gate.origin(), &other.verifying_key());
@@ -261,4 +261,8 @@ async fn checkpoint_signed_by_another_key_is_rejected() {
         assert!(e.to_string().contains("signature"), "{e}");
         db.drop_schema().await;
     }
+}
+
+fn no_agreements() -> std::sync::Arc<entente_policy::engine::Engine> {
+    std::sync::Arc::new(entente_policy::engine::Engine::compile(Vec::new()).unwrap())
 }

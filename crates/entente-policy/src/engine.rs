@@ -1,0 +1,491 @@
+//! Agreements compiled into Cedar policy, and the decision on a data flow.
+//!
+//! Every agreement becomes Cedar policies over one action, `Entente::Action::"flow"`, whose
+//! context describes the flow (sending party, receiving party, originating party, data
+//! category, purpose, offence concepts, request kind, the day, and the consents recorded):
+//! - one `permit` per agreement: both parties bound, in force on the day, category, purpose,
+//!   offence and request kind covered;
+//! - `forbid` policies for the conditions that travel with data received under the agreement:
+//!   no onward transfer (or none without the originating party's consent), and purpose
+//!   limitation.
+//!
+//! Cedar denies by default and a `forbid` overrides any `permit`. Policies are grouped by
+//! (sending, receiving) party so that a decision evaluates only the agreements that could
+//! apply. Each policy carries `@agreement` and `@rule` annotations; a decision names them.
+//! When nothing permits, [`Engine::decide_flow`] explains, agreement by agreement, what was
+//! missing (the same criteria, checked directly; a property test keeps the two in step).
+
+use crate::agreement::{Agreement, DataCategory, OnwardTransfer, Purpose, RequestKind};
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, Request, RestrictedExpression,
+};
+use entente_core::{Decision, Obligation, Outcome, PartyCode};
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr as _;
+
+/// A data flow to decide.
+#[derive(Clone, Debug)]
+pub struct Flow<'a> {
+    /// The party holding and sending the datum (this node's party).
+    pub from: &'a PartyCode,
+    /// The party that would receive it.
+    pub to: &'a PartyCode,
+    /// The party that originated the datum (equal to `from` for the node's own data).
+    pub originator: &'a PartyCode,
+    /// For data received from another party: the agreement it came under.
+    pub origin_agreement: Option<&'a str>,
+    /// The datum's category.
+    pub category: DataCategory,
+    /// The purpose the receiver states.
+    pub purpose: Purpose,
+    /// Offence concepts of the case the flow serves.
+    pub concepts: &'a [String],
+    /// The kind of request answered, if any.
+    pub request_kind: Option<RequestKind>,
+    /// Parties that have consented to onward transfer of this datum to `to`.
+    pub consents: &'a [PartyCode],
+}
+
+impl Flow<'_> {
+    /// Whether the flow passes data received from another party to a third party.
+    pub fn is_onward(&self) -> bool {
+        self.from != self.originator && self.to != self.originator
+    }
+}
+
+/// The conditions that travel with a datum sent under an agreement and bind its receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    /// The party that originated the datum.
+    pub originator: PartyCode,
+    /// The agreement it travels under.
+    pub agreement: String,
+    /// Purposes the receiver may use it for.
+    pub purposes: Vec<Purpose>,
+    /// Keep no longer than this (RFC 3339, UTC), if the agreement limits retention.
+    pub retain_until: Option<String>,
+    /// The onward-transfer rule.
+    pub onward_transfer: OnwardTransfer,
+    /// Whether commercial use is prohibited.
+    pub commercial_use_prohibited: bool,
+    /// The agreement's travelling conditions, by id.
+    pub conditions: Vec<String>,
+}
+
+/// The decision on a flow, with the agreement that grounds a permit and the conditions that
+/// must travel with the datum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowDecision {
+    /// Permit or deny, the rules that decided, the obligations, the reason.
+    pub decision: Decision,
+    /// The agreement that permitted the flow.
+    pub agreement: Option<String>,
+    /// Conditions to attach to the datum (permits only).
+    pub conditions: Option<Conditions>,
+}
+
+/// Agreements that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// A value cannot be written safely into a policy.
+    #[error(
+        "agreement `{agreement}`: value `{value}` cannot be used in policy (expected letters, digits, '.', '_', '-', ' ')"
+    )]
+    UnsafeValue {
+        /// The agreement.
+        agreement: String,
+        /// The value.
+        value: String,
+    },
+    /// Cedar refused the generated policy (a bug in the compiler, reported, not hidden).
+    #[error("agreement `{agreement}`: generated policy rejected by Cedar: {detail}")]
+    Cedar {
+        /// The agreement.
+        agreement: String,
+        /// Cedar's message.
+        detail: String,
+    },
+}
+
+/// Where a compiled policy came from.
+#[derive(Clone, Debug)]
+struct RuleInfo {
+    agreement: usize,
+    rule: String,
+    text: String,
+}
+
+/// The compiled agreements.
+pub struct Engine {
+    agreements: Vec<Agreement>,
+    by_pair: HashMap<(PartyCode, PartyCode), PolicySet>,
+    rules: HashMap<String, RuleInfo>,
+    empty: PolicySet,
+    authorizer: Authorizer,
+    entities: Entities,
+    principal: EntityUid,
+    action: EntityUid,
+    resource: EntityUid,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("agreements", &self.agreements.len())
+            .field("policies", &self.rules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lit(agreement: &str, s: &str) -> Result<String, CompileError> {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ' | '(' | ')' | '/'))
+    {
+        Ok(format!("\"{s}\""))
+    } else {
+        Err(CompileError::UnsafeValue { agreement: agreement.to_owned(), value: s.to_owned() })
+    }
+}
+
+fn set(agreement: &str, items: &[String]) -> Result<String, CompileError> {
+    let parts: Result<Vec<String>, CompileError> =
+        items.iter().map(|i| lit(agreement, i)).collect();
+    Ok(format!("[{}]", parts?.join(", ")))
+}
+
+fn kebab<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The day as a number `YYYYMMDD`, the unit in which policies compare dates.
+fn day_number(d: jiff::civil::Date) -> i64 {
+    i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
+}
+
+const ACTION: &str = r#"Entente::Action::"flow""#;
+
+fn policy_text(a: &Agreement) -> Result<Vec<(String, String, String)>, CompileError> {
+    let id = &a.id;
+    let parties: Vec<String> = a.parties.iter().map(|p| p.as_str().to_owned()).collect();
+    let parties = set(id, &parties)?;
+    let categories = set(id, &a.categories.iter().map(kebab).collect::<Vec<_>>())?;
+    let purposes_list: Vec<String> = a.purposes.iter().map(kebab).collect();
+    let purposes = set(id, &purposes_list)?;
+    let from = day_number(a.in_force_from);
+    let until = a.in_force_until.map_or(99_991_231, day_number);
+    let offences = match &a.offences {
+        crate::agreement::ConceptScope::AnyOffence => "true".to_owned(),
+        crate::agreement::ConceptScope::Concepts(c) => {
+            format!("{}.containsAny(context.concepts)", set(id, c)?)
+        }
+    };
+    let kinds = set(id, &a.requests.iter().map(|r| kebab(&r.kind)).collect::<Vec<_>>())?;
+    let agreement = lit(id, id)?;
+    let mut out = vec![(
+        "flow".to_owned(),
+        format!(
+            "{} binds both parties, is in force, and covers the category, purpose, offence and request kind",
+            a.id
+        ),
+        format!(
+            "@agreement({agreement}) @rule(\"flow\")\n\
+             permit(principal, action == {ACTION}, resource) when {{\n\
+               context.from != context.to && {parties}.contains(context.from) && {parties}.contains(context.to) &&\n\
+               context.day >= {from} && context.day <= {until} &&\n\
+               {categories}.contains(context.category) && {purposes}.contains(context.purpose) &&\n\
+               {offences} && (context.kind == \"\" || {kinds}.contains(context.kind))\n\
+             }};"
+        ),
+    )];
+    let onward = format!(
+        "context.onward && context.origin_agreement == {agreement} && {parties}.contains(context.from)"
+    );
+    match a.onward_transfer {
+        OnwardTransfer::Forbidden => out.push((
+            "no-onward-transfer".to_owned(),
+            format!("data received under {} may not be passed to a third party", a.id),
+            format!(
+                "@agreement({agreement}) @rule(\"no-onward-transfer\")\n\
+                 forbid(principal, action == {ACTION}, resource) when {{ {onward} }};"
+            ),
+        )),
+        OnwardTransfer::ConsentOfOriginator => out.push((
+            "onward-transfer-needs-consent".to_owned(),
+            format!(
+                "data received under {} may be passed to a third party only with the consent of the originating party",
+                a.id
+            ),
+            format!(
+                "@agreement({agreement}) @rule(\"onward-transfer-needs-consent\")\n\
+                 forbid(principal, action == {ACTION}, resource) when {{ {onward} && !context.consents.contains(context.originator) }};"
+            ),
+        )),
+        OnwardTransfer::Free => {}
+    }
+    out.push((
+        "purpose-limitation".to_owned(),
+        format!("data received under {} may be used only for {}", a.id, purposes_list.join(", ")),
+        format!(
+            "@agreement({agreement}) @rule(\"purpose-limitation\")\n\
+             forbid(principal, action == {ACTION}, resource) when {{ {onward} && !{purposes}.contains(context.purpose) }};"
+        ),
+    ));
+    Ok(out)
+}
+
+fn uid(s: &str) -> Result<EntityUid, CompileError> {
+    EntityUid::from_str(s)
+        .map_err(|e| CompileError::Cedar { agreement: "-".into(), detail: e.to_string() })
+}
+
+impl Engine {
+    /// Compiles `agreements` (already validated) into policy.
+    ///
+    /// # Errors
+    /// A value that cannot be written into policy, or a policy Cedar rejects.
+    pub fn compile(agreements: Vec<Agreement>) -> Result<Engine, CompileError> {
+        let mut compiled: Vec<(usize, String, Policy)> = Vec::new();
+        let mut rules = HashMap::new();
+        for (i, a) in agreements.iter().enumerate() {
+            for (rule, text, src) in policy_text(a)? {
+                let pid = format!("{}#{rule}", a.id);
+                let policy = Policy::parse(Some(PolicyId::new(&pid)), &src).map_err(|e| {
+                    CompileError::Cedar { agreement: a.id.clone(), detail: e.to_string() }
+                })?;
+                rules.insert(pid, RuleInfo { agreement: i, rule: rule.clone(), text });
+                compiled.push((i, rule, policy));
+            }
+        }
+        let parties: BTreeSet<PartyCode> =
+            agreements.iter().flat_map(|a| a.parties.iter().cloned()).collect();
+        let mut by_pair = HashMap::new();
+        for from in &parties {
+            for to in &parties {
+                if from == to {
+                    continue;
+                }
+                let mut set = PolicySet::new();
+                for (i, rule, policy) in &compiled {
+                    let a = &agreements[*i];
+                    let relevant =
+                        if rule == "flow" { a.binds(from, to) } else { a.parties.contains(from) };
+                    if relevant {
+                        set.add(policy.clone()).map_err(|e| CompileError::Cedar {
+                            agreement: a.id.clone(),
+                            detail: e.to_string(),
+                        })?;
+                    }
+                }
+                by_pair.insert((from.clone(), to.clone()), set);
+            }
+        }
+        Ok(Engine {
+            agreements,
+            by_pair,
+            rules,
+            empty: PolicySet::new(),
+            authorizer: Authorizer::new(),
+            entities: Entities::empty(),
+            principal: uid(r#"Entente::Party::"node""#)?,
+            action: uid(ACTION)?,
+            resource: uid(r#"Entente::Datum::"datum""#)?,
+        })
+    }
+
+    /// The compiled agreements.
+    pub fn agreements(&self) -> &[Agreement] {
+        &self.agreements
+    }
+
+    /// The agreement with this id.
+    pub fn agreement(&self, id: &str) -> Option<&Agreement> {
+        self.agreements.iter().find(|a| a.id == id)
+    }
+
+    /// Number of Cedar policies compiled.
+    pub fn policy_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Decides `flow` at `now`.
+    pub fn decide_flow(&self, flow: &Flow<'_>, now: Timestamp) -> FlowDecision {
+        let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let set = self.by_pair.get(&(flow.from.clone(), flow.to.clone())).unwrap_or(&self.empty);
+        let response = match self.request(flow, day) {
+            Ok(request) => self.authorizer.is_authorized(&request, set, &self.entities),
+            Err(e) => {
+                return FlowDecision {
+                    decision: Decision::deny(
+                        "policy.error",
+                        format!("the flow could not be put to policy: {e}"),
+                    ),
+                    agreement: None,
+                    conditions: None,
+                };
+            }
+        };
+        let reasons: Vec<&RuleInfo> = response
+            .diagnostics()
+            .reason()
+            .filter_map(|p| self.rules.get(p.to_string().as_str()))
+            .collect();
+        match response.decision() {
+            CedarDecision::Allow => {
+                // Several agreements may permit; the first in load order grounds the flow.
+                let Some(info) = reasons.iter().min_by_key(|r| r.agreement) else {
+                    return FlowDecision {
+                        decision: Decision::deny("policy.error", "a permit named no rule"),
+                        agreement: None,
+                        conditions: None,
+                    };
+                };
+                let a = &self.agreements[info.agreement];
+                let (obligations, conditions) = obligations(a, flow, now);
+                FlowDecision {
+                    decision: Decision {
+                        outcome: Outcome::Permit,
+                        rules: vec![format!("{}#{}", a.id, info.rule)],
+                        obligations,
+                        reason: format!(
+                            "{} → {} permitted under {} ({}): {}",
+                            flow.from,
+                            flow.to,
+                            a.title,
+                            a.legal_basis.first().map_or(a.id.as_str(), |c| c.citation.as_str()),
+                            info.text
+                        ),
+                    },
+                    agreement: Some(a.id.clone()),
+                    conditions: Some(conditions),
+                }
+            }
+            CedarDecision::Deny if !reasons.is_empty() => FlowDecision {
+                decision: Decision {
+                    outcome: Outcome::Deny,
+                    rules: reasons
+                        .iter()
+                        .map(|r| format!("{}#{}", self.agreements[r.agreement].id, r.rule))
+                        .collect(),
+                    obligations: Vec::new(),
+                    reason: reasons.iter().map(|r| r.text.clone()).collect::<Vec<_>>().join("; "),
+                },
+                agreement: None,
+                conditions: None,
+            },
+            CedarDecision::Deny => FlowDecision {
+                decision: Decision::deny("default-deny", self.explain_miss(flow, day)),
+                agreement: None,
+                conditions: None,
+            },
+        }
+    }
+
+    fn request(&self, flow: &Flow<'_>, day: jiff::civil::Date) -> Result<Request, String> {
+        let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
+        let context = Context::from_pairs([
+            ("from".to_owned(), s(flow.from.as_str())),
+            ("to".to_owned(), s(flow.to.as_str())),
+            ("originator".to_owned(), s(flow.originator.as_str())),
+            ("origin_agreement".to_owned(), s(flow.origin_agreement.unwrap_or(""))),
+            ("onward".to_owned(), RestrictedExpression::new_bool(flow.is_onward())),
+            ("category".to_owned(), s(&kebab(&flow.category))),
+            ("purpose".to_owned(), s(&kebab(&flow.purpose))),
+            ("kind".to_owned(), s(&flow.request_kind.map(|k| kebab(&k)).unwrap_or_default())),
+            (
+                "concepts".to_owned(),
+                RestrictedExpression::new_set(flow.concepts.iter().map(|c| s(c))),
+            ),
+            (
+                "consents".to_owned(),
+                RestrictedExpression::new_set(flow.consents.iter().map(|c| s(c.as_str()))),
+            ),
+            ("day".to_owned(), RestrictedExpression::new_long(day_number(day))),
+        ])
+        .map_err(|e| e.to_string())?;
+        Request::new(
+            self.principal.clone(),
+            self.action.clone(),
+            self.resource.clone(),
+            context,
+            None,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Why no agreement permits `flow`: each agreement binding both parties and the first
+    /// criterion it fails, or that none binds them.
+    fn explain_miss(&self, flow: &Flow<'_>, day: jiff::civil::Date) -> String {
+        let misses: Vec<String> = self
+            .agreements
+            .iter()
+            .filter(|a| a.binds(flow.from, flow.to))
+            .map(|a| format!("{}: {}", a.id, first_miss(a, flow, day).unwrap_or("covers the flow")))
+            .collect();
+        if misses.is_empty() {
+            format!("no agreement binds {} and {}", flow.from, flow.to)
+        } else {
+            format!("no agreement permits {} → {}: {}", flow.from, flow.to, misses.join("; "))
+        }
+    }
+}
+
+/// The first criterion of an agreement's permit that `flow` fails, if any.
+pub fn first_miss(a: &Agreement, flow: &Flow<'_>, day: jiff::civil::Date) -> Option<&'static str> {
+    if !a.binds(flow.from, flow.to) {
+        Some("does not bind both parties")
+    } else if day < a.in_force_from {
+        Some("not yet in force")
+    } else if a.in_force_until.is_some_and(|u| day > u) {
+        Some("no longer in force")
+    } else if !a.categories.contains(&flow.category) {
+        Some("does not cover the data category")
+    } else if !a.purposes.contains(&flow.purpose) {
+        Some("does not cover the purpose")
+    } else if !flow.concepts.iter().any(|c| a.covers_concept(c)) {
+        Some("does not cover the offence")
+    } else if flow.request_kind.is_some_and(|k| !a.requests.iter().any(|r| r.kind == k)) {
+        Some("does not provide for the request kind")
+    } else {
+        None
+    }
+}
+
+fn obligations(a: &Agreement, flow: &Flow<'_>, now: Timestamp) -> (Vec<Obligation>, Conditions) {
+    let mut out = Vec::new();
+    let retain_until = a.retention.get(&flow.category).and_then(|d| {
+        now.to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(d.span)
+            .ok()
+            .map(|z| z.timestamp().to_string())
+    });
+    if let Some(until) = &retain_until {
+        out.push(Obligation::RetainUntil { until: until.clone() });
+    }
+    for m in a.minimization.iter().filter(|m| m.category == flow.category) {
+        out.push(Obligation::Minimize { field: m.field.clone(), transform: kebab(&m.transform) });
+    }
+    if a.onward_transfer == OnwardTransfer::ConsentOfOriginator {
+        out.push(Obligation::NoOnwardTransferWithoutConsent { of: flow.originator.clone() });
+    }
+    if a.commercial_use_prohibited {
+        out.push(Obligation::NoCommercialUse);
+    }
+    let conditions = Conditions {
+        originator: flow.originator.clone(),
+        agreement: a.id.clone(),
+        purposes: a.purposes.clone(),
+        retain_until,
+        onward_transfer: a.onward_transfer,
+        commercial_use_prohibited: a.commercial_use_prohibited,
+        conditions: a.travelling_conditions.iter().map(|c| c.id.clone()).collect(),
+    };
+    (out, conditions)
+}
+
+#[cfg(test)]
+mod tests;
