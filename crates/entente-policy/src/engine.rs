@@ -11,11 +11,13 @@
 //!
 //! Cedar denies by default and a `forbid` overrides any `permit`. Policies are grouped by
 //! (sending, receiving) party so that a decision evaluates only the agreements that could
-//! apply. Each policy carries `@agreement` and `@rule` annotations; a decision names them.
+//! apply. When several agreements permit a flow, the most specific instrument grounds it (a
+//! JIT agreement before a regulation or bilateral treaty, before a protocol, before the general
+//! treaty). Each policy carries `@agreement` and `@rule` annotations; a decision names them.
 //! When nothing permits, [`Engine::decide_flow`] explains, agreement by agreement, what was
 //! missing (the same criteria, checked directly; a property test keeps the two in step).
 
-use crate::agreement::{Agreement, DataCategory, OnwardTransfer, Purpose, RequestKind};
+use crate::agreement::{Agreement, AgreementKind, DataCategory, OnwardTransfer, Purpose, RequestKind};
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
     PolicySet, Request, RestrictedExpression,
@@ -336,8 +338,13 @@ impl Engine {
             .collect();
         match response.decision() {
             CedarDecision::Allow => {
-                // Several agreements may permit; the first in load order grounds the flow.
-                let Some(info) = reasons.iter().min_by_key(|r| r.agreement) else {
+                // Several agreements may permit: the most specific instrument grounds the flow
+                // (lex specialis: a JIT agreement, then a regulation or bilateral treaty, then
+                // a protocol, then the general treaty), then the first loaded.
+                let Some(info) = reasons
+                    .iter()
+                    .min_by_key(|r| (specificity(self.agreements[r.agreement].kind), r.agreement))
+                else {
                     return FlowDecision {
                         decision: Decision::deny("policy.error", "a permit named no rule"),
                         agreement: None,
@@ -431,6 +438,17 @@ impl Engine {
         } else {
             format!("no agreement permits {} → {}: {}", flow.from, flow.to, misses.join("; "))
         }
+    }
+}
+
+/// Rank of an instrument when several permit the same flow: lower is more specific.
+fn specificity(kind: AgreementKind) -> u8 {
+    match kind {
+        AgreementKind::Jit => 0,
+        AgreementKind::Regulation | AgreementKind::BilateralMla => 1,
+        AgreementKind::Mou => 2,
+        AgreementKind::Protocol => 3,
+        AgreementKind::Treaty => 4,
     }
 }
 
