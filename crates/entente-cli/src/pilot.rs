@@ -233,6 +233,8 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         );
     }
 
+    flows(&nodes, &mut checks).await?;
+
     println!();
     println!("Step 10 (part) — oversight: every ledger verified from its database");
     for n in &nodes {
@@ -300,6 +302,8 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let _ = stop_tx.send(());
     let _ = server.await;
 
+    retention(&nodes, &mut checks).await?;
+
     println!();
     println!("Summary");
     println!("  {:<34} {:<6}", "check", "result");
@@ -314,17 +318,234 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     println!();
+    println!("Not yet in this pilot: incident clocks (step 1), deconfliction by PSI (3), request");
     println!(
-        "Not yet in this pilot: incident clocks (step 1), deconfliction by PSI (3), cross-border"
+        "workflow and clocks (4), signed evidence packages (5-6), JIT status (8), intelligence (9),"
     );
     println!(
-        "requests (4), evidence packages (5-6), onward transfer (7), JIT (8), intelligence (9),"
-    );
-    println!(
-        "witness cosigning and DP reports (10), retention (11) — each arrives with its capability."
+        "witness cosigning and DP reports (10), node-to-node transport: each with its capability."
     );
     if failed > 0 {
         return Err(fail(1, format!("{failed} pilot checks failed")));
     }
+    Ok(())
+}
+
+fn user(n: &PilotNode, role: Role) -> Actor {
+    let name =
+        n.tokens.iter().find(|(_, r, _)| *r == role).map(|(n, _, _)| n.clone()).unwrap_or_default();
+    Actor::User { name, role }
+}
+
+fn peer(n: &PilotNode) -> Actor {
+    Actor::Peer { party: n.node.config.party.clone() }
+}
+
+/// Submits through `node`'s gate; returns the verdict.
+async fn submit(n: &PilotNode, actor: Actor, command: Command) -> Result<Verdict, Failure> {
+    Ok(n.node.gate.submit(actor, command, Timestamp::now()).await?)
+}
+
+/// The outbox message a permitted share or consent produced.
+fn message(v: &Verdict) -> Option<&entente_store::OutboxMessage> {
+    match v {
+        Verdict::Permitted { output: entente_store::Output::Message(m), .. } => Some(m),
+        _ => None,
+    }
+}
+
+fn describe(v: &Verdict) -> String {
+    match v {
+        Verdict::Permitted { index, decision, .. } => {
+            format!("permitted by {} (entry {index})", decision.rules.join(" + "))
+        }
+        Verdict::Denied { index, decision } => {
+            format!("DENIED by {} (entry {index}): {}", decision.rules.join(" + "), decision.reason)
+        }
+    }
+}
+
+/// Steps 5 and 7: DE answers with data under the NL–DE JIT agreement, conditions travel
+/// with it, NL's onward transfer to the US is denied until DE consents.
+///
+/// Messages between nodes are handed over in process here (the federation transport carries
+/// the same outbox messages between node processes).
+async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
+    let (nl, de, us) = (&nodes[0], &nodes[1], &nodes[2]);
+    println!();
+    println!("Step 5 — DE answers NL with data; the conditions travel with it");
+    let case = Command::OpenCase {
+        id: "LANTERN-DE".into(),
+        title: "Assistance to NL in LANTERN".into(),
+        concepts: vec![
+            "illegal-access".into(),
+            "data-interference".into(),
+            "system-interference".into(),
+        ],
+    };
+    submit(de, user(de, Role::Investigator), case).await?;
+    let items = [
+        (
+            "de-c2-logs-1",
+            entente_policy::agreement::DataCategory::Traffic,
+            serde_json::json!({"c2_host": "c2.lantern.invalid", "c2_ip": "203.0.113.77", "first_seen": "2026-03-27T20:58:41Z", "bytes_out": 48_211_902}),
+        ),
+        (
+            "de-hosting-contact-1",
+            entente_policy::agreement::DataCategory::PersonalDataOfThirdParties,
+            serde_json::json!({"name": "Hosting customer (fictional)", "email": "customer@example.invalid", "ip": "198.51.100.23", "plan": "vps-small"}),
+        ),
+    ];
+    for (id, category, content) in items {
+        let serde_json::Value::Object(content) = content else { continue };
+        let v = submit(
+            de,
+            user(de, Role::Investigator),
+            Command::AddDatum { id: id.into(), case_id: "LANTERN-DE".into(), category, content },
+        )
+        .await?;
+        checks.record(
+            &format!("DE records {id}"),
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+        let v = submit(
+            de,
+            user(de, Role::CentralAuthority),
+            Command::ShareDatum {
+                id: id.into(),
+                to: "NL".parse()?,
+                purpose: entente_policy::agreement::Purpose::JointInvestigation,
+                request_kind: None,
+            },
+        )
+        .await?;
+        let shared = message(&v).cloned();
+        checks.record(&format!("DE sends {id} to NL"), shared.is_some(), describe(&v));
+        let Some(m) = shared else { continue };
+        let msg: entente_store::DatumMessage = serde_json::from_value(m.payload.clone())?;
+        println!(
+            "     conditions: originator {}, agreement {}, purposes {}, retain until {}, onward transfer {}, no commercial use: {}",
+            msg.conditions.originator,
+            msg.conditions.agreement,
+            serde_json::to_string(&msg.conditions.purposes)?,
+            msg.conditions.retain_until.as_deref().unwrap_or("no limit"),
+            serde_json::to_string(&msg.conditions.onward_transfer)?,
+            msg.conditions.commercial_use_prohibited
+        );
+        if !msg.minimized.is_empty() {
+            println!("     minimized before it left DE: {}", msg.minimized.join(", "));
+        }
+        let v = submit(nl, peer(de), Command::ReceiveDatum { message: msg }).await?;
+        checks.record(
+            &format!("NL receives {id} with its conditions"),
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+    }
+    let pseudonymized = {
+        let stored = nl.node.store.datum_content("de-hosting-contact-1").await?;
+        stored.is_some_and(|c| {
+            c["email"].as_str().is_some_and(|e| e.starts_with("pse:")) && c["plan"] == "vps-small"
+        })
+    };
+    checks.record(
+        "third-party data pseudonymized",
+        pseudonymized,
+        "NL holds a keyed pseudonym for the hosting customer's e-mail, not the address",
+    );
+
+    println!();
+    println!("Step 7 — onward transfer: NL → US needs DE's consent");
+    let share_to_us = || Command::ShareDatum {
+        id: "de-c2-logs-1".into(),
+        to: "US".parse().unwrap_or_else(|_| nl.node.config.party.clone()),
+        purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
+        request_kind: None,
+    };
+    let v = submit(nl, user(nl, Role::Investigator), share_to_us()).await?;
+    let cites_de = matches!(&v, Verdict::Denied { decision, .. } if decision.rules.iter().any(|r| r.ends_with("#onward-transfer-needs-consent")));
+    checks.record("onward transfer without consent denied", cites_de, describe(&v));
+    let v = submit(
+        de,
+        user(de, Role::CentralAuthority),
+        Command::GiveConsent {
+            datum_id: "de-c2-logs-1".into(),
+            holder: "NL".parse()?,
+            recipient: "US".parse()?,
+        },
+    )
+    .await?;
+    let consent = message(&v).cloned();
+    checks.record("DE consents for this item", consent.is_some(), describe(&v));
+    if let Some(m) = consent {
+        let msg: entente_store::ConsentMessage = serde_json::from_value(m.payload)?;
+        let v = submit(nl, peer(de), Command::ReceiveConsent { message: msg }).await?;
+        checks.record(
+            "NL records DE's consent",
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+    }
+    let v = submit(nl, user(nl, Role::Investigator), share_to_us()).await?;
+    let sent = message(&v).cloned();
+    checks.record("onward transfer with consent permitted", sent.is_some(), describe(&v));
+    if let Some(m) = sent {
+        let msg: entente_store::DatumMessage = serde_json::from_value(m.payload)?;
+        let v = submit(us, peer(nl), Command::ReceiveDatum { message: msg }).await?;
+        checks.record(
+            "US receives it, originator still DE",
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+    }
+    Ok(())
+}
+
+/// Step 11: time passes beyond the retention limit; the data is destroyed, the ledger keeps
+/// the proof and still verifies.
+async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
+    let nl = &nodes[0];
+    println!();
+    println!("Step 11 — retention: two years and a day later");
+    let later = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(jiff::Span::new().years(2).days(1))
+        .map(|z| z.timestamp())
+        .map_err(|e| fail(1, e))?;
+    let due = nl.node.store.data_due_for_destruction(later).await?;
+    for id in &due {
+        let v = nl
+            .node
+            .gate
+            .submit(Actor::Operator, Command::DestroyDatum { id: id.clone() }, later)
+            .await?;
+        checks.record(
+            &format!("NL destroys {id}"),
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+    }
+    checks.record(
+        "retention found expired data",
+        !due.is_empty(),
+        format!("{} data items past their limit", due.len()),
+    );
+    let gone = nl.node.store.datum_content("de-c2-logs-1").await?.is_none();
+    let report = entente_store::verify::verify_ledger(
+        &nl.node.store,
+        &nl.node.config.party,
+        &nl.node.verifier_key(),
+        &mut |_, _| {},
+    )
+    .await;
+    checks.record(
+        "destroyed, and the ledger still verifies",
+        gone && report.is_ok(),
+        match report {
+            Ok(r) => format!("content gone; {} entries verified", r.entries),
+            Err(e) => e.to_string(),
+        },
+    );
     Ok(())
 }

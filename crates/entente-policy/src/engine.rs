@@ -17,7 +17,9 @@
 //! When nothing permits, [`Engine::decide_flow`] explains, agreement by agreement, what was
 //! missing (the same criteria, checked directly; a property test keeps the two in step).
 
-use crate::agreement::{Agreement, AgreementKind, DataCategory, OnwardTransfer, Purpose, RequestKind};
+use crate::agreement::{
+    Agreement, AgreementKind, DataCategory, OnwardTransfer, Purpose, RequestKind,
+};
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
     PolicySet, Request, RestrictedExpression,

@@ -94,7 +94,7 @@ pub(crate) async fn load_facts(
         Command::ShareDatum { id, to, .. } => {
             let row = sqlx::query(
                 "SELECT d.category, d.originator, d.origin_agreement, d.content, d.case_id, d.destroyed_at, \
-                 COALESCE(c.concepts, '[]') FROM data_items d LEFT JOIN cases c ON c.id = d.case_id WHERE d.id = $1",
+                 COALESCE(c.concepts, d.concepts) FROM data_items d LEFT JOIN cases c ON c.id = d.case_id WHERE d.id = $1",
             )
             .bind(id)
             .fetch_optional(&mut **tx)
@@ -292,16 +292,18 @@ pub(crate) async fn apply(
     match command {
         Command::AddDatum { id, case_id, category, content } => {
             ensure_new(tx, id).await?;
-            let case: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
-                .bind(case_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if case.is_none() {
-                return Err(GateError::NotFound(format!("case `{case_id}`")));
-            }
             let sha = digest(content)?;
-            insert_item(tx, id, case_id, *category, party, None, None, content, &sha, None, index)
-                .await?;
+            let concepts: Option<String> =
+                sqlx::query_scalar("SELECT concepts FROM cases WHERE id = $1")
+                    .bind(case_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            let Some(concepts) = concepts else {
+                return Err(GateError::NotFound(format!("case `{case_id}`")));
+            };
+            let item =
+                Item { id, case_id, category: *category, concepts: &concepts, originator: party };
+            insert_item(tx, &item, None, None, content, &sha, None, index).await?;
             Ok((Output::Done, vec![("content".into(), sha)]))
         }
         Command::ShareDatum { id, to, purpose, .. } => {
@@ -375,12 +377,18 @@ pub(crate) async fn apply(
             let conditions_json = serde_json::to_string(&message.conditions)
                 .map_err(|e| GateError::Invalid(e.to_string()))?;
             let sha = digest(&message.content)?;
+            let concepts = serde_json::to_string(&message.concepts)
+                .map_err(|e| GateError::Invalid(e.to_string()))?;
+            let item = Item {
+                id: &message.id,
+                case_id: &message.case_id,
+                category: message.category,
+                concepts: &concepts,
+                originator: &message.conditions.originator,
+            };
             insert_item(
                 tx,
-                &message.id,
-                &message.case_id,
-                message.category,
-                &message.conditions.originator,
+                &item,
                 sender.as_ref(),
                 Some((&message.conditions.agreement, &conditions_json)),
                 &message.content,
@@ -489,13 +497,20 @@ async fn ensure_new(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str) -> Resu
     Ok(())
 }
 
+/// What identifies a data item and what it is about.
+struct Item<'a> {
+    id: &'a str,
+    case_id: &'a str,
+    category: DataCategory,
+    /// Offence concepts, JSON array.
+    concepts: &'a str,
+    originator: &'a PartyCode,
+}
+
 #[expect(clippy::too_many_arguments, reason = "one row of data_items")]
 async fn insert_item(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
-    case_id: &str,
-    category: DataCategory,
-    originator: &PartyCode,
+    item: &Item<'_>,
     received_from: Option<&PartyCode>,
     agreement_and_conditions: Option<(&String, &String)>,
     content: &Map<String, Value>,
@@ -505,14 +520,15 @@ async fn insert_item(
 ) -> Result<(), GateError> {
     let content = serde_json::to_string(content).map_err(|e| GateError::Invalid(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO data_items (id, case_id, category, originator, received_from, origin_agreement, conditions, \
-         content, content_sha256, retain_until, destroyed_at, ledger_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)",
+        "INSERT INTO data_items (id, case_id, category, concepts, originator, received_from, origin_agreement, \
+         conditions, content, content_sha256, retain_until, destroyed_at, ledger_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12)",
     )
-    .bind(id)
-    .bind(case_id)
-    .bind(kebab(&category))
-    .bind(originator.as_str())
+    .bind(item.id)
+    .bind(item.case_id)
+    .bind(kebab(&item.category))
+    .bind(item.concepts)
+    .bind(item.originator.as_str())
     .bind(received_from.map(|p| p.as_str().to_owned()))
     .bind(agreement_and_conditions.map(|(a, _)| a.clone()))
     .bind(agreement_and_conditions.map(|(_, c)| c.clone()))

@@ -450,3 +450,51 @@ pub async fn admin_execute(url: &str, sql: &str) -> Result<(), StoreError> {
     pool.close().await;
     Ok(())
 }
+
+impl Store {
+    /// The content of a datum, or `None` once destroyed (or if it does not exist).
+    ///
+    /// # Errors
+    /// Database errors, or stored content that is not a JSON object.
+    pub async fn datum_content(
+        &self,
+        id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let content: Option<Option<String>> =
+            sqlx::query_scalar("SELECT content FROM data_items WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        content
+            .flatten()
+            .map(|c| {
+                serde_json::from_str(&c)
+                    .map_err(|e| StoreError::Inconsistent(format!("datum {id}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Ids of the data whose retention limit has passed at `now` and that are not destroyed yet.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn data_due_for_destruction(
+        &self,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id, retain_until FROM data_items WHERE destroyed_at IS NULL AND retain_until IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut due = Vec::new();
+        for r in &rows {
+            let until: String = r.try_get(1)?;
+            let until: jiff::Timestamp = until
+                .parse()
+                .map_err(|e| StoreError::Inconsistent(format!("retain_until `{until}`: {e}")))?;
+            if until <= now {
+                due.push(r.try_get(0)?);
+            }
+        }
+        Ok(due)
+    }
+}

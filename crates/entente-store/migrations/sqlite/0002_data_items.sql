@@ -5,6 +5,7 @@ CREATE TABLE data_items (
     id TEXT PRIMARY KEY,
     case_id TEXT NOT NULL,
     category TEXT NOT NULL,
+    concepts TEXT NOT NULL,
     originator TEXT NOT NULL,
     received_from TEXT,
     origin_agreement TEXT,
