@@ -266,3 +266,209 @@ async fn checkpoint_signed_by_another_key_is_rejected() {
 fn no_agreements() -> std::sync::Arc<entente_policy::engine::Engine> {
     std::sync::Arc::new(entente_policy::engine::Engine::compile(Vec::new()).unwrap())
 }
+
+fn shipped_agreements() -> std::sync::Arc<entente_policy::engine::Engine> {
+    let lexicon = entente_core::lexicon::Lexicon::builtin().unwrap();
+    let agreements = entente_policy::agreement::builtin_agreements(&lexicon).unwrap();
+    std::sync::Arc::new(entente_policy::engine::Engine::compile(agreements).unwrap())
+}
+
+fn de() -> PartyCode {
+    "DE".parse().unwrap()
+}
+
+fn outbox_count(db: &Db) -> impl std::future::Future<Output = i64> + '_ {
+    async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Data flows through the gate on both backends: a share permitted by an agreement writes its
+/// outbox message in the same transaction; denials are recorded and write nothing; a datum
+/// received carries its conditions; onward transfer waits for the originator's consent;
+/// retention destroys the content and the ledger still verifies.
+#[tokio::test]
+async fn data_flows_under_agreements() {
+    use crate::flows::{ConsentMessage, DatumMessage};
+    use entente_policy::agreement::{DataCategory, Purpose};
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    for db in backends().await {
+        let engine = shipped_agreements();
+        let de_gate = Gate::start(db.store.clone(), key(), de(), engine.clone());
+        let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
+        let ca = Actor::User { name: "cas".into(), role: Role::CentralAuthority };
+        let case = Command::OpenCase {
+            id: "L".into(),
+            title: "t".into(),
+            concepts: vec!["illegal-access".into()],
+        };
+        de_gate.submit(eva.clone(), case, now).await.unwrap();
+        let content: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+            serde_json::json!({"name": "Someone", "email": "a@b.invalid", "plan": "x"}),
+        )
+        .unwrap();
+        let add = Command::AddDatum {
+            id: "d1".into(),
+            case_id: "L".into(),
+            category: DataCategory::PersonalDataOfThirdParties,
+            content: content.clone(),
+        };
+        assert!(matches!(
+            de_gate.submit(eva.clone(), add.clone(), now).await.unwrap(),
+            Verdict::Permitted { .. }
+        ));
+        assert!(matches!(
+            de_gate.submit(eva.clone(), add, now).await.unwrap_err(),
+            GateError::Conflict(_)
+        ));
+
+        // No agreement binds DE and JP: denied, recorded, nothing in the outbox.
+        let share = |to: &str, purpose| Command::ShareDatum {
+            id: "d1".into(),
+            to: to.parse().unwrap(),
+            purpose,
+            request_kind: None,
+        };
+        let v = de_gate
+            .submit(ca.clone(), share("JP", Purpose::CriminalInvestigation), now)
+            .await
+            .unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert!(decision.reason.contains("no agreement binds DE and JP"), "{}", decision.reason);
+        assert_eq!(outbox_count(&db).await, 0);
+        // An auditor may not share at all.
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v =
+            de_gate.submit(auditor, share("NL", Purpose::JointInvestigation), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }));
+
+        let v = de_gate
+            .submit(ca.clone(), share("NL", Purpose::JointInvestigation), now)
+            .await
+            .unwrap();
+        let Verdict::Permitted { output: Output::Message(m), decision, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(decision.rules, ["role.case-worker.datum-share", "jit-nl-de-template#flow"]);
+        assert_eq!(outbox_count(&db).await, 1);
+        let msg: DatumMessage = serde_json::from_value(m.payload).unwrap();
+        assert_eq!(msg.conditions.originator, de());
+        assert!(msg.content["email"].as_str().unwrap().starts_with("pse:"));
+        assert_eq!(msg.content["plan"], "x");
+        let text =
+            String::from_utf8(db.store.entries(0, 100).await.unwrap().last().unwrap().1.clone())
+                .unwrap();
+        assert!(
+            !text.contains("a@b.invalid") && !text.contains("Someone"),
+            "personal data in the ledger: {text}"
+        );
+
+        // NL's side, in a second database, receives it from DE.
+        let mut others = backends().await;
+        let same =
+            others.iter().position(|d| d.pg_schema.is_some() == db.pg_schema.is_some()).unwrap();
+        let nl_db = others.swap_remove(same);
+        for other in others {
+            other.drop_schema().await;
+        }
+        let nl_gate = Gate::start(
+            nl_db.store.clone(),
+            SigningKey::from_bytes(&[5u8; 32]),
+            nl(),
+            engine.clone(),
+        );
+        let from_de = Actor::Peer { party: de() };
+        let mut wrong = msg.clone();
+        wrong.conditions.agreement = "eu-2023-1543".into();
+        let v = nl_gate
+            .submit(from_de.clone(), Command::ReceiveDatum { message: wrong }, now)
+            .await
+            .unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert!(decision.rules.contains(&"conditions.agreement-mismatch".to_owned()));
+        let mut bare = msg.clone();
+        bare.conditions.agreement = String::new();
+        assert!(matches!(
+            nl_gate
+                .submit(from_de.clone(), Command::ReceiveDatum { message: bare }, now)
+                .await
+                .unwrap_err(),
+            GateError::Invalid(_)
+        ));
+        let v = nl_gate
+            .submit(from_de.clone(), Command::ReceiveDatum { message: msg.clone() }, now)
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+
+        // Onward transfer NL → US needs DE's consent; a consent from anyone else does not count.
+        let nl_eva = Actor::User { name: "eva".into(), role: Role::Investigator };
+        let onward = || Command::ShareDatum {
+            id: "d1".into(),
+            to: "US".parse().unwrap(),
+            purpose: Purpose::CriminalInvestigation,
+            request_kind: None,
+        };
+        let v = nl_gate.submit(nl_eva.clone(), onward(), now).await.unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert!(
+            decision.rules.contains(&"jit-nl-de-template#onward-transfer-needs-consent".to_owned())
+        );
+        let consent = ConsentMessage { datum_id: "d1".into(), recipient: "US".parse().unwrap() };
+        let v = nl_gate
+            .submit(
+                Actor::Peer { party: "US".parse().unwrap() },
+                Command::ReceiveConsent { message: consent.clone() },
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        let v = nl_gate
+            .submit(from_de, Command::ReceiveConsent { message: consent }, now)
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        // With the consent the travelling condition no longer blocks; what remains is that no
+        // NL-US agreement covers third parties' personal data.
+        let v = nl_gate.submit(nl_eva, onward(), now).await.unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert_eq!(decision.rules, ["role.case-worker.datum-share", "default-deny"]);
+        assert!(
+            decision.reason.contains("nl-us-mla: does not cover the data category"),
+            "{}",
+            decision.reason
+        );
+
+        // Retention: not before the limit; after it, the content is gone and the ledger verifies.
+        let early =
+            nl_gate.submit(Actor::Operator, Command::DestroyDatum { id: "d1".into() }, now).await;
+        assert!(matches!(early.unwrap_err(), GateError::Conflict(_)));
+        let later: Timestamp = "2028-11-27T00:00:00Z".parse().unwrap();
+        assert_eq!(nl_db.store.data_due_for_destruction(later).await.unwrap(), ["d1"]);
+        let v = nl_gate
+            .submit(Actor::Operator, Command::DestroyDatum { id: "d1".into() }, later)
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        assert!(nl_db.store.datum_content("d1").await.unwrap().is_none());
+        let nl_key = ledger::verifier_key(
+            nl_gate.origin(),
+            &SigningKey::from_bytes(&[5u8; 32]).verifying_key(),
+        );
+        verify_ledger(&nl_db.store, &nl(), &nl_key, &mut |_, _| {}).await.unwrap();
+        verify_ledger(
+            &db.store,
+            &de(),
+            &ledger::verifier_key(de_gate.origin(), &key().verifying_key()),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+        nl_db.drop_schema().await;
+        db.drop_schema().await;
+    }
+}
