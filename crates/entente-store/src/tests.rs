@@ -277,13 +277,11 @@ fn de() -> PartyCode {
     "DE".parse().unwrap()
 }
 
-fn outbox_count(db: &Db) -> impl std::future::Future<Output = i64> + '_ {
-    async move {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&db.store.pool)
-            .await
-            .unwrap()
-    }
+async fn outbox_count(db: &Db) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&db.store.pool)
+        .await
+        .unwrap()
 }
 
 /// Data flows through the gate on both backends: a share permitted by an agreement writes its
