@@ -12,4 +12,5 @@
 
 pub mod agreement;
 pub mod engine;
+pub mod gaps;
 pub mod minimize;
