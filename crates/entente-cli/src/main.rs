@@ -86,7 +86,7 @@ enum Cmd {
         #[command(subcommand)]
         command: lexicon::LexiconCmd,
     },
-    /// Agreement files: validate them, list the shipped agreements
+    /// Agreement files: validate, list; gap analysis of scenarios; explain a flow decision
     Framework {
         #[command(subcommand)]
         command: framework::FrameworkCmd,
