@@ -8,6 +8,7 @@ mod bench;
 mod framework;
 mod lexicon;
 mod pilot;
+mod retention;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -69,6 +70,11 @@ enum Cmd {
     Ledger {
         #[command(subcommand)]
         command: LedgerCmd,
+    },
+    /// Apply retention limits: destroy what has expired
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCmd,
     },
     /// Run Operation Lantern end to end on three pilot nodes
     Pilot {
@@ -287,6 +293,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Ledger { command } => ledger(command).await,
         Cmd::Pilot { dir } => pilot::run(dir).await,
+        Cmd::Retention { command } => retention::run(command).await,
         Cmd::Bench { command } => bench::run(command).await,
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,

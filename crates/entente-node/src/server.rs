@@ -179,6 +179,9 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/cases", post(open_case))
         .route("/api/v1/cases/{id}", get(read_case))
+        .route("/api/v1/data", post(add_datum))
+        .route("/api/v1/data/{id}/share", post(share_datum))
+        .route("/api/v1/data/{id}/consents", post(give_consent))
         .route("/api/v1/ledger/entries", get(ledger_entries))
         .route("/api/v1/ledger/proof/inclusion", get(inclusion_proof))
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
@@ -401,6 +404,98 @@ async fn open_case(
     Ok(resp)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddDatum {
+    id: String,
+    case_id: String,
+    category: entente_policy::agreement::DataCategory,
+    content: serde_json::Map<String, Value>,
+}
+
+async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: AddDatum = parse_json(&headers, &body)?;
+    let id = req.id.clone();
+    let command = Command::AddDatum {
+        id: req.id,
+        case_id: req.case_id,
+        category: req.category,
+        content: req.content,
+    };
+    let (index, _) = through_gate(&state, actor, command).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "ledger_index": index}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareDatum {
+    to: entente_core::PartyCode,
+    purpose: entente_policy::agreement::Purpose,
+    #[serde(default)]
+    request_kind: Option<entente_policy::agreement::RequestKind>,
+}
+
+/// Shares a datum: on a permit the minimized datum and its conditions are in the outbox for
+/// the receiving party; on a deny the problem names the agreement rules that refused it.
+async fn share_datum(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: ShareDatum = parse_json(&headers, &body)?;
+    let command = Command::ShareDatum {
+        id,
+        to: req.to,
+        purpose: req.purpose,
+        request_kind: req.request_kind,
+    };
+    outbox_response(&state, actor, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GiveConsent {
+    holder: entente_core::PartyCode,
+    recipient: entente_core::PartyCode,
+}
+
+async fn give_consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(datum_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: GiveConsent = parse_json(&headers, &body)?;
+    let command = Command::GiveConsent { datum_id, holder: req.holder, recipient: req.recipient };
+    outbox_response(&state, actor, command).await
+}
+
+async fn outbox_response(state: &AppState, actor: Actor, command: Command) -> ApiResult {
+    let authenticated = !matches!(actor, Actor::Anonymous);
+    match state.node.gate.submit(actor, command, Timestamp::now()).await? {
+        Verdict::Permitted { index, decision, output: Output::Message(m) } => {
+            state.metrics.permits.fetch_add(1, Ordering::Relaxed);
+            Ok(Json(json!({
+                "ledger_index": index,
+                "rules": decision.rules,
+                "reason": decision.reason,
+                "obligations": decision.obligations,
+                "outbox": {"id": m.id, "recipient": m.recipient, "kind": m.kind, "payload": m.payload},
+            }))
+            .into_response())
+        }
+        Verdict::Permitted { .. } => Err(Problem::internal("unexpected gate output")),
+        Verdict::Denied { index, decision } => {
+            state.metrics.denies.fetch_add(1, Ordering::Relaxed);
+            Err(Problem::denied(index, &decision, authenticated))
+        }
+    }
+}
+
 async fn read_case(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -555,6 +650,24 @@ pub fn openapi_document() -> Value {
             "/api/v1/cases": {"post": {"summary": "Open a case", "security": bearer,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenCase"}}}},
                 "responses": {"201": ok_json("opened"), "400": problem, "401": problem, "403": problem, "409": problem, "413": problem, "415": problem, "422": problem}}},
+            "/api/v1/data": {"post": {"summary": "Record a datum held for a case", "security": bearer,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "case_id", "category", "content"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string"}, "case_id": {"type": "string"},
+                    "category": {"enum": ["subscriber", "traffic", "content", "threat-intel", "personal-data-of-third-parties", "case-information"]},
+                    "content": {"type": "object"}}}}}},
+                "responses": {"201": ok_json("recorded"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}},
+            "/api/v1/data/{id}/share": {"post": {"summary": "Send a datum to another party under the agreements in force (minimized, with its travelling conditions, via the outbox)", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["to", "purpose"], "additionalProperties": false, "properties": {
+                    "to": {"type": "string"},
+                    "purpose": {"enum": ["criminal-investigation", "prosecution", "incident-response", "threat-intelligence", "joint-investigation"]},
+                    "request_kind": {"enum": ["preservation", "production", "subscriber-data", "traffic-data", "emergency-disclosure", "mla", "jit-invitation"]}}}}}},
+                "responses": {"200": ok_json("permitted; the outbox message"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}},
+            "/api/v1/data/{id}/consents": {"post": {"summary": "As originator, consent to the onward transfer of a datum", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["holder", "recipient"], "additionalProperties": false, "properties": {
+                    "holder": {"type": "string"}, "recipient": {"type": "string"}}}}}},
+                "responses": {"200": ok_json("permitted; the outbox message"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem}}},
             "/api/v1/cases/{id}": {"get": {"summary": "Read a case (the access is recorded)", "security": bearer,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok_json("the case"), "401": problem, "403": problem, "404": problem}}},

@@ -1,0 +1,69 @@
+//! `entente retention run`: destroys the data whose retention limit has passed, each through
+//! the gate (one ledger entry per datum, keeping its digest as proof of what was destroyed).
+
+use crate::{Failure, fail};
+use clap::Subcommand;
+use entente_core::Actor;
+use entente_node::Node;
+use entente_store::{Command, Verdict};
+use jiff::Timestamp;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(crate) enum RetentionCmd {
+    /// Destroy every datum whose retention limit has passed
+    Run {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The instant to apply the limits at (RFC 3339, e.g. 2028-11-27T00:00:00Z); default: now
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
+    let RetentionCmd::Run { data_dir, now } = cmd;
+    let now = match now {
+        None => Timestamp::now(),
+        Some(text) => text.parse::<Timestamp>().map_err(|e| {
+            fail(
+                2,
+                format!(
+                    "--now `{text}`: {e}; expected an RFC 3339 instant such as 2028-11-27T00:00:00Z"
+                ),
+            )
+        })?,
+    };
+    let node = Node::open(&data_dir).await?;
+    let due = node.store.data_due_for_destruction(now).await?;
+    if due.is_empty() {
+        println!("retention at {now}: nothing has expired");
+        return Ok(());
+    }
+    let mut destroyed = 0usize;
+    for id in &due {
+        match node
+            .gate
+            .submit(Actor::Operator, Command::DestroyDatum { id: id.clone() }, now)
+            .await?
+        {
+            Verdict::Permitted { index, .. } => {
+                destroyed += 1;
+                println!("destroyed {id} (ledger entry {index})");
+            }
+            Verdict::Denied { index, decision } => {
+                println!(
+                    "NOT destroyed {id}: denied by {} (ledger entry {index}): {}",
+                    decision.rules.join(", "),
+                    decision.reason
+                );
+            }
+        }
+    }
+    println!("retention at {now}: {destroyed} of {} expired data items destroyed", due.len());
+    if destroyed < due.len() {
+        return Err(fail(3, "some expired data could not be destroyed"));
+    }
+    Ok(())
+}
