@@ -45,6 +45,18 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 10_000)]
         samples: u64,
     },
+    /// Flow decision latency and throughput with N synthetic agreements compiled into Cedar policy, and the cost of compiling them
+    Decisions {
+        /// Synthetic agreements to generate and compile
+        #[arg(long, default_value_t = 200)]
+        agreements: usize,
+        /// Flows to decide (single-thread latency run, then the throughput run)
+        #[arg(long, default_value_t = 200_000)]
+        decisions: usize,
+        /// Threads deciding concurrently in the throughput run
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
@@ -114,6 +126,9 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
             report("inclusion proof", size, &mut inclusion);
             report("consistency proof", size, &mut consistency);
             Ok(())
+        }
+        BenchCmd::Decisions { agreements, decisions, threads } => {
+            decisions::run(agreements, decisions, threads)
         }
     }
 }
@@ -203,4 +218,501 @@ async fn drop_schema(url: &str, schema: &str) -> Result<(), Failure> {
 
 async fn sqlx_admin(url: &str, sql: &str) -> Result<(), Failure> {
     entente_store::admin_execute(url, sql).await.map_err(|e| fail(1, format!("{url}: {e}")))
+}
+
+/// `entente bench decisions`: synthetic agreements (generated deterministically; the shipped
+/// real agreements are only five), compiled into Cedar policy, and flows decided against them.
+mod decisions {
+    use super::Lcg;
+    use crate::{Failure, fail};
+    use entente_core::PartyCode;
+    use entente_core::lexicon::VerificationStatus;
+    use entente_policy::agreement::{
+        Agreement, AgreementKind, Citation, ConceptScope, DataCategory, IsoDuration,
+        MinimizationRule, OnwardTransfer, Purpose, RequestKind, RequestRule, Transform,
+        TravellingCondition,
+    };
+    use entente_policy::engine::{Engine, Flow};
+    use jiff::Timestamp;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    const EU27: [&str; 27] = [
+        "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
+        "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+    ];
+    const OTHERS: [&str; 33] = [
+        "US", "GB", "CA", "AU", "JP", "KR", "NZ", "CH", "NO", "IS", "BR", "AR", "CL", "MX", "ZA",
+        "NG", "IN", "SG", "IL", "TR", "UA", "MA", "GH", "SN", "PH", "LK", "CO", "PE", "CR", "DO",
+        "GE", "MD", "ME",
+    ];
+    /// Offence concepts of ETS 185 in `data/lexicon/concepts.toml`.
+    const CONCEPTS: [&str; 10] = [
+        "illegal-access",
+        "illegal-interception",
+        "data-interference",
+        "system-interference",
+        "misuse-of-devices",
+        "computer-related-forgery",
+        "computer-related-fraud",
+        "child-sexual-abuse-material",
+        "copyright-infringement",
+        "aiding-abetting-attempt",
+    ];
+    const RETENTION: [&str; 4] = ["P90D", "P1Y", "P2Y", "P5Y"];
+    const DEADLINES: [&str; 3] = ["P10D", "P30D", "P45D"];
+    const EMERGENCY: [&str; 2] = ["PT8H", "P3D"];
+    const FIELDS: [&str; 5] = ["third_party_ip", "victim_name", "email", "timestamp", "device_id"];
+
+    struct Rng(Lcg);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            (self.0.next() % n.max(1) as u64) as usize
+        }
+        fn range(&mut self, lo: usize, hi: usize) -> usize {
+            lo + self.below(hi - lo + 1)
+        }
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len())]
+        }
+        /// `k` distinct items, in the order drawn.
+        fn distinct<T: Clone>(&mut self, items: &[T], k: usize) -> Vec<T> {
+            let mut idx: Vec<usize> = (0..items.len()).collect();
+            let k = k.min(items.len());
+            for i in 0..k {
+                let j = i + self.below(items.len() - i);
+                idx.swap(i, j);
+            }
+            idx[..k].iter().map(|&i| items[i].clone()).collect()
+        }
+    }
+
+    fn party(s: &str) -> Result<PartyCode, Failure> {
+        s.parse::<PartyCode>().map_err(|e| fail(1, e))
+    }
+
+    fn dur(s: &str) -> Result<IsoDuration, Failure> {
+        let span: jiff::Span = s.parse().map_err(|e| fail(1, format!("{s}: {e}")))?;
+        Ok(IsoDuration { text: s.to_owned(), span })
+    }
+
+    fn cite(s: String) -> Citation {
+        Citation { citation: s, status: VerificationStatus::V2, sources: vec![] }
+    }
+
+    fn date(rng: &mut Rng, from_year: usize, to_year: usize) -> jiff::civil::Date {
+        let y = rng.range(from_year, to_year) as i16;
+        jiff::civil::date(y, rng.range(1, 12) as i8, rng.range(1, 28) as i8)
+    }
+
+    /// `n` agreements: per 20, one multilateral treaty or protocol (10–60 parties), one
+    /// regulation (20–27 EU parties), five JIT agreements (2–4 parties), two MOUs and eleven
+    /// bilateral MLA treaties (pairs among 40 parties).
+    pub(super) fn synthetic(n: usize, seed: u64) -> Result<Vec<Agreement>, Failure> {
+        let mut rng = Rng(Lcg(seed));
+        let world: Vec<&str> = EU27.iter().chain(OTHERS.iter()).copied().collect();
+        let mla_pool: Vec<&str> = EU27[..20].iter().chain(OTHERS[..20].iter()).copied().collect();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let (kind, parties, prefix): (AgreementKind, Vec<&str>, &str) = match i % 20 {
+                0 => {
+                    let k = rng.range(10, 60);
+                    let kind = if rng.chance(50) {
+                        AgreementKind::Treaty
+                    } else {
+                        AgreementKind::Protocol
+                    };
+                    (kind, rng.distinct(&world, k), "multi")
+                }
+                1 => {
+                    let k = if rng.chance(60) { 27 } else { rng.range(20, 27) };
+                    (AgreementKind::Regulation, rng.distinct(&EU27, k), "reg")
+                }
+                2..=6 => {
+                    let k = rng.range(2, 4);
+                    let mut p = rng.distinct(&EU27, k);
+                    if rng.chance(20) {
+                        p.push(*rng.pick(&OTHERS[..10]));
+                    }
+                    (AgreementKind::Jit, p, "jit")
+                }
+                7 | 8 => (AgreementKind::Mou, rng.distinct(&mla_pool, 2), "mou"),
+                _ => (AgreementKind::BilateralMla, rng.distinct(&mla_pool, 2), "mla"),
+            };
+            let id = format!("{prefix}-{i:03}-{}", parties[..2].join("-").to_lowercase());
+            let parties: Vec<PartyCode> =
+                parties.iter().map(|p| party(p)).collect::<Result<_, _>>()?;
+            let (in_force_from, in_force_until) = if kind == AgreementKind::Jit {
+                let from = date(&mut rng, 2023, 2026);
+                // Two-year JITs, some already ended.
+                (from, from.checked_add(jiff::Span::new().years(2)).ok())
+            } else {
+                let from = date(&mut rng, 1995, 2025);
+                (from, if rng.chance(8) { Some(date(&mut rng, 2021, 2025)) } else { None })
+            };
+            let in_force_until = in_force_until.filter(|u| *u > in_force_from);
+            let offences = if rng.chance(30) {
+                ConceptScope::AnyOffence
+            } else {
+                let k = rng.range(2, 5);
+                ConceptScope::Concepts(
+                    rng.distinct(&CONCEPTS, k).into_iter().map(str::to_owned).collect(),
+                )
+            };
+            let k = rng.range(2, 5);
+            let categories = rng.distinct(DataCategory::ALL, k);
+            let k = rng.range(1, 3);
+            let mut purposes = rng.distinct(Purpose::ALL, k);
+            if kind == AgreementKind::Jit && !purposes.contains(&Purpose::JointInvestigation) {
+                purposes[0] = Purpose::JointInvestigation;
+            }
+            let mut retention = BTreeMap::new();
+            for c in &categories {
+                if rng.chance(60) {
+                    retention.insert(*c, dur(rng.pick::<&str>(&RETENTION))?);
+                }
+            }
+            let onward_transfer = match rng.below(4) {
+                0 => OnwardTransfer::Forbidden,
+                1 => OnwardTransfer::Free,
+                _ => OnwardTransfer::ConsentOfOriginator,
+            };
+            let mut minimization = Vec::new();
+            for _ in 0..rng.range(0, 3) {
+                minimization.push(MinimizationRule {
+                    category: *rng.pick(&categories),
+                    field: (*rng.pick(&FIELDS)).to_owned(),
+                    transform: *rng.pick(&[
+                        Transform::Drop,
+                        Transform::Redact,
+                        Transform::Pseudonymize,
+                        Transform::TruncateIp,
+                        Transform::CoarsenTime,
+                    ]),
+                });
+            }
+            let k = rng.range(1, 3);
+            let mut requests = Vec::new();
+            for rk in rng.distinct(RequestKind::ALL, k) {
+                let preservation = rk == RequestKind::Preservation;
+                requests.push(RequestRule {
+                    kind: rk,
+                    categories: rng.distinct(&categories, 1),
+                    deadline: Some(dur(rng.pick::<&str>(&DEADLINES))?),
+                    emergency_deadline: if rng.chance(40) {
+                        Some(dur(rng.pick::<&str>(&EMERGENCY))?)
+                    } else {
+                        None
+                    },
+                    period: if preservation { Some(dur("P60D")?) } else { None },
+                    extension: if preservation { Some(dur("P30D")?) } else { None },
+                    basis: cite(format!("{id} Art {}", rng.range(2, 30))),
+                });
+            }
+            out.push(Agreement {
+                title: format!("Synthetic {} {id}", kind.as_str()),
+                kind,
+                legal_basis: vec![cite(format!("{id} Art 1"))],
+                parties,
+                in_force_from,
+                in_force_until,
+                offences,
+                categories,
+                purposes,
+                retention,
+                onward_transfer,
+                commercial_use_prohibited: rng.chance(80),
+                minimization,
+                requests,
+                refusal_grounds: vec![],
+                travelling_conditions: vec![TravellingCondition {
+                    id: "purpose-limitation".into(),
+                    text: "use only for the purposes of the agreement".into(),
+                    basis: cite(format!("{id} Art 3")),
+                }],
+                dual_criminality_months: if rng.chance(50) { Some(12) } else { None },
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// An owned flow; [`Spec::flow`] lends it to the engine.
+    struct Spec {
+        from: PartyCode,
+        to: PartyCode,
+        originator: PartyCode,
+        origin_agreement: Option<String>,
+        category: DataCategory,
+        purpose: Purpose,
+        concepts: Vec<String>,
+        request_kind: Option<RequestKind>,
+    }
+
+    impl Spec {
+        fn flow(&self) -> Flow<'_> {
+            Flow {
+                from: &self.from,
+                to: &self.to,
+                originator: &self.originator,
+                origin_agreement: self.origin_agreement.as_deref(),
+                category: self.category,
+                purpose: self.purpose,
+                concepts: &self.concepts,
+                request_kind: self.request_kind,
+                consents: &[],
+            }
+        }
+    }
+
+    fn concepts_of(rng: &mut Rng, a: &Agreement) -> Vec<String> {
+        let k = rng.range(1, 2);
+        match &a.offences {
+            ConceptScope::AnyOffence => {
+                rng.distinct(&CONCEPTS, k).into_iter().map(str::to_owned).collect()
+            }
+            ConceptScope::Concepts(c) => rng.distinct(c, k),
+        }
+    }
+
+    /// `n` flows: about 50% meant to be permitted (two parties of an agreement in force,
+    /// within its scope), 40% meant to miss (a random pair, or an agreement's pair with a
+    /// category, purpose or offence it does not cover), 10% onward transfers of data received
+    /// under an agreement whose onward-transfer or purpose limits forbid them. The actual
+    /// outcome is whatever the engine decides; the benchmark counts it.
+    fn flows(
+        agreements: &[Agreement],
+        n: usize,
+        day: jiff::civil::Date,
+        seed: u64,
+    ) -> Result<Vec<Spec>, Failure> {
+        let mut rng = Rng(Lcg(seed));
+        let world: Vec<PartyCode> =
+            EU27.iter().chain(OTHERS.iter()).map(|p| party(p)).collect::<Result<_, _>>()?;
+        let live: Vec<&Agreement> = agreements.iter().filter(|a| a.in_force_on(day)).collect();
+        if live.is_empty() {
+            return Err(fail(1, "no synthetic agreement is in force today"));
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let a = *rng.pick(&live);
+            let pair = rng.distinct(&a.parties.iter().collect::<Vec<_>>(), 2);
+            let (from, to) = (pair[0].clone(), pair[1].clone());
+            let mut s = Spec {
+                originator: from.clone(),
+                from,
+                to,
+                origin_agreement: None,
+                category: *rng.pick(&a.categories),
+                purpose: *rng.pick(&a.purposes),
+                concepts: concepts_of(&mut rng, a),
+                request_kind: if rng.chance(50) { None } else { Some(rng.pick(&a.requests).kind) },
+            };
+            let roll = rng.below(100);
+            if roll < 50 {
+                // Permitted as built.
+            } else if roll < 75 {
+                // A random pair, random scope.
+                let pair = rng.distinct(&world, 2);
+                s.from = pair[0].clone();
+                s.to = pair[1].clone();
+                s.originator = s.from.clone();
+                s.category = *rng.pick(DataCategory::ALL);
+                s.purpose = *rng.pick(Purpose::ALL);
+                s.concepts = vec![(*rng.pick(&CONCEPTS)).to_owned()];
+            } else if roll < 90 {
+                // The agreement's pair, one criterion outside its scope.
+                match rng.below(3) {
+                    0 => {
+                        let outside: Vec<DataCategory> = DataCategory::ALL
+                            .iter()
+                            .copied()
+                            .filter(|c| !a.categories.contains(c))
+                            .collect();
+                        if !outside.is_empty() {
+                            s.category = *rng.pick(&outside);
+                        }
+                    }
+                    1 => {
+                        let outside: Vec<Purpose> = Purpose::ALL
+                            .iter()
+                            .copied()
+                            .filter(|p| !a.purposes.contains(p))
+                            .collect();
+                        if !outside.is_empty() {
+                            s.purpose = *rng.pick(&outside);
+                        }
+                    }
+                    _ => {
+                        let outside: Vec<&str> =
+                            CONCEPTS.iter().copied().filter(|c| !a.covers_concept(c)).collect();
+                        if !outside.is_empty() {
+                            s.concepts = vec![(*rng.pick(&outside)).to_owned()];
+                        }
+                    }
+                }
+            } else {
+                // Onward: `from` received the datum from `originator` under `a` and passes it
+                // to a third party.
+                s.originator = s.to.clone();
+                let third: Vec<&PartyCode> =
+                    world.iter().filter(|p| **p != s.from && **p != s.originator).collect();
+                s.to = (*rng.pick(&third)).clone();
+                s.origin_agreement = Some(a.id.clone());
+                if a.onward_transfer == OnwardTransfer::Free || rng.chance(20) {
+                    let outside: Vec<Purpose> =
+                        Purpose::ALL.iter().copied().filter(|p| !a.purposes.contains(p)).collect();
+                    if !outside.is_empty() {
+                        s.purpose = *rng.pick(&outside);
+                    }
+                }
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    fn latency(what: &str, samples: &mut [Duration]) {
+        samples.sort_unstable();
+        let at = |q: f64| {
+            samples
+                .get(((samples.len().max(1) - 1) as f64 * q) as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        println!(
+            "{what}: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {} decisions",
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            samples.len()
+        );
+    }
+
+    #[derive(Default)]
+    struct Mix {
+        permit: usize,
+        default_deny: usize,
+        forbid: usize,
+        error: usize,
+    }
+
+    pub(super) fn run(n: usize, decisions: usize, threads: usize) -> Result<(), Failure> {
+        fn shared<T: Sync>(t: &T) -> &T {
+            t
+        }
+        let agreements = synthetic(n, 0xa9ee)?;
+        let now: Timestamp = "2026-09-01T10:00:00Z".parse()?;
+        let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let parties: std::collections::BTreeSet<&PartyCode> =
+            agreements.iter().flat_map(|a| a.parties.iter()).collect();
+        let live = agreements.iter().filter(|a| a.in_force_on(day)).count();
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &agreements {
+            *kinds.entry(a.kind.as_str()).or_default() += 1;
+        }
+        println!(
+            "{n} synthetic agreements ({}), {} parties, {live} in force on {day}",
+            kinds.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "),
+            parties.len()
+        );
+        let specs = flows(&agreements, decisions, day, 0xf10e)?;
+
+        let start = Instant::now();
+        let engine = Engine::compile(agreements).map_err(|e| fail(1, e))?;
+        let took = start.elapsed();
+        println!(
+            "compile: {n} agreements into {} Cedar policies in {:.1} ms",
+            engine.policy_count(),
+            took.as_secs_f64() * 1e3
+        );
+        // The engine is shared by reference between threads: it must be Sync.
+        let engine = shared(&engine);
+
+        // Warm-up, then single-thread latency with a clock read around each decision.
+        for s in specs.iter().take(2_000) {
+            std::hint::black_box(engine.decide_flow(&s.flow(), now));
+        }
+        let mut mix = Mix::default();
+        // Latency of every decision, and by outcome: permitted, denied by default, forbidden.
+        let mut samples: Vec<Duration> = Vec::with_capacity(specs.len());
+        let mut by_outcome: [Vec<Duration>; 3] = Default::default();
+        for s in &specs {
+            let f = s.flow();
+            let t = Instant::now();
+            let d = engine.decide_flow(&f, now);
+            let took = t.elapsed();
+            samples.push(took);
+            match d.decision.rules.first().map(String::as_str) {
+                _ if d.decision.is_permit() => {
+                    mix.permit += 1;
+                    by_outcome[0].push(took);
+                }
+                Some("default-deny") => {
+                    mix.default_deny += 1;
+                    by_outcome[1].push(took);
+                }
+                Some("policy.error") | None => mix.error += 1,
+                Some(_) => {
+                    mix.forbid += 1;
+                    by_outcome[2].push(took);
+                }
+            }
+        }
+        let pct = |k: usize| 100.0 * k as f64 / specs.len().max(1) as f64;
+        println!(
+            "mix: {} permitted ({:.1}%), {} denied by default ({:.1}%), {} onward transfers denied by a forbid ({:.1}%), {} errors",
+            mix.permit,
+            pct(mix.permit),
+            mix.default_deny,
+            pct(mix.default_deny),
+            mix.forbid,
+            pct(mix.forbid),
+            mix.error
+        );
+        let total: Duration = samples.iter().sum();
+        latency(&format!("decision latency (1 thread, {n} agreements)"), &mut samples);
+        for (what, v) in ["  permitted", "  denied by default", "  forbidden onward"]
+            .iter()
+            .zip(by_outcome.iter_mut())
+        {
+            latency(what, v);
+        }
+        println!(
+            "1 thread: {:.0} decisions/s (sum of timed calls)",
+            specs.len() as f64 / total.as_secs_f64()
+        );
+
+        // Throughput: `threads` threads, each deciding its share, no per-call clock.
+        let threads = threads.max(1);
+        let per = specs.len().div_ceil(threads);
+        let start = Instant::now();
+        let permits: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = specs
+                .chunks(per.max(1))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter(|s| engine.decide_flow(&s.flow(), now).decision.is_permit())
+                            .count()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| fail(1, "a deciding thread panicked")))
+                .sum::<Result<usize, Failure>>()
+        })?;
+        let took = start.elapsed();
+        println!(
+            "{threads} threads: {} decisions in {:.2} s = {:.0} decisions/s ({permits} permitted)",
+            specs.len(),
+            took.as_secs_f64(),
+            specs.len() as f64 / took.as_secs_f64()
+        );
+        Ok(())
+    }
 }

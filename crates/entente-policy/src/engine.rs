@@ -9,9 +9,15 @@
 //!   no onward transfer (or none without the originating party's consent), and purpose
 //!   limitation.
 //!
-//! Cedar denies by default and a `forbid` overrides any `permit`. Policies are grouped by
-//! (sending, receiving) party so that a decision evaluates only the agreements that could
-//! apply. When several agreements permit a flow, the most specific instrument grounds it (a
+//! Cedar denies by default and a `forbid` overrides any `permit`. The value sets an agreement
+//! names (its parties, categories, purposes, offence concepts and request kinds) are attributes
+//! of an `Entente::Agreement` entity, built once at compile time, that the policies read; a
+//! policy does not rebuild them on every evaluation. A decision puts to Cedar only the
+//! policies that can apply: the permits of the agreements that bind the (sending, receiving)
+//! pair and cover the data category and purpose and, for an onward transfer only, the forbids
+//! of the agreement the datum came under (every forbid requires `context.onward` and names its
+//! agreement in `context.origin_agreement`, so the others cannot be satisfied). When several
+//! agreements permit a flow, the most specific instrument grounds it (a
 //! JIT agreement before a regulation or bilateral treaty, before a protocol, before the general
 //! treaty). Each policy carries `@agreement` and `@rule` annotations; a decision names them.
 //! When nothing permits, [`Engine::decide_flow`] explains, agreement by agreement, what was
@@ -21,14 +27,19 @@ use crate::agreement::{
     Agreement, AgreementKind, DataCategory, OnwardTransfer, Purpose, RequestKind,
 };
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, Policy, PolicyId,
     PolicySet, Request, RestrictedExpression,
 };
 use entente_core::{Decision, Obligation, Outcome, PartyCode};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr as _;
+use std::sync::{Arc, RwLock};
+
+/// At most this many onward-transfer policy sets are kept; beyond it they are built per
+/// decision.
+const ONWARD_CACHE: usize = 20_000;
 
 /// A data flow to decide.
 #[derive(Clone, Debug)]
@@ -124,11 +135,32 @@ struct RuleInfo {
     text: String,
 }
 
+/// The policies that can apply between a sending and a receiving party.
+struct Pair {
+    /// The `flow` permits of the agreements that bind both parties, by data category and
+    /// purpose (see [`slot`]): a permit whose agreement does not cover the category or the
+    /// purpose cannot be satisfied, so it is left out of that slot's set. Sets with the same
+    /// permits are shared between pairs: the values index [`Engine::permit_sets`].
+    permits: Vec<usize>,
+    /// Those agreements, by index, in load order.
+    binding: Vec<usize>,
+}
+
 /// The compiled agreements.
 pub struct Engine {
     agreements: Vec<Agreement>,
-    by_pair: HashMap<(PartyCode, PartyCode), PolicySet>,
-    rules: HashMap<String, RuleInfo>,
+    /// Sending party, then receiving party (looked up by reference, without cloning codes).
+    by_pair: HashMap<PartyCode, HashMap<PartyCode, Pair>>,
+    /// The distinct permit sets the pairs use.
+    permit_sets: Vec<PolicySet>,
+    /// The forbids of each agreement (travelling conditions), by agreement index.
+    forbids: Vec<Vec<Policy>>,
+    /// Policy sets for onward transfers, built on first use: (permit set, origin agreement)
+    /// → that permit set with the origin agreement's forbids. Bounded by [`ONWARD_CACHE`].
+    onward: RwLock<HashMap<(usize, usize), Arc<PolicySet>>>,
+    /// Agreement index by id.
+    by_id: HashMap<String, usize>,
+    rules: HashMap<PolicyId, RuleInfo>,
     empty: PolicySet,
     authorizer: Authorizer,
     entities: Entities,
@@ -166,6 +198,37 @@ fn kebab<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// The entity that carries an agreement's value sets.
+fn agreement_uid(a: &Agreement) -> Result<String, CompileError> {
+    Ok(format!("Entente::Agreement::{}", lit(&a.id, &a.id)?))
+}
+
+fn str_set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
+    RestrictedExpression::new_set(
+        items.into_iter().map(|v| RestrictedExpression::new_string(v.to_owned())),
+    )
+}
+
+fn agreement_entity(a: &Agreement) -> Result<Entity, CompileError> {
+    let cedar = |e: String| CompileError::Cedar { agreement: a.id.clone(), detail: e };
+    let uid = EntityUid::from_str(&agreement_uid(a)?).map_err(|e| cedar(e.to_string()))?;
+    let concepts: Vec<&str> = match &a.offences {
+        crate::agreement::ConceptScope::AnyOffence => Vec::new(),
+        crate::agreement::ConceptScope::Concepts(c) => c.iter().map(String::as_str).collect(),
+    };
+    let categories: Vec<String> = a.categories.iter().map(kebab).collect();
+    let purposes: Vec<String> = a.purposes.iter().map(kebab).collect();
+    let kinds: Vec<String> = a.requests.iter().map(|r| kebab(&r.kind)).collect();
+    let attrs = HashMap::from([
+        ("parties".to_owned(), str_set(a.parties.iter().map(PartyCode::as_str))),
+        ("categories".to_owned(), str_set(categories.iter().map(String::as_str))),
+        ("purposes".to_owned(), str_set(purposes.iter().map(String::as_str))),
+        ("concepts".to_owned(), str_set(concepts)),
+        ("kinds".to_owned(), str_set(kinds.iter().map(String::as_str))),
+    ]);
+    Entity::new(uid, attrs, HashSet::new()).map_err(|e| cedar(e.to_string()))
+}
+
 /// The day as a number `YYYYMMDD`, the unit in which policies compare dates.
 fn day_number(d: jiff::civil::Date) -> i64 {
     i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
@@ -175,20 +238,28 @@ const ACTION: &str = r#"Entente::Action::"flow""#;
 
 fn policy_text(a: &Agreement) -> Result<Vec<(String, String, String)>, CompileError> {
     let id = &a.id;
+    // Every value must be safe to write into policy, although the sets are read from the
+    // agreement's entity.
     let parties: Vec<String> = a.parties.iter().map(|p| p.as_str().to_owned()).collect();
-    let parties = set(id, &parties)?;
-    let categories = set(id, &a.categories.iter().map(kebab).collect::<Vec<_>>())?;
+    set(id, &parties)?;
+    set(id, &a.categories.iter().map(kebab).collect::<Vec<_>>())?;
     let purposes_list: Vec<String> = a.purposes.iter().map(kebab).collect();
-    let purposes = set(id, &purposes_list)?;
+    set(id, &purposes_list)?;
+    set(id, &a.requests.iter().map(|r| kebab(&r.kind)).collect::<Vec<_>>())?;
+    let entity = agreement_uid(a)?;
+    let parties = format!("{entity}.parties");
+    let categories = format!("{entity}.categories");
+    let purposes = format!("{entity}.purposes");
+    let kinds = format!("{entity}.kinds");
     let from = day_number(a.in_force_from);
     let until = a.in_force_until.map_or(99_991_231, day_number);
     let offences = match &a.offences {
         crate::agreement::ConceptScope::AnyOffence => "true".to_owned(),
         crate::agreement::ConceptScope::Concepts(c) => {
-            format!("{}.containsAny(context.concepts)", set(id, c)?)
+            set(id, c)?;
+            format!("{entity}.concepts.containsAny(context.concepts)")
         }
     };
-    let kinds = set(id, &a.requests.iter().map(|r| kebab(&r.kind)).collect::<Vec<_>>())?;
     let agreement = lit(id, id)?;
     let mut out = vec![(
         "flow".to_owned(),
@@ -199,10 +270,10 @@ fn policy_text(a: &Agreement) -> Result<Vec<(String, String, String)>, CompileEr
         format!(
             "@agreement({agreement}) @rule(\"flow\")\n\
              permit(principal, action == {ACTION}, resource) when {{\n\
-               context.from != context.to && {parties}.contains(context.from) && {parties}.contains(context.to) &&\n\
-               context.day >= {from} && context.day <= {until} &&\n\
                {categories}.contains(context.category) && {purposes}.contains(context.purpose) &&\n\
-               {offences} && (context.kind == \"\" || {kinds}.contains(context.kind))\n\
+               {offences} && (context.kind == \"\" || {kinds}.contains(context.kind)) &&\n\
+               context.day >= {from} && context.day <= {until} &&\n\
+               context.from != context.to && {parties}.contains(context.from) && {parties}.contains(context.to)\n\
              }};"
         ),
     )];
@@ -253,48 +324,94 @@ impl Engine {
     /// # Errors
     /// A value that cannot be written into policy, or a policy Cedar rejects.
     pub fn compile(agreements: Vec<Agreement>) -> Result<Engine, CompileError> {
-        let mut compiled: Vec<(usize, String, Policy)> = Vec::new();
+        let mut permits: Vec<Policy> = Vec::with_capacity(agreements.len());
+        let mut forbids: Vec<Vec<Policy>> = Vec::with_capacity(agreements.len());
         let mut rules = HashMap::new();
+        let mut by_id = HashMap::new();
+        let mut entities = Vec::with_capacity(agreements.len());
         for (i, a) in agreements.iter().enumerate() {
-            for (rule, text, src) in policy_text(a)? {
-                let pid = format!("{}#{rule}", a.id);
-                let policy = Policy::parse(Some(PolicyId::new(&pid)), &src).map_err(|e| {
-                    CompileError::Cedar { agreement: a.id.clone(), detail: e.to_string() }
-                })?;
-                rules.insert(pid, RuleInfo { agreement: i, rule: rule.clone(), text });
-                compiled.push((i, rule, policy));
+            let cedar = |e: String| CompileError::Cedar { agreement: a.id.clone(), detail: e };
+            if by_id.insert(a.id.clone(), i).is_some() {
+                return Err(cedar("another agreement has the same id".into()));
             }
+            entities.push(agreement_entity(a)?);
+            let mut own = Vec::new();
+            for (rule, text, src) in policy_text(a)? {
+                let pid = PolicyId::new(format!("{}#{rule}", a.id));
+                let policy =
+                    Policy::parse(Some(pid.clone()), &src).map_err(|e| cedar(e.to_string()))?;
+                rules.insert(pid, RuleInfo { agreement: i, rule: rule.clone(), text });
+                if rule == "flow" {
+                    permits.push(policy);
+                } else {
+                    own.push(policy);
+                }
+            }
+            forbids.push(own);
         }
-        let parties: BTreeSet<PartyCode> =
-            agreements.iter().flat_map(|a| a.parties.iter().cloned()).collect();
-        let mut by_pair = HashMap::new();
-        for from in &parties {
-            for to in &parties {
+        let entities = Entities::from_entities(entities, None)
+            .map_err(|e| CompileError::Cedar { agreement: "-".into(), detail: e.to_string() })?;
+        let parties: BTreeSet<&PartyCode> =
+            agreements.iter().flat_map(|a| a.parties.iter()).collect();
+        let mut by_pair: HashMap<PartyCode, HashMap<PartyCode, Pair>> = HashMap::new();
+        // Permit sets by the agreements they hold, shared between pairs and slots.
+        let mut shared: HashMap<Vec<usize>, usize> = HashMap::new();
+        let mut permit_sets: Vec<PolicySet> = Vec::new();
+        let slots = DataCategory::ALL.len() * Purpose::ALL.len();
+        for &from in &parties {
+            let row = by_pair.entry(from.clone()).or_default();
+            for &to in &parties {
                 if from == to {
                     continue;
                 }
-                let mut set = PolicySet::new();
-                for (i, rule, policy) in &compiled {
-                    let a = &agreements[*i];
-                    let relevant =
-                        if rule == "flow" { a.binds(from, to) } else { a.parties.contains(from) };
-                    if relevant {
-                        set.add(policy.clone()).map_err(|e| CompileError::Cedar {
-                            agreement: a.id.clone(),
-                            detail: e.to_string(),
-                        })?;
+                let binding: Vec<usize> =
+                    (0..agreements.len()).filter(|&i| agreements[i].binds(from, to)).collect();
+                let mut pair = Pair { permits: Vec::with_capacity(slots), binding };
+                for category in DataCategory::ALL {
+                    for purpose in Purpose::ALL {
+                        let held: Vec<usize> = pair
+                            .binding
+                            .iter()
+                            .copied()
+                            .filter(|&i| {
+                                agreements[i].categories.contains(category)
+                                    && agreements[i].purposes.contains(purpose)
+                            })
+                            .collect();
+                        let set = match shared.get(&held) {
+                            Some(&set) => set,
+                            None => {
+                                let mut set = PolicySet::new();
+                                for &i in &held {
+                                    set.add(permits[i].clone()).map_err(|e| {
+                                        CompileError::Cedar {
+                                            agreement: agreements[i].id.clone(),
+                                            detail: e.to_string(),
+                                        }
+                                    })?;
+                                }
+                                permit_sets.push(set);
+                                shared.insert(held, permit_sets.len() - 1);
+                                permit_sets.len() - 1
+                            }
+                        };
+                        pair.permits.push(set);
                     }
                 }
-                by_pair.insert((from.clone(), to.clone()), set);
+                row.insert(to.clone(), pair);
             }
         }
         Ok(Engine {
             agreements,
             by_pair,
+            permit_sets,
+            forbids,
+            onward: RwLock::new(HashMap::new()),
+            by_id,
             rules,
             empty: PolicySet::new(),
             authorizer: Authorizer::new(),
-            entities: Entities::empty(),
+            entities,
             principal: uid(r#"Entente::Party::"node""#)?,
             action: uid(ACTION)?,
             resource: uid(r#"Entente::Datum::"datum""#)?,
@@ -319,9 +436,31 @@ impl Engine {
     /// Decides `flow` at `now`.
     pub fn decide_flow(&self, flow: &Flow<'_>, now: Timestamp) -> FlowDecision {
         let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let set = self.by_pair.get(&(flow.from.clone(), flow.to.clone())).unwrap_or(&self.empty);
-        let response = match self.request(flow, day) {
-            Ok(request) => self.authorizer.is_authorized(&request, set, &self.entities),
+        let pair = self.by_pair.get(flow.from).and_then(|row| row.get(flow.to));
+        let response = match self.request(flow, day).and_then(|request| {
+            let set = match pair {
+                None => &self.empty,
+                Some(pair) => {
+                    let Some(&permits) =
+                        slot(flow.category, flow.purpose).and_then(|i| pair.permits.get(i))
+                    else {
+                        return Err("no policy slot for the category and purpose".into());
+                    };
+                    match self.onward_set(flow, permits)? {
+                        Some(set) => {
+                            return Ok(self.authorizer.is_authorized(
+                                &request,
+                                &set,
+                                &self.entities,
+                            ));
+                        }
+                        None => &self.permit_sets[permits],
+                    }
+                }
+            };
+            Ok(self.authorizer.is_authorized(&request, set, &self.entities))
+        }) {
+            Ok(response) => response,
             Err(e) => {
                 return FlowDecision {
                     decision: Decision::deny(
@@ -333,11 +472,8 @@ impl Engine {
                 };
             }
         };
-        let reasons: Vec<&RuleInfo> = response
-            .diagnostics()
-            .reason()
-            .filter_map(|p| self.rules.get(p.to_string().as_str()))
-            .collect();
+        let reasons: Vec<&RuleInfo> =
+            response.diagnostics().reason().filter_map(|p| self.rules.get(p)).collect();
         match response.decision() {
             CedarDecision::Allow => {
                 // Several agreements may permit: the most specific instrument grounds the flow
@@ -387,11 +523,50 @@ impl Engine {
                 conditions: None,
             },
             CedarDecision::Deny => FlowDecision {
-                decision: Decision::deny("default-deny", self.explain_miss(flow, day)),
+                decision: Decision::deny(
+                    "default-deny",
+                    self.explain_miss(flow, pair.map_or(&[], |p| &p.binding), day),
+                ),
                 agreement: None,
                 conditions: None,
             },
         }
+    }
+
+    /// For an onward transfer of a datum received under an agreement that binds the sending
+    /// party: the pair's permits (`permits`, an index into `permit_sets`) with that
+    /// agreement's forbids. Otherwise `None`: no forbid can be satisfied and the pair's permits
+    /// are the whole policy that applies.
+    fn onward_set(
+        &self,
+        flow: &Flow<'_>,
+        permits: usize,
+    ) -> Result<Option<Arc<PolicySet>>, String> {
+        if !flow.is_onward() {
+            return Ok(None);
+        }
+        let Some(&origin) = flow.origin_agreement.and_then(|id| self.by_id.get(id)) else {
+            return Ok(None);
+        };
+        let forbids = &self.forbids[origin];
+        if forbids.is_empty() || !self.agreements[origin].parties.contains(flow.from) {
+            return Ok(None);
+        }
+        let key = (permits, origin);
+        if let Some(set) = self.onward.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(Some(set));
+        }
+        let mut set = self.permit_sets.get(permits).cloned().unwrap_or_default();
+        for p in forbids {
+            set.add(p.clone()).map_err(|e| e.to_string())?;
+        }
+        let set = Arc::new(set);
+        if let Ok(mut cache) = self.onward.write()
+            && cache.len() < ONWARD_CACHE
+        {
+            cache.insert(key, set.clone());
+        }
+        Ok(Some(set))
     }
 
     fn request(&self, flow: &Flow<'_>, day: jiff::civil::Date) -> Result<Request, String> {
@@ -402,9 +577,9 @@ impl Engine {
             ("originator".to_owned(), s(flow.originator.as_str())),
             ("origin_agreement".to_owned(), s(flow.origin_agreement.unwrap_or(""))),
             ("onward".to_owned(), RestrictedExpression::new_bool(flow.is_onward())),
-            ("category".to_owned(), s(&kebab(&flow.category))),
-            ("purpose".to_owned(), s(&kebab(&flow.purpose))),
-            ("kind".to_owned(), s(&flow.request_kind.map(|k| kebab(&k)).unwrap_or_default())),
+            ("category".to_owned(), s(flow.category.as_str())),
+            ("purpose".to_owned(), s(flow.purpose.as_str())),
+            ("kind".to_owned(), s(flow.request_kind.map_or("", RequestKind::as_str))),
             (
                 "concepts".to_owned(),
                 RestrictedExpression::new_set(flow.concepts.iter().map(|c| s(c))),
@@ -428,11 +603,11 @@ impl Engine {
 
     /// Why no agreement permits `flow`: each agreement binding both parties and the first
     /// criterion it fails, or that none binds them.
-    fn explain_miss(&self, flow: &Flow<'_>, day: jiff::civil::Date) -> String {
-        let misses: Vec<String> = self
-            .agreements
+    /// `binding`: the agreements that bind both parties, by index, in load order.
+    fn explain_miss(&self, flow: &Flow<'_>, binding: &[usize], day: jiff::civil::Date) -> String {
+        let misses: Vec<String> = binding
             .iter()
-            .filter(|a| a.binds(flow.from, flow.to))
+            .map(|&i| &self.agreements[i])
             .map(|a| format!("{}: {}", a.id, first_miss(a, flow, day).unwrap_or("covers the flow")))
             .collect();
         if misses.is_empty() {
@@ -441,6 +616,13 @@ impl Engine {
             format!("no agreement permits {} → {}: {}", flow.from, flow.to, misses.join("; "))
         }
     }
+}
+
+/// Where a pair keeps the permits for a category and purpose.
+fn slot(category: DataCategory, purpose: Purpose) -> Option<usize> {
+    let c = DataCategory::ALL.iter().position(|c| *c == category)?;
+    let p = Purpose::ALL.iter().position(|p| *p == purpose)?;
+    Some(c * Purpose::ALL.len() + p)
 }
 
 /// Rank of an instrument when several permit the same flow: lower is more specific.
