@@ -235,7 +235,12 @@ pub(crate) fn decide(
                     None,
                 );
             }
-            (combine(d.decision), Some(message.conditions.clone()))
+            // The receiver binds itself to the sender's conditions, and keeps the data no longer
+            // than its own copy of the agreement allows either: the earlier limit wins.
+            let mut bound = message.conditions.clone();
+            let ours = d.conditions.and_then(|c| c.retain_until);
+            bound.retain_until = earlier(bound.retain_until, ours);
+            (combine(d.decision), Some(bound))
         }
         Command::ReceiveConsent { .. } => {
             let Actor::Peer { party: sender } = actor else {
@@ -266,6 +271,19 @@ pub(crate) fn decide(
             )
         }
         _ => (role, None),
+    }
+}
+
+/// The earlier of two RFC 3339 limits; an unparsable one is kept over a parsable one so that
+/// a malformed limit is never silently dropped (it then fails at retention time, loudly).
+fn earlier(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
+            (Ok(x), Ok(y)) => Some(if x <= y { a } else { b }),
+            (Err(_), _) => Some(a),
+            (_, Err(_)) => Some(b),
+        },
+        (a, b) => a.or(b),
     }
 }
 
@@ -374,8 +392,9 @@ pub(crate) async fn apply(
                 Actor::Peer { party } => Some(party.clone()),
                 _ => None,
             };
-            let conditions_json = serde_json::to_string(&message.conditions)
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
+            let bound = conditions.unwrap_or(&message.conditions);
+            let conditions_json =
+                serde_json::to_string(bound).map_err(|e| GateError::Invalid(e.to_string()))?;
             let sha = digest(&message.content)?;
             let concepts = serde_json::to_string(&message.concepts)
                 .map_err(|e| GateError::Invalid(e.to_string()))?;
@@ -393,7 +412,7 @@ pub(crate) async fn apply(
                 Some((&message.conditions.agreement, &conditions_json)),
                 &message.content,
                 &sha,
-                message.conditions.retain_until.as_deref(),
+                bound.retain_until.as_deref(),
                 index,
             )
             .await?;

@@ -401,6 +401,15 @@ async fn data_flows_under_agreements() {
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        // A sender's limit beyond what the agreement allows is capped by the receiver's copy.
+        let mut long = msg.clone();
+        long.id = "d1-long".into();
+        long.conditions.retain_until = Some("2099-01-01T00:00:00Z".into());
+        let v = nl_gate
+            .submit(from_de.clone(), Command::ReceiveDatum { message: long }, now)
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
 
         // Onward transfer NL → US needs DE's consent; a consent from anyone else does not count.
         let nl_eva = Actor::User { name: "eva".into(), role: Role::Investigator };
@@ -446,7 +455,7 @@ async fn data_flows_under_agreements() {
             nl_gate.submit(Actor::Operator, Command::DestroyDatum { id: "d1".into() }, now).await;
         assert!(matches!(early.unwrap_err(), GateError::Conflict(_)));
         let later: Timestamp = "2028-11-27T00:00:00Z".parse().unwrap();
-        assert_eq!(nl_db.store.data_due_for_destruction(later).await.unwrap(), ["d1"]);
+        assert_eq!(nl_db.store.data_due_for_destruction(later).await.unwrap(), ["d1", "d1-long"]);
         let v = nl_gate
             .submit(Actor::Operator, Command::DestroyDatum { id: "d1".into() }, later)
             .await
