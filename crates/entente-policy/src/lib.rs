@@ -13,4 +13,6 @@
 pub mod agreement;
 pub mod engine;
 pub mod gaps;
+pub mod incident;
 pub mod minimize;
+pub mod request;
