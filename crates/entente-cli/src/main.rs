@@ -6,6 +6,7 @@
 
 mod bench;
 mod framework;
+mod incident;
 mod lexicon;
 mod pilot;
 mod retention;
@@ -96,6 +97,11 @@ enum Cmd {
     Framework {
         #[command(subcommand)]
         command: framework::FrameworkCmd,
+    },
+    /// Incident notifications: every obligation, its clock and due instant, and a timeline
+    Incident {
+        #[command(subcommand)]
+        command: incident::IncidentCmd,
     },
 }
 
@@ -297,6 +303,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Bench { command } => bench::run(command).await,
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,
+        Cmd::Incident { command } => incident::run(command).await,
     }
 }
 

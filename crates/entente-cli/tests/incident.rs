@@ -1,0 +1,62 @@
+//! `entente incident assess`, through the real binary.
+
+#![allow(clippy::panic, reason = "test code: a failed step should stop the test loudly")]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn entente(args: &[&str]) -> Output {
+    match Command::new(env!("CARGO_BIN_EXE_entente")).args(args).output() {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run entente: {e}"),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn example() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/incidents/examples/lantern-hospital.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn lantern_is_assessed() {
+    let out = entente(&["incident", "assess", &example()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    let row = |regime: &str, report: &str, utc: &str| {
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(regime) && l.contains(report) && l.contains(utc))
+    };
+    assert!(row("nis2", "Early warning", "2026-03-29T05:15:00Z"), "{stdout}");
+    assert!(row("nis2", "Incident notification", "2026-03-31T05:15:00Z"), "{stdout}");
+    assert!(row("gdpr", "supervisory authority", "2026-03-31T05:15:00Z"), "{stdout}");
+    assert!(stdout.contains("2026-03-29 07:15 CEST"), "{stdout}");
+    let json = entente(&["incident", "assess", &example(), "--json"]);
+    assert_eq!(json.status.code(), Some(0));
+    assert!(text(&json.stdout).contains("\"timeline\""));
+}
+
+#[test]
+fn broken_file_exits_2_with_position() {
+    let dir = std::env::temp_dir().join(format!("entente-incident-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("{e}");
+    }
+    let file = dir.join("bad.toml");
+    let body = "id = \"bad\"\njurisdictions = [\"NL\"]\noccurred_at = \"2026-03-28T06:15:00+01:00\"\naware_at = \"2026-03-27T21:40:00+01:00\"\ntime_zone = \"Europe/Amsterdam\"\n";
+    if let Err(e) = std::fs::write(&file, body) {
+        panic!("{e}");
+    }
+    let name = file.display().to_string();
+    let out = entente(&["incident", "assess", &name]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{name}:4:12: aware_at:")), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
