@@ -606,3 +606,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn withdrawal_while_stopped_stops_the_clock_for_good() {
+    let agr = eu();
+    let (mut r, t) = received(&agr, RequestKind::Production);
+    let stop = ts("2026-09-02T08:00:00Z");
+    r.apply(E::Suspend, stop, &agr).unwrap();
+    r.apply(E::Withdraw, ts("2026-09-05T08:00:00Z"), &agr).unwrap();
+    assert_eq!(r.state, RequestState::Withdrawn);
+    assert_eq!(r.suspended_since, None);
+    let c = &r.clocks[0];
+    assert_eq!(c.started_at, t);
+    assert_eq!(c.ended_at, Some(stop));
+    let much_later = ts("2027-01-01T00:00:00Z");
+    assert_eq!(c.status(much_later), ClockStatus::Stopped);
+    assert_eq!(format_duration(c.remaining(much_later)), "9d 0h 0m");
+    let before = r.clone();
+    let err = r.apply(E::Resume, much_later, &agr).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot resume a request that is withdrawn; allowed from here: none (withdrawn is final)"
+    );
+    assert_eq!(r, before);
+}
