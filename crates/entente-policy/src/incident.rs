@@ -717,8 +717,10 @@ fn check_regime(c: &mut Checker<'_>, raw: RawRegime) -> Regime {
                     "report.deadline.prior_report",
                     "anchor prior-report-submitted needs prior_report (the id of an earlier report)".to_owned(),
                 ),
-                (Some(Anchor::PriorReportSubmitted), Some(p)) => {
-                    if !reports.iter().any(|x| &x.id == p.get_ref()) {
+                (Some(Anchor::PriorReportSubmitted), Some(p))
+                    if !reports.iter().any(|x| &x.id == p.get_ref()) =>
+                {
+                    {
                         c.error(
                             p.span(),
                             "report.deadline.prior_report",
@@ -730,6 +732,7 @@ fn check_regime(c: &mut Checker<'_>, raw: RawRegime) -> Regime {
                         );
                     }
                 }
+                (Some(Anchor::PriorReportSubmitted), Some(_)) => {}
                 (Some(_), Some(p)) => c.error(
                     p.span(),
                     "report.deadline.prior_report",
@@ -994,18 +997,19 @@ fn check_facts(c: &mut Checker<'_>, raw: RawFacts) -> Option<IncidentFacts> {
     let mut instants = BTreeMap::new();
     let mut spans = BTreeMap::new();
     for (field, value) in named {
-        if let Some(v) = value {
-            if let Some(t) = instant(c, v, field) {
-                instants.insert(field.to_owned(), t);
-                spans.insert(field, v.span());
-            }
+        if let Some(v) = value
+            && let Some(t) = instant(c, v, field)
+        {
+            instants.insert(field.to_owned(), t);
+            spans.insert(field, v.span());
         }
     }
     let order = |c: &mut Checker<'_>, earlier: &str, later: &str, why: &str| {
         if let (Some(e), Some(l), Some(span)) =
             (instants.get(earlier), instants.get(later), spans.get(later))
+            && l < e
         {
-            if l < e {
+            {
                 c.error(
                     span.clone(),
                     later,
@@ -1021,14 +1025,14 @@ fn check_facts(c: &mut Checker<'_>, raw: RawFacts) -> Option<IncidentFacts> {
         order(c, "aware_at", f, "a determination about the incident needs awareness of it");
     }
     let ransom_paid = raw.ransom_paid.as_ref().map(|b| *b.get_ref());
-    if ransom_paid != Some(true) {
-        if let Some(span) = spans.get("ransom_paid_at") {
-            c.error(
-                span.clone(),
-                "ransom_paid_at",
-                "a payment instant is given but ransom_paid is not true; set ransom_paid = true or remove ransom_paid_at".to_owned(),
-            );
-        }
+    if ransom_paid != Some(true)
+        && let Some(span) = spans.get("ransom_paid_at")
+    {
+        c.error(
+            span.clone(),
+            "ransom_paid_at",
+            "a payment instant is given but ransom_paid is not true; set ransom_paid = true or remove ransom_paid_at".to_owned(),
+        );
     }
     let time_zone = match TimeZone::get(raw.time_zone.get_ref()) {
         Ok(tz) => Some(tz),
@@ -1355,10 +1359,10 @@ fn compute_due(
             }
             (None, None) => None,
         };
-        if let Some((t, label, prov)) = start {
-            if let Some(due) = add_bound(t, b, &facts.time_zone) {
-                candidates.push((due, format!("{} ({label})", b.anchor), prov));
-            }
+        if let Some((t, label, prov)) = start
+            && let Some(due) = add_bound(t, b, &facts.time_zone)
+        {
+            candidates.push((due, format!("{} ({label})", b.anchor), prov));
         }
     }
     if let Some(from) = report.obliged_from {
