@@ -720,7 +720,6 @@ fn check_regime(c: &mut Checker<'_>, raw: RawRegime) -> Regime {
                 (Some(Anchor::PriorReportSubmitted), Some(p))
                     if !reports.iter().any(|x| &x.id == p.get_ref()) =>
                 {
-                    {
                         c.error(
                             p.span(),
                             "report.deadline.prior_report",
@@ -730,7 +729,6 @@ fn check_regime(c: &mut Checker<'_>, raw: RawRegime) -> Regime {
                                 reports.iter().map(|x| x.id.as_str()).collect::<Vec<_>>().join(", ")
                             ),
                         );
-                    }
                 }
                 (Some(Anchor::PriorReportSubmitted), Some(_)) => {}
                 (Some(_), Some(p)) => c.error(
@@ -1009,13 +1007,7 @@ fn check_facts(c: &mut Checker<'_>, raw: RawFacts) -> Option<IncidentFacts> {
             (instants.get(earlier), instants.get(later), spans.get(later))
             && l < e
         {
-            {
-                c.error(
-                    span.clone(),
-                    later,
-                    format!("{later} ({l}) is before {earlier} ({e}); {why}"),
-                );
-            }
+            c.error(span.clone(), later, format!("{later} ({l}) is before {earlier} ({e}); {why}"));
         }
     };
     for f in INSTANT_FIELDS.iter().skip(1) {
@@ -1502,8 +1494,11 @@ pub fn assess(facts: &IncidentFacts, regimes: &[Regime]) -> Assessment {
                 notes.push(n.clone());
             }
             let mut applies_because = vec![jur.clone()];
-            applies_because.extend(regime_met.iter().cloned());
-            applies_because.extend(met);
+            for m in regime_met.iter().cloned().chain(met) {
+                if !applies_because.contains(&m) {
+                    applies_because.push(m);
+                }
+            }
             obligations.push(Obligation {
                 regime: regime.id.clone(),
                 regime_title: regime.title.clone(),
