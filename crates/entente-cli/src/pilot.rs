@@ -147,6 +147,8 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         nodes.push(PilotNode { node, tokens });
     }
 
+    incident(&mut checks)?;
+
     let nl = &nodes[0];
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let nl_url = format!("http://{}", listener.local_addr()?);
@@ -547,5 +549,51 @@ async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failu
             Err(e) => e.to_string(),
         },
     );
+    Ok(())
+}
+
+/// Step 1: the hospital's incident, assessed against every notification regime.
+fn incident(checks: &mut Checks) -> Result<(), Failure> {
+    use entente_policy::incident::{assess, builtin_regimes, parse_facts};
+    println!();
+    println!("Step 1 — ransomware at an NL hospital: which notifications are due, and when");
+    let regimes =
+        builtin_regimes().map_err(|e| fail(1, format!("the shipped regimes are invalid: {e}")))?;
+    let facts = parse_facts(
+        "data/incidents/examples/lantern-hospital.toml",
+        include_str!("../../../data/incidents/examples/lantern-hospital.toml"),
+    )
+    .map_err(|e| fail(1, format!("the pilot incident is invalid: {e}")))?;
+    let a = assess(&facts, &regimes);
+    for t in &a.timeline {
+        println!(
+            "     {:<6} {:<48} due {} ({}){}",
+            t.regime,
+            t.report_name,
+            t.utc,
+            t.local.strftime("%Y-%m-%d %H:%M %Z"),
+            if t.unverified { " [unverified]" } else { "" }
+        );
+    }
+    for q in &a.questions {
+        println!("     asked, not assumed ({}): {}", q.regime, q.text);
+    }
+    let due = |regime: &str, name_part: &str| {
+        a.timeline
+            .iter()
+            .find(|t| t.regime == regime && t.report_name.contains(name_part))
+            .map(|t| t.utc.to_string())
+            .unwrap_or_default()
+    };
+    // Awareness 2026-03-28 06:15 CET; EU summer time starts 2026-03-29 01:00 UTC: hour limits
+    // are elapsed hours, so the local clock shows 07:15 CEST.
+    let early = due("nis2", "Early warning");
+    let gdpr = due("gdpr", "");
+    checks.record(
+        "NIS2 early warning in 24 h",
+        early == "2026-03-29T05:15:00Z",
+        format!("due {early} (07:15 CEST, across the summer-time change)"),
+    );
+    checks.record("GDPR Art 33 in 72 h", gdpr == "2026-03-31T05:15:00Z", format!("due {gdpr}"));
     Ok(())
 }
