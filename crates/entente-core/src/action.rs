@@ -74,6 +74,15 @@ pub enum Action {
     /// Destroy a datum whose retention limit has passed.
     #[serde(rename = "datum.destroy")]
     DatumDestroy,
+    /// Draft a cross-border request under an agreement.
+    #[serde(rename = "request.create")]
+    RequestCreate,
+    /// Move a request through its states (submit, receive, approve, refuse, answer, …).
+    #[serde(rename = "request.transition")]
+    RequestTransition,
+    /// Read a request with its history and clocks.
+    #[serde(rename = "request.read")]
+    RequestRead,
 }
 
 impl Action {
@@ -91,6 +100,9 @@ impl Action {
             Action::ConsentGive => "consent.give",
             Action::ConsentReceive => "consent.receive",
             Action::DatumDestroy => "datum.destroy",
+            Action::RequestCreate => "request.create",
+            Action::RequestTransition => "request.transition",
+            Action::RequestRead => "request.read",
         }
     }
 }

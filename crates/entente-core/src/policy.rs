@@ -71,6 +71,21 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::CentralAuthority],
     },
     RoleRule {
+        id: "role.case-worker.request-create",
+        action: Action::RequestCreate,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.case-worker.request-transition",
+        action: Action::RequestTransition,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.case-worker.request-read",
+        action: Action::RequestRead,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -194,6 +209,9 @@ mod tests {
             Action::ConsentGive,
             Action::ConsentReceive,
             Action::DatumDestroy,
+            Action::RequestCreate,
+            Action::RequestTransition,
+            Action::RequestRead,
         ])
     }
 

@@ -206,6 +206,38 @@ impl RequestEvent {
         }
     }
 
+    /// The event named `name` (as [`RequestEvent::name`] writes it), with `grounds` for a
+    /// refusal or partial approval; `None` for an unknown name.
+    pub fn from_name(name: &str, grounds: Vec<String>) -> Option<RequestEvent> {
+        Some(match name {
+            "submit" => RequestEvent::Submit,
+            "receive" => RequestEvent::Receive,
+            "start-review" => RequestEvent::StartReview,
+            "approve" => RequestEvent::Approve,
+            "approve-partially" => RequestEvent::ApprovePartially { grounds },
+            "refuse" => RequestEvent::Refuse { grounds },
+            "start-execution" => RequestEvent::StartExecution,
+            "answer" => RequestEvent::Answer,
+            "close" => RequestEvent::Close,
+            "withdraw" => RequestEvent::Withdraw,
+            "expire" => RequestEvent::Expire,
+            "extend" => RequestEvent::Extend,
+            "suspend" => RequestEvent::Suspend,
+            "resume" => RequestEvent::Resume,
+            _ => return None,
+        })
+    }
+
+    /// The refusal grounds the event carries (empty for other events).
+    pub fn grounds(&self) -> &[String] {
+        match self {
+            RequestEvent::ApprovePartially { grounds } | RequestEvent::Refuse { grounds } => {
+                grounds
+            }
+            _ => &[],
+        }
+    }
+
     /// The event's name (kebab-case).
     pub fn name(&self) -> &'static str {
         match self {

@@ -12,6 +12,7 @@
 //! writers across processes on both backends.
 
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
+use crate::requests;
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
@@ -123,6 +124,33 @@ pub enum Command {
         /// Datum id.
         id: String,
     },
+    /// Draft a cross-border request from this party under an agreement.
+    CreateRequest {
+        /// Request id.
+        id: String,
+        /// The case it serves.
+        case_id: String,
+        /// The kind of request.
+        kind: RequestKind,
+        /// The agreement that grounds it.
+        agreement: String,
+        /// The requested party.
+        to: PartyCode,
+        /// Whether it is an emergency request.
+        emergency: bool,
+    },
+    /// Move a request through its states.
+    TransitionRequest {
+        /// Request id.
+        id: String,
+        /// The event.
+        event: entente_policy::request::RequestEvent,
+    },
+    /// Read a request with its history and clocks.
+    ReadRequest {
+        /// Request id.
+        id: String,
+    },
 }
 
 impl Command {
@@ -139,6 +167,9 @@ impl Command {
             Command::GiveConsent { .. } => Action::ConsentGive,
             Command::ReceiveConsent { .. } => Action::ConsentReceive,
             Command::DestroyDatum { .. } => Action::DatumDestroy,
+            Command::CreateRequest { .. } => Action::RequestCreate,
+            Command::TransitionRequest { .. } => Action::RequestTransition,
+            Command::ReadRequest { .. } => Action::RequestRead,
         }
     }
 
@@ -169,7 +200,24 @@ impl Command {
                 Subject::new("party", message.recipient.as_str()),
             ],
             Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
+            Command::CreateRequest { id, case_id, to, .. } => vec![
+                Subject::new("request", id),
+                Subject::new("case", case_id),
+                Subject::new("party", to.as_str()),
+            ],
+            Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
+                vec![Subject::new("request", id)]
+            }
         }
+    }
+
+    fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateRequest { .. }
+                | Command::TransitionRequest { .. }
+                | Command::ReadRequest { .. }
+        )
     }
 
     fn is_flow(&self) -> bool {
@@ -243,6 +291,14 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
+            Command::CreateRequest { id, case_id, agreement, .. } => {
+                ids::check_identifier("request id", id).map_err(GateError::Invalid)?;
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
+                ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
+            }
+            Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
+                ids::check_identifier("request id", id).map_err(GateError::Invalid)
+            }
         }
     }
 
@@ -266,6 +322,18 @@ impl Command {
                 );
             }
             Command::AddUser { .. } | Command::ReadCase { .. } | Command::ReadLedger { .. } => {}
+            Command::CreateRequest { id, case_id, kind, agreement, to, emergency } => {
+                out.insert(
+                    "request".into(),
+                    digest(serde_json::json!({"id": id, "case_id": case_id, "kind": kind, "agreement": agreement, "to": to, "emergency": emergency}))?,
+                );
+            }
+            Command::TransitionRequest { id, event } => {
+                out.insert(
+                    "event".into(),
+                    digest(serde_json::json!({"id": id, "event": event.name(), "grounds": event.grounds()}))?,
+                );
+            }
             // Flows record the digests their effect computes (see `flows::apply`).
             _ => {}
         }
@@ -274,7 +342,7 @@ impl Command {
 }
 
 /// What a permitted command produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// The effect was applied; nothing to return.
     Done,
@@ -284,10 +352,12 @@ pub enum Output {
     Entries(Vec<(u64, Vec<u8>)>),
     /// A message for a partner, written to the outbox with the effect.
     Message(OutboxMessage),
+    /// A request as it stands after the command (state, history, clocks).
+    Request(Box<entente_policy::request::Request>),
 }
 
 /// The gate's answer to a command that was decided and recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
     /// Permitted, applied and recorded at ledger index `index`.
     Permitted {
@@ -535,6 +605,22 @@ impl Writer {
                 let applied = match command {
                     Command::OpenCase { id, title, concepts } => {
                         cases.open(actor, id, title, concepts, *now, frontier.size())
+                    }
+                    c if c.is_request() => {
+                        cases.flush(&mut tx).await?;
+                        requests::apply(
+                            &mut tx,
+                            &self.engine,
+                            &self.party,
+                            c,
+                            *now,
+                            frontier.size(),
+                        )
+                        .await
+                        .map(|(o, h)| {
+                            extra_hashes = h;
+                            o
+                        })
                     }
                     c if c.is_flow() => {
                         cases.flush(&mut tx).await?;

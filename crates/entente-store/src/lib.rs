@@ -12,6 +12,7 @@
 
 mod flows;
 pub mod gate;
+mod requests;
 mod schema;
 mod store;
 pub mod verify;

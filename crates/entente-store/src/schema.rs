@@ -8,10 +8,12 @@ use crate::store::Backend;
 const SQLITE: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, "data items", include_str!("../migrations/sqlite/0002_data_items.sql")),
+    (3, "requests", include_str!("../migrations/sqlite/0003_requests.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "data items", include_str!("../migrations/postgres/0002_data_items.sql")),
+    (3, "requests", include_str!("../migrations/postgres/0003_requests.sql")),
 ];
 
 /// The migrator for `backend`.

@@ -479,3 +479,86 @@ async fn data_flows_under_agreements() {
         db.drop_schema().await;
     }
 }
+
+/// Requests through the gate on both backends: the legal basis is checked at drafting, every
+/// transition is recorded, illegal transitions and unknown refusal grounds change nothing, and
+/// the request rebuilt from its events carries the legal clocks of its agreement.
+#[tokio::test]
+async fn requests_under_agreements() {
+    use entente_policy::agreement::RequestKind;
+    use entente_policy::request::{RequestEvent, RequestState};
+    let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
+        let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
+        let case = Command::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
+        gate.submit(ca.clone(), case, t("2026-09-01T08:00:00Z")).await.unwrap();
+        let create = |id: &str, agreement: &str, to: &str| Command::CreateRequest {
+            id: id.into(),
+            case_id: "L".into(),
+            kind: RequestKind::Production,
+            agreement: agreement.into(),
+            to: to.parse().unwrap(),
+            emergency: false,
+        };
+        // Before EU 2023/1543 applies there is no legal basis for an EPOC.
+        let e = gate
+            .submit(ca.clone(), create("r0", "eu-2023-1543", "DE"), t("2026-05-01T08:00:00Z"))
+            .await;
+        assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("not in force")), "{e:?}");
+        let e = gate
+            .submit(ca.clone(), create("r0", "eu-2023-1543", "US"), t("2026-09-01T08:00:00Z"))
+            .await;
+        assert!(matches!(&e, Err(GateError::Invalid(_))), "{e:?}");
+        let size = db.store.ledger_head().await.unwrap().0;
+
+        let v = gate
+            .submit(ca.clone(), create("r1", "eu-2023-1543", "DE"), t("2026-09-01T08:00:00Z"))
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, size + 1);
+        let step = |event| Command::TransitionRequest { id: "r1".into(), event };
+        // Receiving before submitting is illegal and changes nothing.
+        let e =
+            gate.submit(ca.clone(), step(RequestEvent::Receive), t("2026-09-01T09:00:00Z")).await;
+        assert!(matches!(&e, Err(GateError::Conflict(m)) if m.contains("cannot receive")), "{e:?}");
+        for (event, at) in [
+            (RequestEvent::Submit, "2026-09-01T09:00:00Z"),
+            (RequestEvent::Receive, "2026-09-04T17:00:00Z"),
+            (RequestEvent::StartReview, "2026-09-05T08:00:00Z"),
+        ] {
+            let v = gate.submit(ca.clone(), step(event), t(at)).await.unwrap();
+            assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        }
+        let bad = RequestEvent::Refuse { grounds: vec!["it-is-friday".into()] };
+        let e = gate.submit(ca.clone(), step(bad), t("2026-09-06T08:00:00Z")).await;
+        assert!(matches!(&e, Err(GateError::Conflict(_))), "{e:?}");
+        let v = gate
+            .submit(ca.clone(), Command::ReadRequest { id: "r1".into() }, t("2026-09-06T08:00:00Z"))
+            .await
+            .unwrap();
+        let Verdict::Permitted { output: Output::Request(r), .. } = v else { panic!("{v:?}") };
+        assert_eq!(r.state, RequestState::UnderReview);
+        assert_eq!(r.history.len(), 3);
+        // EPOC: 10 days from receipt (Friday 19:00 CEST) in the requested party's zone.
+        let clock = r.clocks.first().expect("a clock");
+        assert_eq!(clock.due.to_string(), "2026-09-14T17:00:00Z");
+        // An auditor may not move a request.
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v = gate
+            .submit(auditor, step(RequestEvent::Approve), t("2026-09-06T08:00:00Z"))
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }));
+        verify_ledger(
+            &db.store,
+            &nl(),
+            &ledger::verifier_key(gate.origin(), &key().verifying_key()),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+        db.drop_schema().await;
+    }
+}
