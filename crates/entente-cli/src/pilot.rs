@@ -235,6 +235,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         );
     }
 
+    requests(&nodes, &mut checks).await?;
     flows(&nodes, &mut checks).await?;
 
     println!();
@@ -308,9 +309,9 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
 
     println!();
     println!("Summary");
-    println!("  {:<34} {:<6}", "check", "result");
+    println!("  {:<52} {:<6}", "check", "result");
     for (step, ok, _) in &checks.rows {
-        println!("  {:<34} {:<6}", step, if *ok { "ok" } else { "FAILED" });
+        println!("  {:<52} {:<6}", step, if *ok { "ok" } else { "FAILED" });
     }
     let failed = checks.rows.iter().filter(|(_, ok, _)| !ok).count();
     println!(
@@ -320,12 +321,14 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     println!();
-    println!("Not yet in this pilot: incident clocks (step 1), deconfliction by PSI (3), request");
     println!(
-        "workflow and clocks (4), signed evidence packages (5-6), JIT status (8), intelligence (9),"
+        "Not yet in this pilot: deconfliction by PSI (3), requests and data travelling between"
     );
     println!(
-        "witness cosigning and DP reports (10), node-to-node transport: each with its capability."
+        "node processes (4-7: handed over in process here), signed evidence packages (5-6), JIT"
+    );
+    println!(
+        "status (8), intelligence (9), witness cosigning and DP reports (10): each with its capability."
     );
     if failed > 0 {
         return Err(fail(1, format!("{failed} pilot checks failed")));
@@ -595,5 +598,81 @@ fn incident(checks: &mut Checks) -> Result<(), Failure> {
         format!("due {early} (07:15 CEST, across the summer-time change)"),
     );
     checks.record("GDPR Art 33 in 72 h", gdpr == "2026-03-31T05:15:00Z", format!("due {gdpr}"));
+    Ok(())
+}
+
+/// Step 4: NL's requests with their legal basis and clocks. Each transition is a gate action
+/// on NL's node; the requested party's receipt is reported back in process here (the
+/// federation transport carries it between nodes).
+async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
+    use entente_policy::agreement::RequestKind;
+    use entente_policy::request::RequestEvent;
+    let nl = &nodes[0];
+    let prosecutor = user(nl, Role::CentralAuthority);
+    println!();
+    println!("Step 4 — NL's requests: preservation and production to DE, MLA to the US");
+    let plan = [
+        ("LANTERN-EPOC-PR-1", RequestKind::Preservation, "eu-2023-1543", "DE"),
+        ("LANTERN-EPOC-1", RequestKind::Production, "eu-2023-1543", "DE"),
+        ("LANTERN-MLA-1", RequestKind::Mla, "nl-us-mla", "US"),
+    ];
+    for (id, kind, agreement, to) in plan {
+        let create = Command::CreateRequest {
+            id: id.into(),
+            case_id: "LANTERN".into(),
+            kind,
+            agreement: agreement.into(),
+            to: to.parse()?,
+            emergency: false,
+        };
+        let v = submit(nl, prosecutor.clone(), create).await?;
+        checks.record(
+            &format!("{id} drafted under {agreement}"),
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+        let mut last = None;
+        for event in [RequestEvent::Submit, RequestEvent::Receive] {
+            let v =
+                submit(nl, prosecutor.clone(), Command::TransitionRequest { id: id.into(), event })
+                    .await?;
+            last = Some(v);
+        }
+        match last {
+            Some(Verdict::Permitted { output: entente_store::Output::Request(r), .. }) => {
+                for line in r.show(Timestamp::now()).lines() {
+                    println!("     {line}");
+                }
+                let expect_clock = kind != RequestKind::Mla;
+                checks.record(
+                    &format!("{id} received, clocks running"),
+                    r.clocks.is_empty() != expect_clock,
+                    format!("{} clock(s) in {}", r.clocks.len(), r.time_zone_name()),
+                );
+            }
+            Some(v) => {
+                checks.record(&format!("{id} received, clocks running"), false, describe(&v))
+            }
+            None => {}
+        }
+    }
+    // A transition the law does not allow is refused and changes nothing.
+    let e = nl
+        .node
+        .gate
+        .submit(
+            prosecutor,
+            Command::TransitionRequest { id: "LANTERN-MLA-1".into(), event: RequestEvent::Close },
+            Timestamp::now(),
+        )
+        .await;
+    checks.record(
+        "closing an unanswered request is refused",
+        matches!(&e, Err(entente_store::GateError::Conflict(_))),
+        match e {
+            Err(e) => e.to_string(),
+            Ok(v) => describe(&v),
+        },
+    );
     Ok(())
 }
