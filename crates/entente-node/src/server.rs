@@ -179,6 +179,9 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/cases", post(open_case))
         .route("/api/v1/cases/{id}", get(read_case))
+        .route("/api/v1/requests", post(create_request))
+        .route("/api/v1/requests/{id}", get(read_request))
+        .route("/api/v1/requests/{id}/events", post(request_event))
         .route("/api/v1/data", post(add_datum))
         .route("/api/v1/data/{id}/share", post(share_datum))
         .route("/api/v1/data/{id}/consents", post(give_consent))
@@ -402,6 +405,106 @@ async fn open_case(
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    id: String,
+    case_id: String,
+    kind: entente_policy::agreement::RequestKind,
+    agreement: String,
+    to: entente_core::PartyCode,
+    #[serde(default)]
+    emergency: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestEventBody {
+    event: String,
+    #[serde(default)]
+    grounds: Vec<String>,
+}
+
+/// A request as JSON: state, history and each legal clock at `now`.
+fn request_json(r: &entente_policy::request::Request, now: Timestamp) -> Value {
+    json!({
+        "id": r.id, "kind": r.kind, "agreement": r.agreement, "from": r.from, "to": r.to,
+        "emergency": r.emergency, "state": r.state.to_string(), "grounds": r.grounds,
+        "time_zone": r.time_zone_name(),
+        "history": r.history.iter().map(|(e, at)| json!({"event": e.name(), "grounds": e.grounds(), "at": at.to_string()})).collect::<Vec<_>>(),
+        "clocks": r.clocks.iter().map(|c| json!({
+            "kind": c.kind.name(), "duration": c.duration.text, "basis": c.basis.citation,
+            "status_of_basis": c.basis.status.as_str(), "unverified": c.unverified(),
+            "start_event": c.start_event, "started_at": c.started_at.to_string(),
+            "due_utc": c.due.to_string(), "due_local": c.due_local().to_string(),
+            "time_zone": c.time_zone_name, "time_zone_note": c.time_zone_note,
+            "remaining_seconds": c.remaining(now).as_secs(), "status": c.status(now).to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn request_response(
+    state: &AppState,
+    actor: Actor,
+    command: Command,
+    created: bool,
+) -> ApiResult {
+    let (index, output) = through_gate(state, actor, command).await?;
+    match output {
+        Output::Request(r) => {
+            let mut body = request_json(&r, Timestamp::now());
+            body["ledger_index"] = json!(index);
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(body)).into_response())
+        }
+        _ => Err(Problem::internal("unexpected gate output")),
+    }
+}
+
+async fn create_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: CreateRequest = parse_json(&headers, &body)?;
+    let command = Command::CreateRequest {
+        id: req.id,
+        case_id: req.case_id,
+        kind: req.kind,
+        agreement: req.agreement,
+        to: req.to,
+        emergency: req.emergency,
+    };
+    request_response(&state, actor, command, true).await
+}
+
+async fn request_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: RequestEventBody = parse_json(&headers, &body)?;
+    let event = entente_policy::request::RequestEvent::from_name(&req.event, req.grounds).ok_or_else(|| {
+        Problem::bad_request(format!(
+            "event `{}`: expected one of submit, receive, start-review, approve, approve-partially, refuse, start-execution, answer, close, withdraw, expire, extend, suspend, resume",
+            req.event
+        ))
+    })?;
+    request_response(&state, actor, Command::TransitionRequest { id, event }, false).await
+}
+
+async fn read_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    request_response(&state, actor, Command::ReadRequest { id }, false).await
 }
 
 #[derive(Deserialize)]
@@ -650,6 +753,20 @@ pub fn openapi_document() -> Value {
             "/api/v1/cases": {"post": {"summary": "Open a case", "security": bearer,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenCase"}}}},
                 "responses": {"201": ok_json("opened"), "400": problem, "401": problem, "403": problem, "409": problem, "413": problem, "415": problem, "422": problem}}},
+            "/api/v1/requests": {"post": {"summary": "Draft a cross-border request under an agreement (the legal basis is checked: in force, parties bound, kind provided)", "security": bearer,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "case_id", "kind", "agreement", "to"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string"}, "case_id": {"type": "string"},
+                    "kind": {"enum": ["preservation", "production", "subscriber-data", "traffic-data", "emergency-disclosure", "mla", "jit-invitation"]},
+                    "agreement": {"type": "string"}, "to": {"type": "string"}, "emergency": {"type": "boolean"}}}}}},
+                "responses": {"201": ok_json("the request with its clocks"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}},
+            "/api/v1/requests/{id}": {"get": {"summary": "A request: state, history, legal clocks (the access is recorded)", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": ok_json("the request"), "401": problem, "403": problem, "404": problem}}},
+            "/api/v1/requests/{id}/events": {"post": {"summary": "Move a request through its states (illegal transitions: 409)", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["event"], "additionalProperties": false, "properties": {
+                    "event": {"type": "string"}, "grounds": {"type": "array", "items": {"type": "string"}}}}}}},
+                "responses": {"200": ok_json("the request"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem}}},
             "/api/v1/data": {"post": {"summary": "Record a datum held for a case", "security": bearer,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "case_id", "category", "content"], "additionalProperties": false, "properties": {
                     "id": {"type": "string"}, "case_id": {"type": "string"},

@@ -1,0 +1,79 @@
+//! Cross-border requests over the API of a real `entente serve`: the legal basis checked at
+//! drafting, transitions recorded, illegal ones refused, clocks in the answer.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step should stop the test loudly"
+)]
+
+mod common;
+
+use common::{Server, add_user, entente_ok, init_node, s};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test]
+async fn requests_over_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nl");
+    init_node(&dir, "NL");
+    let prosecutor = add_user(&dir, "pros", "central-authority");
+    let auditor = add_user(&dir, "ann", "auditor");
+    let server = Server::start(&dir, Duration::from_secs(20)).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: &str, body: Value| {
+        http.post(format!("{}{path}", server.url)).bearer_auth(token.to_owned()).json(&body).send()
+    };
+    let r = post("/api/v1/cases", &prosecutor, json!({"id": "L", "title": "t"})).await.unwrap();
+    assert_eq!(r.status(), 201);
+
+    let epoc = json!({"id": "r1", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "DE"});
+    let r = post("/api/v1/requests", &prosecutor, epoc).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["state"], "draft");
+
+    // No legal basis: the EU Regulation does not bind the US.
+    let bad = json!({"id": "r2", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "US"});
+    let r = post("/api/v1/requests", &prosecutor, bad).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("eu-2023-1543"), "{body}");
+
+    // Illegal transition: 409, nothing changed; unknown event: 400.
+    let r =
+        post("/api/v1/requests/r1/events", &prosecutor, json!({"event": "answer"})).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let r = post("/api/v1/requests/r1/events", &prosecutor, json!({"event": "teleport"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post("/api/v1/requests/r1/events", &auditor, json!({"event": "submit"})).await.unwrap();
+    assert_eq!(r.status(), 403);
+
+    for event in ["submit", "receive"] {
+        let r =
+            post("/api/v1/requests/r1/events", &prosecutor, json!({"event": event})).await.unwrap();
+        assert_eq!(r.status(), 200, "{event}");
+    }
+    let r = http
+        .get(format!("{}/api/v1/requests/r1", server.url))
+        .bearer_auth(&prosecutor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["state"], "received");
+    assert_eq!(body["history"].as_array().unwrap().len(), 2);
+    let clock = &body["clocks"][0];
+    assert_eq!(clock["duration"], "P10D");
+    assert_eq!(clock["status"], "running");
+    assert_eq!(clock["time_zone"], "Europe/Berlin");
+    let refuse = json!({"event": "refuse", "grounds": ["not-a-ground"]});
+    let r = post("/api/v1/requests/r1/events", &prosecutor, refuse).await.unwrap();
+    assert_eq!(r.status(), 409);
+    drop(server);
+    entente_ok(&["ledger", "verify", "--data-dir", s(&dir)]);
+}
