@@ -4,6 +4,7 @@
 //! 2 bad input (usage, configuration, an existing node, invalid data); 3 the gate denied the
 //! action.
 
+mod alerts;
 mod bench;
 mod framework;
 mod incident;
@@ -71,6 +72,18 @@ enum Cmd {
     Ledger {
         #[command(subcommand)]
         command: LedgerCmd,
+    },
+    /// Show the legal clocks of open requests, overdue ones first
+    Alerts {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The instant to evaluate at (RFC 3339); default: now
+        #[arg(long)]
+        now: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Apply retention limits: destroy what has expired
     Retention {
@@ -300,6 +313,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Ledger { command } => ledger(command).await,
         Cmd::Pilot { dir } => pilot::run(dir).await,
         Cmd::Retention { command } => retention::run(command).await,
+        Cmd::Alerts { data_dir, now, json } => alerts::run(data_dir, now, json).await,
         Cmd::Bench { command } => bench::run(command).await,
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,

@@ -75,5 +75,19 @@ async fn requests_over_the_api() {
     let r = post("/api/v1/requests/r1/events", &prosecutor, refuse).await.unwrap();
     assert_eq!(r.status(), 409);
     drop(server);
+    let o = entente_ok(&["alerts", "--data-dir", s(&dir)]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.contains("open requests at") && text.contains("r1") && text.contains("0 overdue"),
+        "{text}"
+    );
+    let o = entente_ok(&["alerts", "--data-dir", s(&dir), "--now", "2030-01-01T00:00:00Z"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("OVERDUE") && text.contains("1 overdue"), "{text}");
+    let o =
+        entente_ok(&["alerts", "--data-dir", s(&dir), "--json", "--now", "2030-01-01T00:00:00Z"]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list[0]["alert"], "OVERDUE");
+    assert_eq!(list[0]["request"], "r1");
     entente_ok(&["ledger", "verify", "--data-dir", s(&dir)]);
 }

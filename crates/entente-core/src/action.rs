@@ -83,6 +83,9 @@ pub enum Action {
     /// Read a request with its history and clocks.
     #[serde(rename = "request.read")]
     RequestRead,
+    /// Read the legal clocks of all open requests (alerts for overdue ones).
+    #[serde(rename = "alerts.read")]
+    AlertsRead,
 }
 
 impl Action {
@@ -103,6 +106,7 @@ impl Action {
             Action::RequestCreate => "request.create",
             Action::RequestTransition => "request.transition",
             Action::RequestRead => "request.read",
+            Action::AlertsRead => "alerts.read",
         }
     }
 }

@@ -86,6 +86,11 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },
     RoleRule {
+        id: "role.case-worker.alerts-read",
+        action: Action::AlertsRead,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo, Role::Admin],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -104,6 +109,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
             Action::NodeInit | Action::UserAdd => Decision::permit(
                 "operator.bootstrap",
                 format!("the operator holding the data directory may {action}"),
+                Vec::new(),
+            ),
+            Action::AlertsRead => Decision::permit(
+                "operator.alerts",
+                "the operator may read the clocks of open requests",
                 Vec::new(),
             ),
             Action::DatumDestroy => Decision::permit(
@@ -212,6 +222,7 @@ mod tests {
             Action::RequestCreate,
             Action::RequestTransition,
             Action::RequestRead,
+            Action::AlertsRead,
         ])
     }
 

@@ -151,6 +151,8 @@ pub enum Command {
         /// Request id.
         id: String,
     },
+    /// Read every open request with its clocks (for alerts on overdue ones).
+    ReadAlerts,
 }
 
 impl Command {
@@ -170,6 +172,7 @@ impl Command {
             Command::CreateRequest { .. } => Action::RequestCreate,
             Command::TransitionRequest { .. } => Action::RequestTransition,
             Command::ReadRequest { .. } => Action::RequestRead,
+            Command::ReadAlerts => Action::AlertsRead,
         }
     }
 
@@ -208,6 +211,7 @@ impl Command {
             Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
                 vec![Subject::new("request", id)]
             }
+            Command::ReadAlerts => vec![Subject::new("requests", "open")],
         }
     }
 
@@ -217,6 +221,7 @@ impl Command {
             Command::CreateRequest { .. }
                 | Command::TransitionRequest { .. }
                 | Command::ReadRequest { .. }
+                | Command::ReadAlerts
         )
     }
 
@@ -299,6 +304,7 @@ impl Command {
             Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
                 ids::check_identifier("request id", id).map_err(GateError::Invalid)
             }
+            Command::ReadAlerts => Ok(()),
         }
     }
 
@@ -354,6 +360,8 @@ pub enum Output {
     Message(OutboxMessage),
     /// A request as it stands after the command (state, history, clocks).
     Request(Box<entente_policy::request::Request>),
+    /// Open requests with their clocks.
+    Requests(Vec<entente_policy::request::Request>),
 }
 
 /// The gate's answer to a command that was decided and recorded.

@@ -150,6 +150,19 @@ pub(crate) async fn apply(
         Command::ReadRequest { id } => {
             Ok((Output::Request(Box::new(load(tx, engine, id).await?)), Vec::new()))
         }
+        Command::ReadAlerts => {
+            let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM requests ORDER BY id")
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut open = Vec::new();
+            for id in ids {
+                let r = load(tx, engine, &id).await?;
+                if r.state.is_open() {
+                    open.push(r);
+                }
+            }
+            Ok((Output::Requests(open), Vec::new()))
+        }
         _ => Err(GateError::Invalid("not a request command".into())),
     }
 }
