@@ -86,6 +86,15 @@ pub enum Action {
     /// Read the legal clocks of all open requests (alerts for overdue ones).
     #[serde(rename = "alerts.read")]
     AlertsRead,
+    /// File an individual's complaint (redress) about the data held on an identifier.
+    #[serde(rename = "complaint.file")]
+    ComplaintFile,
+    /// Record the decision on a complaint and the answer to the complainant.
+    #[serde(rename = "complaint.answer")]
+    ComplaintAnswer,
+    /// Read a complaint with the data items and flows found for its identifier.
+    #[serde(rename = "complaint.read")]
+    ComplaintRead,
 }
 
 impl Action {
@@ -107,6 +116,9 @@ impl Action {
             Action::RequestTransition => "request.transition",
             Action::RequestRead => "request.read",
             Action::AlertsRead => "alerts.read",
+            Action::ComplaintFile => "complaint.file",
+            Action::ComplaintAnswer => "complaint.answer",
+            Action::ComplaintRead => "complaint.read",
         }
     }
 }

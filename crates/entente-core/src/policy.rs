@@ -90,6 +90,17 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::AlertsRead,
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo, Role::Admin],
     },
+    RoleRule { id: "role.dpo.complaint-file", action: Action::ComplaintFile, roles: &[Role::Dpo] },
+    RoleRule {
+        id: "role.dpo.complaint-answer",
+        action: Action::ComplaintAnswer,
+        roles: &[Role::Dpo],
+    },
+    RoleRule {
+        id: "role.oversight.complaint-read",
+        action: Action::ComplaintRead,
+        roles: &[Role::Dpo, Role::Auditor],
+    },
     RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
@@ -223,6 +234,9 @@ mod tests {
             Action::RequestTransition,
             Action::RequestRead,
             Action::AlertsRead,
+            Action::ComplaintFile,
+            Action::ComplaintAnswer,
+            Action::ComplaintRead,
         ])
     }
 
@@ -243,7 +257,7 @@ mod tests {
                 prop_assert!(matches!(action, Action::DatumReceive | Action::ConsentReceive));
             }
             if matches!(actor, Actor::User { role: Role::Auditor, .. }) && d.is_permit() {
-                prop_assert_eq!(action, Action::LedgerRead);
+                prop_assert!(matches!(action, Action::LedgerRead | Action::ComplaintRead));
             }
         }
     }

@@ -182,6 +182,9 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/requests", post(create_request))
         .route("/api/v1/requests/{id}", get(read_request))
         .route("/api/v1/requests/{id}/events", post(request_event))
+        .route("/api/v1/complaints", post(file_complaint))
+        .route("/api/v1/complaints/{id}", get(read_complaint))
+        .route("/api/v1/complaints/{id}/answer", post(answer_complaint))
         .route("/api/v1/data", post(add_datum))
         .route("/api/v1/data/{id}/share", post(share_datum))
         .route("/api/v1/data/{id}/consents", post(give_consent))
@@ -507,6 +510,72 @@ async fn read_request(
     request_response(&state, actor, Command::ReadRequest { id }, false).await
 }
 
+/// Answers a complaint command with the complaint (items, flows, deadline, state).
+async fn complaint_response(
+    state: &AppState,
+    actor: Actor,
+    command: Command,
+    created: bool,
+) -> ApiResult {
+    let (index, output) = through_gate(state, actor, command).await?;
+    match output {
+        Output::Complaint(c) => {
+            let mut body = serde_json::to_value(&*c)
+                .map_err(|_| Problem::internal("complaint not serializable"))?;
+            body["ledger_index"] = json!(index);
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(body)).into_response())
+        }
+        _ => Err(Problem::internal("unexpected gate output")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileComplaint {
+    id: String,
+    identifier: String,
+}
+
+async fn file_complaint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: FileComplaint = parse_json(&headers, &body)?;
+    let command = Command::FileComplaint { id: req.id, identifier: req.identifier };
+    complaint_response(&state, actor, command, true).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerComplaint {
+    decision: String,
+    answer: String,
+}
+
+async fn answer_complaint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: AnswerComplaint = parse_json(&headers, &body)?;
+    let command = Command::AnswerComplaint { id, decision: req.decision, answer: req.answer };
+    complaint_response(&state, actor, command, false).await
+}
+
+async fn read_complaint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    complaint_response(&state, actor, Command::ReadComplaint { id }, false).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddDatum {
@@ -725,7 +794,7 @@ pub fn openapi_document() -> Value {
     let problem = json!({"description": "RFC 9457 problem details", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
     let ok_json = |d: &str| json!({"description": d, "content": {"application/json": {}}});
     let bearer = json!([{"bearer": []}]);
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "Entente node API", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Every action goes through the node's gate and is recorded in its ledger; refusals (401, 403) carry the ledger index of their record."},
@@ -798,5 +867,21 @@ pub fn openapi_document() -> Value {
                 "parameters": [{"name": "old", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "size", "in": "query", "required": false, "schema": {"type": "integer"}}],
                 "responses": {"200": ok_json("proof"), "400": problem, "404": problem}}}
         }
-    })
+    });
+    // Redress (kept apart: one `json!` of every path exceeds the macro recursion limit).
+    doc["paths"]["/api/v1/complaints"] = json!({"post": {"summary": "File an individual's complaint (redress) about an identifier (e-mail, account, IP address); only its keyed hash is stored, the answer is due in 30 days (Entente's operating default: the research notes give no redress deadline); the answer lists the data items and flows found", "security": bearer,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "identifier"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                    "identifier": {"type": "string", "minLength": 1, "maxLength": 1000}}}}}},
+                "responses": {"201": ok_json("the complaint: deadline, state, data items and flows found"), "400": problem, "401": problem, "403": problem, "409": problem, "415": problem, "422": problem}}});
+    doc["paths"]["/api/v1/complaints/{id}"] = json!({"get": {"summary": "A complaint: deadline, state, decision, and the data items and flows out of this node (recipient, category, agreement, ledger index) found for its identifier (the access is recorded)", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": ok_json("the complaint"), "401": problem, "403": problem, "404": problem}}});
+    doc["paths"]["/api/v1/complaints/{id}/answer"] = json!({"post": {"summary": "Record the decision on a complaint and the answer to the complainant (once; again: 409); only digests enter the ledger", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision", "answer"], "additionalProperties": false, "properties": {
+                    "decision": {"enum": ["granted", "refused", "partially-granted"]},
+                    "answer": {"type": "string", "minLength": 1, "maxLength": 20000}}}}}},
+                "responses": {"200": ok_json("the answered complaint"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}});
+    doc
 }

@@ -322,6 +322,7 @@ pub(crate) async fn apply(
             let item =
                 Item { id, case_id, category: *category, concepts: &concepts, originator: party };
             insert_item(tx, &item, None, None, content, &sha, None, index).await?;
+            crate::redress::index_datum(tx, secret, id, content).await?;
             Ok((Output::Done, vec![("content".into(), sha)]))
         }
         Command::ShareDatum { id, to, purpose, .. } => {
@@ -416,6 +417,7 @@ pub(crate) async fn apply(
                 index,
             )
             .await?;
+            crate::redress::index_datum(tx, secret, &message.id, &message.content).await?;
             Ok((
                 Output::Done,
                 vec![("content".into(), sha), ("conditions".into(), digest(&message.conditions)?)],

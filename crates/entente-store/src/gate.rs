@@ -12,6 +12,7 @@
 //! writers across processes on both backends.
 
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
+use crate::redress;
 use crate::requests;
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
@@ -153,6 +154,29 @@ pub enum Command {
     },
     /// Read every open request with its clocks (for alerts on overdue ones).
     ReadAlerts,
+    /// File an individual's complaint about the data held on an identifier. Filed at the
+    /// gate's `now`; the answer is due 30 days later (Entente's operating default, see
+    /// `redress::ANSWER_DAYS`). Only the keyed hash of the identifier is stored.
+    FileComplaint {
+        /// Complaint id.
+        id: String,
+        /// The identifier the complaint is about (e-mail, account, IP address).
+        identifier: String,
+    },
+    /// Record the decision on a complaint and the answer given to the complainant.
+    AnswerComplaint {
+        /// Complaint id.
+        id: String,
+        /// `granted`, `refused` or `partially-granted`.
+        decision: String,
+        /// The answer's text (stored with the complaint; only its digest is recorded).
+        answer: String,
+    },
+    /// Read a complaint with the data items and flows found for its identifier.
+    ReadComplaint {
+        /// Complaint id.
+        id: String,
+    },
 }
 
 impl Command {
@@ -173,6 +197,9 @@ impl Command {
             Command::TransitionRequest { .. } => Action::RequestTransition,
             Command::ReadRequest { .. } => Action::RequestRead,
             Command::ReadAlerts => Action::AlertsRead,
+            Command::FileComplaint { .. } => Action::ComplaintFile,
+            Command::AnswerComplaint { .. } => Action::ComplaintAnswer,
+            Command::ReadComplaint { .. } => Action::ComplaintRead,
         }
     }
 
@@ -212,6 +239,9 @@ impl Command {
                 vec![Subject::new("request", id)]
             }
             Command::ReadAlerts => vec![Subject::new("requests", "open")],
+            Command::FileComplaint { id, .. }
+            | Command::AnswerComplaint { id, .. }
+            | Command::ReadComplaint { id } => vec![Subject::new("complaint", id)],
         }
     }
 
@@ -222,6 +252,15 @@ impl Command {
                 | Command::TransitionRequest { .. }
                 | Command::ReadRequest { .. }
                 | Command::ReadAlerts
+        )
+    }
+
+    fn is_redress(&self) -> bool {
+        matches!(
+            self,
+            Command::FileComplaint { .. }
+                | Command::AnswerComplaint { .. }
+                | Command::ReadComplaint { .. }
         )
     }
 
@@ -305,6 +344,9 @@ impl Command {
                 ids::check_identifier("request id", id).map_err(GateError::Invalid)
             }
             Command::ReadAlerts => Ok(()),
+            Command::FileComplaint { .. }
+            | Command::AnswerComplaint { .. }
+            | Command::ReadComplaint { .. } => redress::validate(self),
         }
     }
 
@@ -362,6 +404,8 @@ pub enum Output {
     Request(Box<entente_policy::request::Request>),
     /// Open requests with their clocks.
     Requests(Vec<entente_policy::request::Request>),
+    /// A complaint with the data items and flows found for its identifier.
+    Complaint(Box<crate::redress::Complaint>),
 }
 
 /// The gate's answer to a command that was decided and recorded.
@@ -629,6 +673,15 @@ impl Writer {
                             extra_hashes = h;
                             o
                         })
+                    }
+                    c if c.is_redress() => {
+                        cases.flush(&mut tx).await?;
+                        redress::apply(&mut tx, &self.secret, actor, c, *now, frontier.size())
+                            .await
+                            .map(|(o, h)| {
+                                extra_hashes = h;
+                                o
+                            })
                     }
                     c if c.is_flow() => {
                         cases.flush(&mut tx).await?;

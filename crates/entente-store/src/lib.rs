@@ -12,6 +12,7 @@
 
 mod flows;
 pub mod gate;
+mod redress;
 mod requests;
 mod schema;
 mod store;
@@ -22,4 +23,7 @@ mod tests;
 
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};
+pub use redress::{
+    ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
+};
 pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, admin_execute};

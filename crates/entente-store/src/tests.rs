@@ -562,3 +562,154 @@ async fn requests_under_agreements() {
         db.drop_schema().await;
     }
 }
+
+/// Redress on both backends: a complaint about an e-mail address finds, by keyed hash, the
+/// datum naming it and its flow to NL under the JIT agreement; the raw address reaches
+/// neither the ledger nor the complaints table; an answer is given once; a role other than
+/// the DPO is refused, and the refusal is recorded.
+#[tokio::test]
+async fn complaints_find_data_and_flows_by_keyed_hash() {
+    use entente_policy::agreement::{DataCategory, Purpose};
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    let email = "Jane.Doe@Example.invalid";
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), de(), shipped_agreements());
+        let eva = investigator();
+        let ca = Actor::User { name: "cas".into(), role: Role::CentralAuthority };
+        let dpo = Actor::User { name: "dora".into(), role: Role::Dpo };
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let case = Command::OpenCase {
+            id: "L".into(),
+            title: "t".into(),
+            concepts: vec!["illegal-access".into()],
+        };
+        gate.submit(eva.clone(), case, now).await.unwrap();
+        let add = |id: &str, content: serde_json::Value| Command::AddDatum {
+            id: id.into(),
+            case_id: "L".into(),
+            category: DataCategory::PersonalDataOfThirdParties,
+            content: serde_json::from_value(content).unwrap(),
+        };
+        let v = gate
+            .submit(eva.clone(), add("d1", serde_json::json!({"email": email, "plan": "x"})), now)
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }));
+        let v = gate
+            .submit(
+                eva.clone(),
+                add("d2", serde_json::json!({"email": "other@example.invalid"})),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }));
+        let share = Command::ShareDatum {
+            id: "d1".into(),
+            to: nl(),
+            purpose: Purpose::JointInvestigation,
+            request_kind: None,
+        };
+        let v = gate.submit(ca.clone(), share, now).await.unwrap();
+        let Verdict::Permitted { index: share_index, .. } = v else { panic!("{v:?}") };
+
+        // An investigator may not file a complaint: denied and recorded.
+        let file = |id: &str, identifier: &str| Command::FileComplaint {
+            id: id.into(),
+            identifier: identifier.into(),
+        };
+        let before = db.store.ledger_head().await.unwrap().0;
+        let v = gate.submit(eva.clone(), file("c0", email), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before + 1);
+
+        // Different case and spacing: the same keyed hash.
+        let v =
+            gate.submit(dpo.clone(), file("c1", "  jane.doe@EXAMPLE.invalid "), now).await.unwrap();
+        let Verdict::Permitted { output: Output::Complaint(c), .. } = v else { panic!("{v:?}") };
+        assert_eq!(c.state, "open");
+        assert_eq!(c.due_at, "2026-12-26T12:00:00.000000Z");
+        assert!(c.deadline_basis.contains("30 days"));
+        assert_eq!(c.items.len(), 1);
+        assert_eq!(c.items[0].id, "d1");
+        assert_eq!(c.items[0].category, "personal-data-of-third-parties");
+        assert_eq!(c.items[0].originator, "DE");
+        assert!(!c.items[0].destroyed);
+
+        let v = gate
+            .submit(auditor.clone(), Command::ReadComplaint { id: "c1".into() }, now)
+            .await
+            .unwrap();
+        let Verdict::Permitted { output: Output::Complaint(c), .. } = v else { panic!("{v:?}") };
+        assert_eq!(c.flows.len(), 1, "{c:?}");
+        let flow = &c.flows[0];
+        assert_eq!(flow.datum_id, "d1");
+        assert_eq!(flow.recipient, "NL");
+        assert_eq!(flow.category, "personal-data-of-third-parties");
+        assert_eq!(flow.agreement, "jit-nl-de-template");
+        assert_eq!(flow.ledger_index, share_index);
+
+        // An identifier nobody recorded finds nothing.
+        let v = gate.submit(dpo.clone(), file("c2", "nobody@example.invalid"), now).await.unwrap();
+        let Verdict::Permitted { output: Output::Complaint(c), .. } = v else { panic!("{v:?}") };
+        assert!(c.items.is_empty() && c.flows.is_empty());
+        assert!(matches!(
+            gate.submit(dpo.clone(), file("c2", "x"), now).await.unwrap_err(),
+            GateError::Conflict(_)
+        ));
+
+        let answer = |decision: &str| Command::AnswerComplaint {
+            id: "c1".into(),
+            decision: decision.into(),
+            answer: "Your data went to NL under the JIT agreement.".into(),
+        };
+        assert!(matches!(
+            gate.submit(dpo.clone(), answer("maybe"), now).await.unwrap_err(),
+            GateError::Invalid(_)
+        ));
+        let v = gate.submit(dpo.clone(), answer("partially-granted"), now).await.unwrap();
+        let Verdict::Permitted { output: Output::Complaint(c), index, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(c.state, "answered");
+        assert_eq!(c.decision.as_deref(), Some("partially-granted"));
+        assert_eq!(c.answer_ledger_index, Some(index));
+        assert!(matches!(
+            gate.submit(dpo.clone(), answer("granted"), now).await.unwrap_err(),
+            GateError::Conflict(_)
+        ));
+        assert!(matches!(
+            gate.submit(dpo.clone(), Command::ReadComplaint { id: "nope".into() }, now)
+                .await
+                .unwrap_err(),
+            GateError::NotFound(_)
+        ));
+
+        // The raw identifier is nowhere in the ledger or the complaints table; the answer's
+        // text is not in the ledger either.
+        let (size, _) = db.store.ledger_head().await.unwrap();
+        for (i, bytes) in db.store.entries(0, size).await.unwrap() {
+            let text = String::from_utf8(bytes).unwrap().to_lowercase();
+            assert!(!text.contains("jane.doe"), "entry {i}: {text}");
+            assert!(!text.contains("jit agreement."), "entry {i}: {text}");
+        }
+        let rows = sqlx::query(
+            "SELECT id, identifier_hash, filed_by, filed_at, due_at, state FROM complaints",
+        )
+        .fetch_all(&db.store.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        for r in rows {
+            use sqlx::Row;
+            for col in 0..6 {
+                let v: String = r.try_get(col).unwrap();
+                assert!(!v.to_lowercase().contains("jane.doe"), "{v}");
+            }
+            let hash: String = r.try_get(1).unwrap();
+            assert!(hash.starts_with("pse:"), "{hash}");
+        }
+        verify_ledger(&db.store, &de(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}
