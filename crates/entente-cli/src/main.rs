@@ -6,6 +6,7 @@
 
 mod alerts;
 mod bench;
+mod case;
 mod framework;
 mod incident;
 mod lexicon;
@@ -84,6 +85,11 @@ enum Cmd {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Cases: status across borders (members and timeline)
+    Case {
+        #[command(subcommand)]
+        command: case::CaseCmd,
     },
     /// Apply retention limits: destroy what has expired
     Retention {
@@ -315,6 +321,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Retention { command } => retention::run(command).await,
         Cmd::Alerts { data_dir, now, json } => alerts::run(data_dir, now, json).await,
         Cmd::Bench { command } => bench::run(command).await,
+        Cmd::Case { command } => case::run(command).await,
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,
         Cmd::Incident { command } => incident::run(command).await,

@@ -95,6 +95,12 @@ pub enum Action {
     /// Read a complaint with the data items and flows found for its identifier.
     #[serde(rename = "complaint.read")]
     ComplaintRead,
+    /// Add a party to a case under a JIT agreement.
+    #[serde(rename = "case.member.add")]
+    CaseMemberAdd,
+    /// Read a case's status: members and timeline (a peer only as a member of the case).
+    #[serde(rename = "case.status")]
+    CaseStatus,
 }
 
 impl Action {
@@ -119,6 +125,8 @@ impl Action {
             Action::ComplaintFile => "complaint.file",
             Action::ComplaintAnswer => "complaint.answer",
             Action::ComplaintRead => "complaint.read",
+            Action::CaseMemberAdd => "case.member.add",
+            Action::CaseStatus => "case.status",
         }
     }
 }

@@ -102,6 +102,16 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Dpo, Role::Auditor],
     },
     RoleRule {
+        id: "role.central-authority.case-member-add",
+        action: Action::CaseMemberAdd,
+        roles: &[Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.case-worker.case-status",
+        action: Action::CaseStatus,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -127,6 +137,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the clocks of open requests",
                 Vec::new(),
             ),
+            Action::CaseStatus => Decision::permit(
+                "operator.case-status",
+                "the operator may read the status of the node's cases",
+                Vec::new(),
+            ),
             Action::DatumDestroy => Decision::permit(
                 "operator.retention",
                 "the operator runs the retention job, which destroys what has expired",
@@ -143,6 +158,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
             Action::DatumReceive | Action::ConsentReceive => Decision::permit(
                 "peer.deliver",
                 format!("peer {party} may deliver ({action}) subject to the agreements in force"),
+                Vec::new(),
+            ),
+            // The gate then shows the case only to a member party; to any other it answers as
+            // for a case that does not exist, and records nothing.
+            Action::CaseStatus => Decision::permit(
+                "peer.case-status",
+                format!("peer {party} may read the status of a case it is a member of"),
                 Vec::new(),
             ),
             _ => Decision::deny(
@@ -237,6 +259,8 @@ mod tests {
             Action::ComplaintFile,
             Action::ComplaintAnswer,
             Action::ComplaintRead,
+            Action::CaseMemberAdd,
+            Action::CaseStatus,
         ])
     }
 
@@ -254,7 +278,10 @@ mod tests {
                 prop_assert!(authenticated);
             }
             if matches!(actor, Actor::Peer { .. }) && d.is_permit() {
-                prop_assert!(matches!(action, Action::DatumReceive | Action::ConsentReceive));
+                prop_assert!(matches!(
+                    action,
+                    Action::DatumReceive | Action::ConsentReceive | Action::CaseStatus
+                ));
             }
             if matches!(actor, Actor::User { role: Role::Auditor, .. }) && d.is_permit() {
                 prop_assert!(matches!(action, Action::LedgerRead | Action::ComplaintRead));

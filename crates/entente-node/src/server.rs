@@ -179,6 +179,8 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/cases", post(open_case))
         .route("/api/v1/cases/{id}", get(read_case))
+        .route("/api/v1/cases/{id}/members", post(add_case_member))
+        .route("/api/v1/cases/{id}/status", get(case_status))
         .route("/api/v1/requests", post(create_request))
         .route("/api/v1/requests/{id}", get(read_request))
         .route("/api/v1/requests/{id}/events", post(request_event))
@@ -684,6 +686,54 @@ async fn read_case(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCaseMember {
+    party: entente_core::PartyCode,
+    agreement: String,
+}
+
+async fn add_case_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let req: AddCaseMember = parse_json(&headers, &body)?;
+    let command = Command::AddCaseMember {
+        case_id: id.clone(),
+        party: req.party.clone(),
+        agreement: req.agreement.clone(),
+    };
+    let (index, _) = through_gate(&state, actor, command).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"case_id": id, "party": req.party, "role": "member", "agreement": req.agreement, "ledger_index": index})),
+    )
+        .into_response())
+}
+
+/// A case's status (members and timeline). A peer outside the case gets the 404 of a case
+/// that does not exist (the gate's answer).
+async fn case_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let (index, output) = through_gate(&state, actor, Command::CaseStatus { case_id: id }).await?;
+    match output {
+        Output::CaseStatus(s) => {
+            let mut body = serde_json::to_value(&*s)
+                .map_err(|_| Problem::internal("case status not serializable"))?;
+            body["access_ledger_index"] = json!(index);
+            Ok(Json(body).into_response())
+        }
+        _ => Err(Problem::internal("unexpected gate output")),
+    }
+}
+
+#[derive(Deserialize)]
 struct Range {
     from: u64,
     to: u64,
@@ -868,6 +918,17 @@ pub fn openapi_document() -> Value {
                 "responses": {"200": ok_json("proof"), "400": problem, "404": problem}}}
         }
     });
+    // Cases across borders (kept apart: one `json!` of every path exceeds the macro
+    // recursion limit).
+    doc["paths"]["/api/v1/cases/{id}/members"] = json!({"post": {"summary": "Add a party to a case under a JIT agreement that is loaded, in force and binds this node's party and it (otherwise 422; already a member: 409); central authority", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["party", "agreement"], "additionalProperties": false, "properties": {
+                    "party": {"type": "string", "description": "ISO 3166-1 alpha-2 or EU"},
+                    "agreement": {"type": "string"}}}}}},
+                "responses": {"201": ok_json("the member added, with the ledger index"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}});
+    doc["paths"]["/api/v1/cases/{id}/status"] = json!({"get": {"summary": "A case's status: the case, its member parties (lead and JIT members) and the timeline of the ledger entries on the case, its requests and its data items (the access is recorded); a party outside the case gets 404 as for a case that does not exist", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": ok_json("the case status"), "401": problem, "403": problem, "404": problem}}});
     // Redress (kept apart: one `json!` of every path exceeds the macro recursion limit).
     doc["paths"]["/api/v1/complaints"] = json!({"post": {"summary": "File an individual's complaint (redress) about an identifier (e-mail, account, IP address); only its keyed hash is stored, the answer is due in 30 days (Entente's operating default: the research notes give no redress deadline); the answer lists the data items and flows found", "security": bearer,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "identifier"], "additionalProperties": false, "properties": {

@@ -11,6 +11,7 @@
 //! first statement of every transaction updates the ledger head row, which serialises
 //! writers across processes on both backends.
 
+use crate::cases;
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::redress;
 use crate::requests;
@@ -177,6 +178,21 @@ pub enum Command {
         /// Complaint id.
         id: String,
     },
+    /// Add a party to a case under a JIT agreement in force that binds this party and it.
+    AddCaseMember {
+        /// Case id.
+        case_id: String,
+        /// The party joining the case.
+        party: PartyCode,
+        /// The JIT agreement it joins under.
+        agreement: String,
+    },
+    /// Read a case's status: the case, its members and its timeline. A peer sees it only if
+    /// its party is a member; otherwise the case is not found, as if it did not exist.
+    CaseStatus {
+        /// Case id.
+        case_id: String,
+    },
 }
 
 impl Command {
@@ -200,6 +216,8 @@ impl Command {
             Command::FileComplaint { .. } => Action::ComplaintFile,
             Command::AnswerComplaint { .. } => Action::ComplaintAnswer,
             Command::ReadComplaint { .. } => Action::ComplaintRead,
+            Command::AddCaseMember { .. } => Action::CaseMemberAdd,
+            Command::CaseStatus { .. } => Action::CaseStatus,
         }
     }
 
@@ -242,6 +260,10 @@ impl Command {
             Command::FileComplaint { id, .. }
             | Command::AnswerComplaint { id, .. }
             | Command::ReadComplaint { id } => vec![Subject::new("complaint", id)],
+            Command::AddCaseMember { case_id, party, .. } => {
+                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
+            }
+            Command::CaseStatus { case_id } => vec![Subject::new("case", case_id)],
         }
     }
 
@@ -262,6 +284,10 @@ impl Command {
                 | Command::AnswerComplaint { .. }
                 | Command::ReadComplaint { .. }
         )
+    }
+
+    fn is_case(&self) -> bool {
+        matches!(self, Command::AddCaseMember { .. } | Command::CaseStatus { .. })
     }
 
     fn is_flow(&self) -> bool {
@@ -347,6 +373,13 @@ impl Command {
             Command::FileComplaint { .. }
             | Command::AnswerComplaint { .. }
             | Command::ReadComplaint { .. } => redress::validate(self),
+            Command::AddCaseMember { case_id, agreement, .. } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
+                ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
+            }
+            Command::CaseStatus { case_id } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
         }
     }
 
@@ -382,6 +415,12 @@ impl Command {
                     digest(serde_json::json!({"id": id, "event": event.name(), "grounds": event.grounds()}))?,
                 );
             }
+            Command::AddCaseMember { case_id, party, agreement } => {
+                out.insert(
+                    "member".into(),
+                    digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
+                );
+            }
             // Flows record the digests their effect computes (see `flows::apply`).
             _ => {}
         }
@@ -406,6 +445,8 @@ pub enum Output {
     Requests(Vec<entente_policy::request::Request>),
     /// A complaint with the data items and flows found for its identifier.
     Complaint(Box<crate::redress::Complaint>),
+    /// A case's status: the case, its members and its timeline.
+    CaseStatus(Box<crate::cases::CaseStatus>),
 }
 
 /// The gate's answer to a command that was decided and recorded.
@@ -612,7 +653,7 @@ impl Writer {
         // query for the whole batch (we hold the writer lock, and only the gate writes cases),
         // and their rows are written with multi-row inserts.
         let backend = self.store.backend();
-        let mut cases = CaseBatch::prefetch(&mut tx, backend, work).await?;
+        let mut cases = CaseBatch::prefetch(&mut tx, backend, &self.party, work).await?;
         let mut entries: Vec<(u64, Vec<u8>)> = Vec::with_capacity(work.len());
         let mut hashes: Vec<(u64, [u8; 32])> = Vec::with_capacity(work.len() * 2);
         let mut results = Vec::with_capacity(work.len());
@@ -665,6 +706,24 @@ impl Writer {
                             &self.engine,
                             &self.party,
                             c,
+                            *now,
+                            frontier.size(),
+                        )
+                        .await
+                        .map(|(o, h)| {
+                            extra_hashes = h;
+                            o
+                        })
+                    }
+                    c if c.is_case() => {
+                        cases.flush(&mut tx).await?;
+                        cases::apply(
+                            &mut tx,
+                            &self.engine,
+                            &self.party,
+                            actor,
+                            c,
+                            &entries,
                             *now,
                             frontier.size(),
                         )
@@ -840,6 +899,8 @@ type CaseRow = (String, String, String, String, String, i64);
 /// The case openings of one batch: which ids exist, and the rows not yet written.
 struct CaseBatch {
     backend: Backend,
+    /// The node's party, the lead of every case it opens.
+    party: String,
     /// Ids of the batch's case openings that already exist or were opened earlier in it.
     taken: HashSet<String>,
     /// Rows of permitted openings, written by [`CaseBatch::flush`].
@@ -852,6 +913,7 @@ impl CaseBatch {
     async fn prefetch(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         backend: Backend,
+        party: &PartyCode,
         work: &[(Actor, Command, Timestamp)],
     ) -> Result<CaseBatch, GateError> {
         let ids: Vec<&str> = work
@@ -872,7 +934,12 @@ impl CaseBatch {
             }
             taken.extend(q.fetch_all(&mut **tx).await?);
         }
-        Ok(CaseBatch { backend, taken, pending: Vec::with_capacity(ids.len()) })
+        Ok(CaseBatch {
+            backend,
+            party: party.as_str().to_owned(),
+            taken,
+            pending: Vec::with_capacity(ids.len()),
+        })
     }
 
     /// The effect of a permitted case opening: checked now, written at the next flush.
@@ -903,9 +970,10 @@ impl CaseBatch {
         Ok(Output::Done)
     }
 
-    /// Writes the pending rows.
+    /// Writes the pending rows: the cases, and the node's party as the lead member of each.
     async fn flush(&mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), GateError> {
         const COLS: usize = 6;
+        const MEMBER_COLS: usize = 5;
         for chunk in self.pending.chunks(MAX_PARAMS / COLS) {
             // The statement is built from a fixed table name and placeholders only.
             let sql = multi_row_insert(
@@ -921,6 +989,25 @@ impl CaseBatch {
                     .bind(title.clone())
                     .bind(concepts.clone())
                     .bind(by.clone())
+                    .bind(at.clone())
+                    .bind(*index);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in self.pending.chunks(MAX_PARAMS / MEMBER_COLS) {
+            // The statement is built from a fixed table name and placeholders only.
+            let sql = multi_row_insert(
+                self.backend,
+                "case_members (case_id, party, role, added_at, ledger_index)",
+                MEMBER_COLS,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (id, _, _, _, at, index) in chunk {
+                q = q
+                    .bind(id.clone())
+                    .bind(self.party.clone())
+                    .bind("lead")
                     .bind(at.clone())
                     .bind(*index);
             }
@@ -992,23 +1079,7 @@ async fn apply(
                 "case openings are applied by the batch, not one by one".into(),
             )))
         }
-        Command::ReadCase { id } => {
-            let row = sqlx::query("SELECT id, title, concepts, opened_by, opened_at, ledger_index FROM cases WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or_else(|| GateError::NotFound(format!("case `{id}`")))?;
-            let concepts: String = row.try_get(2)?;
-            Ok(Output::Case(CaseRecord {
-                id: row.try_get(0)?,
-                title: row.try_get(1)?,
-                concepts: serde_json::from_str(&concepts)
-                    .map_err(|e| StoreError::Inconsistent(format!("case {id} concepts: {e}")))?,
-                opened_by: row.try_get(3)?,
-                opened_at: row.try_get(4)?,
-                ledger_index: to_u64(row.try_get(5)?)?,
-            }))
-        }
+        Command::ReadCase { id } => Ok(Output::Case(cases::load_case(tx, id).await?)),
         Command::ReadLedger { from, to } => {
             let rows = sqlx::query(
                 "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",

@@ -10,6 +10,7 @@
 //! no other write path: the `Store` methods that are public only read.
 #![warn(missing_docs)]
 
+mod cases;
 mod flows;
 pub mod gate;
 mod redress;
@@ -21,6 +22,7 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use cases::{CaseMember, CaseStatus, TimelineEntry};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use redress::{

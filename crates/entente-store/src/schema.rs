@@ -10,12 +10,14 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (2, "data items", include_str!("../migrations/sqlite/0002_data_items.sql")),
     (3, "requests", include_str!("../migrations/sqlite/0003_requests.sql")),
     (4, "redress", include_str!("../migrations/sqlite/0004_redress.sql")),
+    (5, "case members", include_str!("../migrations/sqlite/0005_case_members.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "data items", include_str!("../migrations/postgres/0002_data_items.sql")),
     (3, "requests", include_str!("../migrations/postgres/0003_requests.sql")),
     (4, "redress", include_str!("../migrations/postgres/0004_redress.sql")),
+    (5, "case members", include_str!("../migrations/postgres/0005_case_members.sql")),
 ];
 
 /// The migrator for `backend`.

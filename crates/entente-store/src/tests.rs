@@ -713,3 +713,88 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         db.drop_schema().await;
     }
 }
+
+/// Cases shared under a JIT on both backends: the opener's party is the lead; a party is
+/// added only under a JIT agreement in force binding both; a member peer reads the status
+/// (members and timeline), a party outside the case gets the answer given for a case that
+/// does not exist and nothing is recorded; an investigator reads it, an auditor may not.
+#[tokio::test]
+async fn cases_shared_under_a_jit() {
+    let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+    let now = t("2026-04-01T08:00:00Z");
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
+        let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
+        let open = Command::OpenCase {
+            id: "LANTERN".into(),
+            title: "Operation Lantern".into(),
+            concepts: vec!["illegal-access".into()],
+        };
+        gate.submit(ca.clone(), open, now).await.unwrap();
+        let add = |party: &str, agreement: &str| Command::AddCaseMember {
+            case_id: "LANTERN".into(),
+            party: party.parse().unwrap(),
+            agreement: agreement.into(),
+        };
+        // Before the JIT is in force, it cannot ground a membership.
+        let e = gate
+            .submit(ca.clone(), add("DE", "jit-nl-de-template"), t("2026-03-01T08:00:00Z"))
+            .await;
+        assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("not in force")), "{e:?}");
+        let v = gate.submit(ca.clone(), add("DE", "jit-nl-de-template"), now).await.unwrap();
+        let Verdict::Permitted { index: added, .. } = v else { panic!("{v:?}") };
+        let e = gate.submit(ca.clone(), add("DE", "jit-nl-de-template"), now).await;
+        assert!(matches!(&e, Err(GateError::Conflict(_))), "{e:?}");
+        let e = gate.submit(ca.clone(), add("US", "jit-nl-de-template"), now).await;
+        assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("does not bind")), "{e:?}");
+        let e = gate.submit(ca.clone(), add("DE", "ets-185"), now).await;
+        assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("not a JIT")), "{e:?}");
+        let e = gate.submit(ca.clone(), add("DE", "no-such-agreement"), now).await;
+        assert!(matches!(&e, Err(GateError::Invalid(_))), "{e:?}");
+        // An investigator may not add members.
+        let v = gate.submit(investigator(), add("DE", "jit-nl-de-template"), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+
+        let status = |id: &str| Command::CaseStatus { case_id: id.into() };
+        let de_peer = Actor::Peer { party: de() };
+        let v = gate.submit(de_peer.clone(), status("LANTERN"), now).await.unwrap();
+        let Verdict::Permitted { output: Output::CaseStatus(s), .. } = v else { panic!("{v:?}") };
+        assert_eq!(s.case.concepts, ["illegal-access"]);
+        let members: Vec<(&str, &str, Option<&str>)> = s
+            .members
+            .iter()
+            .map(|m| (m.party.as_str(), m.role.as_str(), m.agreement.as_deref()))
+            .collect();
+        assert_eq!(members, [("NL", "lead", None), ("DE", "member", Some("jit-nl-de-template"))]);
+        let actions: Vec<(&str, &str)> =
+            s.timeline.iter().map(|e| (e.action.as_str(), e.decision.as_str())).collect();
+        assert_eq!(
+            actions,
+            [("case.open", "permit"), ("case.member.add", "permit"), ("case.member.add", "deny")]
+        );
+        assert_eq!(s.timeline[1].index, added);
+
+        // The US, outside the JIT: the same answer as for a case that does not exist, and
+        // nothing recorded.
+        let size = db.store.ledger_head().await.unwrap().0;
+        let us_peer = Actor::Peer { party: "US".parse().unwrap() };
+        let hidden = gate.submit(us_peer.clone(), status("LANTERN"), now).await.unwrap_err();
+        let missing = gate.submit(us_peer, status("NOSUCH"), now).await.unwrap_err();
+        assert!(matches!(hidden, GateError::NotFound(_)), "{hidden:?}");
+        assert_eq!(
+            hidden.to_string().replace("LANTERN", "X"),
+            missing.to_string().replace("NOSUCH", "X")
+        );
+        assert_eq!(db.store.ledger_head().await.unwrap().0, size);
+
+        // Users of this node: an investigator reads it; an auditor is denied (recorded).
+        let v = gate.submit(investigator(), status("LANTERN"), now).await.unwrap();
+        let Verdict::Permitted { output: Output::CaseStatus(s), .. } = v else { panic!("{v:?}") };
+        assert_eq!(s.timeline.last().map(|e| e.actor.as_str()), Some("peer DE"));
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v = gate.submit(auditor, status("LANTERN"), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}

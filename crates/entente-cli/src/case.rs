@@ -1,0 +1,82 @@
+//! `entente case status`: a case's members and timeline, read through the gate as the local
+//! operator (one recorded access).
+
+use crate::{Failure, fail};
+use clap::Subcommand;
+use entente_core::Actor;
+use entente_node::Node;
+use entente_store::{Command, Output, Verdict};
+use jiff::Timestamp;
+use std::path::PathBuf;
+
+/// `entente case …`
+#[derive(Subcommand)]
+pub(crate) enum CaseCmd {
+    /// Show a case's status: the case, its member parties and the timeline of its ledger entries
+    Status {
+        /// Case id
+        id: String,
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
+    let CaseCmd::Status { id, data_dir, json } = command;
+    let node = Node::open(&data_dir).await?;
+    let command = Command::CaseStatus { case_id: id };
+    let (index, status) = match node.gate.submit(Actor::Operator, command, Timestamp::now()).await?
+    {
+        Verdict::Permitted { index, output: Output::CaseStatus(s), .. } => (index, s),
+        Verdict::Denied { index, decision } => {
+            return Err(fail(
+                3,
+                format!(
+                    "denied by {} (ledger entry {index}): {}",
+                    decision.rules.join(", "),
+                    decision.reason
+                ),
+            ));
+        }
+        Verdict::Permitted { .. } => return Err(fail(1, "unexpected gate output")),
+    };
+    if json {
+        let mut body = serde_json::to_value(&*status)?;
+        body["ledger_index"] = serde_json::json!(index);
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let c = &status.case;
+    println!("case {}: {}", c.id, c.title);
+    println!(
+        "  offence concepts  {}",
+        if c.concepts.is_empty() { "-".into() } else { c.concepts.join(", ") }
+    );
+    println!(
+        "  opened            {} by {} (ledger entry {})",
+        c.opened_at, c.opened_by, c.ledger_index
+    );
+    println!("members:");
+    println!("  {:<8} {:<8} {:<28} {:<30} entry", "party", "role", "agreement", "since");
+    for m in &status.members {
+        println!(
+            "  {:<8} {:<8} {:<28} {:<30} {}",
+            m.party,
+            m.role,
+            m.agreement.as_deref().unwrap_or("-"),
+            m.added_at,
+            m.ledger_index
+        );
+    }
+    println!("timeline:");
+    println!("  {:<6} {:<30} {:<20} {:<32} decision", "entry", "time", "action", "actor");
+    for e in &status.timeline {
+        println!("  {:<6} {:<30} {:<20} {:<32} {}", e.index, e.time, e.action, e.actor, e.decision);
+    }
+    println!("(this reading is ledger entry {index})");
+    Ok(())
+}
