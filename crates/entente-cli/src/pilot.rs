@@ -237,6 +237,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
 
     requests(&nodes, &mut checks).await?;
     flows(&nodes, &mut checks).await?;
+    jit(&nodes, &mut checks).await?;
 
     println!();
     println!("Step 10 (part) — oversight: every ledger verified from its database");
@@ -672,6 +673,66 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         match e {
             Err(e) => e.to_string(),
             Ok(v) => describe(&v),
+        },
+    );
+    Ok(())
+}
+
+/// Step 8: NL and DE form a JIT on LANTERN; DE (a member) sees its status, the US sees
+/// nothing, not even that it exists.
+async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
+    let nl = &nodes[0];
+    println!();
+    println!("Step 8 — NL and DE form a joint investigation team on LANTERN");
+    let v = submit(
+        nl,
+        user(nl, Role::CentralAuthority),
+        Command::AddCaseMember {
+            case_id: "LANTERN".into(),
+            party: "DE".parse()?,
+            agreement: "jit-nl-de-template".into(),
+        },
+    )
+    .await?;
+    checks.record("DE joins the JIT", matches!(v, Verdict::Permitted { .. }), describe(&v));
+    let status = || Command::CaseStatus { case_id: "LANTERN".into() };
+    let de_peer = Actor::Peer { party: "DE".parse()? };
+    let us_peer = Actor::Peer { party: "US".parse()? };
+    let de_view = nl.node.gate.submit(de_peer, status(), Timestamp::now()).await;
+    match &de_view {
+        Ok(Verdict::Permitted { output: entente_store::Output::CaseStatus(st), .. }) => {
+            let members: Vec<String> =
+                st.members.iter().map(|m| format!("{} ({})", m.party, m.role)).collect();
+            checks.record(
+                "DE sees the JIT's status",
+                st.members.len() == 2,
+                format!(
+                    "members {}; {} events on the timeline",
+                    members.join(", "),
+                    st.timeline.len()
+                ),
+            );
+        }
+        other => checks.record("DE sees the JIT's status", false, format!("{other:?}")),
+    }
+    let us_view = nl.node.gate.submit(us_peer.clone(), status(), Timestamp::now()).await;
+    let unknown = nl
+        .node
+        .gate
+        .submit(us_peer, Command::CaseStatus { case_id: "NO-SUCH-CASE".into() }, Timestamp::now())
+        .await;
+    let same = match (&us_view, &unknown) {
+        (Err(a), Err(b)) => {
+            a.to_string().replace("LANTERN", "X") == b.to_string().replace("NO-SUCH-CASE", "X")
+        }
+        _ => false,
+    };
+    checks.record(
+        "the US sees nothing of it",
+        same,
+        match &us_view {
+            Err(e) => format!("answered as for a case that does not exist: {e}"),
+            Ok(v) => describe(v),
         },
     );
     Ok(())
