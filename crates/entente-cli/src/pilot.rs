@@ -325,12 +325,8 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     println!(
         "Not yet in this pilot: deconfliction by PSI (3), requests and data travelling between"
     );
-    println!(
-        "node processes (4-7: handed over in process here), signed evidence packages (5-6), JIT"
-    );
-    println!(
-        "status (8), intelligence (9), witness cosigning and DP reports (10): each with its capability."
-    );
+    println!("node processes (4-8: handed over in process here), signed evidence packages (5-6),");
+    println!("intelligence (9), witness cosigning and DP reports (10): each with its capability.");
     if failed > 0 {
         return Err(fail(1, format!("{failed} pilot checks failed")));
     }
