@@ -71,6 +71,18 @@ async fn requests_over_the_api() {
     assert_eq!(clock["duration"], "P10D");
     assert_eq!(clock["status"], "running");
     assert_eq!(clock["time_zone"], "Europe/Berlin");
+    let r = http
+        .get(format!("{}/api/v1/alerts", server.url))
+        .bearer_auth(&prosecutor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["open_requests"], 1);
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 0, "{body}");
+    let r = http.get(format!("{}/api/v1/alerts", server.url)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     let refuse = json!({"event": "refuse", "grounds": ["not-a-ground"]});
     let r = post("/api/v1/requests/r1/events", &prosecutor, refuse).await.unwrap();
     assert_eq!(r.status(), 409);

@@ -184,6 +184,7 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/requests", post(create_request))
         .route("/api/v1/requests/{id}", get(read_request))
         .route("/api/v1/requests/{id}/events", post(request_event))
+        .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/complaints", post(file_complaint))
         .route("/api/v1/complaints/{id}", get(read_complaint))
         .route("/api/v1/complaints/{id}/answer", post(answer_complaint))
@@ -501,6 +502,39 @@ async fn request_event(
         ))
     })?;
     request_response(&state, actor, Command::TransitionRequest { id, event }, false).await
+}
+
+/// The legal clocks of every open request; overdue and due-within-24-h ones are flagged.
+async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let now = Timestamp::now();
+    let (index, output) = through_gate(&state, actor, Command::ReadAlerts).await?;
+    let Output::Requests(requests) = output else {
+        return Err(Problem::internal("unexpected gate output"));
+    };
+    let mut alerts = Vec::new();
+    for r in &requests {
+        for c in &r.clocks {
+            let status = c.status(now);
+            let remaining = c.remaining(now).as_secs();
+            let alert = match status {
+                entente_policy::request::ClockStatus::Missed => "overdue",
+                entente_policy::request::ClockStatus::Running if remaining < 24 * 3600 => {
+                    "due-soon"
+                }
+                _ => continue,
+            };
+            alerts.push(json!({
+                "alert": alert, "request": r.id, "kind": r.kind, "to": r.to, "clock": c.kind.name(),
+                "due_utc": c.due.to_string(), "due_local": c.due_local().to_string(),
+                "remaining_seconds": remaining, "unverified": c.unverified(),
+            }));
+        }
+    }
+    Ok(Json(
+        json!({"open_requests": requests.len(), "alerts": alerts, "access_ledger_index": index}),
+    )
+    .into_response())
 }
 
 async fn read_request(
@@ -920,6 +954,8 @@ pub fn openapi_document() -> Value {
     });
     // Cases across borders (kept apart: one `json!` of every path exceeds the macro
     // recursion limit).
+    doc["paths"]["/api/v1/alerts"] = json!({"get": {"summary": "Alerts on the legal clocks of open requests: overdue, or due within 24 hours (the access is recorded)", "security": bearer,
+        "responses": {"200": {"description": "alerts", "content": {"application/json": {}}}, "401": problem, "403": problem}}});
     doc["paths"]["/api/v1/cases/{id}/members"] = json!({"post": {"summary": "Add a party to a case under a JIT agreement that is loaded, in force and binds this node's party and it (otherwise 422; already a member: 409); central authority", "security": bearer,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["party", "agreement"], "additionalProperties": false, "properties": {
