@@ -621,6 +621,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
             agreement: agreement.into(),
             to: to.parse()?,
             emergency: false,
+            provisions: vec!["Sr 138ab".into()],
         };
         let v = submit(nl, prosecutor.clone(), create).await?;
         checks.record(
@@ -639,6 +640,49 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
             Some(Verdict::Permitted { output: entente_store::Output::Request(r), .. }) => {
                 for line in r.show(Timestamp::now()).lines() {
                     println!("     {line}");
+                }
+                // What the requested party's central authority sees on arrival.
+                let lexicon = entente_core::lexicon::Lexicon::builtin()
+                    .map_err(|e| fail(1, format!("the shipped lexicon is invalid: {e}")))?;
+                if let Some(a) = nl.node.gate.engine().agreement(agreement) {
+                    let check = entente_policy::incoming::incoming_check(
+                        &r,
+                        &["Sr 138ab".to_owned()],
+                        a,
+                        &lexicon,
+                        Timestamp::now(),
+                    );
+                    let dc = match &check.dual_criminality[0].result {
+                        Ok(dc) => format!("{} ({})", dc.verdict.as_str(), dc.reason),
+                        Err(e) => e.clone(),
+                    };
+                    println!(
+                        "     incoming check at {to}: legal basis {}",
+                        check.legal_basis.citation
+                    );
+                    println!("       dual criminality for Sr 138ab: {dc}");
+                    println!(
+                        "       grounds for refusal it may weigh: {}",
+                        if check.refusal_grounds.is_empty() {
+                            "none listed in the agreement".to_owned()
+                        } else {
+                            check
+                                .refusal_grounds
+                                .iter()
+                                .map(|g| g.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    );
+                    checks.record(
+                        &format!("{id} incoming check"),
+                        check.dual_criminality[0].result.is_ok(),
+                        format!(
+                            "{} refusal ground(s), {} clock(s)",
+                            check.refusal_grounds.len(),
+                            check.clocks.len()
+                        ),
+                    );
                 }
                 let expect_clock = kind != RequestKind::Mla;
                 checks.record(

@@ -28,7 +28,10 @@ async fn requests_over_the_api() {
     let r = post("/api/v1/cases", &prosecutor, json!({"id": "L", "title": "t"})).await.unwrap();
     assert_eq!(r.status(), 201);
 
-    let epoc = json!({"id": "r1", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "DE"});
+    let unknown = json!({"id": "r9", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "DE", "provisions": ["Sr 138"]});
+    let r = post("/api/v1/requests", &prosecutor, unknown).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let epoc = json!({"id": "r1", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "DE", "provisions": ["Sr 138ab"]});
     let r = post("/api/v1/requests", &prosecutor, epoc).await.unwrap();
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
@@ -67,6 +70,11 @@ async fn requests_over_the_api() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["state"], "received");
     assert_eq!(body["history"].as_array().unwrap().len(), 2);
+    let check = &body["incoming_check"];
+    assert!(check["legal_basis"]["citation"].as_str().unwrap().contains("2023/1543"), "{check}");
+    assert!(!check["refusal_grounds"].as_array().unwrap().is_empty(), "{check}");
+    assert_eq!(check["dual_criminality"][0]["provision"], "Sr 138ab");
+    assert!(check["dual_criminality"][0]["result"]["Ok"]["verdict"].is_string(), "{check}");
     let clock = &body["clocks"][0];
     assert_eq!(clock["duration"], "P10D");
     assert_eq!(clock["status"], "running");

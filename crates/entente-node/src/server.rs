@@ -45,6 +45,9 @@ pub struct Metrics {
 struct AppState {
     node: Node,
     metrics: Arc<Metrics>,
+    /// The shipped lexicon (validated by the test suite); `None` only if it failed to load,
+    /// in which case provision checks answer 500 rather than guess.
+    lexicon: Option<Arc<entente_core::lexicon::Lexicon>>,
 }
 
 /// An RFC 9457 problem.
@@ -168,7 +171,14 @@ type ApiResult = Result<Response, Problem>;
 
 /// Builds the node's router.
 pub fn router(node: Node) -> Router {
-    let state = AppState { node, metrics: Arc::new(Metrics::default()) };
+    let lexicon = match entente_core::lexicon::Lexicon::builtin() {
+        Ok(l) => Some(Arc::new(l)),
+        Err(e) => {
+            tracing::error!(error = %e, "the shipped lexicon does not load");
+            None
+        }
+    };
+    let state = AppState { node, metrics: Arc::new(Metrics::default()), lexicon };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -423,6 +433,8 @@ struct CreateRequest {
     to: entente_core::PartyCode,
     #[serde(default)]
     emergency: bool,
+    #[serde(default)]
+    provisions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -476,6 +488,22 @@ async fn create_request(
 ) -> ApiResult {
     let actor = actor(&state, &headers).await?;
     let req: CreateRequest = parse_json(&headers, &body)?;
+    // Each provision must be one of this party's in the lexicon (close matches otherwise).
+    if !req.provisions.is_empty() {
+        let lexicon =
+            state.lexicon.as_ref().ok_or_else(|| Problem::internal("the lexicon is not loaded"))?;
+        let party = state.node.config.party.as_str();
+        for p in &req.provisions {
+            lexicon.jurisdiction(party).and_then(|j| j.provision(p)).map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "The request is invalid",
+                    format!("provisions: {e}"),
+                )
+            })?;
+        }
+    }
     let command = Command::CreateRequest {
         id: req.id,
         case_id: req.case_id,
@@ -483,6 +511,7 @@ async fn create_request(
         agreement: req.agreement,
         to: req.to,
         emergency: req.emergency,
+        provisions: req.provisions,
     };
     request_response(&state, actor, command, true).await
 }
@@ -543,7 +572,25 @@ async fn read_request(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state, &headers).await?;
-    request_response(&state, actor, Command::ReadRequest { id }, false).await
+    let (index, output) =
+        through_gate(&state, actor, Command::ReadRequest { id: id.clone() }).await?;
+    let Output::Request(r) = output else {
+        return Err(Problem::internal("unexpected gate output"));
+    };
+    let now = Timestamp::now();
+    let mut body = request_json(&r, now);
+    body["ledger_index"] = json!(index);
+    // The incoming check for the requested party's central authority.
+    let provisions = state.node.store.request_provisions(&id).await?;
+    if let (Some(lexicon), Some(agreement)) =
+        (&state.lexicon, state.node.gate.engine().agreement(&r.agreement))
+    {
+        let check =
+            entente_policy::incoming::incoming_check(&r, &provisions, agreement, lexicon, now);
+        body["incoming_check"] = serde_json::to_value(&check)
+            .map_err(|_| Problem::internal("cannot encode the check"))?;
+    }
+    Ok(Json(body).into_response())
 }
 
 /// Answers a complaint command with the complaint (items, flows, deadline, state).

@@ -14,5 +14,6 @@ pub mod agreement;
 pub mod engine;
 pub mod gaps;
 pub mod incident;
+pub mod incoming;
 pub mod minimize;
 pub mod request;

@@ -140,6 +140,8 @@ pub enum Command {
         to: PartyCode,
         /// Whether it is an emergency request.
         emergency: bool,
+        /// The requesting party's national provisions it is made for (citations).
+        provisions: Vec<String>,
     },
     /// Move a request through its states.
     TransitionRequest {
@@ -361,7 +363,14 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
-            Command::CreateRequest { id, case_id, agreement, .. } => {
+            Command::CreateRequest { id, case_id, agreement, provisions, .. } => {
+                if provisions.len() > 20
+                    || provisions.iter().any(|p| p.trim().is_empty() || p.len() > 100)
+                {
+                    return Err(GateError::Invalid(
+                        "provisions: expected at most 20 citations of 1 to 100 characters".into(),
+                    ));
+                }
                 ids::check_identifier("request id", id).map_err(GateError::Invalid)?;
                 ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
                 ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
@@ -403,10 +412,10 @@ impl Command {
                 );
             }
             Command::AddUser { .. } | Command::ReadCase { .. } | Command::ReadLedger { .. } => {}
-            Command::CreateRequest { id, case_id, kind, agreement, to, emergency } => {
+            Command::CreateRequest { id, case_id, kind, agreement, to, emergency, provisions } => {
                 out.insert(
                     "request".into(),
-                    digest(serde_json::json!({"id": id, "case_id": case_id, "kind": kind, "agreement": agreement, "to": to, "emergency": emergency}))?,
+                    digest(serde_json::json!({"id": id, "case_id": case_id, "kind": kind, "agreement": agreement, "to": to, "emergency": emergency, "provisions": provisions}))?,
                 );
             }
             Command::TransitionRequest { id, event } => {

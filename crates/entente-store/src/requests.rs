@@ -80,7 +80,7 @@ pub(crate) async fn apply(
     index: u64,
 ) -> Result<(Output, Vec<(String, String)>), GateError> {
     match command {
-        Command::CreateRequest { id, case_id, kind, agreement, to, emergency } => {
+        Command::CreateRequest { id, case_id, kind, agreement, to, emergency, provisions } => {
             let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM requests WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut **tx)
@@ -107,8 +107,8 @@ pub(crate) async fn apply(
                 .map_err(|e| GateError::Invalid(e.to_string()))?;
             request.id = id.clone();
             sqlx::query(
-                "INSERT INTO requests (id, case_id, kind, agreement, requesting, requested, emergency, created_at, ledger_index) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO requests (id, case_id, kind, agreement, requesting, requested, emergency, created_at, ledger_index, provisions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(id)
             .bind(case_id)
@@ -119,6 +119,7 @@ pub(crate) async fn apply(
             .bind(i64::from(*emergency))
             .bind(now.to_string())
             .bind(to_i64(index)?)
+            .bind(serde_json::to_string(provisions).map_err(|e| GateError::Invalid(e.to_string()))?)
             .execute(&mut **tx)
             .await?;
             Ok((Output::Request(Box::new(request)), Vec::new()))

@@ -498,3 +498,20 @@ impl Store {
         Ok(due)
     }
 }
+
+impl Store {
+    /// The requesting party's provisions a request was made for (metadata read with the
+    /// request, whose access the gate records).
+    ///
+    /// # Errors
+    /// Database errors, or an unknown request.
+    pub async fn request_provisions(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let p: Option<String> = sqlx::query_scalar("SELECT provisions FROM requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let p = p.ok_or_else(|| StoreError::NotFound(format!("request `{id}`")))?;
+        serde_json::from_str(&p)
+            .map_err(|e| StoreError::Inconsistent(format!("request {id} provisions: {e}")))
+    }
+}

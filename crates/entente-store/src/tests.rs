@@ -500,6 +500,7 @@ async fn requests_under_agreements() {
             agreement: agreement.into(),
             to: to.parse().unwrap(),
             emergency: false,
+            provisions: vec!["Sr 138ab".into()],
         };
         // Before EU 2023/1543 applies there is no legal basis for an EPOC.
         let e = gate
