@@ -91,6 +91,9 @@ async fn requests_over_the_api() {
     assert_eq!(body["alerts"].as_array().unwrap().len(), 0, "{body}");
     let r = http.get(format!("{}/api/v1/alerts", server.url)).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    let metrics =
+        http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("entente_requests_overdue_clocks 0"), "{metrics}");
     let refuse = json!({"event": "refuse", "grounds": ["not-a-ground"]});
     let r = post("/api/v1/requests/r1/events", &prosecutor, refuse).await.unwrap();
     assert_eq!(r.status(), 409);

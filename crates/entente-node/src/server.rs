@@ -311,11 +311,22 @@ async fn healthz(State(state): State<AppState>) -> ApiResult {
 
 async fn metrics(State(state): State<AppState>) -> ApiResult {
     let (size, _) = state.node.store.ledger_head().await?;
+    let overdue =
+        match state.node.store.overdue_clocks(state.node.gate.engine(), Timestamp::now()).await {
+            Ok(n) => n.to_string(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count overdue requests");
+                "NaN".to_owned()
+            }
+        };
     let m = &state.metrics;
     let text = format!(
         "# HELP entente_ledger_entries Entries in the node's ledger.\n\
          # TYPE entente_ledger_entries gauge\n\
          entente_ledger_entries {size}\n\
+         # HELP entente_requests_overdue_clocks Legal clocks of open requests past their due instant.\n\
+         # TYPE entente_requests_overdue_clocks gauge\n\
+         entente_requests_overdue_clocks {overdue}\n\
          # HELP entente_gate_decisions_total Gate decisions taken through the API.\n\
          # TYPE entente_gate_decisions_total counter\n\
          entente_gate_decisions_total{{outcome=\"permit\"}} {}\n\

@@ -515,3 +515,33 @@ impl Store {
             .map_err(|e| StoreError::Inconsistent(format!("request {id} provisions: {e}")))
     }
 }
+
+impl Store {
+    /// Number of legal clocks of open requests that are past due at `now`: a count for
+    /// metrics, revealing no request (reads only; nothing is recorded).
+    ///
+    /// # Errors
+    /// Database errors, or requests that no longer replay under their agreement.
+    pub async fn overdue_clocks(
+        &self,
+        engine: &entente_policy::engine::Engine,
+        now: jiff::Timestamp,
+    ) -> Result<u64, crate::GateError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM requests").fetch_all(&mut *tx).await?;
+        let mut overdue = 0u64;
+        for id in ids {
+            let r = crate::requests::load(&mut tx, engine, &id).await?;
+            if r.state.is_open() {
+                overdue += r
+                    .clocks
+                    .iter()
+                    .filter(|c| c.status(now) == entente_policy::request::ClockStatus::Missed)
+                    .count() as u64;
+            }
+        }
+        tx.rollback().await?;
+        Ok(overdue)
+    }
+}
