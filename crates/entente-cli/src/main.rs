@@ -11,6 +11,7 @@ mod framework;
 mod incident;
 mod lexicon;
 mod pilot;
+mod request;
 mod retention;
 
 use anyhow::Context as _;
@@ -73,6 +74,11 @@ enum Cmd {
     Ledger {
         #[command(subcommand)]
         command: LedgerCmd,
+    },
+    /// Cross-border requests
+    Request {
+        #[command(subcommand)]
+        command: request::RequestCmd,
     },
     /// Show the legal clocks of open requests, overdue ones first
     Alerts {
@@ -319,6 +325,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Ledger { command } => ledger(command).await,
         Cmd::Pilot { dir } => pilot::run(dir).await,
         Cmd::Retention { command } => retention::run(command).await,
+        Cmd::Request { command } => request::run(command).await,
         Cmd::Alerts { data_dir, now, json } => alerts::run(data_dir, now, json).await,
         Cmd::Bench { command } => bench::run(command).await,
         Cmd::Case { command } => case::run(command).await,

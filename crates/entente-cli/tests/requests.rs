@@ -112,5 +112,13 @@ async fn requests_over_the_api() {
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list[0]["alert"], "OVERDUE");
     assert_eq!(list[0]["request"], "r1");
+    let o = entente_ok(&["request", "show", "r1", "--data-dir", s(&dir)]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.contains("state: received") && text.contains("P10D") && text.contains("Europe/Berlin"),
+        "{text}"
+    );
+    let o = common::entente(&["request", "show", "nope", "--data-dir", s(&dir)]);
+    assert_eq!(o.status.code(), Some(2));
     entente_ok(&["ledger", "verify", "--data-dir", s(&dir)]);
 }

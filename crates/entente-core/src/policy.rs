@@ -132,9 +132,9 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!("the operator holding the data directory may {action}"),
                 Vec::new(),
             ),
-            Action::AlertsRead => Decision::permit(
-                "operator.alerts",
-                "the operator may read the clocks of open requests",
+            Action::AlertsRead | Action::RequestRead => Decision::permit(
+                "operator.requests",
+                "the operator may read requests and the clocks of open requests",
                 Vec::new(),
             ),
             Action::CaseStatus => Decision::permit(

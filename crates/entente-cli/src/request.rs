@@ -1,0 +1,53 @@
+//! `entente request show`: a request's state, history and legal clocks, read through the gate.
+
+use crate::{Failure, fail};
+use clap::Subcommand;
+use entente_core::Actor;
+use entente_node::Node;
+use entente_store::{Command, GateError, Output, Verdict};
+use jiff::Timestamp;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(crate) enum RequestCmd {
+    /// Show a request: state, history, each legal clock (due UTC and local, remaining, status)
+    Show {
+        /// The request id
+        id: String,
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The instant to evaluate the clocks at (RFC 3339); default: now
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+pub(crate) async fn run(cmd: RequestCmd) -> Result<(), Failure> {
+    let RequestCmd::Show { id, data_dir, now } = cmd;
+    let now = match now {
+        None => Timestamp::now(),
+        Some(text) => text.parse::<Timestamp>().map_err(|e| {
+            fail(
+                2,
+                format!(
+                    "--now `{text}`: {e}; expected an RFC 3339 instant such as 2026-12-01T00:00:00Z"
+                ),
+            )
+        })?,
+    };
+    let node = Node::open(&data_dir).await?;
+    match node.gate.submit(Actor::Operator, Command::ReadRequest { id: id.clone() }, now).await {
+        Ok(Verdict::Permitted { output: Output::Request(r), index, .. }) => {
+            print!("{}", r.show(now));
+            println!("(this read is recorded at ledger entry {index})");
+            Ok(())
+        }
+        Ok(Verdict::Denied { decision, .. }) => Err(fail(3, decision.reason)),
+        Ok(Verdict::Permitted { .. }) => Err(fail(1, "unexpected gate output")),
+        Err(GateError::NotFound(what)) => {
+            Err(fail(2, format!("{what} not found in {}", data_dir.display())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
