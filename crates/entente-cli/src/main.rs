@@ -7,6 +7,7 @@
 mod alerts;
 mod bench;
 mod case;
+mod complaint;
 mod framework;
 mod incident;
 mod lexicon;
@@ -74,6 +75,11 @@ enum Cmd {
     Ledger {
         #[command(subcommand)]
         command: LedgerCmd,
+    },
+    /// Complaints from individuals (redress)
+    Complaint {
+        #[command(subcommand)]
+        command: complaint::ComplaintCmd,
     },
     /// Cross-border requests
     Request {
@@ -326,6 +332,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Pilot { dir } => pilot::run(dir).await,
         Cmd::Retention { command } => retention::run(command).await,
         Cmd::Request { command } => request::run(command).await,
+        Cmd::Complaint { command } => complaint::run(command).await,
         Cmd::Alerts { data_dir, now, json } => alerts::run(data_dir, now, json).await,
         Cmd::Bench { command } => bench::run(command).await,
         Cmd::Case { command } => case::run(command).await,

@@ -132,9 +132,9 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!("the operator holding the data directory may {action}"),
                 Vec::new(),
             ),
-            Action::AlertsRead | Action::RequestRead => Decision::permit(
-                "operator.requests",
-                "the operator may read requests and the clocks of open requests",
+            Action::AlertsRead | Action::RequestRead | Action::ComplaintRead => Decision::permit(
+                "operator.read",
+                "the operator may read requests, the clocks of open requests and complaints",
                 Vec::new(),
             ),
             Action::CaseStatus => Decision::permit(
