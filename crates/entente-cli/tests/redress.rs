@@ -94,7 +94,10 @@ async fn complaints_over_the_api() {
     drop(server);
     let o = entente_ok(&["complaint", "show", "c1", "--data-dir", s(&dir)]);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(text.contains("complaint c1") && text.contains("d1") && text.contains("to NL"), "{text}");
+    assert!(
+        text.contains("complaint c1") && text.contains("d1") && text.contains("to NL"),
+        "{text}"
+    );
     assert!(!text.to_lowercase().contains("someone@example.invalid"), "{text}");
     entente_ok(&["ledger", "verify", "--data-dir", s(&dir)]);
 }
