@@ -1126,7 +1126,7 @@ pub struct Obligation {
     pub applies_because: Vec<String>,
     /// Verification status of the deadline (the weaker of regime and report).
     pub status: VerificationStatus,
-    /// True when the status is U: the deadline is a placeholder, not a verified fact.
+    /// True when the status is U: the deadline is stated without a source and must be checked before relying on it.
     pub unverified: bool,
     /// Caveats: legislative stage, holidays not skipped, notes from the facts file.
     pub notes: Vec<String>,
@@ -1484,7 +1484,7 @@ pub fn assess(facts: &IncidentFacts, regimes: &[Regime]) -> Assessment {
             }
             if status == VerificationStatus::U {
                 notes.push(
-                    "UNVERIFIED deadline (status U): a placeholder, not a verified fact".to_owned(),
+                    "UNVERIFIED deadline (status U): stated without a source; check it before relying on it".to_owned(),
                 );
             }
             if report.deadline.iter().any(|b| b.unit == Unit::BusinessDays) {
