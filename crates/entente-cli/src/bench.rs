@@ -161,6 +161,7 @@ async fn make_node(dir: &std::path::Path, database_url: Option<String>) -> Resul
         name: "benchmark node".into(),
         database_url,
         listen: ([127, 0, 0, 1], 0).into(),
+        federation_listen: None,
     };
     Ok(Node::init(&opts, Timestamp::now()).await?)
 }

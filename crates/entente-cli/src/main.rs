@@ -11,6 +11,7 @@ mod complaint;
 mod framework;
 mod incident;
 mod lexicon;
+mod peer;
 mod pilot;
 mod request;
 mod retention;
@@ -56,6 +57,9 @@ enum Cmd {
         /// Address the API will listen on
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: std::net::SocketAddr,
+        /// Address the federation endpoint (mutual TLS, partner nodes) will listen on
+        #[arg(long)]
+        federation_listen: Option<std::net::SocketAddr>,
     },
     /// Run the node's HTTP API
     Serve {
@@ -65,6 +69,14 @@ enum Cmd {
         /// Override the configured listen address
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Override the configured federation listen address
+        #[arg(long)]
+        federation_listen: Option<std::net::SocketAddr>,
+    },
+    /// Partner nodes: pin, list, remove
+    Peer {
+        #[command(subcommand)]
+        command: peer::PeerCmd,
     },
     /// Manage users
     User {
@@ -255,10 +267,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Cmd::Init { data_dir, party, name, database_url, listen } => {
+        Cmd::Init { data_dir, party, name, database_url, listen, federation_listen } => {
             let party: PartyCode = party.parse()?;
             let node = Node::init(
-                &InitOptions { data_dir, party, name, database_url, listen },
+                &InitOptions { data_dir, party, name, database_url, listen, federation_listen },
                 Timestamp::now(),
             )
             .await?;
@@ -277,7 +289,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Cmd::Serve { data_dir, listen } => {
+        Cmd::Serve { data_dir, listen, federation_listen } => {
             let node = Node::open(&data_dir).await?;
             let addr = listen.unwrap_or(node.config.listen);
             let listener = tokio::net::TcpListener::bind(addr)
@@ -285,12 +297,42 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
             eprintln!("entente node {} serving on http://{local}", node.config.party);
-            let shutdown = async {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stopped = move || {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+            };
+            // The outbox is delivered whether or not this node listens for partners.
+            let deliverer = entente_node::federation::Deliverer::new(node.clone())?;
+            let delivery = tokio::spawn(deliverer.run(stopped()));
+            let federation = match federation_listen.or(node.config.federation_listen) {
+                Some(faddr) => {
+                    let fl = tokio::net::TcpListener::bind(faddr)
+                        .await
+                        .with_context(|| format!("cannot listen on {faddr}"))?;
+                    eprintln!(
+                        "entente node {} federation (mutual TLS) on https://{}",
+                        node.config.party,
+                        fl.local_addr()?
+                    );
+                    Some(tokio::spawn(entente_node::federation::serve(node.clone(), fl, stopped())))
+                }
+                None => None,
+            };
+            let shutdown = async move {
                 let _ = tokio::signal::ctrl_c().await;
+                let _ = stop_tx.send(true);
             };
             entente_node::server::serve(node, listener, shutdown).await?;
+            let _ = delivery.await;
+            if let Some(f) = federation {
+                f.await.map_err(|e| fail(1, e))??;
+            }
             Ok(())
         }
+        Cmd::Peer { command } => peer::run(command).await,
         Cmd::User { command: UserCmd::Add { data_dir, name, role } } => {
             let role: Role = role.parse()?;
             let node = Node::open(&data_dir).await?;

@@ -120,6 +120,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
             name: spec.name.into(),
             database_url: None,
             listen: ([127, 0, 0, 1], 0).into(),
+            federation_listen: None,
         };
         let node = Node::init(&opts, Timestamp::now()).await?;
         let mut tokens = Vec::new();

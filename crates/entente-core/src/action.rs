@@ -101,6 +101,19 @@ pub enum Action {
     /// Read a case's status: members and timeline (a peer only as a member of the case).
     #[serde(rename = "case.status")]
     CaseStatus,
+    /// Pin a partner node (its TLS certificate and the signing key inside it).
+    #[serde(rename = "peer.add")]
+    PeerAdd,
+    /// Remove a partner node's pin: nothing from it is accepted any more.
+    #[serde(rename = "peer.remove")]
+    PeerRemove,
+    /// An envelope from a partner refused before its content was decided (bad signature,
+    /// unpinned certificate, wrong recipient, stale, malformed): always recorded as a deny.
+    #[serde(rename = "envelope.reject")]
+    EnvelopeReject,
+    /// A partner's signed acknowledgement of delivered envelopes.
+    #[serde(rename = "envelope.ack")]
+    EnvelopeAck,
 }
 
 impl Action {
@@ -127,6 +140,10 @@ impl Action {
             Action::ComplaintRead => "complaint.read",
             Action::CaseMemberAdd => "case.member.add",
             Action::CaseStatus => "case.status",
+            Action::PeerAdd => "peer.add",
+            Action::PeerRemove => "peer.remove",
+            Action::EnvelopeReject => "envelope.reject",
+            Action::EnvelopeAck => "envelope.ack",
         }
     }
 }

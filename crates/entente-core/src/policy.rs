@@ -111,6 +111,8 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::CaseStatus,
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },
+    RoleRule { id: "role.admin.peer-add", action: Action::PeerAdd, roles: &[Role::Admin] },
+    RoleRule { id: "role.admin.peer-remove", action: Action::PeerRemove, roles: &[Role::Admin] },
     RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
@@ -142,6 +144,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the status of the node's cases",
                 Vec::new(),
             ),
+            Action::PeerAdd | Action::PeerRemove => Decision::permit(
+                "operator.peers",
+                "the operator holding the data directory decides which partner nodes are trusted",
+                Vec::new(),
+            ),
             Action::DatumDestroy => Decision::permit(
                 "operator.retention",
                 "the operator runs the retention job, which destroys what has expired",
@@ -158,6 +165,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
             Action::DatumReceive | Action::ConsentReceive => Decision::permit(
                 "peer.deliver",
                 format!("peer {party} may deliver ({action}) subject to the agreements in force"),
+                Vec::new(),
+            ),
+            Action::EnvelopeAck => Decision::permit(
+                "peer.acknowledge",
+                format!("peer {party} acknowledges, signed, what it received from this node"),
                 Vec::new(),
             ),
             // The gate then shows the case only to a member party; to any other it answers as
@@ -261,6 +273,10 @@ mod tests {
             Action::ComplaintRead,
             Action::CaseMemberAdd,
             Action::CaseStatus,
+            Action::PeerAdd,
+            Action::PeerRemove,
+            Action::EnvelopeReject,
+            Action::EnvelopeAck,
         ])
     }
 
@@ -280,8 +296,14 @@ mod tests {
             if matches!(actor, Actor::Peer { .. }) && d.is_permit() {
                 prop_assert!(matches!(
                     action,
-                    Action::DatumReceive | Action::ConsentReceive | Action::CaseStatus
+                    Action::DatumReceive
+                        | Action::ConsentReceive
+                        | Action::CaseStatus
+                        | Action::EnvelopeAck
                 ));
+            }
+            if action == Action::EnvelopeReject {
+                prop_assert!(!d.is_permit());
             }
             if matches!(actor, Actor::User { role: Role::Auditor, .. }) && d.is_permit() {
                 prop_assert!(matches!(action, Action::LedgerRead | Action::ComplaintRead));

@@ -22,6 +22,21 @@ pub struct NodeConfig {
     pub blob_dir: PathBuf,
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
+    /// Address the federation endpoint (mutual TLS, partner nodes only) listens on; no
+    /// federation listener when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation_listen: Option<SocketAddr>,
+    /// Largest difference, in seconds, accepted between a partner's clock (an envelope's
+    /// `created`) and this node's; older or newer envelopes are refused as stale.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_secs: u32,
+}
+
+/// Default allowed clock skew between nodes: five minutes.
+pub const DEFAULT_CLOCK_SKEW_SECS: u32 = 300;
+
+fn default_clock_skew() -> u32 {
+    DEFAULT_CLOCK_SKEW_SECS
 }
 
 /// A configuration file that cannot be used.

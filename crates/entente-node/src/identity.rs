@@ -104,6 +104,8 @@ pub struct InitOptions {
     pub database_url: Option<String>,
     /// Listen address.
     pub listen: SocketAddr,
+    /// Federation (mutual TLS) listen address, if the node federates.
+    pub federation_listen: Option<SocketAddr>,
 }
 
 /// An open node: configuration, key, store and gate.
@@ -222,6 +224,8 @@ impl Node {
             },
             blob_dir: PathBuf::from("blobs"),
             listen: opts.listen,
+            federation_listen: opts.federation_listen,
+            clock_skew_secs: crate::config::DEFAULT_CLOCK_SKEW_SECS,
         };
         let store = Store::open(&config.database_url).await?;
         if let Some(p) = store.meta("party").await? {

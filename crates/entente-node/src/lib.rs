@@ -5,6 +5,8 @@
 //!   configuration, the ledger's first entry) and loading a node from its data directory;
 //! - [`server`]: the HTTP API (axum): RFC 9457 problem details, OpenAPI 3.1 document,
 //!   Prometheus metrics, C2SP tlog-tiles serving of the ledger;
+//! - [`federation`]: mutual TLS with pinned partner certificates, signed envelopes in,
+//!   the outbox delivered out with retries and signed acknowledgements;
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -14,6 +16,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod federation;
 pub mod identity;
 pub mod server;
 

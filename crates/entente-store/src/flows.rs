@@ -7,7 +7,7 @@
 //! message with the conditions that travel, or record a received datum with its conditions).
 
 use crate::gate::{Command, GateError, Output};
-use crate::store::{StoreError, to_i64};
+use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::canonical::canonical_digest;
 use entente_core::{Actor, Decision, Obligation, PartyCode};
 use entente_policy::agreement::{DataCategory, Purpose};
@@ -56,6 +56,8 @@ pub struct ConsentMessage {
 pub struct OutboxMessage {
     /// Outbox row id.
     pub id: i64,
+    /// Sequence number among the messages to this recipient (from 1).
+    pub seq: u64,
     /// The receiving party.
     pub recipient: PartyCode,
     /// `datum` or `consent`.
@@ -376,10 +378,11 @@ pub(crate) async fn apply(
             let payload =
                 serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
             let sent = digest(&message)?;
-            let out_id = outbox(tx, to, "datum", &payload, &now_text, index).await?;
+            let (out_id, seq) = outbox(tx, to, "datum", &payload, &now_text, index).await?;
             Ok((
                 Output::Message(OutboxMessage {
                     id: out_id,
+                    seq,
                     recipient: to.clone(),
                     kind: "datum".into(),
                     payload,
@@ -442,10 +445,11 @@ pub(crate) async fn apply(
                 ConsentMessage { datum_id: datum_id.clone(), recipient: recipient.clone() };
             let payload =
                 serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
-            let out_id = outbox(tx, holder, "consent", &payload, &now_text, index).await?;
+            let (out_id, seq) = outbox(tx, holder, "consent", &payload, &now_text, index).await?;
             Ok((
                 Output::Message(OutboxMessage {
                     id: out_id,
+                    seq,
                     recipient: holder.clone(),
                     kind: "consent".into(),
                     payload,
@@ -569,16 +573,18 @@ async fn outbox(
     payload: &Value,
     now: &str,
     index: u64,
-) -> Result<i64, GateError> {
+) -> Result<(i64, u64), GateError> {
+    let seq = crate::federation::next_seq(tx, recipient).await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO outbox (recipient, kind, payload, created_at, ledger_index) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO outbox (recipient, kind, payload, created_at, ledger_index, seq) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(recipient.as_str())
     .bind(kind)
     .bind(payload.to_string().into_bytes())
     .bind(now)
     .bind(to_i64(index)?)
+    .bind(seq)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(id)
+    Ok((id, to_u64(seq)?))
 }

@@ -12,12 +12,14 @@
 //! writers across processes on both backends.
 
 use crate::cases;
+use crate::federation::{self, Admission, InboundEnvelope};
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::redress;
 use crate::requests;
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
+use entente_core::envelope::{AckItem, AckStatus};
 use entente_core::ledger::{self, Frontier, LedgerEntry, LogSigner};
 use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Actor, Decision, PartyCode, Role, Subject, ids};
@@ -195,6 +197,52 @@ pub enum Command {
         /// Case id.
         case_id: String,
     },
+    /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
+    AddPeer {
+        /// The partner's party.
+        party: PartyCode,
+        /// Base URL of its federation endpoint (`https://…`).
+        url: String,
+        /// Its certificate (PEM).
+        cert_pem: String,
+        /// SHA-256 of the certificate's DER, hex.
+        cert_sha256: String,
+        /// Its Ed25519 public key, hex.
+        signing_key: String,
+    },
+    /// Remove a partner's pin.
+    RemovePeer {
+        /// The partner's party.
+        party: PartyCode,
+    },
+    /// An envelope from a partner whose signature the node layer verified against the pin:
+    /// applied exactly once, in the sender's order, through the decision its content needs.
+    Inbound {
+        /// The envelope's fields and payload.
+        envelope: Box<InboundEnvelope>,
+    },
+    /// Record an envelope refused before its content was decided (always a deny).
+    RejectEnvelope {
+        /// The claimed or pinned sender, when known.
+        from: Option<PartyCode>,
+        /// SHA-256 (hex) of the TLS client certificate, when one was presented.
+        cert_sha256: Option<String>,
+        /// The check that failed (`federation#signature`, …).
+        rule: String,
+        /// What was wrong, for the sender and the auditor.
+        reason: String,
+        /// `sha256:<hex>` of the body received.
+        body_sha256: String,
+    },
+    /// Record a partner's signed acknowledgement of envelopes this node sent.
+    RecordAcks {
+        /// The acknowledging partner.
+        peer: PartyCode,
+        /// `sha256:<hex>` of the signed acknowledgement.
+        ack_sha256: String,
+        /// Its items.
+        items: Vec<AckItem>,
+    },
 }
 
 impl Command {
@@ -220,6 +268,15 @@ impl Command {
             Command::ReadComplaint { .. } => Action::ComplaintRead,
             Command::AddCaseMember { .. } => Action::CaseMemberAdd,
             Command::CaseStatus { .. } => Action::CaseStatus,
+            Command::AddPeer { .. } => Action::PeerAdd,
+            Command::RemovePeer { .. } => Action::PeerRemove,
+            Command::Inbound { envelope } => match envelope.kind.as_str() {
+                "datum" => Action::DatumReceive,
+                "consent" => Action::ConsentReceive,
+                _ => Action::EnvelopeReject,
+            },
+            Command::RejectEnvelope { .. } => Action::EnvelopeReject,
+            Command::RecordAcks { .. } => Action::EnvelopeAck,
         }
     }
 
@@ -266,6 +323,15 @@ impl Command {
                 vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
             }
             Command::CaseStatus { case_id } => vec![Subject::new("case", case_id)],
+            Command::AddPeer { party, .. }
+            | Command::RemovePeer { party }
+            | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
+            Command::Inbound { envelope } => vec![Subject::new("envelope", &envelope.id)],
+            Command::RejectEnvelope { from, cert_sha256, .. } => match (from, cert_sha256) {
+                (Some(p), _) => vec![Subject::new("peer", p.as_str())],
+                (None, Some(c)) => vec![Subject::new("certificate", c)],
+                (None, None) => vec![Subject::new("peer", "unidentified")],
+            },
         }
     }
 
@@ -288,6 +354,16 @@ impl Command {
         )
     }
 
+    fn is_federation(&self) -> bool {
+        matches!(
+            self,
+            Command::AddPeer { .. }
+                | Command::RemovePeer { .. }
+                | Command::RecordAcks { .. }
+                | Command::RejectEnvelope { .. }
+        )
+    }
+
     fn is_case(&self) -> bool {
         matches!(self, Command::AddCaseMember { .. } | Command::CaseStatus { .. })
     }
@@ -305,7 +381,7 @@ impl Command {
     }
 
     /// Checks the command's own data (before any decision).
-    fn validate(&self) -> Result<(), GateError> {
+    pub(crate) fn validate(&self) -> Result<(), GateError> {
         match self {
             Command::InitNode { name, .. } if name.trim().is_empty() => {
                 Err(GateError::Invalid("node name: must not be empty".into()))
@@ -379,6 +455,34 @@ impl Command {
                 ids::check_identifier("request id", id).map_err(GateError::Invalid)
             }
             Command::ReadAlerts => Ok(()),
+            Command::AddPeer { url, cert_sha256, signing_key, .. } => {
+                if !url.starts_with("https://") || url.len() > 2048 {
+                    return Err(GateError::Invalid(format!(
+                        "peer url `{url}` must be an https:// URL (node-to-node traffic is mutual TLS)"
+                    )));
+                }
+                let hex64 = |v: &str| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+                if !hex64(cert_sha256) || !hex64(signing_key) {
+                    return Err(GateError::Invalid(
+                        "peer certificate digest and signing key must be 64 hex digits".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Command::RemovePeer { .. } | Command::RejectEnvelope { .. } => Ok(()),
+            Command::RecordAcks { items, .. } if items.is_empty() => {
+                Err(GateError::Invalid("an acknowledgement answers at least one envelope".into()))
+            }
+            Command::RecordAcks { .. } => Ok(()),
+            Command::Inbound { envelope } => {
+                if envelope.seq == 0 || envelope.id.is_empty() || envelope.id.len() > 200 {
+                    return Err(GateError::Invalid(format!(
+                        "envelope `{}`: sequence numbers start at 1 and ids are 1 to 200 characters",
+                        envelope.id
+                    )));
+                }
+                Ok(())
+            }
             Command::FileComplaint { .. }
             | Command::AnswerComplaint { .. }
             | Command::ReadComplaint { .. } => redress::validate(self),
@@ -429,6 +533,18 @@ impl Command {
                     "member".into(),
                     digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
                 );
+            }
+            Command::AddPeer { party, url, cert_sha256, signing_key, .. } => {
+                out.insert(
+                    "peer".into(),
+                    digest(serde_json::json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key}))?,
+                );
+            }
+            Command::RejectEnvelope { body_sha256, .. } => {
+                out.insert("body".into(), body_sha256.clone());
+            }
+            Command::RecordAcks { ack_sha256, .. } => {
+                out.insert("ack".into(), ack_sha256.clone());
             }
             // Flows record the digests their effect computes (see `flows::apply`).
             _ => {}
@@ -499,6 +615,10 @@ pub enum GateError {
     /// The gate's writer has stopped.
     #[error("the gate is shut down")]
     Closed,
+    /// An envelope applied before: its stored outcome, to acknowledge again. Nothing was
+    /// applied or recorded this time.
+    #[error("envelope {} was applied before (ledger entry {})", .0.id, .0.ledger_index)]
+    Replayed(AckItem),
 }
 
 impl From<sqlx::Error> for GateError {
@@ -585,6 +705,41 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Submits `commands` in order, as one actor at one time, and waits for all of them.
+    /// They reach the writer in this order (so envelopes from a partner are applied in the
+    /// order sent) and are committed in as few transactions as the writer batches.
+    pub async fn submit_many(
+        &self,
+        actor: Actor,
+        commands: Vec<Command>,
+        now: Timestamp,
+    ) -> Vec<Result<Verdict, GateError>> {
+        let mut waits = Vec::with_capacity(commands.len());
+        for command in commands {
+            if let Err(e) = command.validate() {
+                waits.push(Err(e));
+                continue;
+            }
+            let (reply, rx) = oneshot::channel();
+            let job = Job { actor: actor.clone(), command, now, reply };
+            if self.jobs.send(job).await.is_err() {
+                waits.push(Err(GateError::Closed));
+                continue;
+            }
+            waits.push(Ok(rx));
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            out.push(match w {
+                Ok(rx) => rx.await.unwrap_or(Err(GateError::Closed)),
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+}
+
 struct Writer {
     store: Store,
     key: SigningKey,
@@ -668,6 +823,39 @@ impl Writer {
         let mut results = Vec::with_capacity(work.len());
         let mut last_now = None;
         for (actor, command, now) in work {
+            // An envelope from a partner: admitted once and in order, then its content goes
+            // through the decision it needs (an unreadable content is recorded as rejected).
+            let decoded;
+            let mut inbound = None;
+            let command = match command {
+                Command::Inbound { envelope } => {
+                    cases.flush(&mut tx).await?;
+                    match federation::admit(&mut tx, envelope).await {
+                        Ok(Admission::Fresh) => {}
+                        Ok(Admission::Replay(item)) => {
+                            results.push(Err(GateError::Replayed(item)));
+                            continue;
+                        }
+                        Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
+                        Err(e) => {
+                            results.push(Err(e));
+                            continue;
+                        }
+                    }
+                    inbound = Some(envelope);
+                    decoded = federation::decode(envelope).unwrap_or_else(|reason| {
+                        Command::RejectEnvelope {
+                            from: Some(envelope.from.clone()),
+                            cert_sha256: Some(envelope.cert_sha256.clone()),
+                            rule: "federation#content".into(),
+                            reason: format!("envelope {}: {reason}", envelope.id),
+                            body_sha256: envelope.envelope_sha256.clone(),
+                        }
+                    });
+                    &decoded
+                }
+                c => c,
+            };
             let subjects = command.subjects();
             let subject = subjects
                 .first()
@@ -685,11 +873,18 @@ impl Writer {
                 *now,
             );
             // Flows read their facts (datum, case, consents) before the agreement decision.
+            let mut unusable = None;
             let facts = if command.is_flow() && role.is_permit() {
                 cases.flush(&mut tx).await?;
                 match flows::load_facts(&mut tx, command).await {
                     Ok(f) => f,
                     Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
+                    // A partner's message about something this node does not hold is
+                    // recorded as rejected (and acknowledged with the reason).
+                    Err(e) if inbound.is_some() => {
+                        unusable = Some(e.to_string());
+                        None
+                    }
                     Err(e) => {
                         results.push(Err(e));
                         continue;
@@ -698,10 +893,18 @@ impl Writer {
             } else {
                 None
             };
-            let (decision, conditions) = match &facts {
+            let (mut decision, conditions) = match &facts {
                 Some(f) => flows::decide(&self.engine, &self.party, actor, command, f, role, *now),
                 None => (role, None),
             };
+            if let Command::RejectEnvelope { rule, reason, .. } = command {
+                decision = Decision::deny(rule, reason.clone());
+            }
+            let mut rejected = matches!(command, Command::RejectEnvelope { .. });
+            if let Some(reason) = unusable {
+                decision = Decision::deny("federation#content", reason);
+                rejected = true;
+            }
             let mut extra_hashes = Vec::new();
             let output = if decision.is_permit() {
                 let applied = match command {
@@ -742,6 +945,10 @@ impl Writer {
                             o
                         })
                     }
+                    c if c.is_federation() => {
+                        cases.flush(&mut tx).await?;
+                        federation::apply(&mut tx, &self.party, c, *now, frontier.size()).await
+                    }
                     c if c.is_redress() => {
                         cases.flush(&mut tx).await?;
                         redress::apply(&mut tx, &self.secret, actor, c, *now, frontier.size())
@@ -781,6 +988,13 @@ impl Writer {
                 match applied {
                     Ok(o) => Some(o),
                     Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
+                    // A partner's message that cannot take effect is recorded as rejected, so
+                    // that it is acknowledged (and never retried) with the reason.
+                    Err(e) if inbound.is_some() => {
+                        decision = Decision::deny("federation#content", e.to_string());
+                        rejected = true;
+                        None
+                    }
                     Err(e) => {
                         results.push(Err(e));
                         continue;
@@ -805,9 +1019,20 @@ impl Writer {
                 payload_hashes: {
                     let mut h = command.payload_hashes()?;
                     h.extend(extra_hashes);
+                    if let Some(m) = inbound {
+                        h.insert("envelope".into(), m.envelope_sha256.clone());
+                    }
                     h
                 },
             };
+            if let Some(m) = inbound {
+                let status = match (&output, rejected) {
+                    (_, true) => AckStatus::Rejected,
+                    (Some(_), false) => AckStatus::Applied,
+                    (None, false) => AckStatus::Denied,
+                };
+                federation::record_inbox(&mut tx, m, status, index, *now).await?;
+            }
             let bytes = entry.encode().map_err(|e| GateError::Invalid(e.to_string()))?;
             for (i, h) in frontier.push(ledger::record_hash(&bytes)) {
                 hashes.push((i, h.0));

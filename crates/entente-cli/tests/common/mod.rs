@@ -127,6 +127,12 @@ impl Server {
     /// `timeout`) until `/healthz` answers 200. Retries on another port if the chosen one was
     /// taken meanwhile.
     pub(crate) async fn start(dir: &Path, timeout: Duration) -> Server {
+        Server::start_with(dir, &[], timeout).await
+    }
+
+    /// As [`Server::start`], with more arguments for `entente serve` (for example
+    /// `--federation-listen 127.0.0.1:PORT`).
+    pub(crate) async fn start_with(dir: &Path, extra: &[&str], timeout: Duration) -> Server {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
@@ -139,6 +145,7 @@ impl Server {
             let mut log = tempfile::tempfile().expect("log file");
             let child = Command::new(BIN)
                 .args(["serve", "--data-dir", s(dir), "--listen", &listen])
+                .args(extra)
                 .env_remove("ENTENTE_LOG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -1,0 +1,388 @@
+//! Federation between real node processes on 127.0.0.1: mutual TLS with pinned
+//! certificates, signed envelopes, the outbox delivered exactly once and in order through a
+//! partner's outage and a sender's SIGKILL, and hostile clients refused and recorded.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step should stop the test loudly"
+)]
+
+mod common;
+
+use common::{Server, add_user, entente_ok, free_port, init_node, s, stdout};
+use entente_core::envelope::{Ack, Envelope};
+use entente_core::{PartyCode, canonical::sha256_tagged};
+use entente_node::federation::TlsIdentity;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A node with a federation port.
+struct Fed {
+    dir: PathBuf,
+    party: &'static str,
+    port: u16,
+}
+
+impl Fed {
+    fn new(root: &Path, party: &'static str) -> Fed {
+        let dir = root.join(party.to_lowercase());
+        init_node(&dir, party);
+        Fed { dir, party, port: free_port() }
+    }
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+    fn cert(&self) -> PathBuf {
+        self.dir.join("node.cert.pem")
+    }
+    async fn start(&self) -> Server {
+        let listen = format!("127.0.0.1:{}", self.port);
+        Server::start_with(&self.dir, &["--federation-listen", &listen], Duration::from_secs(20))
+            .await
+    }
+    fn pin(&self, other: &Fed) {
+        entente_ok(&[
+            "peer",
+            "add",
+            "--data-dir",
+            s(&self.dir),
+            "--party",
+            other.party,
+            "--url",
+            &other.url(),
+            "--cert",
+            s(&other.cert()),
+        ]);
+    }
+    fn peer_list(&self) -> Value {
+        let o = entente_ok(&["peer", "list", "--data-dir", s(&self.dir), "--json"]);
+        serde_json::from_str(&stdout(&o)).unwrap()
+    }
+    fn messages(&self, to: &str) -> (u64, u64) {
+        let list = self.peer_list();
+        let p = list.as_array().unwrap().iter().find(|p| p["party"] == to).unwrap();
+        (p["messages"]["delivered"].as_u64().unwrap(), p["messages"]["pending"].as_u64().unwrap())
+    }
+}
+
+/// The `datum.receive` entries of a node's ledger, in order: (datum id, envelope digest).
+async fn received(server: &Server, auditor: &str) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let head: Value = http
+        .get(format!("{}/api/v1/ledger/entries?from=0&to=1", server.url))
+        .bearer_auth(auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let size = head["access_ledger_index"].as_u64().unwrap();
+    let all: Value = http
+        .get(format!("{}/api/v1/ledger/entries?from=0&to={size}", server.url))
+        .bearer_auth(auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "datum.receive" && e["decision"] == "permit")
+        .map(|e| e["subjects"][0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Polls `f` every 50 ms until it is true or `limit` has passed.
+async fn eventually<F: AsyncFnMut() -> bool>(limit: Duration, mut f: F) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// DE's API: open a case, add data, share each to NL under the JIT agreement.
+struct DeApi {
+    url: String,
+    investigator: String,
+}
+
+impl DeApi {
+    async fn share(&self, id: &str) {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{}/api/v1/data", self.url))
+            .bearer_auth(&self.investigator)
+            .json(&json!({"id": id, "case_id": "L", "category": "traffic",
+                "content": {"c2_ip": "203.0.113.77", "n": id}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let r = http
+            .post(format!("{}/api/v1/data/{id}/share", self.url))
+            .bearer_auth(&self.investigator)
+            .json(&json!({"to": "NL", "purpose": "joint-investigation"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn outbox_survives_partner_outage_and_sender_sigkill_exactly_once_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    nl.pin(&de);
+    de.pin(&nl);
+    let auditor = add_user(&nl.dir, "ann", "auditor");
+    let investigator = add_user(&de.dir, "ina", "investigator");
+    let mut nl_server = nl.start().await;
+    let mut de_server = de.start().await;
+    let api = DeApi { url: de_server.url.clone(), investigator };
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/cases", api.url))
+        .bearer_auth(&api.investigator)
+        .json(&json!({"id": "L", "title": "t", "concepts": ["illegal-access"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    for i in 1..=5 {
+        api.share(&format!("d{i}")).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(30), async || received(&nl_server, &auditor).await.len()
+            == 5)
+        .await,
+        "the first five data did not reach NL"
+    );
+
+    // NL goes down; DE keeps sharing; the messages wait in DE's outbox.
+    nl_server.child.kill();
+    for i in 6..=10 {
+        api.share(&format!("d{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(de.messages("NL"), (5, 5), "with NL down, five messages wait");
+
+    // DE is SIGKILLed between commit and delivery; both come back.
+    de_server.child.kill();
+    nl_server = nl.start().await;
+    let de_server = de.start().await;
+    assert!(
+        eventually(Duration::from_secs(60), async || de.messages("NL") == (10, 0)).await,
+        "DE's outbox was not drained after the restarts: {:?}",
+        de.messages("NL")
+    );
+    let got = received(&nl_server, &auditor).await;
+    let want: Vec<String> = (1..=10).map(|i| format!("datum:d{i}")).collect();
+    assert_eq!(got, want, "each datum received once, in the order sent");
+    drop(de_server);
+}
+
+/// A client holding `who`'s certificate and key, trusting exactly `server`'s certificate.
+fn client_as(who: &Path, server: &Path) -> reqwest::Client {
+    let pem = std::fs::read_to_string(server.join("node.cert.pem")).unwrap();
+    let config = TlsIdentity::load(who).unwrap().client_config(&pem).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn key_of(dir: &Path) -> ed25519_dalek::SigningKey {
+    entente_node::identity::load_key(&dir.join("node.key.pem")).unwrap()
+}
+
+fn consent(
+    seq: u64,
+    key: &ed25519_dalek::SigningKey,
+    to: &str,
+    created: jiff::Timestamp,
+) -> Envelope {
+    let from: PartyCode = "DE".parse().unwrap();
+    Envelope::seal(
+        key,
+        from,
+        to.parse().unwrap(),
+        "consent",
+        seq,
+        json!({"datum_id": format!("x{seq}"), "recipient": "US"}),
+        created,
+    )
+    .unwrap()
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = client
+        .post(format!("{url}/federation/v1/envelopes"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn batch(envs: &[Envelope]) -> Vec<u8> {
+    serde_json::to_vec(&json!({"envelopes": envs})).unwrap()
+}
+
+#[tokio::test]
+async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    let fr = Fed::new(tmp.path(), "FR");
+    nl.pin(&de);
+    let auditor = add_user(&nl.dir, "ann", "auditor");
+    let server = nl.start().await;
+    let url = nl.url();
+    let de_client = client_as(&de.dir, &nl.dir);
+    let de_key = key_of(&de.dir);
+    let now = jiff::Timestamp::now();
+
+    // A well-formed envelope is applied once (here: refused on its content, a consent for a
+    // datum NL does not hold, which is recorded and acknowledged); its replay is answered
+    // with the stored outcome and not applied again.
+    let first = batch(&[consent(1, &de_key, "NL", now)]);
+    let (status, body) = post(&de_client, &url, first.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let ack: Ack = serde_json::from_value(body).unwrap();
+    assert_eq!(ack.items.len(), 1);
+    assert!(!ack.items[0].replayed);
+    let (status, body) = post(&de_client, &url, first).await;
+    assert_eq!(status, 200, "{body}");
+    let again: Ack = serde_json::from_value(body).unwrap();
+    assert!(again.items[0].replayed, "{again:?}");
+    assert_eq!(again.items[0].ledger_index, ack.items[0].ledger_index);
+    assert_eq!(again.items[0].status, ack.items[0].status);
+
+    // Each hostile batch: (what, client, body, expected status, expected problem slug).
+    let mut forged = consent(2, &de_key, "NL", now);
+    forged.sig = consent(2, &key_of(&fr.dir), "NL", now).sig;
+    let fr_client = client_as(&fr.dir, &nl.dir);
+    let stale = consent(2, &de_key, "NL", now - jiff::SignedDuration::from_hours(1));
+    let misdirected = consent(2, &de_key, "US", now);
+    let gap = consent(5, &de_key, "NL", now);
+    let oversized = vec![b' '; (16 << 20) + 10];
+    let cases: Vec<(&str, &reqwest::Client, Vec<u8>, u16, &str)> = vec![
+        ("forged signature", &de_client, batch(&[forged]), 403, "signature"),
+        (
+            "unpinned certificate",
+            &fr_client,
+            batch(&[consent(2, &de_key, "NL", now)]),
+            403,
+            "unpinned",
+        ),
+        ("wrong recipient", &de_client, batch(&[misdirected]), 421, "recipient"),
+        ("stale timestamp", &de_client, batch(&[stale]), 400, "freshness"),
+        ("malformed JSON", &de_client, b"{\"envelopes\": [".to_vec(), 400, "malformed"),
+        ("out of order", &de_client, batch(&[gap]), 409, "out-of-order"),
+    ];
+    for (what, client, body, want, slug) in cases {
+        let (status, problem) = post(client, &url, body).await;
+        assert_eq!(status, want, "{what}: {problem}");
+        assert!(
+            problem["type"].as_str().unwrap_or("").ends_with(slug),
+            "{what}: expected problem type …/{slug}: {problem}"
+        );
+        assert!(!problem["detail"].as_str().unwrap_or("").is_empty(), "{what}: {problem}");
+        if slug != "out-of-order" {
+            assert!(problem["ledger_index"].is_u64(), "{what}: refusal not recorded: {problem}");
+        }
+    }
+    let r = de_client
+        .post(format!("{url}/federation/v1/envelopes"))
+        .header("content-type", "application/json")
+        .body(oversized)
+        .send()
+        .await;
+    // Either the 413 answer or a connection closed while the rest was still being sent.
+    if let Ok(r) = r {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+
+    // A client without any certificate does not get past the TLS handshake.
+    // (It accepts any server certificate: what is tested is the server's demand.)
+    let no_cert = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    assert!(no_cert.post(format!("{url}/federation/v1/envelopes")).send().await.is_err());
+
+    // Slow loris: a connection that sends half a request holds one slot, not the node, and is
+    // closed after the header deadline.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", nl.port)).await.unwrap();
+    {
+        use tokio::io::AsyncWriteExt as _;
+        slow.write_all(b"\x16\x03\x01").await.unwrap();
+    }
+    let (status, body) = post(&de_client, &url, batch(&[consent(2, &de_key, "NL", now)])).await;
+    assert_eq!(status, 200, "the node stopped serving others: {body}");
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 64];
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a stalled handshake was not closed");
+
+    // Every refusal is in NL's ledger as a denied envelope.reject with the failed check.
+    let http = reqwest::Client::new();
+    let all: Value = http
+        .get(format!("{}/api/v1/ledger/entries?from=0&to=100", server.url))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rejects: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "envelope.reject")
+        .map(|e| e["rules"][0].as_str().unwrap())
+        .collect();
+    for rule in [
+        "federation#signature",
+        "federation#unpinned",
+        "federation#recipient",
+        "federation#freshness",
+        "federation#malformed",
+    ] {
+        assert!(rejects.contains(&rule), "{rule} not recorded: {rejects:?}");
+    }
+    let body_digest = sha256_tagged(b"{\"envelopes\": [");
+    let malformed = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["rules"][0] == "federation#malformed")
+        .unwrap();
+    assert_eq!(malformed["payload_hashes"]["body"], body_digest.as_str());
+}

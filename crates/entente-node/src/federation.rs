@@ -1,0 +1,933 @@
+//! Federation between nodes: mutual TLS with pinned certificates, signed envelopes in,
+//! the outbox delivered out.
+//!
+//! - **Trust.** A partner is trusted only through its pinned certificate (`entente peer add`):
+//!   the TLS layer proves that the caller holds the key of the certificate it presents (any
+//!   self-signed certificate within its validity); the endpoint then looks the certificate up
+//!   among the pins and refuses, and records, anything else. As a client this node accepts
+//!   only the exact pinned certificate of the partner it calls. The node's certificate and
+//!   key are those of `entente init`: the Ed25519 key that signs the ledger also signs
+//!   envelopes and acknowledgements.
+//! - **In.** `POST /federation/v1/envelopes` takes a batch of envelopes from one partner; each
+//!   is checked (sender = pinned party, recipient, payload digest, signature, freshness), then
+//!   applied by the gate exactly once and in the sender's order; the answer is an
+//!   acknowledgement signed by this node. A refused batch is recorded in the ledger with the
+//!   check that failed and answered with an RFC 9457 problem.
+//! - **Out.** [`Deliverer`] sends what the gate wrote to the outbox, in sequence order per
+//!   partner, with exponential backoff and jitter while a partner is unreachable, and marks
+//!   messages delivered only on a verified, recorded acknowledgement.
+//! - **Hostile clients.** TLS handshakes and request headers have deadlines, bodies have a
+//!   size limit and a read deadline, and concurrent connections are bounded, so a slow or
+//!   hostile client holds one connection slot, never the node.
+
+use crate::identity::{CERT_FILE, KEY_FILE, Node};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use ed25519_dalek::VerifyingKey;
+use entente_core::canonical::sha256_tagged;
+use entente_core::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
+use entente_core::{Actor, PartyCode};
+use entente_store::{Command, GateError, InboundEnvelope, PeerRecord, Verdict};
+use jiff::{SignedDuration, Timestamp};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Digest as _;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Path of the envelope endpoint.
+pub const ENVELOPES_PATH: &str = "/federation/v1/envelopes";
+/// Largest envelope batch body accepted (bytes).
+pub const MAX_BATCH_BODY: usize = 16 << 20;
+/// Most envelopes in one batch.
+pub const MAX_BATCH: usize = 1000;
+/// Deadline for a TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most concurrent federation connections.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A federation failure outside the envelope checks (files, TLS set-up, transport).
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// A certificate or key file that cannot be used.
+    #[error("{path}: {detail}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A certificate that cannot be pinned.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// TLS configuration.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Transport to a partner.
+    #[error("delivery to {party}: {detail}")]
+    Delivery {
+        /// The partner.
+        party: PartyCode,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The gate refused or failed.
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] entente_store::StoreError),
+}
+
+/// What is pinned of a partner's certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The certificate, PEM.
+    pub pem: String,
+    /// SHA-256 of its DER, hex.
+    pub sha256: String,
+    /// The Ed25519 key inside it, hex.
+    pub signing_key: String,
+    /// Its subject.
+    pub subject: String,
+    /// Start of validity (RFC 3339).
+    pub not_before: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+}
+
+/// Reads a node certificate: PEM, X.509, an Ed25519 key (the kind `entente init` makes).
+///
+/// # Errors
+/// Not PEM, not X.509, or not an Ed25519 key.
+pub fn cert_info(pem: &str) -> Result<CertInfo, FederationError> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+        FederationError::Certificate(format!(
+            "not a PEM certificate (expected `-----BEGIN CERTIFICATE-----`): {e}"
+        ))
+    })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| FederationError::Certificate(format!("not an X.509 certificate: {e}")))?;
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm.to_id_string() != "1.3.101.112" {
+        return Err(FederationError::Certificate(format!(
+            "the certificate's key is {}, not Ed25519 (1.3.101.112) as node keys are",
+            spki.algorithm.algorithm.to_id_string()
+        )));
+    }
+    let key = spki.subject_public_key.data.as_ref();
+    if key.len() != 32 {
+        return Err(FederationError::Certificate("Ed25519 key is not 32 bytes".into()));
+    }
+    Ok(CertInfo {
+        pem: pem.trim().to_owned() + "\n",
+        sha256: hex::encode(sha2::Sha256::digest(der.as_ref())),
+        signing_key: hex::encode(key),
+        subject: cert.subject().to_string(),
+        not_before: rfc3339(cert.validity().not_before.timestamp()),
+        not_after: rfc3339(cert.validity().not_after.timestamp()),
+    })
+}
+
+fn rfc3339(secs: i64) -> String {
+    Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_else(|_| secs.to_string())
+}
+
+/// Checks that a certificate is within its validity at `now`.
+fn check_validity(der: &[u8], now: UnixTime) -> Result<(), rustls::Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now < cert.validity().not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > cert.validity().not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// As a server: a client must present a certificate within its validity and prove it holds
+/// its key; which certificates are pinned is checked by the endpoint (so that a refusal can be
+/// recorded and explained).
+#[derive(Debug)]
+struct AnyValidClientCert {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyValidClientCert {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        check_validity(end_entity.as_ref(), now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// As a client: only the exact pinned certificate of the partner called.
+#[derive(Debug)]
+struct PinnedServerCert {
+    der: Vec<u8>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedServerCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() != self.der.as_slice() {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        check_validity(end_entity.as_ref(), now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// The node's TLS identity: its certificate and key from `entente init`.
+#[derive(Debug)]
+pub struct TlsIdentity {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl TlsIdentity {
+    /// Loads `node.cert.pem` and `node.key.pem` from the data directory.
+    ///
+    /// # Errors
+    /// Missing or unreadable files.
+    pub fn load(data_dir: &Path) -> Result<TlsIdentity, FederationError> {
+        let file_err = |p: &Path, e: &dyn std::fmt::Display| FederationError::File {
+            path: p.display().to_string(),
+            detail: e.to_string(),
+        };
+        let cert_path = data_dir.join(CERT_FILE);
+        let key_path = data_dir.join(KEY_FILE);
+        let certs = CertificateDer::pem_file_iter(&cert_path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| file_err(&cert_path, &e))?;
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, &e))?;
+        Ok(TlsIdentity { certs, key })
+    }
+
+    /// The server side: TLS 1.3, client certificate required.
+    ///
+    /// # Errors
+    /// A key rustls cannot use.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, FederationError> {
+        let provider = provider();
+        let verifier = AnyValidClientCert { algs: provider.signature_verification_algorithms };
+        Ok(rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(self.certs.clone(), self.key.clone_key())?)
+    }
+
+    /// The client side towards the partner whose certificate is `pinned_pem`.
+    ///
+    /// # Errors
+    /// An unreadable pin or a key rustls cannot use.
+    pub fn client_config(&self, pinned_pem: &str) -> Result<rustls::ClientConfig, FederationError> {
+        let der = CertificateDer::from_pem_slice(pinned_pem.as_bytes())
+            .map_err(|e| FederationError::Certificate(e.to_string()))?;
+        let provider = provider();
+        let verifier = PinnedServerCert {
+            der: der.as_ref().to_vec(),
+            algs: provider.signature_verification_algorithms,
+        };
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_auth_cert(self.certs.clone(), self.key.clone_key())?)
+    }
+}
+
+/// The TLS client certificate of a federation connection.
+#[derive(Clone, Debug)]
+struct PeerConn {
+    cert_sha256: String,
+    addr: std::net::SocketAddr,
+}
+
+#[derive(Clone)]
+struct FedState {
+    node: Node,
+    skew: SignedDuration,
+}
+
+/// Serves the federation endpoint on `listener` (mutual TLS) until `shutdown` completes.
+///
+/// # Errors
+/// The node's certificate or key cannot be used for TLS.
+pub async fn serve(
+    node: Node,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), FederationError> {
+    let tls = TlsIdentity::load(&node.data_dir)?.server_config()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let skew = SignedDuration::from_secs(i64::from(node.config.clock_skew_secs));
+    let app = Router::new()
+        .route(ENVELOPES_PATH, post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .with_state(FedState { node, skew });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, addr) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "federation accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "federation connection refused: {MAX_CONNECTIONS} connections open");
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%addr, error = %e, "federation TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%addr, "federation TLS handshake timed out");
+                    return;
+                }
+            };
+            let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+                return;
+            };
+            let conn = PeerConn { cert_sha256: hex::encode(sha2::Sha256::digest(cert)), addr };
+            let svc = hyper_util::service::TowerToHyperService::new(app.layer(Extension(conn)));
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            if let Err(e) = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await {
+                tracing::info!(%addr, error = %e, "federation connection closed with an error");
+            }
+        });
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    envelopes: Vec<Envelope>,
+}
+
+/// An RFC 9457 problem from the federation endpoint.
+fn problem(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: &str,
+    ledger_index: Option<u64>,
+) -> Response {
+    let mut body = json!({
+        "type": format!("https://entente.invalid/problems/{slug}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let Some(i) = ledger_index {
+        body["ledger_index"] = json!(i);
+    }
+    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+/// Records a refused batch in the ledger and answers with the problem.
+async fn refuse(
+    st: &FedState,
+    conn: &PeerConn,
+    from: Option<&PartyCode>,
+    status: StatusCode,
+    rule: &str,
+    reason: String,
+    body_sha256: String,
+) -> Response {
+    let actor = match from {
+        Some(p) => Actor::Peer { party: p.clone() },
+        None => Actor::Anonymous,
+    };
+    let command = Command::RejectEnvelope {
+        from: from.cloned(),
+        cert_sha256: Some(conn.cert_sha256.clone()),
+        rule: rule.to_owned(),
+        reason: reason.clone(),
+        body_sha256,
+    };
+    tracing::warn!(addr = %conn.addr, rule, %reason, "federation batch refused");
+    let index = match st.node.gate.submit(actor, command, Timestamp::now()).await {
+        Ok(Verdict::Denied { index, .. } | Verdict::Permitted { index, .. }) => Some(index),
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a refused federation batch");
+            None
+        }
+    };
+    let slug = rule.trim_start_matches("federation#");
+    problem(status, slug, "Envelope batch refused", &reason, index)
+}
+
+fn status_for(e: &EnvelopeError) -> StatusCode {
+    match e {
+        EnvelopeError::Signature { .. } => StatusCode::FORBIDDEN,
+        EnvelopeError::Recipient { .. } => StatusCode::MISDIRECTED_REQUEST,
+        EnvelopeError::Version { .. }
+        | EnvelopeError::PayloadDigest { .. }
+        | EnvelopeError::Stale { .. }
+        | EnvelopeError::Canonical(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn receive(
+    State(st): State<FedState>,
+    Extension(conn): Extension<PeerConn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body_sha256 = sha256_tagged(&body);
+    let peer = match st.node.store.peer_by_cert(&conn.cert_sha256).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            let reason = format!(
+                "the client certificate (SHA-256 {}) is not pinned on node {}; its operator pins partners with `entente peer add`",
+                conn.cert_sha256, st.node.config.party
+            );
+            return refuse(
+                &st,
+                &conn,
+                None,
+                StatusCode::FORBIDDEN,
+                "federation#unpinned",
+                reason,
+                body_sha256,
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "peer lookup failed");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Try again later",
+                "the node's store is unavailable",
+                None,
+            );
+        }
+    };
+    let from = Some(&peer.party);
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/json") {
+        let reason = format!("expected Content-Type: application/json, got `{ct}`");
+        return refuse(
+            &st,
+            &conn,
+            from,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "federation#media-type",
+            reason,
+            body_sha256,
+        )
+        .await;
+    }
+    let batch: Batch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            let reason = format!(
+                "the body is not an envelope batch {{\"envelopes\": [...]}}: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            );
+            return refuse(
+                &st,
+                &conn,
+                from,
+                StatusCode::BAD_REQUEST,
+                "federation#malformed",
+                reason,
+                body_sha256,
+            )
+            .await;
+        }
+    };
+    if batch.envelopes.is_empty() || batch.envelopes.len() > MAX_BATCH {
+        let reason =
+            format!("a batch holds 1 to {MAX_BATCH} envelopes, not {}", batch.envelopes.len());
+        return refuse(
+            &st,
+            &conn,
+            from,
+            StatusCode::BAD_REQUEST,
+            "federation#malformed",
+            reason,
+            body_sha256,
+        )
+        .await;
+    }
+    let key = match peer_key(&peer) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "stored peer key unusable");
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "a stored pin is unusable",
+                None,
+            );
+        }
+    };
+    let now = Timestamp::now();
+    let me = &st.node.config.party;
+    for env in &batch.envelopes {
+        if env.from != peer.party {
+            let reason = format!(
+                "envelope {} claims to come from {}, but the connection's certificate is pinned for {}",
+                env.id, env.from, peer.party
+            );
+            return refuse(
+                &st,
+                &conn,
+                from,
+                StatusCode::FORBIDDEN,
+                "federation#sender",
+                reason,
+                body_sha256,
+            )
+            .await;
+        }
+        if let Err(e) = env.verify(&key, me, now, st.skew) {
+            return refuse(&st, &conn, from, status_for(&e), e.rule(), e.to_string(), body_sha256)
+                .await;
+        }
+    }
+    let mut commands = Vec::with_capacity(batch.envelopes.len());
+    let mut digests = Vec::with_capacity(batch.envelopes.len());
+    for env in batch.envelopes {
+        let envelope_sha256 = match env.digest() {
+            Ok(d) => d,
+            Err(e) => {
+                return refuse(
+                    &st,
+                    &conn,
+                    from,
+                    StatusCode::BAD_REQUEST,
+                    e.rule(),
+                    e.to_string(),
+                    body_sha256,
+                )
+                .await;
+            }
+        };
+        digests.push((env.id.clone(), env.seq));
+        commands.push(Command::Inbound {
+            envelope: Box::new(InboundEnvelope {
+                from: env.from,
+                cert_sha256: conn.cert_sha256.clone(),
+                id: env.id,
+                seq: env.seq,
+                kind: env.kind,
+                payload: env.payload,
+                envelope_sha256,
+                payload_sha256: env.payload_sha256,
+            }),
+        });
+    }
+    let results =
+        st.node.gate.submit_many(Actor::Peer { party: peer.party.clone() }, commands, now).await;
+    let mut items = Vec::with_capacity(results.len());
+    let mut stop = None;
+    for ((id, seq), r) in digests.into_iter().zip(results) {
+        let item = match r {
+            Ok(Verdict::Permitted { index, .. }) => AckItem {
+                id,
+                seq,
+                status: AckStatus::Applied,
+                ledger_index: index,
+                replayed: false,
+                reason: None,
+            },
+            Ok(Verdict::Denied { index, decision }) => AckItem {
+                id,
+                seq,
+                status: if decision.rules.iter().any(|r| r.starts_with("federation#")) {
+                    AckStatus::Rejected
+                } else {
+                    AckStatus::Denied
+                },
+                ledger_index: index,
+                replayed: false,
+                reason: Some(decision.reason),
+            },
+            Err(GateError::Replayed(item)) => item,
+            Err(e) => {
+                stop = Some(e);
+                break;
+            }
+        };
+        items.push(item);
+    }
+    if items.is_empty() {
+        let (status, slug, detail) = match stop {
+            Some(GateError::Conflict(d)) => (StatusCode::CONFLICT, "out-of-order", d),
+            Some(GateError::Invalid(d)) => (StatusCode::FORBIDDEN, "unpinned", d),
+            Some(e) => {
+                tracing::error!(error = %e, "applying a federation batch failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the node could not apply the batch; send it again".into(),
+                )
+            }
+            None => (StatusCode::BAD_REQUEST, "malformed", "empty batch".into()),
+        };
+        return problem(status, slug, "Envelope batch not applied", &detail, None);
+    }
+    match Ack::seal(&st.node.key, me.clone(), peer.party.clone(), items, Timestamp::now()) {
+        Ok(ack) => (StatusCode::OK, Json(ack)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign an acknowledgement");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "cannot sign the acknowledgement",
+                None,
+            )
+        }
+    }
+}
+
+fn peer_key(peer: &PeerRecord) -> Result<VerifyingKey, FederationError> {
+    let bytes: [u8; 32] = hex::decode(&peer.signing_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| FederationError::Certificate(format!("stored key of {}", peer.party)))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| FederationError::Certificate(format!("stored key of {}: {e}", peer.party)))
+}
+
+/// Most envelopes sent in one batch by the deliverer.
+pub const DELIVERY_BATCH: u32 = 500;
+/// Idle polling interval of the outbox.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// First retry delay after a failed delivery; doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest retry delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Delivery state of one partner.
+#[derive(Debug, Default)]
+struct PeerState {
+    failures: u32,
+    next_attempt: Option<tokio::time::Instant>,
+    client: Option<(String, reqwest::Client)>,
+}
+
+/// Sends the outbox to partners: in sequence order per partner, retried with exponential
+/// backoff and jitter, marked delivered only on a verified, recorded acknowledgement.
+#[derive(Debug)]
+pub struct Deliverer {
+    node: Node,
+    tls: TlsIdentity,
+    peers: HashMap<String, PeerState>,
+}
+
+/// What one delivery round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Envelopes acknowledged.
+    pub delivered: usize,
+    /// Partners that could not be reached or refused (with the error).
+    pub failed: Vec<(String, String)>,
+}
+
+impl Deliverer {
+    /// A deliverer for `node`.
+    ///
+    /// # Errors
+    /// The node's TLS identity cannot be loaded.
+    pub fn new(node: Node) -> Result<Deliverer, FederationError> {
+        let tls = TlsIdentity::load(&node.data_dir)?;
+        Ok(Deliverer { node, tls, peers: HashMap::new() })
+    }
+
+    /// Delivers until `shutdown` completes.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let report = self.round().await;
+            for (party, error) in &report.failed {
+                tracing::warn!(%party, %error, "delivery failed; will retry with backoff");
+            }
+            if report.delivered > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// One pass over the partners with messages waiting (those not in backoff).
+    pub async fn round(&mut self) -> RoundReport {
+        let mut report = RoundReport::default();
+        let waiting = match self.node.store.recipients_waiting().await {
+            Ok(w) => w,
+            Err(e) => {
+                report.failed.push(("*".into(), e.to_string()));
+                return report;
+            }
+        };
+        let now = tokio::time::Instant::now();
+        for recipient in waiting {
+            let due =
+                self.peers.get(&recipient).and_then(|s| s.next_attempt).is_none_or(|t| t <= now);
+            if !due {
+                continue;
+            }
+            match self.deliver(&recipient).await {
+                Ok(n) => {
+                    report.delivered += n;
+                    let s = self.peers.entry(recipient).or_default();
+                    s.failures = 0;
+                    s.next_attempt = None;
+                }
+                Err(e) => {
+                    let s = self.peers.entry(recipient.clone()).or_default();
+                    s.failures = s.failures.saturating_add(1);
+                    s.next_attempt = Some(tokio::time::Instant::now() + backoff(s.failures));
+                    if matches!(e, FederationError::Certificate(_) | FederationError::Tls(_)) {
+                        s.client = None;
+                    }
+                    report.failed.push((recipient, e.to_string()));
+                }
+            }
+        }
+        report
+    }
+
+    fn client(&mut self, peer: &PeerRecord) -> Result<reqwest::Client, FederationError> {
+        let state = self.peers.entry(peer.party.as_str().to_owned()).or_default();
+        if let Some((sha, c)) = &state.client
+            && sha == &peer.cert_sha256
+        {
+            return Ok(c.clone());
+        }
+        let config = self.tls.client_config(&peer.cert_pem)?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(config)
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| FederationError::Delivery {
+                party: peer.party.clone(),
+                detail: format!("cannot build the TLS client: {e}"),
+            })?;
+        state.client = Some((peer.cert_sha256.clone(), client.clone()));
+        Ok(client)
+    }
+
+    async fn deliver(&mut self, recipient: &str) -> Result<usize, FederationError> {
+        let party: PartyCode = recipient.parse().map_err(|_| {
+            FederationError::Certificate(format!("outbox recipient `{recipient}` is not a party"))
+        })?;
+        let fail = |detail: String| FederationError::Delivery { party: party.clone(), detail };
+        let peer =
+            self.node.store.peer(&party).await?.ok_or_else(|| {
+                fail("no peer is pinned for this party (entente peer add)".into())
+            })?;
+        let client = self.client(&peer)?;
+        let pending = self.node.store.pending_messages(&party, DELIVERY_BATCH).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now();
+        let me = &self.node.config.party;
+        let mut envelopes = Vec::with_capacity(pending.len());
+        let mut sent = Vec::with_capacity(pending.len());
+        for m in pending {
+            let env = Envelope::seal(
+                &self.node.key,
+                me.clone(),
+                party.clone(),
+                &m.kind,
+                m.seq,
+                m.payload,
+                now,
+            )
+            .map_err(|e| fail(e.to_string()))?;
+            sent.push((env.id.clone(), env.seq));
+            envelopes.push(env);
+        }
+        let body = serde_json::to_vec(&json!({ "envelopes": envelopes }))
+            .map_err(|e| fail(e.to_string()))?;
+        let url = format!("{}{ENVELOPES_PATH}", peer.url.trim_end_matches('/'));
+        let resp = client
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| fail(format!("{url}: {}", error_chain(&e))))?;
+        let status = resp.status();
+        let text = resp.bytes().await.map_err(|e| fail(format!("{url}: {e}")))?;
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&text).chars().take(300).collect());
+            return Err(fail(format!("{url} answered {status}: {detail}")));
+        }
+        let ack: Ack = serde_json::from_slice(&text)
+            .map_err(|e| fail(format!("the acknowledgement is not readable: {e}")))?;
+        let key = peer_key(&peer)?;
+        // The receiver may acknowledge a prefix of the batch; the rest is sent again.
+        let answered = ack.items.len().min(sent.len());
+        ack.verify(&key, &party, me, &sent[..answered])
+            .map_err(|e| fail(format!("acknowledgement refused: {e}")))?;
+        if answered == 0 {
+            return Err(fail("the acknowledgement answers no envelope".into()));
+        }
+        let ack_sha256 = ack.digest().map_err(|e| fail(e.to_string()))?;
+        let command = Command::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
+        match self
+            .node
+            .gate
+            .submit(Actor::Peer { party: party.clone() }, command, Timestamp::now())
+            .await?
+        {
+            Verdict::Permitted { .. } => Ok(answered),
+            Verdict::Denied { decision, .. } => {
+                Err(fail(format!("recording the acknowledgement was denied: {}", decision.reason)))
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Exponential backoff with jitter: `FIRST_BACKOFF · 2^(failures-1)`, capped at
+/// `MAX_BACKOFF`, times a random factor in [0.5, 1.5).
+fn backoff(failures: u32) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let base = exp.min(MAX_BACKOFF);
+    let mut b = [0u8; 2];
+    let r = if getrandom::fill(&mut b).is_ok() { u16::from_le_bytes(b) } else { 32768 };
+    base.mul_f64(0.5 + f64::from(r) / 65536.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for f in 1..40 {
+            let d = backoff(f);
+            assert!(d >= FIRST_BACKOFF / 2 && d < MAX_BACKOFF.mul_f64(1.5), "{f}: {d:?}");
+        }
+        assert!(backoff(1) < Duration::from_millis(300));
+        assert!(backoff(30) >= MAX_BACKOFF / 2);
+    }
+
+    #[test]
+    fn certificates_that_are_not_node_certificates_are_refused() {
+        let e = cert_info("hello").unwrap_err().to_string();
+        assert!(e.contains("not a PEM certificate"), "{e}");
+        let rsa_like = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let e = cert_info(rsa_like).unwrap_err().to_string();
+        assert!(e.contains("not an X.509 certificate"), "{e}");
+    }
+}

@@ -1,0 +1,418 @@
+//! Federation inside the gate: pinning partner nodes, admitting envelopes exactly once and in
+//! order, and recording the signed acknowledgements of what this node sent.
+//!
+//! The node layer checks an envelope's signature against the pin before it reaches the gate;
+//! here, in the gate's transaction, the pin is checked again (a peer removed meanwhile is
+//! refused), a replay is answered with the stored outcome and never re-applied, and a gap in
+//! the sender's sequence is refused so that messages take effect in the order they were sent.
+
+use crate::flows::{ConsentMessage, DatumMessage};
+use crate::gate::{Command, GateError, Output};
+use crate::store::{StoreError, to_i64, to_u64};
+use entente_core::PartyCode;
+use entente_core::envelope::{AckItem, AckStatus};
+use jiff::Timestamp;
+use sqlx::Row;
+
+/// A pinned partner node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// Its party.
+    pub party: PartyCode,
+    /// Base URL of its federation endpoint (`https://…`).
+    pub url: String,
+    /// Its TLS certificate (PEM), pinned.
+    pub cert_pem: String,
+    /// SHA-256 of the certificate's DER, hex.
+    pub cert_sha256: String,
+    /// Its Ed25519 signing key (hex), the key inside the certificate.
+    pub signing_key: String,
+    /// When it was pinned.
+    pub added_at: String,
+    /// Ledger entry of the pinning.
+    pub ledger_index: u64,
+}
+
+/// An envelope admitted by the node layer, for the gate to apply exactly once.
+#[derive(Clone, Debug)]
+pub struct InboundEnvelope {
+    /// The sending party (its pin verified the signature).
+    pub from: PartyCode,
+    /// SHA-256 (hex) of the TLS client certificate it came over.
+    pub cert_sha256: String,
+    /// Envelope id.
+    pub id: String,
+    /// Sequence number in the sender's messages to this node.
+    pub seq: u64,
+    /// Payload kind.
+    pub kind: String,
+    /// The payload.
+    pub payload: serde_json::Value,
+    /// Digest of the whole signed envelope.
+    pub envelope_sha256: String,
+    /// Digest of the payload.
+    pub payload_sha256: String,
+}
+
+/// What the gate makes of an inbound envelope before deciding its content.
+pub(crate) enum Admission {
+    /// Never seen, next in order: decide and apply.
+    Fresh,
+    /// Seen before: the stored outcome, acknowledged again.
+    Replay(AckItem),
+}
+
+pub(crate) async fn admit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    m: &InboundEnvelope,
+) -> Result<Admission, GateError> {
+    let pinned: Option<String> =
+        sqlx::query_scalar("SELECT cert_sha256 FROM peers WHERE party = $1")
+            .bind(m.from.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+    if pinned.as_deref() != Some(m.cert_sha256.as_str()) {
+        return Err(GateError::Invalid(format!(
+            "{} is not pinned with the certificate {} (any more)",
+            m.from, m.cert_sha256
+        )));
+    }
+    let seq = to_i64(m.seq)?;
+    let row = sqlx::query(
+        "SELECT message_id, status, ledger_index FROM inbox WHERE sender = $1 AND seq = $2",
+    )
+    .bind(m.from.as_str())
+    .bind(seq)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = row {
+        let id: String = row.try_get(0)?;
+        let status: String = row.try_get(1)?;
+        let index: i64 = row.try_get(2)?;
+        if id != m.id {
+            return Err(GateError::Conflict(format!(
+                "sequence number {} from {} was already used by message {id}",
+                m.seq, m.from
+            )));
+        }
+        let status = AckStatus::parse(&status)
+            .ok_or_else(|| StoreError::Inconsistent(format!("inbox status `{status}`")))?;
+        return Ok(Admission::Replay(AckItem {
+            id,
+            seq: m.seq,
+            status,
+            ledger_index: to_u64(index)?,
+            replayed: true,
+            reason: None,
+        }));
+    }
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM inbox WHERE sender = $1")
+        .bind(m.from.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    let expected = last.unwrap_or(0) + 1;
+    if seq != expected {
+        return Err(GateError::Conflict(format!(
+            "message {} from {} is out of order: this node expects sequence number {expected}",
+            m.id, m.from
+        )));
+    }
+    Ok(Admission::Fresh)
+}
+
+/// The command an envelope's payload asks for, or why it cannot be read.
+pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
+    let c = match m.kind.as_str() {
+        "datum" => serde_json::from_value::<DatumMessage>(m.payload.clone())
+            .map(|message| Command::ReceiveDatum { message })
+            .map_err(|e| format!("datum payload: {e}"))?,
+        "consent" => serde_json::from_value::<ConsentMessage>(m.payload.clone())
+            .map(|message| Command::ReceiveConsent { message })
+            .map_err(|e| format!("consent payload: {e}"))?,
+        other => {
+            return Err(format!(
+                "message kind `{other}` is not one this node accepts (datum, consent)"
+            ));
+        }
+    };
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+pub(crate) async fn record_inbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    m: &InboundEnvelope,
+    status: AckStatus,
+    index: u64,
+    now: Timestamp,
+) -> Result<(), GateError> {
+    sqlx::query(
+        "INSERT INTO inbox (sender, seq, message_id, kind, payload_sha256, status, ledger_index, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(m.from.as_str())
+    .bind(to_i64(m.seq)?)
+    .bind(&m.id)
+    .bind(&m.kind)
+    .bind(&m.payload_sha256)
+    .bind(status.as_str())
+    .bind(to_i64(index)?)
+    .bind(format!("{now:.6}"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies the federation commands that are not inbound content.
+pub(crate) async fn apply(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    me: &PartyCode,
+    command: &Command,
+    now: Timestamp,
+    index: u64,
+) -> Result<Output, GateError> {
+    match command {
+        Command::AddPeer { party, url, cert_pem, cert_sha256, signing_key } => {
+            if party == me {
+                return Err(GateError::Invalid(format!(
+                    "{party} is this node's own party; a peer is a partner node"
+                )));
+            }
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT party FROM peers WHERE party = $1 OR cert_sha256 = $2")
+                    .bind(party.as_str())
+                    .bind(cert_sha256)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if let Some(p) = exists {
+                return Err(GateError::Conflict(format!(
+                    "peer {p} is already pinned (with this party or this certificate); remove it first to pin another certificate"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO peers (party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(party.as_str())
+            .bind(url)
+            .bind(cert_pem)
+            .bind(cert_sha256)
+            .bind(signing_key)
+            .bind(format!("{now:.6}"))
+            .bind(to_i64(index)?)
+            .execute(&mut **tx)
+            .await?;
+            Ok(Output::Done)
+        }
+        Command::RemovePeer { party } => {
+            let n = sqlx::query("DELETE FROM peers WHERE party = $1")
+                .bind(party.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(GateError::NotFound(format!("peer {party}")));
+            }
+            Ok(Output::Done)
+        }
+        Command::RecordAcks { peer, items, .. } => {
+            let now = format!("{now:.6}");
+            for item in items {
+                sqlx::query(
+                    "UPDATE outbox SET delivered_at = $1, ack_status = $2, ack_index = $3, last_error = NULL \
+                     WHERE recipient = $4 AND seq = $5 AND delivered_at IS NULL",
+                )
+                .bind(&now)
+                .bind(item.status.as_str())
+                .bind(to_i64(item.ledger_index)?)
+                .bind(peer.as_str())
+                .bind(to_i64(item.seq)?)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(Output::Done)
+        }
+        _ => Err(GateError::Store(StoreError::Inconsistent("not a federation command".into()))),
+    }
+}
+
+/// The next sequence number for messages to `recipient` (inside the writer's transaction).
+pub(crate) async fn next_seq(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    recipient: &PartyCode,
+) -> Result<i64, GateError> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM outbox WHERE recipient = $1")
+        .bind(recipient.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(last.unwrap_or(0) + 1)
+}
+
+pub(crate) fn peer_from_row(row: &sqlx::any::AnyRow) -> Result<PeerRecord, StoreError> {
+    let party: String = row.try_get(0)?;
+    Ok(PeerRecord {
+        party: party
+            .parse()
+            .map_err(|_| StoreError::Inconsistent(format!("stored peer party `{party}`")))?,
+        url: row.try_get(1)?,
+        cert_pem: row.try_get(2)?,
+        cert_sha256: row.try_get(3)?,
+        signing_key: row.try_get(4)?,
+        added_at: row.try_get(5)?,
+        ledger_index: to_u64(row.try_get(6)?)?,
+    })
+}
+
+/// An outgoing message waiting for its acknowledgement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingMessage {
+    /// Sequence number for its recipient.
+    pub seq: u64,
+    /// Kind.
+    pub kind: String,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Ledger entry of the action that caused it.
+    pub ledger_index: u64,
+}
+
+/// Delivery state of the messages to one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// The recipient.
+    pub recipient: String,
+    /// Messages acknowledged.
+    pub delivered: u64,
+    /// Messages waiting.
+    pub pending: u64,
+    /// Of the delivered, those the recipient denied or rejected.
+    pub refused: u64,
+}
+
+const PEER_COLUMNS: &str = "party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index";
+
+impl crate::Store {
+    /// Every pinned partner, by party.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers ORDER BY party");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(peer_from_row).collect()
+    }
+
+    /// The partner pinned with the certificate whose DER has this SHA-256 (hex).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn peer_by_cert(&self, cert_sha256: &str) -> Result<Option<PeerRecord>, StoreError> {
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers WHERE cert_sha256 = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cert_sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(peer_from_row).transpose()
+    }
+
+    /// The partner pinned for `party`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn peer(&self, party: &PartyCode) -> Result<Option<PeerRecord>, StoreError> {
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers WHERE party = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(party.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(peer_from_row).transpose()
+    }
+
+    /// The first `limit` messages to `recipient` not yet acknowledged, in sequence order.
+    ///
+    /// # Errors
+    /// Database errors, or a stored payload that is not JSON.
+    pub async fn pending_messages(
+        &self,
+        recipient: &PartyCode,
+        limit: u32,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, payload, ledger_index FROM outbox \
+             WHERE recipient = $1 AND delivered_at IS NULL AND seq IS NOT NULL ORDER BY seq LIMIT $2",
+        )
+        .bind(recipient.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let payload: Vec<u8> = r.try_get(2)?;
+                Ok(PendingMessage {
+                    seq: to_u64(r.try_get(0)?)?,
+                    kind: r.try_get(1)?,
+                    payload: serde_json::from_slice(&payload)
+                        .map_err(|e| StoreError::Inconsistent(format!("outbox payload: {e}")))?,
+                    ledger_index: to_u64(r.try_get(3)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Recipients with messages waiting, for the delivery worker.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn recipients_waiting(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT recipient FROM outbox WHERE delivered_at IS NULL AND seq IS NOT NULL ORDER BY recipient",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Delivery state per recipient.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn outbox_summary(&self) -> Result<Vec<OutboxSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT recipient, \
+             SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN ack_status IN ('denied', 'rejected') THEN 1 ELSE 0 END) \
+             FROM outbox GROUP BY recipient ORDER BY recipient",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxSummary {
+                    recipient: r.try_get(0)?,
+                    delivered: to_u64(r.try_get(1)?)?,
+                    pending: to_u64(r.try_get(2)?)?,
+                    refused: to_u64(r.try_get(3)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The acknowledgement status of the message to `recipient` with sequence `seq`
+    /// (`None` while it waits).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn message_status(
+        &self,
+        recipient: &PartyCode,
+        seq: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT ack_status FROM outbox WHERE recipient = $1 AND seq = $2")
+                .bind(recipient.as_str())
+                .bind(to_i64(seq)?)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.flatten())
+    }
+}
