@@ -1,7 +1,10 @@
 //! `entente pilot`: Operation Lantern (see PILOT.md) on three pilot nodes, NL, DE and US.
 //!
-//! What runs today: the nodes are created with their identities and users; NL serves its API
-//! on a loopback port; an NL investigator opens case LANTERN over HTTP; an auditor's attempt
+//! What runs today: the nodes are created with their identities and users and pin each
+//! other's certificates; each runs as its own `entente serve` process with its API and its
+//! federation endpoint (mutual TLS) on loopback ports, so every message between parties
+//! travels as a signed envelope from one process's outbox to another's gate. An NL
+//! investigator opens case LANTERN over HTTP; an auditor's attempt
 //! to open a case and an unauthenticated call are refused and recorded; the investigator
 //! reads the case (the access is recorded); the offence is checked for dual criminality at DE
 //! and US against the shipped lexicon; every ledger is verified from its database; NL's
@@ -119,8 +122,8 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
             party,
             name: spec.name.into(),
             database_url: None,
-            listen: ([127, 0, 0, 1], 0).into(),
-            federation_listen: None,
+            listen: ([127, 0, 0, 1], free_port()?).into(),
+            federation_listen: Some(([127, 0, 0, 1], free_port()?).into()),
         };
         let node = Node::init(&opts, Timestamp::now()).await?;
         let mut tokens = Vec::new();
@@ -148,15 +151,13 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         nodes.push(PilotNode { node, tokens });
     }
 
+    pin_each_other(&nodes, &mut checks).await?;
+    let processes = start_processes(&nodes, &mut checks).await?;
+
     incident(&mut checks)?;
 
     let nl = &nodes[0];
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let nl_url = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(entente_node::server::serve(nl.node.clone(), listener, async {
-        let _ = stop_rx.await;
-    }));
+    let nl_url = processes[0].api.clone();
     println!();
     println!("Step 2 — NL opens case LANTERN (NL node API at {nl_url})");
     let http = reqwest::Client::new();
@@ -304,8 +305,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         Err(e) => checks.record("re-audit extends the first view", false, e.to_string()),
     }
 
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    drop(processes);
 
     retention(&nodes, &mut checks).await?;
 
@@ -323,25 +323,147 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     println!();
-    println!(
-        "Not yet in this pilot: deconfliction by PSI (3), requests and data travelling between"
-    );
-    println!("node processes (4-8: handed over in process here), signed evidence packages (5-6),");
-    println!("intelligence (9), witness cosigning and DP reports (10): each with its capability.");
+    println!("Not yet in this pilot: deconfliction by PSI (3), requests travelling between nodes");
+    println!("(4: each side's view is built on its own node), DP transparency reports (10).");
     if failed > 0 {
         return Err(fail(1, format!("{failed} pilot checks failed")));
     }
     Ok(())
 }
 
+fn free_port() -> Result<u16, Failure> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Every pilot node pins the certificates of the two others (through its gate, as its
+/// operator would with `entente peer add`).
+async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
+    for a in nodes {
+        let mut pinned = Vec::new();
+        for b in nodes.iter().filter(|b| b.node.config.party != a.node.config.party) {
+            let pem =
+                std::fs::read_to_string(b.node.data_dir.join(entente_node::identity::CERT_FILE))?;
+            let info = entente_node::federation::cert_info(&pem).map_err(|e| fail(1, e))?;
+            let faddr = b
+                .node
+                .config
+                .federation_listen
+                .ok_or_else(|| fail(1, "pilot node without a federation address"))?;
+            let v = submit(
+                a,
+                Actor::Operator,
+                Command::AddPeer {
+                    party: b.node.config.party.clone(),
+                    url: format!("https://{faddr}"),
+                    cert_pem: info.pem,
+                    cert_sha256: info.sha256.clone(),
+                    signing_key: info.signing_key,
+                },
+            )
+            .await?;
+            if !matches!(v, Verdict::Permitted { .. }) {
+                return Err(fail(1, format!("pinning failed: {}", describe(&v))));
+            }
+            pinned.push(format!("{} ({}…)", b.node.config.party, &info.sha256[..12]));
+        }
+        checks.record(
+            &format!("{} pins its partners", a.node.config.party),
+            pinned.len() == nodes.len() - 1,
+            pinned.join(", "),
+        );
+    }
+    Ok(())
+}
+
+/// A pilot node's `entente serve` process (killed when dropped).
+struct Process {
+    _child: tokio::process::Child,
+    api: String,
+}
+
+/// Starts one `entente serve` per pilot node and waits until each answers.
+async fn start_processes(
+    nodes: &[PilotNode],
+    checks: &mut Checks,
+) -> Result<Vec<Process>, Failure> {
+    let exe = std::env::current_exe()?;
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build()?;
+    let mut out = Vec::new();
+    for n in nodes {
+        let c = &n.node.config;
+        let faddr = c.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+        let log = std::fs::File::create(n.node.data_dir.join("serve.log"))?;
+        let child = tokio::process::Command::new(&exe)
+            .args(["serve", "--data-dir"])
+            .arg(&n.node.data_dir)
+            .args(["--listen", &c.listen.to_string()])
+            .args(["--federation-listen", &faddr.to_string()])
+            .env("ENTENTE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        let api = format!("http://{}", c.listen);
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let mut up = false;
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{api}/healthz")).send().await
+                && r.status().is_success()
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        checks.record(
+            &format!("{} node process", c.party),
+            up,
+            format!(
+                "entente serve: API {api}, federation https://{faddr} (mutual TLS); log {}",
+                n.node.data_dir.join("serve.log").display()
+            ),
+        );
+        if !up {
+            return Err(fail(1, format!("the {} node process did not start", c.party)));
+        }
+        out.push(Process { _child: child, api });
+    }
+    Ok(out)
+}
+
+/// Waits (at most 20 s) until the partner has acknowledged `m`, delivered by the sender's
+/// process over mutual TLS; describes the signed acknowledgement.
+async fn delivered(
+    sender: &PilotNode,
+    m: &entente_store::OutboxMessage,
+) -> Result<(bool, String), Failure> {
+    let started = Instant::now();
+    let deadline = started + std::time::Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some((status, index)) = sender.node.store.message_status(&m.recipient, m.seq).await?
+        {
+            return Ok((
+                status == "applied",
+                format!(
+                    "envelope {}-{}-{} delivered over mutual TLS in {} ms; {} acknowledged, signed: {status} (its ledger entry {index})",
+                    sender.node.config.party,
+                    m.recipient,
+                    m.seq,
+                    started.elapsed().as_millis(),
+                    m.recipient
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok((false, format!("no acknowledgement from {} within 20 s", m.recipient)))
+}
+
 fn user(n: &PilotNode, role: Role) -> Actor {
     let name =
         n.tokens.iter().find(|(_, r, _)| *r == role).map(|(n, _, _)| n.clone()).unwrap_or_default();
     Actor::User { name, role }
-}
-
-fn peer(n: &PilotNode) -> Actor {
-    Actor::Peer { party: n.node.config.party.clone() }
 }
 
 /// Submits through `node`'s gate; returns the verdict.
@@ -439,12 +561,8 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         if !msg.minimized.is_empty() {
             println!("     minimized before it left DE: {}", msg.minimized.join(", "));
         }
-        let v = submit(nl, peer(de), Command::ReceiveDatum { message: msg }).await?;
-        checks.record(
-            &format!("NL receives {id} with its conditions"),
-            matches!(v, Verdict::Permitted { .. }),
-            describe(&v),
-        );
+        let (ok, detail) = delivered(de, &m).await?;
+        checks.record(&format!("NL receives {id} with its conditions"), ok, detail);
     }
     let pseudonymized = {
         let stored = nl.node.store.datum_content("de-hosting-contact-1").await?;
@@ -482,24 +600,19 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
     let consent = message(&v).cloned();
     checks.record("DE consents for this item", consent.is_some(), describe(&v));
     if let Some(m) = consent {
-        let msg: entente_store::ConsentMessage = serde_json::from_value(m.payload)?;
-        let v = submit(nl, peer(de), Command::ReceiveConsent { message: msg }).await?;
-        checks.record(
-            "NL records DE's consent",
-            matches!(v, Verdict::Permitted { .. }),
-            describe(&v),
-        );
+        let (ok, detail) = delivered(de, &m).await?;
+        checks.record("NL records DE's consent", ok, detail);
     }
     let v = submit(nl, user(nl, Role::Investigator), share_to_us()).await?;
     let sent = message(&v).cloned();
     checks.record("onward transfer with consent permitted", sent.is_some(), describe(&v));
     if let Some(m) = sent {
-        let msg: entente_store::DatumMessage = serde_json::from_value(m.payload)?;
-        let v = submit(us, peer(nl), Command::ReceiveDatum { message: msg }).await?;
+        let (ok, detail) = delivered(nl, &m).await?;
+        let originator = us.node.store.datum_originator("de-c2-logs-1").await?;
         checks.record(
             "US receives it, originator still DE",
-            matches!(v, Verdict::Permitted { .. }),
-            describe(&v),
+            ok && originator.as_deref() == Some("DE"),
+            format!("{detail}; originator at US: {}", originator.as_deref().unwrap_or("none")),
         );
     }
     Ok(())

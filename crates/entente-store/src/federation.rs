@@ -397,8 +397,9 @@ impl crate::Store {
             .collect()
     }
 
-    /// The acknowledgement status of the message to `recipient` with sequence `seq`
-    /// (`None` while it waits).
+    /// The acknowledgement of the message to `recipient` with sequence `seq`: its status
+    /// (`applied`, `denied`, `rejected`) and the recipient's ledger index; `None` while it
+    /// waits.
     ///
     /// # Errors
     /// Database errors.
@@ -406,13 +407,19 @@ impl crate::Store {
         &self,
         recipient: &PartyCode,
         seq: u64,
-    ) -> Result<Option<String>, StoreError> {
-        let row: Option<Option<String>> =
-            sqlx::query_scalar("SELECT ack_status FROM outbox WHERE recipient = $1 AND seq = $2")
-                .bind(recipient.as_str())
-                .bind(to_i64(seq)?)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.flatten())
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT ack_status, ack_index FROM outbox WHERE recipient = $1 AND seq = $2 AND delivered_at IS NOT NULL",
+        )
+        .bind(recipient.as_str())
+        .bind(to_i64(seq)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<(String, u64), StoreError> {
+            let status: Option<String> = r.try_get(0)?;
+            let index: Option<i64> = r.try_get(1)?;
+            Ok((status.unwrap_or_default(), to_u64(index.unwrap_or(0))?))
+        })
+        .transpose()
     }
 }

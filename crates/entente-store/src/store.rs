@@ -474,6 +474,17 @@ impl Store {
             .transpose()
     }
 
+    /// The originating party of a datum this node holds (`None` if it holds no such datum).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn datum_originator(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT originator FROM data_items WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Ids of the data whose retention limit has passed at `now` and that are not destroyed yet.
     ///
     /// # Errors
