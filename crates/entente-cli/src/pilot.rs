@@ -323,8 +323,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     println!();
-    println!("Not yet in this pilot: deconfliction by PSI (3), requests travelling between nodes");
-    println!("(4: each side's view is built on its own node), DP transparency reports (10).");
+    println!("Not yet in this pilot: deconfliction by PSI (3), DP transparency reports (10).");
     if failed > 0 {
         return Err(fail(1, format!("{failed} pilot checks failed")));
     }
@@ -430,6 +429,19 @@ async fn start_processes(
         out.push(Process { _child: child, api });
     }
     Ok(out)
+}
+
+/// Waits (at most 20 s) until `n` holds `events` events of request `id`; returns whether it
+/// did and after how many milliseconds.
+async fn arrival(n: &PilotNode, id: &str, events: u64) -> Result<(bool, u128), Failure> {
+    let started = Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        if n.node.store.request_event_count(id).await? >= events {
+            return Ok((true, started.elapsed().as_millis()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok((false, started.elapsed().as_millis()))
 }
 
 /// Waits (at most 20 s) until the partner has acknowledged `m`, delivered by the sender's
@@ -712,9 +724,10 @@ fn incident(checks: &mut Checks) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Step 4: NL's requests with their legal basis and clocks. Each transition is a gate action
-/// on NL's node; the requested party's receipt is reported back in process here (the
-/// federation transport carries it between nodes).
+/// Step 4: NL's requests with their legal basis and clocks. NL drafts and submits on its
+/// node; the request travels to the requested party's node, whose central authority records
+/// receipt there; the receipt travels back. Each transition is a gate action on the node of
+/// the party that makes it.
 async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     use entente_policy::agreement::RequestKind;
     use entente_policy::request::RequestEvent;
@@ -743,38 +756,64 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
             matches!(v, Verdict::Permitted { .. }),
             describe(&v),
         );
-        let mut last = None;
-        for event in [RequestEvent::Submit, RequestEvent::Receive] {
-            let v =
-                submit(nl, prosecutor.clone(), Command::TransitionRequest { id: id.into(), event })
-                    .await?;
-            last = Some(v);
-        }
-        match last {
-            Some(Verdict::Permitted { output: entente_store::Output::Request(r), .. }) => {
+        let v = submit(
+            nl,
+            prosecutor.clone(),
+            Command::TransitionRequest { id: id.into(), event: RequestEvent::Submit },
+        )
+        .await?;
+        checks.record(
+            &format!("{id} submitted by NL"),
+            matches!(v, Verdict::Permitted { .. }),
+            describe(&v),
+        );
+        // The request travels to the requested party's node as a signed envelope.
+        let requested = nodes
+            .iter()
+            .find(|n| n.node.config.party.as_str() == to)
+            .ok_or_else(|| fail(1, format!("no pilot node {to}")))?;
+        let (arrived, ms) = arrival(requested, id, 1).await?;
+        checks.record(
+            &format!("{id} arrives at {to}"),
+            arrived,
+            format!("delivered over mutual TLS and recorded by {to}'s gate in {ms} ms"),
+        );
+        // The requested party's central authority records receipt on its own node; the
+        // event travels back, and both copies run the same clocks.
+        let authority = user(requested, Role::CentralAuthority);
+        let v = submit(
+            requested,
+            authority,
+            Command::TransitionRequest { id: id.into(), event: RequestEvent::Receive },
+        )
+        .await?;
+        match v {
+            Verdict::Permitted { output: entente_store::Output::Request(r), .. } => {
                 for line in r.show(Timestamp::now()).lines() {
                     println!("     {line}");
                 }
                 // What the requested party's central authority sees on arrival.
                 let lexicon = entente_core::lexicon::Lexicon::builtin()
                     .map_err(|e| fail(1, format!("the shipped lexicon is invalid: {e}")))?;
-                if let Some(a) = nl.node.gate.engine().agreement(agreement) {
+                let provisions = requested.node.store.request_provisions(id).await?;
+                if let Some(a) = requested.node.gate.engine().agreement(agreement) {
                     let check = entente_policy::incoming::incoming_check(
                         &r,
-                        &["Sr 138ab".to_owned()],
+                        &provisions,
                         a,
                         &lexicon,
                         Timestamp::now(),
                     );
-                    let dc = match &check.dual_criminality[0].result {
-                        Ok(dc) => format!("{} ({})", dc.verdict.as_str(), dc.reason),
-                        Err(e) => e.clone(),
+                    let dc = match check.dual_criminality.first().map(|d| &d.result) {
+                        Some(Ok(dc)) => format!("{} ({})", dc.verdict.as_str(), dc.reason),
+                        Some(Err(e)) => e.clone(),
+                        None => "no provision travelled with the request".into(),
                     };
                     println!(
                         "     incoming check at {to}: legal basis {}",
                         check.legal_basis.citation
                     );
-                    println!("       dual criminality for Sr 138ab: {dc}");
+                    println!("       dual criminality for {}: {dc}", provisions.join(", "));
                     println!(
                         "       grounds for refusal it may weigh: {}",
                         if check.refusal_grounds.is_empty() {
@@ -789,8 +828,8 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
                         }
                     );
                     checks.record(
-                        &format!("{id} incoming check"),
-                        check.dual_criminality[0].result.is_ok(),
+                        &format!("{id} incoming check at {to}"),
+                        check.dual_criminality.first().is_some_and(|d| d.result.is_ok()),
                         format!(
                             "{} refusal ground(s), {} clock(s)",
                             check.refusal_grounds.len(),
@@ -798,17 +837,19 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
                         ),
                     );
                 }
+                let (back, ms) = arrival(nl, id, 2).await?;
                 let expect_clock = kind != RequestKind::Mla;
                 checks.record(
                     &format!("{id} received, clocks running"),
-                    r.clocks.is_empty() != expect_clock,
-                    format!("{} clock(s) in {}", r.clocks.len(), r.time_zone_name()),
+                    back && r.clocks.is_empty() != expect_clock,
+                    format!(
+                        "{} clock(s) in {}; NL's copy has the receipt {ms} ms later",
+                        r.clocks.len(),
+                        r.time_zone_name()
+                    ),
                 );
             }
-            Some(v) => {
-                checks.record(&format!("{id} received, clocks running"), false, describe(&v))
-            }
-            None => {}
+            v => checks.record(&format!("{id} received, clocks running"), false, describe(&v)),
         }
     }
     // A transition the law does not allow is refused and changes nothing.

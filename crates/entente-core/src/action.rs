@@ -114,6 +114,12 @@ pub enum Action {
     /// A partner's signed acknowledgement of delivered envelopes.
     #[serde(rename = "envelope.ack")]
     EnvelopeAck,
+    /// A request submitted by a partner, received by this node (the requested party).
+    #[serde(rename = "request.receive")]
+    RequestReceive,
+    /// A transition of a shared request recorded by the other party, mirrored here.
+    #[serde(rename = "request.update")]
+    RequestUpdate,
 }
 
 impl Action {
@@ -144,6 +150,8 @@ impl Action {
             Action::PeerRemove => "peer.remove",
             Action::EnvelopeReject => "envelope.reject",
             Action::EnvelopeAck => "envelope.ack",
+            Action::RequestReceive => "request.receive",
+            Action::RequestUpdate => "request.update",
         }
     }
 }

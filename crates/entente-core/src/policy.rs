@@ -167,6 +167,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!("peer {party} may deliver ({action}) subject to the agreements in force"),
                 Vec::new(),
             ),
+            Action::RequestReceive | Action::RequestUpdate => Decision::permit(
+                "peer.request",
+                format!(
+                    "peer {party} may submit requests to this party and record its own transitions of them ({action}), subject to their agreement"
+                ),
+                Vec::new(),
+            ),
             Action::EnvelopeAck => Decision::permit(
                 "peer.acknowledge",
                 format!("peer {party} acknowledges, signed, what it received from this node"),
@@ -277,6 +284,8 @@ mod tests {
             Action::PeerRemove,
             Action::EnvelopeReject,
             Action::EnvelopeAck,
+            Action::RequestReceive,
+            Action::RequestUpdate,
         ])
     }
 
@@ -300,6 +309,8 @@ mod tests {
                         | Action::ConsentReceive
                         | Action::CaseStatus
                         | Action::EnvelopeAck
+                        | Action::RequestReceive
+                        | Action::RequestUpdate
                 ));
             }
             if action == Action::EnvelopeReject {

@@ -8,6 +8,7 @@
 
 use crate::flows::{ConsentMessage, DatumMessage};
 use crate::gate::{Command, GateError, Output};
+use crate::requests::{RequestEventMessage, RequestMessage};
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::PartyCode;
 use entente_core::envelope::{AckItem, AckStatus};
@@ -129,9 +130,15 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
         "consent" => serde_json::from_value::<ConsentMessage>(m.payload.clone())
             .map(|message| Command::ReceiveConsent { message })
             .map_err(|e| format!("consent payload: {e}"))?,
+        "request" => serde_json::from_value::<RequestMessage>(m.payload.clone())
+            .map(|message| Command::ReceiveRequest { message })
+            .map_err(|e| format!("request payload: {e}"))?,
+        "request-event" => serde_json::from_value::<RequestEventMessage>(m.payload.clone())
+            .map(|message| Command::ReceiveRequestEvent { message })
+            .map_err(|e| format!("request-event payload: {e}"))?,
         other => {
             return Err(format!(
-                "message kind `{other}` is not one this node accepts (datum, consent)"
+                "message kind `{other}` is not one this node accepts (datum, consent, request, request-event)"
             ));
         }
     };

@@ -566,7 +566,7 @@ async fn insert_item(
     Ok(())
 }
 
-async fn outbox(
+pub(crate) async fn outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     recipient: &PartyCode,
     kind: &str,

@@ -15,7 +15,7 @@ use crate::cases;
 use crate::federation::{self, Admission, InboundEnvelope};
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::redress;
-use crate::requests;
+use crate::requests::{self, RequestEventMessage, RequestMessage};
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
@@ -234,6 +234,17 @@ pub enum Command {
         /// `sha256:<hex>` of the body received.
         body_sha256: String,
     },
+    /// A request submitted by a partner to this party (delivered in an envelope).
+    ReceiveRequest {
+        /// The request as the requesting party drafted and submitted it.
+        message: RequestMessage,
+    },
+    /// A transition of a shared request recorded by the other party (delivered in an
+    /// envelope), applied to this node's copy.
+    ReceiveRequestEvent {
+        /// The event.
+        message: RequestEventMessage,
+    },
     /// Record a partner's signed acknowledgement of envelopes this node sent.
     RecordAcks {
         /// The acknowledging partner.
@@ -273,10 +284,14 @@ impl Command {
             Command::Inbound { envelope } => match envelope.kind.as_str() {
                 "datum" => Action::DatumReceive,
                 "consent" => Action::ConsentReceive,
+                "request" => Action::RequestReceive,
+                "request-event" => Action::RequestUpdate,
                 _ => Action::EnvelopeReject,
             },
             Command::RejectEnvelope { .. } => Action::EnvelopeReject,
             Command::RecordAcks { .. } => Action::EnvelopeAck,
+            Command::ReceiveRequest { .. } => Action::RequestReceive,
+            Command::ReceiveRequestEvent { .. } => Action::RequestUpdate,
         }
     }
 
@@ -327,6 +342,13 @@ impl Command {
             | Command::RemovePeer { party }
             | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
             Command::Inbound { envelope } => vec![Subject::new("envelope", &envelope.id)],
+            Command::ReceiveRequest { message } => vec![
+                Subject::new("request", &message.id),
+                Subject::new("party", message.requesting.as_str()),
+            ],
+            Command::ReceiveRequestEvent { message } => {
+                vec![Subject::new("request", &message.id)]
+            }
             Command::RejectEnvelope { from, cert_sha256, .. } => match (from, cert_sha256) {
                 (Some(p), _) => vec![Subject::new("peer", p.as_str())],
                 (None, Some(c)) => vec![Subject::new("certificate", c)],
@@ -342,6 +364,8 @@ impl Command {
                 | Command::TransitionRequest { .. }
                 | Command::ReadRequest { .. }
                 | Command::ReadAlerts
+                | Command::ReceiveRequest { .. }
+                | Command::ReceiveRequestEvent { .. }
         )
     }
 
@@ -454,6 +478,10 @@ impl Command {
             Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
                 ids::check_identifier("request id", id).map_err(GateError::Invalid)
             }
+            Command::ReceiveRequest { message } => requests::validate_message(message),
+            Command::ReceiveRequestEvent { message } => {
+                ids::check_identifier("request id", &message.id).map_err(GateError::Invalid)
+            }
             Command::ReadAlerts => Ok(()),
             Command::AddPeer { url, cert_sha256, signing_key, .. } => {
                 if !url.starts_with("https://") || url.len() > 2048 {
@@ -542,6 +570,24 @@ impl Command {
             }
             Command::RejectEnvelope { body_sha256, .. } => {
                 out.insert("body".into(), body_sha256.clone());
+            }
+            Command::ReceiveRequest { message } => {
+                out.insert(
+                    "request".into(),
+                    digest(
+                        serde_json::to_value(message)
+                            .map_err(|e| GateError::Invalid(e.to_string()))?,
+                    )?,
+                );
+            }
+            Command::ReceiveRequestEvent { message } => {
+                out.insert(
+                    "event".into(),
+                    digest(
+                        serde_json::to_value(message)
+                            .map_err(|e| GateError::Invalid(e.to_string()))?,
+                    )?,
+                );
             }
             Command::RecordAcks { ack_sha256, .. } => {
                 out.insert("ack".into(), ack_sha256.clone());

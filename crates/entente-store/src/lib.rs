@@ -30,4 +30,5 @@ pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };
+pub use requests::{EventRecord, RequestEventMessage, RequestMessage};
 pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, admin_execute};

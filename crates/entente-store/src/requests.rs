@@ -1,6 +1,15 @@
 //! Cross-border requests in the gate, event-sourced: the row holds what the request was
 //! drafted as; its events, replayed through `entente_policy::request` under its agreement,
 //! give its state and legal clocks. Private to the crate; reached only from [`crate::gate`].
+//!
+//! Requests travel: submitting one writes a `request` message (the draft and its events) to
+//! the outbox for the requested party, in the same transaction; from then on every event
+//! either side records is written as a `request-event` message for the other, and a node
+//! applies a partner's event only if that party's side of the request records it (the
+//! requested party receives, reviews, approves, refuses, executes, answers, suspends and
+//! resumes; the requesting party submits, withdraws, extends, closes; either lets it expire)
+//! and only in sequence, with the instant the other side recorded, so that both copies show
+//! the same state and the same clocks.
 
 use crate::gate::{Command, GateError, Output};
 use crate::store::{StoreError, to_i64};
@@ -9,7 +18,190 @@ use entente_policy::agreement::RequestKind;
 use entente_policy::engine::Engine;
 use entente_policy::request::{Request, RequestEvent};
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
+
+/// One recorded event of a request, as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRecord {
+    /// Position in the request's history, from 0.
+    pub seq: u64,
+    /// Event name (`submit`, `receive`, …).
+    pub event: String,
+    /// Grounds of a refusal or partial approval.
+    pub grounds: Vec<String>,
+    /// When the recording party recorded it (RFC 3339).
+    pub at: String,
+}
+
+/// A request as submitted to the requested party.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMessage {
+    /// Request id (kept on both sides).
+    pub id: String,
+    /// The requesting party's case.
+    pub case_id: String,
+    /// Kind of request.
+    pub kind: RequestKind,
+    /// Its legal basis.
+    pub agreement: String,
+    /// The requesting party.
+    pub requesting: PartyCode,
+    /// The requested party.
+    pub requested: PartyCode,
+    /// Emergency request.
+    pub emergency: bool,
+    /// When it was drafted (RFC 3339).
+    pub created_at: String,
+    /// The requesting party's national provisions it is made for.
+    pub provisions: Vec<String>,
+    /// Its events so far (ending with `submit`).
+    pub events: Vec<EventRecord>,
+}
+
+/// An event of a shared request recorded by one side, for the other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestEventMessage {
+    /// Request id.
+    pub id: String,
+    /// The event.
+    pub record: EventRecord,
+}
+
+/// Which side of a request records an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Requesting,
+    Requested,
+    Either,
+}
+
+fn side_of(event: &RequestEvent) -> Side {
+    match event {
+        RequestEvent::Submit
+        | RequestEvent::Withdraw
+        | RequestEvent::Extend
+        | RequestEvent::Close => Side::Requesting,
+        RequestEvent::Expire => Side::Either,
+        _ => Side::Requested,
+    }
+}
+
+pub(crate) fn validate_message(m: &RequestMessage) -> Result<(), GateError> {
+    entente_core::ids::check_identifier("request id", &m.id).map_err(GateError::Invalid)?;
+    entente_core::ids::check_identifier("case id", &m.case_id).map_err(GateError::Invalid)?;
+    entente_core::ids::check_identifier("agreement id", &m.agreement)
+        .map_err(GateError::Invalid)?;
+    if m.events.is_empty() || m.events.len() > 50 || m.provisions.len() > 20 {
+        return Err(GateError::Invalid(
+            "a submitted request carries 1 to 50 events and at most 20 provisions".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    seq: usize,
+    event: &RequestEvent,
+    at: Timestamp,
+    index: u64,
+) -> Result<(), GateError> {
+    let grounds =
+        serde_json::to_string(event.grounds()).map_err(|e| GateError::Invalid(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO request_events (request_id, seq, event, grounds, at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(i64::try_from(seq).map_err(|_| GateError::Invalid("too many events".into()))?)
+    .bind(event.name())
+    .bind(grounds)
+    .bind(at.to_string())
+    .bind(to_i64(index)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn record_of(seq: usize, event: &RequestEvent, at: Timestamp) -> EventRecord {
+    EventRecord {
+        seq: seq as u64,
+        event: event.name().to_owned(),
+        grounds: event.grounds().to_vec(),
+        at: at.to_string(),
+    }
+}
+
+fn parse_record(r: &EventRecord) -> Result<(RequestEvent, Timestamp), GateError> {
+    let event = RequestEvent::from_name(&r.event, r.grounds.clone())
+        .ok_or_else(|| GateError::Invalid(format!("unknown request event `{}`", r.event)))?;
+    let at =
+        r.at.parse::<Timestamp>()
+            .map_err(|e| GateError::Invalid(format!("event time `{}`: {e}", r.at)))?;
+    Ok((event, at))
+}
+
+/// After `event` was recorded on this node: the message for the other party, if the request
+/// travels (it has been submitted) and this node recorded the event itself.
+async fn mirror(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    party: &PartyCode,
+    request: &Request,
+    event: &RequestEvent,
+    at: Timestamp,
+    now_text: &str,
+    index: u64,
+) -> Result<(), GateError> {
+    let seq = request.history.len().saturating_sub(1);
+    if matches!(event, RequestEvent::Submit) && &request.from == party {
+        let row = sqlx::query("SELECT case_id, provisions FROM requests WHERE id = $1")
+            .bind(&request.id)
+            .fetch_one(&mut **tx)
+            .await?;
+        let case_id: String = row.try_get(0)?;
+        let provisions: Option<String> = row.try_get(1)?;
+        let provisions: Vec<String> = provisions
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| StoreError::Inconsistent(format!("request provisions: {e}")))?
+            .unwrap_or_default();
+        let message = RequestMessage {
+            id: request.id.clone(),
+            case_id,
+            kind: request.kind,
+            agreement: request.agreement.clone(),
+            requesting: request.from.clone(),
+            requested: request.to.clone(),
+            emergency: request.emergency,
+            created_at: request.created_at.to_string(),
+            provisions,
+            events: request
+                .history
+                .iter()
+                .enumerate()
+                .map(|(i, (e, t))| record_of(i, e, *t))
+                .collect(),
+        };
+        let payload =
+            serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
+        crate::flows::outbox(tx, &request.to, "request", &payload, now_text, index).await?;
+        return Ok(());
+    }
+    let submitted = request.history.iter().any(|(e, _)| matches!(e, RequestEvent::Submit));
+    if submitted {
+        let other = if &request.from == party { &request.to } else { &request.from };
+        let message =
+            RequestEventMessage { id: request.id.clone(), record: record_of(seq, event, at) };
+        let payload =
+            serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
+        crate::flows::outbox(tx, other, "request-event", &payload, now_text, index).await?;
+    }
+    Ok(())
+}
 
 fn kind_from(s: &str) -> Result<RequestKind, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
@@ -133,19 +325,113 @@ pub(crate) async fn apply(
                 .apply(event.clone(), now, agreement)
                 .map_err(|e| GateError::Conflict(e.to_string()))?;
             let seq = request.history.len().saturating_sub(1);
-            let grounds = serde_json::to_string(event.grounds())
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO request_events (request_id, seq, event, grounds, at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6)",
+            insert_event(tx, id, seq, event, now, index).await?;
+            mirror(tx, party, &request, event, now, &format!("{now:.6}"), index).await?;
+            Ok((Output::Request(Box::new(request)), Vec::new()))
+        }
+        Command::ReceiveRequest { message: m } => {
+            if &m.requested != party {
+                return Err(GateError::Invalid(format!(
+                    "request {} is addressed to {}, not to this node ({party})",
+                    m.id, m.requested
+                )));
+            }
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM requests WHERE id = $1")
+                .bind(&m.id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if exists.is_some() {
+                return Err(GateError::Conflict(format!("request `{}` already exists", m.id)));
+            }
+            let a = engine.agreement(&m.agreement).ok_or_else(|| {
+                GateError::Invalid(format!(
+                    "agreement `{}` is not loaded on this node",
+                    m.agreement
+                ))
+            })?;
+            let created: Timestamp = m
+                .created_at
+                .parse()
+                .map_err(|e| GateError::Invalid(format!("created_at `{}`: {e}", m.created_at)))?;
+            let mut request = Request::new(
+                m.kind,
+                a,
+                m.requesting.clone(),
+                m.requested.clone(),
+                m.emergency,
+                created,
             )
-            .bind(id)
-            .bind(i64::try_from(seq).map_err(|_| GateError::Invalid("too many events".into()))?)
-            .bind(event.name())
-            .bind(grounds)
-            .bind(now.to_string())
+            .map_err(|e| GateError::Invalid(e.to_string()))?;
+            request.id = m.id.clone();
+            for (i, r) in m.events.iter().enumerate() {
+                let (event, at) = parse_record(r)?;
+                if i as u64 != r.seq || side_of(&event) == Side::Requested {
+                    return Err(GateError::Invalid(format!(
+                        "event {} `{}` of request {} is out of sequence or not the requesting party's",
+                        r.seq, r.event, m.id
+                    )));
+                }
+                request.apply(event, at, a).map_err(|e| GateError::Invalid(e.to_string()))?;
+            }
+            if !request.history.iter().any(|(e, _)| matches!(e, RequestEvent::Submit)) {
+                return Err(GateError::Invalid(format!("request {} was not submitted", m.id)));
+            }
+            sqlx::query(
+                "INSERT INTO requests (id, case_id, kind, agreement, requesting, requested, emergency, created_at, ledger_index, provisions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&m.id)
+            .bind(&m.case_id)
+            .bind(m.kind.as_str())
+            .bind(&m.agreement)
+            .bind(m.requesting.as_str())
+            .bind(m.requested.as_str())
+            .bind(i64::from(m.emergency))
+            .bind(created.to_string())
             .bind(to_i64(index)?)
+            .bind(serde_json::to_string(&m.provisions).map_err(|e| GateError::Invalid(e.to_string()))?)
             .execute(&mut **tx)
             .await?;
+            for (i, (event, at)) in request.history.iter().enumerate() {
+                insert_event(tx, &m.id, i, event, *at, index).await?;
+            }
+            Ok((Output::Request(Box::new(request)), Vec::new()))
+        }
+        Command::ReceiveRequestEvent { message: m } => {
+            let mut request = load(tx, engine, &m.id).await?;
+            let other = if &request.from == party {
+                Side::Requested
+            } else if &request.to == party {
+                Side::Requesting
+            } else {
+                return Err(GateError::Invalid(format!(
+                    "request {} is not between this node and a partner",
+                    m.id
+                )));
+            };
+            let (event, at) = parse_record(&m.record)?;
+            let side = side_of(&event);
+            if side != other && side != Side::Either {
+                return Err(GateError::Invalid(format!(
+                    "`{}` on request {} is recorded by the other side, not by the party that sent it",
+                    m.record.event, m.id
+                )));
+            }
+            let expected = request.history.len() as u64;
+            if m.record.seq != expected {
+                return Err(GateError::Conflict(format!(
+                    "event {} of request {} is out of sequence: this node holds {expected} events",
+                    m.record.seq, m.id
+                )));
+            }
+            let agreement = engine.agreement(&request.agreement).ok_or_else(|| {
+                GateError::Invalid(format!("agreement `{}` is not loaded", request.agreement))
+            })?;
+            request
+                .apply(event.clone(), at, agreement)
+                .map_err(|e| GateError::Conflict(e.to_string()))?;
+            insert_event(tx, &m.id, request.history.len().saturating_sub(1), &event, at, index)
+                .await?;
             Ok((Output::Request(Box::new(request)), Vec::new()))
         }
         Command::ReadRequest { id } => {

@@ -474,6 +474,20 @@ impl Store {
             .transpose()
     }
 
+    /// How many events this node holds for request `id` (0 if it does not know it): how a
+    /// caller sees a partner's transition arrive without a recorded read.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn request_event_count(&self, id: &str) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM request_events WHERE request_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        to_u64(n)
+    }
+
     /// The originating party of a datum this node holds (`None` if it holds no such datum).
     ///
     /// # Errors

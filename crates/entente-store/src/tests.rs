@@ -799,3 +799,196 @@ async fn cases_shared_under_a_jit() {
         db.drop_schema().await;
     }
 }
+
+/// Hands the messages `from` has waiting for `to` to `to`'s gate as inbound envelopes (the
+/// node layer's job once it has checked the signature), acknowledging them at `from`.
+async fn hand_over(
+    from: (&Store, &Gate, &PartyCode),
+    to: (&Gate, &PartyCode, &str),
+    now: Timestamp,
+) -> Vec<Result<Verdict, GateError>> {
+    use crate::federation::InboundEnvelope;
+    use entente_core::envelope::{AckItem, AckStatus, message_id, payload_digest};
+    let (store, from_gate, from_party) = from;
+    let (to_gate, to_party, cert) = to;
+    let pending = store.pending_messages(to_party, 100).await.unwrap();
+    let commands: Vec<Command> = pending
+        .iter()
+        .map(|m| Command::Inbound {
+            envelope: Box::new(InboundEnvelope {
+                from: from_party.clone(),
+                cert_sha256: cert.into(),
+                id: message_id(from_party, to_party, m.seq),
+                seq: m.seq,
+                kind: m.kind.clone(),
+                payload: m.payload.clone(),
+                envelope_sha256: payload_digest(&m.payload).unwrap(),
+                payload_sha256: payload_digest(&m.payload).unwrap(),
+            }),
+        })
+        .collect();
+    let results =
+        to_gate.submit_many(Actor::Peer { party: from_party.clone() }, commands, now).await;
+    let items: Vec<AckItem> = pending
+        .iter()
+        .zip(&results)
+        .map(|(m, r)| AckItem {
+            id: message_id(from_party, to_party, m.seq),
+            seq: m.seq,
+            status: match r {
+                Ok(Verdict::Permitted { .. }) => AckStatus::Applied,
+                _ => AckStatus::Denied,
+            },
+            ledger_index: match r {
+                Ok(Verdict::Permitted { index, .. } | Verdict::Denied { index, .. }) => *index,
+                _ => 0,
+            },
+            replayed: false,
+            reason: None,
+        })
+        .collect();
+    if !items.is_empty() {
+        let ack =
+            Command::RecordAcks { peer: to_party.clone(), ack_sha256: "sha256:00".into(), items };
+        from_gate.submit(Actor::Peer { party: to_party.clone() }, ack, now).await.unwrap();
+    }
+    results
+}
+
+/// A request submitted at NL arrives at DE in state `submitted`; DE's receipt travels back;
+/// both copies then hold the same events and the same clock; a replayed envelope is not
+/// applied twice; a party may not record the other side's events on its copy.
+#[tokio::test]
+async fn requests_travel_between_nodes() {
+    use entente_policy::agreement::RequestKind;
+    use entente_policy::request::{RequestEvent, RequestState};
+    let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+    let pairs = backends().await.into_iter().zip(backends().await);
+    for (nl_db, de_db) in pairs {
+        let de_key = SigningKey::from_bytes(&[7u8; 32]);
+        let nl_gate = Gate::start(nl_db.store.clone(), key(), nl(), shipped_agreements());
+        let de_gate = Gate::start(de_db.store.clone(), de_key, de(), shipped_agreements());
+        let pin = |party: PartyCode, cert: &str| Command::AddPeer {
+            party,
+            url: "https://127.0.0.1:1".into(),
+            cert_pem: "-".into(),
+            cert_sha256: cert.repeat(64),
+            signing_key: "b".repeat(64),
+        };
+        let at = t("2026-09-01T08:00:00Z");
+        nl_gate.submit(Actor::Operator, pin(de(), "d"), at).await.unwrap();
+        de_gate.submit(Actor::Operator, pin(nl(), "e"), at).await.unwrap();
+        let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
+        let case = Command::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
+        nl_gate.submit(ca.clone(), case, at).await.unwrap();
+        let create = Command::CreateRequest {
+            id: "r1".into(),
+            case_id: "L".into(),
+            kind: RequestKind::Production,
+            agreement: "eu-2023-1543".into(),
+            to: de(),
+            emergency: false,
+            provisions: vec!["Sr 138ab".into()],
+        };
+        nl_gate.submit(ca.clone(), create, at).await.unwrap();
+        // A draft does not travel.
+        assert!(nl_db.store.pending_messages(&de(), 10).await.unwrap().is_empty());
+        let step = |event| Command::TransitionRequest { id: "r1".into(), event };
+        nl_gate
+            .submit(ca.clone(), step(RequestEvent::Submit), t("2026-09-01T09:00:00Z"))
+            .await
+            .unwrap();
+        let nl_side = (&nl_db.store, &nl_gate, &nl());
+        let de_side = (&de_db.store, &de_gate, &de());
+        let r =
+            hand_over(nl_side, (&de_gate, &de(), &"e".repeat(64)), t("2026-09-01T09:00:01Z")).await;
+        assert!(matches!(&r[..], [Ok(Verdict::Permitted { .. })]), "{r:?}");
+        assert_eq!(de_db.store.request_event_count("r1").await.unwrap(), 1);
+        assert_eq!(de_db.store.request_provisions("r1").await.unwrap(), ["Sr 138ab"]);
+
+        // DE records receipt on its copy (Friday 19:00 CEST); it travels back to NL.
+        let de_ca = Actor::User { name: "bfj".into(), role: Role::CentralAuthority };
+        de_gate
+            .submit(de_ca.clone(), step(RequestEvent::Receive), t("2026-09-04T17:00:00Z"))
+            .await
+            .unwrap();
+        let r =
+            hand_over(de_side, (&nl_gate, &nl(), &"d".repeat(64)), t("2026-09-04T17:00:02Z")).await;
+        assert!(matches!(&r[..], [Ok(Verdict::Permitted { .. })]), "{r:?}");
+        for gate in [&nl_gate, &de_gate] {
+            let v = gate
+                .submit(
+                    Actor::Operator,
+                    Command::ReadRequest { id: "r1".into() },
+                    t("2026-09-05T08:00:00Z"),
+                )
+                .await
+                .unwrap();
+            let Verdict::Permitted { output: Output::Request(r), .. } = v else { panic!("{v:?}") };
+            assert_eq!(r.state, RequestState::Received);
+            assert_eq!(r.history.len(), 2);
+            // The same clock on both copies: 10 days from DE's receipt, in DE's zone.
+            assert_eq!(r.clocks[0].due.to_string(), "2026-09-14T17:00:00Z");
+        }
+
+        // The same envelope again (seq 1 from DE) is answered with the stored outcome.
+        let replay = Command::Inbound {
+            envelope: Box::new(crate::federation::InboundEnvelope {
+                from: de(),
+                cert_sha256: "d".repeat(64),
+                id: "DE-NL-1".into(),
+                seq: 1,
+                kind: "request-event".into(),
+                payload: serde_json::json!({}),
+                envelope_sha256: "sha256:00".into(),
+                payload_sha256: "sha256:00".into(),
+            }),
+        };
+        let e =
+            nl_gate.submit(Actor::Peer { party: de() }, replay, t("2026-09-05T08:00:00Z")).await;
+        assert!(matches!(&e, Err(GateError::Replayed(item)) if item.replayed), "{e:?}");
+        assert_eq!(nl_db.store.request_event_count("r1").await.unwrap(), 2);
+
+        // NL may not send DE an approval of its own request: refused on content, recorded.
+        let forged = Command::Inbound {
+            envelope: Box::new(crate::federation::InboundEnvelope {
+                from: nl(),
+                cert_sha256: "e".repeat(64),
+                id: "NL-DE-2".into(),
+                seq: 2,
+                kind: "request-event".into(),
+                payload: serde_json::json!({"id": "r1", "record": {"seq": 2, "event": "approve", "grounds": [], "at": "2026-09-05T08:00:00Z"}}),
+                envelope_sha256: "sha256:00".into(),
+                payload_sha256: "sha256:00".into(),
+            }),
+        };
+        let v = de_gate
+            .submit(Actor::Peer { party: nl() }, forged, t("2026-09-05T08:00:00Z"))
+            .await
+            .unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert!(decision.reason.contains("recorded by the other side"), "{}", decision.reason);
+        assert_eq!(de_db.store.request_event_count("r1").await.unwrap(), 2);
+        // A gap in the sender's sequence is refused and not recorded.
+        let gap = Command::Inbound {
+            envelope: Box::new(crate::federation::InboundEnvelope {
+                from: nl(),
+                cert_sha256: "e".repeat(64),
+                id: "NL-DE-9".into(),
+                seq: 9,
+                kind: "request-event".into(),
+                payload: serde_json::json!({}),
+                envelope_sha256: "sha256:00".into(),
+                payload_sha256: "sha256:00".into(),
+            }),
+        };
+        let e = de_gate.submit(Actor::Peer { party: nl() }, gap, t("2026-09-05T08:00:00Z")).await;
+        assert!(
+            matches!(&e, Err(GateError::Conflict(m)) if m.contains("expects sequence number 3")),
+            "{e:?}"
+        );
+        verify_ledger(&nl_db.store, &nl(), &vkey(&nl_gate), &mut |_, _| {}).await.unwrap();
+        nl_db.drop_schema().await;
+        de_db.drop_schema().await;
+    }
+}
