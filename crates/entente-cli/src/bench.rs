@@ -17,6 +17,15 @@ pub(crate) enum Backend {
 
 #[derive(Subcommand)]
 pub(crate) enum BenchCmd {
+    /// Envelopes between two node processes over mutual TLS: round-trip latency and delivery throughput, both sides committing
+    Federation {
+        /// Envelopes for the throughput run
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        /// Envelopes sent one at a time for the round-trip latency
+        #[arg(long, default_value_t = 1_000)]
+        round_trips: u64,
+    },
     /// Durable ledger appends per second through the gate (case.open: effect, entry, tree hashes and signed checkpoint committed together)
     Ledger {
         /// Storage backend
@@ -61,6 +70,9 @@ pub(crate) enum BenchCmd {
 
 pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
     match cmd {
+        BenchCmd::Federation { messages, round_trips } => {
+            crate::bench_federation::run(messages, round_trips).await
+        }
         BenchCmd::Ledger { backend, database_url, entries, concurrency } => {
             let dir = tempfile::tempdir()?;
             let (url, schema) = match backend {

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod bench;
+mod bench_federation;
 mod case;
 mod complaint;
 mod framework;
@@ -197,6 +198,12 @@ enum LedgerCmd {
         /// A checkpoint seen earlier: the audit proves the ledger extends it, then stores the new one there
         #[arg(long)]
         trusted_checkpoint: Option<PathBuf>,
+        /// A witness's cosignature verifier key (C2SP cosignature/v1); repeat for each witness
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned the node's cosigned checkpoint; the audit then proves the ledger extends that checkpoint
+        #[arg(long, default_value_t = 0)]
+        witness_threshold: usize,
     },
 }
 
@@ -282,6 +289,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             println!("  ledger origin   {}", node.gate.origin());
             println!("  verifier key    {}", node.verifier_key());
+            println!(
+                "  witness key     {}",
+                entente_core::witness::verifier_key(
+                    &entente_core::witness::witness_name(&node.config.party),
+                    &node.key.verifying_key()
+                )
+            );
             println!("  storage         {}", node.store.url());
             println!(
                 "next: entente user add --data-dir {} --name NAME --role admin",
@@ -307,6 +321,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             // The outbox is delivered whether or not this node listens for partners.
             let deliverer = entente_node::federation::Deliverer::new(node.clone())?;
             let delivery = tokio::spawn(deliverer.run(stopped()));
+            let witness = entente_node::witness::Witness::new(node.clone())?;
+            let witnessing = tokio::spawn(witness.run(stopped()));
             let federation = match federation_listen.or(node.config.federation_listen) {
                 Some(faddr) => {
                     let fl = tokio::net::TcpListener::bind(faddr)
@@ -327,6 +343,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             entente_node::server::serve(node, listener, shutdown).await?;
             let _ = delivery.await;
+            let _ = witnessing.await;
             if let Some(f) = federation {
                 f.await.map_err(|e| fail(1, e))??;
             }
@@ -462,7 +479,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        LedgerCmd::Audit { url, key, trusted_checkpoint } => {
+        LedgerCmd::Audit { url, key, trusted_checkpoint, witnesses, witness_threshold } => {
             let key = match key {
                 Some(k) => k,
                 None => {
@@ -473,12 +490,36 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
                     k
                 }
             };
-            let trusted = match &trusted_checkpoint {
+            if witness_threshold > witnesses.len() {
+                return Err(fail(
+                    2,
+                    format!(
+                        "--witness-threshold {witness_threshold} needs at least that many --witness keys ({} given)",
+                        witnesses.len()
+                    ),
+                ));
+            }
+            let mut trusted = match &trusted_checkpoint {
                 Some(p) if p.exists() => {
                     Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
                 }
                 _ => None,
             };
+            if witness_threshold > 0 {
+                let w =
+                    entente_node::audit::check_witnesses(&url, &key, &witnesses, witness_threshold)
+                        .await
+                        .map_err(|e| fail(1, format!("audit of {url} FAILED: {e}")))?;
+                println!(
+                    "witnesses: checkpoint of size {} cosigned by {} ({} required)",
+                    w.checkpoint.size,
+                    w.cosigned_by.join(", "),
+                    witness_threshold
+                );
+                if trusted.is_none() {
+                    trusted = Some(w.note);
+                }
+            }
             let bar = progress_bar(0, "auditing");
             let result = entente_node::audit::audit(&url, &key, trusted.as_deref(), &mut |d, t| {
                 bar.set_length(t);

@@ -386,3 +386,106 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
         .unwrap();
     assert_eq!(malformed["payload_hashes"]["body"], body_digest.as_str());
 }
+
+/// A ledger entry list read through a node's API by an auditor.
+async fn entries(api: &str, auditor: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let all: Value = http
+        .get(format!("{api}/api/v1/ledger/entries?from=0&to=1000"))
+        .bearer_auth(auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["entries"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn witnesses_cosign_and_catch_a_rewritten_ledger() {
+    use entente_core::witness;
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    let fr = Fed::new(tmp.path(), "FR");
+    nl.pin(&de);
+    de.pin(&nl);
+    let de_auditor = add_user(&de.dir, "dora", "auditor");
+    let de_witness = witness::verifier_key(
+        &witness::witness_name(&"DE".parse().unwrap()),
+        &key_of(&de.dir).verifying_key(),
+    );
+    let fr_witness = witness::verifier_key(
+        &witness::witness_name(&"FR".parse().unwrap()),
+        &key_of(&fr.dir).verifying_key(),
+    );
+    let mut nl_server = nl.start().await;
+    let de_server = de.start().await;
+
+    // DE witnesses NL; NL publishes the cosigned checkpoint.
+    let http = reqwest::Client::new();
+    let url = format!("{}/ledger/cosigned-checkpoint", nl_server.url);
+    let cosigned = eventually(Duration::from_secs(30), async || {
+        http.get(&url).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(cosigned, "NL never published a cosigned checkpoint");
+    let ok = common::entente(&[
+        "ledger",
+        "audit",
+        &nl_server.url,
+        "--witness",
+        &de_witness,
+        "--witness-threshold",
+        "1",
+    ]);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), common::stderr(&ok));
+    assert!(stdout(&ok).contains("cosigned by entente-witness/DE"), "{}", stdout(&ok));
+    let short = common::entente(&[
+        "ledger",
+        "audit",
+        &nl_server.url,
+        "--witness",
+        &fr_witness,
+        "--witness-threshold",
+        "1",
+    ]);
+    assert_eq!(short.status.code(), Some(1), "{}", stdout(&short));
+    assert!(
+        common::stderr(&short).contains("0 of the required 1 witnesses"),
+        "{}",
+        common::stderr(&short)
+    );
+
+    // NL's operator rewrites its ledger behind the witness's back: everything after the first
+    // entry is dropped and a different history appended.
+    nl_server.child.kill();
+    let db = entente_node::identity::sqlite_url(&std::path::absolute(&nl.dir).unwrap());
+    let first_hash = entente_core::ledger::stored_hash_index(0, 1);
+    entente_store::admin_execute(
+        &db,
+        &format!(
+            "DELETE FROM ledger_entries WHERE idx >= 1; DELETE FROM ledger_hashes WHERE id >= {first_hash}; \
+             DELETE FROM ledger_checkpoints WHERE size > 1; \
+             UPDATE ledger_head SET size = 1, checkpoint = (SELECT note FROM ledger_checkpoints WHERE size = 1) WHERE id = 1;"
+        ),
+    )
+    .await
+    .unwrap();
+    for name in ["x1", "x2", "x3", "x4", "x5", "x6"] {
+        entente_ok(&["user", "add", "--data-dir", s(&nl.dir), "--name", name, "--role", "auditor"]);
+    }
+    let _nl_server = nl.start().await;
+    let alarmed = eventually(Duration::from_secs(30), async || {
+        entries(&de_server.url, &de_auditor)
+            .await
+            .iter()
+            .any(|e| e["action"] == "witness.alarm" && e["subjects"][0] == "ledger:NL")
+    })
+    .await;
+    assert!(alarmed, "DE's witness did not record the rewritten ledger");
+    // The evidence (the contradicting checkpoint) is kept beside DE's last good view.
+    let kept = std::fs::read_dir(de.dir.join("witness")).unwrap().count();
+    assert!(kept >= 2, "no evidence kept");
+}

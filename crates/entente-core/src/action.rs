@@ -120,6 +120,10 @@ pub enum Action {
     /// A transition of a shared request recorded by the other party, mirrored here.
     #[serde(rename = "request.update")]
     RequestUpdate,
+    /// A witness found a partner's ledger showing inconsistent checkpoints (a split view or a
+    /// rewritten history).
+    #[serde(rename = "witness.alarm")]
+    WitnessAlarm,
 }
 
 impl Action {
@@ -152,6 +156,7 @@ impl Action {
             Action::EnvelopeAck => "envelope.ack",
             Action::RequestReceive => "request.receive",
             Action::RequestUpdate => "request.update",
+            Action::WitnessAlarm => "witness.alarm",
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod ids;
 pub mod ledger;
 pub mod lexicon;
 pub mod policy;
+pub mod witness;
 
 pub use action::{Action, Actor, Subject};
 pub use decision::{Decision, Obligation, Outcome};

@@ -144,6 +144,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the status of the node's cases",
                 Vec::new(),
             ),
+            Action::WitnessAlarm => Decision::permit(
+                "operator.witness",
+                "the node's witness records what it found in a partner's ledger",
+                Vec::new(),
+            ),
             Action::PeerAdd | Action::PeerRemove => Decision::permit(
                 "operator.peers",
                 "the operator holding the data directory decides which partner nodes are trusted",
@@ -286,6 +291,7 @@ mod tests {
             Action::EnvelopeAck,
             Action::RequestReceive,
             Action::RequestUpdate,
+            Action::WitnessAlarm,
         ])
     }
 

@@ -82,6 +82,54 @@ pub async fn fetch_verifier_key(base_url: &str) -> Result<String, AuditError> {
     Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
 }
 
+/// What the witness check established.
+#[derive(Clone, Debug)]
+pub struct WitnessReport {
+    /// The cosigned checkpoint (the log's signature verified).
+    pub checkpoint: VerifiedCheckpoint,
+    /// The note with its cosignatures.
+    pub note: Vec<u8>,
+    /// Names of the given witnesses whose cosignature verified.
+    pub cosigned_by: Vec<String>,
+}
+
+/// Fetches the node's cosigned checkpoint and checks that at least `threshold` of
+/// `witnesses` (C2SP cosignature/v1 verifier keys) cosigned it.
+///
+/// # Errors
+/// Unreachable node, a checkpoint not signed by the log, a malformed witness key, or fewer
+/// valid cosignatures than the threshold (naming those missing).
+pub async fn check_witnesses(
+    base_url: &str,
+    verifier_key: &str,
+    witnesses: &[String],
+    threshold: usize,
+) -> Result<WitnessReport, AuditError> {
+    let f = fetcher(base_url)?;
+    let note = f.get("ledger/cosigned-checkpoint").await?;
+    let checkpoint = ledger::verify_checkpoint(&note, verifier_key)
+        .map_err(|e| AuditError::Checkpoint(format!("cosigned checkpoint: {e}")))?;
+    let mut cosigned_by = Vec::new();
+    let mut missing = Vec::new();
+    for w in witnesses {
+        let (name, key) = entente_core::witness::parse_verifier_key(w)
+            .map_err(|e| AuditError::Checkpoint(e.to_string()))?;
+        match entente_core::witness::verify_cosignature(&note, &name, &key) {
+            Ok(_) => cosigned_by.push(name),
+            Err(e) => missing.push(e.to_string()),
+        }
+    }
+    if cosigned_by.len() < threshold {
+        return Err(AuditError::Checkpoint(format!(
+            "{} of the required {threshold} witnesses cosigned the checkpoint of size {}: {}",
+            cosigned_by.len(),
+            checkpoint.size,
+            missing.join("; ")
+        )));
+    }
+    Ok(WitnessReport { checkpoint, note, cosigned_by })
+}
+
 fn fetcher(base_url: &str) -> Result<Fetcher, AuditError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

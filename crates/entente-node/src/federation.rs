@@ -340,6 +340,9 @@ pub async fn serve(
     let skew = SignedDuration::from_secs(i64::from(node.config.clock_skew_secs));
     let app = Router::new()
         .route(ENVELOPES_PATH, post(receive))
+        .route("/federation/v1/checkpoint", axum::routing::get(checkpoint))
+        .route("/federation/v1/consistency", axum::routing::get(consistency))
+        .route("/federation/v1/cosignatures", post(cosignature))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .with_state(FedState { node, skew });
@@ -676,6 +679,103 @@ async fn receive(
                 None,
             )
         }
+    }
+}
+
+/// The pinned partner on this connection, or a refusal (not recorded: reads of public
+/// ledger material change nothing).
+async fn pinned(st: &FedState, conn: &PeerConn) -> Result<PeerRecord, Response> {
+    match st.node.store.peer_by_cert(&conn.cert_sha256).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(problem(
+            StatusCode::FORBIDDEN,
+            "unpinned",
+            "Unknown partner",
+            "the client certificate is not pinned on this node",
+            None,
+        )),
+        Err(_) => Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Try again later",
+            "store unavailable",
+            None,
+        )),
+    }
+}
+
+/// This node's latest signed checkpoint, for witnesses.
+async fn checkpoint(State(st): State<FedState>, Extension(conn): Extension<PeerConn>) -> Response {
+    if let Err(r) = pinned(&st, &conn).await {
+        return r;
+    }
+    match st.node.store.ledger_head().await {
+        Ok((_, Some(note))) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()
+        }
+        _ => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "No checkpoint",
+            "the ledger has no checkpoint yet",
+            None,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+/// A consistency proof between two sizes of this node's ledger, for witnesses.
+async fn consistency(
+    State(st): State<FedState>,
+    Extension(conn): Extension<PeerConn>,
+    q: Result<axum::extract::Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = pinned(&st, &conn).await {
+        return r;
+    }
+    let Ok(axum::extract::Query(q)) = q else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad query",
+            "expected ?old=N&new=M",
+            None,
+        );
+    };
+    let size = st.node.store.ledger_head().await.map(|(s, _)| s).unwrap_or(0);
+    if q.old == 0 || q.old > q.new || q.new > size {
+        let detail = format!("need 0 < old <= new <= {size}");
+        return problem(StatusCode::BAD_REQUEST, "bad-request", "Bad sizes", &detail, None);
+    }
+    match st.node.store.consistency_proof(q.new, q.old).await {
+        Ok(proof) => {
+            use base64::Engine as _;
+            let hashes: Vec<String> =
+                proof.iter().map(|h| base64::prelude::BASE64_STANDARD.encode(h.0)).collect();
+            Json(json!({"old": q.old, "new": q.new, "hashes": hashes})).into_response()
+        }
+        Err(e) => problem(StatusCode::BAD_REQUEST, "bad-request", "No proof", &e.to_string(), None),
+    }
+}
+
+/// A partner's cosignature of one of this node's checkpoints.
+async fn cosignature(
+    State(st): State<FedState>,
+    Extension(conn): Extension<PeerConn>,
+    body: Bytes,
+) -> Response {
+    let peer = match pinned(&st, &conn).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match crate::witness::accept_cosignature(&st.node, &peer, &body) {
+        Ok(n) => Json(json!({"cosignatures": n})).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, "cosignature", "Cosignature refused", &e, None),
     }
 }
 

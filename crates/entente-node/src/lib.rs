@@ -19,5 +19,6 @@ pub mod config;
 pub mod federation;
 pub mod identity;
 pub mod server;
+pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};

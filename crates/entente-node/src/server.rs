@@ -185,6 +185,7 @@ pub fn router(node: Node) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/ledger/checkpoint", get(checkpoint))
         .route("/ledger/key", get(verifier_key))
+        .route("/ledger/cosigned-checkpoint", get(cosigned_checkpoint))
         .route("/ledger/tile/{*path}", get(tile))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/cases", post(open_case))
@@ -369,6 +370,23 @@ async fn verifier_key(State(state): State<AppState>) -> Response {
         format!("{}\n", state.node.verifier_key()),
     )
         .into_response()
+}
+
+/// The latest checkpoint partners have cosigned, with their cosignatures (C2SP
+/// tlog-cosignature), for auditors who require a witness threshold.
+async fn cosigned_checkpoint(State(state): State<AppState>) -> ApiResult {
+    let path = state.node.data_dir.join(crate::witness::COSIGNED_FILE);
+    match std::fs::read(&path) {
+        Ok(note) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+        }
+        Err(_) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "no partner has cosigned a checkpoint of this ledger yet",
+        )),
+    }
 }
 
 async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult {

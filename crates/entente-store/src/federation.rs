@@ -239,6 +239,8 @@ pub(crate) async fn apply(
             }
             Ok(Output::Done)
         }
+        // The alarm is the ledger entry itself; the evidence stays with the witness.
+        Command::WitnessAlarm { .. } => Ok(Output::Done),
         _ => Err(GateError::Store(StoreError::Inconsistent("not a federation command".into()))),
     }
 }
@@ -376,6 +378,20 @@ impl crate::Store {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Envelopes from `sender` applied by this node's gate (each counted once).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_received_from(&self, sender: &PartyCode) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM inbox WHERE sender = $1 AND status = 'applied'",
+        )
+        .bind(sender.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        to_u64(n)
     }
 
     /// Delivery state per recipient.

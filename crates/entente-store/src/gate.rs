@@ -245,6 +245,17 @@ pub enum Command {
         /// The event.
         message: RequestEventMessage,
     },
+    /// Record that a partner's ledger showed inconsistent checkpoints to this node's witness.
+    WitnessAlarm {
+        /// The partner whose ledger it is.
+        log: PartyCode,
+        /// `sha256:<hex>` of the last good checkpoint note seen.
+        seen: String,
+        /// `sha256:<hex>` of the checkpoint note that contradicts it.
+        shown: String,
+        /// What shows the contradiction.
+        detail: String,
+    },
     /// Record a partner's signed acknowledgement of envelopes this node sent.
     RecordAcks {
         /// The acknowledging partner.
@@ -292,6 +303,7 @@ impl Command {
             Command::RecordAcks { .. } => Action::EnvelopeAck,
             Command::ReceiveRequest { .. } => Action::RequestReceive,
             Command::ReceiveRequestEvent { .. } => Action::RequestUpdate,
+            Command::WitnessAlarm { .. } => Action::WitnessAlarm,
         }
     }
 
@@ -342,6 +354,7 @@ impl Command {
             | Command::RemovePeer { party }
             | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
             Command::Inbound { envelope } => vec![Subject::new("envelope", &envelope.id)],
+            Command::WitnessAlarm { log, .. } => vec![Subject::new("ledger", log.as_str())],
             Command::ReceiveRequest { message } => vec![
                 Subject::new("request", &message.id),
                 Subject::new("party", message.requesting.as_str()),
@@ -385,6 +398,7 @@ impl Command {
                 | Command::RemovePeer { .. }
                 | Command::RecordAcks { .. }
                 | Command::RejectEnvelope { .. }
+                | Command::WitnessAlarm { .. }
         )
     }
 
@@ -497,7 +511,9 @@ impl Command {
                 }
                 Ok(())
             }
-            Command::RemovePeer { .. } | Command::RejectEnvelope { .. } => Ok(()),
+            Command::RemovePeer { .. }
+            | Command::RejectEnvelope { .. }
+            | Command::WitnessAlarm { .. } => Ok(()),
             Command::RecordAcks { items, .. } if items.is_empty() => {
                 Err(GateError::Invalid("an acknowledgement answers at least one envelope".into()))
             }
@@ -591,6 +607,11 @@ impl Command {
             }
             Command::RecordAcks { ack_sha256, .. } => {
                 out.insert("ack".into(), ack_sha256.clone());
+            }
+            Command::WitnessAlarm { seen, shown, detail, .. } => {
+                out.insert("seen".into(), seen.clone());
+                out.insert("shown".into(), shown.clone());
+                out.insert("detail".into(), digest(serde_json::json!(detail))?);
             }
             // Flows record the digests their effect computes (see `flows::apply`).
             _ => {}

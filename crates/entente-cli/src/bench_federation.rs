@@ -1,0 +1,270 @@
+//! `entente bench federation`: envelopes between two node processes on loopback over mutual
+//! TLS, both sides committing every envelope durably (SQLite, synchronous=FULL).
+//!
+//! 1. DE shares `messages + round_trips` data items with NL through its gate (each leaves one
+//!    outbox message in the share's transaction).
+//! 2. Round trip: with NL's `entente serve` running, this process (holding DE's identity)
+//!    sends `round_trips` envelopes one at a time and times each from the POST to the
+//!    verified, signed acknowledgement (NL's gate has committed the datum and its entry).
+//! 3. Throughput: DE's `entente serve` starts and its deliverer drains the rest of the
+//!    outbox; envelopes per second from the first acknowledgement to the last, each side
+//!    committing (NL the data, DE the recorded acknowledgements).
+
+use crate::{Failure, fail, progress_bar};
+use entente_core::envelope::{Ack, Envelope};
+use entente_core::{Actor, PartyCode, Role};
+use entente_node::federation::{TlsIdentity, cert_info};
+use entente_node::{InitOptions, Node};
+use entente_store::{Command, Verdict};
+use jiff::Timestamp;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn free_port() -> Result<u16, Failure> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+async fn node(root: &Path, party: &str) -> Result<Node, Failure> {
+    let opts = InitOptions {
+        data_dir: root.join(party.to_lowercase()),
+        party: party.parse()?,
+        name: format!("benchmark node {party}"),
+        database_url: None,
+        listen: ([127, 0, 0, 1], free_port()?).into(),
+        federation_listen: Some(([127, 0, 0, 1], free_port()?).into()),
+    };
+    Ok(Node::init(&opts, Timestamp::now()).await?)
+}
+
+async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
+    let pem = std::fs::read_to_string(b.data_dir.join(entente_node::identity::CERT_FILE))?;
+    let info = cert_info(&pem).map_err(|e| fail(1, e))?;
+    let faddr = b.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+    let v = a
+        .gate
+        .submit(
+            Actor::Operator,
+            Command::AddPeer {
+                party: b.config.party.clone(),
+                url: format!("https://{faddr}"),
+                cert_pem: info.pem,
+                cert_sha256: info.sha256,
+                signing_key: info.signing_key,
+            },
+            Timestamp::now(),
+        )
+        .await?;
+    match v {
+        Verdict::Permitted { .. } => Ok(()),
+        v => Err(fail(1, format!("pinning refused: {v:?}"))),
+    }
+}
+
+/// A node process, killed when dropped.
+struct Serve(
+    #[expect(dead_code, reason = "held only to kill the process on drop")] tokio::process::Child,
+);
+
+async fn serve(n: &Node) -> Result<Serve, Failure> {
+    let faddr = n.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--data-dir"])
+        .arg(&n.data_dir)
+        .args(["--listen", &n.config.listen.to_string()])
+        .args(["--federation-listen", &faddr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(r) = http.get(format!("http://{}/healthz", n.config.listen)).send().await
+            && r.status().is_success()
+        {
+            return Ok(Serve(child));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(fail(1, format!("the {} node process did not start", n.config.party)))
+}
+
+/// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
+async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
+    let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
+    let open = Command::OpenCase {
+        id: "BENCH".into(),
+        title: "federation benchmark".into(),
+        concepts: vec!["illegal-access".into()],
+    };
+    de.gate.submit(actor.clone(), open, Timestamp::now()).await?;
+    let bar = progress_bar(count, "DE shares data with NL (outbox)");
+    let per = count.div_ceil(concurrency.max(1));
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let (gate, bar, actor) = (de.gate.clone(), bar.clone(), actor.clone());
+        let (lo, hi) = (t * per, ((t + 1) * per).min(count));
+        tasks.push(tokio::spawn(async move {
+            let nl: PartyCode = "NL".parse().map_err(|e| format!("{e}"))?;
+            for i in lo..hi {
+                let mut content = serde_json::Map::new();
+                content.insert("c2_ip".into(), serde_json::json!("203.0.113.77"));
+                content.insert("n".into(), serde_json::json!(i));
+                let add = Command::AddDatum {
+                    id: format!("b{i}"),
+                    case_id: "BENCH".into(),
+                    category: entente_policy::agreement::DataCategory::Traffic,
+                    content,
+                };
+                let share = Command::ShareDatum {
+                    id: format!("b{i}"),
+                    to: nl.clone(),
+                    purpose: entente_policy::agreement::Purpose::JointInvestigation,
+                    request_kind: None,
+                };
+                for c in [add, share] {
+                    match gate.submit(actor.clone(), c, Timestamp::now()).await {
+                        Ok(Verdict::Permitted { .. }) => {}
+                        Ok(v) => return Err(format!("unexpected verdict {v:?}")),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                bar.inc(1);
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| fail(1, e))?.map_err(|e| fail(1, e))?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> {
+    let tmp = tempfile::tempdir()?;
+    let nl = node(tmp.path(), "NL").await?;
+    let de = node(tmp.path(), "DE").await?;
+    pin(&nl, &de).await?;
+    pin(&de, &nl).await?;
+    load_outbox(&de, messages + round_trips, 64).await?;
+    let nl_party: PartyCode = "NL".parse()?;
+    let _nl_proc = serve(&nl).await?;
+
+    // Round trips, one envelope at a time, by this process as DE.
+    let peer = de.store.peer(&nl_party).await?.ok_or_else(|| fail(1, "NL not pinned"))?;
+    let tls = TlsIdentity::load(&de.data_dir).map_err(|e| fail(1, e))?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.client_config(&peer.cert_pem).map_err(|e| fail(1, e))?)
+        .build()?;
+    let nl_key = ed25519_dalek::VerifyingKey::from_bytes(
+        &hex::decode(&peer.signing_key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| fail(1, "stored key"))?,
+    )
+    .map_err(|e| fail(1, e))?;
+    let url = format!("{}{}", peer.url, entente_node::federation::ENVELOPES_PATH);
+    let pending = de.store.pending_messages(&nl_party, u32::try_from(round_trips)?).await?;
+    let mut rtts = Vec::with_capacity(pending.len());
+    let bar = progress_bar(pending.len() as u64, "round trips");
+    for m in pending {
+        let env = Envelope::seal(
+            &de.key,
+            de.config.party.clone(),
+            nl_party.clone(),
+            &m.kind,
+            m.seq,
+            m.payload,
+            Timestamp::now(),
+        )
+        .map_err(|e| fail(1, e))?;
+        let sent = [(env.id.clone(), env.seq)];
+        let body = serde_json::to_vec(&serde_json::json!({ "envelopes": [env] }))?;
+        let t0 = Instant::now();
+        let resp =
+            client.post(&url).header("content-type", "application/json").body(body).send().await?;
+        let bytes = resp.bytes().await?;
+        let ack: Ack = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(1, format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
+        ack.verify(&nl_key, &nl_party, &de.config.party, &sent).map_err(|e| fail(1, e))?;
+        rtts.push(t0.elapsed());
+        let digest = ack.digest().map_err(|e| fail(1, e))?;
+        let record =
+            Command::RecordAcks { peer: nl_party.clone(), ack_sha256: digest, items: ack.items };
+        de.gate.submit(Actor::Peer { party: nl_party.clone() }, record, Timestamp::now()).await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    rtts.sort();
+
+    // Throughput: DE's own process drains the outbox.
+    let before = de.store.outbox_summary().await?;
+    let delivered0 = before.iter().map(|s| s.delivered).sum::<u64>();
+    let spawned = Instant::now();
+    let _de_proc = serve(&de).await?;
+    let bar = progress_bar(messages, "DE's deliverer drains the outbox");
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (done, last) = loop {
+        let s = de.store.outbox_summary().await?;
+        let delivered = s.iter().map(|s| s.delivered).sum::<u64>() - delivered0;
+        let pending = s.iter().map(|s| s.pending).sum::<u64>();
+        bar.set_position(delivered);
+        if delivered > 0 && first.is_none() {
+            first = Some((Instant::now(), delivered));
+        }
+        if pending == 0 {
+            break (delivered, Instant::now());
+        }
+        if Instant::now() > deadline {
+            return Err(fail(1, format!("outbox not drained after 600 s ({pending} waiting)")));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    bar.finish_and_clear();
+    let (t_first, n_first) = first.unwrap_or((last, 0));
+    let steady = (done - n_first) as f64 / (last - t_first).as_secs_f64().max(1e-9);
+    let overall = done as f64 / (last - spawned).as_secs_f64().max(1e-9);
+    let held = nl.store.count_received_from(&de.config.party).await?;
+
+    println!(
+        "Federation: DE → NL on 127.0.0.1, mutual TLS 1.3, SQLite (synchronous=FULL) on both sides"
+    );
+    println!(
+        "  round trip (POST one envelope → NL's gate commits → signed ack verified), {} samples:",
+        rtts.len()
+    );
+    println!(
+        "    p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        percentile(&rtts, 0.50).as_secs_f64() * 1e3,
+        percentile(&rtts, 0.90).as_secs_f64() * 1e3,
+        percentile(&rtts, 0.99).as_secs_f64() * 1e3,
+        rtts.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "  throughput (DE's deliverer, batches of {}):",
+        entente_node::federation::DELIVERY_BATCH
+    );
+    println!("    {done} envelopes delivered and acknowledged");
+    println!("    {steady:.0} envelopes/s from first to last acknowledgement (target ≥ 5,000/s)");
+    println!("    {overall:.0} envelopes/s including DE's process start");
+    println!(
+        "  NL holds {held} data received from DE (expected {}): {}",
+        messages + round_trips,
+        if held == messages + round_trips { "each once" } else { "MISMATCH" }
+    );
+    if held != messages + round_trips {
+        return Err(fail(1, "delivery count mismatch"));
+    }
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! Witnessing partners' ledgers, and collecting the cosignatures partners make of this one.
+//!
+//! - As a witness, every [`WITNESS_INTERVAL`] this node fetches each pinned partner's latest
+//!   checkpoint over mutual TLS, verifies the partner's signature, and compares it with the
+//!   last checkpoint it saw of that partner (kept in `witness/<PARTY>.note` in the data
+//!   directory): a larger tree must come with a consistency proof that verifies. Only then
+//!   does it cosign (C2SP tlog-cosignature) and hand the cosignature to the partner. A tree
+//!   that shrinks, two different roots for one size, or a proof that fails is a split view or
+//!   a rewritten history: the node raises an alarm through its gate (`witness.alarm`, in its
+//!   own ledger, with the digests of both signed checkpoints) and stops cosigning that
+//!   partner, keeping the last good checkpoint as its view.
+//! - As a log, it accepts cosignatures of its own checkpoints from pinned partners (the
+//!   cosignature must verify with the partner's pinned key) and publishes the latest
+//!   checkpoint with every cosignature collected for it at `/ledger/cosigned-checkpoint`
+//!   (file `cosigned.note` in the data directory), so an auditor can ask for a witness
+//!   threshold (`entente ledger audit --witness … --witness-threshold N`).
+//!
+//! Cosignatures are not ledger entries: a cosignature recorded in the ledger would change
+//! the ledger's checkpoint, which the partner would witness again, without end.
+
+use crate::federation::{FederationError, TlsIdentity};
+use crate::identity::Node;
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use entente_core::ledger::{self, Hash, TreeProof};
+use entente_core::witness::{self, Observation};
+use entente_core::{Actor, PartyCode};
+use entente_store::{Command, PeerRecord};
+use jiff::Timestamp;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often partners' checkpoints are witnessed.
+pub const WITNESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// File holding this node's latest checkpoint with the cosignatures collected for it.
+pub const COSIGNED_FILE: &str = "cosigned.note";
+
+fn seen_path(dir: &Path, party: &PartyCode) -> PathBuf {
+    dir.join("witness").join(format!("{party}.note"))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The verifier key of a partner's ledger, from its pinned signing key.
+///
+/// # Errors
+/// A stored key that is not an Ed25519 key.
+pub fn log_verifier_key(peer: &PeerRecord) -> Result<String, FederationError> {
+    let key = peer_key(peer)?;
+    Ok(ledger::verifier_key(&ledger::origin_for(&peer.party, &key), &key))
+}
+
+fn peer_key(peer: &PeerRecord) -> Result<ed25519_dalek::VerifyingKey, FederationError> {
+    let bytes: [u8; 32] = hex::decode(&peer.signing_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| FederationError::Certificate(format!("stored key of {}", peer.party)))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| FederationError::Certificate(format!("stored key of {}: {e}", peer.party)))
+}
+
+/// Accepts a partner's cosignature of one of this node's checkpoints and keeps it with the
+/// latest cosigned checkpoint. Returns how many cosignatures that checkpoint now has.
+///
+/// # Errors
+/// The note is not a checkpoint of this node's ledger, or the cosignature does not verify
+/// with the partner's pinned key.
+pub fn accept_cosignature(
+    node: &Node,
+    peer: &PeerRecord,
+    cosigned: &[u8],
+) -> Result<usize, String> {
+    let own = ledger::verify_checkpoint(cosigned, &node.verifier_key())
+        .map_err(|e| format!("not a checkpoint of this node's ledger: {e}"))?;
+    let name = witness::witness_name(&peer.party);
+    let key = peer_key(peer).map_err(|e| e.to_string())?;
+    witness::verify_cosignature(cosigned, &name, &key).map_err(|e| e.to_string())?;
+    let line = cosignature_line(cosigned, &name).ok_or_else(|| "no cosignature line".to_owned())?;
+    let path = node.data_dir.join(COSIGNED_FILE);
+    let current = std::fs::read(&path).ok();
+    let current_size = current
+        .as_deref()
+        .and_then(|c| ledger::verify_checkpoint(c, &node.verifier_key()).ok())
+        .map(|c| c.size);
+    let updated = match (current, current_size) {
+        (Some(c), Some(s)) if s == own.size => witness::add_cosignatures(&c, &[line]),
+        (Some(_), Some(s)) if s > own.size => return Ok(0),
+        _ => {
+            witness::add_cosignatures(&strip_cosignatures(cosigned, &node.verifier_key()), &[line])
+        }
+    };
+    write_atomic(&path, &updated).map_err(|e| format!("cannot keep the cosignature: {e}"))?;
+    Ok(count_lines(&updated))
+}
+
+/// The checkpoint note without any signature lines but the log's own.
+fn strip_cosignatures(note: &[u8], _log_vkey: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(note);
+    let mut out = String::new();
+    let mut in_sigs = false;
+    let mut first_sig = true;
+    for line in text.split_inclusive('\n') {
+        if in_sigs {
+            if first_sig {
+                out.push_str(line);
+                first_sig = false;
+            }
+        } else {
+            out.push_str(line);
+            if line == "\n" {
+                in_sigs = true;
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+fn count_lines(note: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(note);
+    text.split_once("\n\n").map_or(0, |(_, s)| s.lines().count().saturating_sub(1))
+}
+
+fn cosignature_line(note: &[u8], name: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(note);
+    let prefix = format!("\u{2014} {name} ");
+    text.lines().find(|l| l.starts_with(&prefix)).map(|l| format!("{l}\n").into_bytes())
+}
+
+/// Witnesses pinned partners' ledgers.
+#[derive(Debug)]
+pub struct Witness {
+    node: Node,
+    tls: TlsIdentity,
+    clients: HashMap<String, (String, reqwest::Client)>,
+    alarmed: HashSet<String>,
+}
+
+/// What one witnessing pass found for one partner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Cosigned a checkpoint of this size.
+    Cosigned(u64),
+    /// Nothing new.
+    Unchanged,
+    /// A split view or rewritten history; the alarm's ledger index at this node.
+    Alarm(String),
+}
+
+impl Witness {
+    /// A witness for `node`.
+    ///
+    /// # Errors
+    /// The node's TLS identity cannot be loaded.
+    pub fn new(node: Node) -> Result<Witness, FederationError> {
+        let tls = TlsIdentity::load(&node.data_dir)?;
+        Ok(Witness { node, tls, clients: HashMap::new(), alarmed: HashSet::new() })
+    }
+
+    /// Witnesses every partner each [`WITNESS_INTERVAL`] until `shutdown` completes.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            match self.node.store.peers().await {
+                Ok(peers) => {
+                    for p in peers {
+                        if let Err(e) = self.witness(&p).await {
+                            tracing::info!(party = %p.party, error = %e, "cannot witness partner now");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list partners to witness"),
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(WITNESS_INTERVAL) => {}
+            }
+        }
+    }
+
+    fn client(&mut self, peer: &PeerRecord) -> Result<reqwest::Client, FederationError> {
+        if let Some((sha, c)) = self.clients.get(peer.party.as_str())
+            && sha == &peer.cert_sha256
+        {
+            return Ok(c.clone());
+        }
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(self.tls.client_config(&peer.cert_pem)?)
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| FederationError::Delivery {
+                party: peer.party.clone(),
+                detail: e.to_string(),
+            })?;
+        self.clients
+            .insert(peer.party.as_str().to_owned(), (peer.cert_sha256.clone(), client.clone()));
+        Ok(client)
+    }
+
+    /// One witnessing pass over `peer`.
+    ///
+    /// # Errors
+    /// The partner cannot be reached or answers nonsense (retried next pass).
+    pub async fn witness(&mut self, peer: &PeerRecord) -> Result<Outcome, FederationError> {
+        let fail = |detail: String| FederationError::Delivery { party: peer.party.clone(), detail };
+        let client = self.client(peer)?;
+        let base = peer.url.trim_end_matches('/');
+        let note = client
+            .get(format!("{base}/federation/v1/checkpoint"))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| fail(e.to_string()))?
+            .bytes()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_vec();
+        let vkey = log_verifier_key(peer)?;
+        let cp = ledger::verify_checkpoint(&note, &vkey)
+            .map_err(|e| fail(format!("checkpoint refused: {e}")))?;
+        let path = seen_path(&self.node.data_dir, &peer.party);
+        let last_note = std::fs::read(&path).ok();
+        let last = last_note
+            .as_deref()
+            .and_then(|n| ledger::verify_checkpoint(n, &vkey).ok())
+            .map(|c| (c.size, c.root));
+        let proof = match last {
+            Some((old, _)) if cp.size > old => {
+                let url = format!("{base}/federation/v1/consistency?old={old}&new={}", cp.size);
+                let body: serde_json::Value = client
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| fail(e.to_string()))?
+                    .json()
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                Some(parse_proof(&body).map_err(fail)?)
+            }
+            _ => None,
+        };
+        match witness::observe(last, (cp.size, cp.root), proof.as_ref()) {
+            Observation::Unchanged => Ok(Outcome::Unchanged),
+            Observation::First | Observation::Extends => {
+                write_atomic(&path, &note).map_err(|e| fail(e.to_string()))?;
+                let line = witness::cosign(
+                    &note,
+                    &witness::witness_name(&self.node.config.party),
+                    &self.node.key,
+                    u64::try_from(Timestamp::now().as_second()).unwrap_or(0),
+                )
+                .map_err(|e| fail(e.to_string()))?;
+                let cosigned = witness::add_cosignatures(&note, &[line]);
+                client
+                    .post(format!("{base}/federation/v1/cosignatures"))
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(cosigned)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| fail(format!("cosignature not taken: {e}")))?;
+                Ok(Outcome::Cosigned(cp.size))
+            }
+            Observation::SplitView(detail) => {
+                let new_digest = entente_core::canonical::sha256_tagged(&note);
+                if !self.alarmed.insert(new_digest.clone()) {
+                    return Ok(Outcome::Unchanged);
+                }
+                let old_digest = last_note
+                    .as_deref()
+                    .map(entente_core::canonical::sha256_tagged)
+                    .unwrap_or_default();
+                // Keep the offending checkpoint beside the last good one, as evidence.
+                let evidence = seen_path(&self.node.data_dir, &peer.party)
+                    .with_extension(format!("split-{}.note", &new_digest[7..19]));
+                let _ = write_atomic(&evidence, &note);
+                tracing::error!(party = %peer.party, %detail, "SPLIT VIEW: partner ledger inconsistent");
+                let command = Command::WitnessAlarm {
+                    log: peer.party.clone(),
+                    seen: old_digest,
+                    shown: new_digest,
+                    detail: detail.clone(),
+                };
+                let index =
+                    match self.node.gate.submit(Actor::Operator, command, Timestamp::now()).await {
+                        Ok(
+                            entente_store::Verdict::Permitted { index, .. }
+                            | entente_store::Verdict::Denied { index, .. },
+                        ) => index.to_string(),
+                        Err(e) => format!("not recorded: {e}"),
+                    };
+                Ok(Outcome::Alarm(format!("{detail} (alarm at ledger entry {index})")))
+            }
+        }
+    }
+}
+
+fn parse_proof(body: &serde_json::Value) -> Result<TreeProof, String> {
+    let list = body
+        .get("hashes")
+        .and_then(|h| h.as_array())
+        .ok_or_else(|| "consistency proof without `hashes`".to_owned())?;
+    list.iter()
+        .map(|h| {
+            let b = h
+                .as_str()
+                .and_then(|s| BASE64_STANDARD.decode(s).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| "a proof hash is not 32 base64 bytes".to_owned())?;
+            Ok(Hash(b))
+        })
+        .collect()
+}
