@@ -305,6 +305,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         Err(e) => checks.record("re-audit extends the first view", false, e.to_string()),
     }
 
+    witnessed_audits(&nodes, &processes, &mut checks).await?;
     drop(processes);
 
     retention(&nodes, &mut checks).await?;
@@ -429,6 +430,77 @@ async fn start_processes(
         out.push(Process { _child: child, api });
     }
     Ok(out)
+}
+
+/// Step 10: the auditor verifies every ledger from its tiles, starting from the checkpoint
+/// both partners have cosigned as witnesses (C2SP tlog-cosignature), and proves the current
+/// ledger extends it.
+async fn witnessed_audits(
+    nodes: &[PilotNode],
+    processes: &[Process],
+    checks: &mut Checks,
+) -> Result<(), Failure> {
+    use entente_core::witness;
+    println!();
+    println!(
+        "Step 10 (part) — every ledger audited from its tiles, with both partners as witnesses"
+    );
+    for (n, p) in nodes.iter().zip(processes) {
+        let party = &n.node.config.party;
+        let witnesses: Vec<String> = nodes
+            .iter()
+            .filter(|w| &w.node.config.party != party)
+            .map(|w| {
+                witness::verifier_key(
+                    &witness::witness_name(&w.node.config.party),
+                    &w.node.key.verifying_key(),
+                )
+            })
+            .collect();
+        let vkey = n.node.verifier_key();
+        let started = Instant::now();
+        let mut last = String::new();
+        let mut cosigned = None;
+        while started.elapsed() < std::time::Duration::from_secs(15) {
+            match entente_node::audit::check_witnesses(&p.api, &vkey, &witnesses, witnesses.len())
+                .await
+            {
+                Ok(w) => {
+                    cosigned = Some(w);
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let Some(w) = cosigned else {
+            checks.record(&format!("{party} cosigned by its witnesses"), false, last);
+            continue;
+        };
+        checks.record(
+            &format!("{party} cosigned by its witnesses"),
+            true,
+            format!(
+                "checkpoint of size {} cosigned by {}",
+                w.checkpoint.size,
+                w.cosigned_by.join(", ")
+            ),
+        );
+        let report = entente_node::audit::audit(&p.api, &vkey, Some(&w.note), &mut |_, _| {}).await;
+        match report {
+            Ok(r) => checks.record(
+                &format!("{party} audited from tiles"),
+                r.consistent_with.is_some(),
+                format!(
+                    "{} entries checked; extends the witnessed checkpoint of size {}",
+                    r.checkpoint.size,
+                    r.consistent_with.map_or("?".into(), |s| s.to_string())
+                ),
+            ),
+            Err(e) => checks.record(&format!("{party} audited from tiles"), false, e.to_string()),
+        }
+    }
+    Ok(())
 }
 
 /// Waits (at most 20 s) until `n` holds `events` events of request `id`; returns whether it
