@@ -489,3 +489,78 @@ async fn witnesses_cosign_and_catch_a_rewritten_ledger() {
     let kept = std::fs::read_dir(de.dir.join("witness")).unwrap().count();
     assert!(kept >= 2, "no evidence kept");
 }
+
+/// NL equivocates: two processes with NL's key and two different histories, one shown to DE,
+/// the other to the US. Each witness's own view is consistent; comparing notes, both catch it.
+#[tokio::test]
+async fn a_split_view_is_caught_by_every_witness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    let us = Fed::new(tmp.path(), "US");
+    // NL's second face: a copy of its data directory on another port, with its own database.
+    let nl_b = Fed { dir: tmp.path().join("nl-b"), party: "NL", port: free_port() };
+    for (a, b) in [(&nl, &de), (&nl, &us), (&de, &nl), (&de, &us), (&us, &de)] {
+        a.pin(b);
+    }
+    std::fs::create_dir_all(&nl_b.dir).unwrap();
+    for f in std::fs::read_dir(&nl.dir).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), nl_b.dir.join(f.file_name())).unwrap();
+        }
+    }
+    let config = std::fs::read_to_string(nl_b.dir.join("entente.toml")).unwrap();
+    let a_dir = std::path::absolute(&nl.dir).unwrap();
+    let b_dir = std::path::absolute(&nl_b.dir).unwrap();
+    std::fs::write(
+        nl_b.dir.join("entente.toml"),
+        config.replace(a_dir.to_str().unwrap(), b_dir.to_str().unwrap()),
+    )
+    .unwrap();
+    us.pin(&nl_b);
+    for (fed, prefix) in [(&nl, "a"), (&nl_b, "b")] {
+        for i in 0..3 {
+            let name = format!("{prefix}{i}");
+            entente_ok(&[
+                "user",
+                "add",
+                "--data-dir",
+                s(&fed.dir),
+                "--name",
+                &name,
+                "--role",
+                "dpo",
+            ]);
+        }
+    }
+    let de_auditor = add_user(&de.dir, "dora", "auditor");
+    let us_auditor = add_user(&us.dir, "uma", "auditor");
+    let _a = nl.start().await;
+    let _b = nl_b.start().await;
+    let de_server = de.start().await;
+    let us_server = us.start().await;
+    for (server, auditor, who) in [(&de_server, &de_auditor, "DE"), (&us_server, &us_auditor, "US")]
+    {
+        let alarmed = eventually(Duration::from_secs(40), async || {
+            entries(&server.url, auditor)
+                .await
+                .iter()
+                .any(|e| e["action"] == "witness.alarm" && e["subjects"][0] == "ledger:NL")
+        })
+        .await;
+        let files = |d: &Path| -> Vec<String> {
+            std::fs::read_dir(d.join("witness"))
+                .map(|r| {
+                    r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+                })
+                .unwrap_or_default()
+        };
+        assert!(
+            alarmed,
+            "witness {who} did not catch NL's split view; DE holds {:?}, US holds {:?}",
+            files(&de.dir),
+            files(&us.dir)
+        );
+    }
+}

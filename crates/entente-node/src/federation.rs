@@ -343,6 +343,7 @@ pub async fn serve(
         .route("/federation/v1/checkpoint", axum::routing::get(checkpoint))
         .route("/federation/v1/consistency", axum::routing::get(consistency))
         .route("/federation/v1/cosignatures", post(cosignature))
+        .route("/federation/v1/witnessed", post(witnessed))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .with_state(FedState { node, skew });
@@ -776,6 +777,37 @@ async fn cosignature(
     match crate::witness::accept_cosignature(&st.node, &peer, &body) {
         Ok(n) => Json(json!({"cosignatures": n})).into_response(),
         Err(e) => problem(StatusCode::BAD_REQUEST, "cosignature", "Cosignature refused", &e, None),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Witnessed {
+    log: PartyCode,
+    note: String,
+}
+
+/// A checkpoint of a third partner that a partner witnessed, for comparison with this
+/// node's own view.
+async fn witnessed(
+    State(st): State<FedState>,
+    Extension(conn): Extension<PeerConn>,
+    body: Bytes,
+) -> Response {
+    let peer = match pinned(&st, &conn).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let w: Witnessed = match serde_json::from_slice(&body) {
+        Ok(w) => w,
+        Err(e) => {
+            let detail = format!("expected {{\"log\": PARTY, \"note\": CHECKPOINT}}: {e}");
+            return problem(StatusCode::BAD_REQUEST, "malformed", "Malformed", &detail, None);
+        }
+    };
+    match crate::witness::accept_witnessed(&st.node, &peer, &w.log, w.note.as_bytes()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, "witnessed", "Checkpoint refused", &e, None),
     }
 }
 

@@ -15,6 +15,12 @@
 //!   (file `cosigned.note` in the data directory), so an auditor can ask for a witness
 //!   threshold (`entente ledger audit --witness … --witness-threshold N`).
 //!
+//! - Witnesses compare notes: after cosigning a partner's checkpoint, a witness hands it to its
+//!   other partners (`/federation/v1/witnessed`); each keeps it (`witness/<LOG>.from-<W>.note`)
+//!   and, on its next pass over that log, checks it against its own view: two checkpoints the
+//!   log signed for one size with different roots, or that no consistency proof from the log
+//!   reconciles, are a split view, alarmed on that witness too.
+//!
 //! Cosignatures are not ledger entries: a cosignature recorded in the ledger would change
 //! the ledger's checkpoint, which the partner would witness again, without end.
 
@@ -70,6 +76,40 @@ fn peer_key(peer: &PeerRecord) -> Result<ed25519_dalek::VerifyingKey, Federation
         .ok_or_else(|| FederationError::Certificate(format!("stored key of {}", peer.party)))?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
         .map_err(|e| FederationError::Certificate(format!("stored key of {}: {e}", peer.party)))
+}
+
+/// Keeps a checkpoint of `log` that partner `from` witnessed, for this node's witness to
+/// compare with its own view on its next pass.
+///
+/// # Errors
+/// `log` is not pinned here, is `from` itself, or the note is not a checkpoint it signed.
+pub async fn accept_witnessed(
+    node: &Node,
+    from: &PeerRecord,
+    log: &PartyCode,
+    note: &[u8],
+) -> Result<(), String> {
+    if log == &from.party || log == &node.config.party {
+        return Err(format!(
+            "{from} may not hand over checkpoints of {log} here",
+            from = from.party
+        ));
+    }
+    let peer = node
+        .store
+        .peer(log)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{log} is not a partner of this node"))?;
+    let vkey = log_verifier_key(&peer).map_err(|e| e.to_string())?;
+    ledger::verify_checkpoint(note, &vkey)
+        .map_err(|e| format!("not a checkpoint of {log}: {e}"))?;
+    let path = gossip_path(&node.data_dir, log, &from.party);
+    write_atomic(&path, note).map_err(|e| format!("cannot keep it: {e}"))
+}
+
+fn gossip_path(dir: &Path, log: &PartyCode, from: &PartyCode) -> PathBuf {
+    dir.join("witness").join(format!("{log}.from-{from}.note"))
 }
 
 /// Accepts a partner's cosignature of one of this node's checkpoints and keeps it with the
@@ -253,7 +293,16 @@ impl Witness {
             }
             _ => None,
         };
-        match witness::observe(last, (cp.size, cp.root), proof.as_ref()) {
+        let observed = witness::observe(last, (cp.size, cp.root), proof.as_ref());
+        if matches!(observed, Observation::First | Observation::Extends | Observation::Unchanged)
+            && let Some(outcome) = self.compare_notes(peer, &client, &note, &vkey).await?
+        {
+            // No cosignature for a log caught equivocating, but the other witnesses get this
+            // view too, so that each of them holds the evidence.
+            self.hand_to_other_witnesses(peer, &note).await;
+            return Ok(outcome);
+        }
+        match observed {
             Observation::Unchanged => Ok(Outcome::Unchanged),
             Observation::First | Observation::Extends => {
                 write_atomic(&path, &note).map_err(|e| fail(e.to_string()))?;
@@ -273,39 +322,126 @@ impl Witness {
                     .await
                     .and_then(reqwest::Response::error_for_status)
                     .map_err(|e| fail(format!("cosignature not taken: {e}")))?;
+                self.hand_to_other_witnesses(peer, &note).await;
                 Ok(Outcome::Cosigned(cp.size))
             }
             Observation::SplitView(detail) => {
-                let new_digest = entente_core::canonical::sha256_tagged(&note);
-                if !self.alarmed.insert(new_digest.clone()) {
-                    return Ok(Outcome::Unchanged);
-                }
-                let old_digest = last_note
-                    .as_deref()
-                    .map(entente_core::canonical::sha256_tagged)
-                    .unwrap_or_default();
-                // Keep the offending checkpoint beside the last good one, as evidence.
-                let evidence = seen_path(&self.node.data_dir, &peer.party)
-                    .with_extension(format!("split-{}.note", &new_digest[7..19]));
-                let _ = write_atomic(&evidence, &note);
-                tracing::error!(party = %peer.party, %detail, "SPLIT VIEW: partner ledger inconsistent");
-                let command = Command::WitnessAlarm {
-                    log: peer.party.clone(),
-                    seen: old_digest,
-                    shown: new_digest,
-                    detail: detail.clone(),
-                };
-                let index =
-                    match self.node.gate.submit(Actor::Operator, command, Timestamp::now()).await {
-                        Ok(
-                            entente_store::Verdict::Permitted { index, .. }
-                            | entente_store::Verdict::Denied { index, .. },
-                        ) => index.to_string(),
-                        Err(e) => format!("not recorded: {e}"),
-                    };
-                Ok(Outcome::Alarm(format!("{detail} (alarm at ledger entry {index})")))
+                self.alarm(peer, last_note.as_deref(), &note, detail).await
             }
         }
+    }
+
+    /// Hands a checkpoint of `log` just cosigned to every other partner (best effort).
+    async fn hand_to_other_witnesses(&mut self, log: &PeerRecord, note: &[u8]) {
+        let Ok(peers) = self.node.store.peers().await else { return };
+        let body = serde_json::json!({"log": log.party, "note": String::from_utf8_lossy(note)});
+        for p in peers.iter().filter(|p| p.party != log.party) {
+            let Ok(client) = self.client(p) else { continue };
+            let url = format!("{}/federation/v1/witnessed", p.url.trim_end_matches('/'));
+            if let Err(e) = client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+            {
+                tracing::info!(party = %p.party, error = %e, "could not hand over a witnessed checkpoint");
+            }
+        }
+    }
+
+    /// Compares the checkpoints of `log` other witnesses handed over with this node's view
+    /// `own` (verified); a contradiction raises the alarm.
+    async fn compare_notes(
+        &mut self,
+        log: &PeerRecord,
+        client: &reqwest::Client,
+        own: &[u8],
+        vkey: &str,
+    ) -> Result<Option<Outcome>, FederationError> {
+        let fail = |detail: String| FederationError::Delivery { party: log.party.clone(), detail };
+        let dir = self.node.data_dir.join("witness");
+        let prefix = format!("{}.from-", log.party);
+        let Ok(read) = std::fs::read_dir(&dir) else { return Ok(None) };
+        let own_cp = ledger::verify_checkpoint(own, vkey).map_err(|e| fail(e.to_string()))?;
+        for entry in read.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&prefix) || !name.ends_with(".note") {
+                continue;
+            }
+            let Ok(other) = std::fs::read(entry.path()) else { continue };
+            let Ok(theirs) = ledger::verify_checkpoint(&other, vkey) else { continue };
+            let (small, big) =
+                if theirs.size <= own_cp.size { (&theirs, &own_cp) } else { (&own_cp, &theirs) };
+            let consistent = if small.size == big.size {
+                small.root == big.root
+            } else {
+                let url = format!(
+                    "{}/federation/v1/consistency?old={}&new={}",
+                    log.url.trim_end_matches('/'),
+                    small.size,
+                    big.size
+                );
+                let proof = match client
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                {
+                    Ok(r) => {
+                        r.json::<serde_json::Value>().await.ok().and_then(|b| parse_proof(&b).ok())
+                    }
+                    Err(_) => None,
+                };
+                proof.is_some_and(|p| {
+                    ledger::check_tree(&p, big.size, big.root, small.size, small.root).is_ok()
+                })
+            };
+            let witness = name.trim_start_matches(&prefix).trim_end_matches(".note").to_owned();
+            if consistent {
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            let detail = format!(
+                "{} showed witness {witness} a checkpoint of size {} and this node one of size {} that no consistency proof reconciles",
+                log.party, theirs.size, own_cp.size
+            );
+            return Ok(Some(self.alarm(log, Some(&other), own, detail).await?));
+        }
+        Ok(None)
+    }
+
+    async fn alarm(
+        &mut self,
+        peer: &PeerRecord,
+        last_note: Option<&[u8]>,
+        note: &[u8],
+        detail: String,
+    ) -> Result<Outcome, FederationError> {
+        let new_digest = entente_core::canonical::sha256_tagged(note);
+        let old_digest = last_note.map(entente_core::canonical::sha256_tagged).unwrap_or_default();
+        if !self.alarmed.insert(format!("{old_digest} {new_digest}")) {
+            return Ok(Outcome::Unchanged);
+        }
+        // Keep the offending checkpoint beside the last good one, as evidence.
+        let evidence = seen_path(&self.node.data_dir, &peer.party)
+            .with_extension(format!("split-{}.note", &new_digest[7..19]));
+        let _ = write_atomic(&evidence, note);
+        tracing::error!(party = %peer.party, %detail, "SPLIT VIEW: partner ledger inconsistent");
+        let command = Command::WitnessAlarm {
+            log: peer.party.clone(),
+            seen: old_digest,
+            shown: new_digest,
+            detail: detail.clone(),
+        };
+        let index = match self.node.gate.submit(Actor::Operator, command, Timestamp::now()).await {
+            Ok(
+                entente_store::Verdict::Permitted { index, .. }
+                | entente_store::Verdict::Denied { index, .. },
+            ) => index.to_string(),
+            Err(e) => format!("not recorded: {e}"),
+        };
+        Ok(Outcome::Alarm(format!("{detail} (alarm at ledger entry {index})")))
     }
 }
 
