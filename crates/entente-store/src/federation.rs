@@ -67,29 +67,31 @@ pub(crate) async fn admit(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     m: &InboundEnvelope,
 ) -> Result<Admission, GateError> {
-    let pinned: Option<String> =
-        sqlx::query_scalar("SELECT cert_sha256 FROM peers WHERE party = $1")
-            .bind(m.from.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
+    let seq = to_i64(m.seq)?;
+    // One round trip: the pin, this sequence number's earlier outcome if any, the last one.
+    let row = sqlx::query(
+        "SELECT (SELECT cert_sha256 FROM peers WHERE party = $1), \
+         (SELECT message_id FROM inbox WHERE sender = $1 AND seq = $2), \
+         (SELECT status FROM inbox WHERE sender = $1 AND seq = $2), \
+         (SELECT ledger_index FROM inbox WHERE sender = $1 AND seq = $2), \
+         (SELECT MAX(seq) FROM inbox WHERE sender = $1)",
+    )
+    .bind(m.from.as_str())
+    .bind(seq)
+    .fetch_one(&mut **tx)
+    .await?;
+    let pinned: Option<String> = row.try_get(0)?;
     if pinned.as_deref() != Some(m.cert_sha256.as_str()) {
         return Err(GateError::Invalid(format!(
             "{} is not pinned with the certificate {} (any more)",
             m.from, m.cert_sha256
         )));
     }
-    let seq = to_i64(m.seq)?;
-    let row = sqlx::query(
-        "SELECT message_id, status, ledger_index FROM inbox WHERE sender = $1 AND seq = $2",
-    )
-    .bind(m.from.as_str())
-    .bind(seq)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(row) = row {
-        let id: String = row.try_get(0)?;
-        let status: String = row.try_get(1)?;
-        let index: i64 = row.try_get(2)?;
+    let seen: Option<String> = row.try_get(1)?;
+    if let Some(id) = seen {
+        let status: Option<String> = row.try_get(2)?;
+        let index: Option<i64> = row.try_get(3)?;
+        let status = status.unwrap_or_default();
         if id != m.id {
             return Err(GateError::Conflict(format!(
                 "sequence number {} from {} was already used by message {id}",
@@ -102,15 +104,12 @@ pub(crate) async fn admit(
             id,
             seq: m.seq,
             status,
-            ledger_index: to_u64(index)?,
+            ledger_index: to_u64(index.unwrap_or(0))?,
             replayed: true,
             reason: None,
         }));
     }
-    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM inbox WHERE sender = $1")
-        .bind(m.from.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
+    let last: Option<i64> = row.try_get(4)?;
     let expected = last.unwrap_or(0) + 1;
     if seq != expected {
         return Err(GateError::Conflict(format!(
@@ -224,18 +223,33 @@ pub(crate) async fn apply(
         }
         Command::RecordAcks { peer, items, .. } => {
             let now = format!("{now:.6}");
-            for item in items {
+            // Consecutive items with one status and consecutive ledger indexes (the common
+            // case: a batch applied in one transaction) are marked with one statement.
+            let mut i = 0;
+            while i < items.len() {
+                let first = &items[i];
+                let mut j = i + 1;
+                while j < items.len()
+                    && items[j].status == first.status
+                    && items[j].seq == first.seq + (j - i) as u64
+                    && items[j].ledger_index == first.ledger_index + (j - i) as u64
+                {
+                    j += 1;
+                }
+                let last = &items[j - 1];
                 sqlx::query(
-                    "UPDATE outbox SET delivered_at = $1, ack_status = $2, ack_index = $3, last_error = NULL \
-                     WHERE recipient = $4 AND seq = $5 AND delivered_at IS NULL",
+                    "UPDATE outbox SET delivered_at = $1, ack_status = $2, ack_index = $3 + (seq - $5), last_error = NULL \
+                     WHERE recipient = $4 AND seq >= $5 AND seq <= $6 AND delivered_at IS NULL",
                 )
                 .bind(&now)
-                .bind(item.status.as_str())
-                .bind(to_i64(item.ledger_index)?)
+                .bind(first.status.as_str())
+                .bind(to_i64(first.ledger_index)?)
                 .bind(peer.as_str())
-                .bind(to_i64(item.seq)?)
+                .bind(to_i64(first.seq)?)
+                .bind(to_i64(last.seq)?)
                 .execute(&mut **tx)
                 .await?;
+                i = j;
             }
             Ok(Output::Done)
         }
