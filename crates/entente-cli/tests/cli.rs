@@ -106,11 +106,17 @@ fn init_output() {
     let out = stdout(&o);
     let key = out.lines().find_map(|l| l.strip_prefix("  verifier key")).unwrap().trim();
     let origin = key.split('+').next().unwrap();
-    let text = redact(&out, tmp.path()).replace(key, "[KEY]").replace(origin, "[ORIGIN]");
+    let witness = out.lines().find_map(|l| l.strip_prefix("  witness key")).unwrap().trim();
+    assert!(witness.starts_with("entente-witness/NL+"), "{witness}");
+    let text = redact(&out, tmp.path())
+        .replace(key, "[KEY]")
+        .replace(origin, "[ORIGIN]")
+        .replace(witness, "[WITNESS KEY]");
     insta::assert_snapshot!(text, @r"
     created node NL (Team) in [TMP]/nl
       ledger origin   [ORIGIN]
       verifier key    [KEY]
+      witness key     [WITNESS KEY]
       storage         sqlite://[TMP]/nl/entente.sqlite?mode=rwc
     next: entente user add --data-dir [TMP]/nl --name NAME --role admin
     ");
@@ -155,7 +161,7 @@ fn malformed_config_is_located() {
     let good = std::fs::read_to_string(&config).unwrap();
     let cases: [(&str, String, &[&str]); 4] = [
         ("garbage", "this is not toml !!!\n".to_owned(), &["entente.toml:1:"]),
-        ("unknown key", format!("{good}colour = \"blue\"\n"), &["entente.toml:6:1:", "colour"]),
+        ("unknown key", format!("{good}colour = \"blue\"\n"), &["entente.toml:7:1:", "colour"]),
         (
             "bad party",
             good.replace("party = \"NL\"", "party = \"XX\""),

@@ -145,6 +145,33 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
     Ok(c)
 }
 
+/// A partner may send data about one of this node's cases only if it is a member of that
+/// case; data about its own cases (unknown here) are decided by the agreements as usual.
+pub(crate) async fn check_case(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    from: &PartyCode,
+    command: &Command,
+) -> Result<Result<(), String>, GateError> {
+    let Command::ReceiveDatum { message } = command else { return Ok(Ok(())) };
+    let row = sqlx::query(
+        "SELECT (SELECT 1 FROM cases WHERE id = $1), \
+         (SELECT 1 FROM case_members WHERE case_id = $1 AND party = $2)",
+    )
+    .bind(&message.case_id)
+    .bind(from.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let case: Option<i64> = row.try_get(0)?;
+    let member: Option<i64> = row.try_get(1)?;
+    Ok(match (case, member) {
+        (Some(_), None) => Err(format!(
+            "datum {} is for case {}, of which {from} is not a member",
+            message.id, message.case_id
+        )),
+        _ => Ok(()),
+    })
+}
+
 pub(crate) async fn record_inbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     m: &InboundEnvelope,

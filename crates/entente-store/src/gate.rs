@@ -910,15 +910,20 @@ impl Writer {
                         }
                     }
                     inbound = Some(envelope);
-                    decoded = federation::decode(envelope).unwrap_or_else(|reason| {
-                        Command::RejectEnvelope {
-                            from: Some(envelope.from.clone()),
-                            cert_sha256: Some(envelope.cert_sha256.clone()),
-                            rule: "federation#content".into(),
-                            reason: format!("envelope {}: {reason}", envelope.id),
-                            body_sha256: envelope.envelope_sha256.clone(),
-                        }
-                    });
+                    let reject = |rule: &str, reason: String| Command::RejectEnvelope {
+                        from: Some(envelope.from.clone()),
+                        cert_sha256: Some(envelope.cert_sha256.clone()),
+                        rule: rule.into(),
+                        reason: format!("envelope {}: {reason}", envelope.id),
+                        body_sha256: envelope.envelope_sha256.clone(),
+                    };
+                    decoded = match federation::decode(envelope) {
+                        Ok(c) => match federation::check_case(&mut tx, &envelope.from, &c).await? {
+                            Ok(()) => c,
+                            Err(reason) => reject("federation#case-member", reason),
+                        },
+                        Err(reason) => reject("federation#content", reason),
+                    };
                     &decoded
                 }
                 c => c,

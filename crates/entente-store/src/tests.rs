@@ -987,6 +987,39 @@ async fn requests_travel_between_nodes() {
             matches!(&e, Err(GateError::Conflict(m)) if m.contains("expects sequence number 3")),
             "{e:?}"
         );
+
+        // DE sends data about case `L`, which at NL is NL's case and DE is not a member of it:
+        // refused on content, recorded, nothing stored.
+        let de_inv = Actor::User { name: "ina".into(), role: Role::Investigator };
+        let de_case = Command::OpenCase {
+            id: "L".into(),
+            title: "t".into(),
+            concepts: vec!["illegal-access".into()],
+        };
+        de_gate.submit(de_inv.clone(), de_case, at).await.unwrap();
+        let mut content = serde_json::Map::new();
+        content.insert("c2_ip".into(), serde_json::json!("203.0.113.77"));
+        let add = Command::AddDatum {
+            id: "d1".into(),
+            case_id: "L".into(),
+            category: entente_policy::agreement::DataCategory::Traffic,
+            content,
+        };
+        de_gate.submit(de_inv.clone(), add, at).await.unwrap();
+        let share = Command::ShareDatum {
+            id: "d1".into(),
+            to: nl(),
+            purpose: entente_policy::agreement::Purpose::JointInvestigation,
+            request_kind: None,
+        };
+        let v = de_gate.submit(de_inv, share, t("2026-09-05T09:00:00Z")).await.unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        let r =
+            hand_over(de_side, (&nl_gate, &nl(), &"d".repeat(64)), t("2026-09-05T09:00:01Z")).await;
+        let [Ok(Verdict::Denied { decision, .. })] = &r[..] else { panic!("{r:?}") };
+        assert_eq!(decision.rules, ["federation#case-member"], "{}", decision.reason);
+        assert!(decision.reason.contains("DE is not a member"), "{}", decision.reason);
+        assert!(nl_db.store.datum_content("d1").await.unwrap().is_none());
         verify_ledger(&nl_db.store, &nl(), &vkey(&nl_gate), &mut |_, _| {}).await.unwrap();
         nl_db.drop_schema().await;
         de_db.drop_schema().await;
