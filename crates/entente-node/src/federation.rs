@@ -821,7 +821,7 @@ fn peer_key(peer: &PeerRecord) -> Result<VerifyingKey, FederationError> {
 }
 
 /// Most envelopes sent in one batch by the deliverer.
-pub const DELIVERY_BATCH: u32 = 500;
+pub const DELIVERY_BATCH: u32 = 1000;
 /// Idle polling interval of the outbox.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// First retry delay after a failed delivery; doubles up to [`MAX_BACKOFF`].
