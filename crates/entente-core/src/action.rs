@@ -101,6 +101,15 @@ pub enum Action {
     /// Read a case's status: members and timeline (a peer only as a member of the case).
     #[serde(rename = "case.status")]
     CaseStatus,
+    /// Create a threat-intelligence (TAXII) collection.
+    #[serde(rename = "intel.collection.create")]
+    IntelCollectionCreate,
+    /// Import STIX objects into a collection (all or nothing).
+    #[serde(rename = "intel.import")]
+    IntelImport,
+    /// Read a page of a collection, each object decided under TLP 2.0.
+    #[serde(rename = "intel.read")]
+    IntelRead,
 }
 
 impl Action {
@@ -127,6 +136,9 @@ impl Action {
             Action::ComplaintRead => "complaint.read",
             Action::CaseMemberAdd => "case.member.add",
             Action::CaseStatus => "case.status",
+            Action::IntelCollectionCreate => "intel.collection.create",
+            Action::IntelImport => "intel.import",
+            Action::IntelRead => "intel.read",
         }
     }
 }

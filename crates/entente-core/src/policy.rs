@@ -112,6 +112,21 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },
     RoleRule {
+        id: "role.csirt.intel-collection-create",
+        action: Action::IntelCollectionCreate,
+        roles: &[Role::Csirt, Role::Admin],
+    },
+    RoleRule {
+        id: "role.intel.import",
+        action: Action::IntelImport,
+        roles: &[Role::Csirt, Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.intel.read",
+        action: Action::IntelRead,
+        roles: &[Role::Csirt, Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -142,6 +157,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the status of the node's cases",
                 Vec::new(),
             ),
+            Action::IntelCollectionCreate | Action::IntelImport | Action::IntelRead => {
+                Decision::permit(
+                    "operator.intel",
+                    "the operator may load threat intelligence feeds and read them as the node's organisation (TLP:RED only where named)",
+                    Vec::new(),
+                )
+            }
             Action::DatumDestroy => Decision::permit(
                 "operator.retention",
                 "the operator runs the retention job, which destroys what has expired",
@@ -162,6 +184,14 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
             ),
             // The gate then shows the case only to a member party; to any other it answers as
             // for a case that does not exist, and records nothing.
+            // Each object is then decided under TLP 2.0 and the governing agreement.
+            Action::IntelRead | Action::IntelImport => Decision::permit(
+                "peer.intel",
+                format!(
+                    "peer {party} may ask for ({action}) threat intelligence; each object is decided under TLP 2.0"
+                ),
+                Vec::new(),
+            ),
             Action::CaseStatus => Decision::permit(
                 "peer.case-status",
                 format!("peer {party} may read the status of a case it is a member of"),
@@ -261,6 +291,9 @@ mod tests {
             Action::ComplaintRead,
             Action::CaseMemberAdd,
             Action::CaseStatus,
+            Action::IntelCollectionCreate,
+            Action::IntelImport,
+            Action::IntelRead,
         ])
     }
 
@@ -280,7 +313,11 @@ mod tests {
             if matches!(actor, Actor::Peer { .. }) && d.is_permit() {
                 prop_assert!(matches!(
                     action,
-                    Action::DatumReceive | Action::ConsentReceive | Action::CaseStatus
+                    Action::DatumReceive
+                        | Action::ConsentReceive
+                        | Action::CaseStatus
+                        | Action::IntelRead
+                        | Action::IntelImport
                 ));
             }
             if matches!(actor, Actor::User { role: Role::Auditor, .. }) && d.is_permit() {

@@ -13,6 +13,7 @@
 mod cases;
 mod flows;
 pub mod gate;
+mod intel;
 mod redress;
 mod requests;
 mod schema;
@@ -25,6 +26,10 @@ mod tests;
 pub use cases::{CaseMember, CaseStatus, TimelineEntry};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};
+pub use intel::{
+    IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
+    StatusDetail, governing_agreement,
+};
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };
