@@ -5,6 +5,7 @@
 //!   configuration, the ledger's first entry) and loading a node from its data directory;
 //! - [`server`]: the HTTP API (axum): RFC 9457 problem details, OpenAPI 3.1 document,
 //!   Prometheus metrics, C2SP tlog-tiles serving of the ledger;
+//! - [`taxii`]: the TAXII 2.1 server (threat intelligence under TLP 2.0, through the gate);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -16,5 +17,6 @@ pub mod audit;
 pub mod config;
 pub mod identity;
 pub mod server;
+pub mod taxii;
 
 pub use identity::{InitOptions, Node, NodeError};

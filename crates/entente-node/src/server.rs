@@ -204,6 +204,9 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/ledger/entries", get(ledger_entries))
         .route("/api/v1/ledger/proof/inclusion", get(inclusion_proof))
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
+        // Threat intelligence: the TAXII 2.1 server (crates/entente-node/src/taxii.rs), with
+        // its own media types, error format and body limit.
+        .merge(crate::taxii::router(state.node.clone()))
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
