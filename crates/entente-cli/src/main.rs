@@ -10,6 +10,7 @@ mod case;
 mod complaint;
 mod framework;
 mod incident;
+mod intel;
 mod lexicon;
 mod pilot;
 mod request;
@@ -133,6 +134,11 @@ enum Cmd {
     Incident {
         #[command(subcommand)]
         command: incident::IncidentCmd,
+    },
+    /// Threat intelligence: STIX 2.1 collections under TLP 2.0, TAXII 2.1 pull and push
+    Intel {
+        #[command(subcommand)]
+        command: intel::IntelCmd,
     },
 }
 
@@ -339,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,
         Cmd::Incident { command } => incident::run(command).await,
+        Cmd::Intel { command } => intel::run(command).await,
     }
 }
 
