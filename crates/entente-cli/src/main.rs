@@ -13,6 +13,7 @@ mod incident;
 mod intel;
 mod lexicon;
 mod pilot;
+mod pilot_intel;
 mod request;
 mod retention;
 

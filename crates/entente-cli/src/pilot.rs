@@ -238,6 +238,10 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     requests(&nodes, &mut checks).await?;
     flows(&nodes, &mut checks).await?;
     jit(&nodes, &mut checks).await?;
+    crate::pilot_intel::step9(&nodes[0].node, &nodes[1].node, &nodes[2].node, &mut |s, ok, d| {
+        checks.record(s, ok, d)
+    })
+    .await?;
 
     println!();
     println!("Step 10 (part) — oversight: every ledger verified from its database");
@@ -325,8 +329,8 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     println!(
         "Not yet in this pilot: deconfliction by PSI (3), requests and data travelling between"
     );
-    println!("node processes (4-8: handed over in process here), signed evidence packages (5-6),");
-    println!("intelligence (9), witness cosigning and DP reports (10): each with its capability.");
+    println!("node processes (4-9: handed over in process here), signed evidence packages (5-6),");
+    println!("witness cosigning and DP reports (10): each with its capability.");
     if failed > 0 {
         return Err(fail(1, format!("{failed} pilot checks failed")));
     }

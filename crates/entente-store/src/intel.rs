@@ -334,6 +334,16 @@ fn collection_of(row: &sqlx::any::AnyRow) -> Result<IntelCollection, StoreError>
     })
 }
 
+/// The level an object is handled at: the standard TLP marking definitions themselves are
+/// public (CLEAR); any other object its strictest marking, TLP:AMBER if unmarked.
+fn level(o: &StixObject) -> Tlp {
+    if o.kind == "marking-definition" && Tlp::from_marking_id(&o.id).is_some() {
+        Tlp::Clear
+    } else {
+        tlp::effective(&o.markings)
+    }
+}
+
 /// Most bound parameters in one statement.
 const MAX_PARAMS: usize = 8000;
 
@@ -496,7 +506,7 @@ async fn import(
                 .bind(vk.clone())
                 .bind(date_added.clone())
                 .bind(i64::from(is_latest))
-                .bind(tlp::effective(&o.markings).code())
+                .bind(level(o).code())
                 .bind(recipients)
                 .bind(originator.as_str().to_owned())
                 .bind(importer.clone())
