@@ -6,6 +6,7 @@
 
 mod alerts;
 mod bench;
+mod bench_intel;
 mod case;
 mod complaint;
 mod framework;
