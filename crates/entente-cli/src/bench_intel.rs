@@ -111,7 +111,9 @@ fn medallion_config(dir: &Path, port: u16) -> Result<std::path::PathBuf, Failure
     let data_path = dir.join("medallion-data.json");
     std::fs::write(&data_path, data.to_string())?;
     let conf = serde_json::json!({
-        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend", "filename": data_path},
+        // medallion keeps paging state in process and expires it after `session_timeout`
+        // (30 s by default), after which `next` is a 400: long enough for the whole run here.
+        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend", "filename": data_path, "session_timeout": 36000},
         "users": {"bench": "bench"},
         "taxii": {"max_page_size": 1000}
     });
