@@ -66,6 +66,27 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// TAXII 2.1 server vs medallion (same collection, same run): POST envelopes and paged GET; bundle import vs stix2.parse
+    Intel {
+        /// Indicators in the collection
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// GET page size
+        #[arg(long, default_value_t = 100)]
+        page: usize,
+        /// Objects per POSTed envelope
+        #[arg(long, default_value_t = 100)]
+        per_envelope: usize,
+        /// Indicators in the imported bundle
+        #[arg(long, default_value_t = 100_000)]
+        import: usize,
+        /// The medallion command (from .venv)
+        #[arg(long, default_value = "medallion")]
+        medallion: String,
+        /// The Python with the stix2 library
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
@@ -141,6 +162,9 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
         }
         BenchCmd::Decisions { agreements, decisions, threads } => {
             decisions::run(agreements, decisions, threads)
+        }
+        BenchCmd::Intel { objects, page, per_envelope, import, medallion, python } => {
+            crate::bench_intel::run(objects, page, per_envelope, import, &medallion, &python).await
         }
     }
 }

@@ -7,13 +7,16 @@
 mod alerts;
 mod bench;
 mod bench_federation;
+mod bench_intel;
 mod case;
 mod complaint;
 mod framework;
 mod incident;
+mod intel;
 mod lexicon;
 mod peer;
 mod pilot;
+mod pilot_intel;
 mod request;
 mod retention;
 
@@ -146,6 +149,11 @@ enum Cmd {
     Incident {
         #[command(subcommand)]
         command: incident::IncidentCmd,
+    },
+    /// Threat intelligence: STIX 2.1 collections under TLP 2.0, TAXII 2.1 pull and push
+    Intel {
+        #[command(subcommand)]
+        command: intel::IntelCmd,
     },
 }
 
@@ -398,6 +406,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,
         Cmd::Incident { command } => incident::run(command).await,
+        Cmd::Intel { command } => intel::run(command).await,
     }
 }
 

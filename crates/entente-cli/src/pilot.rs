@@ -240,6 +240,10 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     requests(&nodes, &mut checks).await?;
     flows(&nodes, &mut checks).await?;
     jit(&nodes, &mut checks).await?;
+    crate::pilot_intel::step9(&nodes[0].node, &nodes[1].node, &nodes[2].node, &mut |s, ok, d| {
+        checks.record(s, ok, d)
+    })
+    .await?;
 
     println!();
     println!("Step 10 (part) — oversight: every ledger verified from its database");

@@ -124,6 +124,15 @@ pub enum Action {
     /// rewritten history).
     #[serde(rename = "witness.alarm")]
     WitnessAlarm,
+    /// Create a threat-intelligence (TAXII) collection.
+    #[serde(rename = "intel.collection.create")]
+    IntelCollectionCreate,
+    /// Import STIX objects into a collection (all or nothing).
+    #[serde(rename = "intel.import")]
+    IntelImport,
+    /// Read a page of a collection, each object decided under TLP 2.0.
+    #[serde(rename = "intel.read")]
+    IntelRead,
 }
 
 impl Action {
@@ -157,6 +166,9 @@ impl Action {
             Action::RequestReceive => "request.receive",
             Action::RequestUpdate => "request.update",
             Action::WitnessAlarm => "witness.alarm",
+            Action::IntelCollectionCreate => "intel.collection.create",
+            Action::IntelImport => "intel.import",
+            Action::IntelRead => "intel.read",
         }
     }
 }

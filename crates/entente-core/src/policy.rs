@@ -114,6 +114,21 @@ const ROLE_RULES: &[RoleRule] = &[
     RoleRule { id: "role.admin.peer-add", action: Action::PeerAdd, roles: &[Role::Admin] },
     RoleRule { id: "role.admin.peer-remove", action: Action::PeerRemove, roles: &[Role::Admin] },
     RoleRule {
+        id: "role.csirt.intel-collection-create",
+        action: Action::IntelCollectionCreate,
+        roles: &[Role::Csirt, Role::Admin],
+    },
+    RoleRule {
+        id: "role.intel.import",
+        action: Action::IntelImport,
+        roles: &[Role::Csirt, Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.intel.read",
+        action: Action::IntelRead,
+        roles: &[Role::Csirt, Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -154,6 +169,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator holding the data directory decides which partner nodes are trusted",
                 Vec::new(),
             ),
+            Action::IntelCollectionCreate | Action::IntelImport | Action::IntelRead => {
+                Decision::permit(
+                    "operator.intel",
+                    "the operator may load threat intelligence feeds and read them as the node's organisation (TLP:RED only where named)",
+                    Vec::new(),
+                )
+            }
             Action::DatumDestroy => Decision::permit(
                 "operator.retention",
                 "the operator runs the retention job, which destroys what has expired",
@@ -186,6 +208,14 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
             ),
             // The gate then shows the case only to a member party; to any other it answers as
             // for a case that does not exist, and records nothing.
+            // Each object is then decided under TLP 2.0 and the governing agreement.
+            Action::IntelRead | Action::IntelImport => Decision::permit(
+                "peer.intel",
+                format!(
+                    "peer {party} may ask for ({action}) threat intelligence; each object is decided under TLP 2.0"
+                ),
+                Vec::new(),
+            ),
             Action::CaseStatus => Decision::permit(
                 "peer.case-status",
                 format!("peer {party} may read the status of a case it is a member of"),
@@ -292,6 +322,9 @@ mod tests {
             Action::RequestReceive,
             Action::RequestUpdate,
             Action::WitnessAlarm,
+            Action::IntelCollectionCreate,
+            Action::IntelImport,
+            Action::IntelRead,
         ])
     }
 
@@ -317,6 +350,8 @@ mod tests {
                         | Action::EnvelopeAck
                         | Action::RequestReceive
                         | Action::RequestUpdate
+                        | Action::IntelRead
+                        | Action::IntelImport
                 ));
             }
             if action == Action::EnvelopeReject {

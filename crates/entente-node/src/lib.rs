@@ -7,6 +7,7 @@
 //!   Prometheus metrics, C2SP tlog-tiles serving of the ledger;
 //! - [`federation`]: mutual TLS with pinned partner certificates, signed envelopes in,
 //!   the outbox delivered out with retries and signed acknowledgements;
+//! - [`taxii`]: the TAXII 2.1 server (threat intelligence under TLP 2.0, through the gate);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod federation;
 pub mod identity;
 pub mod server;
+pub mod taxii;
 pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};

@@ -205,6 +205,9 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/ledger/entries", get(ledger_entries))
         .route("/api/v1/ledger/proof/inclusion", get(inclusion_proof))
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
+        // Threat intelligence: the TAXII 2.1 server (crates/entente-node/src/taxii.rs), with
+        // its own media types, error format and body limit.
+        .merge(crate::taxii::router(state.node.clone()))
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
@@ -1056,5 +1059,32 @@ pub fn openapi_document() -> Value {
                     "decision": {"enum": ["granted", "refused", "partially-granted"]},
                     "answer": {"type": "string", "minLength": 1, "maxLength": 20000}}}}}},
                 "responses": {"200": ok_json("the answered complaint"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}});
+    // Threat intelligence: TAXII 2.1 (crates/entente-node/src/taxii.rs); TAXII media types and
+    // error messages, described by the TAXII 2.1 specification.
+    let taxii = |summary: &str| json!({"summary": summary, "security": bearer, "responses": {"200": {"description": "application/taxii+json;version=2.1"}, "202": {"description": "status resource (POST)"}, "400": {"description": "TAXII error message"}, "401": {"description": "TAXII error message"}, "403": {"description": "TAXII error message"}, "404": {"description": "TAXII error message"}, "406": {"description": "TAXII error message"}, "409": {"description": "TAXII error message"}, "413": {"description": "TAXII error message"}, "415": {"description": "TAXII error message"}, "422": {"description": "TAXII error message"}}});
+    for (path, summary) in [
+        ("/taxii2/", "TAXII 2.1 discovery"),
+        ("/taxii2/api/", "TAXII 2.1 API root"),
+        ("/taxii2/api/status/{id}/", "Status of an import"),
+        ("/taxii2/api/collections/", "Collections"),
+        ("/taxii2/api/collections/{id}/", "A collection"),
+        (
+            "/taxii2/api/collections/{id}/manifest/",
+            "Manifest (each object decided under TLP 2.0; the page is recorded)",
+        ),
+        (
+            "/taxii2/api/collections/{id}/objects/{object_id}/",
+            "An object (decided under TLP 2.0; recorded)",
+        ),
+        (
+            "/taxii2/api/collections/{id}/objects/{object_id}/versions/",
+            "Versions of an object (decided under TLP 2.0; recorded)",
+        ),
+    ] {
+        doc["paths"][path] = json!({"get": taxii(summary)});
+    }
+    doc["paths"]["/taxii2/api/collections/{id}/objects/"] = json!({
+        "get": taxii("Objects: added_after, limit, next (stateless, HMAC-bound to the query), match[id|type|version|spec_version]; each object decided under TLP 2.0; one ledger entry per page"),
+        "post": taxii("Add objects (an envelope, all or nothing): 202 with the status resource; 409, 413, 415, 422 as TAXII error messages")});
     doc
 }

@@ -14,6 +14,7 @@
 use crate::cases;
 use crate::federation::{self, Admission, InboundEnvelope};
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
+use crate::intel;
 use crate::redress;
 use crate::requests::{self, RequestEventMessage, RequestMessage};
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
@@ -265,6 +266,38 @@ pub enum Command {
         /// Its items.
         items: Vec<AckItem>,
     },
+    /// Create a TAXII collection shared with the given partner parties.
+    IntelCollectionCreate {
+        /// Collection id (a UUID).
+        id: String,
+        /// Title.
+        title: String,
+        /// Description.
+        description: String,
+        /// The partner parties it is shared with (the TLP:AMBER audience).
+        parties: Vec<PartyCode>,
+    },
+    /// Import STIX objects (parsed and validated) into a collection, all or nothing.
+    IntelImport {
+        /// Collection id.
+        collection: String,
+        /// The objects, each with its original text.
+        objects: Arc<Vec<entente_intel::stix::StixObject>>,
+        /// The party that published them, if not this node's (objects from a peer).
+        originator: Option<PartyCode>,
+        /// The id of the status resource to write.
+        status_id: String,
+    },
+    /// Read one page of a collection (objects, manifest or versions), each object decided
+    /// under TLP 2.0 for the requester; one ledger entry per page.
+    IntelRead {
+        /// Collection id.
+        collection: String,
+        /// What is read.
+        view: crate::intel::IntelView,
+        /// Filters and position.
+        query: crate::intel::IntelQuery,
+    },
 }
 
 impl Command {
@@ -304,6 +337,9 @@ impl Command {
             Command::ReceiveRequest { .. } => Action::RequestReceive,
             Command::ReceiveRequestEvent { .. } => Action::RequestUpdate,
             Command::WitnessAlarm { .. } => Action::WitnessAlarm,
+            Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
+            Command::IntelImport { .. } => Action::IntelImport,
+            Command::IntelRead { .. } => Action::IntelRead,
         }
     }
 
@@ -367,6 +403,11 @@ impl Command {
                 (None, Some(c)) => vec![Subject::new("certificate", c)],
                 (None, None) => vec![Subject::new("peer", "unidentified")],
             },
+            Command::IntelCollectionCreate { id, .. } => vec![Subject::new("collection", id)],
+            Command::IntelImport { collection, status_id, .. } => {
+                vec![Subject::new("collection", collection), Subject::new("status", status_id)]
+            }
+            Command::IntelRead { collection, .. } => vec![Subject::new("collection", collection)],
         }
     }
 
@@ -399,6 +440,15 @@ impl Command {
                 | Command::RecordAcks { .. }
                 | Command::RejectEnvelope { .. }
                 | Command::WitnessAlarm { .. }
+        )
+    }
+
+    fn is_intel(&self) -> bool {
+        matches!(
+            self,
+            Command::IntelCollectionCreate { .. }
+                | Command::IntelImport { .. }
+                | Command::IntelRead { .. }
         )
     }
 
@@ -537,6 +587,9 @@ impl Command {
             Command::CaseStatus { case_id } => {
                 ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
             }
+            Command::IntelCollectionCreate { .. }
+            | Command::IntelImport { .. }
+            | Command::IntelRead { .. } => intel::validate(self),
         }
     }
 
@@ -639,6 +692,10 @@ pub enum Output {
     Complaint(Box<crate::redress::Complaint>),
     /// A case's status: the case, its members and its timeline.
     CaseStatus(Box<crate::cases::CaseStatus>),
+    /// The status resource of an intel import.
+    IntelStatus(Box<crate::intel::IntelStatus>),
+    /// A page of a collection, after the TLP decision.
+    IntelPage(Box<crate::intel::IntelPage>),
 }
 
 /// The gate's answer to a command that was decided and recorded.
@@ -1020,6 +1077,24 @@ impl Writer {
                     c if c.is_federation() => {
                         cases.flush(&mut tx).await?;
                         federation::apply(&mut tx, &self.party, c, *now, frontier.size()).await
+                    }
+                    c if c.is_intel() => {
+                        cases.flush(&mut tx).await?;
+                        intel::apply(
+                            &mut tx,
+                            backend,
+                            &self.engine,
+                            &self.party,
+                            actor,
+                            c,
+                            *now,
+                            frontier.size(),
+                        )
+                        .await
+                        .map(|(o, h)| {
+                            extra_hashes = h;
+                            o
+                        })
                     }
                     c if c.is_redress() => {
                         cases.flush(&mut tx).await?;

@@ -14,6 +14,7 @@ mod cases;
 mod federation;
 mod flows;
 pub mod gate;
+mod intel;
 mod redress;
 mod requests;
 mod schema;
@@ -27,6 +28,10 @@ pub use cases::{CaseMember, CaseStatus, TimelineEntry};
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};
+pub use intel::{
+    IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
+    StatusDetail, governing_agreement,
+};
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };

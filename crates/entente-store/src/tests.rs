@@ -1025,3 +1025,131 @@ async fn requests_travel_between_nodes() {
         de_db.drop_schema().await;
     }
 }
+
+/// Threat intelligence through the gate on both backends: a collection, an all-or-nothing
+/// import (a conflicting version refuses everything), versions by `modified`, pages decided
+/// under TLP 2.0 per requester with one ledger entry per page, and positions for paging.
+#[tokio::test]
+async fn intel_import_and_tlp_reads() {
+    use crate::intel::{IntelQuery, IntelView};
+    use entente_intel::tlp::Tlp;
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    let coll = "0e1f7a4c-4d2e-4a8b-9c3d-5e6f7a8b9c0d";
+    let ind = |n: u32, tlp: Tlp, extra: &str, modified: &str| {
+        format!(
+            r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-{n:012}","created":"2026-11-01T00:00:00Z","modified":"{modified}","pattern":"[ipv4-addr:value = '198.51.100.{n}']","pattern_type":"stix","valid_from":"2026-11-01T00:00:00Z","object_marking_refs":["{}"]{extra}}}"#,
+            tlp.marking_id()
+        )
+    };
+    let envelope = |objs: &[String]| format!(r#"{{"objects":[{}]}}"#, objs.join(","));
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
+        let csirt = Actor::User { name: "cert".into(), role: Role::Csirt };
+        let create = Command::IntelCollectionCreate {
+            id: coll.into(),
+            title: "LANTERN indicators".into(),
+            description: String::new(),
+            parties: vec![de(), "US".parse().unwrap()],
+        };
+        gate.submit(csirt.clone(), create.clone(), now).await.unwrap();
+        assert!(matches!(
+            gate.submit(csirt.clone(), create, now).await,
+            Err(GateError::Conflict(_))
+        ));
+        let import = |objs: Vec<String>, status: &str| Command::IntelImport {
+            collection: coll.into(),
+            objects: std::sync::Arc::new(
+                entente_intel::stix::parse_envelope(&envelope(&objs)).unwrap(),
+            ),
+            originator: None,
+            status_id: status.into(),
+        };
+        let first = vec![
+            ind(1, Tlp::Amber, "", "2026-11-01T00:00:00Z"),
+            ind(2, Tlp::Red, r#","x_entente_recipients":["DE"]"#, "2026-11-01T00:00:00Z"),
+            ind(3, Tlp::Green, "", "2026-11-01T00:00:00Z"),
+        ];
+        let s1 = "11111111-1111-4111-8111-111111111111";
+        let v = gate.submit(csirt.clone(), import(first.clone(), s1), now).await.unwrap();
+        let Verdict::Permitted { output: Output::IntelStatus(st), .. } = v else { panic!("{v:?}") };
+        assert_eq!((st.total_count, st.success_count), (3, 3));
+        assert_eq!(db.store.intel_status(s1).await.unwrap().success_count, 3);
+        // A new version of 1, the same 3 again (a success, not a failure), and a changed 2
+        // with the stored version: the whole import is refused.
+        let s2 = "22222222-2222-4222-8222-222222222222";
+        let bad = vec![
+            ind(1, Tlp::Amber, "", "2026-11-02T00:00:00Z"),
+            first[2].clone(),
+            ind(2, Tlp::Red, r#","x_entente_recipients":["US"]"#, "2026-11-01T00:00:00Z"),
+        ];
+        let e = gate.submit(csirt.clone(), import(bad.clone(), s2), now).await;
+        assert!(matches!(&e, Err(GateError::Conflict(m)) if m.contains("000000000002")), "{e:?}");
+        assert!(db.store.intel_status(s2).await.is_err());
+        let v = gate.submit(csirt.clone(), import(bad[..2].to_vec(), s2), now).await.unwrap();
+        let Verdict::Permitted { output: Output::IntelStatus(st), .. } = v else { panic!("{v:?}") };
+        assert_eq!(st.success_count, 2);
+
+        let read = |view, limit, after| Command::IntelRead {
+            collection: coll.into(),
+            view,
+            query: IntelQuery { limit, after, ..IntelQuery::default() },
+        };
+        let served = |v: Verdict| -> (Vec<String>, usize, Option<(String, i64)>, bool) {
+            let Verdict::Permitted { output: Output::IntelPage(p), .. } = v else {
+                panic!("{v:?}")
+            };
+            (
+                p.rows.iter().map(|r| r.id[r.id.len() - 1..].to_owned()).collect(),
+                p.withheld,
+                p.last,
+                p.more,
+            )
+        };
+        let peer = |p: &str| Actor::Peer { party: p.parse().unwrap() };
+        let (ids, withheld, _, _) =
+            served(gate.submit(peer("DE"), read(IntelView::Objects, 10, None), now).await.unwrap());
+        assert_eq!((ids, withheld), (vec!["2".to_owned(), "3".into(), "1".into()], 0));
+        let (ids, withheld, _, _) =
+            served(gate.submit(peer("US"), read(IntelView::Objects, 10, None), now).await.unwrap());
+        assert_eq!((ids, withheld), (vec!["3".to_owned(), "1".into()], 1));
+        // FR: no agreement with NL in force, not a collection party.
+        let (ids, _, _, _) =
+            served(gate.submit(peer("FR"), read(IntelView::Objects, 10, None), now).await.unwrap());
+        assert!(ids.is_empty());
+        // The importing user's colleague without a name on the RED object does not see it.
+        let eva = investigator();
+        let (ids, _, _, _) = served(
+            gate.submit(eva.clone(), read(IntelView::Objects, 10, None), now).await.unwrap(),
+        );
+        assert_eq!(ids, vec!["3".to_owned(), "1".into()]);
+        // Versions of every object, paged one at a time.
+        let mut after = None;
+        let mut all = Vec::new();
+        loop {
+            let (ids, _, last, more) = served(
+                gate.submit(peer("DE"), read(IntelView::Versions, 1, after.clone()), now)
+                    .await
+                    .unwrap(),
+            );
+            all.extend(ids);
+            after = last;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(all, vec!["1", "2", "3", "1"]);
+        // The ledger records each page with the served ids' digest and the TLP decision.
+        let (size, _) = db.store.ledger_head().await.unwrap();
+        let last = db.store.entries(size - 1, size).await.unwrap();
+        let entry = entente_core::ledger::LedgerEntry::decode(&last[0].1).unwrap();
+        assert_eq!(entry.action, entente_core::Action::IntelRead);
+        assert!(entry.payload_hashes["served"].starts_with("sha256:"));
+        assert!(
+            entry.payload_hashes["tlp.summary"].contains("versions"),
+            "{:?}",
+            entry.payload_hashes
+        );
+        verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}

@@ -1,0 +1,248 @@
+//! Pilot step 9: NL publishes LANTERN indicators under TLP:AMBER; DE and US pull them; a
+//! TLP:RED indicator reaches only the party it names (DE); what DE received does not go on to
+//! the US. Self-contained: it takes the three nodes (NL, DE, US) and reports each check.
+//!
+//! The pulls are gate actions on NL's node by the peers (`intel.read` as `Actor::Peer`), each
+//! page decided under TLP 2.0 and the governing agreement and recorded; the pages are handed
+//! over in process to DE's node, which imports them with NL as originator.
+
+use crate::Failure;
+use entente_core::{Actor, PartyCode, Role};
+use entente_intel::stix;
+use entente_intel::tlp::Tlp;
+use entente_node::Node;
+use entente_store::{Command, IntelQuery, IntelView, Output, Verdict};
+use jiff::Timestamp;
+use std::sync::Arc;
+
+/// The collection NL publishes LANTERN's indicators in.
+pub(crate) const COLLECTION: &str = "6c1a2f0e-9b7d-4e21-8f3a-1d2c3b4a5e6f";
+/// DE's collection of what it received from NL.
+const DE_COLLECTION: &str = "7d2b3a1f-0c8e-4f32-9a4b-2e3d4c5b6f70";
+
+fn indicator(n: u32, tlp: Tlp, what: &str, pattern: &str, extra: &str) -> String {
+    format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--1a7e0000-0000-4000-8000-{n:012}","created":"2026-11-26T09:00:00.000Z","modified":"2026-11-26T09:00:00.000Z","name":"LANTERN {what}","description":"Observed in the LANTERN intrusion at the NL hospital","indicator_types":["malicious-activity"],"pattern":"{pattern}","pattern_type":"stix","valid_from":"2026-11-26T09:00:00Z","object_marking_refs":["{}"]{extra}}}"#,
+        tlp.marking_id()
+    )
+}
+
+/// The bundle NL publishes: three TLP:AMBER indicators, one TLP:RED indicator for DE only,
+/// and the two TLP 2.0 marking definitions.
+pub(crate) fn lantern_bundle() -> String {
+    let objects = [
+        indicator(1, Tlp::Amber, "C2 address", "[ipv4-addr:value = '198.51.100.23']", ""),
+        indicator(2, Tlp::Amber, "C2 domain", "[domain-name:value = 'update-lantern.example']", ""),
+        indicator(
+            3,
+            Tlp::Amber,
+            "loader hash",
+            "[file:hashes.'SHA-256' = '5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8']",
+            "",
+        ),
+        indicator(
+            4,
+            Tlp::Red,
+            "informant-sourced staging server",
+            "[ipv4-addr:value = '203.0.113.77']",
+            r#","x_entente_recipients":["DE"]"#,
+        ),
+        Tlp::Amber.marking_definition(),
+        Tlp::Red.marking_definition(),
+    ];
+    format!(
+        r#"{{"type":"bundle","id":"bundle--1a7e0000-0000-4000-8000-000000000000","objects":[{}]}}"#,
+        objects.join(",")
+    )
+}
+
+async fn submit(node: &Node, actor: Actor, command: Command) -> Result<Verdict, Failure> {
+    Ok(node.gate.submit(actor, command, Timestamp::now()).await?)
+}
+
+/// Pulls every page of `collection` from `node` as `actor`: (ids served, withheld count).
+async fn pull(
+    node: &Node,
+    actor: &Actor,
+    collection: &str,
+) -> Result<(Vec<String>, Vec<String>, usize), Failure> {
+    let mut ids = Vec::new();
+    let mut raws = Vec::new();
+    let mut withheld = 0;
+    let mut after = None;
+    loop {
+        let q = IntelQuery { limit: 2, after: after.clone(), ..IntelQuery::default() };
+        let c = Command::IntelRead {
+            collection: collection.into(),
+            view: IntelView::Objects,
+            query: q,
+        };
+        match submit(node, actor.clone(), c).await? {
+            Verdict::Permitted { output: Output::IntelPage(p), .. } => {
+                withheld += p.withheld;
+                ids.extend(p.rows.iter().map(|r| r.id.clone()));
+                raws.extend(p.rows.into_iter().map(|r| r.raw));
+                after = p.last;
+                if !p.more {
+                    break;
+                }
+            }
+            v => {
+                return Err(crate::fail(
+                    1,
+                    format!("pull from {} refused: {v:?}", node.config.party),
+                ));
+            }
+        }
+    }
+    Ok((ids, raws, withheld))
+}
+
+/// Runs step 9 on the pilot's NL, DE and US nodes; `check` records each check.
+pub(crate) async fn step9(
+    nl: &Node,
+    de: &Node,
+    us: &Node,
+    check: &mut dyn FnMut(&str, bool, String),
+) -> Result<(), Failure> {
+    println!();
+    println!("Step 9 — NL publishes LANTERN indicators under TLP:AMBER; DE and US pull them");
+    let csirt = Actor::User { name: "nl-csirt".into(), role: Role::Csirt };
+    let (de_party, us_party): (PartyCode, PartyCode) = ("DE".parse()?, "US".parse()?);
+    let v = submit(
+        nl,
+        csirt.clone(),
+        Command::IntelCollectionCreate {
+            id: COLLECTION.into(),
+            title: "LANTERN indicators".into(),
+            description: "Indicators of the LANTERN intrusion".into(),
+            parties: vec![de_party.clone(), us_party.clone()],
+        },
+    )
+    .await?;
+    check(
+        "NL collection for DE and US",
+        matches!(v, Verdict::Permitted { .. }),
+        COLLECTION.to_string(),
+    );
+    let bundle = stix::parse_bundle(&lantern_bundle())
+        .map_err(|e| crate::fail(1, format!("the pilot's bundle: {e}")))?;
+    let n = bundle.objects.len();
+    let v = submit(
+        nl,
+        csirt.clone(),
+        Command::IntelImport {
+            collection: COLLECTION.into(),
+            objects: Arc::new(bundle.objects),
+            originator: None,
+            status_id: "1a7e0000-0000-4000-8000-0000000000a1".into(),
+        },
+    )
+    .await?;
+    let stored = match &v {
+        Verdict::Permitted { output: Output::IntelStatus(s), .. } => s.success_count as usize,
+        _ => 0,
+    };
+    check("NL imports the bundle", stored == n, format!("{stored} of {n} objects, all or nothing"));
+
+    let red = "indicator--1a7e0000-0000-4000-8000-000000000004";
+    let de_peer = Actor::Peer { party: de_party.clone() };
+    let (de_ids, de_raws, de_withheld) = pull(nl, &de_peer, COLLECTION).await?;
+    let de_inds = de_ids.iter().filter(|i| i.starts_with("indicator--")).count();
+    check(
+        "DE pulls (AMBER + the RED naming DE)",
+        de_inds == 4 && de_ids.iter().any(|i| i == red) && de_withheld == 0,
+        format!(
+            "{de_inds} indicators, {de_withheld} withheld; governed by {}",
+            governing(nl, &de_party)
+        ),
+    );
+    let us_peer = Actor::Peer { party: us_party.clone() };
+    let (us_ids, _, us_withheld) = pull(nl, &us_peer, COLLECTION).await?;
+    let us_inds = us_ids.iter().filter(|i| i.starts_with("indicator--")).count();
+    check(
+        "US pulls (AMBER only; RED withheld)",
+        us_inds == 3 && !us_ids.iter().any(|i| i == red) && us_withheld == 1,
+        format!(
+            "{us_inds} indicators, {us_withheld} withheld (tlp.red.not-named); governed by {}",
+            governing(nl, &us_party)
+        ),
+    );
+    // Every page NL served is in NL's ledger with the requester and the TLP decision.
+    let (size, _) = nl.store.ledger_head().await?;
+    let entries = nl.store.entries(size.saturating_sub(10), size).await?;
+    let recorded = entries
+        .iter()
+        .filter_map(|(_, b)| entente_core::ledger::LedgerEntry::decode(b).ok())
+        .filter(|e| e.action == entente_core::Action::IntelRead)
+        .filter(|e| e.payload_hashes.contains_key("served"))
+        .count();
+    check(
+        "NL's ledger records each page served",
+        recorded >= 4,
+        format!("{recorded} intel.read entries with the served ids' digest and the TLP decision"),
+    );
+
+    // DE keeps what it received, with NL as originator, and may not pass it on to the US.
+    let de_csirt = Actor::User { name: "de-csirt".into(), role: Role::Csirt };
+    submit(
+        de,
+        de_csirt.clone(),
+        Command::IntelCollectionCreate {
+            id: DE_COLLECTION.into(),
+            title: "From NL: LANTERN".into(),
+            description: String::new(),
+            parties: vec![us_party.clone()],
+        },
+    )
+    .await?;
+    let received = stix::parse_envelope(&stix::write_objects(
+        "",
+        &de_raws.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .map_err(|e| crate::fail(1, format!("what NL served: {e}")))?;
+    let v = submit(
+        de,
+        de_csirt,
+        Command::IntelImport {
+            collection: DE_COLLECTION.into(),
+            objects: Arc::new(received),
+            originator: Some(nl.config.party.clone()),
+            status_id: "1a7e0000-0000-4000-8000-0000000000b1".into(),
+        },
+    )
+    .await?;
+    check(
+        "DE stores what it received, byte for byte",
+        matches!(v, Verdict::Permitted { .. }),
+        describe(&v),
+    );
+    let (onward, _, onward_withheld) = pull(de, &us_peer, DE_COLLECTION).await?;
+    let onward_inds = onward.iter().filter(|i| i.starts_with("indicator--")).count();
+    check(
+        "DE cannot pass NL's AMBER/RED on to the US",
+        onward_inds == 0 && onward_withheld >= 4,
+        format!(
+            "{onward_inds} indicators served, {onward_withheld} withheld (tlp.amber.no-onward, tlp.red.no-onward)"
+        ),
+    );
+    let _ = us;
+    Ok(())
+}
+
+fn governing(node: &Node, to: &PartyCode) -> String {
+    entente_store::governing_agreement(node.gate.engine(), &node.config.party, to, Timestamp::now())
+        .unwrap_or("no agreement")
+        .to_owned()
+}
+
+fn describe(v: &Verdict) -> String {
+    match v {
+        Verdict::Permitted { index, decision, .. } => {
+            format!("permitted by {} (entry {index})", decision.rules.join(" + "))
+        }
+        Verdict::Denied { index, decision } => {
+            format!("DENIED by {} (entry {index}): {}", decision.rules.join(" + "), decision.reason)
+        }
+    }
+}

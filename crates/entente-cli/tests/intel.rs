@@ -1,0 +1,293 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+//! Threat intelligence against a real node: the OASIS taxii2-client driving our TAXII 2.1
+//! server, the OASIS stix2 library parsing what it serves, stix2-validator on what we export,
+//! and bad input (media types, sizes, forged cursors, invalid STIX) refused with TAXII errors
+//! and nothing half-imported.
+
+mod common;
+
+use common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TAXII: &str = "application/taxii+json;version=2.1";
+
+/// The path of an external tool on PATH; `None` (with a note) when it is missing and interop
+/// is not required.
+fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(
+            std::env::var("ENTENTE_INTEROP").as_deref() != Ok("required"),
+            "{name} not on PATH and ENTENTE_INTEROP=required (run scripts/pyenv.sh)"
+        );
+        eprintln!("skipped: {name} not on PATH");
+    }
+    found
+}
+
+fn node_with_collection(dir: &Path) -> (String, String) {
+    init_node(dir, "NL");
+    let token = add_user(dir, "cert", "csirt");
+    let o = entente_ok(&[
+        "intel",
+        "collection",
+        "--data-dir",
+        s(dir),
+        "--title",
+        "LANTERN indicators",
+        "--parties",
+        "DE,US",
+    ]);
+    (token, stdout(&o).trim().to_owned())
+}
+
+fn validate(validator: &Path, file: &Path) {
+    let o = std::process::Command::new(validator).arg(file).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success() && text.contains("STIX JSON: Valid"), "stix2_validator:\n{text}");
+    // No warnings: every indicator we serve has a name and a description, and markings are
+    // the standard TLP ones.
+    assert!(!text.contains("[!] Warning"), "stix2_validator warnings:\n{text}");
+}
+
+#[tokio::test]
+async fn taxii2_client_stix2_and_validator_against_our_server() {
+    let (Some(python), Some(validator)) = (tool("python3"), tool("stix2_validator")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nl");
+    let (token, coll) = node_with_collection(&dir);
+    let server = Server::start(&dir, Duration::from_secs(30)).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/taxii_client.py");
+    let out = tmp.path().join("served.json");
+    let o = std::process::Command::new(&python)
+        .args([s(&script), &server.url, "cert", &token, &coll, s(&out)])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "taxii_client.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    validate(&validator, &out);
+    // Our own export of the collection validates too, and our client pulls the same objects.
+    drop(server);
+    let export = tmp.path().join("export.json");
+    entente_ok(&[
+        "intel",
+        "export",
+        "--data-dir",
+        s(&dir),
+        "--collection",
+        &coll,
+        "--out",
+        s(&export),
+    ]);
+    validate(&validator, &export);
+    let server = Server::start(&dir, Duration::from_secs(30)).await;
+    let pulled = tmp.path().join("pulled.json");
+    let root = format!("{}/taxii2/api/", server.url);
+    entente_ok(&[
+        "intel",
+        "pull",
+        &root,
+        &coll,
+        "--token",
+        &token,
+        "--limit",
+        "60",
+        "--out",
+        s(&pulled),
+    ]);
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&pulled).unwrap()).unwrap();
+    assert_eq!(a["objects"], b["objects"]);
+    assert_eq!(a["objects"].as_array().unwrap().len(), 250);
+}
+
+fn indicator(n: u32, extra: &str) -> String {
+    format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-{n:012}","created":"2026-11-01T00:00:00.000Z","modified":"2026-11-01T00:00:00.000Z","name":"n","description":"d","pattern":"[ipv4-addr:value = '198.51.100.{n}']","pattern_type":"stix","valid_from":"2026-11-01T00:00:00Z"{extra}}}"#
+    )
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_taxii_errors_and_nothing_half_imported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nl");
+    let (token, coll) = node_with_collection(&dir);
+    let server = Server::start(&dir, Duration::from_secs(30)).await;
+    let http = reqwest::Client::new();
+    let objects = format!("{}/taxii2/api/collections/{coll}/objects/", server.url);
+    let post = |body: String, ct: &str| {
+        http.post(&objects)
+            .bearer_auth(&token)
+            .header("Accept", TAXII)
+            .header("Content-Type", ct)
+            .body(body)
+    };
+    let env = |objs: &[String]| format!(r#"{{"objects":[{}]}}"#, objs.join(","));
+    async fn expect(req: reqwest::RequestBuilder, status: u16, needle: &str) {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.headers()["content-type"], TAXII);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["http_status"], status.to_string(), "{body}");
+        let text = body.to_string();
+        assert!(text.contains(needle), "expected `{needle}` in {text}");
+    }
+    // A good object first, so that refusals can be seen to change nothing.
+    let r = post(env(&[indicator(1, "")]), TAXII).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+
+    expect(post("{\"objects\": [".into(), TAXII), 400, "invalid JSON at line 1").await;
+    let missing = indicator(2, "").replace(r#""pattern_type":"stix","#, "");
+    expect(
+        post(env(&[indicator(3, ""), missing]), TAXII),
+        422,
+        "objects[1] (indicator--00000000-0000-4000-8000-000000000002): pattern_type: required",
+    )
+    .await;
+    let spec = indicator(4, "").replace(r#""spec_version":"2.1""#, r#""spec_version":"2.0""#);
+    expect(post(env(&[spec]), TAXII), 422, "spec_version: expected \\\"2.1\\\"").await;
+    let pattern =
+        indicator(5, "").replace("[ipv4-addr:value = '198.51.100.5']", "[ipv4-addr:value = ]");
+    expect(post(env(&[pattern]), TAXII), 422, "pattern: not a valid STIX pattern").await;
+    let changed = indicator(6, "").replace("198.51.100.6", "203.0.113.6");
+    expect(post(env(&[indicator(6, ""), changed]), TAXII), 422, "different content").await;
+    // Same id and version as the stored object 1, other content: the whole envelope is refused.
+    let clash = indicator(1, "").replace("198.51.100.1", "203.0.113.1");
+    expect(post(env(&[indicator(7, ""), clash]), TAXII), 409, "nothing was imported").await;
+    expect(post(env(&[indicator(8, "")]), "application/json"), 415, "Content-Type").await;
+    expect(
+        http.get(&objects).bearer_auth(&token).header("Accept", "application/json"),
+        406,
+        "application/taxii+json",
+    )
+    .await;
+    // An envelope announced above max_content_length is refused before its body is read (a
+    // client writing the whole body may see the connection close first, so only the start is
+    // written here).
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = server.url.trim_start_matches("http://");
+        let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let path = objects.trim_start_matches(&server.url);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: {TAXII}\r\nContent-Type: {TAXII}\r\nContent-Length: {}\r\n\r\n{{\"objects\":[",
+            17 << 20
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if n == 0 || text.contains("max_content_length") {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(
+            text.contains("max_content_length") && text.contains("\"http_status\":\"413\""),
+            "{text}"
+        );
+    }
+    expect(http.get(&objects), 401, "Authentication required").await;
+    expect(http.get(&objects).basic_auth("cert", Some("wrong")), 401, "Authentication required")
+        .await;
+
+    // Cursors: a real one works, a forged one or one from another query is a 400.
+    for n in 10..15 {
+        assert_eq!(
+            post(env(&[indicator(n, "")]), TAXII).send().await.unwrap().status().as_u16(),
+            202
+        );
+    }
+    let page: serde_json::Value = http
+        .get(format!("{objects}?limit=2"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = page["next"].as_str().unwrap().to_owned();
+    // The token needs no server state: a second server process on the same node continues
+    // the paging (and so would a restarted one).
+    let second = Server::start(&dir, Duration::from_secs(30)).await;
+    let objects2 = format!("{}/taxii2/api/collections/{coll}/objects/", second.url);
+    let r = http
+        .get(format!("{objects2}?limit=2&next={next}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page2: serde_json::Value = r.json().await.unwrap();
+    let ids = |p: &serde_json::Value| -> Vec<String> {
+        p["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (first_ids, second_ids) = (ids(&page), ids(&page2));
+    assert_eq!(second_ids.len(), 2);
+    assert!(second_ids.iter().all(|i| !first_ids.contains(i)), "{first_ids:?} {second_ids:?}");
+    drop(second);
+    let r = http
+        .get(format!("{objects}?limit=2&next={next}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    expect(
+        http.get(format!("{objects}?limit=2&match[type]=malware&next={next}")).bearer_auth(&token),
+        400,
+        "another query",
+    )
+    .await;
+    let mut forged = next.clone().into_bytes();
+    forged[3] ^= 1;
+    let forged = String::from_utf8(forged).unwrap();
+    expect(http.get(format!("{objects}?next={forged}")).bearer_auth(&token), 400, "forged").await;
+
+    // After all refusals: exactly the six good objects are held.
+    let man: serde_json::Value = http
+        .get(format!("{}/taxii2/api/collections/{coll}/manifest/", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(man["objects"].as_array().unwrap().len(), 6, "{man}");
+
+    // The CLI refuses a bad bundle with exit 2, naming the object and property.
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        format!(r#"{{"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[{},{}]}}"#, indicator(20, ""), indicator(21, "").replace(r#""valid_from":"2026-11-01T00:00:00Z""#, r#""valid_from":"yesterday""#)),
+    )
+    .unwrap();
+    drop(server);
+    let o = entente(&["intel", "import", s(&bad), "--data-dir", s(&dir), "--collection", &coll]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("objects[1] (indicator--00000000-0000-4000-8000-000000000021): valid_from"),
+        "{}",
+        stderr(&o)
+    );
+}
