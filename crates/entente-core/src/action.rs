@@ -101,6 +101,27 @@ pub enum Action {
     /// Read a case's status: members and timeline (a peer only as a member of the case).
     #[serde(rename = "case.status")]
     CaseStatus,
+    /// Take in an evidence item (custody event `acquired`).
+    #[serde(rename = "evidence.add")]
+    EvidenceAdd,
+    /// Record a custody event on an evidence item (sealed, accessed, copied, verified, analysed,
+    /// returned).
+    #[serde(rename = "evidence.custody")]
+    EvidenceCustody,
+    /// Release an evidence item into a package for another party (custody event `exported`),
+    /// decided by the agreements in force.
+    #[serde(rename = "evidence.export")]
+    EvidenceExport,
+    /// Take in an evidence item from a verified package (custody event `received`), binding
+    /// the conditions that travel with it.
+    #[serde(rename = "evidence.receive")]
+    EvidenceReceive,
+    /// Read an evidence item and its custody chain.
+    #[serde(rename = "evidence.read")]
+    EvidenceRead,
+    /// Destroy an evidence item whose retention limit has passed (its data key is destroyed).
+    #[serde(rename = "evidence.destroy")]
+    EvidenceDestroy,
 }
 
 impl Action {
@@ -127,6 +148,12 @@ impl Action {
             Action::ComplaintRead => "complaint.read",
             Action::CaseMemberAdd => "case.member.add",
             Action::CaseStatus => "case.status",
+            Action::EvidenceAdd => "evidence.add",
+            Action::EvidenceCustody => "evidence.custody",
+            Action::EvidenceExport => "evidence.export",
+            Action::EvidenceReceive => "evidence.receive",
+            Action::EvidenceRead => "evidence.read",
+            Action::EvidenceDestroy => "evidence.destroy",
         }
     }
 }

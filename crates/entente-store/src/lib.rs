@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod cases;
+mod evidence;
 mod flows;
 pub mod gate;
 mod redress;
@@ -23,6 +24,7 @@ pub mod verify;
 mod tests;
 
 pub use cases::{CaseMember, CaseStatus, TimelineEntry};
+pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use redress::{
