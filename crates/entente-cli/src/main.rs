@@ -8,10 +8,12 @@ mod alerts;
 mod bench;
 mod case;
 mod complaint;
+mod evidence;
 mod framework;
 mod incident;
 mod lexicon;
 mod pilot;
+mod pilot_evidence;
 mod request;
 mod retention;
 
@@ -133,6 +135,11 @@ enum Cmd {
     Incident {
         #[command(subcommand)]
         command: incident::IncidentCmd,
+    },
+    /// Evidence: ingest, custody chain, signed packages, offline verification, import
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCmd,
     },
 }
 
@@ -339,6 +346,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,
         Cmd::Incident { command } => incident::run(command).await,
+        Cmd::Evidence { command } => evidence::run(command).await,
     }
 }
 

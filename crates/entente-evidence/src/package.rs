@@ -113,6 +113,8 @@ pub struct PackageItem {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// Data category (what the agreements decide on).
+    pub category: entente_policy::agreement::DataCategory,
     /// Media type.
     pub media_type: String,
     /// Description.
@@ -740,9 +742,9 @@ fn check_items(manifest: &Manifest, size: u64, root: Hash) -> Result<(usize, usi
         match manifest.files.get(&item.payload) {
             Some(d) if d.sha256 == item.sha256 && d.size == item.size => {}
             _ => {
-                return Err(
-                    bad("its payload is not in the file list with its hash and size".into()),
-                );
+                return Err(bad(
+                    "its payload is not in the file list with its hash and size".into()
+                ));
             }
         }
         let events: Vec<CustodyEvent> = item.custody.iter().map(|p| p.event.clone()).collect();

@@ -213,8 +213,15 @@ pub(crate) fn validate(command: &Command) -> Result<(), GateError> {
                 ))),
             }
         }
-        Command::ExportEvidence { id, request, .. } => {
+        Command::ExportEvidence { id, request, retain_until, .. } => {
             id_ok("evidence id", id)?;
+            if let Some(at) = retain_until {
+                at.parse::<Timestamp>().map_err(|e| {
+                    GateError::Invalid(format!(
+                        "retain_until `{at}`: {e}; expected RFC 3339 such as 2028-04-08T00:00:00Z"
+                    ))
+                })?;
+            }
             id_ok("request id", request)
         }
         Command::ReceiveEvidence { item } => {
@@ -256,7 +263,7 @@ pub(crate) async fn decide(
         }
     };
     match command {
-        Command::ExportEvidence { id, to, request, request_kind, purpose } => {
+        Command::ExportEvidence { id, to, request, request_kind, purpose, retain_until } => {
             let item = load_item(&mut **tx, id).await?;
             if item.destroyed_at.is_some() {
                 return Err(GateError::Conflict(format!("evidence `{id}` was destroyed")));
@@ -301,6 +308,7 @@ pub(crate) async fn decide(
                     c.originator = theirs.originator.clone();
                     c.retain_until = earlier(c.retain_until, theirs.retain_until.clone());
                 }
+                c.retain_until = earlier(c.retain_until, retain_until.clone());
                 c
             });
             Ok((combine(d.decision), conditions))
@@ -309,6 +317,18 @@ pub(crate) async fn decide(
             let purpose =
                 item.conditions.purposes.first().copied().unwrap_or(Purpose::CriminalInvestigation);
             let concepts = case_concepts(tx, &item.case_id).await?;
+            // The answer to a request this node made flows under that request's kind.
+            let kind: Option<String> = match &item.request {
+                Some(r) => {
+                    sqlx::query_scalar("SELECT kind FROM requests WHERE id = $1 AND requested = $2")
+                        .bind(r)
+                        .bind(item.from.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?
+                }
+                None => None,
+            };
+            let kind = kind.map(|k| parse_text::<RequestKind>("request kind", &k)).transpose()?;
             let flow = Flow {
                 from: &item.from,
                 to: party,
@@ -317,7 +337,7 @@ pub(crate) async fn decide(
                 category: item.category,
                 purpose,
                 concepts: &concepts,
-                request_kind: None,
+                request_kind: kind,
                 consents: &[],
             };
             let d = engine.decide_flow(&flow, now);
@@ -811,4 +831,45 @@ pub(crate) async fn load_item(
         shredded_blob: None,
         chain,
     })
+}
+
+impl crate::store::Store {
+    /// Ids of the evidence items not destroyed whose retention limit is at or before `now`.
+    ///
+    /// # Errors
+    /// Database errors, or a stored limit that does not parse.
+    pub async fn evidence_due_for_destruction(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, retain_until FROM evidence_items WHERE destroyed_at IS NULL AND retain_until IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due = Vec::new();
+        for r in &rows {
+            let until: String = r.try_get(1)?;
+            let until: Timestamp = until
+                .parse()
+                .map_err(|e| StoreError::Inconsistent(format!("retain_until `{until}`: {e}")))?;
+            if until <= now {
+                due.push(r.try_get(0)?);
+            }
+        }
+        Ok(due)
+    }
+
+    /// Ids of the evidence items of a case that are not destroyed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn evidence_of_case(&self, case_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM evidence_items WHERE case_id = $1 AND destroyed_at IS NULL ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

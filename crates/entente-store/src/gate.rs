@@ -228,6 +228,9 @@ pub enum Command {
         request_kind: Option<RequestKind>,
         /// The purpose the receiver will use it for.
         purpose: Purpose,
+        /// A retention limit the sender imposes (RFC 3339); the earlier of it and the
+        /// agreement's limit travels.
+        retain_until: Option<String>,
     },
     /// Take in an evidence item from a verified package (custody event `received`), binding
     /// its travelling conditions.
