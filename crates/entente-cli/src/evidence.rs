@@ -964,3 +964,7 @@ async fn custody_report(
     println!("(this reading is ledger entry {read_index})");
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "evidence_tests.rs"]
+mod tests;
