@@ -315,6 +315,9 @@ pub fn payload_path(sha256: &str) -> String {
     format!("payloads/{sha256}")
 }
 
+/// Opens the plaintext of an item's content for [`write_package`].
+pub type OpenPayload<'a> = dyn FnMut(&PackageItem) -> Result<Box<dyn Read + Send>, String> + 'a;
+
 /// Writes a package to `out`, reading each distinct payload with `open(item)` (the plaintext
 /// of its blob), which is hashed again on the way and must match the item's hash.
 ///
@@ -323,7 +326,7 @@ pub fn payload_path(sha256: &str) -> String {
 pub fn write_package(
     input: BuildInput<'_>,
     out: &mut dyn Write,
-    open: &mut dyn FnMut(&PackageItem) -> Result<Box<dyn Read + Send>, String>,
+    open: &mut OpenPayload<'_>,
 ) -> Result<Written, PackageError> {
     let io_err = |e: io::Error| PackageError::Io(format!("cannot write the package: {e}"));
     let case_file = crate::case_uco::export(&input.sender, &input.case_id, &input.items)

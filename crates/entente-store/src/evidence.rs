@@ -264,7 +264,7 @@ pub(crate) async fn decide(
     };
     match command {
         Command::ExportEvidence { id, to, request, request_kind, purpose, retain_until } => {
-            let item = load_item(&mut **tx, id).await?;
+            let item = load_item(tx, id).await?;
             if item.destroyed_at.is_some() {
                 return Err(GateError::Conflict(format!("evidence `{id}` was destroyed")));
             }
@@ -392,7 +392,6 @@ async fn case_concepts(
 }
 
 /// Applies a permitted evidence command. Checks run before any write.
-#[expect(clippy::too_many_arguments, reason = "the gate passes its whole state for one effect")]
 pub(crate) async fn apply(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     party: &PartyCode,
@@ -465,7 +464,7 @@ pub(crate) async fn apply(
                 e.location.clone_from(&item.location);
             }
             let digest = insert_event(tx, &e, index).await?;
-            let mut record = load_item(&mut **tx, &item.id).await?;
+            let mut record = load_item(tx, &item.id).await?;
             record.deduplicated = deduplicated;
             Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
@@ -475,7 +474,7 @@ pub(crate) async fn apply(
             let e = event(id, seq, *kind, &item.sha256, reason, legal_basis.as_ref(), prev);
             let digest = insert_event(tx, &e, index).await?;
             Ok((
-                Output::Evidence(Box::new(load_item(&mut **tx, id).await?)),
+                Output::Evidence(Box::new(load_item(tx, id).await?)),
                 vec![("custody".into(), digest)],
             ))
         }
@@ -489,7 +488,7 @@ pub(crate) async fn apply(
             let e =
                 event(id, seq, CustodyKind::Exported, &item.sha256, &reason, Some(request), prev);
             let digest = insert_event(tx, &e, index).await?;
-            let mut record = load_item(&mut **tx, id).await?;
+            let mut record = load_item(tx, id).await?;
             record.conditions = Some(conditions.clone());
             Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
@@ -538,12 +537,12 @@ pub(crate) async fn apply(
                 prev,
             );
             let digest = insert_event(tx, &e, index).await?;
-            let mut record = load_item(&mut **tx, &item.id).await?;
+            let mut record = load_item(tx, &item.id).await?;
             record.deduplicated = deduplicated;
             Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
         Command::ReadEvidence { id } => {
-            Ok((Output::Evidence(Box::new(load_item(&mut **tx, id).await?)), Vec::new()))
+            Ok((Output::Evidence(Box::new(load_item(tx, id).await?)), Vec::new()))
         }
         Command::DestroyEvidence { id } => {
             let item = live_item(tx, id).await?;
@@ -594,7 +593,7 @@ pub(crate) async fn apply(
                 .execute(&mut **tx)
                 .await?;
             }
-            let mut record = load_item(&mut **tx, id).await?;
+            let mut record = load_item(tx, id).await?;
             record.shredded_blob = shredded;
             Ok((
                 Output::Evidence(Box::new(record)),
@@ -616,7 +615,7 @@ async fn live_item(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
 ) -> Result<EvidenceRecord, GateError> {
-    let item = load_item(&mut **tx, id).await?;
+    let item = load_item(tx, id).await?;
     if let Some(at) = &item.destroyed_at {
         return Err(GateError::Conflict(format!("evidence `{id}` was destroyed at {at}")));
     }
