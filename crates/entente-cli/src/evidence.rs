@@ -968,3 +968,191 @@ async fn custody_report(
 #[cfg(test)]
 #[path = "evidence_tests.rs"]
 mod tests;
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn time_tool(program: &str, args: &[&std::ffi::OsStr]) -> Option<f64> {
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| start.elapsed().as_secs_f64())
+}
+
+/// `entente bench evidence`: see BENCHMARKS.md.
+pub(crate) async fn bench(size_mib: u64, files: usize, file_size: usize) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    let node = Node::init(
+        &entente_node::InitOptions {
+            data_dir: root.join("node"),
+            party: "DE".parse()?,
+            name: "benchmark node".into(),
+            database_url: None,
+            listen: ([127, 0, 0, 1], 0).into(),
+        },
+        Timestamp::now(),
+    )
+    .await?;
+    let actor = Actor::User { name: "bench".into(), role: entente_core::Role::Investigator };
+    node.gate
+        .submit(
+            actor.clone(),
+            Command::OpenCase {
+                id: "BENCH".into(),
+                title: "benchmark".into(),
+                concepts: vec!["illegal-access".into()],
+            },
+            Timestamp::now(),
+        )
+        .await?;
+    // A file of pseudo-random bytes (xorshift), written in 1 MiB blocks.
+    let big = root.join("big.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&big)?);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..size_mib {
+            for chunk in buf.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+            }
+            f.write_all(&buf)?;
+        }
+        f.flush()?;
+    }
+    let bytes = (size_mib << 20) as f64;
+    let mbs = |secs: f64| bytes / secs / 1e6;
+    println!("ingest of one {size_mib} MiB file (page cache warm: each reader runs once before)");
+    let _ = time_tool("cat", &[big.as_os_str()]);
+    let openssl = time_tool("openssl", &["dgst".as_ref(), "-sha256".as_ref(), big.as_os_str()]);
+    let sha256sum = time_tool("sha256sum", &[big.as_os_str()]);
+    let rss_before = peak_rss_mib();
+    let spec = AddSpec {
+        case: "BENCH".into(),
+        description: "benchmark file".into(),
+        category: DataCategory::Content,
+        media_type: "application/octet-stream".into(),
+        source: None,
+        collected_at: None,
+        reason: "benchmark".into(),
+        legal_basis: None,
+    };
+    let start = std::time::Instant::now();
+    let (_, r) = add_file(&node, &actor, &big, Some("big".into()), &spec, Timestamp::now()).await?;
+    let ours = start.elapsed().as_secs_f64();
+    let rss_after = peak_rss_mib();
+    let out = root.join("case_file.json");
+    let case_file =
+        time_tool("case_file", &["--disable-mtime".as_ref(), out.as_os_str(), big.as_os_str()]);
+    println!(
+        "  {:<40} {:>8.2} s {:>9.0} MB/s",
+        "entente evidence add (SHA-256 + age)",
+        ours,
+        mbs(ours)
+    );
+    for (name, t) in [
+        ("openssl dgst -sha256", openssl),
+        ("sha256sum", sha256sum),
+        ("case_file (case-utils, 6 hashes)", case_file),
+    ] {
+        match t {
+            Some(t) => println!(
+                "  {:<40} {:>8.2} s {:>9.0} MB/s   entente/peer throughput {:.2}×",
+                name,
+                t,
+                mbs(t),
+                t / ours
+            ),
+            None => println!("  {name:<40} not run (not on PATH)"),
+        }
+    }
+    println!(
+        "  peak RSS of this process: {:.1} MiB before the ingest, {:.1} MiB after (content hash {}…)",
+        rss_before.unwrap_or(0.0),
+        rss_after.unwrap_or(0.0),
+        &r.sha256[..16]
+    );
+    let _ = std::fs::remove_file(&big);
+
+    println!("package and verify of {files} files of {file_size} bytes");
+    let small = root.join("small");
+    std::fs::create_dir_all(&small)?;
+    let mut ids = Vec::with_capacity(files);
+    let start = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..files {
+        let p = small.join(format!("f{i}.bin"));
+        let mut body = vec![0u8; file_size];
+        body[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        std::fs::write(&p, body)?;
+        let (node, actor) = (node.clone(), actor.clone());
+        let spec = AddSpec { description: format!("small file {i}"), ..spec_clone(&spec) };
+        set.spawn(async move {
+            add_file(&node, &actor, &p, Some(format!("small-{i}")), &spec, Timestamp::now())
+                .await
+                .map(|(_, r)| r.id)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        ids.push(r.map_err(|e| fail(1, e))??);
+    }
+    let added = start.elapsed().as_secs_f64();
+    let pkg = root.join("bench.tar");
+    let spec = PackageSpec {
+        items: ids,
+        to: "NL".parse()?,
+        recipient: None,
+        request: "BENCH-REQ".into(),
+        request_kind: Some(RequestKind::Production),
+        purpose: Purpose::CriminalInvestigation,
+        retain_until: None,
+    };
+    let start = std::time::Instant::now();
+    build_package(&node, &actor, &spec, &pkg, Timestamp::now()).await?;
+    let packaged = start.elapsed().as_secs_f64();
+    let key = node.key.verifying_key();
+    let start = std::time::Instant::now();
+    let v = verify_file(&pkg, &[key], None, None, &mut package::Discard)?;
+    let verified = start.elapsed().as_secs_f64();
+    let n = files as f64;
+    println!("  {:<40} {:>8.2} s {:>9.0} files/s", "add (ingest + gate)", added, n / added);
+    println!(
+        "  {:<40} {:>8.2} s {:>9.0} files/s",
+        "package (export through the gate + write)",
+        packaged,
+        n / packaged
+    );
+    println!(
+        "  {:<40} {:>8.2} s {:>9.0} files/s   ({} events proven)",
+        "verify",
+        verified,
+        n / verified,
+        v.proven_events
+    );
+    Ok(())
+}
+
+fn spec_clone(s: &AddSpec) -> AddSpec {
+    AddSpec {
+        case: s.case.clone(),
+        description: s.description.clone(),
+        category: s.category,
+        media_type: s.media_type.clone(),
+        source: s.source.clone(),
+        collected_at: s.collected_at.clone(),
+        reason: s.reason.clone(),
+        legal_basis: s.legal_basis.clone(),
+    }
+}
