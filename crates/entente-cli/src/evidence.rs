@@ -450,6 +450,7 @@ pub(crate) async fn build_package(
         created_at: format!("{now:.6}"),
         case_id,
         request: Some(spec.request.clone()),
+        request_kind: spec.request_kind,
         checkpoint: note,
         checkpoint_size: size,
         items,
@@ -605,6 +606,7 @@ pub(crate) async fn import_package(
                 conditions,
                 package_sha256: verified.manifest_sha256.clone(),
                 request: m.request.clone(),
+                request_kind: m.request_kind,
             }),
         });
     }

@@ -133,4 +133,48 @@ async fn evidence_from_the_command_line() {
     let o = entente(&["evidence", "verify", s(tmp.path()), "--sender-key", s(&pem)]);
     assert_eq!(o.status.code(), Some(2));
     entente_ok(&["ledger", "verify", "--data-dir", s(&de)]);
+
+    // NL takes the package in: verified, `received`, DE's conditions bound.
+    let nl = tmp.path().join("nl");
+    init_node(&nl, "NL");
+    let eva = add_user(&nl, "eva", "investigator");
+    {
+        let server = Server::start(&nl, Duration::from_secs(20)).await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/cases", server.url))
+            .bearer_auth(&eva)
+            .json(&json!({"id": "LANTERN", "title": "Lantern", "concepts": ["illegal-access"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let import = |file: &str| {
+        entente(&[
+            "evidence",
+            "import",
+            file,
+            "--sender-key",
+            s(&pem),
+            "--case",
+            "LANTERN",
+            "--data-dir",
+            s(&nl),
+            "--user",
+            "eva",
+        ])
+    };
+    let o = import(s(&bad));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = import(s(&pkg));
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("imported EV-1 into case LANTERN"), "{}", stdout(&o));
+    let o = entente_ok(&["evidence", "custody", "EV-1", "--data-dir", s(&nl)]);
+    let out = stdout(&o);
+    assert!(out.contains("earlier holder") && out.contains("received"), "{out}");
+    // Imported once: a second import changes nothing.
+    let o = import(s(&pkg));
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    entente_ok(&["ledger", "verify", "--data-dir", s(&nl)]);
 }

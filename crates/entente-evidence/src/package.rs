@@ -149,6 +149,9 @@ pub struct Manifest {
     pub case_id: String,
     /// The request the package answers.
     pub request: Option<String>,
+    /// The request's kind (the receiver decides the flow under it when it does not hold the
+    /// request itself).
+    pub request_kind: Option<entente_policy::agreement::RequestKind>,
     /// Tree size of the checkpoint the proofs are against.
     pub checkpoint_size: u64,
     /// Every member but `manifest.json`, `manifest.sig` and `sender.pem`, with its digest.
@@ -277,6 +280,8 @@ pub struct BuildInput<'a> {
     pub case_id: String,
     /// The request answered.
     pub request: Option<String>,
+    /// Its kind.
+    pub request_kind: Option<entente_policy::agreement::RequestKind>,
     /// The signed checkpoint note every sender event is proven against.
     pub checkpoint: Vec<u8>,
     /// Its tree size.
@@ -349,6 +354,7 @@ pub fn write_package(
         created_at: input.created_at,
         case_id: input.case_id,
         request: input.request,
+        request_kind: input.request_kind,
         checkpoint_size: input.checkpoint_size,
         files,
         items: input.items,

@@ -94,6 +94,9 @@ pub struct ReceivedEvidence {
     pub package_sha256: String,
     /// The request it answers.
     pub request: Option<String>,
+    /// The request's kind as the package states it (used when this node does not hold the
+    /// request).
+    pub request_kind: Option<RequestKind>,
 }
 
 /// A custody event with the index of the ledger entry that recorded it here (`None` for
@@ -328,7 +331,10 @@ pub(crate) async fn decide(
                 }
                 None => None,
             };
-            let kind = kind.map(|k| parse_text::<RequestKind>("request kind", &k)).transpose()?;
+            let kind = kind
+                .map(|k| parse_text::<RequestKind>("request kind", &k))
+                .transpose()?
+                .or(item.request_kind);
             let flow = Flow {
                 from: &item.from,
                 to: party,
