@@ -26,6 +26,18 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 1_000)]
         round_trips: u64,
     },
+    /// Evidence: ingest of one large file (vs openssl, sha256sum, case_file), peak RSS, package and verify of many small files
+    Evidence {
+        /// Size of the large file in MiB
+        #[arg(long, default_value_t = 2048)]
+        size_mib: u64,
+        /// Number of small files packaged and verified
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Size of each small file in bytes
+        #[arg(long, default_value_t = 4096)]
+        file_size: usize,
+    },
     /// Durable ledger appends per second through the gate (case.open: effect, entry, tree hashes and signed checkpoint committed together)
     Ledger {
         /// Storage backend
@@ -93,6 +105,9 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
     match cmd {
         BenchCmd::Federation { messages, round_trips } => {
             crate::bench_federation::run(messages, round_trips).await
+        }
+        BenchCmd::Evidence { size_mib, files, file_size } => {
+            crate::evidence::bench(size_mib, files, file_size).await
         }
         BenchCmd::Ledger { backend, database_url, entries, concurrency } => {
             let dir = tempfile::tempdir()?;

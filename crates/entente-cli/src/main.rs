@@ -10,12 +10,14 @@ mod bench_federation;
 mod bench_intel;
 mod case;
 mod complaint;
+mod evidence;
 mod framework;
 mod incident;
 mod intel;
 mod lexicon;
 mod peer;
 mod pilot;
+mod pilot_evidence;
 mod pilot_intel;
 mod request;
 mod retention;
@@ -154,6 +156,11 @@ enum Cmd {
     Intel {
         #[command(subcommand)]
         command: intel::IntelCmd,
+    },
+    /// Evidence: ingest, custody chain, signed packages, offline verification, import
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCmd,
     },
 }
 
@@ -407,6 +414,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Framework { command } => framework::run(command).await,
         Cmd::Incident { command } => incident::run(command).await,
         Cmd::Intel { command } => intel::run(command).await,
+        Cmd::Evidence { command } => evidence::run(command).await,
     }
 }
 

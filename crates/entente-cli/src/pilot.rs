@@ -239,6 +239,14 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
 
     requests(&nodes, &mut checks).await?;
     flows(&nodes, &mut checks).await?;
+    crate::pilot_evidence::answer_with_package(
+        &nodes[0].node,
+        &nodes[1].node,
+        "LANTERN",
+        &root.join("evidence"),
+        &mut |step, ok, detail| checks.record(step, ok, detail),
+    )
+    .await?;
     jit(&nodes, &mut checks).await?;
     crate::pilot_intel::step9(&nodes[0].node, &nodes[1].node, &nodes[2].node, &mut |s, ok, d| {
         checks.record(s, ok, d)
@@ -313,6 +321,15 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     drop(processes);
 
     retention(&nodes, &mut checks).await?;
+    let later = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(jiff::Span::new().years(2).days(1))
+        .map(|z| z.timestamp())
+        .map_err(|e| fail(1, e))?;
+    crate::pilot_evidence::retention(&nodes[0].node, later, &mut |step, ok, detail| {
+        checks.record(step, ok, detail)
+    })
+    .await?;
 
     println!();
     println!("Summary");

@@ -36,6 +36,10 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
         })?,
     };
     let node = Node::open(&data_dir).await?;
+    // Evidence past its limit: the data key is destroyed (crypto-shredding).
+    for (id, index) in crate::evidence::run_retention(&node, now).await? {
+        println!("destroyed evidence {id}: data key destroyed (ledger entry {index})");
+    }
     let due = node.store.data_due_for_destruction(now).await?;
     if due.is_empty() {
         println!("retention at {now}: nothing has expired");

@@ -133,6 +133,27 @@ pub enum Action {
     /// Read a page of a collection, each object decided under TLP 2.0.
     #[serde(rename = "intel.read")]
     IntelRead,
+    /// Take in an evidence item (custody event `acquired`).
+    #[serde(rename = "evidence.add")]
+    EvidenceAdd,
+    /// Record a custody event on an evidence item (sealed, accessed, copied, verified, analysed,
+    /// returned).
+    #[serde(rename = "evidence.custody")]
+    EvidenceCustody,
+    /// Release an evidence item into a package for another party (custody event `exported`),
+    /// decided by the agreements in force.
+    #[serde(rename = "evidence.export")]
+    EvidenceExport,
+    /// Take in an evidence item from a verified package (custody event `received`), binding
+    /// the conditions that travel with it.
+    #[serde(rename = "evidence.receive")]
+    EvidenceReceive,
+    /// Read an evidence item and its custody chain.
+    #[serde(rename = "evidence.read")]
+    EvidenceRead,
+    /// Destroy an evidence item whose retention limit has passed (its data key is destroyed).
+    #[serde(rename = "evidence.destroy")]
+    EvidenceDestroy,
 }
 
 impl Action {
@@ -169,6 +190,12 @@ impl Action {
             Action::IntelCollectionCreate => "intel.collection.create",
             Action::IntelImport => "intel.import",
             Action::IntelRead => "intel.read",
+            Action::EvidenceAdd => "evidence.add",
+            Action::EvidenceCustody => "evidence.custody",
+            Action::EvidenceExport => "evidence.export",
+            Action::EvidenceReceive => "evidence.receive",
+            Action::EvidenceRead => "evidence.read",
+            Action::EvidenceDestroy => "evidence.destroy",
         }
     }
 }

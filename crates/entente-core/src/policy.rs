@@ -129,6 +129,31 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Csirt, Role::Investigator, Role::CentralAuthority],
     },
     RoleRule {
+        id: "role.case-worker.evidence-add",
+        action: Action::EvidenceAdd,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt],
+    },
+    RoleRule {
+        id: "role.case-worker.evidence-custody",
+        action: Action::EvidenceCustody,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt],
+    },
+    RoleRule {
+        id: "role.case-worker.evidence-export",
+        action: Action::EvidenceExport,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.case-worker.evidence-receive",
+        action: Action::EvidenceReceive,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.case-worker.evidence-read",
+        action: Action::EvidenceRead,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt, Role::Dpo],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -176,7 +201,12 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                     Vec::new(),
                 )
             }
-            Action::DatumDestroy => Decision::permit(
+            Action::EvidenceRead => Decision::permit(
+                "operator.evidence-read",
+                "the operator may read an evidence item's custody chain (the reading is recorded)",
+                Vec::new(),
+            ),
+            Action::DatumDestroy | Action::EvidenceDestroy => Decision::permit(
                 "operator.retention",
                 "the operator runs the retention job, which destroys what has expired",
                 Vec::new(),
@@ -325,6 +355,12 @@ mod tests {
             Action::IntelCollectionCreate,
             Action::IntelImport,
             Action::IntelRead,
+            Action::EvidenceAdd,
+            Action::EvidenceCustody,
+            Action::EvidenceExport,
+            Action::EvidenceReceive,
+            Action::EvidenceRead,
+            Action::EvidenceDestroy,
         ])
     }
 

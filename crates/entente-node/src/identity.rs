@@ -5,6 +5,8 @@
 //! - `node.key.pem` — Ed25519 private key, PKCS#8 PEM, mode 0600: signs checkpoints (and,
 //!   later, envelopes and packages);
 //! - `node.cert.pem` — self-signed X.509 certificate of that key, for mutual TLS;
+//! - `node.age.key` — the node's master age (X25519) key, mode 0600: opens evidence packages
+//!   addressed to the node and wraps the data keys of its evidence blobs;
 //! - `entente.sqlite` — the database, unless PostgreSQL is configured;
 //! - `blobs/` — the blob store.
 
@@ -189,6 +191,7 @@ impl Node {
                 CONFIG_FILE,
                 KEY_FILE,
                 CERT_FILE,
+                entente_evidence::keys::MASTER_KEY_FILE,
                 DB_FILE,
                 "entente.sqlite-wal",
                 "entente.sqlite-shm",
@@ -212,6 +215,9 @@ impl Node {
         write_new(&dir.join(KEY_FILE), pem.as_bytes(), 0o600)?;
         let cert = self_signed_cert(&pem, &opts.party, &opts.name)?;
         write_new(&dir.join(CERT_FILE), cert.as_bytes(), 0o644)?;
+        entente_evidence::MasterKey::generate()
+            .write_new(&dir.join(entente_evidence::keys::MASTER_KEY_FILE))
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
         std::fs::create_dir_all(dir.join("blobs")).map_err(io("cannot create", dir))?;
         let config = NodeConfig {
             party: opts.party.clone(),
@@ -286,6 +292,12 @@ impl Node {
         let gate =
             Gate::start(store.clone(), key.clone(), config.party.clone(), agreement_engine()?);
         Ok(Node { data_dir: data_dir.to_owned(), config, key, store, gate })
+    }
+
+    /// The node's blob directory (`blob_dir` of the configuration, relative to the data
+    /// directory unless absolute).
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.config.blob_dir)
     }
 
     /// The C2SP verifier key of this node's ledger.

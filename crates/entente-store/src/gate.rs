@@ -12,6 +12,7 @@
 //! writers across processes on both backends.
 
 use crate::cases;
+use crate::evidence;
 use crate::federation::{self, Admission, InboundEnvelope};
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::intel;
@@ -298,6 +299,59 @@ pub enum Command {
         /// Filters and position.
         query: crate::intel::IntelQuery,
     },
+    /// Take in an evidence item whose content was ingested into the blob store (custody
+    /// event `acquired`). Content already held is de-duplicated.
+    AddEvidence {
+        /// The item.
+        item: Box<crate::evidence::NewEvidence>,
+    },
+    /// Record a custody event on an evidence item: sealed, accessed, copied, verified,
+    /// analysed or returned (the others are recorded by their own commands).
+    EvidenceCustody {
+        /// Item id.
+        id: String,
+        /// The event.
+        event: entente_evidence::CustodyKind,
+        /// Why.
+        reason: String,
+        /// The legal basis (a request or agreement id).
+        legal_basis: Option<String>,
+    },
+    /// Release an evidence item into a package for another party under a request (custody
+    /// event `exported`), decided by the agreements in force; the answer carries the
+    /// conditions that travel with it.
+    ExportEvidence {
+        /// Item id.
+        id: String,
+        /// The receiving party.
+        to: PartyCode,
+        /// The request answered.
+        request: String,
+        /// Its kind, when the request is not held by this node.
+        request_kind: Option<RequestKind>,
+        /// The purpose the receiver will use it for.
+        purpose: Purpose,
+        /// A retention limit the sender imposes (RFC 3339); the earlier of it and the
+        /// agreement's limit travels.
+        retain_until: Option<String>,
+    },
+    /// Take in an evidence item from a verified package (custody event `received`), binding
+    /// its travelling conditions.
+    ReceiveEvidence {
+        /// The item.
+        item: Box<crate::evidence::ReceivedEvidence>,
+    },
+    /// Read an evidence item with its custody chain.
+    ReadEvidence {
+        /// Item id.
+        id: String,
+    },
+    /// Destroy an evidence item whose retention limit has passed: its data key is destroyed
+    /// (crypto-shredding), the custody event `destroyed` recorded.
+    DestroyEvidence {
+        /// Item id.
+        id: String,
+    },
 }
 
 impl Command {
@@ -340,6 +394,12 @@ impl Command {
             Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
             Command::IntelImport { .. } => Action::IntelImport,
             Command::IntelRead { .. } => Action::IntelRead,
+            Command::AddEvidence { .. } => Action::EvidenceAdd,
+            Command::EvidenceCustody { .. } => Action::EvidenceCustody,
+            Command::ExportEvidence { .. } => Action::EvidenceExport,
+            Command::ReceiveEvidence { .. } => Action::EvidenceReceive,
+            Command::ReadEvidence { .. } => Action::EvidenceRead,
+            Command::DestroyEvidence { .. } => Action::EvidenceDestroy,
         }
     }
 
@@ -408,6 +468,20 @@ impl Command {
                 vec![Subject::new("collection", collection), Subject::new("status", status_id)]
             }
             Command::IntelRead { collection, .. } => vec![Subject::new("collection", collection)],
+            Command::AddEvidence { item } => {
+                vec![Subject::new("evidence", &item.id), Subject::new("case", &item.case_id)]
+            }
+            Command::ReceiveEvidence { item } => vec![
+                Subject::new("evidence", &item.id),
+                Subject::new("case", &item.case_id),
+                Subject::new("party", item.from.as_str()),
+            ],
+            Command::ExportEvidence { id, to, .. } => {
+                vec![Subject::new("evidence", id), Subject::new("party", to.as_str())]
+            }
+            Command::EvidenceCustody { id, .. }
+            | Command::ReadEvidence { id }
+            | Command::DestroyEvidence { id } => vec![Subject::new("evidence", id)],
         }
     }
 
@@ -449,6 +523,18 @@ impl Command {
             Command::IntelCollectionCreate { .. }
                 | Command::IntelImport { .. }
                 | Command::IntelRead { .. }
+        )
+    }
+
+    fn is_evidence(&self) -> bool {
+        matches!(
+            self,
+            Command::AddEvidence { .. }
+                | Command::EvidenceCustody { .. }
+                | Command::ExportEvidence { .. }
+                | Command::ReceiveEvidence { .. }
+                | Command::ReadEvidence { .. }
+                | Command::DestroyEvidence { .. }
         )
     }
 
@@ -590,6 +676,8 @@ impl Command {
             Command::IntelCollectionCreate { .. }
             | Command::IntelImport { .. }
             | Command::IntelRead { .. } => intel::validate(self),
+            // What remains are the evidence commands.
+            _ => evidence::validate(self),
         }
     }
 
@@ -696,6 +784,8 @@ pub enum Output {
     IntelStatus(Box<crate::intel::IntelStatus>),
     /// A page of a collection, after the TLP decision.
     IntelPage(Box<crate::intel::IntelPage>),
+    /// An evidence item with its custody chain (after the command).
+    Evidence(Box<crate::evidence::EvidenceRecord>),
 }
 
 /// The gate's answer to a command that was decided and recorded.
@@ -1024,6 +1114,20 @@ impl Writer {
             };
             let (mut decision, conditions) = match &facts {
                 Some(f) => flows::decide(&self.engine, &self.party, actor, command, f, role, *now),
+                // Evidence that moves between parties is decided by the agreements too.
+                None if command.is_evidence() && role.is_permit() => {
+                    cases.flush(&mut tx).await?;
+                    match evidence::decide(&mut tx, &self.engine, &self.party, command, role, *now)
+                        .await
+                    {
+                        Ok(d) => d,
+                        Err(e @ (GateError::Store(_) | GateError::Closed)) => return Err(e),
+                        Err(e) => {
+                            results.push(Err(e));
+                            continue;
+                        }
+                    }
+                }
                 None => (role, None),
             };
             if let Command::RejectEnvelope { rule, reason, .. } = command {
@@ -1104,6 +1208,23 @@ impl Writer {
                                 extra_hashes = h;
                                 o
                             })
+                    }
+                    c if c.is_evidence() => {
+                        cases.flush(&mut tx).await?;
+                        evidence::apply(
+                            &mut tx,
+                            &self.party,
+                            actor,
+                            c,
+                            conditions.as_ref(),
+                            *now,
+                            frontier.size(),
+                        )
+                        .await
+                        .map(|(o, h)| {
+                            extra_hashes = h;
+                            o
+                        })
                     }
                     c if c.is_flow() => {
                         cases.flush(&mut tx).await?;

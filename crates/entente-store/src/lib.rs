@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod cases;
+mod evidence;
 mod federation;
 mod flows;
 pub mod gate;
@@ -25,6 +26,7 @@ pub mod verify;
 mod tests;
 
 pub use cases::{CaseMember, CaseStatus, TimelineEntry};
+pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateError, Output, Verdict};

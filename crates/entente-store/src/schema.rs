@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (4, "redress", include_str!("../migrations/sqlite/0004_redress.sql")),
     (5, "case members", include_str!("../migrations/sqlite/0005_case_members.sql")),
     (6, "request provisions", include_str!("../migrations/sqlite/0006_request_provisions.sql")),
+    (7, "evidence", include_str!("../migrations/sqlite/0007_evidence.sql")),
     (8, "intel", include_str!("../migrations/sqlite/0008_intel.sql")),
     (9, "federation", include_str!("../migrations/sqlite/0009_federation.sql")),
 ];
@@ -22,6 +23,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (4, "redress", include_str!("../migrations/postgres/0004_redress.sql")),
     (5, "case members", include_str!("../migrations/postgres/0005_case_members.sql")),
     (6, "request provisions", include_str!("../migrations/postgres/0006_request_provisions.sql")),
+    (7, "evidence", include_str!("../migrations/postgres/0007_evidence.sql")),
     (8, "intel", include_str!("../migrations/postgres/0008_intel.sql")),
     (9, "federation", include_str!("../migrations/postgres/0009_federation.sql")),
 ];

@@ -1153,3 +1153,129 @@ async fn intel_import_and_tlp_reads() {
         db.drop_schema().await;
     }
 }
+
+#[tokio::test]
+async fn evidence_custody_through_the_gate() {
+    use crate::evidence::NewEvidence;
+    use entente_evidence::{BlobRef, CustodyKind};
+    use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
+    // EU 2023/1543 applies from 18 August 2026.
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), de(), shipped_agreements());
+        let kai = Actor::User { name: "kai".into(), role: Role::Investigator };
+        gate.submit(kai.clone(), open("C-DE"), now).await.unwrap();
+        let item = |id: &str, sha: &str| Command::AddEvidence {
+            item: Box::new(NewEvidence {
+                id: id.into(),
+                case_id: "C-DE".into(),
+                sha256: sha.into(),
+                size: 10,
+                category: DataCategory::Traffic,
+                media_type: "text/plain".into(),
+                description: "logs".into(),
+                file_name: Some("a.log".into()),
+                source: None,
+                collected_at: Some("2026-04-02T09:30:00Z".into()),
+                location: None,
+                tool: "test".into(),
+                blob: BlobRef {
+                    name: format!("{}/{sha}.k.age", &sha[..2]),
+                    wrapped_key: "w".into(),
+                },
+                reason: "order executed".into(),
+                legal_basis: Some("REQ-1".into()),
+            }),
+        };
+        let sha = "ab".repeat(32);
+        let v = gate.submit(kai.clone(), item("EV-1", &sha), now).await.unwrap();
+        let Verdict::Permitted { output: Output::Evidence(r), index, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert!(!r.deduplicated);
+        assert_eq!(r.chain[0].event.event, CustodyKind::Acquired);
+        assert_eq!(r.chain[0].ledger_index, Some(index));
+        // The ledger entry holds the event's digest, not its content.
+        let entry = db.store.entries(index, index + 1).await.unwrap();
+        let entry = ledger::LedgerEntry::decode(&entry[0].1).unwrap();
+        assert_eq!(entry.payload_hashes.get("custody"), Some(&r.chain[0].event.digest()));
+        assert!(
+            !String::from_utf8_lossy(&db.store.entries(index, index + 1).await.unwrap()[0].1)
+                .contains("order executed")
+        );
+        // Same id: conflict, nothing recorded; same content under another id: de-duplicated.
+        let before = db.store.ledger_head().await.unwrap().0;
+        assert!(matches!(
+            gate.submit(kai.clone(), item("EV-1", &sha), now).await,
+            Err(GateError::Conflict(_))
+        ));
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before);
+        let v = gate.submit(kai.clone(), item("EV-2", &sha), now).await.unwrap();
+        assert!(
+            matches!(v, Verdict::Permitted { output: Output::Evidence(ref r), .. } if r.deduplicated)
+        );
+        // Unknown case, bad hash, acquired recorded directly: refused.
+        let mut bad = item("EV-3", &sha);
+        if let Command::AddEvidence { item } = &mut bad {
+            item.case_id = "NOPE".into();
+        }
+        assert!(matches!(gate.submit(kai.clone(), bad, now).await, Err(GateError::NotFound(_))));
+        assert!(matches!(
+            gate.submit(kai.clone(), item("EV-4", "xyz"), now).await,
+            Err(GateError::Invalid(_))
+        ));
+        let custody = |event| Command::EvidenceCustody {
+            id: "EV-1".into(),
+            event,
+            reason: "seal".into(),
+            legal_basis: None,
+        };
+        assert!(matches!(
+            gate.submit(kai.clone(), custody(CustodyKind::Acquired), now).await,
+            Err(GateError::Invalid(_))
+        ));
+        gate.submit(kai.clone(), custody(CustodyKind::Sealed), now).await.unwrap();
+        // An auditor may not touch evidence; the denial is recorded.
+        let ann = Actor::User { name: "ann".into(), role: Role::Auditor };
+        assert!(matches!(
+            gate.submit(ann, custody(CustodyKind::Accessed), now).await.unwrap(),
+            Verdict::Denied { .. }
+        ));
+        // Export under NL's production order, with a retention limit imposed by DE.
+        let export = |to: &str, purpose| Command::ExportEvidence {
+            id: "EV-1".into(),
+            to: to.parse().unwrap(),
+            request: "REQ-1".into(),
+            request_kind: Some(RequestKind::Production),
+            purpose,
+            retain_until: Some("2028-04-08T00:00:00Z".into()),
+        };
+        let v = gate
+            .submit(kai.clone(), export("NL", Purpose::CriminalInvestigation), now)
+            .await
+            .unwrap();
+        let Verdict::Permitted { output: Output::Evidence(r), decision, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert!(
+            decision.rules.iter().any(|r| r.starts_with("eu-2023-1543")),
+            "{:?}",
+            decision.rules
+        );
+        let c = r.conditions.unwrap();
+        assert_eq!(c.retain_until.as_deref(), Some("2028-04-08T00:00:00Z"));
+        let events: Vec<_> = r.chain.iter().map(|e| e.event.clone()).collect();
+        entente_evidence::custody::check_chain("EV-1", &sha, &events).unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.event).collect::<Vec<_>>(),
+            [CustodyKind::Acquired, CustodyKind::Sealed, CustodyKind::Exported]
+        );
+        // Not destroyable: no retention limit binds the node's own evidence.
+        assert!(matches!(
+            gate.submit(Actor::Operator, Command::DestroyEvidence { id: "EV-1".into() }, now).await,
+            Err(GateError::Conflict(_))
+        ));
+        verify_ledger(&db.store, &de(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}

@@ -1,0 +1,260 @@
+//! Pilot steps 5, 6 and 11 for evidence: DE answers NL's production order with a signed
+//! evidence package encrypted to NL; NL verifies it offline (every hash, the signature, every
+//! custody event and its inclusion in DE's ledger) and imports it, binding DE's conditions;
+//! when the retention limit has passed, NL destroys it by destroying its data key, and its
+//! ledger still verifies. Self-contained: it takes the two nodes and a scratch directory.
+
+use crate::Failure;
+use crate::evidence::{self, AddSpec, PackageSpec};
+use entente_core::{Actor, Role};
+use entente_node::Node;
+use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
+use entente_store::{Command, Verdict};
+use jiff::Timestamp;
+use std::path::Path;
+
+/// A check the pilot records: step, passed, detail.
+pub(crate) type Record<'a> = &'a mut dyn FnMut(&str, bool, String);
+
+/// Steps 5 and 6: the package from DE to NL. `nl_case` is NL's case the items join.
+pub(crate) async fn answer_with_package(
+    nl: &Node,
+    de: &Node,
+    nl_case: &str,
+    scratch: &Path,
+    record: Record<'_>,
+) -> Result<(), Failure> {
+    println!();
+    println!("Step 5 — DE answers NL's production order with a signed evidence package");
+    let de_inv = Actor::User { name: "de-investigator".into(), role: Role::Investigator };
+    let de_ca = Actor::User { name: "de-justice-office".into(), role: Role::CentralAuthority };
+    let nl_inv = Actor::User { name: "nl-investigator".into(), role: Role::Investigator };
+    let now = Timestamp::now();
+    let v = de
+        .gate
+        .submit(
+            de_inv.clone(),
+            Command::OpenCase {
+                id: "LANTERN-DE-EPOC".into(),
+                title: "Execution of NL's European Production Order in LANTERN".into(),
+                concepts: vec!["illegal-access".into(), "data-interference".into()],
+            },
+            now,
+        )
+        .await?;
+    record(
+        "DE opens its execution case",
+        matches!(v, Verdict::Permitted { .. }),
+        "LANTERN-DE-EPOC".into(),
+    );
+    std::fs::create_dir_all(scratch)?;
+    let logs = scratch.join("c2-hosting-access.log");
+    let mut text = String::new();
+    for i in 0..2000 {
+        text.push_str(&format!(
+            "2026-03-27T2{}:{:02}:{:02}Z 203.0.113.77 POST /upload 200 {} bytes\n",
+            i % 2,
+            (i / 60) % 60,
+            i % 60,
+            48_000 + i
+        ));
+    }
+    std::fs::write(&logs, text)?;
+    let meta = scratch.join("vps-disk-image-metadata.json");
+    std::fs::write(
+        &meta,
+        r#"{"image":"vps-4711.raw","size_bytes":42949672960,"sha256_of_image":"not included: metadata only","acquired_with":"write blocker"}"#,
+    )?;
+    let spec = |description: &str| AddSpec {
+        case: "LANTERN-DE-EPOC".into(),
+        description: description.into(),
+        category: DataCategory::Traffic,
+        media_type: "text/plain".into(),
+        source: Some("C2 hosting provider (fictional), order executed by DE".into()),
+        collected_at: Some("2026-04-02T09:30:00Z".into()),
+        reason: "production order of NL executed".into(),
+        legal_basis: Some("LANTERN-EPOC-1".into()),
+    };
+    let mut ids = Vec::new();
+    for (path, id, what) in [
+        (&logs, "de-ev-c2-logs", "access logs of the C2 host"),
+        (&meta, "de-ev-disk-meta", "disk image metadata of the C2 VPS"),
+    ] {
+        let (index, r) =
+            evidence::add_file(de, &de_inv, path, Some(id.into()), &spec(what), Timestamp::now())
+                .await?;
+        record(
+            &format!("DE acquires {id}"),
+            true,
+            format!(
+                "sha256:{}… {} bytes, encrypted at rest, acquired at DE entry {index}",
+                &r.sha256[..16],
+                r.size
+            ),
+        );
+        ids.push(r.id);
+    }
+    let v = de
+        .gate
+        .submit(
+            de_inv.clone(),
+            Command::EvidenceCustody {
+                id: "de-ev-c2-logs".into(),
+                event: entente_evidence::CustodyKind::Verified,
+                reason: "hash re-checked before release".into(),
+                legal_basis: Some("LANTERN-EPOC-1".into()),
+            },
+            Timestamp::now(),
+        )
+        .await?;
+    record(
+        "DE records a verification",
+        matches!(v, Verdict::Permitted { .. }),
+        "custody event `verified`".into(),
+    );
+    let (nl_master, _) = evidence::vault(nl)?;
+    let pkg = scratch.join("de-to-nl-LANTERN-EPOC-1.tar.age");
+    let spec = PackageSpec {
+        items: ids,
+        to: nl.config.party.clone(),
+        recipient: Some(nl_master.recipient()),
+        request: "LANTERN-EPOC-1".into(),
+        request_kind: Some(RequestKind::Production),
+        purpose: Purpose::CriminalInvestigation,
+        // DE's condition: kept two years at most.
+        retain_until: Some(format!(
+            "{:.0}",
+            now.to_zoned(jiff::tz::TimeZone::UTC)
+                .checked_add(jiff::Span::new().years(2))
+                .map(|z| z.timestamp())
+                .map_err(|e| crate::fail(1, e))?
+        )),
+    };
+    match evidence::build_package(de, &de_ca, &spec, &pkg, Timestamp::now()).await {
+        Ok(w) => record(
+            "DE sends a signed package, encrypted to NL",
+            true,
+            format!(
+                "{} items, manifest sha256:{}…, {} bytes",
+                w.items,
+                &w.manifest_sha256[..16],
+                std::fs::metadata(&pkg).map(|m| m.len()).unwrap_or(0)
+            ),
+        ),
+        Err(e) => {
+            record("DE sends a signed package, encrypted to NL", false, format!("{:#}", e.error));
+            return Ok(());
+        }
+    }
+
+    println!();
+    println!("Step 6 — NL verifies the package offline and imports it");
+    let de_key = de.key.verifying_key();
+    let v = evidence::verify_file(
+        &pkg,
+        &[de_key],
+        Some(nl_master.identity()),
+        Some(&nl_master.recipient()),
+        &mut entente_evidence::package::Discard,
+    );
+    match &v {
+        Ok(v) => record(
+            "NL verifies hashes, signature, custody and DE's ledger proofs",
+            true,
+            format!(
+                "{} custody events proven against DE's checkpoint of size {}",
+                v.proven_events, v.checkpoint_size
+            ),
+        ),
+        Err(e) => record(
+            "NL verifies hashes, signature, custody and DE's ledger proofs",
+            false,
+            format!("{:#}", e.error),
+        ),
+    }
+    // A byte changed in transit is caught.
+    let mut bytes = std::fs::read(&pkg)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    let tampered = scratch.join("tampered.tar.age");
+    std::fs::write(&tampered, bytes)?;
+    let t = evidence::verify_file(
+        &tampered,
+        &[de_key],
+        Some(nl_master.identity()),
+        None,
+        &mut entente_evidence::package::Discard,
+    );
+    record(
+        "a package changed in transit is refused",
+        t.is_err(),
+        t.err().map(|e| format!("{:#}", e.error)).unwrap_or_default(),
+    );
+    match evidence::import_package(nl, &nl_inv, &pkg, vec![de_key], nl_case, Timestamp::now()).await
+    {
+        Ok((_, items)) => {
+            for (index, r) in items {
+                let c = r.conditions.as_ref();
+                record(
+                    &format!("NL imports {}", r.id),
+                    c.is_some(),
+                    format!(
+                        "received at NL entry {index}; bound: {} — purposes {}, retain until {}, onward transfer {}",
+                        c.map_or("-", |c| c.agreement.as_str()),
+                        c.map(|c| serde_json::to_string(&c.purposes).unwrap_or_default())
+                            .unwrap_or_default(),
+                        r.retain_until.as_deref().unwrap_or("no limit"),
+                        c.map(|c| serde_json::to_string(&c.onward_transfer).unwrap_or_default())
+                            .unwrap_or_default(),
+                    ),
+                );
+            }
+        }
+        Err(e) => record("NL imports the package", false, format!("{:#}", e.error)),
+    }
+    Ok(())
+}
+
+/// Step 11 for evidence: at `later`, NL destroys the expired items (their data keys), and
+/// its ledger still verifies.
+pub(crate) async fn retention(
+    nl: &Node,
+    later: Timestamp,
+    record: Record<'_>,
+) -> Result<(), Failure> {
+    let destroyed = evidence::run_retention(nl, later).await?;
+    record(
+        "NL destroys the expired evidence (crypto-shredding)",
+        !destroyed.is_empty(),
+        destroyed.iter().map(|(id, i)| format!("{id} at entry {i}")).collect::<Vec<_>>().join(", "),
+    );
+    let v = nl
+        .gate
+        .submit(Actor::Operator, Command::ReadEvidence { id: "de-ev-c2-logs".into() }, later)
+        .await
+        .ok();
+    let v = v.unwrap_or(Verdict::Denied {
+        index: 0,
+        decision: entente_core::Decision::deny("pilot", "the item was never imported"),
+    });
+    let gone = matches!(&v, Verdict::Permitted { output: entente_store::Output::Evidence(r), .. } if r.blob.is_none() && r.destroyed_at.is_some() && r.chain.last().is_some_and(|e| e.event.event == entente_evidence::CustodyKind::Destroyed));
+    let report = entente_store::verify::verify_ledger(
+        &nl.store,
+        &nl.config.party,
+        &nl.verifier_key(),
+        &mut |_, _| {},
+    )
+    .await;
+    record(
+        "evidence key gone, custody chain and ledger still verify",
+        gone && report.is_ok(),
+        match report {
+            Ok(r) => format!(
+                "content unrecoverable; custody ends `destroyed`; {} entries verified",
+                r.entries
+            ),
+            Err(e) => e.to_string(),
+        },
+    );
+    Ok(())
+}
