@@ -66,8 +66,15 @@ pub(crate) enum IntelCmd {
         /// Collection id
         collection: String,
         /// Bearer token (or user:password for Basic)
-        #[arg(long, env = "ENTENTE_TAXII_TOKEN")]
-        token: String,
+        #[arg(long, env = "ENTENTE_TAXII_TOKEN", required_unless_present = "peer")]
+        token: Option<String>,
+        /// Call a pinned partner node's TAXII server over mutual TLS, as this node (give its
+        /// federation URL, e.g. https://127.0.0.1:7411/taxii2/api/)
+        #[arg(long, requires = "data_dir")]
+        peer: Option<String>,
+        /// This node's data directory (with --peer)
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Page size asked for
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -84,8 +91,15 @@ pub(crate) enum IntelCmd {
         /// The bundle (JSON file)
         file: PathBuf,
         /// Bearer token (or user:password for Basic)
-        #[arg(long, env = "ENTENTE_TAXII_TOKEN")]
-        token: String,
+        #[arg(long, env = "ENTENTE_TAXII_TOKEN", required_unless_present = "peer")]
+        token: Option<String>,
+        /// Call a pinned partner node's TAXII server over mutual TLS, as this node (give its
+        /// federation URL, e.g. https://127.0.0.1:7411/taxii2/api/)
+        #[arg(long, requires = "data_dir")]
+        peer: Option<String>,
+        /// This node's data directory (with --peer)
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Objects per envelope
         #[arg(long, default_value_t = 100)]
         per_envelope: usize,
@@ -158,18 +172,27 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
             }
             write_bundle(&raws, out.as_ref())
         }
-        IntelCmd::Pull { url, collection, token, limit, out } => {
-            let raws = pull(&url, &collection, &token, limit).await?;
+        IntelCmd::Pull { url, collection, token, peer, data_dir, limit, out } => {
+            let client = client_for(peer.as_deref(), data_dir.as_deref()).await?;
+            let raws = pull(&client, &url, &collection, token.as_deref(), limit).await?;
             eprintln!("pulled {} objects", raws.len());
             write_bundle(&raws, out.as_ref())
         }
-        IntelCmd::Push { url, collection, file, token, per_envelope } => {
+        IntelCmd::Push { url, collection, file, token, peer, data_dir, per_envelope } => {
+            let client = client_for(peer.as_deref(), data_dir.as_deref()).await?;
             let text = read(&file)?;
             let bundle = stix::parse_bundle(&text).map_err(|e| {
                 fail(2, format!("{}: not pushed (nothing was): {e}", file.display()))
             })?;
-            let (ok, total) =
-                push(&url, &collection, &token, &bundle.objects, per_envelope.max(1)).await?;
+            let (ok, total) = push(
+                &client,
+                &url,
+                &collection,
+                token.as_deref(),
+                &bundle.objects,
+                per_envelope.max(1),
+            )
+            .await?;
             println!("pushed {total} objects: {ok} stored by the server");
             Ok(())
         }
@@ -214,11 +237,30 @@ pub(crate) fn random_uuid() -> Result<String, Failure> {
     Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
 }
 
-fn authorize(req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-    match token.split_once(':') {
-        Some((user, password)) => req.basic_auth(user, Some(password)),
-        None => req.bearer_auth(token),
+fn authorize(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token.map(|t| (t, t.split_once(':'))) {
+        Some((_, Some((user, password)))) => req.basic_auth(user, Some(password)),
+        Some((token, None)) => req.bearer_auth(token),
+        None => req,
     }
+}
+
+/// A plain HTTP client, or, with `--peer`, a mutual-TLS client presenting this node's
+/// certificate and accepting only the partner's pinned one.
+async fn client_for(
+    peer: Option<&str>,
+    data_dir: Option<&std::path::Path>,
+) -> Result<reqwest::Client, Failure> {
+    let (Some(peer), Some(dir)) = (peer, data_dir) else { return Ok(reqwest::Client::new()) };
+    let party: entente_core::PartyCode =
+        peer.parse().map_err(|e| fail(2, format!("--peer: {e}")))?;
+    let node = Node::open(dir).await?;
+    let pinned = node.store.peer(&party).await?.ok_or_else(|| {
+        fail(2, format!("{party} is not a pinned partner of this node (entente peer add)"))
+    })?;
+    let tls = entente_node::federation::TlsIdentity::load(dir).map_err(|e| fail(1, e))?;
+    let config = tls.client_config(&pinned.cert_pem).map_err(|e| fail(1, e))?;
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config).build()?)
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
@@ -257,12 +299,12 @@ async fn taxii_error(resp: reqwest::Response) -> Failure {
 
 /// Pulls every object of `collection` (all pages), each as its original text.
 pub(crate) async fn pull(
+    client: &reqwest::Client,
     url: &str,
     collection: &str,
-    token: &str,
+    token: Option<&str>,
     limit: usize,
 ) -> Result<Vec<String>, Failure> {
-    let client = reqwest::Client::new();
     let base = format!("{}collections/{collection}/objects/", root(url));
     let mut raws = Vec::new();
     let mut next: Option<String> = None;
@@ -313,13 +355,13 @@ pub(crate) async fn pull(
 
 /// Pushes `objects` in envelopes of `per` objects; returns (objects stored, objects sent).
 pub(crate) async fn push(
+    client: &reqwest::Client,
     url: &str,
     collection: &str,
-    token: &str,
+    token: Option<&str>,
     objects: &[stix::StixObject],
     per: usize,
 ) -> Result<(u64, usize), Failure> {
-    let client = reqwest::Client::new();
     let base = format!("{}collections/{collection}/objects/", root(url));
     let mut ok = 0u64;
     for chunk in objects.chunks(per) {

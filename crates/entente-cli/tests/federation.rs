@@ -564,3 +564,90 @@ async fn a_split_view_is_caught_by_every_witness() {
         );
     }
 }
+
+/// A partner node pulls threat intelligence from NL's TAXII server over the federation's
+/// mutual TLS, identified by its pinned certificate; each page is decided under TLP for that
+/// party and recorded; a node NL has not pinned gets nothing.
+#[tokio::test]
+async fn partners_pull_intel_over_mutual_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    let fr = Fed::new(tmp.path(), "FR");
+    nl.pin(&de);
+    de.pin(&nl);
+    fr.pin(&nl);
+    let auditor = add_user(&nl.dir, "ann", "auditor");
+    let o = entente_ok(&[
+        "intel",
+        "collection",
+        "--data-dir",
+        s(&nl.dir),
+        "--title",
+        "LANTERN",
+        "--parties",
+        "DE",
+    ]);
+    let coll = stdout(&o).trim().to_owned();
+    let objects: Vec<String> = (1..=3)
+        .map(|n| {
+            format!(
+                r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-{n:012}","created":"2026-11-01T00:00:00.000Z","modified":"2026-11-01T00:00:00.000Z","name":"C2 {n}","description":"LANTERN C2","pattern":"[ipv4-addr:value = '203.0.113.{n}']","pattern_type":"stix","valid_from":"2026-11-01T00:00:00Z"}}"#
+            )
+        })
+        .collect();
+    let bundle = tmp.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--00000000-0000-4000-8000-000000000009","objects":[{}]}}"#,
+            objects.join(",")
+        ),
+    )
+    .unwrap();
+    entente_ok(&["intel", "import", s(&bundle), "--data-dir", s(&nl.dir), "--collection", &coll]);
+    let nl_server = nl.start().await;
+    let root = format!("{}/taxii2/api/", nl.url());
+
+    let out = tmp.path().join("de.json");
+    entente_ok(&[
+        "intel",
+        "pull",
+        &root,
+        &coll,
+        "--peer",
+        "NL",
+        "--data-dir",
+        s(&de.dir),
+        "--out",
+        s(&out),
+    ]);
+    let got: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(got["objects"].as_array().unwrap().len(), 3, "{got}");
+
+    // FR pinned NL, but NL has not pinned FR: no identity, nothing served.
+    let refused = common::entente(&[
+        "intel",
+        "pull",
+        &root,
+        &coll,
+        "--peer",
+        "NL",
+        "--data-dir",
+        s(&fr.dir),
+        "--out",
+        s(&tmp.path().join("fr.json")),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+    assert!(common::stderr(&refused).contains("401"), "{}", common::stderr(&refused));
+
+    let reads: Vec<Value> = entries(&nl_server.url, &auditor)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "intel.read")
+        .collect();
+    assert!(
+        reads.iter().any(|e| e["actor"]["kind"] == "peer" && e["actor"]["party"] == "DE"),
+        "no intel.read by peer DE in NL's ledger: {reads:?}"
+    );
+}

@@ -344,6 +344,10 @@ pub async fn serve(
         .route("/federation/v1/consistency", axum::routing::get(consistency))
         .route("/federation/v1/cosignatures", post(cosignature))
         .route("/federation/v1/witnessed", post(witnessed))
+        .merge(
+            crate::taxii::router_for_peers(node.clone())
+                .layer(axum::middleware::from_fn_with_state(node.clone(), mark_peer)),
+        )
         .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .with_state(FedState { node, skew });
@@ -681,6 +685,24 @@ async fn receive(
             )
         }
     }
+}
+
+/// For the TAXII routes: removes any caller-supplied peer header and sets it to the party of
+/// the pinned certificate on this connection, if it is pinned.
+async fn mark_peer(
+    State(node): State<Node>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    req.headers_mut().remove(crate::taxii::PEER_HEADER);
+    let cert = req.extensions().get::<PeerConn>().map(|c| c.cert_sha256.clone());
+    if let Some(cert) = cert
+        && let Ok(Some(peer)) = node.store.peer_by_cert(&cert).await
+        && let Ok(v) = axum::http::HeaderValue::from_str(peer.party.as_str())
+    {
+        req.headers_mut().insert(crate::taxii::PEER_HEADER, v);
+    }
+    next.run(req).await
 }
 
 /// The pinned partner on this connection, or a refusal (not recorded: reads of public

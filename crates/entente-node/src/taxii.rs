@@ -55,7 +55,15 @@ pub const DEFAULT_PAGE: usize = 100;
 struct TaxiiState {
     node: Node,
     cursor_key: Arc<[u8; 32]>,
+    /// Served on the federation listener: callers are partner nodes, identified by the
+    /// pinned certificate of their mutual-TLS connection (see [`PEER_HEADER`]).
+    peers: bool,
 }
+
+/// Request header through which the federation listener hands the TAXII routes the party of
+/// the pinned certificate on the connection. It is removed from every incoming request there
+/// and honoured nowhere else.
+pub const PEER_HEADER: &str = "x-entente-verified-peer";
 
 /// A TAXII error message (TAXII 2.1 §3.6.1).
 #[derive(Debug)]
@@ -140,13 +148,23 @@ type TaxiiResult = Result<Response, TaxiiError>;
 
 /// The TAXII routes, for merging into the node's router.
 pub fn router<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
+    routes(node, false)
+}
+
+/// The TAXII routes for partner nodes, served on the federation listener (mutual TLS): the
+/// caller is the peer whose pinned certificate the listener verified.
+pub fn router_for_peers<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
+    routes(node, true)
+}
+
+fn routes<S: Clone + Send + Sync + 'static>(node: Node, peers: bool) -> Router<S> {
     let cursor_key = {
         let mut h = Sha256::new();
         h.update(b"entente taxii cursor v1\0");
         h.update(node.key.to_bytes());
         Arc::new(<[u8; 32]>::from(h.finalize()))
     };
-    let state = TaxiiState { node, cursor_key };
+    let state = TaxiiState { node, cursor_key, peers };
     Router::new()
         .route("/taxii2/", get(discovery))
         .route("/taxii2/api/", get(api_root))
@@ -197,6 +215,16 @@ fn check_accept(headers: &HeaderMap) -> Result<(), TaxiiError> {
 
 /// Who is calling: a user by bearer token or by Basic (user name, token), else anonymous.
 async fn actor(state: &TaxiiState, headers: &HeaderMap) -> Result<Actor, TaxiiError> {
+    if state.peers {
+        let party = headers
+            .get(PEER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|p| p.parse::<entente_core::PartyCode>().ok());
+        return Ok(match party {
+            Some(party) => Actor::Peer { party },
+            None => Actor::Anonymous,
+        });
+    }
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Ok(Actor::Anonymous);
     };
