@@ -833,7 +833,8 @@ async fn witnessed(
     }
 }
 
-fn peer_key(peer: &PeerRecord) -> Result<VerifyingKey, FederationError> {
+/// The Ed25519 key pinned for a partner.
+pub(crate) fn peer_key(peer: &PeerRecord) -> Result<VerifyingKey, FederationError> {
     let bytes: [u8; 32] = hex::decode(&peer.signing_key)
         .ok()
         .and_then(|b| b.try_into().ok())

@@ -24,7 +24,7 @@
 //! Cosignatures are not ledger entries: a cosignature recorded in the ledger would change
 //! the ledger's checkpoint, which the partner would witness again, without end.
 
-use crate::federation::{FederationError, TlsIdentity};
+use crate::federation::{FederationError, TlsIdentity, peer_key};
 use crate::identity::Node;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -67,15 +67,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn log_verifier_key(peer: &PeerRecord) -> Result<String, FederationError> {
     let key = peer_key(peer)?;
     Ok(ledger::verifier_key(&ledger::origin_for(&peer.party, &key), &key))
-}
-
-fn peer_key(peer: &PeerRecord) -> Result<ed25519_dalek::VerifyingKey, FederationError> {
-    let bytes: [u8; 32] = hex::decode(&peer.signing_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| FederationError::Certificate(format!("stored key of {}", peer.party)))?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-        .map_err(|e| FederationError::Certificate(format!("stored key of {}: {e}", peer.party)))
 }
 
 /// Keeps a checkpoint of `log` that partner `from` witnessed, for this node's witness to
