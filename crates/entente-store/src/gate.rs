@@ -1342,7 +1342,7 @@ impl Writer {
 }
 
 /// Most bound parameters in one statement (SQLite allows 32766, PostgreSQL 65535).
-const MAX_PARAMS: usize = 8000;
+pub(crate) const MAX_PARAMS: usize = 8000;
 
 /// `rows` parenthesised groups of `cols` placeholders, comma-separated. SQLite gets anonymous
 /// `?` placeholders: it resolves each named `$N` by a linear search of the statement's
@@ -1370,7 +1370,12 @@ fn placeholders(backend: Backend, cols: usize, rows: usize) -> String {
 }
 
 /// `INSERT INTO {table_cols} VALUES (…), …` for `rows` rows of `cols` placeholders.
-fn multi_row_insert(backend: Backend, table_cols: &str, cols: usize, rows: usize) -> String {
+pub(crate) fn multi_row_insert(
+    backend: Backend,
+    table_cols: &str,
+    cols: usize,
+    rows: usize,
+) -> String {
     format!("INSERT INTO {table_cols} VALUES {}", placeholders(backend, cols, rows))
 }
 

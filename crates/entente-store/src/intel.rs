@@ -15,7 +15,7 @@
 //!   digest of the served (id, version) list, the digest of the per-object decisions and a
 //!   summary of the rules that decided.
 
-use crate::gate::{Command, GateError, Output};
+use crate::gate::{Command, GateError, MAX_PARAMS, Output, multi_row_insert};
 use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
 use entente_core::{Actor, PartyCode};
 use entente_intel::stix::StixObject;
@@ -344,10 +344,9 @@ fn level(o: &StixObject) -> Tlp {
     }
 }
 
-/// Most bound parameters in one statement.
-const MAX_PARAMS: usize = 8000;
-
-fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+/// `n` comma-separated bind markers for an `IN (…)` list whose first value is parameter
+/// `first` (`?` on SQLite, `$N` on PostgreSQL).
+fn bind_list(backend: Backend, first: usize, n: usize) -> String {
     (0..n)
         .map(|i| match backend {
             Backend::Sqlite => "?".to_owned(),
@@ -379,8 +378,8 @@ async fn import(
     for chunk in ids.chunks(MAX_PARAMS) {
         let sql = format!(
             "SELECT id, version_key, digest, latest FROM intel_objects WHERE collection_id = {} AND id IN ({})",
-            placeholders(backend, 1, 1),
-            placeholders(backend, 2, chunk.len())
+            bind_list(backend, 1, 1),
+            bind_list(backend, 2, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(collection);
         for id in chunk {
@@ -455,8 +454,8 @@ async fn import(
     for chunk in demote.chunks(MAX_PARAMS) {
         let sql = format!(
             "UPDATE intel_objects SET latest = 0 WHERE collection_id = {} AND id IN ({})",
-            placeholders(backend, 1, 1),
-            placeholders(backend, 2, chunk.len())
+            bind_list(backend, 1, 1),
+            bind_list(backend, 2, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(collection);
         for id in chunk {
@@ -479,17 +478,12 @@ async fn import(
     let index_i = to_i64(index)?;
     const COLS: usize = 16;
     for chunk in fresh.chunks(MAX_PARAMS / COLS) {
-        let mut sql = String::from(
-            "INSERT INTO intel_objects (seq, collection_id, id, kind, spec_version, version, version_key, date_added, latest, tlp, recipients, originator, importer, digest, raw, ledger_index) VALUES ",
+        let sql = multi_row_insert(
+            backend,
+            "intel_objects (seq, collection_id, id, kind, spec_version, version, version_key, date_added, latest, tlp, recipients, originator, importer, digest, raw, ledger_index)",
+            COLS,
+            chunk.len(),
         );
-        for r in 0..chunk.len() {
-            if r > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            sql.push_str(&placeholders(backend, r * COLS + 1, COLS));
-            sql.push(')');
-        }
         let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for (o, vk, digest) in chunk {
             seq += 1;
