@@ -50,6 +50,7 @@ async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
                 cert_pem: info.pem,
                 cert_sha256: info.sha256,
                 signing_key: info.signing_key,
+                age_recipient: None,
             },
             Timestamp::now(),
         )

@@ -108,7 +108,8 @@ pub(crate) enum EvidenceCmd {
         /// The receiving party
         #[arg(long)]
         to: String,
-        /// The receiving node's age recipient (age1…, from `entente evidence recipient`)
+        /// The receiving node's age recipient (age1…, from `entente evidence recipient`); default:
+        /// the one pinned for the party (`entente peer add --age-recipient`)
         #[arg(long)]
         recipient: Option<String>,
         /// The request answered
@@ -126,12 +127,25 @@ pub(crate) enum EvidenceCmd {
         /// Output file
         #[arg(short, long)]
         output: PathBuf,
+        /// Also offer it to the party's pinned node over the federation (it must be encrypted
+        /// to the party): the partner's node fetches it, streamed and resumable
+        #[arg(long)]
+        send: bool,
         /// The node's data directory
         #[arg(long)]
         data_dir: PathBuf,
         /// The user acting
         #[arg(long)]
         user: String,
+    },
+    /// Packages offered by this node to partners and by partners to it, with their progress
+    Transfers {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Verify a package offline: every hash, the signature, every custody event and its
     /// ledger inclusion proof
@@ -152,8 +166,9 @@ pub(crate) enum EvidenceCmd {
     Import {
         /// The package
         file: PathBuf,
-        /// Trusted public key of the sender (PEM); repeatable
-        #[arg(long, required = true)]
+        /// Trusted public key of the sender (PEM); repeatable. Default: the keys pinned for the
+        /// partner nodes, the package's sender having to be the partner pinned with its key
+        #[arg(long)]
         sender_key: Vec<PathBuf>,
         /// The local case the items are bound to
         #[arg(long)]
@@ -554,6 +569,7 @@ pub(crate) async fn import_package(
     actor: &Actor,
     file: &Path,
     trusted: Vec<ed25519_dalek::VerifyingKey>,
+    sender_pinned: bool,
     case: &str,
     now: Timestamp,
 ) -> Result<(Verified, Vec<(u64, EvidenceRecord)>), Failure> {
@@ -579,6 +595,16 @@ pub(crate) async fn import_package(
         }
     };
     let m = &verified.manifest;
+    // Trusted through the pins: the sender the package names must be the partner pinned with
+    // the key that signed it.
+    if sender_pinned
+        && let Err(e) =
+            crate::evidence_transfer::check_sender_pin(node, &m.sender.party, &m.sender.ed25519)
+                .await
+    {
+        discard(&got);
+        return Err(e);
+    }
     let mut commands = Vec::new();
     for item in &m.items {
         let (Some(g), Some(conditions)) = (got.get(&item.sha256), item.conditions.clone()) else {
@@ -748,6 +774,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             purpose,
             retain_until,
             output,
+            send,
             data_dir,
             user,
         } => {
@@ -758,9 +785,28 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             if items.is_empty() {
                 return Err(fail(2, format!("case {case} holds no evidence to package")));
             }
+            let to: PartyCode = to.parse().map_err(|e| fail(2, format!("--to: {e}")))?;
+            // Without --recipient, the age recipient pinned with the partner's certificate.
+            let recipient = match recipient {
+                Some(r) => Some(r),
+                None => node.store.peer(&to).await?.and_then(|p| p.age_recipient),
+            };
+            if send && recipient.is_none() {
+                return Err(fail(
+                    2,
+                    format!(
+                        "--send: a package sent over the federation is encrypted to the recipient; give --recipient or pin {to} with --age-recipient"
+                    ),
+                ));
+            }
+            if recipient.is_none() {
+                eprintln!(
+                    "warning: the package is not encrypted: no --recipient, and no age recipient is pinned for {to} (entente peer add --age-recipient)"
+                );
+            }
             let spec = PackageSpec {
                 items,
-                to: to.parse().map_err(|e| fail(2, format!("--to: {e}")))?,
+                to,
                 recipient,
                 request,
                 request_kind: request_kind
@@ -783,6 +829,22 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
                     String::new()
                 }
             );
+            if send {
+                let sent = crate::evidence_transfer::send_package(
+                    &node,
+                    &actor,
+                    &output,
+                    &spec.to,
+                    &spec.items,
+                    Some(spec.request.clone()),
+                    &w.manifest_sha256,
+                )
+                .await?;
+                println!(
+                    "offered to {} (ledger entry {}): package sha256:{} ({} bytes); {}'s node fetches it",
+                    spec.to, sent.index, sent.sha256, sent.size, spec.to
+                );
+            }
             Ok(())
         }
         EvidenceCmd::Verify { file, sender_key, data_dir, identity } => {
@@ -815,12 +877,21 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             print_verified(&file, &v);
             Ok(())
         }
+        EvidenceCmd::Transfers { data_dir, json } => {
+            crate::evidence_transfer::transfers(&data_dir, json).await
+        }
         EvidenceCmd::Import { file, sender_key, case, data_dir, user } => {
-            let trusted = read_keys(&sender_key)?;
             let node = Node::open(&data_dir).await?;
+            let pinned = sender_key.is_empty();
+            let trusted = if pinned {
+                crate::evidence_transfer::pinned_keys(&node).await?
+            } else {
+                read_keys(&sender_key)?
+            };
             let actor = user_actor(&node, &user).await?;
             let (v, items) =
-                import_package(&node, &actor, &file, trusted, &case, Timestamp::now()).await?;
+                import_package(&node, &actor, &file, trusted, pinned, &case, Timestamp::now())
+                    .await?;
             print_verified(&file, &v);
             for (index, r) in items {
                 let c = r.conditions.as_ref();

@@ -11,6 +11,7 @@ mod bench_intel;
 mod case;
 mod complaint;
 mod evidence;
+mod evidence_transfer;
 mod framework;
 mod incident;
 mod intel;
@@ -338,6 +339,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let delivery = tokio::spawn(deliverer.run(stopped()));
             let witness = entente_node::witness::Witness::new(node.clone())?;
             let witnessing = tokio::spawn(witness.run(stopped()));
+            // Packages partners offer are fetched (streamed, resumable) in the background.
+            let fetcher = entente_node::transfer::Fetcher::new(node.clone())?;
+            let fetching = tokio::spawn(fetcher.run(stopped()));
             let federation = match federation_listen.or(node.config.federation_listen) {
                 Some(faddr) => {
                     let fl = tokio::net::TcpListener::bind(faddr)
@@ -359,6 +363,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             entente_node::server::serve(node, listener, shutdown).await?;
             let _ = delivery.await;
             let _ = witnessing.await;
+            let _ = fetching.await;
             if let Some(f) = federation {
                 f.await.map_err(|e| fail(1, e))??;
             }

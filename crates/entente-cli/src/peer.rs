@@ -28,6 +28,10 @@ pub(crate) enum PeerCmd {
         /// The partner's certificate (PEM), as its operator handed it over
         #[arg(long)]
         cert: PathBuf,
+        /// The partner node's age recipient (age1…, from its `entente evidence recipient`):
+        /// evidence packages for the partner are encrypted to it
+        #[arg(long)]
+        age_recipient: Option<String>,
     },
     /// List pinned partners with the delivery state of the messages to each
     List {
@@ -65,7 +69,16 @@ fn verdict(v: Verdict) -> Result<u64, Failure> {
 
 pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
     match command {
-        PeerCmd::Add { data_dir, party, url, cert } => {
+        PeerCmd::Add { data_dir, party, url, cert, age_recipient } => {
+            let age_recipient = match age_recipient {
+                Some(r) => {
+                    let r = r.trim().to_owned();
+                    entente_evidence::keys::parse_recipient(&r)
+                        .map_err(|e| fail(2, format!("--age-recipient: {e}")))?;
+                    Some(r)
+                }
+                None => None,
+            };
             let party: PartyCode = party.parse().map_err(|e| fail(2, format!("--party: {e}")))?;
             let text = std::fs::read_to_string(&cert).map_err(|e| {
                 fail(2, format!("{}: cannot read the certificate: {e}", cert.display()))
@@ -85,6 +98,7 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
                 cert_pem: info.pem.clone(),
                 cert_sha256: info.sha256.clone(),
                 signing_key: info.signing_key.clone(),
+                age_recipient: age_recipient.clone(),
             };
             let index = verdict(node.gate.submit(Actor::Operator, command, now).await?)?;
             println!("pinned peer {party} at {url} (ledger entry {index})");
@@ -92,6 +106,9 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
             println!("  SHA-256      {}", info.sha256);
             println!("  signing key  {} (Ed25519)", info.signing_key);
             println!("  valid        {} to {}", info.not_before, info.not_after);
+            if let Some(r) = &age_recipient {
+                println!("  packages to  {r} (age)");
+            }
             Ok(())
         }
         PeerCmd::List { data_dir, json } => {
@@ -113,6 +130,7 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
                             "party": p.party, "url": p.url, "cert_sha256": p.cert_sha256,
                             "signing_key": p.signing_key, "added_at": p.added_at,
                             "ledger_index": p.ledger_index,
+                            "age_recipient": p.age_recipient,
                             "messages": {"delivered": delivered, "pending": pending, "refused": refused},
                         })
                     })

@@ -379,6 +379,7 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
                     cert_pem: info.pem,
                     cert_sha256: info.sha256.clone(),
                     signing_key: info.signing_key,
+                    age_recipient: Some(crate::evidence::vault(&b.node)?.0.recipient()),
                 },
             )
             .await?;

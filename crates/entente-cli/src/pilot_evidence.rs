@@ -190,7 +190,16 @@ pub(crate) async fn answer_with_package(
         t.is_err(),
         t.err().map(|e| format!("{:#}", e.error)).unwrap_or_default(),
     );
-    match evidence::import_package(nl, &nl_inv, &pkg, vec![de_key], nl_case, Timestamp::now()).await
+    match evidence::import_package(
+        nl,
+        &nl_inv,
+        &pkg,
+        vec![de_key],
+        false,
+        nl_case,
+        Timestamp::now(),
+    )
+    .await
     {
         Ok((_, items)) => {
             for (index, r) in items {

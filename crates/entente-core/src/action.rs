@@ -154,6 +154,17 @@ pub enum Action {
     /// Destroy an evidence item whose retention limit has passed (its data key is destroyed).
     #[serde(rename = "evidence.destroy")]
     EvidenceDestroy,
+    /// Offer a signed evidence package to a partner node: the partner is told its digest and
+    /// size and may then fetch it (streamed, resumable) over the federation's mutual TLS.
+    #[serde(rename = "package.send")]
+    PackageSend,
+    /// A partner's offer of an evidence package, received by this node.
+    #[serde(rename = "package.offer")]
+    PackageOffer,
+    /// An offered package fetched from the partner: complete, its SHA-256 and size those the
+    /// signed offer announced (a mismatch is recorded as a deny and the bytes are discarded).
+    #[serde(rename = "package.arrive")]
+    PackageArrive,
 }
 
 impl Action {
@@ -196,6 +207,9 @@ impl Action {
             Action::EvidenceReceive => "evidence.receive",
             Action::EvidenceRead => "evidence.read",
             Action::EvidenceDestroy => "evidence.destroy",
+            Action::PackageSend => "package.send",
+            Action::PackageOffer => "package.offer",
+            Action::PackageArrive => "package.arrive",
         }
     }
 }

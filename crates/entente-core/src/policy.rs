@@ -154,6 +154,11 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt, Role::Dpo],
     },
     RoleRule {
+        id: "role.case-worker.package-send",
+        action: Action::PackageSend,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -206,6 +211,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read an evidence item's custody chain (the reading is recorded)",
                 Vec::new(),
             ),
+            Action::PackageArrive => Decision::permit(
+                "operator.package-fetch",
+                "the node's fetcher records the packages it fetched from partners, digest checked",
+                Vec::new(),
+            ),
             Action::DatumDestroy | Action::EvidenceDestroy => Decision::permit(
                 "operator.retention",
                 "the operator runs the retention job, which destroys what has expired",
@@ -229,6 +239,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!(
                     "peer {party} may submit requests to this party and record its own transitions of them ({action}), subject to their agreement"
                 ),
+                Vec::new(),
+            ),
+            Action::PackageOffer => Decision::permit(
+                "peer.package-offer",
+                format!("peer {party} may offer this node an evidence package it signed"),
                 Vec::new(),
             ),
             Action::EnvelopeAck => Decision::permit(
@@ -361,6 +376,9 @@ mod tests {
             Action::EvidenceReceive,
             Action::EvidenceRead,
             Action::EvidenceDestroy,
+            Action::PackageSend,
+            Action::PackageOffer,
+            Action::PackageArrive,
         ])
     }
 
@@ -384,6 +402,7 @@ mod tests {
                         | Action::ConsentReceive
                         | Action::CaseStatus
                         | Action::EnvelopeAck
+                        | Action::PackageOffer
                         | Action::RequestReceive
                         | Action::RequestUpdate
                         | Action::IntelRead

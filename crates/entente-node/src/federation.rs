@@ -315,14 +315,14 @@ impl TlsIdentity {
 
 /// The TLS client certificate of a federation connection.
 #[derive(Clone, Debug)]
-struct PeerConn {
-    cert_sha256: String,
-    addr: std::net::SocketAddr,
+pub(crate) struct PeerConn {
+    pub(crate) cert_sha256: String,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 #[derive(Clone)]
-struct FedState {
-    node: Node,
+pub(crate) struct FedState {
+    pub(crate) node: Node,
     skew: SignedDuration,
 }
 
@@ -344,6 +344,10 @@ pub async fn serve(
         .route("/federation/v1/consistency", axum::routing::get(consistency))
         .route("/federation/v1/cosignatures", post(cosignature))
         .route("/federation/v1/witnessed", post(witnessed))
+        .route(
+            &format!("{}/{{sha256}}", crate::transfer::PACKAGES_PATH),
+            axum::routing::get(crate::transfer::serve_package),
+        )
         .merge(
             crate::taxii::router_for_peers(node.clone())
                 .layer(axum::middleware::from_fn_with_state(node.clone(), mark_peer)),
@@ -405,7 +409,7 @@ struct Batch {
 }
 
 /// An RFC 9457 problem from the federation endpoint.
-fn problem(
+pub(crate) fn problem(
     status: StatusCode,
     slug: &str,
     title: &str,
@@ -707,7 +711,7 @@ async fn mark_peer(
 
 /// The pinned partner on this connection, or a refusal (not recorded: reads of public
 /// ledger material change nothing).
-async fn pinned(st: &FedState, conn: &PeerConn) -> Result<PeerRecord, Response> {
+pub(crate) async fn pinned(st: &FedState, conn: &PeerConn) -> Result<PeerRecord, Response> {
     match st.node.store.peer_by_cert(&conn.cert_sha256).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(problem(
@@ -1055,7 +1059,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Exponential backoff with jitter: `FIRST_BACKOFF · 2^(failures-1)`, capped at
 /// `MAX_BACKOFF`, times a random factor in [0.5, 1.5).
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let exp = FIRST_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     let base = exp.min(MAX_BACKOFF);
     let mut b = [0u8; 2];

@@ -21,6 +21,7 @@ pub mod federation;
 pub mod identity;
 pub mod server;
 pub mod taxii;
+pub mod transfer;
 pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};

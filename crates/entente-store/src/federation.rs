@@ -32,6 +32,8 @@ pub struct PeerRecord {
     pub added_at: String,
     /// Ledger entry of the pinning.
     pub ledger_index: u64,
+    /// Its node's age recipient (`age1…`), when pinned: evidence packages are encrypted to it.
+    pub age_recipient: Option<String>,
 }
 
 /// An envelope admitted by the node layer, for the gate to apply exactly once.
@@ -135,9 +137,14 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
         "request-event" => serde_json::from_value::<RequestEventMessage>(m.payload.clone())
             .map(|message| Command::ReceiveRequestEvent { message })
             .map_err(|e| format!("request-event payload: {e}"))?,
+        crate::packages::PACKAGE_KIND => {
+            serde_json::from_value::<crate::packages::PackageOffer>(m.payload.clone())
+                .map(|offer| Command::ReceivePackageOffer { offer })
+                .map_err(|e| format!("evidence.package payload: {e}"))?
+        }
         other => {
             return Err(format!(
-                "message kind `{other}` is not one this node accepts (datum, consent, request, request-event)"
+                "message kind `{other}` is not one this node accepts (datum, consent, request, request-event, evidence.package)"
             ));
         }
     };
@@ -205,7 +212,7 @@ pub(crate) async fn apply(
     index: u64,
 ) -> Result<Output, GateError> {
     match command {
-        Command::AddPeer { party, url, cert_pem, cert_sha256, signing_key } => {
+        Command::AddPeer { party, url, cert_pem, cert_sha256, signing_key, age_recipient } => {
             if party == me {
                 return Err(GateError::Invalid(format!(
                     "{party} is this node's own party; a peer is a partner node"
@@ -223,8 +230,8 @@ pub(crate) async fn apply(
                 )));
             }
             sqlx::query(
-                "INSERT INTO peers (party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO peers (party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index, age_recipient) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(party.as_str())
             .bind(url)
@@ -233,6 +240,7 @@ pub(crate) async fn apply(
             .bind(signing_key)
             .bind(format!("{now:.6}"))
             .bind(to_i64(index)?)
+            .bind(age_recipient.clone())
             .execute(&mut **tx)
             .await?;
             Ok(Output::Done)
@@ -310,6 +318,7 @@ pub(crate) fn peer_from_row(row: &sqlx::any::AnyRow) -> Result<PeerRecord, Store
         signing_key: row.try_get(4)?,
         added_at: row.try_get(5)?,
         ledger_index: to_u64(row.try_get(6)?)?,
+        age_recipient: row.try_get(7)?,
     })
 }
 
@@ -339,7 +348,8 @@ pub struct OutboxSummary {
     pub refused: u64,
 }
 
-const PEER_COLUMNS: &str = "party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index";
+const PEER_COLUMNS: &str =
+    "party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index, age_recipient";
 
 impl crate::Store {
     /// Every pinned partner, by party.

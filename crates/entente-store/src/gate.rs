@@ -16,6 +16,7 @@ use crate::evidence;
 use crate::federation::{self, Admission, InboundEnvelope};
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::intel;
+use crate::packages;
 use crate::redress;
 use crate::requests::{self, RequestEventMessage, RequestMessage};
 use crate::store::{self, Backend, CaseRecord, Store, StoreError, to_i64, to_u64};
@@ -211,6 +212,8 @@ pub enum Command {
         cert_sha256: String,
         /// Its Ed25519 public key, hex.
         signing_key: String,
+        /// Its node's age recipient (`age1…`): evidence packages for it are encrypted to it.
+        age_recipient: Option<String>,
     },
     /// Remove a partner's pin.
     RemovePeer {
@@ -352,6 +355,37 @@ pub enum Command {
         /// Item id.
         id: String,
     },
+    /// Offer a package file written by this node to a pinned partner (outbox message
+    /// `evidence.package`); the partner may then fetch it by digest.
+    SendPackage {
+        /// The partner.
+        to: PartyCode,
+        /// What the partner is told.
+        offer: Box<crate::packages::PackageOffer>,
+        /// Each item's `exported` custody event digest (in the offer's item order): proof that
+        /// everything in the package left through the gate.
+        exports: Vec<(String, String)>,
+    },
+    /// A partner's offer of a package (from its envelope).
+    ReceivePackageOffer {
+        /// The offer.
+        offer: crate::packages::PackageOffer,
+    },
+    /// An offered package fetched completely: its digest and size compared with the offer's.
+    ArrivePackage {
+        /// The partner that offered it.
+        from: PartyCode,
+        /// The offered SHA-256, hex.
+        sha256: String,
+        /// The offered size.
+        size: u64,
+        /// The SHA-256 of the bytes fetched, hex.
+        got_sha256: String,
+        /// How many bytes were fetched.
+        got_size: u64,
+        /// Bytes already on disk, from interrupted attempts, when the completing attempt began.
+        resumed_from: u64,
+    },
 }
 
 impl Command {
@@ -400,6 +434,9 @@ impl Command {
             Command::ReceiveEvidence { .. } => Action::EvidenceReceive,
             Command::ReadEvidence { .. } => Action::EvidenceRead,
             Command::DestroyEvidence { .. } => Action::EvidenceDestroy,
+            Command::SendPackage { .. } => Action::PackageSend,
+            Command::ReceivePackageOffer { .. } => Action::PackageOffer,
+            Command::ArrivePackage { .. } => Action::PackageArrive,
         }
     }
 
@@ -482,6 +519,13 @@ impl Command {
             Command::EvidenceCustody { id, .. }
             | Command::ReadEvidence { id }
             | Command::DestroyEvidence { id } => vec![Subject::new("evidence", id)],
+            Command::SendPackage { to, offer, .. } => {
+                vec![Subject::new("package", &offer.sha256), Subject::new("party", to.as_str())]
+            }
+            Command::ReceivePackageOffer { offer } => vec![Subject::new("package", &offer.sha256)],
+            Command::ArrivePackage { from, sha256, .. } => {
+                vec![Subject::new("package", sha256), Subject::new("party", from.as_str())]
+            }
         }
     }
 
@@ -535,6 +579,15 @@ impl Command {
                 | Command::ReceiveEvidence { .. }
                 | Command::ReadEvidence { .. }
                 | Command::DestroyEvidence { .. }
+        )
+    }
+
+    fn is_package(&self) -> bool {
+        matches!(
+            self,
+            Command::SendPackage { .. }
+                | Command::ReceivePackageOffer { .. }
+                | Command::ArrivePackage { .. }
         )
     }
 
@@ -633,7 +686,14 @@ impl Command {
                 ids::check_identifier("request id", &message.id).map_err(GateError::Invalid)
             }
             Command::ReadAlerts => Ok(()),
-            Command::AddPeer { url, cert_sha256, signing_key, .. } => {
+            Command::AddPeer { url, cert_sha256, signing_key, age_recipient, .. } => {
+                if let Some(r) = age_recipient
+                    && (!r.starts_with("age1") || r.len() > 100)
+                {
+                    return Err(GateError::Invalid(format!(
+                        "age recipient `{r}`: expected an age X25519 recipient (age1…)"
+                    )));
+                }
                 if !url.starts_with("https://") || url.len() > 2048 {
                     return Err(GateError::Invalid(format!(
                         "peer url `{url}` must be an https:// URL (node-to-node traffic is mutual TLS)"
@@ -676,6 +736,7 @@ impl Command {
             Command::IntelCollectionCreate { .. }
             | Command::IntelImport { .. }
             | Command::IntelRead { .. } => intel::validate(self),
+            c if c.is_package() => packages::validate(c),
             // What remains are the evidence commands.
             _ => evidence::validate(self),
         }
@@ -719,11 +780,12 @@ impl Command {
                     digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
                 );
             }
-            Command::AddPeer { party, url, cert_sha256, signing_key, .. } => {
-                out.insert(
-                    "peer".into(),
-                    digest(serde_json::json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key}))?,
-                );
+            Command::AddPeer { party, url, cert_sha256, signing_key, age_recipient, .. } => {
+                let mut peer = serde_json::json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key});
+                if let Some(r) = age_recipient {
+                    peer["age_recipient"] = serde_json::json!(r);
+                }
+                out.insert("peer".into(), digest(peer)?);
             }
             Command::RejectEnvelope { body_sha256, .. } => {
                 out.insert("body".into(), body_sha256.clone());
@@ -748,6 +810,18 @@ impl Command {
             }
             Command::RecordAcks { ack_sha256, .. } => {
                 out.insert("ack".into(), ack_sha256.clone());
+            }
+            Command::SendPackage { offer, exports, .. } => {
+                out.insert("package".into(), format!("sha256:{}", offer.sha256));
+                out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
+                out.insert("exports".into(), digest(serde_json::json!(exports))?);
+            }
+            Command::ReceivePackageOffer { offer } => {
+                out.insert("package".into(), format!("sha256:{}", offer.sha256));
+                out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
+            }
+            Command::ArrivePackage { got_sha256, .. } => {
+                out.insert("fetched".into(), format!("sha256:{got_sha256}"));
             }
             Command::WitnessAlarm { seen, shown, detail, .. } => {
                 out.insert("seen".into(), seen.clone());
@@ -1133,6 +1207,15 @@ impl Writer {
             if let Command::RejectEnvelope { rule, reason, .. } = command {
                 decision = Decision::deny(rule, reason.clone());
             }
+            // Bytes other than those offered are refused, and the refusal has an effect: the
+            // offer is closed so that the same bytes are not fetched again.
+            if decision.is_permit()
+                && let Some((rule, reason)) = packages::arrival_mismatch(command)
+            {
+                cases.flush(&mut tx).await?;
+                packages::refuse(&mut tx, command, &reason, *now, frontier.size()).await?;
+                decision = Decision::deny(rule, reason);
+            }
             let mut rejected = matches!(command, Command::RejectEnvelope { .. });
             if let Some(reason) = unusable {
                 decision = Decision::deny("federation#content", reason);
@@ -1181,6 +1264,10 @@ impl Writer {
                     c if c.is_federation() => {
                         cases.flush(&mut tx).await?;
                         federation::apply(&mut tx, &self.party, c, *now, frontier.size()).await
+                    }
+                    c if c.is_package() => {
+                        cases.flush(&mut tx).await?;
+                        packages::apply(&mut tx, actor, c, *now, frontier.size()).await
                     }
                     c if c.is_intel() => {
                         cases.flush(&mut tx).await?;

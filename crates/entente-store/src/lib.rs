@@ -16,6 +16,7 @@ mod federation;
 mod flows;
 pub mod gate;
 mod intel;
+mod packages;
 mod redress;
 mod requests;
 mod schema;
@@ -34,6 +35,7 @@ pub use intel::{
     IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
     StatusDetail, governing_agreement,
 };
+pub use packages::{MAX_PACKAGE_BYTES, PACKAGE_KIND, PackageOffer, PackageRecord};
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };

@@ -874,6 +874,7 @@ async fn requests_travel_between_nodes() {
             cert_pem: "-".into(),
             cert_sha256: cert.repeat(64),
             signing_key: "b".repeat(64),
+            age_recipient: None,
         };
         let at = t("2026-09-01T08:00:00Z");
         nl_gate.submit(Actor::Operator, pin(de(), "d"), at).await.unwrap();
