@@ -26,6 +26,15 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 1_000)]
         round_trips: u64,
     },
+    /// One evidence package between two node processes over mutual TLS (offered, fetched, hashed, fsync'd, recorded) against curl fetching the same file
+    Transfer {
+        /// Size of the evidence file packaged, in MiB
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// How many times curl fetches it (the best time is compared)
+        #[arg(long, default_value_t = 2)]
+        curl_runs: u32,
+    },
     /// Evidence: ingest of one large file (vs openssl, sha256sum, case_file), peak RSS, package and verify of many small files
     Evidence {
         /// Size of the large file in MiB
@@ -105,6 +114,9 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
     match cmd {
         BenchCmd::Federation { messages, round_trips } => {
             crate::bench_federation::run(messages, round_trips).await
+        }
+        BenchCmd::Transfer { size_mib, curl_runs } => {
+            crate::bench_transfer::run(size_mib, curl_runs).await
         }
         BenchCmd::Evidence { size_mib, files, file_size } => {
             crate::evidence::bench(size_mib, files, file_size).await

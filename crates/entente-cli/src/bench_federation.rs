@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn free_port() -> Result<u16, Failure> {
+pub(crate) fn free_port() -> Result<u16, Failure> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
@@ -62,11 +62,11 @@ async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
 }
 
 /// A node process, killed when dropped.
-struct Serve(
+pub(crate) struct Serve(
     #[expect(dead_code, reason = "held only to kill the process on drop")] tokio::process::Child,
 );
 
-async fn serve(n: &Node) -> Result<Serve, Failure> {
+pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
     let faddr = n.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--data-dir"])

@@ -8,6 +8,7 @@ mod alerts;
 mod bench;
 mod bench_federation;
 mod bench_intel;
+mod bench_transfer;
 mod case;
 mod complaint;
 mod evidence;
