@@ -114,10 +114,17 @@ pub(crate) async fn answer_with_package(
     );
     let (nl_master, _) = evidence::vault(nl)?;
     let pkg = scratch.join("de-to-nl-LANTERN-EPOC-1.tar.age");
+    // Encrypted to the age recipient DE pinned with NL's certificate.
+    let pinned = de.store.peer(&nl.config.party).await?.and_then(|p| p.age_recipient);
+    record(
+        "DE holds NL's age recipient, pinned with NL's certificate",
+        pinned.as_deref() == Some(nl_master.recipient().as_str()),
+        pinned.clone().unwrap_or_else(|| "none".into()),
+    );
     let spec = PackageSpec {
         items: ids,
         to: nl.config.party.clone(),
-        recipient: Some(nl_master.recipient()),
+        recipient: pinned,
         request: "LANTERN-EPOC-1".into(),
         request_kind: Some(RequestKind::Production),
         purpose: Purpose::CriminalInvestigation,
@@ -130,22 +137,83 @@ pub(crate) async fn answer_with_package(
                 .map_err(|e| crate::fail(1, e))?
         )),
     };
-    match evidence::build_package(de, &de_ca, &spec, &pkg, Timestamp::now()).await {
-        Ok(w) => record(
-            "DE sends a signed package, encrypted to NL",
-            true,
-            format!(
-                "{} items, manifest sha256:{}…, {} bytes",
-                w.items,
-                &w.manifest_sha256[..16],
-                std::fs::metadata(&pkg).map(|m| m.len()).unwrap_or(0)
-            ),
-        ),
+    let written = match evidence::build_package(de, &de_ca, &spec, &pkg, Timestamp::now()).await {
+        Ok(w) => {
+            record(
+                "DE writes a signed package, encrypted to NL",
+                true,
+                format!(
+                    "{} items, manifest sha256:{}…, {} bytes",
+                    w.items,
+                    &w.manifest_sha256[..16],
+                    std::fs::metadata(&pkg).map(|m| m.len()).unwrap_or(0)
+                ),
+            );
+            w
+        }
         Err(e) => {
-            record("DE sends a signed package, encrypted to NL", false, format!("{:#}", e.error));
+            record("DE writes a signed package, encrypted to NL", false, format!("{:#}", e.error));
             return Ok(());
         }
+    };
+    // Over the federation: DE offers it (package.send), NL's node fetches it over mutual TLS,
+    // checks digest and size against the signed offer and records its arrival.
+    let sent = crate::evidence_transfer::send_package(
+        de,
+        &de_ca,
+        &pkg,
+        &nl.config.party,
+        &spec.items,
+        Some(spec.request.clone()),
+        &written.manifest_sha256,
+    )
+    .await;
+    let sent = match sent {
+        Ok(s) => {
+            record(
+                "DE offers the package to NL's node",
+                true,
+                format!("package.send at DE entry {}: sha256:{}…", s.index, &s.sha256[..16]),
+            );
+            s
+        }
+        Err(e) => {
+            record("DE offers the package to NL's node", false, format!("{:#}", e.error));
+            return Ok(());
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let arrival = loop {
+        let p = nl
+            .store
+            .packages_in(false)
+            .await?
+            .into_iter()
+            .find(|p| p.offer.sha256 == sent.sha256 && p.status != "pending");
+        if p.is_some() || std::time::Instant::now() > deadline {
+            break p;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let arrived = arrival.as_ref().is_some_and(|p| p.status == "arrived");
+    record(
+        "NL's node fetches it over mutual TLS and records its arrival",
+        arrived,
+        match &arrival {
+            Some(p) => format!(
+                "{} at NL entry {}: {} bytes, sha256 as offered",
+                p.status,
+                p.arrival_index.unwrap_or_default(),
+                p.offer.size
+            ),
+            None => "not arrived within 60 s".into(),
+        },
+    );
+    if !arrived {
+        return Ok(());
     }
+    let pkg =
+        entente_node::transfer::incoming_file(&nl.data_dir, de.config.party.as_str(), &sent.sha256);
 
     println!();
     println!("Step 6 — NL verifies the package offline and imports it");
@@ -194,8 +262,8 @@ pub(crate) async fn answer_with_package(
         nl,
         &nl_inv,
         &pkg,
-        vec![de_key],
-        false,
+        crate::evidence_transfer::pinned_keys(nl).await?,
+        true,
         nl_case,
         Timestamp::now(),
     )
