@@ -1280,3 +1280,112 @@ async fn evidence_custody_through_the_gate() {
         db.drop_schema().await;
     }
 }
+
+#[tokio::test]
+async fn packages_offered_arrive_or_are_refused() {
+    use crate::packages::PackageOffer;
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
+        let peer = Actor::Peer { party: de() };
+        let offer = |sha: &str| PackageOffer {
+            sha256: sha.repeat(64),
+            size: 100,
+            file_name: "answer.tar.age".into(),
+            manifest_sha256: "c".repeat(64),
+            request: Some("REQ-1".into()),
+            items: vec!["EV-1".into()],
+        };
+        let receive = |o: PackageOffer| Command::ReceivePackageOffer { offer: o };
+        // Bad offers: refused before anything is recorded.
+        let before = db.store.ledger_head().await.unwrap().0;
+        for (o, what) in [
+            (PackageOffer { size: 0, ..offer("a") }, "size"),
+            (PackageOffer { file_name: "../etc/passwd".into(), ..offer("a") }, "file_name"),
+            (PackageOffer { sha256: "A".repeat(64), ..offer("a") }, "sha256"),
+            (PackageOffer { items: vec![], ..offer("a") }, "items"),
+            (PackageOffer { items: vec!["../x".into()], ..offer("a") }, "evidence item id"),
+        ] {
+            let e = gate.submit(peer.clone(), receive(o), now).await.unwrap_err();
+            assert!(matches!(&e, GateError::Invalid(m) if m.contains(what)), "{what}: {e}");
+        }
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before);
+        // A user cannot pose as a partner's offer.
+        let v = gate.submit(investigator(), receive(offer("a")), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }));
+
+        let v = gate.submit(peer.clone(), receive(offer("a")), now).await.unwrap();
+        assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        let e = gate.submit(peer.clone(), receive(offer("a")), now).await.unwrap_err();
+        assert!(matches!(e, GateError::Conflict(_)), "{e}");
+        let pending = db.store.packages_in(true).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].party.as_str(), pending[0].status.as_str()), ("DE", "pending"));
+
+        let arrive = |sha: &str, got: &str, got_size: u64| Command::ArrivePackage {
+            from: de(),
+            sha256: sha.repeat(64),
+            size: 100,
+            got_sha256: got.repeat(64),
+            got_size,
+            resumed_from: 40,
+        };
+        let v = gate.submit(Actor::Operator, arrive("a", "a", 100), now).await.unwrap();
+        let Verdict::Permitted { index, .. } = v else { panic!("{v:?}") };
+        let all = db.store.packages_in(false).await.unwrap();
+        assert_eq!(all[0].status, "arrived");
+        assert_eq!(all[0].arrival_index, Some(index));
+        assert_eq!(all[0].resumed_from, Some(40));
+        assert!(db.store.packages_in(true).await.unwrap().is_empty());
+
+        // Other bytes (another digest, or the right digest claimed with another size): a
+        // recorded deny, the offer closed as refused, never fetched again.
+        gate.submit(peer.clone(), receive(offer("b")), now).await.unwrap();
+        let v = gate.submit(Actor::Operator, arrive("b", "d", 100), now).await.unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert_eq!(decision.rules, vec!["federation#package-digest".to_owned()]);
+        let b = db.store.packages_in(false).await.unwrap().pop().unwrap();
+        assert_eq!(b.status, "refused");
+        assert!(b.detail.unwrap().contains(&"d".repeat(64)));
+        let e = gate.submit(Actor::Operator, arrive("b", "b", 100), now).await.unwrap_err();
+        assert!(matches!(e, GateError::NotFound(_)), "{e}");
+        gate.submit(peer.clone(), receive(offer("e")), now).await.unwrap();
+        let v = gate.submit(Actor::Operator, arrive("e", "e", 99), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+
+        // Sending: only to a pinned partner, only items released by an `exported` event.
+        let send = |to: PartyCode| Command::SendPackage {
+            to,
+            offer: Box::new(offer("f")),
+            exports: vec![("EV-1".into(), format!("sha256:{}", "0".repeat(64)))],
+        };
+        let e = gate.submit(investigator(), send(de()), now).await.unwrap_err();
+        assert!(matches!(&e, GateError::Invalid(m) if m.contains("pinned")), "{e}");
+        gate.submit(
+            Actor::Operator,
+            Command::AddPeer {
+                party: de(),
+                url: "https://127.0.0.1:1".into(),
+                cert_pem: "-".into(),
+                cert_sha256: "d".repeat(64),
+                signing_key: "b".repeat(64),
+                age_recipient: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let e = gate.submit(investigator(), send(de()), now).await.unwrap_err();
+        assert!(matches!(&e, GateError::Invalid(m) if m.contains("exported")), "{e}");
+        let mismatched = Command::SendPackage {
+            to: de(),
+            offer: Box::new(offer("f")),
+            exports: vec![("EV-2".into(), "x".into())],
+        };
+        let e = gate.submit(investigator(), mismatched, now).await.unwrap_err();
+        assert!(matches!(e, GateError::Invalid(_)), "{e}");
+        assert!(db.store.packages_out().await.unwrap().is_empty());
+        verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}
