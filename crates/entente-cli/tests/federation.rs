@@ -651,3 +651,141 @@ async fn partners_pull_intel_over_mutual_tls() {
         "no intel.read by peer DE in NL's ledger: {reads:?}"
     );
 }
+
+/// An arrangement between the NL and DE CSIRTs for incident response, loaded by both nodes
+/// from `DATA_DIR/agreements/` (a test fixture: no shipped agreement grounds such flows).
+const CSIRT_MOU: &str = r#"
+id = "csirt-nl-de-test"
+title = "Incident-response arrangement between the NL and DE CSIRTs (test fixture)"
+kind = "mou"
+parties = ["NL", "DE"]
+in_force_from = "2026-01-01"
+offences = "any"
+categories = ["case-information"]
+purposes = ["incident-response"]
+onward_transfer = "consent-of-originator"
+commercial_use_prohibited = true
+
+[retention]
+case-information = "P1Y"
+
+[[legal_basis]]
+citation = "Test fixture: an arrangement between two CSIRTs"
+status = "U"
+"#;
+
+/// NL's CSIRT notifies DE of the Lantern incident, and NL adds DE to case LANTERN under the
+/// JIT: the notification and the case update each arrive once at DE (its ledger records one
+/// `incident.receive` and one `case.update`), DE lists the notification with its conditions
+/// and shows the case as led by NL; a notification no agreement grounds is refused.
+#[tokio::test]
+async fn incident_notifications_and_case_updates_arrive_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    for n in [&nl, &de] {
+        std::fs::create_dir_all(n.dir.join("agreements")).unwrap();
+        std::fs::write(n.dir.join("agreements/csirt.toml"), CSIRT_MOU).unwrap();
+    }
+    nl.pin(&de);
+    de.pin(&nl);
+    add_user(&nl.dir, "cert", "csirt");
+    let prosecutor = add_user(&nl.dir, "pros", "central-authority");
+    let de_auditor = add_user(&de.dir, "ann", "auditor");
+    let nl_server = nl.start().await;
+    let de_server = de.start().await;
+    let facts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/incidents/examples/lantern-hospital.toml");
+    let notify = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "incident",
+            "notify",
+            s(&facts),
+            "--to",
+            to,
+            "--user",
+            "cert",
+            "--data-dir",
+            s(&nl.dir),
+        ];
+        args.extend_from_slice(extra);
+        common::entente(&args)
+    };
+    // Bad input and denials: clear errors, the right exit codes, nothing sent.
+    let o = notify("DE", &["--agreement", "ets-185"]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("incident.agreement-mismatch"), "{}", common::stderr(&o));
+    let o = notify("US", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
+    let o = notify("XX", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let o = common::entente(&[
+        "incident",
+        "notify",
+        s(&facts),
+        "--to",
+        "DE",
+        "--user",
+        "nobody",
+        "--data-dir",
+        s(&nl.dir),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("--user nobody"), "{}", common::stderr(&o));
+
+    let o = notify("DE", &["--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let sent: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(sent["conditions"]["agreement"], "csirt-nl-de-test");
+
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/cases", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .json(
+            &json!({"id": "LANTERN", "title": "Operation Lantern", "concepts": ["illegal-access"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{}/api/v1/cases/LANTERN/members", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .json(&json!({"party": "DE", "agreement": "jit-nl-de-template"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    assert!(
+        eventually(Duration::from_secs(60), async || nl.messages("DE") == (2, 0)).await,
+        "NL's notification and case update were not acknowledged: {:?}",
+        nl.messages("DE")
+    );
+    let list = entente_ok(&["incident", "received", "--data-dir", s(&de.dir), "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let got = list["notifications"].as_array().unwrap();
+    assert_eq!(got.len(), 1, "{list}");
+    assert_eq!(got[0]["direction"], "received");
+    assert_eq!(got[0]["party"], "NL");
+    assert_eq!(got[0]["id"], sent["id"]);
+    assert_eq!(got[0]["notice"]["incident"], "lantern-hospital");
+    assert_eq!(got[0]["conditions"]["agreement"], "csirt-nl-de-test");
+    let text = stdout(&entente_ok(&["incident", "received", "--data-dir", s(&de.dir)]));
+    assert!(text.contains("nis2/") && text.contains("from NL"), "{text}");
+
+    let status = entente_ok(&["case", "status", "LANTERN", "--data-dir", s(&de.dir), "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status["mirror"]["lead"], "NL", "{status}");
+    assert_eq!(status["members"].as_array().unwrap().len(), 2, "{status}");
+    assert!(!status.to_string().contains("Operation Lantern"), "the title stays with the lead");
+
+    // Exactly once: one permitted entry of each kind in DE's ledger.
+    let all = entries(&de_server.url, &de_auditor).await;
+    let count = |action: &str| {
+        all.iter().filter(|e| e["action"] == action && e["decision"] == "permit").count()
+    };
+    assert_eq!((count("incident.receive"), count("case.update")), (1, 1));
+    drop(nl_server);
+}

@@ -111,6 +111,16 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::CaseStatus,
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },
+    RoleRule {
+        id: "role.incident.notify",
+        action: Action::IncidentNotify,
+        roles: &[Role::Csirt, Role::CentralAuthority, Role::Investigator],
+    },
+    RoleRule {
+        id: "role.incident.read",
+        action: Action::IncidentRead,
+        roles: &[Role::Csirt, Role::CentralAuthority, Role::Investigator, Role::Dpo],
+    },
     RoleRule { id: "role.admin.peer-add", action: Action::PeerAdd, roles: &[Role::Admin] },
     RoleRule { id: "role.admin.peer-remove", action: Action::PeerRemove, roles: &[Role::Admin] },
     RoleRule {
@@ -184,6 +194,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the status of the node's cases",
                 Vec::new(),
             ),
+            Action::IncidentRead => Decision::permit(
+                "operator.incident-read",
+                "the operator may read the incident notifications sent and received",
+                Vec::new(),
+            ),
             Action::WitnessAlarm => Decision::permit(
                 "operator.witness",
                 "the node's witness records what it found in a partner's ledger",
@@ -244,6 +259,20 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!(
                     "peer {party} may ask for ({action}) threat intelligence; each object is decided under TLP 2.0"
                 ),
+                Vec::new(),
+            ),
+            Action::IncidentReceive => Decision::permit(
+                "peer.incident",
+                format!(
+                    "peer {party} may notify this party of an incident, subject to the agreements in force"
+                ),
+                Vec::new(),
+            ),
+            // The gate then checks that the peer leads the case and that this party is a
+            // member under a JIT agreement in force.
+            Action::CaseUpdate => Decision::permit(
+                "peer.case-update",
+                format!("peer {party} may update a case it leads and this party is a member of"),
                 Vec::new(),
             ),
             Action::CaseStatus => Decision::permit(

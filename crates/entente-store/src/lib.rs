@@ -16,6 +16,7 @@ mod federation;
 mod flows;
 pub mod gate;
 mod intel;
+mod notify;
 mod redress;
 mod requests;
 mod schema;
@@ -25,7 +26,7 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use cases::{CaseMember, CaseStatus, TimelineEntry};
+pub use cases::{CaseMember, CaseMirror, CaseStatus, CaseUpdateMessage, TimelineEntry};
 pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
@@ -33,6 +34,9 @@ pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use intel::{
     IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
     StatusDetail, governing_agreement,
+};
+pub use notify::{
+    IncidentNotice, IncidentNotificationMessage, NoticeObligation, NotificationRecord,
 };
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,

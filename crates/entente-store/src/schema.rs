@@ -15,6 +15,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (7, "evidence", include_str!("../migrations/sqlite/0007_evidence.sql")),
     (8, "intel", include_str!("../migrations/sqlite/0008_intel.sql")),
     (9, "federation", include_str!("../migrations/sqlite/0009_federation.sql")),
+    (
+        11,
+        "notifications and case mirrors",
+        include_str!("../migrations/sqlite/0011_notifications_case_mirrors.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -26,6 +31,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (7, "evidence", include_str!("../migrations/postgres/0007_evidence.sql")),
     (8, "intel", include_str!("../migrations/postgres/0008_intel.sql")),
     (9, "federation", include_str!("../migrations/postgres/0009_federation.sql")),
+    (
+        11,
+        "notifications and case mirrors",
+        include_str!("../migrations/postgres/0011_notifications_case_mirrors.sql"),
+    ),
 ];
 
 /// The migrator for `backend`.
