@@ -83,7 +83,7 @@ pub struct CaseMirror {
 }
 
 /// The kind of the envelope that carries a case update.
-pub const UPDATE_KIND: &str = "case.update";
+pub(crate) const UPDATE_KIND: &str = "case.update";
 
 /// A case update, sent by the lead to every other member when the case's membership changes:
 /// no title (it may name people), only ids, concepts, members and the lead's ledger index.

@@ -24,7 +24,7 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// The kind of the envelope that carries a notification.
-pub const KIND: &str = "incident.notification";
+pub(crate) const KIND: &str = "incident.notification";
 
 /// One obligation as the notifying party assessed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
