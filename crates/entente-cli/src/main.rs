@@ -19,6 +19,7 @@ mod peer;
 mod pilot;
 mod pilot_evidence;
 mod pilot_intel;
+mod pilot_notify;
 mod request;
 mod retention;
 
