@@ -787,5 +787,33 @@ async fn incident_notifications_and_case_updates_arrive_once() {
         all.iter().filter(|e| e["action"] == action && e["decision"] == "permit").count()
     };
     assert_eq!((count("incident.receive"), count("case.update")), (1, 1));
+
+    // DE leaves the JIT: the lead cannot be removed; DE's node ends its mirror.
+    let r = http
+        .delete(format!("{}/api/v1/cases/LANTERN/members/NL", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    let r = http
+        .delete(format!("{}/api/v1/cases/LANTERN/members/DE", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(
+        eventually(Duration::from_secs(60), async || nl.messages("DE") == (3, 0)).await,
+        "NL's second case update was not acknowledged: {:?}",
+        nl.messages("DE")
+    );
+    let o = common::entente(&["case", "status", "LANTERN", "--data-dir", s(&de.dir)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(common::stderr(&o).contains("not found"), "{}", common::stderr(&o));
+    let all = entries(&de_server.url, &de_auditor).await;
+    let updates =
+        all.iter().filter(|e| e["action"] == "case.update" && e["decision"] == "permit").count();
+    assert_eq!(updates, 2);
     drop(nl_server);
 }

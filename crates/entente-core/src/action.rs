@@ -105,6 +105,9 @@ pub enum Action {
     /// mirror of the partner-led case).
     #[serde(rename = "case.update")]
     CaseUpdate,
+    /// Remove a partner party from a case (it leaves the JIT); the lead only.
+    #[serde(rename = "case.member.remove")]
+    CaseMemberRemove,
     /// Notify a partner (a CSIRT or authority) of an incident under an agreement in force.
     #[serde(rename = "incident.notify")]
     IncidentNotify,
@@ -194,6 +197,7 @@ impl Action {
             Action::CaseMemberAdd => "case.member.add",
             Action::CaseStatus => "case.status",
             Action::CaseUpdate => "case.update",
+            Action::CaseMemberRemove => "case.member.remove",
             Action::IncidentNotify => "incident.notify",
             Action::IncidentReceive => "incident.receive",
             Action::IncidentRead => "incident.read",

@@ -112,6 +112,11 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },
     RoleRule {
+        id: "role.central-authority.case-member-remove",
+        action: Action::CaseMemberRemove,
+        roles: &[Role::CentralAuthority],
+    },
+    RoleRule {
         id: "role.incident.notify",
         action: Action::IncidentNotify,
         roles: &[Role::Csirt, Role::CentralAuthority, Role::Investigator],

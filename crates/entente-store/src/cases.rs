@@ -332,6 +332,46 @@ pub(crate) async fn apply(
                 party,
                 case_id,
                 &format!("member-added {member}"),
+                None,
+                now,
+                index,
+            )
+            .await?;
+            Ok((Output::Done, sent))
+        }
+        Command::RemoveCaseMember { case_id, party: member } => {
+            load_case(tx, case_id).await?;
+            let row = sqlx::query(
+                "SELECT role, agreement FROM case_members WHERE case_id = $1 AND party = $2",
+            )
+            .bind(case_id)
+            .bind(member.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(GateError::NotFound(format!(
+                    "{member} as a member of case `{case_id}`"
+                )));
+            };
+            let role: String = row.try_get(0)?;
+            let agreement: Option<String> = row.try_get(1)?;
+            let Some(agreement) = agreement.filter(|_| role != "lead") else {
+                return Err(GateError::Conflict(format!(
+                    "{member} leads case `{case_id}`; the lead does not leave its own case"
+                )));
+            };
+            sqlx::query("DELETE FROM case_members WHERE case_id = $1 AND party = $2")
+                .bind(case_id)
+                .bind(member.as_str())
+                .execute(&mut **tx)
+                .await?;
+            let sent = send_updates(
+                tx,
+                engine,
+                party,
+                case_id,
+                &format!("member-removed {member}"),
+                Some((member, agreement.as_str())),
                 now,
                 index,
             )
@@ -429,14 +469,17 @@ fn jit_conditions(a: &Agreement, originator: &PartyCode, now: Timestamp) -> Cond
 }
 
 /// Writes a `case.update` to the outbox for every member of case `id` other than this party,
-/// each with the conditions of the JIT agreement it is a member under. Returns the digest of
-/// the update for the ledger.
+/// each with the conditions of the JIT agreement it is a member under, and to a party just
+/// removed (`removed`: it and its agreement) so that it ends its mirror. Returns the digest of
+/// the updates for the ledger.
+#[expect(clippy::too_many_arguments, reason = "the change and the gate's position")]
 async fn send_updates(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     engine: &Engine,
     party: &PartyCode,
     id: &str,
     change: &str,
+    removed: Option<(&PartyCode, &str)>,
     now: Timestamp,
     index: u64,
 ) -> Result<Vec<(String, String)>, GateError> {
@@ -444,17 +487,24 @@ async fn send_updates(
     let members = members(tx, id).await?;
     let now_text = format!("{now:.6}");
     let mut sent = Vec::new();
-    for m in members.iter().filter(|m| m.party != party.as_str()) {
-        let Some(agreement) = m.agreement.as_deref() else { continue };
+    let mut recipients: Vec<(String, String)> = members
+        .iter()
+        .filter(|m| m.party != party.as_str())
+        .filter_map(|m| m.agreement.clone().map(|a| (m.party.clone(), a)))
+        .collect();
+    if let Some((p, a)) = removed {
+        recipients.push((p.as_str().to_owned(), a.to_owned()));
+    }
+    for (member, agreement) in &recipients {
+        let agreement = agreement.as_str();
         let a = engine.agreement(agreement).ok_or_else(|| {
             GateError::Invalid(format!(
-                "member {} of case `{id}` is under agreement `{agreement}`, which is not loaded",
-                m.party
+                "member {member} of case `{id}` is under agreement `{agreement}`, which is not loaded"
             ))
         })?;
-        let to: PartyCode = m.party.parse().map_err(|e| {
-            StoreError::Inconsistent(format!("case {id} member `{}`: {e}", m.party))
-        })?;
+        let to: PartyCode = member
+            .parse()
+            .map_err(|e| StoreError::Inconsistent(format!("case {id} member `{member}`: {e}")))?;
         let message = CaseUpdateMessage {
             case_id: id.to_owned(),
             lead: party.clone(),

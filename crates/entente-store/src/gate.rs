@@ -199,6 +199,14 @@ pub enum Command {
         /// Case id.
         case_id: String,
     },
+    /// Remove a partner party from a case this party leads (it leaves the JIT); the other
+    /// members and the party removed receive the case update.
+    RemoveCaseMember {
+        /// Case id.
+        case_id: String,
+        /// The party leaving the case.
+        party: PartyCode,
+    },
     /// Apply a case update from the lead of a partner-led case this party is a member of
     /// (delivered in an envelope): this node's mirror of the case.
     ReceiveCaseUpdate {
@@ -402,6 +410,7 @@ impl Command {
             Command::AddCaseMember { .. } => Action::CaseMemberAdd,
             Command::CaseStatus { .. } => Action::CaseStatus,
             Command::ReceiveCaseUpdate { .. } => Action::CaseUpdate,
+            Command::RemoveCaseMember { .. } => Action::CaseMemberRemove,
             Command::NotifyIncident { .. } => Action::IncidentNotify,
             Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
             Command::ReadIncidentNotifications => Action::IncidentRead,
@@ -476,6 +485,9 @@ impl Command {
                 vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
             }
             Command::CaseStatus { case_id } => vec![Subject::new("case", case_id)],
+            Command::RemoveCaseMember { case_id, party } => {
+                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
+            }
             Command::ReceiveCaseUpdate { message } => vec![
                 Subject::new("case", &message.case_id),
                 Subject::new("party", message.lead.as_str()),
@@ -588,6 +600,7 @@ impl Command {
             Command::AddCaseMember { .. }
                 | Command::CaseStatus { .. }
                 | Command::ReceiveCaseUpdate { .. }
+                | Command::RemoveCaseMember { .. }
         )
     }
 
@@ -732,6 +745,9 @@ impl Command {
                 ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
             }
             Command::ReceiveCaseUpdate { message } => message.validate(),
+            Command::RemoveCaseMember { case_id, .. } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
             Command::NotifyIncident { agreement, notice, .. } => {
                 if let Some(a) = agreement {
                     ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
@@ -796,6 +812,12 @@ impl Command {
                 out.insert(
                     "member".into(),
                     digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
+                );
+            }
+            Command::RemoveCaseMember { case_id, party } => {
+                out.insert(
+                    "member".into(),
+                    digest(serde_json::json!({"case_id": case_id, "party": party}))?,
                 );
             }
             Command::AddPeer { party, url, cert_sha256, signing_key, .. } => {

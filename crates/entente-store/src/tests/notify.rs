@@ -86,6 +86,10 @@ fn envelope(
     }
 }
 
+fn vkey_of(gate: &Gate, seed: u8) -> String {
+    ledger::verifier_key(gate.origin(), &SigningKey::from_bytes(&[seed; 32]).verifying_key())
+}
+
 fn us() -> PartyCode {
     "US".parse().unwrap()
 }
@@ -365,7 +369,34 @@ async fn notifications_and_case_updates_travel() {
         let v = de_gate.submit(eva, add, now).await.unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
 
+        // NL removes DE from the case: the lead stays, a non-member is not found; DE receives
+        // the update and ends its mirror.
+        let remove =
+            |p: PartyCode| Command::RemoveCaseMember { case_id: "LANTERN".into(), party: p };
+        let e = nl_gate.submit(ca.clone(), remove(nl()), now).await.unwrap_err();
+        assert!(matches!(&e, GateError::Conflict(m) if m.contains("lead")), "{e}");
+        let e = nl_gate.submit(ca.clone(), remove(us()), now).await.unwrap_err();
+        assert!(matches!(&e, GateError::NotFound(_)), "{e}");
+        let v = nl_gate.submit(ca.clone(), remove(de()), now).await.unwrap();
+        assert!(matches!(&v, Verdict::Permitted { .. }), "{v:?}");
+        let pending = nl_db.store.pending_messages(&de(), 10).await.unwrap();
+        let last = pending.last().unwrap();
+        assert_eq!(last.payload["change"], "member-removed DE");
+        let v = de_gate
+            .submit(
+                nl_peer.clone(),
+                envelope(nl(), 'e', 6, "case.update", last.payload.clone()),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(&v, Verdict::Permitted { .. }), "{v:?}");
+        let status = Command::CaseStatus { case_id: "LANTERN".into() };
+        let e = de_gate.submit(Actor::Operator, status, now).await.unwrap_err();
+        assert!(matches!(e, GateError::NotFound(_)), "{e:?}");
+
         verify_ledger(&nl_db.store, &nl(), &vkey(&nl_gate), &mut |_, _| {}).await.unwrap();
+        verify_ledger(&de_db.store, &de(), &vkey_of(&de_gate, 7), &mut |_, _| {}).await.unwrap();
         nl_db.drop_schema().await;
         de_db.drop_schema().await;
     }
