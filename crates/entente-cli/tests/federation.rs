@@ -817,3 +817,41 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     assert_eq!(updates, 2);
     drop(nl_server);
 }
+
+/// Bad input around notifications: an invalid agreement file in the data directory stops
+/// the node with the file and position; an empty list says so; a facts file that does not
+/// parse is refused before anything is decided.
+#[tokio::test]
+async fn notification_bad_input_is_refused_with_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    add_user(&nl.dir, "cert", "csirt");
+    let o = entente_ok(&["incident", "received", "--data-dir", s(&nl.dir)]);
+    assert!(stdout(&o).contains("no incident notifications"), "{}", stdout(&o));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "id = \"x\"\njurisdictions = []\n").unwrap();
+    let o = common::entente(&[
+        "incident",
+        "notify",
+        s(&bad),
+        "--to",
+        "DE",
+        "--user",
+        "cert",
+        "--data-dir",
+        s(&nl.dir),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("bad.toml:"), "{}", common::stderr(&o));
+    std::fs::create_dir_all(nl.dir.join("agreements")).unwrap();
+    std::fs::write(nl.dir.join("agreements/broken.toml"), "id = \"broken\"\nkind = \"mou\"\n")
+        .unwrap();
+    let o = common::entente(&["incident", "received", "--data-dir", s(&nl.dir)]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("broken.toml:"), "{}", common::stderr(&o));
+    // Nothing was recorded by the refused commands: the ledger holds init, the user, the read.
+    std::fs::remove_file(nl.dir.join("agreements/broken.toml")).unwrap();
+    let o = entente_ok(&["incident", "received", "--data-dir", s(&nl.dir), "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ledger_index"], 3, "{v}");
+}

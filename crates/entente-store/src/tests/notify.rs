@@ -366,8 +366,17 @@ async fn notifications_and_case_updates_travel() {
             category: entente_policy::agreement::DataCategory::Traffic,
             content: serde_json::json!({"ip": "198.51.100.7"}).as_object().unwrap().clone(),
         };
-        let v = de_gate.submit(eva, add, now).await.unwrap();
+        let v = de_gate.submit(eva.clone(), add, now).await.unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        // ... and sends data about it to members only, whatever else the agreements allow.
+        let share = Command::ShareDatum {
+            id: "de-1".into(),
+            to: us(),
+            purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
+            request_kind: Some(entente_policy::agreement::RequestKind::Mla),
+        };
+        let e = de_gate.submit(eva, share, now).await;
+        assert!(matches!(&e, Err(GateError::Conflict(m)) if m.contains("members only")), "{e:?}");
 
         // NL removes DE from the case: the lead stays, a non-member is not found; DE receives
         // the update and ends its mirror.
