@@ -164,21 +164,26 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
             for n in &list {
                 let (arrow, verb) =
                     if n.direction == "sent" { ("to", "sent") } else { ("from", "received") };
+                let _ = write!(
+                    out,
+                    "{} {verb} {arrow} {} at {} (ledger entry {})",
+                    n.id, n.party, n.at, n.ledger_index
+                );
+                let Some(notice) = &n.notice else {
+                    let _ = writeln!(
+                        out,
+                        ": destroyed at {} (retention limit passed; digest {})",
+                        n.destroyed_at.as_deref().unwrap_or("-"),
+                        n.notice_sha256
+                    );
+                    continue;
+                };
                 let _ = writeln!(
                     out,
-                    "{} {verb} {arrow} {} at {} (ledger entry {}): incident {} ({}, time zone {})",
-                    n.id,
-                    n.party,
-                    n.at,
-                    n.ledger_index,
-                    n.notice.incident,
-                    n.notice
-                        .jurisdictions
-                        .iter()
-                        .map(|j| j.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    n.notice.time_zone
+                    ": incident {} ({}, time zone {})",
+                    notice.incident,
+                    notice.jurisdictions.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", "),
+                    notice.time_zone
                 );
                 let _ = writeln!(
                     out,
@@ -189,7 +194,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                     kebab(&n.conditions.onward_transfer),
                     if n.conditions.commercial_use_prohibited { "prohibited" } else { "allowed" }
                 );
-                for o in &n.notice.obligations {
+                for o in &notice.obligations {
                     let mark = if o.unverified { " UNVERIFIED" } else { "" };
                     let _ = writeln!(
                         out,
@@ -197,7 +202,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                         o.regime, o.report, o.report_name, o.recipient, o.due, o.status
                     );
                 }
-                for q in &n.notice.questions {
+                for q in &notice.questions {
                     let _ = writeln!(out, "  question: {q}");
                 }
             }

@@ -117,6 +117,9 @@ pub enum Action {
     /// Read the incident notifications sent and received.
     #[serde(rename = "incident.read")]
     IncidentRead,
+    /// Destroy a received incident notification whose retention limit has passed.
+    #[serde(rename = "incident.destroy")]
+    IncidentDestroy,
     /// Pin a partner node (its TLS certificate and the signing key inside it).
     #[serde(rename = "peer.add")]
     PeerAdd,
@@ -201,6 +204,7 @@ impl Action {
             Action::IncidentNotify => "incident.notify",
             Action::IncidentReceive => "incident.receive",
             Action::IncidentRead => "incident.read",
+            Action::IncidentDestroy => "incident.destroy",
             Action::PeerAdd => "peer.add",
             Action::PeerRemove => "peer.remove",
             Action::EnvelopeReject => "envelope.reject",

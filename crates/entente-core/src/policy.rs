@@ -226,11 +226,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read an evidence item's custody chain (the reading is recorded)",
                 Vec::new(),
             ),
-            Action::DatumDestroy | Action::EvidenceDestroy => Decision::permit(
-                "operator.retention",
-                "the operator runs the retention job, which destroys what has expired",
-                Vec::new(),
-            ),
+            Action::DatumDestroy | Action::EvidenceDestroy | Action::IncidentDestroy => {
+                Decision::permit(
+                    "operator.retention",
+                    "the operator runs the retention job, which destroys what has expired",
+                    Vec::new(),
+                )
+            }
             _ => Decision::deny(
                 "default-deny",
                 format!("the operator may only bootstrap the node and add users, not {action}"),

@@ -231,6 +231,14 @@ pub enum Command {
     },
     /// Read the incident notifications sent and received.
     ReadIncidentNotifications,
+    /// Destroy a received incident notification whose retention limit has passed (its notice
+    /// is cleared, its digest kept).
+    DestroyIncidentNotification {
+        /// The party that sent it.
+        from: PartyCode,
+        /// Notification id.
+        id: String,
+    },
     /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
     AddPeer {
         /// The partner's party.
@@ -414,6 +422,7 @@ impl Command {
             Command::NotifyIncident { .. } => Action::IncidentNotify,
             Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
             Command::ReadIncidentNotifications => Action::IncidentRead,
+            Command::DestroyIncidentNotification { .. } => Action::IncidentDestroy,
             Command::AddPeer { .. } => Action::PeerAdd,
             Command::RemovePeer { .. } => Action::PeerRemove,
             Command::Inbound { envelope } => match envelope.kind.as_str() {
@@ -502,6 +511,10 @@ impl Command {
             Command::ReadIncidentNotifications => {
                 vec![Subject::new("incident-notifications", "all")]
             }
+            Command::DestroyIncidentNotification { from, id } => vec![
+                Subject::new("incident-notification", id),
+                Subject::new("party", from.as_str()),
+            ],
             Command::AddPeer { party, .. }
             | Command::RemovePeer { party }
             | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
@@ -610,6 +623,7 @@ impl Command {
             Command::NotifyIncident { .. }
                 | Command::ReceiveIncidentNotification { .. }
                 | Command::ReadIncidentNotifications
+                | Command::DestroyIncidentNotification { .. }
         )
     }
 
@@ -768,6 +782,10 @@ impl Command {
                 message.notice.validate()
             }
             Command::ReadIncidentNotifications => Ok(()),
+            Command::DestroyIncidentNotification { id, .. } if id.is_empty() || id.len() > 100 => {
+                Err(GateError::Invalid("notification id: expected 1 to 100 characters".into()))
+            }
+            Command::DestroyIncidentNotification { .. } => Ok(()),
             Command::IntelCollectionCreate { .. }
             | Command::IntelImport { .. }
             | Command::IntelRead { .. } => intel::validate(self),

@@ -177,10 +177,14 @@ pub struct NotificationRecord {
     pub agreement: String,
     /// The conditions that travelled with it.
     pub conditions: Conditions,
-    /// The notice.
-    pub notice: IncidentNotice,
+    /// The notice (none once destroyed).
+    pub notice: Option<IncidentNotice>,
+    /// `sha256:` digest of the notice (kept after destruction).
+    pub notice_sha256: String,
     /// Keep no longer than this (RFC 3339), if limited.
     pub retain_until: Option<String>,
+    /// When the notice was destroyed (its retention limit passed).
+    pub destroyed_at: Option<String>,
     /// When it was sent or received (RFC 3339).
     pub at: String,
     /// Ledger entry of the sending or receiving.
@@ -396,15 +400,15 @@ pub(crate) async fn apply(
         }
         Command::ReadIncidentNotifications => {
             let rows = sqlx::query(
-                "SELECT direction, party, id, agreement, conditions, notice, retain_until, at, ledger_index \
-                 FROM incident_notifications ORDER BY ledger_index, party, id",
+                "SELECT direction, party, id, agreement, conditions, notice, retain_until, at, ledger_index, \
+                 notice_sha256, destroyed_at FROM incident_notifications ORDER BY ledger_index, party, id",
             )
             .fetch_all(&mut **tx)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let conditions: String = r.try_get(4)?;
-                let notice: String = r.try_get(5)?;
+                let notice: Option<String> = r.try_get(5)?;
                 let bad =
                     |e: serde_json::Error| StoreError::Inconsistent(format!("notification: {e}"));
                 out.push(NotificationRecord {
@@ -413,8 +417,10 @@ pub(crate) async fn apply(
                     id: r.try_get(2)?,
                     agreement: r.try_get(3)?,
                     conditions: serde_json::from_str(&conditions).map_err(bad)?,
-                    notice: serde_json::from_str(&notice).map_err(bad)?,
+                    notice: notice.map(|n| serde_json::from_str(&n)).transpose().map_err(bad)?,
+                    notice_sha256: r.try_get(9)?,
                     retain_until: r.try_get(6)?,
+                    destroyed_at: r.try_get(10)?,
                     at: r.try_get(7)?,
                     ledger_index: to_u64(r.try_get(8)?)?,
                 });
@@ -423,6 +429,77 @@ pub(crate) async fn apply(
                 out.iter().map(|n| format!("{}:{}:{}", n.direction, n.party, n.id)).collect();
             Ok((Output::Notifications(out), vec![("served".into(), digest(&ids)?)]))
         }
+        Command::DestroyIncidentNotification { from, id } => {
+            let row = sqlx::query(
+                "SELECT retain_until, destroyed_at, notice_sha256 FROM incident_notifications \
+                 WHERE direction = 'received' AND party = $1 AND id = $2",
+            )
+            .bind(from.as_str())
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| {
+                GateError::NotFound(format!("incident notification `{id}` received from {from}"))
+            })?;
+            let until: Option<String> = row.try_get(0)?;
+            let destroyed: Option<String> = row.try_get(1)?;
+            let sha: String = row.try_get(2)?;
+            if destroyed.is_some() {
+                return Err(GateError::Conflict(format!(
+                    "incident notification `{id}` is already destroyed"
+                )));
+            }
+            let expired = until
+                .as_deref()
+                .and_then(|u| u.parse::<Timestamp>().ok())
+                .is_some_and(|u| u <= now);
+            if !expired {
+                return Err(GateError::Conflict(format!(
+                    "incident notification `{id}` may be kept until {}; it is not due for destruction",
+                    until.as_deref().unwrap_or("no limit")
+                )));
+            }
+            sqlx::query(
+                "UPDATE incident_notifications SET notice = NULL, destroyed_at = $1 \
+                 WHERE direction = 'received' AND party = $2 AND id = $3",
+            )
+            .bind(&now_text)
+            .bind(from.as_str())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok((Output::Done, vec![("notice".into(), sha)]))
+        }
         _ => Err(GateError::Invalid("not an incident notification command".into())),
+    }
+}
+
+impl crate::Store {
+    /// Received incident notifications whose retention limit has passed at `now` and that are
+    /// not destroyed yet: `(sender, id)`.
+    ///
+    /// # Errors
+    /// Database errors, or a stored limit that is not an instant.
+    pub async fn notifications_due_for_destruction(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT party, id, retain_until FROM incident_notifications \
+             WHERE direction = 'received' AND destroyed_at IS NULL AND retain_until IS NOT NULL ORDER BY party, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due = Vec::new();
+        for r in &rows {
+            let until: String = r.try_get(2)?;
+            let until: Timestamp = until
+                .parse()
+                .map_err(|e| StoreError::Inconsistent(format!("retain_until `{until}`: {e}")))?;
+            if until <= now {
+                due.push((r.try_get(0)?, r.try_get(1)?));
+            }
+        }
+        Ok(due)
     }
 }

@@ -4,7 +4,8 @@
 -- received from one (direction 'received', party = the sender): the notice as it travelled
 -- (incident facts and the sender's assessment of the obligations, no personal data), the
 -- agreement that grounds the flow and the conditions that travel with it. The ledger holds
--- only the digests.
+-- only the digests. A received notice past its retention limit is destroyed: its text is
+-- cleared, its digest kept.
 CREATE TABLE incident_notifications (
     direction TEXT NOT NULL,
     party TEXT NOT NULL,
@@ -12,9 +13,10 @@ CREATE TABLE incident_notifications (
     incident TEXT NOT NULL,
     agreement TEXT NOT NULL,
     conditions TEXT NOT NULL,
-    notice TEXT NOT NULL,
+    notice TEXT,
     notice_sha256 TEXT NOT NULL,
     retain_until TEXT,
+    destroyed_at TEXT,
     at TEXT NOT NULL,
     ledger_index BIGINT NOT NULL,
     PRIMARY KEY (direction, party, id)

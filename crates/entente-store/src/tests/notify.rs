@@ -188,7 +188,7 @@ async fn notifications_and_case_updates_travel() {
         assert_eq!(received.len(), 1);
         assert_eq!(received[0].direction, "received");
         assert_eq!(received[0].party, "NL");
-        assert_eq!(received[0].notice, notice());
+        assert_eq!(received[0].notice, Some(notice()));
         assert_eq!(received[0].agreement, "csirt-nl-de-test");
         let sent = read_notifications(&nl_gate, now).await;
         assert_eq!(
@@ -247,6 +247,22 @@ async fn notifications_and_case_updates_travel() {
             "{decision:?}"
         );
         assert_eq!(read_notifications(&de_gate, now).await.len(), 1);
+
+        // Retention: not before the limit that travelled with it; after it, the notice is
+        // cleared and its digest kept.
+        let destroy =
+            Command::DestroyIncidentNotification { from: nl(), id: received[0].id.clone() };
+        let e = de_gate.submit(Actor::Operator, destroy.clone(), now).await.unwrap_err();
+        assert!(matches!(&e, GateError::Conflict(m) if m.contains("2027-04-01")), "{e}");
+        let later = t("2027-04-02T00:00:00Z");
+        let due = de_db.store.notifications_due_for_destruction(later).await.unwrap();
+        assert_eq!(due, [("NL".to_owned(), received[0].id.clone())]);
+        let v = de_gate.submit(Actor::Operator, destroy.clone(), later).await.unwrap();
+        assert!(matches!(&v, Verdict::Permitted { .. }), "{v:?}");
+        let after = read_notifications(&de_gate, later).await;
+        assert!(after[0].notice.is_none() && after[0].destroyed_at.is_some(), "{after:?}");
+        assert_eq!(after[0].notice_sha256, received[0].notice_sha256);
+        assert!(de_db.store.notifications_due_for_destruction(later).await.unwrap().is_empty());
 
         // Case LANTERN: DE joins under the JIT; the update travels to DE.
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
