@@ -344,6 +344,26 @@ mod tests {
     }
 
     #[test]
+    fn peers_deliver_notifications_and_case_updates_only() {
+        let peer = Actor::Peer { party: "DE".parse().unwrap() };
+        assert!(ask(&peer, Action::IncidentReceive).is_permit());
+        assert!(ask(&peer, Action::CaseUpdate).is_permit());
+        for a in [
+            Action::IncidentNotify,
+            Action::IncidentRead,
+            Action::IncidentDestroy,
+            Action::CaseMemberRemove,
+        ] {
+            assert!(!ask(&peer, a).is_permit(), "{a}");
+        }
+        let csirt = Actor::User { name: "c".into(), role: Role::Csirt };
+        assert_eq!(ask(&csirt, Action::IncidentNotify).rules, ["role.incident.notify"]);
+        assert!(!ask(&csirt, Action::CaseMemberRemove).is_permit());
+        assert!(!ask(&Actor::Operator, Action::IncidentNotify).is_permit());
+        assert!(ask(&Actor::Operator, Action::IncidentDestroy).is_permit());
+    }
+
+    #[test]
     fn anonymous_is_denied() {
         let d = ask(&Actor::Anonymous, Action::CaseRead);
         assert_eq!(d.rules, ["authn.required"]);
