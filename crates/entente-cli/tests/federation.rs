@@ -772,6 +772,24 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     assert_eq!(got[0]["id"], sent["id"]);
     assert_eq!(got[0]["notice"]["incident"], "lantern-hospital");
     assert_eq!(got[0]["conditions"]["agreement"], "csirt-nl-de-test");
+    // The same list over DE's API, for its CSIRT; an auditor is refused (recorded).
+    let de_csirt = add_user(&de.dir, "cert", "csirt");
+    let r = http
+        .get(format!("{}/api/v1/incidents/notifications", de_server.url))
+        .bearer_auth(&de_csirt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["notifications"][0]["id"], sent["id"]);
+    let r = http
+        .get(format!("{}/api/v1/incidents/notifications", de_server.url))
+        .bearer_auth(&de_auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let text = stdout(&entente_ok(&["incident", "received", "--data-dir", s(&de.dir)]));
     assert!(text.contains("nis2/") && text.contains("from NL"), "{text}");
 
@@ -843,7 +861,29 @@ async fn notification_bad_input_is_refused_with_clear_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("bad.toml:"), "{}", common::stderr(&o));
+    // An agreement grounds the flow, but no node is pinned for DE: refused, nothing recorded.
     std::fs::create_dir_all(nl.dir.join("agreements")).unwrap();
+    std::fs::write(nl.dir.join("agreements/csirt.toml"), CSIRT_MOU).unwrap();
+    let facts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/incidents/examples/lantern-hospital.toml");
+    let o = common::entente(&[
+        "incident",
+        "notify",
+        s(&facts),
+        "--to",
+        "DE",
+        "--user",
+        "cert",
+        "--data-dir",
+        s(&nl.dir),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("no partner node is pinned for DE"),
+        "{}",
+        common::stderr(&o)
+    );
+    std::fs::remove_file(nl.dir.join("agreements/csirt.toml")).unwrap();
     std::fs::write(nl.dir.join("agreements/broken.toml"), "id = \"broken\"\nkind = \"mou\"\n")
         .unwrap();
     let o = common::entente(&["incident", "received", "--data-dir", s(&nl.dir)]);

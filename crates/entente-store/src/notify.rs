@@ -356,6 +356,15 @@ pub(crate) async fn apply(
                     "a permitted notification has no conditions".into(),
                 ));
             };
+            let pinned: Option<i64> = sqlx::query_scalar("SELECT 1 FROM peers WHERE party = $1")
+                .bind(to.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if pinned.is_none() {
+                return Err(GateError::Invalid(format!(
+                    "no partner node is pinned for {to}; pin its node first (entente peer add --party {to})"
+                )));
+            }
             let message = IncidentNotificationMessage {
                 id: format!("{party}-{index}"),
                 notice: (**notice).clone(),
