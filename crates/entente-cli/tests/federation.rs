@@ -693,7 +693,7 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     let prosecutor = add_user(&nl.dir, "pros", "central-authority");
     let de_auditor = add_user(&de.dir, "ann", "auditor");
     let nl_server = nl.start().await;
-    let de_server = de.start().await;
+    let mut de_server = de.start().await;
     let facts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/incidents/examples/lantern-hospital.toml");
     let notify = |to: &str, extra: &[&str]| {
@@ -806,7 +806,9 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     };
     assert_eq!((count("incident.receive"), count("case.update")), (1, 1));
 
-    // DE leaves the JIT: the lead cannot be removed; DE's node ends its mirror.
+    // DE leaves the JIT while its node is down: the lead cannot be removed; the update waits
+    // in NL's outbox, reaches DE once it is back, and DE's node ends its mirror.
+    de_server.child.kill();
     let r = http
         .delete(format!("{}/api/v1/cases/LANTERN/members/NL", nl_server.url))
         .bearer_auth(&prosecutor)
@@ -821,6 +823,8 @@ async fn incident_notifications_and_case_updates_arrive_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(nl.messages("DE").1, 1, "with DE down, the update waits");
+    let de_server = de.start().await;
     assert!(
         eventually(Duration::from_secs(60), async || nl.messages("DE") == (3, 0)).await,
         "NL's second case update was not acknowledged: {:?}",
