@@ -60,6 +60,18 @@ pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
         "  opened            {} by {} (ledger entry {})",
         c.opened_at, c.opened_by, c.ledger_index
     );
+    if let Some(m) = &status.mirror {
+        println!(
+            "  led by            {} (this node's mirror, as of {}'s ledger entry {}: {}; applied {})",
+            m.lead, m.lead, m.lead_index, m.change, m.updated_at
+        );
+        println!(
+            "  travelled under   {} (keep until {}; conditions {})",
+            m.conditions.agreement,
+            m.conditions.retain_until.as_deref().unwrap_or("no limit"),
+            m.conditions.conditions.join(", ")
+        );
+    }
     println!("members:");
     println!("  {:<8} {:<8} {:<28} {:<30} entry", "party", "role", "agreement", "since");
     for m in &status.members {

@@ -3,10 +3,19 @@
 //! Exit codes: 0 when the incident was assessed (whatever it found, questions included);
 //! 2 when the facts file is missing, unreadable or invalid (each problem printed as
 //! `file:line:col: field: message`); 1 if the shipped regimes do not validate.
+//!
+//! `incident notify` sends the incident's facts and assessment to a partner through the gate
+//! (decided by the agreements in force, purpose incident-response; exit 3 when denied, with
+//! the ledger entry of the denial); `incident received` lists the notifications sent and
+//! received (one recorded reading).
 
 use crate::{Failure, fail};
 use clap::Subcommand;
+use entente_core::{Actor, PartyCode};
+use entente_node::Node;
 use entente_policy::incident::{Assessment, Due, assess, builtin_regimes, parse_facts};
+use entente_store::{Command, IncidentNotice, Output, Verdict};
+use jiff::Timestamp;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -19,6 +28,37 @@ pub(crate) enum IncidentCmd {
         /// The incident facts file (TOML)
         file: PathBuf,
         /// Print the assessment as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Notify a partner (its CSIRT or authority) of the incident over the federation: the facts
+    /// and the assessment travel under the agreement in force that grounds an incident-response
+    /// flow to it, with that agreement's conditions
+    Notify {
+        /// The incident facts file (TOML)
+        file: PathBuf,
+        /// The partner party to notify (e.g. DE)
+        #[arg(long)]
+        to: String,
+        /// The agreement expected to ground the notification (refused if another one does)
+        #[arg(long)]
+        agreement: Option<String>,
+        /// The user of this node who notifies (a CSIRT, central authority or investigator)
+        #[arg(long)]
+        user: String,
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the incident notifications this node sent and received
+    Received {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON
         #[arg(long)]
         json: bool,
     },
@@ -40,7 +80,140 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                 print(&render(&a))
             }
         }
+        IncidentCmd::Notify { file, to, agreement, user, data_dir, json } => {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| fail(2, format!("{name}: cannot read the file: {e}")))?;
+            let facts = parse_facts(&name, &text).map_err(|e| fail(2, e))?;
+            let to: PartyCode = to.parse().map_err(|e| fail(2, format!("--to {to}: {e}")))?;
+            let regimes = builtin_regimes().map_err(|e| fail(1, e))?;
+            let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
+            let node = Node::open(&data_dir).await?;
+            let users = node.store.users().await?;
+            let role = users.iter().find(|u| u.name == user).map(|u| u.role).ok_or_else(|| {
+                fail(
+                    2,
+                    format!("--user {user}: no such user on this node (see `entente user list`)"),
+                )
+            })?;
+            let actor = Actor::User { name: user, role };
+            let command =
+                Command::NotifyIncident { to: to.clone(), agreement, notice: Box::new(notice) };
+            match node.gate.submit(actor, command, Timestamp::now()).await? {
+                Verdict::Permitted { index, decision, output: Output::Message(m) } => {
+                    let id = m.payload.get("id").cloned().unwrap_or_default();
+                    let conditions = m.payload.get("conditions").cloned().unwrap_or_default();
+                    if json {
+                        let body = serde_json::json!({
+                            "id": id, "to": to, "ledger_index": index, "seq": m.seq,
+                            "rules": decision.rules, "conditions": conditions,
+                        });
+                        print(&serde_json::to_string_pretty(&body)?)
+                    } else {
+                        print(&format!(
+                            "notification {} of incident {} to {to}: permitted by {} (ledger entry {index}); \
+                             queued as message {} to {to}, delivered by `entente serve`\nconditions: {}",
+                            id.as_str().unwrap_or_default(),
+                            facts.id,
+                            decision.rules.join(", "),
+                            m.seq,
+                            conditions
+                        ))
+                    }
+                }
+                Verdict::Denied { index, decision } => Err(fail(
+                    3,
+                    format!(
+                        "notification of incident {} to {to} denied by {} (ledger entry {index}): {}",
+                        facts.id,
+                        decision.rules.join(", "),
+                        decision.reason
+                    ),
+                )),
+                Verdict::Permitted { .. } => Err(fail(1, "unexpected gate output")),
+            }
+        }
+        IncidentCmd::Received { data_dir, json } => {
+            let node = Node::open(&data_dir).await?;
+            let v = node
+                .gate
+                .submit(Actor::Operator, Command::ReadIncidentNotifications, Timestamp::now())
+                .await?;
+            let (index, list) = match v {
+                Verdict::Permitted { index, output: Output::Notifications(l), .. } => (index, l),
+                Verdict::Denied { index, decision } => {
+                    return Err(fail(
+                        3,
+                        format!(
+                            "denied by {} (ledger entry {index}): {}",
+                            decision.rules.join(", "),
+                            decision.reason
+                        ),
+                    ));
+                }
+                Verdict::Permitted { .. } => return Err(fail(1, "unexpected gate output")),
+            };
+            if json {
+                let body = serde_json::json!({"notifications": list, "ledger_index": index});
+                return print(&serde_json::to_string_pretty(&body)?);
+            }
+            let mut out = String::new();
+            if list.is_empty() {
+                out.push_str("no incident notifications sent or received\n");
+            }
+            for n in &list {
+                let (arrow, verb) =
+                    if n.direction == "sent" { ("to", "sent") } else { ("from", "received") };
+                let _ = write!(
+                    out,
+                    "{} {verb} {arrow} {} at {} (ledger entry {})",
+                    n.id, n.party, n.at, n.ledger_index
+                );
+                let Some(notice) = &n.notice else {
+                    let _ = writeln!(
+                        out,
+                        ": destroyed at {} (retention limit passed; digest {})",
+                        n.destroyed_at.as_deref().unwrap_or("-"),
+                        n.notice_sha256
+                    );
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    ": incident {} ({}, time zone {})",
+                    notice.incident,
+                    notice.jurisdictions.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", "),
+                    notice.time_zone
+                );
+                let _ = writeln!(
+                    out,
+                    "  under {}: purposes {}; keep until {}; onward transfer {}; commercial use {}",
+                    n.agreement,
+                    n.conditions.purposes.iter().map(kebab).collect::<Vec<_>>().join(", "),
+                    n.retain_until.as_deref().unwrap_or("no limit"),
+                    kebab(&n.conditions.onward_transfer),
+                    if n.conditions.commercial_use_prohibited { "prohibited" } else { "allowed" }
+                );
+                for o in &notice.obligations {
+                    let mark = if o.unverified { " UNVERIFIED" } else { "" };
+                    let _ = writeln!(
+                        out,
+                        "  {}/{} {} -> {}: due {} ({}){mark}",
+                        o.regime, o.report, o.report_name, o.recipient, o.due, o.status
+                    );
+                }
+                for q in &notice.questions {
+                    let _ = writeln!(out, "  question: {q}");
+                }
+            }
+            let _ = write!(out, "(this reading is ledger entry {index})");
+            print(&out)
+        }
     }
+}
+
+fn kebab<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 fn local(z: &jiff::Zoned) -> String {

@@ -21,6 +21,7 @@ mod peer;
 mod pilot;
 mod pilot_evidence;
 mod pilot_intel;
+mod pilot_notify;
 mod request;
 mod retention;
 

@@ -155,6 +155,10 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let processes = start_processes(&nodes, &mut checks).await?;
 
     incident(&mut checks)?;
+    crate::pilot_notify::notify_partner(&nodes[0].node, &mut |step, ok, detail| {
+        checks.record(step, ok, detail)
+    })
+    .await?;
 
     let nl = &nodes[0];
     let nl_url = processes[0].api.clone();
@@ -973,6 +977,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     let nl = &nodes[0];
     println!();
     println!("Step 8 — NL and DE form a joint investigation team on LANTERN");
+    let from_nl = nodes[1].node.store.count_received_from(&nl.node.config.party).await?;
     let v = submit(
         nl,
         user(nl, Role::CentralAuthority),
@@ -984,6 +989,10 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     )
     .await?;
     checks.record("DE joins the JIT", matches!(v, Verdict::Permitted { .. }), describe(&v));
+    crate::pilot_notify::case_update_arrives(&nodes[1].node, from_nl, &mut |step, ok, detail| {
+        checks.record(step, ok, detail)
+    })
+    .await?;
     let status = || Command::CaseStatus { case_id: "LANTERN".into() };
     let de_peer = Actor::Peer { party: "DE".parse()? };
     let us_peer = Actor::Peer { party: "US".parse()? };

@@ -1,5 +1,6 @@
-//! `entente retention run`: destroys the data whose retention limit has passed, each through
-//! the gate (one ledger entry per datum, keeping its digest as proof of what was destroyed).
+//! `entente retention run`: destroys the data (and the received incident notifications) whose
+//! retention limit has passed, each through the gate (one ledger entry per item, keeping its
+//! digest as proof of what was destroyed).
 
 use crate::{Failure, fail};
 use clap::Subcommand;
@@ -39,6 +40,28 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     // Evidence past its limit: the data key is destroyed (crypto-shredding).
     for (id, index) in crate::evidence::run_retention(&node, now).await? {
         println!("destroyed evidence {id}: data key destroyed (ledger entry {index})");
+    }
+    // Received incident notifications past the limit that travelled with them.
+    let mut refused = 0usize;
+    for (from, id) in node.store.notifications_due_for_destruction(now).await? {
+        let from: entente_core::PartyCode = from.parse()?;
+        let command = Command::DestroyIncidentNotification { from: from.clone(), id: id.clone() };
+        match node.gate.submit(Actor::Operator, command, now).await? {
+            Verdict::Permitted { index, .. } => {
+                println!("destroyed incident notification {id} from {from} (ledger entry {index})");
+            }
+            Verdict::Denied { index, decision } => {
+                refused += 1;
+                println!(
+                    "NOT destroyed incident notification {id}: denied by {} (ledger entry {index}): {}",
+                    decision.rules.join(", "),
+                    decision.reason
+                );
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(fail(3, "some expired incident notifications could not be destroyed"));
     }
     let due = node.store.data_due_for_destruction(now).await?;
     if due.is_empty() {

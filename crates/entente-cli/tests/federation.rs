@@ -651,3 +651,251 @@ async fn partners_pull_intel_over_mutual_tls() {
         "no intel.read by peer DE in NL's ledger: {reads:?}"
     );
 }
+
+/// An arrangement between the NL and DE CSIRTs for incident response, loaded by both nodes
+/// from `DATA_DIR/agreements/` (a test fixture: no shipped agreement grounds such flows).
+const CSIRT_MOU: &str = r#"
+id = "csirt-nl-de-test"
+title = "Incident-response arrangement between the NL and DE CSIRTs (test fixture)"
+kind = "mou"
+parties = ["NL", "DE"]
+in_force_from = "2026-01-01"
+offences = "any"
+categories = ["case-information"]
+purposes = ["incident-response"]
+onward_transfer = "consent-of-originator"
+commercial_use_prohibited = true
+
+[retention]
+case-information = "P1Y"
+
+[[legal_basis]]
+citation = "Test fixture: an arrangement between two CSIRTs"
+status = "U"
+"#;
+
+/// NL's CSIRT notifies DE of the Lantern incident, and NL adds DE to case LANTERN under the
+/// JIT: the notification and the case update each arrive once at DE (its ledger records one
+/// `incident.receive` and one `case.update`), DE lists the notification with its conditions
+/// and shows the case as led by NL; a notification no agreement grounds is refused.
+#[tokio::test]
+async fn incident_notifications_and_case_updates_arrive_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    for n in [&nl, &de] {
+        std::fs::create_dir_all(n.dir.join("agreements")).unwrap();
+        std::fs::write(n.dir.join("agreements/csirt.toml"), CSIRT_MOU).unwrap();
+    }
+    nl.pin(&de);
+    de.pin(&nl);
+    add_user(&nl.dir, "cert", "csirt");
+    let prosecutor = add_user(&nl.dir, "pros", "central-authority");
+    let de_auditor = add_user(&de.dir, "ann", "auditor");
+    let nl_server = nl.start().await;
+    let mut de_server = de.start().await;
+    let facts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/incidents/examples/lantern-hospital.toml");
+    let notify = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "incident",
+            "notify",
+            s(&facts),
+            "--to",
+            to,
+            "--user",
+            "cert",
+            "--data-dir",
+            s(&nl.dir),
+        ];
+        args.extend_from_slice(extra);
+        common::entente(&args)
+    };
+    // Bad input and denials: clear errors, the right exit codes, nothing sent.
+    let o = notify("DE", &["--agreement", "ets-185"]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("incident.agreement-mismatch"), "{}", common::stderr(&o));
+    let o = notify("US", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
+    let o = notify("XX", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let o = common::entente(&[
+        "incident",
+        "notify",
+        s(&facts),
+        "--to",
+        "DE",
+        "--user",
+        "nobody",
+        "--data-dir",
+        s(&nl.dir),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("--user nobody"), "{}", common::stderr(&o));
+
+    let o = notify("DE", &["--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let sent: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(sent["conditions"]["agreement"], "csirt-nl-de-test");
+
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/cases", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .json(
+            &json!({"id": "LANTERN", "title": "Operation Lantern", "concepts": ["illegal-access"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{}/api/v1/cases/LANTERN/members", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .json(&json!({"party": "DE", "agreement": "jit-nl-de-template"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    assert!(
+        eventually(Duration::from_secs(60), async || nl.messages("DE") == (2, 0)).await,
+        "NL's notification and case update were not acknowledged: {:?}",
+        nl.messages("DE")
+    );
+    let list = entente_ok(&["incident", "received", "--data-dir", s(&de.dir), "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let got = list["notifications"].as_array().unwrap();
+    assert_eq!(got.len(), 1, "{list}");
+    assert_eq!(got[0]["direction"], "received");
+    assert_eq!(got[0]["party"], "NL");
+    assert_eq!(got[0]["id"], sent["id"]);
+    assert_eq!(got[0]["notice"]["incident"], "lantern-hospital");
+    assert_eq!(got[0]["conditions"]["agreement"], "csirt-nl-de-test");
+    // The same list over DE's API, for its CSIRT; an auditor is refused (recorded).
+    let de_csirt = add_user(&de.dir, "cert", "csirt");
+    let r = http
+        .get(format!("{}/api/v1/incidents/notifications", de_server.url))
+        .bearer_auth(&de_csirt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["notifications"][0]["id"], sent["id"]);
+    let r = http
+        .get(format!("{}/api/v1/incidents/notifications", de_server.url))
+        .bearer_auth(&de_auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let text = stdout(&entente_ok(&["incident", "received", "--data-dir", s(&de.dir)]));
+    assert!(text.contains("nis2/") && text.contains("from NL"), "{text}");
+
+    let status = entente_ok(&["case", "status", "LANTERN", "--data-dir", s(&de.dir), "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status["mirror"]["lead"], "NL", "{status}");
+    assert_eq!(status["members"].as_array().unwrap().len(), 2, "{status}");
+    assert!(!status.to_string().contains("Operation Lantern"), "the title stays with the lead");
+
+    // Exactly once: one permitted entry of each kind in DE's ledger.
+    let all = entries(&de_server.url, &de_auditor).await;
+    let count = |action: &str| {
+        all.iter().filter(|e| e["action"] == action && e["decision"] == "permit").count()
+    };
+    assert_eq!((count("incident.receive"), count("case.update")), (1, 1));
+
+    // DE leaves the JIT while its node is down: the lead cannot be removed; the update waits
+    // in NL's outbox, reaches DE once it is back, and DE's node ends its mirror.
+    de_server.child.kill();
+    let r = http
+        .delete(format!("{}/api/v1/cases/LANTERN/members/NL", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    let r = http
+        .delete(format!("{}/api/v1/cases/LANTERN/members/DE", nl_server.url))
+        .bearer_auth(&prosecutor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(nl.messages("DE").1, 1, "with DE down, the update waits");
+    let de_server = de.start().await;
+    assert!(
+        eventually(Duration::from_secs(60), async || nl.messages("DE") == (3, 0)).await,
+        "NL's second case update was not acknowledged: {:?}",
+        nl.messages("DE")
+    );
+    let o = common::entente(&["case", "status", "LANTERN", "--data-dir", s(&de.dir)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(common::stderr(&o).contains("not found"), "{}", common::stderr(&o));
+    let all = entries(&de_server.url, &de_auditor).await;
+    let updates =
+        all.iter().filter(|e| e["action"] == "case.update" && e["decision"] == "permit").count();
+    assert_eq!(updates, 2);
+    drop(nl_server);
+}
+
+/// Bad input around notifications: an invalid agreement file in the data directory stops
+/// the node with the file and position; an empty list says so; a facts file that does not
+/// parse is refused before anything is decided.
+#[tokio::test]
+async fn notification_bad_input_is_refused_with_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    add_user(&nl.dir, "cert", "csirt");
+    let o = entente_ok(&["incident", "received", "--data-dir", s(&nl.dir)]);
+    assert!(stdout(&o).contains("no incident notifications"), "{}", stdout(&o));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "id = \"x\"\njurisdictions = []\n").unwrap();
+    let o = common::entente(&[
+        "incident",
+        "notify",
+        s(&bad),
+        "--to",
+        "DE",
+        "--user",
+        "cert",
+        "--data-dir",
+        s(&nl.dir),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("bad.toml:"), "{}", common::stderr(&o));
+    // An agreement grounds the flow, but no node is pinned for DE: refused, nothing recorded.
+    std::fs::create_dir_all(nl.dir.join("agreements")).unwrap();
+    std::fs::write(nl.dir.join("agreements/csirt.toml"), CSIRT_MOU).unwrap();
+    let facts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/incidents/examples/lantern-hospital.toml");
+    let o = common::entente(&[
+        "incident",
+        "notify",
+        s(&facts),
+        "--to",
+        "DE",
+        "--user",
+        "cert",
+        "--data-dir",
+        s(&nl.dir),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("no partner node is pinned for DE"),
+        "{}",
+        common::stderr(&o)
+    );
+    std::fs::remove_file(nl.dir.join("agreements/csirt.toml")).unwrap();
+    std::fs::write(nl.dir.join("agreements/broken.toml"), "id = \"broken\"\nkind = \"mou\"\n")
+        .unwrap();
+    let o = common::entente(&["incident", "received", "--data-dir", s(&nl.dir)]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("broken.toml:"), "{}", common::stderr(&o));
+    // Nothing was recorded by the refused commands: the ledger holds init, the user, the read.
+    std::fs::remove_file(nl.dir.join("agreements/broken.toml")).unwrap();
+    let o = entente_ok(&["incident", "received", "--data-dir", s(&nl.dir), "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ledger_index"], 3, "{v}");
+}

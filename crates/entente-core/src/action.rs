@@ -101,6 +101,25 @@ pub enum Action {
     /// Read a case's status: members and timeline (a peer only as a member of the case).
     #[serde(rename = "case.status")]
     CaseStatus,
+    /// Apply a case update sent by the lead party of a case this party is a member of (its
+    /// mirror of the partner-led case).
+    #[serde(rename = "case.update")]
+    CaseUpdate,
+    /// Remove a partner party from a case (it leaves the JIT); the lead only.
+    #[serde(rename = "case.member.remove")]
+    CaseMemberRemove,
+    /// Notify a partner (a CSIRT or authority) of an incident under an agreement in force.
+    #[serde(rename = "incident.notify")]
+    IncidentNotify,
+    /// Accept an incident notification sent by a partner, with its travelling conditions.
+    #[serde(rename = "incident.receive")]
+    IncidentReceive,
+    /// Read the incident notifications sent and received.
+    #[serde(rename = "incident.read")]
+    IncidentRead,
+    /// Destroy a received incident notification whose retention limit has passed.
+    #[serde(rename = "incident.destroy")]
+    IncidentDestroy,
     /// Pin a partner node (its TLS certificate and the signing key inside it).
     #[serde(rename = "peer.add")]
     PeerAdd,
@@ -191,6 +210,12 @@ impl Action {
             Action::ComplaintRead => "complaint.read",
             Action::CaseMemberAdd => "case.member.add",
             Action::CaseStatus => "case.status",
+            Action::CaseUpdate => "case.update",
+            Action::CaseMemberRemove => "case.member.remove",
+            Action::IncidentNotify => "incident.notify",
+            Action::IncidentReceive => "incident.receive",
+            Action::IncidentRead => "incident.read",
+            Action::IncidentDestroy => "incident.destroy",
             Action::PeerAdd => "peer.add",
             Action::PeerRemove => "peer.remove",
             Action::EnvelopeReject => "envelope.reject",

@@ -111,6 +111,21 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::CaseStatus,
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },
+    RoleRule {
+        id: "role.central-authority.case-member-remove",
+        action: Action::CaseMemberRemove,
+        roles: &[Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.incident.notify",
+        action: Action::IncidentNotify,
+        roles: &[Role::Csirt, Role::CentralAuthority, Role::Investigator],
+    },
+    RoleRule {
+        id: "role.incident.read",
+        action: Action::IncidentRead,
+        roles: &[Role::Csirt, Role::CentralAuthority, Role::Investigator, Role::Dpo],
+    },
     RoleRule { id: "role.admin.peer-add", action: Action::PeerAdd, roles: &[Role::Admin] },
     RoleRule { id: "role.admin.peer-remove", action: Action::PeerRemove, roles: &[Role::Admin] },
     RoleRule {
@@ -189,6 +204,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the status of the node's cases",
                 Vec::new(),
             ),
+            Action::IncidentRead => Decision::permit(
+                "operator.incident-read",
+                "the operator may read the incident notifications sent and received",
+                Vec::new(),
+            ),
             Action::WitnessAlarm => Decision::permit(
                 "operator.witness",
                 "the node's witness records what it found in a partner's ledger",
@@ -216,11 +236,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the node's fetcher records the packages it fetched from partners, digest checked",
                 Vec::new(),
             ),
-            Action::DatumDestroy | Action::EvidenceDestroy => Decision::permit(
-                "operator.retention",
-                "the operator runs the retention job, which destroys what has expired",
-                Vec::new(),
-            ),
+            Action::DatumDestroy | Action::EvidenceDestroy | Action::IncidentDestroy => {
+                Decision::permit(
+                    "operator.retention",
+                    "the operator runs the retention job, which destroys what has expired",
+                    Vec::new(),
+                )
+            }
             _ => Decision::deny(
                 "default-deny",
                 format!("the operator may only bootstrap the node and add users, not {action}"),
@@ -259,6 +281,20 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!(
                     "peer {party} may ask for ({action}) threat intelligence; each object is decided under TLP 2.0"
                 ),
+                Vec::new(),
+            ),
+            Action::IncidentReceive => Decision::permit(
+                "peer.incident",
+                format!(
+                    "peer {party} may notify this party of an incident, subject to the agreements in force"
+                ),
+                Vec::new(),
+            ),
+            // The gate then checks that the peer leads the case and that this party is a
+            // member under a JIT agreement in force.
+            Action::CaseUpdate => Decision::permit(
+                "peer.case-update",
+                format!("peer {party} may update a case it leads and this party is a member of"),
                 Vec::new(),
             ),
             Action::CaseStatus => Decision::permit(
@@ -320,6 +356,26 @@ mod tests {
         assert!(!d.is_permit());
         assert_eq!(d.rules, ["default-deny"]);
         assert!(d.reason.contains("auditor"), "{}", d.reason);
+    }
+
+    #[test]
+    fn peers_deliver_notifications_and_case_updates_only() {
+        let peer = Actor::Peer { party: "DE".parse().unwrap() };
+        assert!(ask(&peer, Action::IncidentReceive).is_permit());
+        assert!(ask(&peer, Action::CaseUpdate).is_permit());
+        for a in [
+            Action::IncidentNotify,
+            Action::IncidentRead,
+            Action::IncidentDestroy,
+            Action::CaseMemberRemove,
+        ] {
+            assert!(!ask(&peer, a).is_permit(), "{a}");
+        }
+        let csirt = Actor::User { name: "c".into(), role: Role::Csirt };
+        assert_eq!(ask(&csirt, Action::IncidentNotify).rules, ["role.incident.notify"]);
+        assert!(!ask(&csirt, Action::CaseMemberRemove).is_permit());
+        assert!(!ask(&Actor::Operator, Action::IncidentNotify).is_permit());
+        assert!(ask(&Actor::Operator, Action::IncidentDestroy).is_permit());
     }
 
     #[test]

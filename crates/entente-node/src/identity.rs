@@ -289,8 +289,8 @@ impl Node {
                 config: data_dir.join(CONFIG_FILE),
             });
         }
-        let gate =
-            Gate::start(store.clone(), key.clone(), config.party.clone(), agreement_engine()?);
+        let engine = agreement_engine_for(data_dir)?;
+        let gate = Gate::start(store.clone(), key.clone(), config.party.clone(), engine);
         Ok(Node { data_dir: data_dir.to_owned(), config, key, store, gate })
     }
 
@@ -317,6 +317,45 @@ pub fn agreement_engine() -> Result<std::sync::Arc<entente_policy::engine::Engin
         .map_err(|e| NodeError::Invalid(format!("the shipped agreements are invalid: {e}")))?;
     let engine = entente_policy::engine::Engine::compile(agreements)
         .map_err(|e| NodeError::Invalid(format!("the shipped agreements do not compile: {e}")))?;
+    Ok(std::sync::Arc::new(engine))
+}
+
+/// Directory, inside the data directory, of the agreements this node's authority has
+/// concluded beyond those shipped (one TOML file each, the format of `docs/agreements.md`).
+pub const AGREEMENTS_DIR: &str = "agreements";
+
+/// The shipped agreements and those in `DATA_DIR/agreements/*.toml` (an arrangement between
+/// CSIRTs, a signed JIT agreement), validated together (ids unique) and compiled into policy.
+///
+/// # Errors
+/// An unreadable or invalid agreement file, each problem as `file:line:col: field: message`.
+pub fn agreement_engine_for(
+    data_dir: &Path,
+) -> Result<std::sync::Arc<entente_policy::engine::Engine>, NodeError> {
+    let dir = data_dir.join(AGREEMENTS_DIR);
+    if !dir.is_dir() {
+        return agreement_engine();
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| NodeError::Invalid(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut texts = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| NodeError::Invalid(format!("cannot read {}: {e}", p.display())))?;
+        texts.push((p.display().to_string(), text));
+    }
+    let mut files: Vec<(&str, &str)> = entente_policy::agreement::builtin_files().to_vec();
+    files.extend(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+    let lexicon = entente_core::lexicon::Lexicon::builtin()
+        .map_err(|e| NodeError::Invalid(format!("the shipped lexicon is invalid: {e}")))?;
+    let agreements = entente_policy::agreement::parse_agreements(&files, &lexicon)
+        .map_err(|e| NodeError::Invalid(format!("agreements in {}: {e}", dir.display())))?;
+    let engine = entente_policy::engine::Engine::compile(agreements)
+        .map_err(|e| NodeError::Invalid(format!("agreements in {}: {e}", dir.display())))?;
     Ok(std::sync::Arc::new(engine))
 }
 

@@ -192,6 +192,8 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/cases/{id}", get(read_case))
         .route("/api/v1/cases/{id}/members", post(add_case_member))
         .route("/api/v1/cases/{id}/status", get(case_status))
+        .route("/api/v1/incidents/notifications", get(incident_notifications))
+        .route("/api/v1/cases/{id}/members/{party}", axum::routing::delete(remove_case_member))
         .route("/api/v1/requests", post(create_request))
         .route("/api/v1/requests/{id}", get(read_request))
         .route("/api/v1/requests/{id}/events", post(request_event))
@@ -826,6 +828,23 @@ async fn add_case_member(
         .into_response())
 }
 
+/// Removes a partner party from a case this node leads; the members and the party removed
+/// receive the case update.
+async fn remove_case_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, party)): Path<(String, String)>,
+) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let party: entente_core::PartyCode = party
+        .parse()
+        .map_err(|e: entente_core::ids::UnknownParty| Problem::bad_request(e.to_string()))?;
+    let command = Command::RemoveCaseMember { case_id: id.clone(), party: party.clone() };
+    let (index, _) = through_gate(&state, actor, command).await?;
+    Ok(Json(json!({"case_id": id, "party": party, "removed": true, "ledger_index": index}))
+        .into_response())
+}
+
 /// A case's status (members and timeline). A peer outside the case gets the 404 of a case
 /// that does not exist (the gate's answer).
 async fn case_status(
@@ -841,6 +860,19 @@ async fn case_status(
                 .map_err(|_| Problem::internal("case status not serializable"))?;
             body["access_ledger_index"] = json!(index);
             Ok(Json(body).into_response())
+        }
+        _ => Err(Problem::internal("unexpected gate output")),
+    }
+}
+
+/// The incident notifications this node sent and received, with their conditions (the
+/// reading is recorded).
+async fn incident_notifications(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let actor = actor(&state, &headers).await?;
+    let (index, output) = through_gate(&state, actor, Command::ReadIncidentNotifications).await?;
+    match output {
+        Output::Notifications(list) => {
+            Ok(Json(json!({"notifications": list, "access_ledger_index": index})).into_response())
         }
         _ => Err(Problem::internal("unexpected gate output")),
     }
@@ -1041,6 +1073,11 @@ pub fn openapi_document() -> Value {
                     "party": {"type": "string", "description": "ISO 3166-1 alpha-2 or EU"},
                     "agreement": {"type": "string"}}}}}},
                 "responses": {"201": ok_json("the member added, with the ledger index"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "415": problem, "422": problem}}});
+    doc["paths"]["/api/v1/cases/{id}/members/{party}"] = json!({"delete": {"summary": "Remove a partner party from a case this node leads (it leaves the JIT); the remaining members and the party removed receive the case update; the lead cannot be removed (409); central authority", "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "party", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": ok_json("the member removed, with the ledger index"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem}}});
+    doc["paths"]["/api/v1/incidents/notifications"] = json!({"get": {"summary": "The incident notifications this node sent to and received from partners: the notice (incident facts and the sender's assessment of the obligations), the agreement and the conditions that travelled with it (the access is recorded); CSIRT, central authority, investigator, DPO", "security": bearer,
+                "responses": {"200": ok_json("the notifications"), "401": problem, "403": problem}}});
     doc["paths"]["/api/v1/cases/{id}/status"] = json!({"get": {"summary": "A case's status: the case, its member parties (lead and JIT members) and the timeline of the ledger entries on the case, its requests and its data items (the access is recorded); a party outside the case gets 404 as for a case that does not exist", "security": bearer,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok_json("the case status"), "401": problem, "403": problem, "404": problem}}});

@@ -10,18 +10,20 @@
 
 use crate::gate::{Command, GateError, Output};
 use crate::store::{CaseRecord, StoreError, to_i64, to_u64};
+use entente_core::canonical::canonical_digest;
 use entente_core::ledger::LedgerEntry;
-use entente_core::{Actor, PartyCode};
-use entente_policy::agreement::AgreementKind;
-use entente_policy::engine::Engine;
+use entente_core::{Actor, Decision, PartyCode, ids};
+use entente_policy::agreement::{Agreement, AgreementKind, DataCategory};
+use entente_policy::engine::{Conditions, Engine};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::HashSet;
 
 /// A party that shares a case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CaseMember {
     /// The member party.
     pub party: String,
@@ -59,6 +61,84 @@ pub struct CaseStatus {
     pub members: Vec<CaseMember>,
     /// Every recorded action on it, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// For a case led by a partner: this node's mirror of it, as the lead's last update gave
+    /// it (the members above are the lead's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<CaseMirror>,
+}
+
+/// What a member node knows of a partner-led case: the lead and its last update.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaseMirror {
+    /// The lead party (the only one whose updates are applied).
+    pub lead: String,
+    /// The lead's ledger index of the change last applied.
+    pub lead_index: u64,
+    /// That change (`member-added DE`, …).
+    pub change: String,
+    /// When the last update was applied here (RFC 3339).
+    pub updated_at: String,
+    /// The conditions the update travelled with.
+    pub conditions: Conditions,
+}
+
+/// The kind of the envelope that carries a case update.
+pub(crate) const UPDATE_KIND: &str = "case.update";
+
+/// A case update, sent by the lead to every other member when the case's membership changes:
+/// no title (it may name people), only ids, concepts, members and the lead's ledger index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseUpdateMessage {
+    /// The case id.
+    pub case_id: String,
+    /// The lead party (the sender).
+    pub lead: PartyCode,
+    /// Offence concepts of the case.
+    pub concepts: Vec<String>,
+    /// Every member after the change, the lead first.
+    pub members: Vec<CaseMember>,
+    /// What changed (`member-added DE`).
+    pub change: String,
+    /// The lead's ledger index of the change (updates apply in increasing order).
+    pub ledger_index: u64,
+    /// The conditions of the recipient's JIT agreement, which travel with the update.
+    pub conditions: Conditions,
+}
+
+impl CaseUpdateMessage {
+    /// Checks identifiers and sizes.
+    pub(crate) fn validate(&self) -> Result<(), GateError> {
+        ids::check_identifier("case id", &self.case_id).map_err(GateError::Invalid)?;
+        for c in &self.concepts {
+            ids::check_identifier("offense concept", c).map_err(GateError::Invalid)?;
+        }
+        if self.members.is_empty() || self.members.len() > 100 || self.change.len() > 200 {
+            return Err(GateError::Invalid(
+                "case update: expected 1 to 100 members and a change of at most 200 characters"
+                    .into(),
+            ));
+        }
+        let leads: Vec<&CaseMember> = self.members.iter().filter(|m| m.role == "lead").collect();
+        if leads.len() != 1 || leads[0].party != self.lead.as_str() {
+            return Err(GateError::Invalid(format!(
+                "case update of `{}`: the members must name exactly one lead, {}",
+                self.case_id, self.lead
+            )));
+        }
+        for m in &self.members {
+            m.party.parse::<PartyCode>().map_err(|e| {
+                GateError::Invalid(format!("case update member `{}`: {e}", m.party))
+            })?;
+            if m.role != "lead" && m.role != "member" {
+                return Err(GateError::Invalid(format!(
+                    "case update member {}: role `{}` (expected lead or member)",
+                    m.party, m.role
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn not_found(id: &str) -> GateError {
@@ -246,17 +326,375 @@ pub(crate) async fn apply(
             .bind(to_i64(index)?)
             .execute(&mut **tx)
             .await?;
-            Ok((Output::Done, Vec::new()))
+            let sent = send_updates(
+                tx,
+                engine,
+                party,
+                case_id,
+                &format!("member-added {member}"),
+                None,
+                now,
+                index,
+            )
+            .await?;
+            Ok((Output::Done, sent))
+        }
+        Command::RemoveCaseMember { case_id, party: member } => {
+            load_case(tx, case_id).await?;
+            let row = sqlx::query(
+                "SELECT role, agreement FROM case_members WHERE case_id = $1 AND party = $2",
+            )
+            .bind(case_id)
+            .bind(member.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(GateError::NotFound(format!(
+                    "{member} as a member of case `{case_id}`"
+                )));
+            };
+            let role: String = row.try_get(0)?;
+            let agreement: Option<String> = row.try_get(1)?;
+            let Some(agreement) = agreement.filter(|_| role != "lead") else {
+                return Err(GateError::Conflict(format!(
+                    "{member} leads case `{case_id}`; the lead does not leave its own case"
+                )));
+            };
+            sqlx::query("DELETE FROM case_members WHERE case_id = $1 AND party = $2")
+                .bind(case_id)
+                .bind(member.as_str())
+                .execute(&mut **tx)
+                .await?;
+            let sent = send_updates(
+                tx,
+                engine,
+                party,
+                case_id,
+                &format!("member-removed {member}"),
+                Some((member, agreement.as_str())),
+                now,
+                index,
+            )
+            .await?;
+            Ok((Output::Done, sent))
         }
         Command::CaseStatus { case_id } => {
             // A peer outside the case gets the not-found error here: the gate records nothing
             // for a command whose effect fails, so its question leaves no trace either.
             check_visible(tx, actor, command).await?;
-            let case = load_case(tx, case_id).await?;
+            let case = match load_case(tx, case_id).await {
+                Err(GateError::NotFound(_)) if !matches!(actor, Actor::Peer { .. }) => {
+                    // A partner-led case this party is a member of: its mirror.
+                    let Some((case, members, mirror)) = load_mirror(tx, case_id).await? else {
+                        return Err(not_found(case_id));
+                    };
+                    let timeline = timeline(tx, case_id, pending).await?;
+                    let status = CaseStatus { case, members, timeline, mirror: Some(mirror) };
+                    return Ok((Output::CaseStatus(Box::new(status)), Vec::new()));
+                }
+                other => other?,
+            };
             let members = members(tx, case_id).await?;
             let timeline = timeline(tx, case_id, pending).await?;
-            Ok((Output::CaseStatus(Box::new(CaseStatus { case, members, timeline })), Vec::new()))
+            let status = CaseStatus { case, members, timeline, mirror: None };
+            Ok((Output::CaseStatus(Box::new(status)), Vec::new()))
+        }
+        Command::ReceiveCaseUpdate { message } => {
+            let members = serde_json::to_string(&message.members)
+                .map_err(|e| GateError::Invalid(e.to_string()))?;
+            let concepts = serde_json::to_string(&message.concepts)
+                .map_err(|e| GateError::Invalid(e.to_string()))?;
+            let conditions = serde_json::to_string(&message.conditions)
+                .map_err(|e| GateError::Invalid(e.to_string()))?;
+            let now_text = format!("{now:.6}");
+            let still_member = message.members.iter().any(|m| m.party == party.as_str());
+            let first =
+                sqlx::query("SELECT first_at, first_index FROM case_mirrors WHERE case_id = $1")
+                    .bind(&message.case_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            let (first_at, first_index): (String, i64) = match first {
+                Some(r) => (r.try_get(0)?, r.try_get(1)?),
+                None => (now_text.clone(), to_i64(index)?),
+            };
+            sqlx::query("DELETE FROM case_mirrors WHERE case_id = $1")
+                .bind(&message.case_id)
+                .execute(&mut **tx)
+                .await?;
+            // A member removed by the lead keeps no mirror: data about the case no longer
+            // flow to or from it as a member.
+            if still_member {
+                sqlx::query(
+                    "INSERT INTO case_mirrors (case_id, lead, concepts, members, conditions, change, lead_index, \
+                     first_at, first_index, updated_at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&message.case_id)
+                .bind(message.lead.as_str())
+                .bind(concepts)
+                .bind(members)
+                .bind(conditions)
+                .bind(&message.change)
+                .bind(to_i64(message.ledger_index)?)
+                .bind(first_at)
+                .bind(first_index)
+                .bind(&now_text)
+                .bind(to_i64(index)?)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok((Output::Done, vec![("update".into(), digest(message)?)]))
         }
         _ => Err(GateError::Invalid("not a case command".into())),
+    }
+}
+
+fn digest(v: &impl Serialize) -> Result<String, GateError> {
+    canonical_digest(v).map_err(|e| GateError::Invalid(e.to_string()))
+}
+
+/// The conditions that travel with case information sent by `originator` under `a`.
+fn jit_conditions(a: &Agreement, originator: &PartyCode, now: Timestamp) -> Conditions {
+    let retain_until = a.retention.get(&DataCategory::CaseInformation).and_then(|d| {
+        now.to_zoned(TimeZone::UTC).checked_add(d.span).ok().map(|z| z.timestamp().to_string())
+    });
+    Conditions {
+        originator: originator.clone(),
+        agreement: a.id.clone(),
+        purposes: a.purposes.clone(),
+        retain_until,
+        onward_transfer: a.onward_transfer,
+        commercial_use_prohibited: a.commercial_use_prohibited,
+        conditions: a.travelling_conditions.iter().map(|c| c.id.clone()).collect(),
+    }
+}
+
+/// Writes a `case.update` to the outbox for every member of case `id` other than this party,
+/// each with the conditions of the JIT agreement it is a member under, and to a party just
+/// removed (`removed`: it and its agreement) so that it ends its mirror. Returns the digest of
+/// the updates for the ledger.
+#[expect(clippy::too_many_arguments, reason = "the change and the gate's position")]
+async fn send_updates(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    engine: &Engine,
+    party: &PartyCode,
+    id: &str,
+    change: &str,
+    removed: Option<(&PartyCode, &str)>,
+    now: Timestamp,
+    index: u64,
+) -> Result<Vec<(String, String)>, GateError> {
+    let case = load_case(tx, id).await?;
+    let members = members(tx, id).await?;
+    let now_text = format!("{now:.6}");
+    let mut sent = Vec::new();
+    let mut recipients: Vec<(String, String)> = members
+        .iter()
+        .filter(|m| m.party != party.as_str())
+        .filter_map(|m| m.agreement.clone().map(|a| (m.party.clone(), a)))
+        .collect();
+    if let Some((p, a)) = removed {
+        recipients.push((p.as_str().to_owned(), a.to_owned()));
+    }
+    for (member, agreement) in &recipients {
+        let agreement = agreement.as_str();
+        let a = engine.agreement(agreement).ok_or_else(|| {
+            GateError::Invalid(format!(
+                "member {member} of case `{id}` is under agreement `{agreement}`, which is not loaded"
+            ))
+        })?;
+        let to: PartyCode = member
+            .parse()
+            .map_err(|e| StoreError::Inconsistent(format!("case {id} member `{member}`: {e}")))?;
+        let message = CaseUpdateMessage {
+            case_id: id.to_owned(),
+            lead: party.clone(),
+            concepts: case.concepts.clone(),
+            members: members.clone(),
+            change: change.to_owned(),
+            ledger_index: index,
+            conditions: jit_conditions(a, party, now),
+        };
+        let payload =
+            serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
+        crate::flows::outbox(tx, &to, UPDATE_KIND, &payload, &now_text, index).await?;
+        sent.push(format!("{}:{}", to, digest(&message)?));
+    }
+    Ok(if sent.is_empty() { Vec::new() } else { vec![("updates".into(), digest(&sent)?)] })
+}
+
+/// The mirror of a partner-led case: the case as a record (no title travels; `opened_by` is
+/// the lead), its members, and the mirror's state.
+async fn load_mirror(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<Option<(CaseRecord, Vec<CaseMember>, CaseMirror)>, GateError> {
+    let row = sqlx::query(
+        "SELECT lead, concepts, members, conditions, change, lead_index, first_at, first_index, updated_at \
+         FROM case_mirrors WHERE case_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let bad = |e: serde_json::Error| StoreError::Inconsistent(format!("case mirror {id}: {e}"));
+    let lead: String = r.try_get(0)?;
+    let concepts: String = r.try_get(1)?;
+    let members: String = r.try_get(2)?;
+    let conditions: String = r.try_get(3)?;
+    let case = CaseRecord {
+        id: id.to_owned(),
+        title: format!("(led by {lead}; the title stays with the lead)"),
+        concepts: serde_json::from_str(&concepts).map_err(bad)?,
+        opened_by: format!("peer {lead}"),
+        opened_at: r.try_get(6)?,
+        ledger_index: to_u64(r.try_get(7)?)?,
+    };
+    let mirror = CaseMirror {
+        lead,
+        lead_index: to_u64(r.try_get(5)?)?,
+        change: r.try_get(4)?,
+        updated_at: r.try_get(8)?,
+        conditions: serde_json::from_str(&conditions).map_err(bad)?,
+    };
+    Ok(Some((case, serde_json::from_str(&members).map_err(bad)?, mirror)))
+}
+
+/// Decides a case update from a partner: only the lead of the case updates it, only for a
+/// case this party is (or was) a member of, under a JIT agreement loaded here, in force and
+/// binding both, in the lead's order.
+pub(crate) async fn decide_update(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    engine: &Engine,
+    party: &PartyCode,
+    actor: &Actor,
+    command: &Command,
+    role: Decision,
+    now: Timestamp,
+) -> Result<Decision, GateError> {
+    let Command::ReceiveCaseUpdate { message } = command else { return Ok(role) };
+    let Actor::Peer { party: sender } = actor else {
+        return Ok(Decision::deny("peer.only", "only a partner node sends case updates"));
+    };
+    let combine = |d: Decision| {
+        let mut rules = role.rules.clone();
+        rules.extend(d.rules);
+        Decision { outcome: d.outcome, rules, obligations: d.obligations, reason: d.reason }
+    };
+    let deny = |rule: &str, reason: String| Ok(combine(Decision::deny(rule, reason)));
+    let case = &message.case_id;
+    if &message.lead != sender {
+        return deny(
+            "case.update-lead-only",
+            format!(
+                "{sender} sent an update of case `{case}` naming {} as its lead; only the lead updates a case",
+                message.lead
+            ),
+        );
+    }
+    let own: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
+        .bind(case)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if own.is_some() {
+        return deny(
+            "case.update-lead-only",
+            format!("case `{case}` is led by this node ({party}); {sender} cannot update it"),
+        );
+    }
+    let mirror = sqlx::query("SELECT lead, lead_index FROM case_mirrors WHERE case_id = $1")
+        .bind(case)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(r) = &mirror {
+        let lead: String = r.try_get(0)?;
+        let last = to_u64(r.try_get(1)?)?;
+        if lead != sender.as_str() {
+            return deny(
+                "case.update-lead-only",
+                format!("case `{case}` is led by {lead}; {sender} cannot update it"),
+            );
+        }
+        if message.ledger_index <= last {
+            return deny(
+                "case.update-order",
+                format!(
+                    "update of case `{case}` at {sender}'s ledger entry {} is not newer than the one applied ({last})",
+                    message.ledger_index
+                ),
+            );
+        }
+    }
+    let me = message.members.iter().find(|m| m.party == party.as_str());
+    let agreement = match (me, &mirror) {
+        (Some(m), _) => m.agreement.clone().unwrap_or_default(),
+        // Removed from a case it mirrors: the update ends the mirror.
+        (None, Some(_)) => message.conditions.agreement.clone(),
+        (None, None) => {
+            return deny(
+                "case.update-not-member",
+                format!("{party} is not a member of case `{case}` in {sender}'s update"),
+            );
+        }
+    };
+    if message.conditions.agreement != agreement || message.conditions.originator != *sender {
+        return deny(
+            "conditions.agreement-mismatch",
+            format!(
+                "the update travels under `{}` from {}, but {party} is a member under `{agreement}` of {sender}'s case",
+                message.conditions.agreement, message.conditions.originator
+            ),
+        );
+    }
+    let Some(a) = engine.agreement(&agreement) else {
+        return deny(
+            "case.update-agreement",
+            format!("agreement `{agreement}` is not loaded on this node"),
+        );
+    };
+    let date = now.to_zoned(TimeZone::UTC).date();
+    if a.kind != AgreementKind::Jit || !a.in_force_on(date) || !a.binds(sender, party) {
+        return deny(
+            "case.update-agreement",
+            format!(
+                "agreement `{agreement}` is not a JIT agreement in force on {date} binding {sender} and {party}"
+            ),
+        );
+    }
+    Ok(combine(Decision::permit(
+        "case.update-from-lead",
+        format!("{sender} leads case `{case}`; {party} is a member under `{agreement}`"),
+        Vec::new(),
+    )))
+}
+
+/// For a partner-led case this node mirrors: whether `party` is one of its members. `None`
+/// when the case is not mirrored here.
+pub(crate) async fn mirror_has_member(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    case_id: &str,
+    party: &PartyCode,
+) -> Result<Option<bool>, GateError> {
+    let members: Option<String> =
+        sqlx::query_scalar("SELECT members FROM case_mirrors WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(members) = members else { return Ok(None) };
+    let members: Vec<CaseMember> = serde_json::from_str(&members)
+        .map_err(|e| StoreError::Inconsistent(format!("case mirror {case_id}: {e}")))?;
+    Ok(Some(members.iter().any(|m| m.party == party.as_str())))
+}
+
+/// Data about a partner-led case go only to its members.
+pub(crate) async fn check_share(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    case_id: &str,
+    to: &PartyCode,
+) -> Result<(), GateError> {
+    match mirror_has_member(tx, case_id, to).await? {
+        Some(false) => Err(GateError::Conflict(format!(
+            "case `{case_id}` is led by a partner and {to} is not one of its members; data about it go to members only"
+        ))),
+        _ => Ok(()),
     }
 }

@@ -142,9 +142,19 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
                 .map(|offer| Command::ReceivePackageOffer { offer })
                 .map_err(|e| format!("evidence.package payload: {e}"))?
         }
+        crate::notify::KIND => {
+            serde_json::from_value::<crate::notify::IncidentNotificationMessage>(m.payload.clone())
+                .map(|message| Command::ReceiveIncidentNotification { message: Box::new(message) })
+                .map_err(|e| format!("{} payload: {e}", crate::notify::KIND))?
+        }
+        crate::cases::UPDATE_KIND => {
+            serde_json::from_value::<crate::cases::CaseUpdateMessage>(m.payload.clone())
+                .map(|message| Command::ReceiveCaseUpdate { message: Box::new(message) })
+                .map_err(|e| format!("{} payload: {e}", crate::cases::UPDATE_KIND))?
+        }
         other => {
             return Err(format!(
-                "message kind `{other}` is not one this node accepts (datum, consent, request, request-event, evidence.package)"
+                "message kind `{other}` is not one this node accepts (datum, consent, request, request-event, incident.notification, case.update, evidence.package)"
             ));
         }
     };
@@ -175,6 +185,14 @@ pub(crate) async fn check_case(
             "datum {} is for case {}, of which {from} is not a member",
             message.id, message.case_id
         )),
+        // A partner-led case this node mirrors: only from its members.
+        (None, _) => match crate::cases::mirror_has_member(tx, &message.case_id, from).await? {
+            Some(false) => Err(format!(
+                "datum {} is for case {}, led by a partner, of which {from} is not a member",
+                message.id, message.case_id
+            )),
+            _ => Ok(()),
+        },
         _ => Ok(()),
     })
 }

@@ -313,11 +313,13 @@ pub(crate) async fn apply(
         Command::AddDatum { id, case_id, category, content } => {
             ensure_new(tx, id).await?;
             let sha = digest(content)?;
-            let concepts: Option<String> =
-                sqlx::query_scalar("SELECT concepts FROM cases WHERE id = $1")
-                    .bind(case_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
+            // This party's case, or a partner-led case it is a member of (its mirror).
+            let concepts: Option<String> = sqlx::query_scalar(
+                "SELECT concepts FROM cases WHERE id = $1 UNION ALL SELECT concepts FROM case_mirrors WHERE case_id = $1",
+            )
+            .bind(case_id)
+            .fetch_optional(&mut **tx)
+            .await?;
             let Some(concepts) = concepts else {
                 return Err(GateError::NotFound(format!("case `{case_id}`")));
             };
@@ -331,6 +333,7 @@ pub(crate) async fn apply(
             let (Some(facts), Some(conditions)) = (facts, conditions) else {
                 return Err(GateError::Invalid("a permitted share has no conditions".into()));
             };
+            crate::cases::check_share(tx, &facts.case_id, to).await?;
             let content = facts.content.clone().unwrap_or_default();
             let agreement = engine.agreement(&conditions.agreement).ok_or_else(|| {
                 GateError::Invalid(format!("agreement `{}` is not loaded", conditions.agreement))

@@ -200,6 +200,46 @@ pub enum Command {
         /// Case id.
         case_id: String,
     },
+    /// Remove a partner party from a case this party leads (it leaves the JIT); the other
+    /// members and the party removed receive the case update.
+    RemoveCaseMember {
+        /// Case id.
+        case_id: String,
+        /// The party leaving the case.
+        party: PartyCode,
+    },
+    /// Apply a case update from the lead of a partner-led case this party is a member of
+    /// (delivered in an envelope): this node's mirror of the case.
+    ReceiveCaseUpdate {
+        /// The update as the lead sent it.
+        message: Box<crate::cases::CaseUpdateMessage>,
+    },
+    /// Notify a partner (a CSIRT or authority) of an incident, under the agreement in force
+    /// that grounds an `incident-response` flow of case information to it; the notice travels
+    /// with that agreement's conditions.
+    NotifyIncident {
+        /// The receiving party.
+        to: PartyCode,
+        /// The agreement the notifier expects to ground it; another one is a deny.
+        agreement: Option<String>,
+        /// The incident's facts and assessment.
+        notice: Box<crate::notify::IncidentNotice>,
+    },
+    /// Accept an incident notification from a partner, with its travelling conditions.
+    ReceiveIncidentNotification {
+        /// The notification as delivered.
+        message: Box<crate::notify::IncidentNotificationMessage>,
+    },
+    /// Read the incident notifications sent and received.
+    ReadIncidentNotifications,
+    /// Destroy a received incident notification whose retention limit has passed (its notice
+    /// is cleared, its digest kept).
+    DestroyIncidentNotification {
+        /// The party that sent it.
+        from: PartyCode,
+        /// Notification id.
+        id: String,
+    },
     /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
     AddPeer {
         /// The partner's party.
@@ -411,6 +451,12 @@ impl Command {
             Command::ReadComplaint { .. } => Action::ComplaintRead,
             Command::AddCaseMember { .. } => Action::CaseMemberAdd,
             Command::CaseStatus { .. } => Action::CaseStatus,
+            Command::ReceiveCaseUpdate { .. } => Action::CaseUpdate,
+            Command::RemoveCaseMember { .. } => Action::CaseMemberRemove,
+            Command::NotifyIncident { .. } => Action::IncidentNotify,
+            Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
+            Command::ReadIncidentNotifications => Action::IncidentRead,
+            Command::DestroyIncidentNotification { .. } => Action::IncidentDestroy,
             Command::AddPeer { .. } => Action::PeerAdd,
             Command::RemovePeer { .. } => Action::PeerRemove,
             Command::Inbound { envelope } => match envelope.kind.as_str() {
@@ -418,6 +464,8 @@ impl Command {
                 "consent" => Action::ConsentReceive,
                 "request" => Action::RequestReceive,
                 "request-event" => Action::RequestUpdate,
+                crate::notify::KIND => Action::IncidentReceive,
+                crate::cases::UPDATE_KIND => Action::CaseUpdate,
                 _ => Action::EnvelopeReject,
             },
             Command::RejectEnvelope { .. } => Action::EnvelopeReject,
@@ -483,6 +531,27 @@ impl Command {
                 vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
             }
             Command::CaseStatus { case_id } => vec![Subject::new("case", case_id)],
+            Command::RemoveCaseMember { case_id, party } => {
+                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
+            }
+            Command::ReceiveCaseUpdate { message } => vec![
+                Subject::new("case", &message.case_id),
+                Subject::new("party", message.lead.as_str()),
+            ],
+            Command::NotifyIncident { to, notice, .. } => {
+                vec![Subject::new("incident", &notice.incident), Subject::new("party", to.as_str())]
+            }
+            Command::ReceiveIncidentNotification { message } => vec![
+                Subject::new("incident", &message.notice.incident),
+                Subject::new("party", message.conditions.originator.as_str()),
+            ],
+            Command::ReadIncidentNotifications => {
+                vec![Subject::new("incident-notifications", "all")]
+            }
+            Command::DestroyIncidentNotification { from, id } => vec![
+                Subject::new("incident-notification", id),
+                Subject::new("party", from.as_str()),
+            ],
             Command::AddPeer { party, .. }
             | Command::RemovePeer { party }
             | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
@@ -592,7 +661,23 @@ impl Command {
     }
 
     fn is_case(&self) -> bool {
-        matches!(self, Command::AddCaseMember { .. } | Command::CaseStatus { .. })
+        matches!(
+            self,
+            Command::AddCaseMember { .. }
+                | Command::CaseStatus { .. }
+                | Command::ReceiveCaseUpdate { .. }
+                | Command::RemoveCaseMember { .. }
+        )
+    }
+
+    fn is_incident(&self) -> bool {
+        matches!(
+            self,
+            Command::NotifyIncident { .. }
+                | Command::ReceiveIncidentNotification { .. }
+                | Command::ReadIncidentNotifications
+                | Command::DestroyIncidentNotification { .. }
+        )
     }
 
     fn is_flow(&self) -> bool {
@@ -733,6 +818,34 @@ impl Command {
             Command::CaseStatus { case_id } => {
                 ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
             }
+            Command::ReceiveCaseUpdate { message } => message.validate(),
+            Command::RemoveCaseMember { case_id, .. } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
+            Command::NotifyIncident { agreement, notice, .. } => {
+                if let Some(a) = agreement {
+                    ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
+                }
+                notice.validate()
+            }
+            Command::ReceiveIncidentNotification { message } => {
+                if message.id.is_empty() || message.id.len() > 100 {
+                    return Err(GateError::Invalid(
+                        "notification id: expected 1 to 100 characters".into(),
+                    ));
+                }
+                if message.conditions.agreement.is_empty() {
+                    return Err(GateError::Invalid(
+                        "conditions.agreement: a notification must travel with the agreement it is sent under".into(),
+                    ));
+                }
+                message.notice.validate()
+            }
+            Command::ReadIncidentNotifications => Ok(()),
+            Command::DestroyIncidentNotification { id, .. } if id.is_empty() || id.len() > 100 => {
+                Err(GateError::Invalid("notification id: expected 1 to 100 characters".into()))
+            }
+            Command::DestroyIncidentNotification { .. } => Ok(()),
             Command::IntelCollectionCreate { .. }
             | Command::IntelImport { .. }
             | Command::IntelRead { .. } => intel::validate(self),
@@ -778,6 +891,12 @@ impl Command {
                 out.insert(
                     "member".into(),
                     digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
+                );
+            }
+            Command::RemoveCaseMember { case_id, party } => {
+                out.insert(
+                    "member".into(),
+                    digest(serde_json::json!({"case_id": case_id, "party": party}))?,
                 );
             }
             Command::AddPeer { party, url, cert_sha256, signing_key, age_recipient, .. } => {
@@ -860,6 +979,8 @@ pub enum Output {
     IntelPage(Box<crate::intel::IntelPage>),
     /// An evidence item with its custody chain (after the command).
     Evidence(Box<crate::evidence::EvidenceRecord>),
+    /// Incident notifications sent and received.
+    Notifications(Vec<crate::notify::NotificationRecord>),
 }
 
 /// The gate's answer to a command that was decided and recorded.
@@ -1202,6 +1323,27 @@ impl Writer {
                         }
                     }
                 }
+                // Incident notifications are decided by the agreements like data flows.
+                None if command.is_incident() && role.is_permit() => {
+                    crate::notify::decide(&self.engine, &self.party, actor, command, role, *now)
+                }
+                // A case update: only from the lead, for a case this party is a member of.
+                None if matches!(command, Command::ReceiveCaseUpdate { .. })
+                    && role.is_permit() =>
+                {
+                    cases.flush(&mut tx).await?;
+                    let d = cases::decide_update(
+                        &mut tx,
+                        &self.engine,
+                        &self.party,
+                        actor,
+                        command,
+                        role,
+                        *now,
+                    )
+                    .await?;
+                    (d, None)
+                }
                 None => (role, None),
             };
             if let Command::RejectEnvelope { rule, reason, .. } = command {
@@ -1252,6 +1394,23 @@ impl Writer {
                             actor,
                             c,
                             &entries,
+                            *now,
+                            frontier.size(),
+                        )
+                        .await
+                        .map(|(o, h)| {
+                            extra_hashes = h;
+                            o
+                        })
+                    }
+                    c if c.is_incident() => {
+                        cases.flush(&mut tx).await?;
+                        crate::notify::apply(
+                            &mut tx,
+                            &self.party,
+                            actor,
+                            c,
+                            conditions.as_ref(),
                             *now,
                             frontier.size(),
                         )

@@ -16,6 +16,7 @@ mod federation;
 mod flows;
 pub mod gate;
 mod intel;
+mod notify;
 mod packages;
 mod redress;
 mod requests;
@@ -26,7 +27,7 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use cases::{CaseMember, CaseStatus, TimelineEntry};
+pub use cases::{CaseMember, CaseMirror, CaseStatus, CaseUpdateMessage, TimelineEntry};
 pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
@@ -34,6 +35,9 @@ pub use gate::{Command, Gate, GateError, Output, Verdict};
 pub use intel::{
     IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
     StatusDetail, governing_agreement,
+};
+pub use notify::{
+    IncidentNotice, IncidentNotificationMessage, NoticeObligation, NotificationRecord,
 };
 pub use packages::{MAX_PACKAGE_BYTES, PACKAGE_KIND, PackageOffer, PackageRecord};
 pub use redress::{

@@ -16,6 +16,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (8, "intel", include_str!("../migrations/sqlite/0008_intel.sql")),
     (9, "federation", include_str!("../migrations/sqlite/0009_federation.sql")),
     (10, "packages", include_str!("../migrations/sqlite/0010_packages.sql")),
+    (
+        11,
+        "notifications and case mirrors",
+        include_str!("../migrations/sqlite/0011_notifications_case_mirrors.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -28,6 +33,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (8, "intel", include_str!("../migrations/postgres/0008_intel.sql")),
     (9, "federation", include_str!("../migrations/postgres/0009_federation.sql")),
     (10, "packages", include_str!("../migrations/postgres/0010_packages.sql")),
+    (
+        11,
+        "notifications and case mirrors",
+        include_str!("../migrations/postgres/0011_notifications_case_mirrors.sql"),
+    ),
 ];
 
 /// The migrator for `backend`.

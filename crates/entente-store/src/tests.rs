@@ -9,6 +9,8 @@ use entente_core::ledger::{self, check_record, check_tree, verify_checkpoint};
 use entente_core::{Actor, PartyCode, Role};
 use jiff::Timestamp;
 
+mod notify;
+
 struct Db {
     store: Store,
     _dir: Option<tempfile::TempDir>,
