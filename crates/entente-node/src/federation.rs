@@ -589,29 +589,71 @@ async fn receive(
             )
             .await;
         }
-        if let Err(e) = env.verify(&key, me, now, st.skew) {
-            return refuse(&st, &conn, from, status_for(&e), e.rule(), e.to_string(), body_sha256)
-                .await;
-        }
     }
-    let mut commands = Vec::with_capacity(batch.envelopes.len());
-    let mut digests = Vec::with_capacity(batch.envelopes.len());
-    for env in batch.envelopes {
-        let envelope_sha256 = match env.digest() {
-            Ok(d) => d,
+    // Signatures and digests on both cores (the first failure, in batch order, is reported).
+    let skew = st.skew;
+    let me2 = me.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let check = |envs: &[Envelope]| -> Vec<Result<String, EnvelopeError>> {
+            envs.iter()
+                .map(|env| {
+                    env.verify(&key, &me2, now, skew)?;
+                    env.digest()
+                })
+                .collect()
+        };
+        let envs = batch.envelopes;
+        if envs.len() < PARALLEL_FROM {
+            let out = check(&envs);
+            return (envs, out);
+        }
+        let (a, b) = envs.split_at(envs.len() / 2);
+        let mut out = std::thread::scope(|s| {
+            let first = s.spawn(|| check(a));
+            let second = check(b);
+            first.join().map(|mut v| {
+                v.extend(second);
+                v
+            })
+        })
+        .unwrap_or_default();
+        if out.len() != envs.len() {
+            // A checking thread failed: check everything on this one.
+            out = check(&envs);
+        }
+        (envs, out)
+    })
+    .await;
+    let Ok((envelopes, checked)) = checked else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the batch could not be checked",
+            None,
+        );
+    };
+    let mut digests_of = Vec::with_capacity(checked.len());
+    for c in checked {
+        match c {
+            Ok(d) => digests_of.push(d),
             Err(e) => {
                 return refuse(
                     &st,
                     &conn,
                     from,
-                    StatusCode::BAD_REQUEST,
+                    status_for(&e),
                     e.rule(),
                     e.to_string(),
                     body_sha256,
                 )
                 .await;
             }
-        };
+        }
+    }
+    let mut commands = Vec::with_capacity(envelopes.len());
+    let mut digests = Vec::with_capacity(envelopes.len());
+    for (env, envelope_sha256) in envelopes.into_iter().zip(digests_of) {
         digests.push((env.id.clone(), env.seq));
         commands.push(Command::Inbound {
             envelope: Box::new(InboundEnvelope {
@@ -847,6 +889,9 @@ pub(crate) fn peer_key(peer: &PeerRecord) -> Result<VerifyingKey, FederationErro
         .map_err(|e| FederationError::Certificate(format!("stored key of {}: {e}", peer.party)))
 }
 
+/// Batches at least this long are signed and checked on two threads.
+const PARALLEL_FROM: usize = 64;
+
 /// Most envelopes sent in one batch by the deliverer.
 pub const DELIVERY_BATCH: u32 = 1000;
 /// Idle polling interval of the outbox.
@@ -985,19 +1030,46 @@ impl Deliverer {
         }
         let now = Timestamp::now();
         let me = &self.node.config.party;
-        let mut envelopes = Vec::with_capacity(pending.len());
-        let mut sent = Vec::with_capacity(pending.len());
-        for m in pending {
-            let env = Envelope::seal(
-                &self.node.key,
-                me.clone(),
-                party.clone(),
-                &m.kind,
-                m.seq,
-                m.payload,
-                now,
-            )
-            .map_err(|e| fail(e.to_string()))?;
+        // Signed on both cores.
+        let (key, from, to) = (self.node.key.clone(), me.clone(), party.clone());
+        let sealed = tokio::task::spawn_blocking(move || {
+            let seal =
+                |ms: Vec<entente_store::PendingMessage>| -> Vec<Result<Envelope, EnvelopeError>> {
+                    ms.into_iter()
+                        .map(|m| {
+                            Envelope::seal(
+                                &key,
+                                from.clone(),
+                                to.clone(),
+                                &m.kind,
+                                m.seq,
+                                m.payload,
+                                now,
+                            )
+                        })
+                        .collect()
+                };
+            if pending.len() < PARALLEL_FROM {
+                return Ok(seal(pending));
+            }
+            let mut first = pending;
+            let second = first.split_off(first.len() / 2);
+            std::thread::scope(|s| {
+                let a = s.spawn(|| seal(first));
+                let b = seal(second);
+                a.join().map(|mut v| {
+                    v.extend(b);
+                    v
+                })
+            })
+        })
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|_| fail("a signing thread failed".into()))?;
+        let mut envelopes = Vec::with_capacity(sealed.len());
+        let mut sent = Vec::with_capacity(sealed.len());
+        for env in sealed {
+            let env = env.map_err(|e| fail(e.to_string()))?;
             sent.push((env.id.clone(), env.seq));
             envelopes.push(env);
         }

@@ -680,9 +680,18 @@ pub(crate) async fn mirror_has_member(
             .fetch_optional(&mut **tx)
             .await?;
     let Some(members) = members else { return Ok(None) };
-    let members: Vec<CaseMember> = serde_json::from_str(&members)
+    Ok(Some(mirror_members_include(case_id, &members, party)?))
+}
+
+/// Whether the stored member list (JSON) of the mirror of `case_id` includes `party`.
+pub(crate) fn mirror_members_include(
+    case_id: &str,
+    members: &str,
+    party: &PartyCode,
+) -> Result<bool, GateError> {
+    let members: Vec<CaseMember> = serde_json::from_str(members)
         .map_err(|e| StoreError::Inconsistent(format!("case mirror {case_id}: {e}")))?;
-    Ok(Some(members.iter().any(|m| m.party == party.as_str())))
+    Ok(members.iter().any(|m| m.party == party.as_str()))
 }
 
 /// Data about a partner-led case go only to its members.

@@ -65,9 +65,12 @@ pub(crate) enum Admission {
     Replay(AckItem),
 }
 
+/// `batch_last`: the last sequence number from this sender admitted earlier in the same
+/// transaction (its inbox row is written at the end of the transaction).
 pub(crate) async fn admit(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     m: &InboundEnvelope,
+    batch_last: Option<u64>,
 ) -> Result<Admission, GateError> {
     let seq = to_i64(m.seq)?;
     // One round trip: the pin, this sequence number's earlier outcome if any, the last one.
@@ -112,6 +115,10 @@ pub(crate) async fn admit(
         }));
     }
     let last: Option<i64> = row.try_get(4)?;
+    let last = match batch_last {
+        Some(b) => last.max(Some(to_i64(b)?)),
+        None => last,
+    };
     let expected = last.unwrap_or(0) + 1;
     if seq != expected {
         return Err(GateError::Conflict(format!(
@@ -170,9 +177,11 @@ pub(crate) async fn check_case(
     command: &Command,
 ) -> Result<Result<(), String>, GateError> {
     let Command::ReceiveDatum { message } = command else { return Ok(Ok(())) };
+    // One round trip: this node's case, the sender's membership, a partner-led case's mirror.
     let row = sqlx::query(
         "SELECT (SELECT 1 FROM cases WHERE id = $1), \
-         (SELECT 1 FROM case_members WHERE case_id = $1 AND party = $2)",
+         (SELECT 1 FROM case_members WHERE case_id = $1 AND party = $2), \
+         (SELECT members FROM case_mirrors WHERE case_id = $1)",
     )
     .bind(&message.case_id)
     .bind(from.as_str())
@@ -180,13 +189,17 @@ pub(crate) async fn check_case(
     .await?;
     let case: Option<i64> = row.try_get(0)?;
     let member: Option<i64> = row.try_get(1)?;
+    let mirror: Option<String> = row.try_get(2)?;
     Ok(match (case, member) {
         (Some(_), None) => Err(format!(
             "datum {} is for case {}, of which {from} is not a member",
             message.id, message.case_id
         )),
         // A partner-led case this node mirrors: only from its members.
-        (None, _) => match crate::cases::mirror_has_member(tx, &message.case_id, from).await? {
+        (None, _) => match mirror
+            .map(|m| crate::cases::mirror_members_include(&message.case_id, &m, from))
+            .transpose()?
+        {
             Some(false) => Err(format!(
                 "datum {} is for case {}, led by a partner, of which {from} is not a member",
                 message.id, message.case_id
@@ -197,27 +210,65 @@ pub(crate) async fn check_case(
     })
 }
 
+/// An inbox row, written with the others of its transaction by [`record_inbox`].
+pub(crate) struct InboxRow {
+    sender: String,
+    seq: i64,
+    message_id: String,
+    kind: String,
+    payload_sha256: String,
+    status: &'static str,
+    ledger_index: i64,
+    received_at: String,
+}
+
+impl InboxRow {
+    pub(crate) fn new(
+        m: &InboundEnvelope,
+        status: AckStatus,
+        index: u64,
+        now: Timestamp,
+    ) -> Result<InboxRow, GateError> {
+        Ok(InboxRow {
+            sender: m.from.as_str().to_owned(),
+            seq: to_i64(m.seq)?,
+            message_id: m.id.clone(),
+            kind: m.kind.clone(),
+            payload_sha256: m.payload_sha256.clone(),
+            status: status.as_str(),
+            ledger_index: to_i64(index)?,
+            received_at: format!("{now:.6}"),
+        })
+    }
+}
+
+/// Writes the inbox rows of a transaction with multi-row statements.
 pub(crate) async fn record_inbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    m: &InboundEnvelope,
-    status: AckStatus,
-    index: u64,
-    now: Timestamp,
+    backend: crate::store::Backend,
+    rows: &[InboxRow],
 ) -> Result<(), GateError> {
-    sqlx::query(
-        "INSERT INTO inbox (sender, seq, message_id, kind, payload_sha256, status, ledger_index, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(m.from.as_str())
-    .bind(to_i64(m.seq)?)
-    .bind(&m.id)
-    .bind(&m.kind)
-    .bind(&m.payload_sha256)
-    .bind(status.as_str())
-    .bind(to_i64(index)?)
-    .bind(format!("{now:.6}"))
-    .execute(&mut **tx)
-    .await?;
+    for chunk in rows.chunks(crate::gate::MAX_PARAMS / 8) {
+        let sql = crate::gate::multi_row_insert(
+            backend,
+            "inbox (sender, seq, message_id, kind, payload_sha256, status, ledger_index, received_at)",
+            8,
+            chunk.len(),
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(&r.sender)
+                .bind(r.seq)
+                .bind(&r.message_id)
+                .bind(&r.kind)
+                .bind(&r.payload_sha256)
+                .bind(r.status)
+                .bind(r.ledger_index)
+                .bind(&r.received_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -394,7 +394,6 @@ pub(crate) async fn apply(
             ))
         }
         Command::ReceiveDatum { message } => {
-            ensure_new(tx, &message.id).await?;
             let sender = match actor {
                 Actor::Peer { party } => Some(party.clone()),
                 _ => None,
@@ -547,10 +546,10 @@ async fn insert_item(
     index: u64,
 ) -> Result<(), GateError> {
     let content = serde_json::to_string(content).map_err(|e| GateError::Invalid(e.to_string()))?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO data_items (id, case_id, category, concepts, originator, received_from, origin_agreement, \
          conditions, content, content_sha256, retain_until, destroyed_at, ledger_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12) ON CONFLICT (id) DO NOTHING",
     )
     .bind(item.id)
     .bind(item.case_id)
@@ -565,7 +564,12 @@ async fn insert_item(
     .bind(retain_until.map(str::to_owned))
     .bind(to_i64(index)?)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    // The insert is the effect's first write: nothing is changed when the id is taken.
+    if inserted == 0 {
+        return Err(GateError::Conflict(format!("datum `{}` already exists", item.id)));
+    }
     Ok(())
 }
 

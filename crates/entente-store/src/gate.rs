@@ -1231,6 +1231,11 @@ impl Writer {
         let mut hashes: Vec<(u64, [u8; 32])> = Vec::with_capacity(work.len() * 2);
         let mut results = Vec::with_capacity(work.len());
         let mut last_now = None;
+        // Inbox rows are written together at the end; admissions later in the batch see the
+        // sequence numbers admitted earlier in it.
+        let mut inbox_rows = Vec::new();
+        let mut inbox_last: std::collections::HashMap<String, u64> =
+            std::collections::HashMap::new();
         for (actor, command, now) in work {
             // An envelope from a partner: admitted once and in order, then its content goes
             // through the decision it needs (an unreadable content is recorded as rejected).
@@ -1239,7 +1244,8 @@ impl Writer {
             let command = match command {
                 Command::Inbound { envelope } => {
                     cases.flush(&mut tx).await?;
-                    match federation::admit(&mut tx, envelope).await {
+                    let batch_last = inbox_last.get(envelope.from.as_str()).copied();
+                    match federation::admit(&mut tx, envelope, batch_last).await {
                         Ok(Admission::Fresh) => {}
                         Ok(Admission::Replay(item)) => {
                             results.push(Err(GateError::Replayed(item)));
@@ -1545,7 +1551,8 @@ impl Writer {
                     (Some(_), false) => AckStatus::Applied,
                     (None, false) => AckStatus::Denied,
                 };
-                federation::record_inbox(&mut tx, m, status, index, *now).await?;
+                inbox_last.insert(m.from.as_str().to_owned(), m.seq);
+                inbox_rows.push(federation::InboxRow::new(m, status, index, *now)?);
             }
             let bytes = entry.encode().map_err(|e| GateError::Invalid(e.to_string()))?;
             for (i, h) in frontier.push(ledger::record_hash(&bytes)) {
@@ -1559,6 +1566,7 @@ impl Writer {
             }));
         }
         cases.flush(&mut tx).await?;
+        federation::record_inbox(&mut tx, backend, &inbox_rows).await?;
         if let Some(now) = last_now {
             insert_pairs(&mut tx, backend, "ledger_entries (idx, entry)", &entries).await?;
             let hashes: Vec<(u64, Vec<u8>)> =
