@@ -25,7 +25,7 @@ pub mod keys;
 pub mod package;
 pub mod ustar;
 
-pub use blob::{BlobRef, BlobStore, Ingested, LocalBlobStore};
+pub use blob::{BlobRef, BlobStore, BlobWrite, Ingested, LocalBlobStore};
 pub use custody::{CustodyEvent, CustodyKind};
 pub use keys::MasterKey;
 

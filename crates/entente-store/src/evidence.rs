@@ -479,10 +479,9 @@ pub(crate) async fn apply(
             let (seq, prev) = next_link(&item);
             let e = event(id, seq, *kind, &item.sha256, reason, legal_basis.as_ref(), prev);
             let digest = insert_event(tx, &e, index).await?;
-            Ok((
-                Output::Evidence(Box::new(load_item(tx, id).await?)),
-                vec![("custody".into(), digest)],
-            ))
+            let mut record = item;
+            record.chain.push(ChainEvent { event: e, ledger_index: Some(index) });
+            Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
         Command::ExportEvidence { id, to, request, .. } => {
             let item = live_item(tx, id).await?;
@@ -494,7 +493,9 @@ pub(crate) async fn apply(
             let e =
                 event(id, seq, CustodyKind::Exported, &item.sha256, &reason, Some(request), prev);
             let digest = insert_event(tx, &e, index).await?;
-            let mut record = load_item(tx, id).await?;
+            // The record as loaded, with the event just written (no second read).
+            let mut record = item;
+            record.chain.push(ChainEvent { event: e, ledger_index: Some(index) });
             record.conditions = Some(conditions.clone());
             Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
@@ -750,7 +751,8 @@ async fn insert_event(
     index: u64,
 ) -> Result<String, GateError> {
     let bytes = to_canonical_vec(e).map_err(|e| GateError::Invalid(e.to_string()))?;
-    let digest = e.digest();
+    // The digest of the canonical bytes just made (what `CustodyEvent::digest` computes).
+    let digest = entente_core::canonical::sha256_tagged(&bytes);
     sqlx::query(
         "INSERT INTO evidence_custody (item_id, seq, event, digest, ledger_index) VALUES ($1, $2, $3, $4, $5)",
     )
