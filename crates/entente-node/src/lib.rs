@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod config;
+mod evidence_api;
 pub mod federation;
 pub mod identity;
 pub mod server;

@@ -867,6 +867,19 @@ impl crate::store::Store {
         Ok(due)
     }
 
+    /// Whether a case with this id exists (to refuse an upload to an unknown case before
+    /// reading its body; the gate checks again when it records the item).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn case_exists(&self, case_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Ids of the evidence items of a case that are not destroyed.
     ///
     /// # Errors
