@@ -2,7 +2,9 @@
 //! S3-compatible bucket when `[evidence.store]` is configured (credentials from the
 //! environment variables the section names).
 
+use crate::config::ObjectStoreKind;
 use crate::identity::{Node, NodeError};
+use entente_evidence::s3::{S3BlobStore, S3Options};
 use entente_evidence::{BlobStore, LocalBlobStore, MasterKey};
 use std::sync::Arc;
 
@@ -37,10 +39,33 @@ impl Node {
                     .map_err(|e| NodeError::Invalid(e.to_string()))?,
             ),
             Some(c) => {
-                return Err(NodeError::Invalid(format!(
-                    "[evidence.store]: object store `{}` is not supported by this build",
-                    c.bucket
-                )));
+                let ObjectStoreKind::S3 = c.kind;
+                let env = |var: &str, key: &str| {
+                    std::env::var(var).map_err(|_| {
+                        NodeError::Invalid(format!(
+                            "[evidence.store] in {}: {key} names the environment variable {var}, which is not set; export it before starting the node",
+                            self.data_dir.join(crate::config::CONFIG_FILE).display()
+                        ))
+                    })
+                };
+                let opts = S3Options {
+                    bucket: c.bucket.clone(),
+                    endpoint: c.endpoint.clone(),
+                    region: c.region.clone(),
+                    access_key_id: env(&c.access_key_id_env, "access_key_id_env")?,
+                    secret_access_key: env(&c.secret_access_key_env, "secret_access_key_env")?,
+                    prefix: c.prefix.clone(),
+                    allow_http: c.allow_http,
+                };
+                let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+                    NodeError::Invalid(
+                        "the object store is opened outside the node's runtime".into(),
+                    )
+                })?;
+                Arc::new(
+                    S3BlobStore::open(&opts, rt)
+                        .map_err(|e| NodeError::Invalid(format!("[evidence.store]: {e}")))?,
+                )
             }
         };
         Ok(Vault { master: Arc::new(master), store })
