@@ -16,7 +16,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
     de: Node,
-    nl_master: MasterKey,
+    nl_master: std::sync::Arc<MasterKey>,
     plain: Vec<u8>,
     encrypted: PathBuf,
 }

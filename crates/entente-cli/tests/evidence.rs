@@ -178,3 +178,203 @@ async fn evidence_from_the_command_line() {
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     entente_ok(&["ledger", "verify", "--data-dir", s(&nl)]);
 }
+
+/// Blob files in a node's blob store (temporary ones apart), and temporary ones.
+fn blob_files(dir: &std::path::Path) -> (Vec<std::path::PathBuf>, usize) {
+    fn walk(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() { walk(&e, out) } else { out.push(e) }
+        }
+    }
+    let root = dir.join("blobs");
+    let mut all = Vec::new();
+    walk(&root, &mut all);
+    let tmp = all.iter().filter(|p| p.starts_with(root.join("tmp"))).count();
+    (all.into_iter().filter(|p| !p.starts_with(root.join("tmp"))).collect(), tmp)
+}
+
+/// Sends a raw HTTP/1.1 request (the body as far as the server takes it) and returns the
+/// response's status line.
+fn raw(addr: &str, head: &str, body: &[u8]) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.write_all(head.as_bytes()).unwrap();
+    // The node may answer and close before taking all of it.
+    let _ = tcp.write_all(body);
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn evidence_upload_through_the_api() {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let de = tmp.path().join("de");
+    init_node(&de, "DE");
+    // A small upload limit, to see the 413.
+    let mut cfg = std::fs::OpenOptions::new().append(true).open(de.join("entente.toml")).unwrap();
+    writeln!(cfg, "\n[evidence]\nmax_upload_bytes = 8388608").unwrap();
+    drop(cfg);
+    let kai = add_user(&de, "kai", "investigator");
+    let dora = add_user(&de, "dora", "dpo");
+    let server = Server::start(&de, Duration::from_secs(20)).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/api/v1/cases", server.url))
+        .bearer_auth(&kai)
+        .json(&json!({"id": "C-UP", "title": "Upload", "concepts": ["illegal-access"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // 5 MiB of content; its digest as sha256sum computes it.
+    let body: Vec<u8> =
+        (0..5u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let file = tmp.path().join("disk.img");
+    std::fs::write(&file, &body).unwrap();
+    let o = std::process::Command::new("sha256sum").arg(&file).output().unwrap();
+    let sha = String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_owned();
+    let b64 = base64::prelude::BASE64_STANDARD.encode(hex::decode(&sha).unwrap());
+    let url = |q: &str| format!("{}/api/v1/cases/C-UP/evidence?{q}", server.url);
+
+    // A body that breaks off (the connection drops after 100,000 of 2,000,000 bytes).
+    {
+        let addr = server.url.trim_start_matches("http://").to_owned();
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            tcp,
+            "POST /api/v1/cases/C-UP/evidence?description=cut&id=EV-CUT HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {kai}\r\nContent-Type: application/octet-stream\r\nContent-Length: 2000000\r\n\r\n"
+        )
+        .unwrap();
+        tcp.write_all(&body[..100_000]).unwrap();
+        tcp.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+
+    let r = c
+        .post(url("description=Disk%20image&file_name=disk.img&source=seized%20laptop&id=EV-UP"))
+        .bearer_auth(&kai)
+        .header("content-type", "application/octet-stream")
+        .header("repr-digest", format!("sha-256=:{b64}:"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["repr-digest"], format!("sha-256=:{b64}:").as_str());
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["sha256"], sha.as_str(), "{v}");
+    assert_eq!(v["size"], 5u64 << 20, "{v}");
+    assert_eq!(v["custody"][0]["event"], "acquired", "{v}");
+    assert!(v["custody"][0]["actor"].as_str().unwrap().contains("kai"), "{v}");
+
+    // Bad input: each refused with its status, nothing stored.
+    let problem = |v: &serde_json::Value, t: &str| {
+        assert_eq!(v["type"], format!("urn:entente:problem:{t}"), "{v}");
+    };
+    let other = base64::prelude::BASE64_STANDARD.encode([7u8; 32]);
+    let r = c
+        .post(url("description=x&id=EV-BAD"))
+        .bearer_auth(&kai)
+        .header("repr-digest", format!("sha-256=:{other}:"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: serde_json::Value = r.json().await.unwrap();
+    problem(&v, "digest-mismatch");
+    assert!(v["detail"].as_str().unwrap().contains(&sha), "{v}");
+    let r = c
+        .post(url(&format!("description=x&id=EV-BAD&sha256={}", "0".repeat(64))))
+        .bearer_auth(&kai)
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = c
+        .post(url("description=x"))
+        .bearer_auth(&kai)
+        .header("repr-digest", "sha-256=:not base64:")
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.post(url("id=EV-X")).bearer_auth(&kai).body(b"abc".to_vec()).send().await.unwrap();
+    assert_eq!(r.status(), 400, "description is required");
+    // Refusals before the body is read (small bodies: the node answers without reading them).
+    let r = c
+        .post(format!("{}/api/v1/cases/C-NONE/evidence?description=x", server.url))
+        .bearer_auth(&kai)
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.post(url("description=x")).body(b"abc".to_vec()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["ledger_index"].is_u64(), "the refusal is recorded: {v}");
+    let r =
+        c.post(url("description=x")).bearer_auth(&dora).body(b"abc".to_vec()).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["ledger_index"].is_u64(), "the refusal is recorded: {v}");
+    assert!(v["rules"].to_string().contains("default-deny") || v["detail"].is_string(), "{v}");
+    // Over the limit: declared (answered before reading), or streamed without a length
+    // (answered once the limit is passed).
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /api/v1/cases/C-UP/evidence?description=big&id=EV-BIG HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {kai}\r\nConnection: close\r\n"
+    );
+    let status = raw(&addr, &format!("{head}Content-Length: 9000000\r\n\r\n"), &[]);
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    let mut chunked = Vec::new();
+    for _ in 0..9 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 1 << 20).as_bytes());
+        chunked.extend_from_slice(&vec![1u8; 1 << 20]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let status = raw(&addr, &format!("{head}Transfer-Encoding: chunked\r\n\r\n"), &chunked);
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    // The same content again is de-duplicated: recorded, no second blob.
+    let r = c
+        .post(url("description=again&id=EV-UP2"))
+        .bearer_auth(&kai)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["deduplicated"], true);
+    let doc: serde_json::Value =
+        c.get(format!("{}/openapi.json", server.url)).send().await.unwrap().json().await.unwrap();
+    let op = &doc["paths"]["/api/v1/cases/{id}/evidence"]["post"];
+    for status in ["201", "400", "401", "403", "404", "413", "422"] {
+        assert!(op["responses"][status].is_object(), "{status} not in /openapi.json");
+    }
+    drop(server);
+
+    // The custody chain as the CLI proves it: acquired by kai.
+    let o = entente_ok(&["evidence", "custody", "EV-UP", "--data-dir", s(&de)]);
+    let out = stdout(&o);
+    assert!(out.contains("acquired") && out.contains("kai") && out.contains("✓ included"), "{out}");
+    assert!(out.contains(&sha), "{out}");
+    for id in ["EV-CUT", "EV-BAD", "EV-BIG", "EV-X"] {
+        let o = entente(&["evidence", "custody", id, "--data-dir", s(&de)]);
+        assert_ne!(o.status.code(), Some(0), "{id} was stored: {}", stdout(&o));
+    }
+    // One blob: the content stored once, nothing of the refused or broken uploads.
+    let (blobs, temporary) = blob_files(&de);
+    assert_eq!((blobs.len(), temporary), (1, 0), "{blobs:?}");
+    let stored = std::fs::read(&blobs[0]).unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1"));
+    assert!(!stored.windows(64).any(|w| w == &body[4096..4160]), "the blob is not plaintext");
+    entente_ok(&["ledger", "verify", "--data-dir", s(&de)]);
+}

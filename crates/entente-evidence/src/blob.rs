@@ -7,7 +7,7 @@
 //! unrecoverable even where a copy of the file survives (backups, snapshots).
 //!
 //! [`BlobStore`] abstracts where blobs live; [`LocalBlobStore`] keeps them in a directory
-//! (the node's `blob_dir`). An S3-compatible store would implement the same four operations.
+//! (the node's `blob_dir`), [`crate::s3::S3BlobStore`] in an S3-compatible bucket.
 
 use crate::{EvidenceError, MasterKey, random_hex};
 use age::x25519;
@@ -21,18 +21,30 @@ use std::time::SystemTime;
 /// Size of the buffers ingest reads with (two in flight: memory stays constant).
 pub const CHUNK: usize = 1 << 20;
 
+/// A blob being written. [`BlobWrite::finish`] makes what was written durable (a local file
+/// is synced to disk; an object store completes the upload); a writer dropped without it leaves
+/// a temporary blob for [`BlobStore::delete`] to remove.
+pub trait BlobWrite: Write + Send {
+    /// Makes the blob durable.
+    ///
+    /// # Errors
+    /// If it cannot be written out.
+    fn finish(self: Box<Self>) -> Result<(), EvidenceError>;
+}
+
 /// Where blobs live.
 pub trait BlobStore: Send + Sync {
     /// Creates a new temporary blob; returns its name and a writer.
     ///
     /// # Errors
     /// If it cannot be created.
-    fn create_temp(&self) -> Result<(String, Box<dyn Write + Send>), EvidenceError>;
-    /// Makes a temporary blob permanent under `name`.
+    fn create_temp(&self) -> Result<(String, Box<dyn BlobWrite>), EvidenceError>;
+    /// Makes a finished temporary blob permanent, under `name` where the store can rename
+    /// cheaply; returns the name it is kept under.
     ///
     /// # Errors
     /// If it cannot be moved.
-    fn commit(&self, temp: &str, name: &str) -> Result<(), EvidenceError>;
+    fn commit(&self, temp: &str, name: &str) -> Result<String, EvidenceError>;
     /// Opens a blob for reading.
     ///
     /// # Errors
@@ -77,30 +89,44 @@ impl LocalBlobStore {
 }
 
 impl BlobStore for LocalBlobStore {
-    fn create_temp(&self) -> Result<(String, Box<dyn Write + Send>), EvidenceError> {
+    fn create_temp(&self) -> Result<(String, Box<dyn BlobWrite>), EvidenceError> {
         let name = format!("tmp/{}.part", random_hex(12)?);
         let path = self.path(&name)?;
-        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(
             |source| EvidenceError::Io { what: "cannot create blob", path: path.clone(), source },
         )?;
-        Ok((name, Box::new(io::BufWriter::with_capacity(256 << 10, SyncOnDrop(f)))))
+        Ok((
+            name,
+            Box::new(LocalWriter {
+                file,
+                path,
+                written: 0,
+                next_writeback: WRITEBACK_EVERY,
+                writeback: None,
+            }),
+        ))
     }
 
-    fn commit(&self, temp: &str, name: &str) -> Result<(), EvidenceError> {
+    fn commit(&self, temp: &str, name: &str) -> Result<String, EvidenceError> {
         let from = self.path(temp)?;
         let to = self.path(name)?;
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| EvidenceError::Io {
-                what: "cannot create",
-                path: parent.to_owned(),
-                source,
-            })?;
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| EvidenceError::Io { what, path, source }
+        };
+        let parent = to.parent().unwrap_or(&self.root).to_owned();
+        let created = !parent.is_dir();
+        if created {
+            std::fs::create_dir_all(&parent).map_err(io("cannot create", &parent))?;
         }
-        std::fs::rename(&from, &to).map_err(|source| EvidenceError::Io {
-            what: "cannot store blob",
-            path: to,
-            source,
-        })
+        std::fs::rename(&from, &to).map_err(io("cannot store blob", &to))?;
+        // The new name is durable only once its directory is synced (and the directory's
+        // own entry, when it was just made).
+        sync_dir(&parent).map_err(io("cannot sync", &parent))?;
+        if created {
+            sync_dir(&self.root).map_err(io("cannot sync", &self.root))?;
+        }
+        Ok(name.to_owned())
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, EvidenceError> {
@@ -123,21 +149,80 @@ impl BlobStore for LocalBlobStore {
     }
 }
 
-/// A file that is synced to disk when the writer is flushed for the last time.
-struct SyncOnDrop(std::fs::File);
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
 
-impl Write for SyncOnDrop {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+/// While a large blob is written, the disk is asked to write back what it holds every this many
+/// bytes, so that writing to disk overlaps hashing and encrypting instead of all happening in
+/// the sync at the end. Durability is unchanged: [`BlobWrite::finish`] syncs the whole file.
+pub const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// A blob file being written.
+struct LocalWriter {
+    file: std::fs::File,
+    path: PathBuf,
+    written: u64,
+    next_writeback: u64,
+    /// The thread syncing the file in the background (started at the first `WRITEBACK_EVERY`
+    /// bytes, so small blobs never start one).
+    writeback: Option<(mpsc::SyncSender<()>, std::thread::JoinHandle<io::Result<()>>)>,
+}
+
+impl LocalWriter {
+    fn kick_writeback(&mut self) -> io::Result<()> {
+        if self.writeback.is_none() {
+            let file = self.file.try_clone()?;
+            let (tx, rx) = mpsc::sync_channel::<()>(1);
+            let handle = std::thread::Builder::new().name("blob-writeback".into()).spawn(
+                move || -> io::Result<()> {
+                    for () in rx {
+                        file.sync_data()?;
+                    }
+                    Ok(())
+                },
+            )?;
+            self.writeback = Some((tx, handle));
+        }
+        if let Some((tx, _)) = &self.writeback {
+            // Full: a sync is running and another is queued; it will cover these bytes too.
+            // Disconnected: the thread failed; `finish` reports its error.
+            let _ = tx.try_send(());
+        }
+        Ok(())
     }
 }
 
-impl Drop for SyncOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.sync_data();
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written >= self.next_writeback {
+            self.next_writeback = self.written + WRITEBACK_EVERY;
+            self.kick_writeback()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BlobWrite for LocalWriter {
+    fn finish(self: Box<Self>) -> Result<(), EvidenceError> {
+        let mut this = *self;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| EvidenceError::Io { what: "cannot sync blob", path, source }
+        };
+        if let Some((tx, handle)) = this.writeback.take() {
+            drop(tx);
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the writeback thread failed")))
+                .map_err(io(&this.path))?;
+        }
+        this.file.sync_data().map_err(io(&this.path))
     }
 }
 
@@ -162,22 +247,17 @@ pub struct Ingested {
     pub blob: BlobRef,
 }
 
-fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+/// Reads up to [`CHUNK`] bytes into `buf` (cleared first; its capacity is reused, and not
+/// zeroed). Fewer than [`CHUNK`] means the input ended.
+fn read_chunk(input: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    Read::take(&mut *input, CHUNK as u64).read_to_end(buf)
 }
 
-/// Streams `input` once into a new blob: hashed on this thread while another encrypts and
-/// writes (two buffers of [`CHUNK`] in flight). Calls `progress(bytes so far)` per chunk.
-/// Returns the hash, size, the committed blob, or on error removes what it wrote.
+/// Streams `input` once into a new blob: read and hashed on this thread while another encrypts
+/// and writes (three buffers of [`CHUNK`] at most); an input of less than one chunk is handled
+/// on this thread alone. Calls `progress(bytes so far)` per chunk. Returns the hash, size and
+/// the committed blob (synced to its store), or on error removes what it wrote.
 ///
 /// # Errors
 /// Read, write or encryption errors; nothing is left in the store.
@@ -188,15 +268,21 @@ pub fn ingest(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested, EvidenceError> {
     let (temp, out) = store.create_temp()?;
-    match ingest_into(master, input, out, progress) {
+    match ingest_into(input, out, progress) {
         Ok((sha256, size, key)) => {
             let name = format!("{}/{sha256}.{}.age", &sha256[..2], random_hex(6)?);
-            let wrapped_key = master.wrap(&key)?;
-            if let Err(e) = store.commit(&temp, &name) {
-                let _ = store.delete(&temp);
-                return Err(e);
+            let committed = master
+                .wrap(&key)
+                .and_then(|wrapped_key| Ok((store.commit(&temp, &name)?, wrapped_key)));
+            match committed {
+                Ok((name, wrapped_key)) => {
+                    Ok(Ingested { sha256, size, blob: BlobRef { name, wrapped_key } })
+                }
+                Err(e) => {
+                    let _ = store.delete(&temp);
+                    Err(e)
+                }
             }
-            Ok(Ingested { sha256, size, blob: BlobRef { name, wrapped_key } })
         }
         Err(e) => {
             let _ = store.delete(&temp);
@@ -206,9 +292,8 @@ pub fn ingest(
 }
 
 fn ingest_into(
-    _master: &MasterKey,
     input: &mut dyn Read,
-    out: Box<dyn Write + Send>,
+    out: Box<dyn BlobWrite>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(String, u64, x25519::Identity), EvidenceError> {
     let key = x25519::Identity::generate();
@@ -218,43 +303,60 @@ fn ingest_into(
     let io_err = |what: &'static str| {
         move |source: io::Error| EvidenceError::Io { what, path: PathBuf::from("<blob>"), source }
     };
+    let mut w = enc.wrap_output(out).map_err(io_err("cannot write blob"))?;
+    let mut hasher = Sha256::new();
+    let mut first = Vec::with_capacity(CHUNK);
+    let n = read_chunk(input, &mut first).map_err(io_err("cannot read input"))?;
+    hasher.update(&first);
+    let mut size = n as u64;
+    progress(size);
+    if n < CHUNK {
+        // All of it is here: no second thread for a small input.
+        w.write_all(&first).map_err(io_err("cannot write blob"))?;
+        w.finish().map_err(io_err("cannot finish blob"))?.finish()?;
+        return Ok((hex::encode(hasher.finalize()), size, key));
+    }
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(3);
-    for _ in 0..3 {
-        let _ = empty_tx.send(vec![0u8; CHUNK]);
-    }
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let _ = empty_tx.send(Vec::with_capacity(CHUNK));
+    let _ = empty_tx.send(Vec::with_capacity(CHUNK));
+    let aborted = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
+        let aborted = &aborted;
         let writer = s.spawn(move || -> Result<(), EvidenceError> {
-            let mut w = enc.wrap_output(out).map_err(io_err("cannot write blob"))?;
             for buf in full_rx {
                 w.write_all(&buf).map_err(io_err("cannot write blob"))?;
                 let _ = empty_tx.send(buf);
             }
-            let mut out = w.finish().map_err(io_err("cannot finish blob"))?;
-            out.flush().map_err(io_err("cannot flush blob"))
+            if aborted.load(std::sync::atomic::Ordering::SeqCst) {
+                // The input failed: no point making durable what is about to be removed.
+                return Ok(());
+            }
+            w.finish().map_err(io_err("cannot finish blob"))?.finish()
         });
         let read = (|| -> Result<(), EvidenceError> {
+            let mut buf = first;
             loop {
-                let Ok(mut buf) = empty_rx.recv() else {
+                if full_tx.send(buf).is_err() {
                     // The writer stopped early: its error is reported below.
                     return Ok(());
+                }
+                let Ok(next) = empty_rx.recv() else {
+                    return Ok(());
                 };
-                buf.resize(CHUNK, 0);
-                let n = fill(input, &mut buf).map_err(io_err("cannot read input"))?;
+                buf = next;
+                let n = read_chunk(input, &mut buf).map_err(io_err("cannot read input"))?;
                 if n == 0 {
                     return Ok(());
                 }
-                buf.truncate(n);
                 hasher.update(&buf);
                 size += n as u64;
                 progress(size);
-                if full_tx.send(buf).is_err() {
-                    return Ok(());
-                }
             }
         })();
+        if read.is_err() {
+            aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         drop(full_tx);
         let written = writer
             .join()
@@ -402,6 +504,49 @@ mod tests {
         assert!(err.to_string().contains("changed while it was read"), "{err}");
         let left: Vec<_> = walk(&dir.path().join("blobs"));
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A reader that yields `ok` bytes, then fails.
+    struct Failing {
+        ok: usize,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.ok == 0 {
+                return Err(io::Error::other("the source broke off"));
+            }
+            let n = buf.len().min(self.ok);
+            buf[..n].fill(7);
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn large_input_with_writeback_and_inputs_that_break_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(&dir.path().join("blobs")).unwrap();
+        let master = MasterKey::generate();
+        // Past WRITEBACK_EVERY: the background writeback runs, the result is the same.
+        let data: Vec<u8> =
+            (0..(WRITEBACK_EVERY as usize + 3 * CHUNK + 17)).map(|i| (i % 253) as u8).collect();
+        let got = ingest(&store, &master, &mut &data[..], &mut |_| {}).unwrap();
+        assert_eq!(got.sha256, hex::encode(Sha256::digest(&data)));
+        let mut back = Vec::new();
+        open_blob(&store, &master, &got.blob).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == data);
+        store.delete(&got.blob.name).unwrap();
+        // A source that fails in the first chunk, or after several: an error, nothing kept.
+        for ok in [100, 5 * CHUNK + 3] {
+            let err = ingest(&store, &master, &mut Failing { ok }, &mut |_| {}).unwrap_err();
+            assert!(err.to_string().contains("broke off"), "{err}");
+            let left = walk(&dir.path().join("blobs"));
+            assert!(left.is_empty(), "{left:?}");
+        }
+        // An empty input is a blob too.
+        let got = ingest(&store, &master, &mut io::empty(), &mut |_| {}).unwrap();
+        assert_eq!((got.size, got.sha256.as_str()), (0, hex::encode(Sha256::digest(b"")).as_str()));
     }
 
     fn walk(p: &Path) -> Vec<PathBuf> {

@@ -15,6 +15,7 @@
 //!   payloads, a CASE/UCO case file, the custody events with their ledger inclusion proofs and
 //!   the signed checkpoint they prove against; optionally age-encrypted to the recipient.
 //!   Offline verification reports precisely what is wrong. Format: `docs/package-format.md`.
+//! - [`s3`] — the blob store in an S3-compatible bucket (`object_store`).
 //! - [`case_uco`] — the CASE/UCO JSON-LD export.
 #![warn(missing_docs)]
 
@@ -23,9 +24,10 @@ pub mod case_uco;
 pub mod custody;
 pub mod keys;
 pub mod package;
+pub mod s3;
 pub mod ustar;
 
-pub use blob::{BlobRef, BlobStore, Ingested, LocalBlobStore};
+pub use blob::{BlobRef, BlobStore, BlobWrite, Ingested, LocalBlobStore};
 pub use custody::{CustodyEvent, CustodyKind};
 pub use keys::MasterKey;
 

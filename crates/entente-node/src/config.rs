@@ -30,6 +30,90 @@ pub struct NodeConfig {
     /// `created`) and this node's; older or newer envelopes are refused as stale.
     #[serde(default = "default_clock_skew")]
     pub clock_skew_secs: u32,
+    /// Evidence: the largest upload accepted through the API and where blobs are stored.
+    #[serde(default, skip_serializing_if = "EvidenceConfig::is_default")]
+    pub evidence: EvidenceConfig,
+}
+
+/// The `[evidence]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Largest body of `POST /api/v1/cases/{id}/evidence`, in bytes (larger: 413).
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: u64,
+    /// S3-compatible object storage for blobs (`[evidence.store]`); the local `blob_dir`
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<ObjectStoreConfig>,
+}
+
+/// Default upload limit: 64 GiB (a disk image).
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 64 << 30;
+
+fn default_max_upload() -> u64 {
+    DEFAULT_MAX_UPLOAD_BYTES
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig { max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES, store: None }
+    }
+}
+
+impl EvidenceConfig {
+    fn is_default(&self) -> bool {
+        *self == EvidenceConfig::default()
+    }
+}
+
+/// `[evidence.store]`: blobs in an S3-compatible bucket. Credentials are never written in the
+/// file: it names the environment variables that hold them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// The kind of store; `s3` (AWS S3 or a compatible service).
+    pub kind: ObjectStoreKind,
+    /// The bucket.
+    pub bucket: String,
+    /// Endpoint URL of an S3-compatible service; AWS when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Key prefix for this node's blobs (empty, or ending in `/`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// The environment variable holding the access key id.
+    #[serde(default = "default_key_id_env")]
+    pub access_key_id_env: String,
+    /// The environment variable holding the secret access key.
+    #[serde(default = "default_secret_env")]
+    pub secret_access_key_env: String,
+    /// Allow a plain `http://` endpoint (a test server on this machine).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// Kinds of object store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectStoreKind {
+    /// S3 or an S3-compatible service.
+    S3,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn default_key_id_env() -> String {
+    "AWS_ACCESS_KEY_ID".to_owned()
+}
+
+fn default_secret_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".to_owned()
 }
 
 /// Default allowed clock skew between nodes: five minutes.
@@ -130,6 +214,23 @@ mod tests {
 
     fn err(text: &str) -> String {
         NodeConfig::parse(Path::new("d/entente.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn evidence_section() {
+        let c = NodeConfig::parse(Path::new("x"), GOOD).unwrap();
+        assert_eq!(c.evidence, EvidenceConfig::default());
+        let text = format!(
+            "{GOOD}[evidence]\nmax_upload_bytes = 1024\n[evidence.store]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n"
+        );
+        let c = NodeConfig::parse(Path::new("x"), &text).unwrap();
+        assert_eq!(c.evidence.max_upload_bytes, 1024);
+        let s = c.evidence.store.as_ref().unwrap();
+        assert_eq!((s.bucket.as_str(), s.region.as_str()), ("b", "us-east-1"));
+        assert_eq!(s.access_key_id_env, "AWS_ACCESS_KEY_ID");
+        assert_eq!(NodeConfig::parse(Path::new("x"), &c.to_toml().unwrap()).unwrap(), c);
+        let e = err(&format!("{GOOD}[evidence.store]\nkind = \"ftp\"\nbucket = \"b\"\n"));
+        assert!(e.contains("kind") && e.contains("s3"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`federation`]: mutual TLS with pinned partner certificates, signed envelopes in,
 //!   the outbox delivered out with retries and signed acknowledgements;
 //! - [`taxii`]: the TAXII 2.1 server (threat intelligence under TLP 2.0, through the gate);
+//! - [`vault`]: the node's evidence master key and blob store (local, or S3-compatible);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -17,11 +18,14 @@
 
 pub mod audit;
 pub mod config;
+mod evidence_api;
 pub mod federation;
 pub mod identity;
 pub mod server;
 pub mod taxii;
 pub mod transfer;
+pub mod vault;
 pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};
+pub use vault::Vault;

@@ -62,7 +62,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(
+    pub(crate) fn new(
         status: StatusCode,
         slug: &'static str,
         title: &'static str,
@@ -72,15 +72,15 @@ impl Problem {
     }
 
     /// A 500 whose detail reveals nothing of the node's internals; the cause goes to the log.
-    fn internal(detail: &str) -> Self {
+    pub(crate) fn internal(detail: &str) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
     }
 
-    fn bad_request(detail: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed", detail)
     }
 
-    fn denied(index: u64, decision: &Decision, authenticated: bool) -> Self {
+    pub(crate) fn denied(index: u64, decision: &Decision, authenticated: bool) -> Self {
         let (status, slug, title) = if authenticated {
             (StatusCode::FORBIDDEN, "denied", "The action was denied")
         } else {
@@ -210,6 +210,8 @@ pub fn router(node: Node) -> Router {
         // Threat intelligence: the TAXII 2.1 server (crates/entente-node/src/taxii.rs), with
         // its own media types, error format and body limit.
         .merge(crate::taxii::router(state.node.clone()))
+        // Evidence uploads: streamed, with their own body limit (crates/entente-node/src/evidence_api.rs).
+        .merge(crate::evidence_api::router(state.node.clone()))
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
@@ -252,7 +254,7 @@ async fn count_responses(
 }
 
 /// Who is calling: a user by bearer token, or anonymous.
-async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> {
+pub(crate) async fn actor(node: &Node, headers: &HeaderMap) -> Result<Actor, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Actor::Anonymous);
     };
@@ -266,7 +268,7 @@ async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> 
         return Ok(Actor::Anonymous);
     }
     let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-    Ok(match state.node.store.user_by_token_sha256(&digest).await? {
+    Ok(match node.store.user_by_token_sha256(&digest).await? {
         Some(u) => Actor::User { name: u.name, role: u.role },
         None => Actor::Anonymous,
     })
@@ -413,7 +415,7 @@ async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> ApiRes
 }
 
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     Ok(Json(json!({"actor": actor, "party": state.node.config.party})).into_response())
 }
 
@@ -440,7 +442,7 @@ async fn open_case(
             format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
         )
     })?;
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: OpenCase = parse_json(&headers, &body)?;
     let id = req.id.clone();
     let (index, _) = through_gate(
@@ -520,7 +522,7 @@ async fn create_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: CreateRequest = parse_json(&headers, &body)?;
     // Each provision must be one of this party's in the lexicon (close matches otherwise).
     if !req.provisions.is_empty() {
@@ -556,7 +558,7 @@ async fn request_event(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: RequestEventBody = parse_json(&headers, &body)?;
     let event = entente_policy::request::RequestEvent::from_name(&req.event, req.grounds).ok_or_else(|| {
         Problem::bad_request(format!(
@@ -569,7 +571,7 @@ async fn request_event(
 
 /// The legal clocks of every open request; overdue and due-within-24-h ones are flagged.
 async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let now = Timestamp::now();
     let (index, output) = through_gate(&state, actor, Command::ReadAlerts).await?;
     let Output::Requests(requests) = output else {
@@ -605,7 +607,7 @@ async fn read_request(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let (index, output) =
         through_gate(&state, actor, Command::ReadRequest { id: id.clone() }).await?;
     let Output::Request(r) = output else {
@@ -659,7 +661,7 @@ async fn file_complaint(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: FileComplaint = parse_json(&headers, &body)?;
     let command = Command::FileComplaint { id: req.id, identifier: req.identifier };
     complaint_response(&state, actor, command, true).await
@@ -678,7 +680,7 @@ async fn answer_complaint(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: AnswerComplaint = parse_json(&headers, &body)?;
     let command = Command::AnswerComplaint { id, decision: req.decision, answer: req.answer };
     complaint_response(&state, actor, command, false).await
@@ -689,7 +691,7 @@ async fn read_complaint(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     complaint_response(&state, actor, Command::ReadComplaint { id }, false).await
 }
 
@@ -703,7 +705,7 @@ struct AddDatum {
 }
 
 async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: AddDatum = parse_json(&headers, &body)?;
     let id = req.id.clone();
     let command = Command::AddDatum {
@@ -733,7 +735,7 @@ async fn share_datum(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: ShareDatum = parse_json(&headers, &body)?;
     let command = Command::ShareDatum {
         id,
@@ -757,7 +759,7 @@ async fn give_consent(
     Path(datum_id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: GiveConsent = parse_json(&headers, &body)?;
     let command = Command::GiveConsent { datum_id, holder: req.holder, recipient: req.recipient };
     outbox_response(&state, actor, command).await
@@ -790,7 +792,7 @@ async fn read_case(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let (index, output) = through_gate(&state, actor, Command::ReadCase { id }).await?;
     match output {
         Output::Case(case) => {
@@ -813,7 +815,7 @@ async fn add_case_member(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let req: AddCaseMember = parse_json(&headers, &body)?;
     let command = Command::AddCaseMember {
         case_id: id.clone(),
@@ -835,7 +837,7 @@ async fn remove_case_member(
     headers: HeaderMap,
     Path((id, party)): Path<(String, String)>,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let party: entente_core::PartyCode = party
         .parse()
         .map_err(|e: entente_core::ids::UnknownParty| Problem::bad_request(e.to_string()))?;
@@ -852,7 +854,7 @@ async fn case_status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let (index, output) = through_gate(&state, actor, Command::CaseStatus { case_id: id }).await?;
     match output {
         Output::CaseStatus(s) => {
@@ -868,7 +870,7 @@ async fn case_status(
 /// The incident notifications this node sent and received, with their conditions (the
 /// reading is recorded).
 async fn incident_notifications(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let (index, output) = through_gate(&state, actor, Command::ReadIncidentNotifications).await?;
     match output {
         Output::Notifications(list) => {
@@ -891,7 +893,7 @@ async fn ledger_entries(
 ) -> ApiResult {
     let Query(range) =
         q.map_err(|e| Problem::bad_request(format!("{e}; expected ?from=N&to=M")))?;
-    let actor = actor(&state, &headers).await?;
+    let actor = actor(&state.node, &headers).await?;
     let (index, output) =
         through_gate(&state, actor, Command::ReadLedger { from: range.from, to: range.to }).await?;
     match output {
@@ -1081,6 +1083,19 @@ pub fn openapi_document() -> Value {
     doc["paths"]["/api/v1/cases/{id}/status"] = json!({"get": {"summary": "A case's status: the case, its member parties (lead and JIT members) and the timeline of the ledger entries on the case, its requests and its data items (the access is recorded); a party outside the case gets 404 as for a case that does not exist", "security": bearer,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok_json("the case status"), "401": problem, "403": problem, "404": problem}}});
+    // Evidence: a streamed upload (crates/entente-node/src/evidence_api.rs).
+    let q = |name: &str, required: bool, d: &str| json!({"name": name, "in": "query", "required": required, "description": d, "schema": {"type": "string"}});
+    doc["paths"]["/api/v1/cases/{id}/evidence"] = json!({"post": {"summary": "Add an evidence item to a case: the raw body is its content, streamed into the encrypted blob store (SHA-256 computed while it is stored, never held in memory whole); custody event `acquired` with the caller as actor. An expected digest (Repr-Digest or Content-Digest `sha-256=:<base64>:`, RFC 9530, or the sha256 parameter) that differs: 422 and nothing stored; a body over the node's max_upload_bytes: 413; a body that breaks off: nothing stored", "security": bearer,
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+            q("description", true, "what the content is"), q("id", false, "item id (default: CASE-<first 12 hex digits of its SHA-256>)"),
+            q("file_name", false, "original file name"), q("source", false, "where it came from"),
+            q("collected_at", false, "when it was collected (RFC 3339)"),
+            q("category", false, "subscriber, traffic, content (default), threat-intel, personal-data-of-third-parties, case-information"),
+            q("reason", false, "why it is acquired"), q("legal_basis", false, "request or agreement id"),
+            q("sha256", false, "expected SHA-256, 64 hex digits"),
+            {"name": "Repr-Digest", "in": "header", "required": false, "schema": {"type": "string"}, "description": "sha-256=:<base64>: (RFC 9530)"}],
+        "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}, "*/*": {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": {"201": ok_json("the item: id, sha256, size, custody chain, ledger index (Repr-Digest of the content in the response headers)"), "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "422": problem}}});
     // Redress (kept apart: one `json!` of every path exceeds the macro recursion limit).
     doc["paths"]["/api/v1/complaints"] = json!({"post": {"summary": "File an individual's complaint (redress) about an identifier (e-mail, account, IP address); only its keyed hash is stored, the answer is due in 30 days (Entente's operating default: the research notes give no redress deadline); the answer lists the data items and flows found", "security": bearer,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "identifier"], "additionalProperties": false, "properties": {

@@ -479,10 +479,9 @@ pub(crate) async fn apply(
             let (seq, prev) = next_link(&item);
             let e = event(id, seq, *kind, &item.sha256, reason, legal_basis.as_ref(), prev);
             let digest = insert_event(tx, &e, index).await?;
-            Ok((
-                Output::Evidence(Box::new(load_item(tx, id).await?)),
-                vec![("custody".into(), digest)],
-            ))
+            let mut record = item;
+            record.chain.push(ChainEvent { event: e, ledger_index: Some(index) });
+            Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
         Command::ExportEvidence { id, to, request, .. } => {
             let item = live_item(tx, id).await?;
@@ -494,7 +493,9 @@ pub(crate) async fn apply(
             let e =
                 event(id, seq, CustodyKind::Exported, &item.sha256, &reason, Some(request), prev);
             let digest = insert_event(tx, &e, index).await?;
-            let mut record = load_item(tx, id).await?;
+            // The record as loaded, with the event just written (no second read).
+            let mut record = item;
+            record.chain.push(ChainEvent { event: e, ledger_index: Some(index) });
             record.conditions = Some(conditions.clone());
             Ok((Output::Evidence(Box::new(record)), vec![("custody".into(), digest)]))
         }
@@ -750,7 +751,8 @@ async fn insert_event(
     index: u64,
 ) -> Result<String, GateError> {
     let bytes = to_canonical_vec(e).map_err(|e| GateError::Invalid(e.to_string()))?;
-    let digest = e.digest();
+    // The digest of the canonical bytes just made (what `CustodyEvent::digest` computes).
+    let digest = entente_core::canonical::sha256_tagged(&bytes);
     sqlx::query(
         "INSERT INTO evidence_custody (item_id, seq, event, digest, ledger_index) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -863,6 +865,19 @@ impl crate::store::Store {
             }
         }
         Ok(due)
+    }
+
+    /// Whether a case with this id exists (to refuse an upload to an unknown case before
+    /// reading its body; the gate checks again when it records the item).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn case_exists(&self, case_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Ids of the evidence items of a case that are not destroyed.
