@@ -350,6 +350,44 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
     .await;
     assert!(closed.is_ok(), "a stalled handshake was not closed");
 
+    // Slow loris over a completed mutual-TLS handshake: a request whose headers never end
+    // holds its connection until the header deadline (10 s), and the node keeps serving.
+    let pem = std::fs::read_to_string(nl.dir.join("node.cert.pem")).unwrap();
+    let config = TlsIdentity::load(&de.dir).unwrap().client_config(&pem).unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", nl.port)).await.unwrap();
+    let name = rustls_name("127.0.0.1");
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("the handshake itself succeeds: DE is pinned");
+    {
+        use tokio::io::AsyncWriteExt as _;
+        tls.write_all(b"POST /federation/v1/envelopes HTTP/1.1\r\nHost: nl\r\nContent-Type: appl")
+            .await
+            .unwrap();
+        tls.flush().await.unwrap();
+    }
+    let started = Instant::now();
+    let (status, body) = post(&de_client, &url, batch(&[consent(3, &de_key, "NL", now)])).await;
+    assert_eq!(status, 200, "the node stopped serving others: {body}");
+    let closed = tokio::time::timeout(Duration::from_secs(25), async {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 256];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a request whose headers never end was not closed");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "closed before the header deadline: {:?}",
+        started.elapsed()
+    );
+
     // Every refusal is in NL's ledger as a denied envelope.reject with the failed check.
     let http = reqwest::Client::new();
     let all: Value = http
@@ -898,4 +936,8 @@ async fn notification_bad_input_is_refused_with_clear_errors() {
     let o = entente_ok(&["incident", "received", "--data-dir", s(&nl.dir), "--json"]);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["ledger_index"], 3, "{v}");
+}
+
+fn rustls_name(ip: &str) -> tokio_rustls::rustls::pki_types::ServerName<'static> {
+    tokio_rustls::rustls::pki_types::ServerName::try_from(ip.to_owned()).unwrap()
 }
