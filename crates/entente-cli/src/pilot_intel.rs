@@ -2,16 +2,17 @@
 //! TLP:RED indicator reaches only the party it names (DE); what DE received does not go on to
 //! the US. Self-contained: it takes the three nodes (NL, DE, US) and reports each check.
 //!
-//! The pulls are gate actions on NL's node by the peers (`intel.read` as `Actor::Peer`), each
-//! page decided under TLP 2.0 and the governing agreement and recorded; the pages are handed
-//! over in process to DE's node, which imports them with NL as originator.
+//! DE and the US pull over TAXII 2.1 from NL's node process, on its federation listener: mutual
+//! TLS, each caller identified by its pinned certificate, each page an `intel.read` by that
+//! peer, decided under TLP 2.0 and the governing agreement and recorded. DE imports what it
+//! received with NL as originator; the US's attempt to get it from DE is decided by DE's gate.
 
 use crate::Failure;
 use entente_core::{Actor, PartyCode, Role};
 use entente_intel::stix;
 use entente_intel::tlp::Tlp;
 use entente_node::Node;
-use entente_store::{Command, IntelQuery, IntelView, Output, Verdict};
+use entente_store::{Command, Output, Verdict};
 use jiff::Timestamp;
 use std::sync::Arc;
 
@@ -60,42 +61,51 @@ async fn submit(node: &Node, actor: Actor, command: Command) -> Result<Verdict, 
     Ok(node.gate.submit(actor, command, Timestamp::now()).await?)
 }
 
-/// Pulls every page of `collection` from `node` as `actor`: (ids served, withheld count).
-async fn pull(
-    node: &Node,
-    actor: &Actor,
+/// Pulls every page of `collection` from `from`'s node process over TAXII on its federation
+/// listener, as the node `me` (mutual TLS with `me`'s certificate; only `from`'s pinned
+/// certificate is accepted).
+async fn pull_over_taxii(
+    me: &Node,
+    from: &Node,
     collection: &str,
-) -> Result<(Vec<String>, Vec<String>, usize), Failure> {
-    let mut ids = Vec::new();
-    let mut raws = Vec::new();
-    let mut withheld = 0;
-    let mut after = None;
-    loop {
-        let q = IntelQuery { limit: 2, after: after.clone(), ..IntelQuery::default() };
-        let c = Command::IntelRead {
-            collection: collection.into(),
-            view: IntelView::Objects,
-            query: q,
-        };
-        match submit(node, actor.clone(), c).await? {
-            Verdict::Permitted { output: Output::IntelPage(p), .. } => {
-                withheld += p.withheld;
-                ids.extend(p.rows.iter().map(|r| r.id.clone()));
-                raws.extend(p.rows.into_iter().map(|r| r.raw));
-                after = p.last;
-                if !p.more {
-                    break;
-                }
-            }
-            v => {
-                return Err(crate::fail(
-                    1,
-                    format!("pull from {} refused: {v:?}", node.config.party),
-                ));
-            }
-        }
-    }
-    Ok((ids, raws, withheld))
+) -> Result<(Vec<String>, Vec<String>), Failure> {
+    let pinned = me.store.peer(&from.config.party).await?.ok_or_else(|| {
+        crate::fail(1, format!("{} has not pinned {}", me.config.party, from.config.party))
+    })?;
+    let tls =
+        entente_node::federation::TlsIdentity::load(&me.data_dir).map_err(|e| crate::fail(1, e))?;
+    let config = tls.client_config(&pinned.cert_pem).map_err(|e| crate::fail(1, e))?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(std::time::Duration::from_secs(20))
+        .build()?;
+    let raws =
+        crate::intel::pull(&client, &format!("{}/taxii2/api/", pinned.url), collection, None, 2)
+            .await?;
+    let ids = raws
+        .iter()
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .filter_map(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+        .collect();
+    Ok((ids, raws))
+}
+
+/// The objects `node`'s gate withheld from `party` in the pages it served from ledger index
+/// `from` on (each page's `intel.read` entry carries `served N, withheld W` in its TLP summary).
+async fn withheld_since(node: &Node, party: &PartyCode, from: u64) -> Result<usize, Failure> {
+    let (size, _) = node.store.ledger_head().await?;
+    let entries = node.store.entries(from, size).await?;
+    Ok(entries
+        .iter()
+        .filter_map(|(_, b)| entente_core::ledger::LedgerEntry::decode(b).ok())
+        .filter(|e| e.action == entente_core::Action::IntelRead)
+        .filter(|e| matches!(&e.actor, Actor::Peer { party: p } if p == party))
+        .filter_map(|e| {
+            let summary = e.payload_hashes.get("tlp.summary")?;
+            let (_, rest) = summary.split_once("withheld ")?;
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok()
+        })
+        .sum())
 }
 
 /// Runs step 9 on the pilot's NL, DE and US nodes; `check` records each check.
@@ -146,19 +156,21 @@ pub(crate) async fn step9(
     check("NL imports the bundle", stored == n, format!("{stored} of {n} objects, all or nothing"));
 
     let red = "indicator--1a7e0000-0000-4000-8000-000000000004";
-    let de_peer = Actor::Peer { party: de_party.clone() };
-    let (de_ids, de_raws, de_withheld) = pull(nl, &de_peer, COLLECTION).await?;
+    let mark = nl.store.ledger_head().await?.0;
+    let (de_ids, de_raws) = pull_over_taxii(de, nl, COLLECTION).await?;
+    let de_withheld = withheld_since(nl, &de_party, mark).await?;
     let de_inds = de_ids.iter().filter(|i| i.starts_with("indicator--")).count();
     check(
         "DE pulls (AMBER + the RED naming DE)",
         de_inds == 4 && de_ids.iter().any(|i| i == red) && de_withheld == 0,
         format!(
-            "{de_inds} indicators, {de_withheld} withheld; governed by {}",
+            "{de_inds} indicators over TAXII on NL's federation listener (mutual TLS, DE's pinned certificate), {de_withheld} withheld; governed by {}",
             governing(nl, &de_party)
         ),
     );
-    let us_peer = Actor::Peer { party: us_party.clone() };
-    let (us_ids, _, us_withheld) = pull(nl, &us_peer, COLLECTION).await?;
+    let mark = nl.store.ledger_head().await?.0;
+    let (us_ids, _) = pull_over_taxii(us, nl, COLLECTION).await?;
+    let us_withheld = withheld_since(nl, &us_party, mark).await?;
     let us_inds = us_ids.iter().filter(|i| i.starts_with("indicator--")).count();
     check(
         "US pulls (AMBER only; RED withheld)",
@@ -217,7 +229,9 @@ pub(crate) async fn step9(
         matches!(v, Verdict::Permitted { .. }),
         describe(&v),
     );
-    let (onward, _, onward_withheld) = pull(de, &us_peer, DE_COLLECTION).await?;
+    let mark = de.store.ledger_head().await?.0;
+    let (onward, _) = pull_over_taxii(us, de, DE_COLLECTION).await?;
+    let onward_withheld = withheld_since(de, &us_party, mark).await?;
     let onward_inds = onward.iter().filter(|i| i.starts_with("indicator--")).count();
     check(
         "DE cannot pass NL's AMBER/RED on to the US",
@@ -226,7 +240,6 @@ pub(crate) async fn step9(
             "{onward_inds} indicators served, {onward_withheld} withheld (tlp.amber.no-onward, tlp.red.no-onward)"
         ),
     );
-    let _ = us;
     Ok(())
 }
 

@@ -1,0 +1,22 @@
+//! `entente pilot` end to end: Operation Lantern on three `entente serve` processes that pin
+//! each other; every check of the story passes and the command exits 0.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+mod common;
+
+use common::{entente, stderr, stdout};
+
+#[test]
+fn the_pilot_runs_every_step_and_every_check_passes() {
+    let o = entente(&["pilot"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    let summary = out.lines().find(|l| l.contains(" checks, ")).expect("a summary line");
+    assert!(summary.contains(", 0 failed"), "{summary}");
+    let checks: usize = summary.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(checks >= 80, "{summary}");
+    for step in ["Step 5", "Step 6", "Step 8", "Step 9", "Step 11"] {
+        assert!(out.contains(step), "{step} missing:\n{out}");
+    }
+    assert!(!out.contains('✗'), "{out}");
+}
