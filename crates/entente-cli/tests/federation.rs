@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::{Server, add_user, entente_ok, free_port, init_node, s, stdout};
+use common::{
+    Server, add_user, client_as, closed_within, entente_ok, free_port, init_node, s, stdout,
+};
 use entente_core::envelope::{Ack, Envelope};
 use entente_core::{PartyCode, canonical::sha256_tagged};
 use entente_node::federation::TlsIdentity;
@@ -193,17 +195,6 @@ async fn outbox_survives_partner_outage_and_sender_sigkill_exactly_once_in_order
     drop(de_server);
 }
 
-/// A client holding `who`'s certificate and key, trusting exactly `server`'s certificate.
-fn client_as(who: &Path, server: &Path) -> reqwest::Client {
-    let pem = std::fs::read_to_string(server.join("node.cert.pem")).unwrap();
-    let config = TlsIdentity::load(who).unwrap().client_config(&pem).unwrap();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
 fn key_of(dir: &Path) -> ed25519_dalek::SigningKey {
     entente_node::identity::load_key(&dir.join("node.key.pem")).unwrap()
 }
@@ -337,18 +328,10 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
     }
     let (status, body) = post(&de_client, &url, batch(&[consent(2, &de_key, "NL", now)])).await;
     assert_eq!(status, 200, "the node stopped serving others: {body}");
-    let closed = tokio::time::timeout(Duration::from_secs(20), async {
-        use tokio::io::AsyncReadExt as _;
-        let mut buf = [0u8; 64];
-        loop {
-            match slow.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "a stalled handshake was not closed");
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(20)).await,
+        "a stalled handshake was not closed"
+    );
 
     // Slow loris over a completed mutual-TLS handshake: a request whose headers never end
     // holds its connection until the header deadline (10 s), and the node keeps serving.
@@ -370,18 +353,10 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
     let started = Instant::now();
     let (status, body) = post(&de_client, &url, batch(&[consent(3, &de_key, "NL", now)])).await;
     assert_eq!(status, 200, "the node stopped serving others: {body}");
-    let closed = tokio::time::timeout(Duration::from_secs(25), async {
-        use tokio::io::AsyncReadExt as _;
-        let mut buf = [0u8; 256];
-        loop {
-            match tls.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "a request whose headers never end was not closed");
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(25)).await,
+        "a request whose headers never end was not closed"
+    );
     assert!(
         started.elapsed() >= Duration::from_secs(5),
         "closed before the header deadline: {:?}",

@@ -12,8 +12,9 @@
 
 mod common;
 
-use common::{Server, add_user, entente, entente_ok, free_port, init_node, s, stderr, stdout};
-use entente_node::federation::TlsIdentity;
+use common::{
+    Server, add_user, client_as, entente, entente_ok, free_port, init_node, s, stderr, stdout,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -311,15 +312,4 @@ async fn packages_travel_resumable_checked_and_only_to_their_recipient() {
     assert_eq!(arrivals[1]["rules"], json!(["federation#package-digest"]));
     entente_ok(&["ledger", "verify", "--data-dir", s(&nl.dir)]);
     entente_ok(&["ledger", "verify", "--data-dir", s(&de.dir)]);
-}
-
-/// A client holding `who`'s certificate and key, trusting exactly `server`'s certificate.
-fn client_as(who: &Path, server: &Path) -> reqwest::Client {
-    let pem = std::fs::read_to_string(server.join("node.cert.pem")).unwrap();
-    let config = TlsIdentity::load(who).unwrap().client_config(&pem).unwrap();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
 }

@@ -183,3 +183,38 @@ impl Server {
         panic!("{last}");
     }
 }
+
+/// A mutual-TLS client holding `who`'s node certificate and key, trusting exactly `server`'s
+/// node certificate (as a partner node calls another).
+pub(crate) fn client_as(who: &Path, server: &Path) -> reqwest::Client {
+    let pem = std::fs::read_to_string(server.join("node.cert.pem")).expect("server certificate");
+    let config = entente_node::federation::TlsIdentity::load(who)
+        .expect("client identity")
+        .client_config(&pem)
+        .expect("client TLS configuration");
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// Whether `stream` is closed by its peer (EOF or error) within `limit`; what it sends
+/// meanwhile is discarded.
+pub(crate) async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 256];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
