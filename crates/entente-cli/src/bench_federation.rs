@@ -24,7 +24,7 @@ pub(crate) fn free_port() -> Result<u16, Failure> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
-async fn node(root: &Path, party: &str) -> Result<Node, Failure> {
+pub(crate) async fn node(root: &Path, party: &str) -> Result<Node, Failure> {
     let opts = InitOptions {
         data_dir: root.join(party.to_lowercase()),
         party: party.parse()?,
@@ -36,7 +36,8 @@ async fn node(root: &Path, party: &str) -> Result<Node, Failure> {
     Ok(Node::init(&opts, Timestamp::now()).await?)
 }
 
-async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
+/// `a` pins `b`: its certificate, and its age recipient for packages.
+pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
     let pem = std::fs::read_to_string(b.data_dir.join(entente_node::identity::CERT_FILE))?;
     let info = cert_info(&pem).map_err(|e| fail(1, e))?;
     let faddr = b.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
@@ -50,7 +51,7 @@ async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
                 cert_pem: info.pem,
                 cert_sha256: info.sha256,
                 signing_key: info.signing_key,
-                age_recipient: None,
+                age_recipient: Some(crate::evidence::vault(b)?.0.recipient()),
             },
             Timestamp::now(),
         )

@@ -10,46 +10,15 @@
 //! 3. curl: `curl --cert NL --key NL -o FILE URL` of the same file from DE's federation endpoint,
 //!    timed alone and followed by `sync FILE` (the same durability as step 2).
 
-use crate::bench_federation::{free_port, serve};
+use crate::bench_federation::{node, pin, serve};
 use crate::{Failure, fail, progress_bar};
 use entente_core::{Actor, PartyCode, Role};
-use entente_node::federation::cert_info;
-use entente_node::{InitOptions, Node};
-use entente_store::{Command, Verdict};
+use entente_node::Node;
+use entente_store::Command;
 use jiff::Timestamp;
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-async fn node(root: &Path, party: &str) -> Result<Node, Failure> {
-    let opts = InitOptions {
-        data_dir: root.join(party.to_lowercase()),
-        party: party.parse()?,
-        name: format!("benchmark node {party}"),
-        database_url: None,
-        listen: ([127, 0, 0, 1], free_port()?).into(),
-        federation_listen: Some(([127, 0, 0, 1], free_port()?).into()),
-    };
-    Ok(Node::init(&opts, Timestamp::now()).await?)
-}
-
-async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
-    let pem = std::fs::read_to_string(b.data_dir.join(entente_node::identity::CERT_FILE))?;
-    let info = cert_info(&pem).map_err(|e| fail(1, e))?;
-    let faddr = b.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
-    let command = Command::AddPeer {
-        party: b.config.party.clone(),
-        url: format!("https://{faddr}"),
-        cert_pem: info.pem,
-        cert_sha256: info.sha256,
-        signing_key: info.signing_key,
-        age_recipient: Some(crate::evidence::vault(b)?.0.recipient()),
-    };
-    match a.gate.submit(Actor::Operator, command, Timestamp::now()).await? {
-        Verdict::Permitted { .. } => Ok(()),
-        v => Err(fail(1, format!("pinning refused: {v:?}"))),
-    }
-}
 
 fn random_file(path: &Path, mib: u64) -> Result<(), Failure> {
     let bar = progress_bar(mib, "random evidence file (MiB)");
