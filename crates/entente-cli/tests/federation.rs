@@ -11,7 +11,8 @@
 mod common;
 
 use common::{
-    Server, add_user, client_as, closed_within, entente_ok, free_port, init_node, s, stdout,
+    Server, add_user, client_as, closed_within, entente_ok, free_port, init_node, ledger_entries,
+    s, stdout,
 };
 use entente_core::envelope::{Ack, Envelope};
 use entente_core::{PartyCode, canonical::sha256_tagged};
@@ -364,19 +365,8 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
     );
 
     // Every refusal is in NL's ledger as a denied envelope.reject with the failed check.
-    let http = reqwest::Client::new();
-    let all: Value = http
-        .get(format!("{}/api/v1/ledger/entries?from=0&to=100", server.url))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rejects: Vec<&str> = all["entries"]
-        .as_array()
-        .unwrap()
+    let all = ledger_entries(&server.url, &auditor).await;
+    let rejects: Vec<&str> = all
         .iter()
         .filter(|e| e["action"] == "envelope.reject")
         .map(|e| e["rules"][0].as_str().unwrap())
@@ -391,28 +381,8 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
         assert!(rejects.contains(&rule), "{rule} not recorded: {rejects:?}");
     }
     let body_digest = sha256_tagged(b"{\"envelopes\": [");
-    let malformed = all["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["rules"][0] == "federation#malformed")
-        .unwrap();
+    let malformed = all.iter().find(|e| e["rules"][0] == "federation#malformed").unwrap();
     assert_eq!(malformed["payload_hashes"]["body"], body_digest.as_str());
-}
-
-/// A ledger entry list read through a node's API by an auditor.
-async fn entries(api: &str, auditor: &str) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let all: Value = http
-        .get(format!("{api}/api/v1/ledger/entries?from=0&to=1000"))
-        .bearer_auth(auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["entries"].as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test]
@@ -491,7 +461,7 @@ async fn witnesses_cosign_and_catch_a_rewritten_ledger() {
     }
     let _nl_server = nl.start().await;
     let alarmed = eventually(Duration::from_secs(30), async || {
-        entries(&de_server.url, &de_auditor)
+        ledger_entries(&de_server.url, &de_auditor)
             .await
             .iter()
             .any(|e| e["action"] == "witness.alarm" && e["subjects"][0] == "ledger:NL")
@@ -556,7 +526,7 @@ async fn a_split_view_is_caught_by_every_witness() {
     for (server, auditor, who) in [(&de_server, &de_auditor, "DE"), (&us_server, &us_auditor, "US")]
     {
         let alarmed = eventually(Duration::from_secs(40), async || {
-            entries(&server.url, auditor)
+            ledger_entries(&server.url, auditor)
                 .await
                 .iter()
                 .any(|e| e["action"] == "witness.alarm" && e["subjects"][0] == "ledger:NL")
@@ -654,7 +624,7 @@ async fn partners_pull_intel_over_mutual_tls() {
     assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
     assert!(common::stderr(&refused).contains("401"), "{}", common::stderr(&refused));
 
-    let reads: Vec<Value> = entries(&nl_server.url, &auditor)
+    let reads: Vec<Value> = ledger_entries(&nl_server.url, &auditor)
         .await
         .into_iter()
         .filter(|e| e["action"] == "intel.read")
@@ -813,7 +783,7 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     assert!(!status.to_string().contains("Operation Lantern"), "the title stays with the lead");
 
     // Exactly once: one permitted entry of each kind in DE's ledger.
-    let all = entries(&de_server.url, &de_auditor).await;
+    let all = ledger_entries(&de_server.url, &de_auditor).await;
     let count = |action: &str| {
         all.iter().filter(|e| e["action"] == action && e["decision"] == "permit").count()
     };
@@ -846,7 +816,7 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     let o = common::entente(&["case", "status", "LANTERN", "--data-dir", s(&de.dir)]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(common::stderr(&o).contains("not found"), "{}", common::stderr(&o));
-    let all = entries(&de_server.url, &de_auditor).await;
+    let all = ledger_entries(&de_server.url, &de_auditor).await;
     let updates =
         all.iter().filter(|e| e["action"] == "case.update" && e["decision"] == "permit").count();
     assert_eq!(updates, 2);

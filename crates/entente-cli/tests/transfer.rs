@@ -13,7 +13,8 @@
 mod common;
 
 use common::{
-    Server, add_user, client_as, entente, entente_ok, free_port, init_node, s, stderr, stdout,
+    Server, add_user, client_as, entente, entente_ok, free_port, init_node, ledger_entries, s,
+    stderr, stdout,
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -291,21 +292,9 @@ async fn packages_travel_resumable_checked_and_only_to_their_recipient() {
         !dir.join(format!("{sha2}.pkg")).exists() && !dir.join(format!("{sha2}.part")).exists()
     );
     let auditor = add_user(&nl.dir, "aud", "auditor");
-    let entries: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/ledger/entries?from=0&to=200", nl_server.url))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let arrivals: Vec<&Value> = entries["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "package.arrive")
-        .collect();
+    let entries = ledger_entries(&nl_server.url, &auditor).await;
+    let arrivals: Vec<&Value> =
+        entries.iter().filter(|e| e["action"] == "package.arrive").collect();
     assert_eq!(arrivals.len(), 2, "{arrivals:#?}");
     assert_eq!(arrivals[0]["decision"], "permit");
     assert_eq!(arrivals[1]["decision"], "deny");

@@ -218,3 +218,17 @@ pub(crate) async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
     .await
     .is_ok()
 }
+
+/// The first 1,000 entries of a node's ledger, read through its API with `token` (an auditor's).
+pub(crate) async fn ledger_entries(api: &str, token: &str) -> Vec<serde_json::Value> {
+    let all: serde_json::Value = reqwest::Client::new()
+        .get(format!("{api}/api/v1/ledger/entries?from=0&to=1000"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("ledger entries request")
+        .json()
+        .await
+        .expect("ledger entries JSON");
+    all["entries"].as_array().cloned().unwrap_or_default()
+}
