@@ -5,7 +5,7 @@ use crate::{Failure, fail, progress_bar};
 use clap::{Subcommand, ValueEnum};
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::{InitOptions, Node};
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::time::{Duration, Instant};
 
@@ -247,7 +247,7 @@ async fn append(
         tasks.push(tokio::spawn(async move {
             let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
             for i in lo..hi {
-                let cmd = Command::OpenCase {
+                let cmd = entente_store::cases::OpenCase {
                     id: format!("B{i}"),
                     title: format!("benchmark case {i}"),
                     concepts: vec![],

@@ -95,7 +95,7 @@ pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
 async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
     let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
-    let open = Command::OpenCase {
+    let open = entente_store::cases::OpenCase {
         id: "BENCH".into(),
         title: "federation benchmark".into(),
         concepts: vec!["illegal-access".into()],

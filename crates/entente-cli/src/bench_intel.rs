@@ -170,7 +170,11 @@ pub(crate) async fn run(
     .await?;
     let token = entente_node::identity::random_hex(32)?;
     let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-    let add = Command::AddUser { name: "bench".into(), role: Role::Csirt, token_sha256: digest };
+    let add = entente_store::users::AddUser {
+        name: "bench".into(),
+        role: Role::Csirt,
+        token_sha256: digest,
+    };
     node.gate.submit(Actor::Operator, add, Timestamp::now()).await?;
     let create = Command::IntelCollectionCreate {
         id: COLLECTION.into(),

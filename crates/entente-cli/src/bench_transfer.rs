@@ -14,7 +14,6 @@ use crate::bench_federation::{node, pin, serve};
 use crate::{Failure, fail, progress_bar};
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::Node;
-use entente_store::Command;
 use jiff::Timestamp;
 use std::io::Write as _;
 use std::path::Path;
@@ -87,7 +86,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     pin(&de, &nl).await?;
     pin(&nl, &de).await?;
     let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
-    let open = Command::OpenCase {
+    let open = entente_store::cases::OpenCase {
         id: "BENCH".into(),
         title: "transfer benchmark".into(),
         concepts: vec!["illegal-access".into()],

@@ -1137,7 +1137,7 @@ pub(crate) async fn bench(size_mib: u64, files: usize, file_size: usize) -> Resu
     node.gate
         .submit(
             actor.clone(),
-            Command::OpenCase {
+            entente_store::cases::OpenCase {
                 id: "BENCH".into(),
                 title: "benchmark".into(),
                 concepts: vec!["illegal-access".into()],

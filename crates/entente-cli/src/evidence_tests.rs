@@ -46,7 +46,7 @@ async fn fixture() -> Fixture {
     de.gate
         .submit(
             inv.clone(),
-            Command::OpenCase {
+            entente_store::cases::OpenCase {
                 id: "C1".into(),
                 title: "t".into(),
                 concepts: vec!["illegal-access".into()],

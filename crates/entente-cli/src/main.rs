@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::identity::random_hex;
 use entente_node::{InitOptions, Node, NodeError};
-use entente_store::{Command, GateError, Verdict};
+use entente_store::{GateError, Verdict};
 use jiff::Timestamp;
 use sha2::Digest as _;
 use std::path::PathBuf;
@@ -381,7 +381,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .gate
                 .submit(
                     Actor::Operator,
-                    Command::AddUser { name: name.clone(), role, token_sha256: digest },
+                    entente_store::users::AddUser {
+                        name: name.clone(),
+                        role,
+                        token_sha256: digest,
+                    },
                     Timestamp::now(),
                 )
                 .await?;

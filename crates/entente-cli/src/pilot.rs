@@ -134,7 +134,11 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
                 .gate
                 .submit(
                     Actor::Operator,
-                    Command::AddUser { name: (*name).into(), role: *role, token_sha256: digest },
+                    entente_store::users::AddUser {
+                        name: (*name).into(),
+                        role: *role,
+                        token_sha256: digest,
+                    },
                     Timestamp::now(),
                 )
                 .await?;
@@ -577,7 +581,11 @@ fn user(n: &PilotNode, role: Role) -> Actor {
 }
 
 /// Submits through `node`'s gate; returns the verdict.
-async fn submit(n: &PilotNode, actor: Actor, command: Command) -> Result<Verdict, Failure> {
+async fn submit<C: entente_store::GateCommand>(
+    n: &PilotNode,
+    actor: Actor,
+    command: C,
+) -> Result<Verdict<C::Output>, Failure> {
     Ok(n.node.gate.submit(actor, command, Timestamp::now()).await?)
 }
 
@@ -589,7 +597,7 @@ fn message(v: &Verdict) -> Option<&entente_store::OutboxMessage> {
     }
 }
 
-fn describe(v: &Verdict) -> String {
+fn describe<O>(v: &Verdict<O>) -> String {
     match v {
         Verdict::Permitted { index, decision, .. } => {
             format!("permitted by {} (entry {index})", decision.rules.join(" + "))
@@ -609,7 +617,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
     let (nl, de, us) = (&nodes[0], &nodes[1], &nodes[2]);
     println!();
     println!("Step 5 — DE answers NL with data; the conditions travel with it");
-    let case = Command::OpenCase {
+    let case = entente_store::cases::OpenCase {
         id: "LANTERN-DE".into(),
         title: "Assistance to NL in LANTERN".into(),
         concepts: vec![

@@ -34,7 +34,7 @@ pub(crate) async fn answer_with_package(
         .gate
         .submit(
             de_inv.clone(),
-            Command::OpenCase {
+            entente_store::cases::OpenCase {
                 id: "LANTERN-DE-EPOC".into(),
                 title: "Execution of NL's European Production Order in LANTERN".into(),
                 concepts: vec!["illegal-access".into(), "data-interference".into()],

@@ -655,21 +655,19 @@ async fn receive(
     let mut digests = Vec::with_capacity(envelopes.len());
     for (env, envelope_sha256) in envelopes.into_iter().zip(digests_of) {
         digests.push((env.id.clone(), env.seq));
-        commands.push(Command::Inbound {
-            envelope: Box::new(InboundEnvelope {
-                from: env.from,
-                cert_sha256: conn.cert_sha256.clone(),
-                id: env.id,
-                seq: env.seq,
-                kind: env.kind,
-                payload: env.payload,
-                envelope_sha256,
-                payload_sha256: env.payload_sha256,
-            }),
+        commands.push(InboundEnvelope {
+            from: env.from,
+            cert_sha256: conn.cert_sha256.clone(),
+            id: env.id,
+            seq: env.seq,
+            kind: env.kind,
+            payload: env.payload,
+            envelope_sha256,
+            payload_sha256: env.payload_sha256,
         });
     }
     let results =
-        st.node.gate.submit_many(Actor::Peer { party: peer.party.clone() }, commands, now).await;
+        st.node.gate.receive_many(Actor::Peer { party: peer.party.clone() }, commands, now).await;
     let mut items = Vec::with_capacity(results.len());
     let mut stop = None;
     for ((id, seq), r) in digests.into_iter().zip(results) {

@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use entente_core::ledger;
 use entente_core::{Actor, PartyCode};
-use entente_store::{Command, Gate, GateError, Store, StoreError, Verdict};
+use entente_store::{Gate, GateError, Store, StoreError, Verdict};
 use jiff::Timestamp;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -246,7 +246,7 @@ impl Node {
         let verdict = gate
             .submit(
                 Actor::Operator,
-                Command::InitNode {
+                entente_store::users::InitNode {
                     party: opts.party.clone(),
                     name: opts.name.clone(),
                     origin: gate.origin().to_owned(),

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use entente_core::ledger::{self, TileRef};
 use entente_core::{Actor, Decision};
-use entente_store::{Command, GateError, Output, StoreError, Verdict};
+use entente_store::{Command, GateCommand, GateError, Output, StoreError, Verdict};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -275,11 +275,11 @@ pub(crate) async fn actor(node: &Node, headers: &HeaderMap) -> Result<Actor, Pro
 }
 
 /// Runs a command through the gate and turns a deny into 401/403.
-async fn through_gate(
+async fn through_gate<C: GateCommand>(
     state: &AppState,
     actor: Actor,
-    command: Command,
-) -> Result<(u64, Output), Problem> {
+    command: C,
+) -> Result<(u64, C::Output), Problem> {
     let authenticated = !matches!(actor, Actor::Anonymous);
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
         Verdict::Permitted { index, output, .. } => {
@@ -448,7 +448,7 @@ async fn open_case(
     let (index, _) = through_gate(
         &state,
         actor,
-        Command::OpenCase { id: req.id, title: req.title, concepts: req.concepts },
+        entente_store::cases::OpenCase { id: req.id, title: req.title, concepts: req.concepts },
     )
     .await?;
     let mut resp =
@@ -793,13 +793,8 @@ async fn read_case(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let (index, output) = through_gate(&state, actor, Command::ReadCase { id }).await?;
-    match output {
-        Output::Case(case) => {
-            Ok(Json(json!({"case": case, "access_ledger_index": index})).into_response())
-        }
-        _ => Err(Problem::internal("unexpected gate output")),
-    }
+    let (index, case) = through_gate(&state, actor, entente_store::cases::ReadCase { id }).await?;
+    Ok(Json(json!({"case": case, "access_ledger_index": index})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -894,18 +889,13 @@ async fn ledger_entries(
     let Query(range) =
         q.map_err(|e| Problem::bad_request(format!("{e}; expected ?from=N&to=M")))?;
     let actor = actor(&state.node, &headers).await?;
-    let (index, output) =
-        through_gate(&state, actor, Command::ReadLedger { from: range.from, to: range.to }).await?;
-    match output {
-        Output::Entries(entries) => {
-            let list: Vec<Value> = entries
-                .iter()
-                .map(|(_, bytes)| serde_json::from_slice(bytes).unwrap_or(Value::Null))
-                .collect();
-            Ok(Json(json!({"entries": list, "access_ledger_index": index})).into_response())
-        }
-        _ => Err(Problem::internal("unexpected gate output")),
-    }
+    let read = entente_store::ledger_reads::ReadLedger { from: range.from, to: range.to };
+    let (index, entries) = through_gate(&state, actor, read).await?;
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|(_, bytes)| serde_json::from_slice(bytes).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({"entries": list, "access_ledger_index": index})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -10,18 +10,20 @@
 //! no other write path: the `Store` methods that are public only read.
 #![warn(missing_docs)]
 
-mod cases;
+pub mod cases;
 mod evidence;
 mod federation;
 mod flows;
 pub mod gate;
 mod intel;
+pub mod ledger_reads;
 mod notify;
 mod packages;
 mod redress;
 mod requests;
 mod schema;
 mod store;
+pub mod users;
 pub mod verify;
 
 #[cfg(test)]
@@ -31,7 +33,7 @@ pub use cases::{CaseMember, CaseMirror, CaseStatus, CaseUpdateMessage, TimelineE
 pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
-pub use gate::{Command, Gate, GateError, Output, Verdict};
+pub use gate::{Command, Gate, GateCommand, GateError, Output, PayloadDigests, Verdict};
 pub use intel::{
     IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
     StatusDetail, governing_agreement,

@@ -80,12 +80,44 @@ fn investigator() -> Actor {
     Actor::User { name: "eva".into(), role: Role::Investigator }
 }
 
+/// Applies one envelope from a partner, as the federation listener does after its checks.
+pub(crate) async fn receive(
+    gate: &Gate,
+    actor: Actor,
+    envelope: crate::federation::InboundEnvelope,
+    now: Timestamp,
+) -> Result<Verdict<()>, GateError> {
+    gate.receive_many(actor, vec![envelope], now).await.pop().unwrap()
+}
+
+/// [`receive`] as a method, for tests that read better with it.
+pub(crate) trait Receive {
+    /// See [`receive`].
+    fn receive(
+        &self,
+        actor: Actor,
+        envelope: crate::federation::InboundEnvelope,
+        now: Timestamp,
+    ) -> impl std::future::Future<Output = Result<Verdict<()>, GateError>>;
+}
+
+impl Receive for Gate {
+    async fn receive(
+        &self,
+        actor: Actor,
+        envelope: crate::federation::InboundEnvelope,
+        now: Timestamp,
+    ) -> Result<Verdict<()>, GateError> {
+        receive(self, actor, envelope, now).await
+    }
+}
+
 fn t0() -> Timestamp {
     "2026-03-28T06:00:00Z".parse().unwrap()
 }
 
-fn open(id: &str) -> Command {
-    Command::OpenCase {
+fn open(id: &str) -> crate::cases::OpenCase {
+    crate::cases::OpenCase {
         id: id.into(),
         title: format!("Case {id}"),
         concepts: vec!["illegal-access".into()],
@@ -116,17 +148,15 @@ async fn permit_deny_conflict_and_read() {
         assert!(matches!(e, GateError::Invalid(_)), "{e}");
 
         let v = gate
-            .submit(investigator(), Command::ReadCase { id: "LANTERN".into() }, t0())
+            .submit(investigator(), crate::cases::ReadCase { id: "LANTERN".into() }, t0())
             .await
             .unwrap();
-        let Verdict::Permitted { index: 2, output: Output::Case(case), .. } = v else {
-            panic!("{v:?}")
-        };
+        let Verdict::Permitted { index: 2, output: case, .. } = v else { panic!("{v:?}") };
         assert_eq!(case.concepts, ["illegal-access"]);
         assert_eq!(case.ledger_index, 0);
 
         let e = gate
-            .submit(investigator(), Command::ReadCase { id: "NOPE".into() }, t0())
+            .submit(investigator(), crate::cases::ReadCase { id: "NOPE".into() }, t0())
             .await
             .unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e}");
@@ -300,7 +330,7 @@ async fn data_flows_under_agreements() {
         let de_gate = Gate::start(db.store.clone(), key(), de(), engine.clone());
         let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
         let ca = Actor::User { name: "cas".into(), role: Role::CentralAuthority };
-        let case = Command::OpenCase {
+        let case = crate::cases::OpenCase {
             id: "L".into(),
             title: "t".into(),
             concepts: vec!["illegal-access".into()],
@@ -493,7 +523,7 @@ async fn requests_under_agreements() {
     for db in backends().await {
         let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
-        let case = Command::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
+        let case = crate::cases::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
         gate.submit(ca.clone(), case, t("2026-09-01T08:00:00Z")).await.unwrap();
         let create = |id: &str, agreement: &str, to: &str| Command::CreateRequest {
             id: id.into(),
@@ -581,7 +611,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         let ca = Actor::User { name: "cas".into(), role: Role::CentralAuthority };
         let dpo = Actor::User { name: "dora".into(), role: Role::Dpo };
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
-        let case = Command::OpenCase {
+        let case = crate::cases::OpenCase {
             id: "L".into(),
             title: "t".into(),
             concepts: vec!["illegal-access".into()],
@@ -728,7 +758,7 @@ async fn cases_shared_under_a_jit() {
     for db in backends().await {
         let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
-        let open = Command::OpenCase {
+        let open = crate::cases::OpenCase {
             id: "LANTERN".into(),
             title: "Operation Lantern".into(),
             concepts: vec!["illegal-access".into()],
@@ -808,29 +838,27 @@ async fn hand_over(
     from: (&Store, &Gate, &PartyCode),
     to: (&Gate, &PartyCode, &str),
     now: Timestamp,
-) -> Vec<Result<Verdict, GateError>> {
+) -> Vec<Result<Verdict<()>, GateError>> {
     use crate::federation::InboundEnvelope;
     use entente_core::envelope::{AckItem, AckStatus, message_id, payload_digest};
     let (store, from_gate, from_party) = from;
     let (to_gate, to_party, cert) = to;
     let pending = store.pending_messages(to_party, 100).await.unwrap();
-    let commands: Vec<Command> = pending
+    let commands: Vec<InboundEnvelope> = pending
         .iter()
-        .map(|m| Command::Inbound {
-            envelope: Box::new(InboundEnvelope {
-                from: from_party.clone(),
-                cert_sha256: cert.into(),
-                id: message_id(from_party, to_party, m.seq),
-                seq: m.seq,
-                kind: m.kind.clone(),
-                payload: m.payload.clone(),
-                envelope_sha256: payload_digest(&m.payload).unwrap(),
-                payload_sha256: payload_digest(&m.payload).unwrap(),
-            }),
+        .map(|m| InboundEnvelope {
+            from: from_party.clone(),
+            cert_sha256: cert.into(),
+            id: message_id(from_party, to_party, m.seq),
+            seq: m.seq,
+            kind: m.kind.clone(),
+            payload: m.payload.clone(),
+            envelope_sha256: payload_digest(&m.payload).unwrap(),
+            payload_sha256: payload_digest(&m.payload).unwrap(),
         })
         .collect();
     let results =
-        to_gate.submit_many(Actor::Peer { party: from_party.clone() }, commands, now).await;
+        to_gate.receive_many(Actor::Peer { party: from_party.clone() }, commands, now).await;
     let items: Vec<AckItem> = pending
         .iter()
         .zip(&results)
@@ -882,7 +910,7 @@ async fn requests_travel_between_nodes() {
         nl_gate.submit(Actor::Operator, pin(de(), "d"), at).await.unwrap();
         de_gate.submit(Actor::Operator, pin(nl(), "e"), at).await.unwrap();
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
-        let case = Command::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
+        let case = crate::cases::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
         nl_gate.submit(ca.clone(), case, at).await.unwrap();
         let create = Command::CreateRequest {
             id: "r1".into(),
@@ -935,57 +963,51 @@ async fn requests_travel_between_nodes() {
         }
 
         // The same envelope again (seq 1 from DE) is answered with the stored outcome.
-        let replay = Command::Inbound {
-            envelope: Box::new(crate::federation::InboundEnvelope {
-                from: de(),
-                cert_sha256: "d".repeat(64),
-                id: "DE-NL-1".into(),
-                seq: 1,
-                kind: "request-event".into(),
-                payload: serde_json::json!({}),
-                envelope_sha256: "sha256:00".into(),
-                payload_sha256: "sha256:00".into(),
-            }),
+        let replay = crate::federation::InboundEnvelope {
+            from: de(),
+            cert_sha256: "d".repeat(64),
+            id: "DE-NL-1".into(),
+            seq: 1,
+            kind: "request-event".into(),
+            payload: serde_json::json!({}),
+            envelope_sha256: "sha256:00".into(),
+            payload_sha256: "sha256:00".into(),
         };
         let e =
-            nl_gate.submit(Actor::Peer { party: de() }, replay, t("2026-09-05T08:00:00Z")).await;
+            receive(&nl_gate, Actor::Peer { party: de() }, replay, t("2026-09-05T08:00:00Z")).await;
         assert!(matches!(&e, Err(GateError::Replayed(item)) if item.replayed), "{e:?}");
         assert_eq!(nl_db.store.request_event_count("r1").await.unwrap(), 2);
 
         // NL may not send DE an approval of its own request: refused on content, recorded.
-        let forged = Command::Inbound {
-            envelope: Box::new(crate::federation::InboundEnvelope {
-                from: nl(),
-                cert_sha256: "e".repeat(64),
-                id: "NL-DE-2".into(),
-                seq: 2,
-                kind: "request-event".into(),
-                payload: serde_json::json!({"id": "r1", "record": {"seq": 2, "event": "approve", "grounds": [], "at": "2026-09-05T08:00:00Z"}}),
-                envelope_sha256: "sha256:00".into(),
-                payload_sha256: "sha256:00".into(),
-            }),
+        let forged = crate::federation::InboundEnvelope {
+            from: nl(),
+            cert_sha256: "e".repeat(64),
+            id: "NL-DE-2".into(),
+            seq: 2,
+            kind: "request-event".into(),
+            payload: serde_json::json!({"id": "r1", "record": {"seq": 2, "event": "approve", "grounds": [], "at": "2026-09-05T08:00:00Z"}}),
+            envelope_sha256: "sha256:00".into(),
+            payload_sha256: "sha256:00".into(),
         };
-        let v = de_gate
-            .submit(Actor::Peer { party: nl() }, forged, t("2026-09-05T08:00:00Z"))
+        let v = receive(&de_gate, Actor::Peer { party: nl() }, forged, t("2026-09-05T08:00:00Z"))
             .await
             .unwrap();
         let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
         assert!(decision.reason.contains("recorded by the other side"), "{}", decision.reason);
         assert_eq!(de_db.store.request_event_count("r1").await.unwrap(), 2);
         // A gap in the sender's sequence is refused and not recorded.
-        let gap = Command::Inbound {
-            envelope: Box::new(crate::federation::InboundEnvelope {
-                from: nl(),
-                cert_sha256: "e".repeat(64),
-                id: "NL-DE-9".into(),
-                seq: 9,
-                kind: "request-event".into(),
-                payload: serde_json::json!({}),
-                envelope_sha256: "sha256:00".into(),
-                payload_sha256: "sha256:00".into(),
-            }),
+        let gap = crate::federation::InboundEnvelope {
+            from: nl(),
+            cert_sha256: "e".repeat(64),
+            id: "NL-DE-9".into(),
+            seq: 9,
+            kind: "request-event".into(),
+            payload: serde_json::json!({}),
+            envelope_sha256: "sha256:00".into(),
+            payload_sha256: "sha256:00".into(),
         };
-        let e = de_gate.submit(Actor::Peer { party: nl() }, gap, t("2026-09-05T08:00:00Z")).await;
+        let e =
+            receive(&de_gate, Actor::Peer { party: nl() }, gap, t("2026-09-05T08:00:00Z")).await;
         assert!(
             matches!(&e, Err(GateError::Conflict(m)) if m.contains("expects sequence number 3")),
             "{e:?}"
@@ -994,7 +1016,7 @@ async fn requests_travel_between_nodes() {
         // DE sends data about case `L`, which at NL is NL's case and DE is not a member of it:
         // refused on content, recorded, nothing stored.
         let de_inv = Actor::User { name: "ina".into(), role: Role::Investigator };
-        let de_case = Command::OpenCase {
+        let de_case = crate::cases::OpenCase {
             id: "L".into(),
             title: "t".into(),
             concepts: vec!["illegal-access".into()],

@@ -71,18 +71,16 @@ fn envelope(
     seq: u64,
     kind: &str,
     payload: serde_json::Value,
-) -> Command {
-    Command::Inbound {
-        envelope: Box::new(InboundEnvelope {
-            from: from.clone(),
-            cert_sha256: cert.to_string().repeat(64),
-            id: format!("{from}-test-{seq}"),
-            seq,
-            kind: kind.into(),
-            payload,
-            envelope_sha256: format!("sha256:{seq:064}"),
-            payload_sha256: format!("sha256:{seq:064}"),
-        }),
+) -> InboundEnvelope {
+    InboundEnvelope {
+        from: from.clone(),
+        cert_sha256: cert.to_string().repeat(64),
+        id: format!("{from}-test-{seq}"),
+        seq,
+        kind: kind.into(),
+        payload,
+        envelope_sha256: format!("sha256:{seq:064}"),
+        payload_sha256: format!("sha256:{seq:064}"),
     }
 }
 
@@ -205,26 +203,24 @@ async fn notifications_and_case_updates_travel() {
             conditions: received[0].conditions.clone(),
         })
         .unwrap();
-        let again = Command::Inbound {
-            envelope: Box::new(InboundEnvelope {
-                from: nl(),
-                cert_sha256: "e".repeat(64),
-                id: entente_core::envelope::message_id(&nl(), &de(), 1),
-                seq: 1,
-                kind: "incident.notification".into(),
-                payload: payload.clone(),
-                envelope_sha256: "sha256:00".into(),
-                payload_sha256: "sha256:00".into(),
-            }),
+        let again = InboundEnvelope {
+            from: nl(),
+            cert_sha256: "e".repeat(64),
+            id: entente_core::envelope::message_id(&nl(), &de(), 1),
+            seq: 1,
+            kind: "incident.notification".into(),
+            payload: payload.clone(),
+            envelope_sha256: "sha256:00".into(),
+            payload_sha256: "sha256:00".into(),
         };
-        let e = de_gate.submit(Actor::Peer { party: nl() }, again, now).await;
+        let e = de_gate.receive(Actor::Peer { party: nl() }, again, now).await;
         assert!(matches!(&e, Err(GateError::Replayed(item)) if item.replayed), "{e:?}");
         assert_eq!(read_notifications(&de_gate, now).await.len(), 1);
 
         // Unreadable content: rejected with the reason, recorded, nothing stored.
         let nl_peer = Actor::Peer { party: nl() };
         let v = de_gate
-            .submit(
+            .receive(
                 nl_peer.clone(),
                 envelope(nl(), 'e', 2, "incident.notification", serde_json::json!({"id": "x"})),
                 now,
@@ -239,7 +235,7 @@ async fn notifications_and_case_updates_travel() {
         other["id"] = "NL-999".into();
         other["conditions"]["agreement"] = "ets-185".into();
         let v = de_gate
-            .submit(nl_peer.clone(), envelope(nl(), 'e', 3, "incident.notification", other), now)
+            .receive(nl_peer.clone(), envelope(nl(), 'e', 3, "incident.notification", other), now)
             .await
             .unwrap();
         let Verdict::Denied { decision, .. } = &v else { panic!("{v:?}") };
@@ -267,7 +263,7 @@ async fn notifications_and_case_updates_travel() {
 
         // Case LANTERN: DE joins under the JIT; the update travels to DE.
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
-        let open = Command::OpenCase {
+        let open = crate::cases::OpenCase {
             id: "LANTERN".into(),
             title: "Operation Lantern".into(),
             concepts: vec!["illegal-access".into()],
@@ -288,7 +284,7 @@ async fn notifications_and_case_updates_travel() {
         let msg: CaseUpdateMessage = serde_json::from_value(pending[0].payload.clone()).unwrap();
         assert_eq!(msg.ledger_index, added);
         let r = de_gate
-            .submit(
+            .receive(
                 nl_peer.clone(),
                 envelope(nl(), 'e', 4, "case.update", pending[0].payload.clone()),
                 now,
@@ -314,7 +310,7 @@ async fn notifications_and_case_updates_travel() {
 
         // The same update again (an older lead index): refused, recorded.
         let v = de_gate
-            .submit(
+            .receive(
                 nl_peer.clone(),
                 envelope(nl(), 'e', 5, "case.update", pending[0].payload.clone()),
                 now,
@@ -330,7 +326,7 @@ async fn notifications_and_case_updates_travel() {
         forged.members[0].party = "US".into();
         forged.conditions.originator = us();
         let v = de_gate
-            .submit(
+            .receive(
                 Actor::Peer { party: us() },
                 envelope(us(), 'f', 1, "case.update", serde_json::to_value(&forged).unwrap()),
                 now,
@@ -347,7 +343,7 @@ async fn notifications_and_case_updates_travel() {
             vec![crate::cases::CaseMember { role: "lead".into(), ..msg.members[1].clone() }];
         turned.conditions.originator = de();
         let v = nl_gate
-            .submit(
+            .receive(
                 Actor::Peer { party: de() },
                 envelope(de(), 'd', 1, "case.update", serde_json::to_value(&turned).unwrap()),
                 now,
@@ -369,7 +365,7 @@ async fn notifications_and_case_updates_travel() {
             "minimized": []
         });
         let v = de_gate
-            .submit(Actor::Peer { party: us() }, envelope(us(), 'f', 2, "datum", datum), now)
+            .receive(Actor::Peer { party: us() }, envelope(us(), 'f', 2, "datum", datum), now)
             .await
             .unwrap();
         let Verdict::Denied { decision, .. } = &v else { panic!("{v:?}") };
@@ -409,7 +405,7 @@ async fn notifications_and_case_updates_travel() {
         let last = pending.last().unwrap();
         assert_eq!(last.payload["change"], "member-removed DE");
         let v = de_gate
-            .submit(
+            .receive(
                 nl_peer.clone(),
                 envelope(nl(), 'e', 6, "case.update", last.payload.clone()),
                 now,

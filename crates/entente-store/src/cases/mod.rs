@@ -8,6 +8,10 @@
 //! (`GateError::NotFound` with the same message), before anything is recorded, so neither the
 //! answer nor the ledger tells that party the case exists.
 
+mod open;
+
+pub use open::{OpenCase, ReadCase};
+
 use crate::gate::{Command, GateError, Output};
 use crate::store::{CaseRecord, StoreError, to_i64, to_u64};
 use entente_core::canonical::canonical_digest;

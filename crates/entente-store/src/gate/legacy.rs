@@ -1,0 +1,989 @@
+//! The commands not yet moved to a capability's own type: one enum, decided and applied
+//! through the capability modules that match on it. Each capability that moves out takes its
+//! variants with it (see `crate::cases::OpenCase` for the shape).
+
+use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, role_decision};
+use crate::cases;
+use crate::evidence;
+use crate::federation;
+use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
+use crate::intel;
+use crate::packages;
+use crate::redress;
+use crate::requests::{self, RequestEventMessage, RequestMessage};
+use crate::store::CaseRecord;
+use entente_core::canonical::canonical_digest;
+use entente_core::envelope::AckItem;
+use entente_core::{Action, Actor, Decision, PartyCode, Subject, ids};
+use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
+use entente_policy::engine::Conditions;
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// An action asked of the gate, with its data. Constructing one checks nothing; the gate
+/// validates it before deciding.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Record a datum this party holds for a case.
+    AddDatum {
+        /// Datum id.
+        id: String,
+        /// The case it serves.
+        case_id: String,
+        /// Its category.
+        category: DataCategory,
+        /// Its content (a JSON object).
+        content: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Send a datum to another party under the agreements in force.
+    ShareDatum {
+        /// Datum id.
+        id: String,
+        /// The receiving party.
+        to: PartyCode,
+        /// The purpose the receiver will use it for.
+        purpose: Purpose,
+        /// The request answered, if any.
+        request_kind: Option<RequestKind>,
+    },
+    /// Accept a datum delivered by a partner, with its travelling conditions.
+    ReceiveDatum {
+        /// The message as delivered.
+        message: DatumMessage,
+    },
+    /// As originator, consent to `holder` passing a datum on to `recipient`.
+    GiveConsent {
+        /// Datum id.
+        datum_id: String,
+        /// The party holding the datum.
+        holder: PartyCode,
+        /// The party it may be passed to.
+        recipient: PartyCode,
+    },
+    /// Record a consent delivered by the originator of a datum.
+    ReceiveConsent {
+        /// The message as delivered.
+        message: ConsentMessage,
+    },
+    /// Destroy a datum whose retention limit has passed.
+    DestroyDatum {
+        /// Datum id.
+        id: String,
+    },
+    /// Draft a cross-border request from this party under an agreement.
+    CreateRequest {
+        /// Request id.
+        id: String,
+        /// The case it serves.
+        case_id: String,
+        /// The kind of request.
+        kind: RequestKind,
+        /// The agreement that grounds it.
+        agreement: String,
+        /// The requested party.
+        to: PartyCode,
+        /// Whether it is an emergency request.
+        emergency: bool,
+        /// The requesting party's national provisions it is made for (citations).
+        provisions: Vec<String>,
+    },
+    /// Move a request through its states.
+    TransitionRequest {
+        /// Request id.
+        id: String,
+        /// The event.
+        event: entente_policy::request::RequestEvent,
+    },
+    /// Read a request with its history and clocks.
+    ReadRequest {
+        /// Request id.
+        id: String,
+    },
+    /// Read every open request with its clocks (for alerts on overdue ones).
+    ReadAlerts,
+    /// File an individual's complaint about the data held on an identifier. Filed at the
+    /// gate's `now`; the answer is due 30 days later (Entente's operating default, see
+    /// `redress::ANSWER_DAYS`). Only the keyed hash of the identifier is stored.
+    FileComplaint {
+        /// Complaint id.
+        id: String,
+        /// The identifier the complaint is about (e-mail, account, IP address).
+        identifier: String,
+    },
+    /// Record the decision on a complaint and the answer given to the complainant.
+    AnswerComplaint {
+        /// Complaint id.
+        id: String,
+        /// `granted`, `refused` or `partially-granted`.
+        decision: String,
+        /// The answer's text (stored with the complaint; only its digest is recorded).
+        answer: String,
+    },
+    /// Read a complaint with the data items and flows found for its identifier.
+    ReadComplaint {
+        /// Complaint id.
+        id: String,
+    },
+    /// Add a party to a case under a JIT agreement in force that binds this party and it.
+    AddCaseMember {
+        /// Case id.
+        case_id: String,
+        /// The party joining the case.
+        party: PartyCode,
+        /// The JIT agreement it joins under.
+        agreement: String,
+    },
+    /// Read a case's status: the case, its members and its timeline. A peer sees it only if
+    /// its party is a member; otherwise the case is not found, as if it did not exist.
+    CaseStatus {
+        /// Case id.
+        case_id: String,
+    },
+    /// Remove a partner party from a case this party leads (it leaves the JIT); the other
+    /// members and the party removed receive the case update.
+    RemoveCaseMember {
+        /// Case id.
+        case_id: String,
+        /// The party leaving the case.
+        party: PartyCode,
+    },
+    /// Apply a case update from the lead of a partner-led case this party is a member of
+    /// (delivered in an envelope): this node's mirror of the case.
+    ReceiveCaseUpdate {
+        /// The update as the lead sent it.
+        message: Box<crate::cases::CaseUpdateMessage>,
+    },
+    /// Notify a partner (a CSIRT or authority) of an incident, under the agreement in force
+    /// that grounds an `incident-response` flow of case information to it; the notice travels
+    /// with that agreement's conditions.
+    NotifyIncident {
+        /// The receiving party.
+        to: PartyCode,
+        /// The agreement the notifier expects to ground it; another one is a deny.
+        agreement: Option<String>,
+        /// The incident's facts and assessment.
+        notice: Box<crate::notify::IncidentNotice>,
+    },
+    /// Accept an incident notification from a partner, with its travelling conditions.
+    ReceiveIncidentNotification {
+        /// The notification as delivered.
+        message: Box<crate::notify::IncidentNotificationMessage>,
+    },
+    /// Read the incident notifications sent and received.
+    ReadIncidentNotifications,
+    /// Destroy a received incident notification whose retention limit has passed (its notice
+    /// is cleared, its digest kept).
+    DestroyIncidentNotification {
+        /// The party that sent it.
+        from: PartyCode,
+        /// Notification id.
+        id: String,
+    },
+    /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
+    AddPeer {
+        /// The partner's party.
+        party: PartyCode,
+        /// Base URL of its federation endpoint (`https://…`).
+        url: String,
+        /// Its certificate (PEM).
+        cert_pem: String,
+        /// SHA-256 of the certificate's DER, hex.
+        cert_sha256: String,
+        /// Its Ed25519 public key, hex.
+        signing_key: String,
+        /// Its node's age recipient (`age1…`): evidence packages for it are encrypted to it.
+        age_recipient: Option<String>,
+    },
+    /// Remove a partner's pin.
+    RemovePeer {
+        /// The partner's party.
+        party: PartyCode,
+    },
+    /// Record an envelope refused before its content was decided (always a deny).
+    RejectEnvelope {
+        /// The claimed or pinned sender, when known.
+        from: Option<PartyCode>,
+        /// SHA-256 (hex) of the TLS client certificate, when one was presented.
+        cert_sha256: Option<String>,
+        /// The check that failed (`federation#signature`, …).
+        rule: String,
+        /// What was wrong, for the sender and the auditor.
+        reason: String,
+        /// `sha256:<hex>` of the body received.
+        body_sha256: String,
+    },
+    /// A request submitted by a partner to this party (delivered in an envelope).
+    ReceiveRequest {
+        /// The request as the requesting party drafted and submitted it.
+        message: RequestMessage,
+    },
+    /// A transition of a shared request recorded by the other party (delivered in an
+    /// envelope), applied to this node's copy.
+    ReceiveRequestEvent {
+        /// The event.
+        message: RequestEventMessage,
+    },
+    /// Record that a partner's ledger showed inconsistent checkpoints to this node's witness.
+    WitnessAlarm {
+        /// The partner whose ledger it is.
+        log: PartyCode,
+        /// `sha256:<hex>` of the last good checkpoint note seen.
+        seen: String,
+        /// `sha256:<hex>` of the checkpoint note that contradicts it.
+        shown: String,
+        /// What shows the contradiction.
+        detail: String,
+    },
+    /// Record a partner's signed acknowledgement of envelopes this node sent.
+    RecordAcks {
+        /// The acknowledging partner.
+        peer: PartyCode,
+        /// `sha256:<hex>` of the signed acknowledgement.
+        ack_sha256: String,
+        /// Its items.
+        items: Vec<AckItem>,
+    },
+    /// Create a TAXII collection shared with the given partner parties.
+    IntelCollectionCreate {
+        /// Collection id (a UUID).
+        id: String,
+        /// Title.
+        title: String,
+        /// Description.
+        description: String,
+        /// The partner parties it is shared with (the TLP:AMBER audience).
+        parties: Vec<PartyCode>,
+    },
+    /// Import STIX objects (parsed and validated) into a collection, all or nothing.
+    IntelImport {
+        /// Collection id.
+        collection: String,
+        /// The objects, each with its original text.
+        objects: Arc<Vec<entente_intel::stix::StixObject>>,
+        /// The party that published them, if not this node's (objects from a peer).
+        originator: Option<PartyCode>,
+        /// The id of the status resource to write.
+        status_id: String,
+    },
+    /// Read one page of a collection (objects, manifest or versions), each object decided
+    /// under TLP 2.0 for the requester; one ledger entry per page.
+    IntelRead {
+        /// Collection id.
+        collection: String,
+        /// What is read.
+        view: crate::intel::IntelView,
+        /// Filters and position.
+        query: crate::intel::IntelQuery,
+    },
+    /// Take in an evidence item whose content was ingested into the blob store (custody
+    /// event `acquired`). Content already held is de-duplicated.
+    AddEvidence {
+        /// The item.
+        item: Box<crate::evidence::NewEvidence>,
+    },
+    /// Record a custody event on an evidence item: sealed, accessed, copied, verified,
+    /// analysed or returned (the others are recorded by their own commands).
+    EvidenceCustody {
+        /// Item id.
+        id: String,
+        /// The event.
+        event: entente_evidence::CustodyKind,
+        /// Why.
+        reason: String,
+        /// The legal basis (a request or agreement id).
+        legal_basis: Option<String>,
+    },
+    /// Release an evidence item into a package for another party under a request (custody
+    /// event `exported`), decided by the agreements in force; the answer carries the
+    /// conditions that travel with it.
+    ExportEvidence {
+        /// Item id.
+        id: String,
+        /// The receiving party.
+        to: PartyCode,
+        /// The request answered.
+        request: String,
+        /// Its kind, when the request is not held by this node.
+        request_kind: Option<RequestKind>,
+        /// The purpose the receiver will use it for.
+        purpose: Purpose,
+        /// A retention limit the sender imposes (RFC 3339); the earlier of it and the
+        /// agreement's limit travels.
+        retain_until: Option<String>,
+    },
+    /// Take in an evidence item from a verified package (custody event `received`), binding
+    /// its travelling conditions.
+    ReceiveEvidence {
+        /// The item.
+        item: Box<crate::evidence::ReceivedEvidence>,
+    },
+    /// Read an evidence item with its custody chain.
+    ReadEvidence {
+        /// Item id.
+        id: String,
+    },
+    /// Destroy an evidence item whose retention limit has passed: its data key is destroyed
+    /// (crypto-shredding), the custody event `destroyed` recorded.
+    DestroyEvidence {
+        /// Item id.
+        id: String,
+    },
+    /// Offer a package file written by this node to a pinned partner (outbox message
+    /// `evidence.package`); the partner may then fetch it by digest.
+    SendPackage {
+        /// The partner.
+        to: PartyCode,
+        /// What the partner is told.
+        offer: Box<crate::packages::PackageOffer>,
+        /// Each item's `exported` custody event digest (in the offer's item order): proof that
+        /// everything in the package left through the gate.
+        exports: Vec<(String, String)>,
+    },
+    /// A partner's offer of a package (from its envelope).
+    ReceivePackageOffer {
+        /// The offer.
+        offer: crate::packages::PackageOffer,
+    },
+    /// An offered package fetched completely: its digest and size compared with the offer's.
+    ArrivePackage {
+        /// The partner that offered it.
+        from: PartyCode,
+        /// The offered SHA-256, hex.
+        sha256: String,
+        /// The offered size.
+        size: u64,
+        /// The SHA-256 of the bytes fetched, hex.
+        got_sha256: String,
+        /// How many bytes were fetched.
+        got_size: u64,
+        /// Bytes already on disk, from interrupted attempts, when the completing attempt began.
+        resumed_from: u64,
+    },
+}
+
+impl Command {
+    fn action(&self) -> Action {
+        match self {
+            Command::AddDatum { .. } => Action::DatumAdd,
+            Command::ShareDatum { .. } => Action::DatumShare,
+            Command::ReceiveDatum { .. } => Action::DatumReceive,
+            Command::GiveConsent { .. } => Action::ConsentGive,
+            Command::ReceiveConsent { .. } => Action::ConsentReceive,
+            Command::DestroyDatum { .. } => Action::DatumDestroy,
+            Command::CreateRequest { .. } => Action::RequestCreate,
+            Command::TransitionRequest { .. } => Action::RequestTransition,
+            Command::ReadRequest { .. } => Action::RequestRead,
+            Command::ReadAlerts => Action::AlertsRead,
+            Command::FileComplaint { .. } => Action::ComplaintFile,
+            Command::AnswerComplaint { .. } => Action::ComplaintAnswer,
+            Command::ReadComplaint { .. } => Action::ComplaintRead,
+            Command::AddCaseMember { .. } => Action::CaseMemberAdd,
+            Command::CaseStatus { .. } => Action::CaseStatus,
+            Command::ReceiveCaseUpdate { .. } => Action::CaseUpdate,
+            Command::RemoveCaseMember { .. } => Action::CaseMemberRemove,
+            Command::NotifyIncident { .. } => Action::IncidentNotify,
+            Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
+            Command::ReadIncidentNotifications => Action::IncidentRead,
+            Command::DestroyIncidentNotification { .. } => Action::IncidentDestroy,
+            Command::AddPeer { .. } => Action::PeerAdd,
+            Command::RemovePeer { .. } => Action::PeerRemove,
+            Command::RejectEnvelope { .. } => Action::EnvelopeReject,
+            Command::RecordAcks { .. } => Action::EnvelopeAck,
+            Command::ReceiveRequest { .. } => Action::RequestReceive,
+            Command::ReceiveRequestEvent { .. } => Action::RequestUpdate,
+            Command::WitnessAlarm { .. } => Action::WitnessAlarm,
+            Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
+            Command::IntelImport { .. } => Action::IntelImport,
+            Command::IntelRead { .. } => Action::IntelRead,
+            Command::AddEvidence { .. } => Action::EvidenceAdd,
+            Command::EvidenceCustody { .. } => Action::EvidenceCustody,
+            Command::ExportEvidence { .. } => Action::EvidenceExport,
+            Command::ReceiveEvidence { .. } => Action::EvidenceReceive,
+            Command::ReadEvidence { .. } => Action::EvidenceRead,
+            Command::DestroyEvidence { .. } => Action::EvidenceDestroy,
+            Command::SendPackage { .. } => Action::PackageSend,
+            Command::ReceivePackageOffer { .. } => Action::PackageOffer,
+            Command::ArrivePackage { .. } => Action::PackageArrive,
+        }
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        match self {
+            Command::AddDatum { id, case_id, .. } => {
+                vec![Subject::new("datum", id), Subject::new("case", case_id)]
+            }
+            Command::ShareDatum { id, to, .. } => {
+                vec![Subject::new("datum", id), Subject::new("party", to.as_str())]
+            }
+            Command::ReceiveDatum { message } => {
+                vec![Subject::new("datum", &message.id), Subject::new("case", &message.case_id)]
+            }
+            Command::GiveConsent { datum_id, recipient, .. } => {
+                vec![Subject::new("datum", datum_id), Subject::new("party", recipient.as_str())]
+            }
+            Command::ReceiveConsent { message } => vec![
+                Subject::new("datum", &message.datum_id),
+                Subject::new("party", message.recipient.as_str()),
+            ],
+            Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
+            Command::CreateRequest { id, case_id, to, .. } => vec![
+                Subject::new("request", id),
+                Subject::new("case", case_id),
+                Subject::new("party", to.as_str()),
+            ],
+            Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
+                vec![Subject::new("request", id)]
+            }
+            Command::ReadAlerts => vec![Subject::new("requests", "open")],
+            Command::FileComplaint { id, .. }
+            | Command::AnswerComplaint { id, .. }
+            | Command::ReadComplaint { id } => vec![Subject::new("complaint", id)],
+            Command::AddCaseMember { case_id, party, .. } => {
+                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
+            }
+            Command::CaseStatus { case_id } => vec![Subject::new("case", case_id)],
+            Command::RemoveCaseMember { case_id, party } => {
+                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
+            }
+            Command::ReceiveCaseUpdate { message } => vec![
+                Subject::new("case", &message.case_id),
+                Subject::new("party", message.lead.as_str()),
+            ],
+            Command::NotifyIncident { to, notice, .. } => {
+                vec![Subject::new("incident", &notice.incident), Subject::new("party", to.as_str())]
+            }
+            Command::ReceiveIncidentNotification { message } => vec![
+                Subject::new("incident", &message.notice.incident),
+                Subject::new("party", message.conditions.originator.as_str()),
+            ],
+            Command::ReadIncidentNotifications => {
+                vec![Subject::new("incident-notifications", "all")]
+            }
+            Command::DestroyIncidentNotification { from, id } => vec![
+                Subject::new("incident-notification", id),
+                Subject::new("party", from.as_str()),
+            ],
+            Command::AddPeer { party, .. }
+            | Command::RemovePeer { party }
+            | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
+            Command::WitnessAlarm { log, .. } => vec![Subject::new("ledger", log.as_str())],
+            Command::ReceiveRequest { message } => vec![
+                Subject::new("request", &message.id),
+                Subject::new("party", message.requesting.as_str()),
+            ],
+            Command::ReceiveRequestEvent { message } => {
+                vec![Subject::new("request", &message.id)]
+            }
+            Command::RejectEnvelope { from, cert_sha256, .. } => match (from, cert_sha256) {
+                (Some(p), _) => vec![Subject::new("peer", p.as_str())],
+                (None, Some(c)) => vec![Subject::new("certificate", c)],
+                (None, None) => vec![Subject::new("peer", "unidentified")],
+            },
+            Command::IntelCollectionCreate { id, .. } => vec![Subject::new("collection", id)],
+            Command::IntelImport { collection, status_id, .. } => {
+                vec![Subject::new("collection", collection), Subject::new("status", status_id)]
+            }
+            Command::IntelRead { collection, .. } => vec![Subject::new("collection", collection)],
+            Command::AddEvidence { item } => {
+                vec![Subject::new("evidence", &item.id), Subject::new("case", &item.case_id)]
+            }
+            Command::ReceiveEvidence { item } => vec![
+                Subject::new("evidence", &item.id),
+                Subject::new("case", &item.case_id),
+                Subject::new("party", item.from.as_str()),
+            ],
+            Command::ExportEvidence { id, to, .. } => {
+                vec![Subject::new("evidence", id), Subject::new("party", to.as_str())]
+            }
+            Command::EvidenceCustody { id, .. }
+            | Command::ReadEvidence { id }
+            | Command::DestroyEvidence { id } => vec![Subject::new("evidence", id)],
+            Command::SendPackage { to, offer, .. } => {
+                vec![Subject::new("package", &offer.sha256), Subject::new("party", to.as_str())]
+            }
+            Command::ReceivePackageOffer { offer } => vec![Subject::new("package", &offer.sha256)],
+            Command::ArrivePackage { from, sha256, .. } => {
+                vec![Subject::new("package", sha256), Subject::new("party", from.as_str())]
+            }
+        }
+    }
+
+    fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateRequest { .. }
+                | Command::TransitionRequest { .. }
+                | Command::ReadRequest { .. }
+                | Command::ReadAlerts
+                | Command::ReceiveRequest { .. }
+                | Command::ReceiveRequestEvent { .. }
+        )
+    }
+
+    fn is_redress(&self) -> bool {
+        matches!(
+            self,
+            Command::FileComplaint { .. }
+                | Command::AnswerComplaint { .. }
+                | Command::ReadComplaint { .. }
+        )
+    }
+
+    fn is_federation(&self) -> bool {
+        matches!(
+            self,
+            Command::AddPeer { .. }
+                | Command::RemovePeer { .. }
+                | Command::RecordAcks { .. }
+                | Command::RejectEnvelope { .. }
+                | Command::WitnessAlarm { .. }
+        )
+    }
+
+    fn is_intel(&self) -> bool {
+        matches!(
+            self,
+            Command::IntelCollectionCreate { .. }
+                | Command::IntelImport { .. }
+                | Command::IntelRead { .. }
+        )
+    }
+
+    fn is_evidence(&self) -> bool {
+        matches!(
+            self,
+            Command::AddEvidence { .. }
+                | Command::EvidenceCustody { .. }
+                | Command::ExportEvidence { .. }
+                | Command::ReceiveEvidence { .. }
+                | Command::ReadEvidence { .. }
+                | Command::DestroyEvidence { .. }
+        )
+    }
+
+    fn is_package(&self) -> bool {
+        matches!(
+            self,
+            Command::SendPackage { .. }
+                | Command::ReceivePackageOffer { .. }
+                | Command::ArrivePackage { .. }
+        )
+    }
+
+    fn is_case(&self) -> bool {
+        matches!(
+            self,
+            Command::AddCaseMember { .. }
+                | Command::CaseStatus { .. }
+                | Command::ReceiveCaseUpdate { .. }
+                | Command::RemoveCaseMember { .. }
+        )
+    }
+
+    fn is_incident(&self) -> bool {
+        matches!(
+            self,
+            Command::NotifyIncident { .. }
+                | Command::ReceiveIncidentNotification { .. }
+                | Command::ReadIncidentNotifications
+                | Command::DestroyIncidentNotification { .. }
+        )
+    }
+
+    fn is_flow(&self) -> bool {
+        matches!(
+            self,
+            Command::AddDatum { .. }
+                | Command::ShareDatum { .. }
+                | Command::ReceiveDatum { .. }
+                | Command::GiveConsent { .. }
+                | Command::ReceiveConsent { .. }
+                | Command::DestroyDatum { .. }
+        )
+    }
+
+    /// Checks the command's own data (before any decision).
+    pub(crate) fn validate(&self) -> Result<(), GateError> {
+        match self {
+            Command::AddDatum { id, case_id, .. } => {
+                ids::check_identifier("datum id", id).map_err(GateError::Invalid)?;
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
+            Command::ShareDatum { id, .. }
+            | Command::GiveConsent { datum_id: id, .. }
+            | Command::DestroyDatum { id } => {
+                ids::check_identifier("datum id", id).map_err(GateError::Invalid)
+            }
+            Command::ReceiveDatum { message } => {
+                ids::check_identifier("datum id", &message.id).map_err(GateError::Invalid)?;
+                ids::check_identifier("case id", &message.case_id).map_err(GateError::Invalid)?;
+                if message.conditions.agreement.is_empty() {
+                    return Err(GateError::Invalid(
+                        "conditions.agreement: a datum must travel with the agreement it is sent under".into(),
+                    ));
+                }
+                for c in &message.concepts {
+                    ids::check_identifier("offense concept", c).map_err(GateError::Invalid)?;
+                }
+                Ok(())
+            }
+            Command::ReceiveConsent { message } => {
+                ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
+            }
+            Command::CreateRequest { id, case_id, agreement, provisions, .. } => {
+                if provisions.len() > 20
+                    || provisions.iter().any(|p| p.trim().is_empty() || p.len() > 100)
+                {
+                    return Err(GateError::Invalid(
+                        "provisions: expected at most 20 citations of 1 to 100 characters".into(),
+                    ));
+                }
+                ids::check_identifier("request id", id).map_err(GateError::Invalid)?;
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
+                ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
+            }
+            Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
+                ids::check_identifier("request id", id).map_err(GateError::Invalid)
+            }
+            Command::ReceiveRequest { message } => requests::validate_message(message),
+            Command::ReceiveRequestEvent { message } => {
+                ids::check_identifier("request id", &message.id).map_err(GateError::Invalid)
+            }
+            Command::ReadAlerts => Ok(()),
+            Command::AddPeer { url, cert_sha256, signing_key, age_recipient, .. } => {
+                if let Some(r) = age_recipient
+                    && (!r.starts_with("age1") || r.len() > 100)
+                {
+                    return Err(GateError::Invalid(format!(
+                        "age recipient `{r}`: expected an age X25519 recipient (age1…)"
+                    )));
+                }
+                if !url.starts_with("https://") || url.len() > 2048 {
+                    return Err(GateError::Invalid(format!(
+                        "peer url `{url}` must be an https:// URL (node-to-node traffic is mutual TLS)"
+                    )));
+                }
+                let hex64 = |v: &str| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+                if !hex64(cert_sha256) || !hex64(signing_key) {
+                    return Err(GateError::Invalid(
+                        "peer certificate digest and signing key must be 64 hex digits".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Command::RemovePeer { .. }
+            | Command::RejectEnvelope { .. }
+            | Command::WitnessAlarm { .. } => Ok(()),
+            Command::RecordAcks { items, .. } if items.is_empty() => {
+                Err(GateError::Invalid("an acknowledgement answers at least one envelope".into()))
+            }
+            Command::RecordAcks { .. } => Ok(()),
+            Command::FileComplaint { .. }
+            | Command::AnswerComplaint { .. }
+            | Command::ReadComplaint { .. } => redress::validate(self),
+            Command::AddCaseMember { case_id, agreement, .. } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
+                ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
+            }
+            Command::CaseStatus { case_id } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
+            Command::ReceiveCaseUpdate { message } => message.validate(),
+            Command::RemoveCaseMember { case_id, .. } => {
+                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
+            }
+            Command::NotifyIncident { agreement, notice, .. } => {
+                if let Some(a) = agreement {
+                    ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
+                }
+                notice.validate()
+            }
+            Command::ReceiveIncidentNotification { message } => {
+                if message.id.is_empty() || message.id.len() > 100 {
+                    return Err(GateError::Invalid(
+                        "notification id: expected 1 to 100 characters".into(),
+                    ));
+                }
+                if message.conditions.agreement.is_empty() {
+                    return Err(GateError::Invalid(
+                        "conditions.agreement: a notification must travel with the agreement it is sent under".into(),
+                    ));
+                }
+                message.notice.validate()
+            }
+            Command::ReadIncidentNotifications => Ok(()),
+            Command::DestroyIncidentNotification { id, .. } if id.is_empty() || id.len() > 100 => {
+                Err(GateError::Invalid("notification id: expected 1 to 100 characters".into()))
+            }
+            Command::DestroyIncidentNotification { .. } => Ok(()),
+            Command::IntelCollectionCreate { .. }
+            | Command::IntelImport { .. }
+            | Command::IntelRead { .. } => intel::validate(self),
+            c if c.is_package() => packages::validate(c),
+            // What remains are the evidence commands.
+            _ => evidence::validate(self),
+        }
+    }
+
+    /// Digests of what the action carries, for the ledger entry (never the data itself).
+    fn payload_hashes(&self) -> Result<BTreeMap<String, String>, GateError> {
+        let digest = |v: serde_json::Value| {
+            canonical_digest(&v).map_err(|e| GateError::Invalid(e.to_string()))
+        };
+        let mut out = BTreeMap::new();
+        match self {
+            Command::CreateRequest { id, case_id, kind, agreement, to, emergency, provisions } => {
+                out.insert(
+                    "request".into(),
+                    digest(serde_json::json!({"id": id, "case_id": case_id, "kind": kind, "agreement": agreement, "to": to, "emergency": emergency, "provisions": provisions}))?,
+                );
+            }
+            Command::TransitionRequest { id, event } => {
+                out.insert(
+                    "event".into(),
+                    digest(serde_json::json!({"id": id, "event": event.name(), "grounds": event.grounds()}))?,
+                );
+            }
+            Command::AddCaseMember { case_id, party, agreement } => {
+                out.insert(
+                    "member".into(),
+                    digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
+                );
+            }
+            Command::RemoveCaseMember { case_id, party } => {
+                out.insert(
+                    "member".into(),
+                    digest(serde_json::json!({"case_id": case_id, "party": party}))?,
+                );
+            }
+            Command::AddPeer { party, url, cert_sha256, signing_key, age_recipient, .. } => {
+                let mut peer = serde_json::json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key});
+                if let Some(r) = age_recipient {
+                    peer["age_recipient"] = serde_json::json!(r);
+                }
+                out.insert("peer".into(), digest(peer)?);
+            }
+            Command::RejectEnvelope { body_sha256, .. } => {
+                out.insert("body".into(), body_sha256.clone());
+            }
+            Command::ReceiveRequest { message } => {
+                out.insert(
+                    "request".into(),
+                    digest(
+                        serde_json::to_value(message)
+                            .map_err(|e| GateError::Invalid(e.to_string()))?,
+                    )?,
+                );
+            }
+            Command::ReceiveRequestEvent { message } => {
+                out.insert(
+                    "event".into(),
+                    digest(
+                        serde_json::to_value(message)
+                            .map_err(|e| GateError::Invalid(e.to_string()))?,
+                    )?,
+                );
+            }
+            Command::RecordAcks { ack_sha256, .. } => {
+                out.insert("ack".into(), ack_sha256.clone());
+            }
+            Command::SendPackage { offer, exports, .. } => {
+                out.insert("package".into(), format!("sha256:{}", offer.sha256));
+                out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
+                out.insert("exports".into(), digest(serde_json::json!(exports))?);
+            }
+            Command::ReceivePackageOffer { offer } => {
+                out.insert("package".into(), format!("sha256:{}", offer.sha256));
+                out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
+            }
+            Command::ArrivePackage { got_sha256, .. } => {
+                out.insert("fetched".into(), format!("sha256:{got_sha256}"));
+            }
+            Command::WitnessAlarm { seen, shown, detail, .. } => {
+                out.insert("seen".into(), seen.clone());
+                out.insert("shown".into(), shown.clone());
+                out.insert("detail".into(), digest(serde_json::json!(detail))?);
+            }
+            // Flows record the digests their effect computes (see `flows::apply`).
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
+/// What a permitted command produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// The effect was applied; nothing to return.
+    Done,
+    /// The case read.
+    Case(CaseRecord),
+    /// Ledger entries read, `(index, canonical bytes)`.
+    Entries(Vec<(u64, Vec<u8>)>),
+    /// A message for a partner, written to the outbox with the effect.
+    Message(OutboxMessage),
+    /// A request as it stands after the command (state, history, clocks).
+    Request(Box<entente_policy::request::Request>),
+    /// Open requests with their clocks.
+    Requests(Vec<entente_policy::request::Request>),
+    /// A complaint with the data items and flows found for its identifier.
+    Complaint(Box<crate::redress::Complaint>),
+    /// A case's status: the case, its members and its timeline.
+    CaseStatus(Box<crate::cases::CaseStatus>),
+    /// The status resource of an intel import.
+    IntelStatus(Box<crate::intel::IntelStatus>),
+    /// A page of a collection, after the TLP decision.
+    IntelPage(Box<crate::intel::IntelPage>),
+    /// An evidence item with its custody chain (after the command).
+    Evidence(Box<crate::evidence::EvidenceRecord>),
+    /// Incident notifications sent and received.
+    Notifications(Vec<crate::notify::NotificationRecord>),
+}
+
+/// What a legacy command reads before its decision: a flow's facts, or the decision that
+/// evidence and case updates take over the store.
+#[derive(Debug)]
+pub struct LegacyFacts {
+    flow: Option<flows::Facts>,
+    decided: Option<(Decision, Option<Conditions>)>,
+}
+
+impl GateCommand for Command {
+    type Output = Output;
+    type Facts = LegacyFacts;
+
+    fn action(&self) -> Action {
+        Command::action(self)
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        Command::subjects(self)
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::Of(self.payload_hashes()?))
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        Command::validate(self)
+    }
+
+    fn role(&self, actor: &Actor, party: &PartyCode, now: Timestamp) -> Decision {
+        match self {
+            // A refused envelope is recorded whoever sent it; its decision is the refusal.
+            Command::RejectEnvelope { .. } => {
+                Decision::permit("federation#record-refusal", "refusals are recorded", Vec::new())
+            }
+            _ => role_decision(Command::action(self), &Command::subjects(self), actor, party, now),
+        }
+    }
+
+    async fn load(&self, cx: &mut EffectCx<'_>) -> Result<LegacyFacts, GateError> {
+        let mut facts = LegacyFacts { flow: None, decided: None };
+        if self.is_flow() {
+            facts.flow = flows::load_facts(cx.tx, self).await?;
+        } else if self.is_evidence() {
+            facts.decided = Some(
+                evidence::decide(cx.tx, cx.engine, cx.party, self, cx.role.clone(), cx.now).await?,
+            );
+        } else if matches!(self, Command::ReceiveCaseUpdate { .. }) {
+            let d = cases::decide_update(
+                cx.tx,
+                cx.engine,
+                cx.party,
+                cx.actor,
+                self,
+                cx.role.clone(),
+                cx.now,
+            )
+            .await?;
+            facts.decided = Some((d, None));
+        }
+        Ok(facts)
+    }
+
+    fn decide(&self, cx: &DecideCx<'_>, facts: &LegacyFacts) -> Ruling {
+        let (decision, conditions) = match (&facts.flow, &facts.decided) {
+            (Some(f), _) => {
+                flows::decide(cx.engine, cx.party, cx.actor, self, f, cx.role.clone(), cx.now)
+            }
+            (None, Some(d)) => d.clone(),
+            (None, None) if self.is_incident() => {
+                crate::notify::decide(cx.engine, cx.party, cx.actor, self, cx.role.clone(), cx.now)
+            }
+            (None, None) => (cx.role.clone(), None),
+        };
+        let decision = match self {
+            Command::RejectEnvelope { rule, reason, .. } => Decision::deny(rule, reason.clone()),
+            // Bytes other than those offered are refused (and the offer closed: `on_deny`).
+            _ => match packages::arrival_mismatch(self) {
+                Some((rule, reason)) if decision.is_permit() => Decision::deny(rule, reason),
+                _ => decision,
+            },
+        };
+        Ruling { decision, conditions }
+    }
+
+    async fn on_deny(
+        &self,
+        cx: &mut EffectCx<'_>,
+        facts: Option<&LegacyFacts>,
+        _decision: &Decision,
+    ) -> Result<(), GateError> {
+        // The refusal of bytes other than those offered has an effect: the offer is closed so
+        // that the same bytes are not fetched again.
+        if facts.is_some()
+            && let Some((_, reason)) = packages::arrival_mismatch(self)
+        {
+            packages::refuse(cx.tx, self, &reason, cx.now, cx.index).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        facts: LegacyFacts,
+        ruling: &Ruling,
+    ) -> Result<Output, GateError> {
+        let c = &self;
+        let (now, index) = (cx.now, cx.index);
+        let conditions = ruling.conditions.as_ref();
+        let (output, digests) = if c.is_request() {
+            requests::apply(cx.tx, cx.engine, cx.party, c, now, index).await?
+        } else if c.is_case() {
+            cases::apply(cx.tx, cx.engine, cx.party, cx.actor, c, cx.batch_entries, now, index)
+                .await?
+        } else if c.is_incident() {
+            crate::notify::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
+        } else if c.is_federation() {
+            (federation::apply(cx.tx, cx.party, c, now, index).await?, Vec::new())
+        } else if c.is_package() {
+            (packages::apply(cx.tx, cx.actor, c, now, index).await?, Vec::new())
+        } else if c.is_intel() {
+            intel::apply(cx.tx, cx.backend, cx.engine, cx.party, cx.actor, c, now, index).await?
+        } else if c.is_redress() {
+            redress::apply(cx.tx, cx.secret, cx.actor, c, now, index).await?
+        } else if c.is_evidence() {
+            evidence::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
+        } else {
+            flows::apply(
+                cx.tx,
+                cx.engine,
+                cx.party,
+                cx.secret,
+                cx.actor,
+                c,
+                facts.flow.as_ref(),
+                &ruling.decision,
+                conditions,
+                now,
+                index,
+            )
+            .await?
+        };
+        cx.record_digests(digests);
+        Ok(output)
+    }
+}
