@@ -4,7 +4,8 @@ use crate::{Failure, fail};
 use entente_core::Actor;
 use entente_node::Node;
 use entente_policy::request::ClockStatus;
-use entente_store::{Command, Output, Verdict};
+use entente_store::Verdict;
+use entente_store::requests::ReadAlerts;
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -21,10 +22,9 @@ pub(crate) async fn run(data_dir: PathBuf, now: Option<String>, json: bool) -> R
         })?,
     };
     let node = Node::open(&data_dir).await?;
-    let requests = match node.gate.submit(Actor::Operator, Command::ReadAlerts, now).await? {
-        Verdict::Permitted { output: Output::Requests(r), .. } => r,
+    let requests = match node.gate.submit(Actor::Operator, ReadAlerts, now).await? {
+        Verdict::Permitted { output, .. } => output,
         Verdict::Denied { decision, .. } => return Err(fail(3, decision.reason)),
-        Verdict::Permitted { .. } => return Err(fail(1, "unexpected gate output")),
     };
     let mut rows = Vec::new();
     for r in &requests {

@@ -847,7 +847,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         ("LANTERN-MLA-1", RequestKind::Mla, "nl-us-mla", "US"),
     ];
     for (id, kind, agreement, to) in plan {
-        let create = Command::CreateRequest {
+        let create = entente_store::requests::CreateRequest {
             id: id.into(),
             case_id: "LANTERN".into(),
             kind,
@@ -865,7 +865,10 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         let v = submit(
             nl,
             prosecutor.clone(),
-            Command::TransitionRequest { id: id.into(), event: RequestEvent::Submit },
+            entente_store::requests::TransitionRequest {
+                id: id.into(),
+                event: RequestEvent::Submit,
+            },
         )
         .await?;
         checks.record(
@@ -890,11 +893,14 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         let v = submit(
             requested,
             authority,
-            Command::TransitionRequest { id: id.into(), event: RequestEvent::Receive },
+            entente_store::requests::TransitionRequest {
+                id: id.into(),
+                event: RequestEvent::Receive,
+            },
         )
         .await?;
         match v {
-            Verdict::Permitted { output: entente_store::Output::Request(r), .. } => {
+            Verdict::Permitted { output: r, .. } => {
                 for line in r.show(Timestamp::now()).lines() {
                     println!("     {line}");
                 }
@@ -964,7 +970,10 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         .gate
         .submit(
             prosecutor,
-            Command::TransitionRequest { id: "LANTERN-MLA-1".into(), event: RequestEvent::Close },
+            entente_store::requests::TransitionRequest {
+                id: "LANTERN-MLA-1".into(),
+                event: RequestEvent::Close,
+            },
             Timestamp::now(),
         )
         .await;

@@ -4,7 +4,8 @@ use crate::{Failure, fail};
 use clap::Subcommand;
 use entente_core::Actor;
 use entente_node::Node;
-use entente_store::{Command, GateError, Output, Verdict};
+use entente_store::requests::ReadRequest;
+use entente_store::{GateError, Verdict};
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -37,14 +38,13 @@ pub(crate) async fn run(cmd: RequestCmd) -> Result<(), Failure> {
         })?,
     };
     let node = Node::open(&data_dir).await?;
-    match node.gate.submit(Actor::Operator, Command::ReadRequest { id: id.clone() }, now).await {
-        Ok(Verdict::Permitted { output: Output::Request(r), index, .. }) => {
+    match node.gate.submit(Actor::Operator, ReadRequest { id: id.clone() }, now).await {
+        Ok(Verdict::Permitted { output: r, index, .. }) => {
             print!("{}", r.show(now));
             println!("(this read is recorded at ledger entry {index})");
             Ok(())
         }
         Ok(Verdict::Denied { decision, .. }) => Err(fail(3, decision.reason)),
-        Ok(Verdict::Permitted { .. }) => Err(fail(1, "unexpected gate output")),
         Err(GateError::NotFound(what)) => {
             Err(fail(2, format!("{what} not found in {}", data_dir.display())))
         }

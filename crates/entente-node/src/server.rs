@@ -499,22 +499,17 @@ fn request_json(r: &entente_policy::request::Request, now: Timestamp) -> Value {
     })
 }
 
-async fn request_response(
+async fn request_response<C: GateCommand<Output = entente_policy::request::Request>>(
     state: &AppState,
     actor: Actor,
-    command: Command,
+    command: C,
     created: bool,
 ) -> ApiResult {
-    let (index, output) = through_gate(state, actor, command).await?;
-    match output {
-        Output::Request(r) => {
-            let mut body = request_json(&r, Timestamp::now());
-            body["ledger_index"] = json!(index);
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(body)).into_response())
-        }
-        _ => Err(Problem::internal("unexpected gate output")),
-    }
+    let (index, r) = through_gate(state, actor, command).await?;
+    let mut body = request_json(&r, Timestamp::now());
+    body["ledger_index"] = json!(index);
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(body)).into_response())
 }
 
 async fn create_request(
@@ -540,7 +535,7 @@ async fn create_request(
             })?;
         }
     }
-    let command = Command::CreateRequest {
+    let command = entente_store::requests::CreateRequest {
         id: req.id,
         case_id: req.case_id,
         kind: req.kind,
@@ -566,17 +561,16 @@ async fn request_event(
             req.event
         ))
     })?;
-    request_response(&state, actor, Command::TransitionRequest { id, event }, false).await
+    let command = entente_store::requests::TransitionRequest { id, event };
+    request_response(&state, actor, command, false).await
 }
 
 /// The legal clocks of every open request; overdue and due-within-24-h ones are flagged.
 async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let now = Timestamp::now();
-    let (index, output) = through_gate(&state, actor, Command::ReadAlerts).await?;
-    let Output::Requests(requests) = output else {
-        return Err(Problem::internal("unexpected gate output"));
-    };
+    let (index, requests) =
+        through_gate(&state, actor, entente_store::requests::ReadAlerts).await?;
     let mut alerts = Vec::new();
     for r in &requests {
         for c in &r.clocks {
@@ -608,11 +602,9 @@ async fn read_request(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let (index, output) =
-        through_gate(&state, actor, Command::ReadRequest { id: id.clone() }).await?;
-    let Output::Request(r) = output else {
-        return Err(Problem::internal("unexpected gate output"));
-    };
+    let (index, r) =
+        through_gate(&state, actor, entente_store::requests::ReadRequest { id: id.clone() })
+            .await?;
     let now = Timestamp::now();
     let mut body = request_json(&r, now);
     body["ledger_index"] = json!(index);

@@ -7,7 +7,7 @@
 //! the sender's sequence is refused so that messages take effect in the order they were sent.
 
 use crate::flows::{ConsentMessage, DatumMessage};
-use crate::gate::{Command, GateError, Output};
+use crate::gate::{Command, GateCommand, GateError, Output};
 use crate::requests::{RequestEventMessage, RequestMessage};
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::PartyCode;
@@ -129,34 +129,50 @@ pub(crate) async fn admit(
     Ok(Admission::Fresh)
 }
 
+/// The command an envelope's payload asks for: one per message kind of the protocol.
+pub(crate) enum Decoded {
+    /// A kind whose command is still a variant of the legacy enum.
+    Legacy(Command),
+    /// `request`: a request submitted to this party.
+    Request(crate::requests::ReceiveRequest),
+    /// `request-event`: an event the other side recorded on a shared request.
+    RequestEvent(crate::requests::ReceiveRequestEvent),
+}
+
 /// The command an envelope's payload asks for, or why it cannot be read.
-pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
+pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
     let c = match m.kind.as_str() {
         "datum" => serde_json::from_value::<DatumMessage>(m.payload.clone())
-            .map(|message| Command::ReceiveDatum { message })
+            .map(|message| Decoded::Legacy(Command::ReceiveDatum { message }))
             .map_err(|e| format!("datum payload: {e}"))?,
         "consent" => serde_json::from_value::<ConsentMessage>(m.payload.clone())
-            .map(|message| Command::ReceiveConsent { message })
+            .map(|message| Decoded::Legacy(Command::ReceiveConsent { message }))
             .map_err(|e| format!("consent payload: {e}"))?,
         "request" => serde_json::from_value::<RequestMessage>(m.payload.clone())
-            .map(|message| Command::ReceiveRequest { message })
+            .map(|message| Decoded::Request(crate::requests::ReceiveRequest { message }))
             .map_err(|e| format!("request payload: {e}"))?,
         "request-event" => serde_json::from_value::<RequestEventMessage>(m.payload.clone())
-            .map(|message| Command::ReceiveRequestEvent { message })
+            .map(|message| Decoded::RequestEvent(crate::requests::ReceiveRequestEvent { message }))
             .map_err(|e| format!("request-event payload: {e}"))?,
         crate::packages::PACKAGE_KIND => {
             serde_json::from_value::<crate::packages::PackageOffer>(m.payload.clone())
-                .map(|offer| Command::ReceivePackageOffer { offer })
+                .map(|offer| Decoded::Legacy(Command::ReceivePackageOffer { offer }))
                 .map_err(|e| format!("evidence.package payload: {e}"))?
         }
         crate::notify::KIND => {
             serde_json::from_value::<crate::notify::IncidentNotificationMessage>(m.payload.clone())
-                .map(|message| Command::ReceiveIncidentNotification { message: Box::new(message) })
+                .map(|message| {
+                    Decoded::Legacy(Command::ReceiveIncidentNotification {
+                        message: Box::new(message),
+                    })
+                })
                 .map_err(|e| format!("{} payload: {e}", crate::notify::KIND))?
         }
         crate::cases::UPDATE_KIND => {
             serde_json::from_value::<crate::cases::CaseUpdateMessage>(m.payload.clone())
-                .map(|message| Command::ReceiveCaseUpdate { message: Box::new(message) })
+                .map(|message| {
+                    Decoded::Legacy(Command::ReceiveCaseUpdate { message: Box::new(message) })
+                })
                 .map_err(|e| format!("{} payload: {e}", crate::cases::UPDATE_KIND))?
         }
         other => {
@@ -165,7 +181,12 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Command, String> {
             ));
         }
     };
-    c.validate().map_err(|e| e.to_string())?;
+    let valid = match &c {
+        Decoded::Legacy(c) => GateCommand::validate(c),
+        Decoded::Request(c) => c.validate(),
+        Decoded::RequestEvent(c) => c.validate(),
+    };
+    valid.map_err(|e| e.to_string())?;
     Ok(c)
 }
 

@@ -20,7 +20,7 @@ pub mod ledger_reads;
 mod notify;
 mod packages;
 mod redress;
-mod requests;
+pub mod requests;
 mod schema;
 mod store;
 pub mod users;

@@ -525,7 +525,7 @@ async fn requests_under_agreements() {
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
         let case = crate::cases::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
         gate.submit(ca.clone(), case, t("2026-09-01T08:00:00Z")).await.unwrap();
-        let create = |id: &str, agreement: &str, to: &str| Command::CreateRequest {
+        let create = |id: &str, agreement: &str, to: &str| crate::requests::CreateRequest {
             id: id.into(),
             case_id: "L".into(),
             kind: RequestKind::Production,
@@ -551,7 +551,7 @@ async fn requests_under_agreements() {
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
         assert_eq!(db.store.ledger_head().await.unwrap().0, size + 1);
-        let step = |event| Command::TransitionRequest { id: "r1".into(), event };
+        let step = |event| crate::requests::TransitionRequest { id: "r1".into(), event };
         // Receiving before submitting is illegal and changes nothing.
         let e =
             gate.submit(ca.clone(), step(RequestEvent::Receive), t("2026-09-01T09:00:00Z")).await;
@@ -568,10 +568,14 @@ async fn requests_under_agreements() {
         let e = gate.submit(ca.clone(), step(bad), t("2026-09-06T08:00:00Z")).await;
         assert!(matches!(&e, Err(GateError::Conflict(_))), "{e:?}");
         let v = gate
-            .submit(ca.clone(), Command::ReadRequest { id: "r1".into() }, t("2026-09-06T08:00:00Z"))
+            .submit(
+                ca.clone(),
+                crate::requests::ReadRequest { id: "r1".into() },
+                t("2026-09-06T08:00:00Z"),
+            )
             .await
             .unwrap();
-        let Verdict::Permitted { output: Output::Request(r), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: r, .. } = v else { panic!("{v:?}") };
         assert_eq!(r.state, RequestState::UnderReview);
         assert_eq!(r.history.len(), 3);
         // EPOC: 10 days from receipt (Friday 19:00 CEST) in the requested party's zone.
@@ -912,7 +916,7 @@ async fn requests_travel_between_nodes() {
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
         let case = crate::cases::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
         nl_gate.submit(ca.clone(), case, at).await.unwrap();
-        let create = Command::CreateRequest {
+        let create = crate::requests::CreateRequest {
             id: "r1".into(),
             case_id: "L".into(),
             kind: RequestKind::Production,
@@ -924,7 +928,7 @@ async fn requests_travel_between_nodes() {
         nl_gate.submit(ca.clone(), create, at).await.unwrap();
         // A draft does not travel.
         assert!(nl_db.store.pending_messages(&de(), 10).await.unwrap().is_empty());
-        let step = |event| Command::TransitionRequest { id: "r1".into(), event };
+        let step = |event| crate::requests::TransitionRequest { id: "r1".into(), event };
         nl_gate
             .submit(ca.clone(), step(RequestEvent::Submit), t("2026-09-01T09:00:00Z"))
             .await
@@ -950,12 +954,12 @@ async fn requests_travel_between_nodes() {
             let v = gate
                 .submit(
                     Actor::Operator,
-                    Command::ReadRequest { id: "r1".into() },
+                    crate::requests::ReadRequest { id: "r1".into() },
                     t("2026-09-05T08:00:00Z"),
                 )
                 .await
                 .unwrap();
-            let Verdict::Permitted { output: Output::Request(r), .. } = v else { panic!("{v:?}") };
+            let Verdict::Permitted { output: r, .. } = v else { panic!("{v:?}") };
             assert_eq!(r.state, RequestState::Received);
             assert_eq!(r.history.len(), 2);
             // The same clock on both copies: 10 days from DE's receipt, in DE's zone.

@@ -10,7 +10,6 @@ use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::intel;
 use crate::packages;
 use crate::redress;
-use crate::requests::{self, RequestEventMessage, RequestMessage};
 use crate::store::CaseRecord;
 use entente_core::canonical::canonical_digest;
 use entente_core::envelope::AckItem;
@@ -71,37 +70,6 @@ pub enum Command {
         /// Datum id.
         id: String,
     },
-    /// Draft a cross-border request from this party under an agreement.
-    CreateRequest {
-        /// Request id.
-        id: String,
-        /// The case it serves.
-        case_id: String,
-        /// The kind of request.
-        kind: RequestKind,
-        /// The agreement that grounds it.
-        agreement: String,
-        /// The requested party.
-        to: PartyCode,
-        /// Whether it is an emergency request.
-        emergency: bool,
-        /// The requesting party's national provisions it is made for (citations).
-        provisions: Vec<String>,
-    },
-    /// Move a request through its states.
-    TransitionRequest {
-        /// Request id.
-        id: String,
-        /// The event.
-        event: entente_policy::request::RequestEvent,
-    },
-    /// Read a request with its history and clocks.
-    ReadRequest {
-        /// Request id.
-        id: String,
-    },
-    /// Read every open request with its clocks (for alerts on overdue ones).
-    ReadAlerts,
     /// File an individual's complaint about the data held on an identifier. Filed at the
     /// gate's `now`; the answer is due 30 days later (Entente's operating default, see
     /// `redress::ANSWER_DAYS`). Only the keyed hash of the identifier is stored.
@@ -212,17 +180,6 @@ pub enum Command {
         reason: String,
         /// `sha256:<hex>` of the body received.
         body_sha256: String,
-    },
-    /// A request submitted by a partner to this party (delivered in an envelope).
-    ReceiveRequest {
-        /// The request as the requesting party drafted and submitted it.
-        message: RequestMessage,
-    },
-    /// A transition of a shared request recorded by the other party (delivered in an
-    /// envelope), applied to this node's copy.
-    ReceiveRequestEvent {
-        /// The event.
-        message: RequestEventMessage,
     },
     /// Record that a partner's ledger showed inconsistent checkpoints to this node's witness.
     WitnessAlarm {
@@ -371,10 +328,6 @@ impl Command {
             Command::GiveConsent { .. } => Action::ConsentGive,
             Command::ReceiveConsent { .. } => Action::ConsentReceive,
             Command::DestroyDatum { .. } => Action::DatumDestroy,
-            Command::CreateRequest { .. } => Action::RequestCreate,
-            Command::TransitionRequest { .. } => Action::RequestTransition,
-            Command::ReadRequest { .. } => Action::RequestRead,
-            Command::ReadAlerts => Action::AlertsRead,
             Command::FileComplaint { .. } => Action::ComplaintFile,
             Command::AnswerComplaint { .. } => Action::ComplaintAnswer,
             Command::ReadComplaint { .. } => Action::ComplaintRead,
@@ -390,8 +343,6 @@ impl Command {
             Command::RemovePeer { .. } => Action::PeerRemove,
             Command::RejectEnvelope { .. } => Action::EnvelopeReject,
             Command::RecordAcks { .. } => Action::EnvelopeAck,
-            Command::ReceiveRequest { .. } => Action::RequestReceive,
-            Command::ReceiveRequestEvent { .. } => Action::RequestUpdate,
             Command::WitnessAlarm { .. } => Action::WitnessAlarm,
             Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
             Command::IntelImport { .. } => Action::IntelImport,
@@ -427,15 +378,6 @@ impl Command {
                 Subject::new("party", message.recipient.as_str()),
             ],
             Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
-            Command::CreateRequest { id, case_id, to, .. } => vec![
-                Subject::new("request", id),
-                Subject::new("case", case_id),
-                Subject::new("party", to.as_str()),
-            ],
-            Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
-                vec![Subject::new("request", id)]
-            }
-            Command::ReadAlerts => vec![Subject::new("requests", "open")],
             Command::FileComplaint { id, .. }
             | Command::AnswerComplaint { id, .. }
             | Command::ReadComplaint { id } => vec![Subject::new("complaint", id)],
@@ -468,13 +410,6 @@ impl Command {
             | Command::RemovePeer { party }
             | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
             Command::WitnessAlarm { log, .. } => vec![Subject::new("ledger", log.as_str())],
-            Command::ReceiveRequest { message } => vec![
-                Subject::new("request", &message.id),
-                Subject::new("party", message.requesting.as_str()),
-            ],
-            Command::ReceiveRequestEvent { message } => {
-                vec![Subject::new("request", &message.id)]
-            }
             Command::RejectEnvelope { from, cert_sha256, .. } => match (from, cert_sha256) {
                 (Some(p), _) => vec![Subject::new("peer", p.as_str())],
                 (None, Some(c)) => vec![Subject::new("certificate", c)],
@@ -507,18 +442,6 @@ impl Command {
                 vec![Subject::new("package", sha256), Subject::new("party", from.as_str())]
             }
         }
-    }
-
-    fn is_request(&self) -> bool {
-        matches!(
-            self,
-            Command::CreateRequest { .. }
-                | Command::TransitionRequest { .. }
-                | Command::ReadRequest { .. }
-                | Command::ReadAlerts
-                | Command::ReceiveRequest { .. }
-                | Command::ReceiveRequestEvent { .. }
-        )
     }
 
     fn is_redress(&self) -> bool {
@@ -631,26 +554,6 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
-            Command::CreateRequest { id, case_id, agreement, provisions, .. } => {
-                if provisions.len() > 20
-                    || provisions.iter().any(|p| p.trim().is_empty() || p.len() > 100)
-                {
-                    return Err(GateError::Invalid(
-                        "provisions: expected at most 20 citations of 1 to 100 characters".into(),
-                    ));
-                }
-                ids::check_identifier("request id", id).map_err(GateError::Invalid)?;
-                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
-                ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
-            }
-            Command::TransitionRequest { id, .. } | Command::ReadRequest { id } => {
-                ids::check_identifier("request id", id).map_err(GateError::Invalid)
-            }
-            Command::ReceiveRequest { message } => requests::validate_message(message),
-            Command::ReceiveRequestEvent { message } => {
-                ids::check_identifier("request id", &message.id).map_err(GateError::Invalid)
-            }
-            Command::ReadAlerts => Ok(()),
             Command::AddPeer { url, cert_sha256, signing_key, age_recipient, .. } => {
                 if let Some(r) = age_recipient
                     && (!r.starts_with("age1") || r.len() > 100)
@@ -733,18 +636,6 @@ impl Command {
         };
         let mut out = BTreeMap::new();
         match self {
-            Command::CreateRequest { id, case_id, kind, agreement, to, emergency, provisions } => {
-                out.insert(
-                    "request".into(),
-                    digest(serde_json::json!({"id": id, "case_id": case_id, "kind": kind, "agreement": agreement, "to": to, "emergency": emergency, "provisions": provisions}))?,
-                );
-            }
-            Command::TransitionRequest { id, event } => {
-                out.insert(
-                    "event".into(),
-                    digest(serde_json::json!({"id": id, "event": event.name(), "grounds": event.grounds()}))?,
-                );
-            }
             Command::AddCaseMember { case_id, party, agreement } => {
                 out.insert(
                     "member".into(),
@@ -766,24 +657,6 @@ impl Command {
             }
             Command::RejectEnvelope { body_sha256, .. } => {
                 out.insert("body".into(), body_sha256.clone());
-            }
-            Command::ReceiveRequest { message } => {
-                out.insert(
-                    "request".into(),
-                    digest(
-                        serde_json::to_value(message)
-                            .map_err(|e| GateError::Invalid(e.to_string()))?,
-                    )?,
-                );
-            }
-            Command::ReceiveRequestEvent { message } => {
-                out.insert(
-                    "event".into(),
-                    digest(
-                        serde_json::to_value(message)
-                            .map_err(|e| GateError::Invalid(e.to_string()))?,
-                    )?,
-                );
             }
             Command::RecordAcks { ack_sha256, .. } => {
                 out.insert("ack".into(), ack_sha256.clone());
@@ -950,9 +823,7 @@ impl GateCommand for Command {
         let c = &self;
         let (now, index) = (cx.now, cx.index);
         let conditions = ruling.conditions.as_ref();
-        let (output, digests) = if c.is_request() {
-            requests::apply(cx.tx, cx.engine, cx.party, c, now, index).await?
-        } else if c.is_case() {
+        let (output, digests) = if c.is_case() {
             cases::apply(cx.tx, cx.engine, cx.party, cx.actor, c, cx.batch_entries, now, index)
                 .await?
         } else if c.is_incident() {

@@ -158,6 +158,24 @@ impl EffectCx<'_> {
     }
 }
 
+/// `load` and `decide` of a command that the role policy alone decides: it loads no facts,
+/// and its decision is the role decision.
+macro_rules! decided_by_role {
+    () => {
+        async fn load(
+            &self,
+            _cx: &mut $crate::gate::EffectCx<'_>,
+        ) -> Result<(), $crate::gate::GateError> {
+            Ok(())
+        }
+
+        fn decide(&self, cx: &$crate::gate::DecideCx<'_>, _facts: &()) -> $crate::gate::Ruling {
+            $crate::gate::Ruling::of(cx.role.clone())
+        }
+    };
+}
+pub(crate) use decided_by_role;
+
 /// The node's role policy for `action` on the first of `subjects` (`entente_core::policy`).
 pub(crate) fn role_decision(
     action: Action,

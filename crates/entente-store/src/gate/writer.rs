@@ -5,7 +5,7 @@
 use super::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, Verdict, legacy::Command,
 };
-use crate::federation::{self, Admission, InboundEnvelope, InboxRow};
+use crate::federation::{self, Admission, Decoded, InboundEnvelope, InboxRow};
 use crate::store::{self, Backend, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::envelope::AckStatus;
@@ -174,6 +174,16 @@ impl<C: GateCommand> Job for Typed<C> {
     }
 }
 
+/// A partner's verdict without its output (the partner is acknowledged, not answered).
+fn unit<O>((v, _): (Verdict<O>, bool)) -> Verdict<()> {
+    match v {
+        Verdict::Permitted { index, decision, .. } => {
+            Verdict::Permitted { index, decision, output: () }
+        }
+        Verdict::Denied { index, decision } => Verdict::Denied { index, decision },
+    }
+}
+
 /// Checks an envelope's own fields before it is queued.
 pub(crate) fn validate_envelope(envelope: &InboundEnvelope) -> Result<(), GateError> {
     if envelope.seq == 0 || envelope.id.is_empty() || envelope.id.len() > 200 {
@@ -220,31 +230,39 @@ impl InboundJob {
                 return Ok(());
             }
         }
-        let reject = |rule: &str, reason: String| Command::RejectEnvelope {
-            from: Some(envelope.from.clone()),
-            cert_sha256: Some(envelope.cert_sha256.clone()),
-            rule: rule.into(),
-            reason: format!("envelope {}: {reason}", envelope.id),
-            body_sha256: envelope.envelope_sha256.clone(),
+        let reject = |rule: &str, reason: String| {
+            Decoded::Legacy(Command::RejectEnvelope {
+                from: Some(envelope.from.clone()),
+                cert_sha256: Some(envelope.cert_sha256.clone()),
+                rule: rule.into(),
+                reason: format!("envelope {}: {reason}", envelope.id),
+                body_sha256: envelope.envelope_sha256.clone(),
+            })
         };
         let mut refused = true;
         let command = match federation::decode(envelope) {
-            Ok(c) => match federation::check_case(&mut st.tx, &envelope.from, &c).await? {
-                Ok(()) => {
-                    refused = false;
-                    c
+            Ok(Decoded::Legacy(c)) => {
+                match federation::check_case(&mut st.tx, &envelope.from, &c).await? {
+                    Ok(()) => {
+                        refused = false;
+                        Decoded::Legacy(c)
+                    }
+                    Err(reason) => reject("federation#case-member", reason),
                 }
-                Err(reason) => reject("federation#case-member", reason),
-            },
+            }
+            Ok(c) => {
+                refused = false;
+                c
+            }
             Err(reason) => reject("federation#content", reason),
         };
-        let r = execute(st, &self.actor, command, self.now, Some((envelope, refused))).await?;
-        self.result = Some(r.map(|(v, _)| match v {
-            Verdict::Permitted { index, decision, .. } => {
-                Verdict::Permitted { index, decision, output: () }
-            }
-            Verdict::Denied { index, decision } => Verdict::Denied { index, decision },
-        }));
+        let (actor, now, inbound) = (&self.actor, self.now, Some((envelope, refused)));
+        let r = match command {
+            Decoded::Legacy(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::Request(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::RequestEvent(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+        };
+        self.result = Some(r);
         Ok(())
     }
 }
