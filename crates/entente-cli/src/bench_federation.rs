@@ -45,7 +45,7 @@ pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
         .gate
         .submit(
             Actor::Operator,
-            Command::AddPeer {
+            entente_store::peers::AddPeer {
                 party: b.config.party.clone(),
                 url: format!("https://{faddr}"),
                 cert_pem: info.pem,
@@ -201,8 +201,11 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
         ack.verify(&nl_key, &nl_party, &de.config.party, &sent).map_err(|e| fail(1, e))?;
         rtts.push(t0.elapsed());
         let digest = ack.digest().map_err(|e| fail(1, e))?;
-        let record =
-            Command::RecordAcks { peer: nl_party.clone(), ack_sha256: digest, items: ack.items };
+        let record = entente_store::peers::RecordAcks {
+            peer: nl_party.clone(),
+            ack_sha256: digest,
+            items: ack.items,
+        };
         de.gate.submit(Actor::Peer { party: nl_party.clone() }, record, Timestamp::now()).await?;
         bar.inc(1);
     }

@@ -5,7 +5,8 @@ use crate::{Failure, fail};
 use clap::Subcommand;
 use entente_core::Actor;
 use entente_node::Node;
-use entente_store::{Command, GateError, Output, Verdict};
+use entente_store::redress::ReadComplaint;
+use entente_store::{GateError, Verdict};
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -29,12 +30,11 @@ pub(crate) async fn run(cmd: ComplaintCmd) -> Result<(), Failure> {
     let node = Node::open(&data_dir).await?;
     let c = match node
         .gate
-        .submit(Actor::Operator, Command::ReadComplaint { id: id.clone() }, Timestamp::now())
+        .submit(Actor::Operator, ReadComplaint { id: id.clone() }, Timestamp::now())
         .await
     {
-        Ok(Verdict::Permitted { output: Output::Complaint(c), .. }) => c,
+        Ok(Verdict::Permitted { output: c, .. }) => c,
         Ok(Verdict::Denied { decision, .. }) => return Err(fail(3, decision.reason)),
-        Ok(Verdict::Permitted { .. }) => return Err(fail(1, "unexpected gate output")),
         Err(GateError::NotFound(what)) => {
             return Err(fail(2, format!("{what} not found in {}", data_dir.display())));
         }

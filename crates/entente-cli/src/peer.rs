@@ -7,7 +7,7 @@ use clap::Subcommand;
 use entente_core::{Actor, PartyCode};
 use entente_node::Node;
 use entente_node::federation::cert_info;
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -53,7 +53,7 @@ pub(crate) enum PeerCmd {
     },
 }
 
-fn verdict(v: Verdict) -> Result<u64, Failure> {
+fn verdict<O>(v: Verdict<O>) -> Result<u64, Failure> {
     match v {
         Verdict::Permitted { index, .. } => Ok(index),
         Verdict::Denied { index, decision } => Err(fail(
@@ -92,7 +92,7 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
                 ));
             }
             let node = Node::open(&data_dir).await?;
-            let command = Command::AddPeer {
+            let command = entente_store::peers::AddPeer {
                 party: party.clone(),
                 url: url.trim_end_matches('/').to_owned(),
                 cert_pem: info.pem.clone(),
@@ -173,7 +173,7 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
                 node.gate
                     .submit(
                         Actor::Operator,
-                        Command::RemovePeer { party: party.clone() },
+                        entente_store::peers::RemovePeer { party: party.clone() },
                         Timestamp::now(),
                     )
                     .await?,

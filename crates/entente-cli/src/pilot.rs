@@ -381,7 +381,7 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
             let v = submit(
                 a,
                 Actor::Operator,
-                Command::AddPeer {
+                entente_store::peers::AddPeer {
                     party: b.node.config.party.clone(),
                     url: format!("https://{faddr}"),
                     cert_pem: info.pem,

@@ -31,7 +31,7 @@ use ed25519_dalek::VerifyingKey;
 use entente_core::canonical::sha256_tagged;
 use entente_core::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
 use entente_core::{Actor, PartyCode};
-use entente_store::{Command, GateError, InboundEnvelope, PeerRecord, Verdict};
+use entente_store::{GateError, InboundEnvelope, PeerRecord, Verdict};
 use jiff::{SignedDuration, Timestamp};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
@@ -442,7 +442,7 @@ async fn refuse(
         Some(p) => Actor::Peer { party: p.clone() },
         None => Actor::Anonymous,
     };
-    let command = Command::RejectEnvelope {
+    let command = entente_store::peers::RejectEnvelope {
         from: from.cloned(),
         cert_sha256: Some(conn.cert_sha256.clone()),
         rule: rule.to_owned(),
@@ -1101,7 +1101,8 @@ impl Deliverer {
             return Err(fail("the acknowledgement answers no envelope".into()));
         }
         let ack_sha256 = ack.digest().map_err(|e| fail(e.to_string()))?;
-        let command = Command::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
+        let command =
+            entente_store::peers::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
         match self
             .node
             .gate

@@ -622,23 +622,18 @@ async fn read_request(
 }
 
 /// Answers a complaint command with the complaint (items, flows, deadline, state).
-async fn complaint_response(
+async fn complaint_response<C: GateCommand<Output = entente_store::Complaint>>(
     state: &AppState,
     actor: Actor,
-    command: Command,
+    command: C,
     created: bool,
 ) -> ApiResult {
-    let (index, output) = through_gate(state, actor, command).await?;
-    match output {
-        Output::Complaint(c) => {
-            let mut body = serde_json::to_value(&*c)
-                .map_err(|_| Problem::internal("complaint not serializable"))?;
-            body["ledger_index"] = json!(index);
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(body)).into_response())
-        }
-        _ => Err(Problem::internal("unexpected gate output")),
-    }
+    let (index, c) = through_gate(state, actor, command).await?;
+    let mut body =
+        serde_json::to_value(&c).map_err(|_| Problem::internal("complaint not serializable"))?;
+    body["ledger_index"] = json!(index);
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -655,7 +650,7 @@ async fn file_complaint(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let req: FileComplaint = parse_json(&headers, &body)?;
-    let command = Command::FileComplaint { id: req.id, identifier: req.identifier };
+    let command = entente_store::redress::FileComplaint { id: req.id, identifier: req.identifier };
     complaint_response(&state, actor, command, true).await
 }
 
@@ -674,7 +669,8 @@ async fn answer_complaint(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let req: AnswerComplaint = parse_json(&headers, &body)?;
-    let command = Command::AnswerComplaint { id, decision: req.decision, answer: req.answer };
+    let command =
+        entente_store::redress::AnswerComplaint { id, decision: req.decision, answer: req.answer };
     complaint_response(&state, actor, command, false).await
 }
 
@@ -684,7 +680,7 @@ async fn read_complaint(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    complaint_response(&state, actor, Command::ReadComplaint { id }, false).await
+    complaint_response(&state, actor, entente_store::redress::ReadComplaint { id }, false).await
 }
 
 #[derive(Deserialize)]

@@ -31,7 +31,7 @@ use base64::prelude::BASE64_STANDARD;
 use entente_core::ledger::{self, Hash, TreeProof};
 use entente_core::witness::{self, Observation};
 use entente_core::{Actor, PartyCode};
-use entente_store::{Command, PeerRecord};
+use entente_store::PeerRecord;
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -419,7 +419,7 @@ impl Witness {
             .with_extension(format!("split-{}.note", &new_digest[7..19]));
         let _ = write_atomic(&evidence, note);
         tracing::error!(party = %peer.party, %detail, "SPLIT VIEW: partner ledger inconsistent");
-        let command = Command::WitnessAlarm {
+        let command = entente_store::peers::WitnessAlarm {
             log: peer.party.clone(),
             seen: old_digest,
             shown: new_digest,

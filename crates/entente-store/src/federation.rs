@@ -7,7 +7,7 @@
 //! the sender's sequence is refused so that messages take effect in the order they were sent.
 
 use crate::flows::{ConsentMessage, DatumMessage};
-use crate::gate::{Command, GateCommand, GateError, Output};
+use crate::gate::{Command, GateCommand, GateError};
 use crate::requests::{RequestEventMessage, RequestMessage};
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::PartyCode;
@@ -137,6 +137,8 @@ pub(crate) enum Decoded {
     Request(crate::requests::ReceiveRequest),
     /// `request-event`: an event the other side recorded on a shared request.
     RequestEvent(crate::requests::ReceiveRequestEvent),
+    /// An envelope refused before its content was decided (never made by `decode`).
+    Refused(crate::peers::RejectEnvelope),
 }
 
 /// The command an envelope's payload asks for, or why it cannot be read.
@@ -185,6 +187,7 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         Decoded::Legacy(c) => GateCommand::validate(c),
         Decoded::Request(c) => c.validate(),
         Decoded::RequestEvent(c) => c.validate(),
+        Decoded::Refused(c) => c.validate(),
     };
     valid.map_err(|e| e.to_string())?;
     Ok(c)
@@ -291,97 +294,6 @@ pub(crate) async fn record_inbox(
         q.execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-/// Applies the federation commands that are not inbound content.
-pub(crate) async fn apply(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    me: &PartyCode,
-    command: &Command,
-    now: Timestamp,
-    index: u64,
-) -> Result<Output, GateError> {
-    match command {
-        Command::AddPeer { party, url, cert_pem, cert_sha256, signing_key, age_recipient } => {
-            if party == me {
-                return Err(GateError::Invalid(format!(
-                    "{party} is this node's own party; a peer is a partner node"
-                )));
-            }
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT party FROM peers WHERE party = $1 OR cert_sha256 = $2")
-                    .bind(party.as_str())
-                    .bind(cert_sha256)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some(p) = exists {
-                return Err(GateError::Conflict(format!(
-                    "peer {p} is already pinned (with this party or this certificate); remove it first to pin another certificate"
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO peers (party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index, age_recipient) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(party.as_str())
-            .bind(url)
-            .bind(cert_pem)
-            .bind(cert_sha256)
-            .bind(signing_key)
-            .bind(format!("{now:.6}"))
-            .bind(to_i64(index)?)
-            .bind(age_recipient.clone())
-            .execute(&mut **tx)
-            .await?;
-            Ok(Output::Done)
-        }
-        Command::RemovePeer { party } => {
-            let n = sqlx::query("DELETE FROM peers WHERE party = $1")
-                .bind(party.as_str())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Err(GateError::NotFound(format!("peer {party}")));
-            }
-            Ok(Output::Done)
-        }
-        Command::RecordAcks { peer, items, .. } => {
-            let now = format!("{now:.6}");
-            // Consecutive items with one status and consecutive ledger indexes (the common
-            // case: a batch applied in one transaction) are marked with one statement.
-            let mut i = 0;
-            while i < items.len() {
-                let first = &items[i];
-                let mut j = i + 1;
-                while j < items.len()
-                    && items[j].status == first.status
-                    && items[j].seq == first.seq + (j - i) as u64
-                    && items[j].ledger_index == first.ledger_index + (j - i) as u64
-                {
-                    j += 1;
-                }
-                let last = &items[j - 1];
-                sqlx::query(
-                    "UPDATE outbox SET delivered_at = $1, ack_status = $2, ack_index = $3 + (seq - $5), last_error = NULL \
-                     WHERE recipient = $4 AND seq >= $5 AND seq <= $6 AND delivered_at IS NULL",
-                )
-                .bind(&now)
-                .bind(first.status.as_str())
-                .bind(to_i64(first.ledger_index)?)
-                .bind(peer.as_str())
-                .bind(to_i64(first.seq)?)
-                .bind(to_i64(last.seq)?)
-                .execute(&mut **tx)
-                .await?;
-                i = j;
-            }
-            Ok(Output::Done)
-        }
-        // The alarm is the ledger entry itself; the evidence stays with the witness.
-        Command::WitnessAlarm { .. } => Ok(Output::Done),
-        _ => Err(GateError::Store(StoreError::Inconsistent("not a federation command".into()))),
-    }
 }
 
 /// The next sequence number for messages to `recipient` (inside the writer's transaction).

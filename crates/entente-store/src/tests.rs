@@ -651,7 +651,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         let Verdict::Permitted { index: share_index, .. } = v else { panic!("{v:?}") };
 
         // An investigator may not file a complaint: denied and recorded.
-        let file = |id: &str, identifier: &str| Command::FileComplaint {
+        let file = |id: &str, identifier: &str| crate::redress::FileComplaint {
             id: id.into(),
             identifier: identifier.into(),
         };
@@ -663,7 +663,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         // Different case and spacing: the same keyed hash.
         let v =
             gate.submit(dpo.clone(), file("c1", "  jane.doe@EXAMPLE.invalid "), now).await.unwrap();
-        let Verdict::Permitted { output: Output::Complaint(c), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: c, .. } = v else { panic!("{v:?}") };
         assert_eq!(c.state, "open");
         assert_eq!(c.due_at, "2026-12-26T12:00:00.000000Z");
         assert!(c.deadline_basis.contains("30 days"));
@@ -674,10 +674,10 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         assert!(!c.items[0].destroyed);
 
         let v = gate
-            .submit(auditor.clone(), Command::ReadComplaint { id: "c1".into() }, now)
+            .submit(auditor.clone(), crate::redress::ReadComplaint { id: "c1".into() }, now)
             .await
             .unwrap();
-        let Verdict::Permitted { output: Output::Complaint(c), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: c, .. } = v else { panic!("{v:?}") };
         assert_eq!(c.flows.len(), 1, "{c:?}");
         let flow = &c.flows[0];
         assert_eq!(flow.datum_id, "d1");
@@ -688,14 +688,14 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
 
         // An identifier nobody recorded finds nothing.
         let v = gate.submit(dpo.clone(), file("c2", "nobody@example.invalid"), now).await.unwrap();
-        let Verdict::Permitted { output: Output::Complaint(c), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: c, .. } = v else { panic!("{v:?}") };
         assert!(c.items.is_empty() && c.flows.is_empty());
         assert!(matches!(
             gate.submit(dpo.clone(), file("c2", "x"), now).await.unwrap_err(),
             GateError::Conflict(_)
         ));
 
-        let answer = |decision: &str| Command::AnswerComplaint {
+        let answer = |decision: &str| crate::redress::AnswerComplaint {
             id: "c1".into(),
             decision: decision.into(),
             answer: "Your data went to NL under the JIT agreement.".into(),
@@ -705,9 +705,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             GateError::Invalid(_)
         ));
         let v = gate.submit(dpo.clone(), answer("partially-granted"), now).await.unwrap();
-        let Verdict::Permitted { output: Output::Complaint(c), index, .. } = v else {
-            panic!("{v:?}")
-        };
+        let Verdict::Permitted { output: c, index, .. } = v else { panic!("{v:?}") };
         assert_eq!(c.state, "answered");
         assert_eq!(c.decision.as_deref(), Some("partially-granted"));
         assert_eq!(c.answer_ledger_index, Some(index));
@@ -716,7 +714,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             GateError::Conflict(_)
         ));
         assert!(matches!(
-            gate.submit(dpo.clone(), Command::ReadComplaint { id: "nope".into() }, now)
+            gate.submit(dpo.clone(), crate::redress::ReadComplaint { id: "nope".into() }, now)
                 .await
                 .unwrap_err(),
             GateError::NotFound(_)
@@ -882,8 +880,11 @@ async fn hand_over(
         })
         .collect();
     if !items.is_empty() {
-        let ack =
-            Command::RecordAcks { peer: to_party.clone(), ack_sha256: "sha256:00".into(), items };
+        let ack = crate::peers::RecordAcks {
+            peer: to_party.clone(),
+            ack_sha256: "sha256:00".into(),
+            items,
+        };
         from_gate.submit(Actor::Peer { party: to_party.clone() }, ack, now).await.unwrap();
     }
     results
@@ -902,7 +903,7 @@ async fn requests_travel_between_nodes() {
         let de_key = SigningKey::from_bytes(&[7u8; 32]);
         let nl_gate = Gate::start(nl_db.store.clone(), key(), nl(), shipped_agreements());
         let de_gate = Gate::start(de_db.store.clone(), de_key, de(), shipped_agreements());
-        let pin = |party: PartyCode, cert: &str| Command::AddPeer {
+        let pin = |party: PartyCode, cert: &str| crate::peers::AddPeer {
             party,
             url: "https://127.0.0.1:1".into(),
             cert_pem: "-".into(),
@@ -1391,7 +1392,7 @@ async fn packages_offered_arrive_or_are_refused() {
         assert!(matches!(&e, GateError::Invalid(m) if m.contains("pinned")), "{e}");
         gate.submit(
             Actor::Operator,
-            Command::AddPeer {
+            crate::peers::AddPeer {
                 party: de(),
                 url: "https://127.0.0.1:1".into(),
                 cert_pem: "-".into(),

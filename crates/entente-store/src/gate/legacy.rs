@@ -2,21 +2,17 @@
 //! through the capability modules that match on it. Each capability that moves out takes its
 //! variants with it (see `crate::cases::OpenCase` for the shape).
 
-use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, role_decision};
+use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
 use crate::cases;
 use crate::evidence;
-use crate::federation;
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::intel;
 use crate::packages;
-use crate::redress;
 use crate::store::CaseRecord;
 use entente_core::canonical::canonical_digest;
-use entente_core::envelope::AckItem;
-use entente_core::{Action, Actor, Decision, PartyCode, Subject, ids};
+use entente_core::{Action, Decision, PartyCode, Subject, ids};
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_policy::engine::Conditions;
-use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -68,29 +64,6 @@ pub enum Command {
     /// Destroy a datum whose retention limit has passed.
     DestroyDatum {
         /// Datum id.
-        id: String,
-    },
-    /// File an individual's complaint about the data held on an identifier. Filed at the
-    /// gate's `now`; the answer is due 30 days later (Entente's operating default, see
-    /// `redress::ANSWER_DAYS`). Only the keyed hash of the identifier is stored.
-    FileComplaint {
-        /// Complaint id.
-        id: String,
-        /// The identifier the complaint is about (e-mail, account, IP address).
-        identifier: String,
-    },
-    /// Record the decision on a complaint and the answer given to the complainant.
-    AnswerComplaint {
-        /// Complaint id.
-        id: String,
-        /// `granted`, `refused` or `partially-granted`.
-        decision: String,
-        /// The answer's text (stored with the complaint; only its digest is recorded).
-        answer: String,
-    },
-    /// Read a complaint with the data items and flows found for its identifier.
-    ReadComplaint {
-        /// Complaint id.
         id: String,
     },
     /// Add a party to a case under a JIT agreement in force that binds this party and it.
@@ -147,59 +120,6 @@ pub enum Command {
         from: PartyCode,
         /// Notification id.
         id: String,
-    },
-    /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
-    AddPeer {
-        /// The partner's party.
-        party: PartyCode,
-        /// Base URL of its federation endpoint (`https://…`).
-        url: String,
-        /// Its certificate (PEM).
-        cert_pem: String,
-        /// SHA-256 of the certificate's DER, hex.
-        cert_sha256: String,
-        /// Its Ed25519 public key, hex.
-        signing_key: String,
-        /// Its node's age recipient (`age1…`): evidence packages for it are encrypted to it.
-        age_recipient: Option<String>,
-    },
-    /// Remove a partner's pin.
-    RemovePeer {
-        /// The partner's party.
-        party: PartyCode,
-    },
-    /// Record an envelope refused before its content was decided (always a deny).
-    RejectEnvelope {
-        /// The claimed or pinned sender, when known.
-        from: Option<PartyCode>,
-        /// SHA-256 (hex) of the TLS client certificate, when one was presented.
-        cert_sha256: Option<String>,
-        /// The check that failed (`federation#signature`, …).
-        rule: String,
-        /// What was wrong, for the sender and the auditor.
-        reason: String,
-        /// `sha256:<hex>` of the body received.
-        body_sha256: String,
-    },
-    /// Record that a partner's ledger showed inconsistent checkpoints to this node's witness.
-    WitnessAlarm {
-        /// The partner whose ledger it is.
-        log: PartyCode,
-        /// `sha256:<hex>` of the last good checkpoint note seen.
-        seen: String,
-        /// `sha256:<hex>` of the checkpoint note that contradicts it.
-        shown: String,
-        /// What shows the contradiction.
-        detail: String,
-    },
-    /// Record a partner's signed acknowledgement of envelopes this node sent.
-    RecordAcks {
-        /// The acknowledging partner.
-        peer: PartyCode,
-        /// `sha256:<hex>` of the signed acknowledgement.
-        ack_sha256: String,
-        /// Its items.
-        items: Vec<AckItem>,
     },
     /// Create a TAXII collection shared with the given partner parties.
     IntelCollectionCreate {
@@ -328,9 +248,6 @@ impl Command {
             Command::GiveConsent { .. } => Action::ConsentGive,
             Command::ReceiveConsent { .. } => Action::ConsentReceive,
             Command::DestroyDatum { .. } => Action::DatumDestroy,
-            Command::FileComplaint { .. } => Action::ComplaintFile,
-            Command::AnswerComplaint { .. } => Action::ComplaintAnswer,
-            Command::ReadComplaint { .. } => Action::ComplaintRead,
             Command::AddCaseMember { .. } => Action::CaseMemberAdd,
             Command::CaseStatus { .. } => Action::CaseStatus,
             Command::ReceiveCaseUpdate { .. } => Action::CaseUpdate,
@@ -339,11 +256,6 @@ impl Command {
             Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
             Command::ReadIncidentNotifications => Action::IncidentRead,
             Command::DestroyIncidentNotification { .. } => Action::IncidentDestroy,
-            Command::AddPeer { .. } => Action::PeerAdd,
-            Command::RemovePeer { .. } => Action::PeerRemove,
-            Command::RejectEnvelope { .. } => Action::EnvelopeReject,
-            Command::RecordAcks { .. } => Action::EnvelopeAck,
-            Command::WitnessAlarm { .. } => Action::WitnessAlarm,
             Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
             Command::IntelImport { .. } => Action::IntelImport,
             Command::IntelRead { .. } => Action::IntelRead,
@@ -378,9 +290,6 @@ impl Command {
                 Subject::new("party", message.recipient.as_str()),
             ],
             Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
-            Command::FileComplaint { id, .. }
-            | Command::AnswerComplaint { id, .. }
-            | Command::ReadComplaint { id } => vec![Subject::new("complaint", id)],
             Command::AddCaseMember { case_id, party, .. } => {
                 vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
             }
@@ -406,15 +315,6 @@ impl Command {
                 Subject::new("incident-notification", id),
                 Subject::new("party", from.as_str()),
             ],
-            Command::AddPeer { party, .. }
-            | Command::RemovePeer { party }
-            | Command::RecordAcks { peer: party, .. } => vec![Subject::new("peer", party.as_str())],
-            Command::WitnessAlarm { log, .. } => vec![Subject::new("ledger", log.as_str())],
-            Command::RejectEnvelope { from, cert_sha256, .. } => match (from, cert_sha256) {
-                (Some(p), _) => vec![Subject::new("peer", p.as_str())],
-                (None, Some(c)) => vec![Subject::new("certificate", c)],
-                (None, None) => vec![Subject::new("peer", "unidentified")],
-            },
             Command::IntelCollectionCreate { id, .. } => vec![Subject::new("collection", id)],
             Command::IntelImport { collection, status_id, .. } => {
                 vec![Subject::new("collection", collection), Subject::new("status", status_id)]
@@ -442,26 +342,6 @@ impl Command {
                 vec![Subject::new("package", sha256), Subject::new("party", from.as_str())]
             }
         }
-    }
-
-    fn is_redress(&self) -> bool {
-        matches!(
-            self,
-            Command::FileComplaint { .. }
-                | Command::AnswerComplaint { .. }
-                | Command::ReadComplaint { .. }
-        )
-    }
-
-    fn is_federation(&self) -> bool {
-        matches!(
-            self,
-            Command::AddPeer { .. }
-                | Command::RemovePeer { .. }
-                | Command::RecordAcks { .. }
-                | Command::RejectEnvelope { .. }
-                | Command::WitnessAlarm { .. }
-        )
     }
 
     fn is_intel(&self) -> bool {
@@ -554,37 +434,6 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
-            Command::AddPeer { url, cert_sha256, signing_key, age_recipient, .. } => {
-                if let Some(r) = age_recipient
-                    && (!r.starts_with("age1") || r.len() > 100)
-                {
-                    return Err(GateError::Invalid(format!(
-                        "age recipient `{r}`: expected an age X25519 recipient (age1…)"
-                    )));
-                }
-                if !url.starts_with("https://") || url.len() > 2048 {
-                    return Err(GateError::Invalid(format!(
-                        "peer url `{url}` must be an https:// URL (node-to-node traffic is mutual TLS)"
-                    )));
-                }
-                let hex64 = |v: &str| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
-                if !hex64(cert_sha256) || !hex64(signing_key) {
-                    return Err(GateError::Invalid(
-                        "peer certificate digest and signing key must be 64 hex digits".into(),
-                    ));
-                }
-                Ok(())
-            }
-            Command::RemovePeer { .. }
-            | Command::RejectEnvelope { .. }
-            | Command::WitnessAlarm { .. } => Ok(()),
-            Command::RecordAcks { items, .. } if items.is_empty() => {
-                Err(GateError::Invalid("an acknowledgement answers at least one envelope".into()))
-            }
-            Command::RecordAcks { .. } => Ok(()),
-            Command::FileComplaint { .. }
-            | Command::AnswerComplaint { .. }
-            | Command::ReadComplaint { .. } => redress::validate(self),
             Command::AddCaseMember { case_id, agreement, .. } => {
                 ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
                 ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
@@ -648,19 +497,6 @@ impl Command {
                     digest(serde_json::json!({"case_id": case_id, "party": party}))?,
                 );
             }
-            Command::AddPeer { party, url, cert_sha256, signing_key, age_recipient, .. } => {
-                let mut peer = serde_json::json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key});
-                if let Some(r) = age_recipient {
-                    peer["age_recipient"] = serde_json::json!(r);
-                }
-                out.insert("peer".into(), digest(peer)?);
-            }
-            Command::RejectEnvelope { body_sha256, .. } => {
-                out.insert("body".into(), body_sha256.clone());
-            }
-            Command::RecordAcks { ack_sha256, .. } => {
-                out.insert("ack".into(), ack_sha256.clone());
-            }
             Command::SendPackage { offer, exports, .. } => {
                 out.insert("package".into(), format!("sha256:{}", offer.sha256));
                 out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
@@ -672,11 +508,6 @@ impl Command {
             }
             Command::ArrivePackage { got_sha256, .. } => {
                 out.insert("fetched".into(), format!("sha256:{got_sha256}"));
-            }
-            Command::WitnessAlarm { seen, shown, detail, .. } => {
-                out.insert("seen".into(), seen.clone());
-                out.insert("shown".into(), shown.clone());
-                out.insert("detail".into(), digest(serde_json::json!(detail))?);
             }
             // Flows record the digests their effect computes (see `flows::apply`).
             _ => {}
@@ -700,8 +531,6 @@ pub enum Output {
     Request(Box<entente_policy::request::Request>),
     /// Open requests with their clocks.
     Requests(Vec<entente_policy::request::Request>),
-    /// A complaint with the data items and flows found for its identifier.
-    Complaint(Box<crate::redress::Complaint>),
     /// A case's status: the case, its members and its timeline.
     CaseStatus(Box<crate::cases::CaseStatus>),
     /// The status resource of an intel import.
@@ -742,16 +571,6 @@ impl GateCommand for Command {
         Command::validate(self)
     }
 
-    fn role(&self, actor: &Actor, party: &PartyCode, now: Timestamp) -> Decision {
-        match self {
-            // A refused envelope is recorded whoever sent it; its decision is the refusal.
-            Command::RejectEnvelope { .. } => {
-                Decision::permit("federation#record-refusal", "refusals are recorded", Vec::new())
-            }
-            _ => role_decision(Command::action(self), &Command::subjects(self), actor, party, now),
-        }
-    }
-
     async fn load(&self, cx: &mut EffectCx<'_>) -> Result<LegacyFacts, GateError> {
         let mut facts = LegacyFacts { flow: None, decided: None };
         if self.is_flow() {
@@ -787,13 +606,10 @@ impl GateCommand for Command {
             }
             (None, None) => (cx.role.clone(), None),
         };
-        let decision = match self {
-            Command::RejectEnvelope { rule, reason, .. } => Decision::deny(rule, reason.clone()),
-            // Bytes other than those offered are refused (and the offer closed: `on_deny`).
-            _ => match packages::arrival_mismatch(self) {
-                Some((rule, reason)) if decision.is_permit() => Decision::deny(rule, reason),
-                _ => decision,
-            },
+        // Bytes other than those offered are refused (and the offer closed: `on_deny`).
+        let decision = match packages::arrival_mismatch(self) {
+            Some((rule, reason)) if decision.is_permit() => Decision::deny(rule, reason),
+            _ => decision,
         };
         Ruling { decision, conditions }
     }
@@ -828,14 +644,10 @@ impl GateCommand for Command {
                 .await?
         } else if c.is_incident() {
             crate::notify::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
-        } else if c.is_federation() {
-            (federation::apply(cx.tx, cx.party, c, now, index).await?, Vec::new())
         } else if c.is_package() {
             (packages::apply(cx.tx, cx.actor, c, now, index).await?, Vec::new())
         } else if c.is_intel() {
             intel::apply(cx.tx, cx.backend, cx.engine, cx.party, cx.actor, c, now, index).await?
-        } else if c.is_redress() {
-            redress::apply(cx.tx, cx.secret, cx.actor, c, now, index).await?
         } else if c.is_evidence() {
             evidence::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
         } else {

@@ -2,9 +2,7 @@
 //! command type — in one transaction, appends their ledger entries, signs one checkpoint and
 //! acknowledges each job only after the commit.
 
-use super::{
-    DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, Verdict, legacy::Command,
-};
+use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, Verdict};
 use crate::federation::{self, Admission, Decoded, InboundEnvelope, InboxRow};
 use crate::store::{self, Backend, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
@@ -231,7 +229,7 @@ impl InboundJob {
             }
         }
         let reject = |rule: &str, reason: String| {
-            Decoded::Legacy(Command::RejectEnvelope {
+            Decoded::Refused(crate::peers::RejectEnvelope {
                 from: Some(envelope.from.clone()),
                 cert_sha256: Some(envelope.cert_sha256.clone()),
                 rule: rule.into(),
@@ -261,6 +259,7 @@ impl InboundJob {
             Decoded::Legacy(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Request(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::RequestEvent(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::Refused(c) => execute(st, actor, c, now, inbound).await?.map(unit),
         };
         self.result = Some(r);
         Ok(())

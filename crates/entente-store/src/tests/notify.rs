@@ -117,7 +117,7 @@ async fn notifications_and_case_updates_travel() {
             de(),
             engine_with_mou(),
         );
-        let pin = |party: PartyCode, cert: char| Command::AddPeer {
+        let pin = |party: PartyCode, cert: char| crate::peers::AddPeer {
             party,
             url: "https://127.0.0.1:1".into(),
             cert_pem: "-".into(),

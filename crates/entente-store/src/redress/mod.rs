@@ -8,12 +8,12 @@
 //! items concerning it, and the outbox the flows of those items out of this node. The ledger
 //! receives digests only.
 
-use crate::gate::{Command, GateError, Output};
+use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
 use crate::store::{StoreError, to_i64, to_u64};
-use entente_core::Actor;
 use entente_core::canonical::canonical_digest;
+use entente_core::{Action, Subject};
 use entente_policy::minimize::{PSEUDONYM_PREFIX, PseudonymKey};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -224,125 +224,203 @@ async fn load(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str) -> Result<Com
     })
 }
 
-/// Applies a permitted redress command; returns the output and the digests for the ledger.
-pub(crate) async fn apply(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    secret: &[u8; 32],
-    actor: &Actor,
-    command: &Command,
-    now: Timestamp,
-    index: u64,
-) -> Result<(Output, Vec<(String, String)>), GateError> {
-    let now_text = format!("{now:.6}");
-    match command {
-        Command::FileComplaint { id, identifier } => {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM complaints WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if exists.is_some() {
-                return Err(GateError::Conflict(format!("complaint `{id}` already exists")));
-            }
-            let hash = identifier_hash(secret, identifier);
-            let due = now
-                .checked_add(SignedDuration::from_hours(ANSWER_DAYS * 24))
-                .map_err(|e| GateError::Invalid(format!("deadline: {e}")))?;
-            sqlx::query(
-                "INSERT INTO complaints (id, identifier_hash, filed_by, filed_at, due_at, state, \
-                 decision, answer, answered_at, ledger_index, answer_ledger_index) \
-                 VALUES ($1, $2, $3, $4, $5, 'open', NULL, NULL, NULL, $6, NULL)",
-            )
-            .bind(id)
-            .bind(&hash)
-            .bind(actor.to_string())
-            .bind(&now_text)
-            .bind(format!("{due:.6}"))
-            .bind(to_i64(index)?)
-            .execute(&mut **tx)
+fn check_id(id: &str) -> Result<(), GateError> {
+    entente_core::ids::check_identifier("complaint id", id).map_err(GateError::Invalid)
+}
+
+/// File an individual's complaint about the data held on an identifier. Filed at the
+/// gate's `now`; the answer is due [`ANSWER_DAYS`] later. Only the keyed hash of the
+/// identifier is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileComplaint {
+    /// Complaint id.
+    pub id: String,
+    /// The identifier the complaint is about (e-mail, account, IP address).
+    pub identifier: String,
+}
+
+impl GateCommand for FileComplaint {
+    type Output = Complaint;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::ComplaintFile
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("complaint", &self.id)]
+    }
+
+    /// The identifier's keyed hash and the deadline, computed when the complaint is filed.
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        check_id(&self.id)?;
+        let n = self.identifier.trim().chars().count();
+        if n == 0 || n > 1000 {
+            return Err(GateError::Invalid("identifier: expected 1 to 1000 characters".into()));
+        }
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<Complaint, GateError> {
+        let FileComplaint { id, identifier } = self;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM complaints WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut **cx.tx)
             .await?;
-            let complaint = load(tx, id).await?;
-            // The keyed hash is already unlinkable without the node key; the ledger holds
-            // only its digest, with the deadline.
-            let filed = digest(&serde_json::json!({"id": id, "identifier_hash": hash}))?;
-            Ok((
-                Output::Complaint(Box::new(complaint)),
-                vec![
-                    ("identifier".into(), filed),
-                    ("due_at".into(), digest(&format!("{due:.6}"))?),
-                ],
-            ))
+        if exists.is_some() {
+            return Err(GateError::Conflict(format!("complaint `{id}` already exists")));
         }
-        Command::AnswerComplaint { id, decision, answer } => {
-            let state: Option<String> =
-                sqlx::query_scalar("SELECT state FROM complaints WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            match state.as_deref() {
-                None => return Err(GateError::NotFound(format!("complaint `{id}`"))),
-                Some("open") => {}
-                Some(s) => {
-                    return Err(GateError::Conflict(format!("complaint `{id}` is already {s}")));
-                }
-            }
-            sqlx::query(
-                "UPDATE complaints SET state = 'answered', decision = $1, answer = $2, \
-                 answered_at = $3, answer_ledger_index = $4 WHERE id = $5",
-            )
-            .bind(decision)
-            .bind(answer)
-            .bind(&now_text)
-            .bind(to_i64(index)?)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-            let complaint = load(tx, id).await?;
-            // What the complainant was told: the decision, the text and the listing of who
-            // received which categories under which agreement.
-            let told = serde_json::json!({
-                "id": id,
-                "decision": decision,
-                "answer": answer,
-                "flows": complaint.flows,
-            });
-            Ok((Output::Complaint(Box::new(complaint)), vec![("answer".into(), digest(&told)?)]))
-        }
-        Command::ReadComplaint { id } => {
-            Ok((Output::Complaint(Box::new(load(tx, id).await?)), Vec::new()))
-        }
-        _ => Err(GateError::Invalid("not a redress command".into())),
+        let hash = identifier_hash(cx.secret, &identifier);
+        let due = cx
+            .now
+            .checked_add(SignedDuration::from_hours(ANSWER_DAYS * 24))
+            .map_err(|e| GateError::Invalid(format!("deadline: {e}")))?;
+        sqlx::query(
+            "INSERT INTO complaints (id, identifier_hash, filed_by, filed_at, due_at, state, \
+             decision, answer, answered_at, ledger_index, answer_ledger_index) \
+             VALUES ($1, $2, $3, $4, $5, 'open', NULL, NULL, NULL, $6, NULL)",
+        )
+        .bind(&id)
+        .bind(&hash)
+        .bind(cx.actor.to_string())
+        .bind(cx.now_text())
+        .bind(format!("{due:.6}"))
+        .bind(to_i64(cx.index)?)
+        .execute(&mut **cx.tx)
+        .await?;
+        let complaint = load(cx.tx, &id).await?;
+        // The keyed hash is already unlinkable without the node key; the ledger holds only
+        // its digest, with the deadline.
+        let filed = digest(&serde_json::json!({"id": id, "identifier_hash": hash}))?;
+        cx.record_digests(vec![
+            ("identifier".into(), filed),
+            ("due_at".into(), digest(&format!("{due:.6}"))?),
+        ]);
+        Ok(complaint)
     }
 }
 
-/// Checks a redress command's own data.
-pub(crate) fn validate(command: &Command) -> Result<(), GateError> {
-    let check_id = |id: &str| {
-        entente_core::ids::check_identifier("complaint id", id).map_err(GateError::Invalid)
-    };
-    match command {
-        Command::FileComplaint { id, identifier } => {
-            check_id(id)?;
-            let n = identifier.trim().chars().count();
-            if n == 0 || n > 1000 {
-                return Err(GateError::Invalid("identifier: expected 1 to 1000 characters".into()));
-            }
-            Ok(())
+/// Record the decision on a complaint and the answer given to the complainant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerComplaint {
+    /// Complaint id.
+    pub id: String,
+    /// `granted`, `refused` or `partially-granted` (see [`DECISIONS`]).
+    pub decision: String,
+    /// The answer's text (stored with the complaint; only its digest is recorded).
+    pub answer: String,
+}
+
+impl GateCommand for AnswerComplaint {
+    type Output = Complaint;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::ComplaintAnswer
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("complaint", &self.id)]
+    }
+
+    /// What the complainant was told, with the flows listed (known once the complaint loads).
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        check_id(&self.id)?;
+        if !DECISIONS.contains(&self.decision.as_str()) {
+            return Err(GateError::Invalid(format!(
+                "decision `{}`: expected one of {}",
+                self.decision,
+                DECISIONS.join(", ")
+            )));
         }
-        Command::AnswerComplaint { id, decision, answer } => {
-            check_id(id)?;
-            if !DECISIONS.contains(&decision.as_str()) {
-                return Err(GateError::Invalid(format!(
-                    "decision `{decision}`: expected one of {}",
-                    DECISIONS.join(", ")
-                )));
-            }
-            let n = answer.trim().chars().count();
-            if n == 0 || n > 20_000 {
-                return Err(GateError::Invalid("answer: expected 1 to 20000 characters".into()));
-            }
-            Ok(())
+        let n = self.answer.trim().chars().count();
+        if n == 0 || n > 20_000 {
+            return Err(GateError::Invalid("answer: expected 1 to 20000 characters".into()));
         }
-        Command::ReadComplaint { id } => check_id(id),
-        _ => Ok(()),
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<Complaint, GateError> {
+        let AnswerComplaint { id, decision, answer } = self;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM complaints WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&mut **cx.tx)
+                .await?;
+        match state.as_deref() {
+            None => return Err(GateError::NotFound(format!("complaint `{id}`"))),
+            Some("open") => {}
+            Some(s) => {
+                return Err(GateError::Conflict(format!("complaint `{id}` is already {s}")));
+            }
+        }
+        sqlx::query(
+            "UPDATE complaints SET state = 'answered', decision = $1, answer = $2, \
+             answered_at = $3, answer_ledger_index = $4 WHERE id = $5",
+        )
+        .bind(&decision)
+        .bind(&answer)
+        .bind(cx.now_text())
+        .bind(to_i64(cx.index)?)
+        .bind(&id)
+        .execute(&mut **cx.tx)
+        .await?;
+        let complaint = load(cx.tx, &id).await?;
+        // What the complainant was told: the decision, the text and the listing of who
+        // received which categories under which agreement.
+        let told = serde_json::json!({
+            "id": id,
+            "decision": decision,
+            "answer": answer,
+            "flows": complaint.flows,
+        });
+        cx.record_digests(vec![("answer".into(), digest(&told)?)]);
+        Ok(complaint)
+    }
+}
+
+/// Read a complaint with the data items and flows found for its identifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadComplaint {
+    /// Complaint id.
+    pub id: String,
+}
+
+impl GateCommand for ReadComplaint {
+    type Output = Complaint;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::ComplaintRead
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("complaint", &self.id)]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::SubjectsOnly)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        check_id(&self.id)
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<Complaint, GateError> {
+        load(cx.tx, &self.id).await
     }
 }

@@ -1,0 +1,328 @@
+//! Partner nodes: pinning and unpinning a partner (its TLS certificate and the Ed25519 key
+//! inside it), the partner's signed acknowledgements of what this node sent, envelopes
+//! refused before their content was decided, and a witness's alarm about a partner's ledger.
+
+use crate::gate::{
+    DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
+    digest_json,
+};
+use crate::store::to_i64;
+use entente_core::envelope::AckItem;
+use entente_core::{Action, Actor, Decision, PartyCode, Subject};
+use jiff::Timestamp;
+
+/// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddPeer {
+    /// The partner's party.
+    pub party: PartyCode,
+    /// Base URL of its federation endpoint (`https://…`).
+    pub url: String,
+    /// Its certificate (PEM).
+    pub cert_pem: String,
+    /// SHA-256 of the certificate's DER, hex.
+    pub cert_sha256: String,
+    /// Its Ed25519 public key, hex.
+    pub signing_key: String,
+    /// Its node's age recipient (`age1…`): evidence packages for it are encrypted to it.
+    pub age_recipient: Option<String>,
+}
+
+impl GateCommand for AddPeer {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::PeerAdd
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("peer", self.party.as_str())]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        let mut peer = serde_json::json!({"party": self.party, "url": self.url, "cert_sha256": self.cert_sha256, "signing_key": self.signing_key});
+        if let Some(r) = &self.age_recipient {
+            peer["age_recipient"] = serde_json::json!(r);
+        }
+        PayloadDigests::canonical([("peer", peer)])
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if let Some(r) = &self.age_recipient
+            && (!r.starts_with("age1") || r.len() > 100)
+        {
+            return Err(GateError::Invalid(format!(
+                "age recipient `{r}`: expected an age X25519 recipient (age1…)"
+            )));
+        }
+        let url = &self.url;
+        if !url.starts_with("https://") || url.len() > 2048 {
+            return Err(GateError::Invalid(format!(
+                "peer url `{url}` must be an https:// URL (node-to-node traffic is mutual TLS)"
+            )));
+        }
+        let hex64 = |v: &str| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex64(&self.cert_sha256) || !hex64(&self.signing_key) {
+            return Err(GateError::Invalid(
+                "peer certificate digest and signing key must be 64 hex digits".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        let party = &self.party;
+        if party == cx.party {
+            return Err(GateError::Invalid(format!(
+                "{party} is this node's own party; a peer is a partner node"
+            )));
+        }
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT party FROM peers WHERE party = $1 OR cert_sha256 = $2")
+                .bind(party.as_str())
+                .bind(&self.cert_sha256)
+                .fetch_optional(&mut **cx.tx)
+                .await?;
+        if let Some(p) = exists {
+            return Err(GateError::Conflict(format!(
+                "peer {p} is already pinned (with this party or this certificate); remove it first to pin another certificate"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO peers (party, url, cert_pem, cert_sha256, signing_key, added_at, ledger_index, age_recipient) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(party.as_str())
+        .bind(&self.url)
+        .bind(&self.cert_pem)
+        .bind(&self.cert_sha256)
+        .bind(&self.signing_key)
+        .bind(cx.now_text())
+        .bind(to_i64(cx.index)?)
+        .bind(self.age_recipient.clone())
+        .execute(&mut **cx.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Remove a partner's pin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovePeer {
+    /// The partner's party.
+    pub party: PartyCode,
+}
+
+impl GateCommand for RemovePeer {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::PeerRemove
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("peer", self.party.as_str())]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::SubjectsOnly)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        let n = sqlx::query("DELETE FROM peers WHERE party = $1")
+            .bind(self.party.as_str())
+            .execute(&mut **cx.tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(GateError::NotFound(format!("peer {}", self.party)));
+        }
+        Ok(())
+    }
+}
+
+/// Record a partner's signed acknowledgement of envelopes this node sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordAcks {
+    /// The acknowledging partner.
+    pub peer: PartyCode,
+    /// `sha256:<hex>` of the signed acknowledgement.
+    pub ack_sha256: String,
+    /// Its items.
+    pub items: Vec<AckItem>,
+}
+
+impl GateCommand for RecordAcks {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::EnvelopeAck
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("peer", self.peer.as_str())]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::given([("ack", self.ack_sha256.clone())]))
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if self.items.is_empty() {
+            return Err(GateError::Invalid(
+                "an acknowledgement answers at least one envelope".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        let (now, items) = (cx.now_text(), &self.items);
+        // Consecutive items with one status and consecutive ledger indexes (the common case:
+        // a batch applied in one transaction) are marked with one statement.
+        let mut i = 0;
+        while i < items.len() {
+            let first = &items[i];
+            let mut j = i + 1;
+            while j < items.len()
+                && items[j].status == first.status
+                && items[j].seq == first.seq + (j - i) as u64
+                && items[j].ledger_index == first.ledger_index + (j - i) as u64
+            {
+                j += 1;
+            }
+            let last = &items[j - 1];
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $1, ack_status = $2, ack_index = $3 + (seq - $5), last_error = NULL \
+                 WHERE recipient = $4 AND seq >= $5 AND seq <= $6 AND delivered_at IS NULL",
+            )
+            .bind(&now)
+            .bind(first.status.as_str())
+            .bind(to_i64(first.ledger_index)?)
+            .bind(self.peer.as_str())
+            .bind(to_i64(first.seq)?)
+            .bind(to_i64(last.seq)?)
+            .execute(&mut **cx.tx)
+            .await?;
+            i = j;
+        }
+        Ok(())
+    }
+}
+
+/// Record an envelope refused before its content was decided (always a deny).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectEnvelope {
+    /// The claimed or pinned sender, when known.
+    pub from: Option<PartyCode>,
+    /// SHA-256 (hex) of the TLS client certificate, when one was presented.
+    pub cert_sha256: Option<String>,
+    /// The check that failed (`federation#signature`, …).
+    pub rule: String,
+    /// What was wrong, for the sender and the auditor.
+    pub reason: String,
+    /// `sha256:<hex>` of the body received.
+    pub body_sha256: String,
+}
+
+impl GateCommand for RejectEnvelope {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::EnvelopeReject
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        match (&self.from, &self.cert_sha256) {
+            (Some(p), _) => vec![Subject::new("peer", p.as_str())],
+            (None, Some(c)) => vec![Subject::new("certificate", c)],
+            (None, None) => vec![Subject::new("peer", "unidentified")],
+        }
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::given([("body", self.body_sha256.clone())]))
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    /// A refused envelope is recorded whoever sent it (an unauthenticated caller too); the
+    /// decision recorded is the refusal itself.
+    fn role(&self, _actor: &Actor, _party: &PartyCode, _now: Timestamp) -> Decision {
+        Decision::permit("federation#record-refusal", "refusals are recorded", Vec::new())
+    }
+
+    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    fn decide(&self, _cx: &DecideCx<'_>, _facts: &()) -> Ruling {
+        Ruling::of(Decision::deny(&self.rule, self.reason.clone()))
+    }
+
+    async fn apply(self, _cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        Err(GateError::Internal("a refused envelope has no effect to apply".into()))
+    }
+}
+
+/// Record that a partner's ledger showed inconsistent checkpoints to this node's witness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessAlarm {
+    /// The partner whose ledger it is.
+    pub log: PartyCode,
+    /// `sha256:<hex>` of the last good checkpoint note seen.
+    pub seen: String,
+    /// `sha256:<hex>` of the checkpoint note that contradicts it.
+    pub shown: String,
+    /// What shows the contradiction.
+    pub detail: String,
+}
+
+impl GateCommand for WitnessAlarm {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::WitnessAlarm
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("ledger", self.log.as_str())]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        let detail = digest_json(&serde_json::json!(self.detail))?;
+        Ok(PayloadDigests::given([
+            ("seen", self.seen.clone()),
+            ("shown", self.shown.clone()),
+            ("detail", detail),
+        ]))
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    /// The alarm is the ledger entry itself; the evidence stays with the witness.
+    async fn apply(self, _cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        Ok(())
+    }
+}
