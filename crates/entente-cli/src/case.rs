@@ -5,7 +5,7 @@ use crate::{Failure, fail};
 use clap::Subcommand;
 use entente_core::Actor;
 use entente_node::Node;
-use entente_store::{Command, Output, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -28,10 +28,10 @@ pub(crate) enum CaseCmd {
 pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
     let CaseCmd::Status { id, data_dir, json } = command;
     let node = Node::open(&data_dir).await?;
-    let command = Command::CaseStatus { case_id: id };
+    let command = entente_store::cases::ReadCaseStatus { case_id: id };
     let (index, status) = match node.gate.submit(Actor::Operator, command, Timestamp::now()).await?
     {
-        Verdict::Permitted { index, output: Output::CaseStatus(s), .. } => (index, s),
+        Verdict::Permitted { index, output: s, .. } => (index, s),
         Verdict::Denied { index, decision } => {
             return Err(fail(
                 3,
@@ -42,10 +42,9 @@ pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
                 ),
             ));
         }
-        Verdict::Permitted { .. } => return Err(fail(1, "unexpected gate output")),
     };
     if json {
-        let mut body = serde_json::to_value(&*status)?;
+        let mut body = serde_json::to_value(&status)?;
         body["ledger_index"] = serde_json::json!(index);
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());

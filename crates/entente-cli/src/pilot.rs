@@ -998,7 +998,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     let v = submit(
         nl,
         user(nl, Role::CentralAuthority),
-        Command::AddCaseMember {
+        entente_store::cases::AddCaseMember {
             case_id: "LANTERN".into(),
             party: "DE".parse()?,
             agreement: "jit-nl-de-template".into(),
@@ -1010,12 +1010,12 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
         checks.record(step, ok, detail)
     })
     .await?;
-    let status = || Command::CaseStatus { case_id: "LANTERN".into() };
+    let status = || entente_store::cases::ReadCaseStatus { case_id: "LANTERN".into() };
     let de_peer = Actor::Peer { party: "DE".parse()? };
     let us_peer = Actor::Peer { party: "US".parse()? };
     let de_view = nl.node.gate.submit(de_peer, status(), Timestamp::now()).await;
     match &de_view {
-        Ok(Verdict::Permitted { output: entente_store::Output::CaseStatus(st), .. }) => {
+        Ok(Verdict::Permitted { output: st, .. }) => {
             let members: Vec<String> =
                 st.members.iter().map(|m| format!("{} ({})", m.party, m.role)).collect();
             checks.record(
@@ -1034,7 +1034,11 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     let unknown = nl
         .node
         .gate
-        .submit(us_peer, Command::CaseStatus { case_id: "NO-SUCH-CASE".into() }, Timestamp::now())
+        .submit(
+            us_peer,
+            entente_store::cases::ReadCaseStatus { case_id: "NO-SUCH-CASE".into() },
+            Timestamp::now(),
+        )
         .await;
     let same = match (&us_view, &unknown) {
         (Err(a), Err(b)) => {

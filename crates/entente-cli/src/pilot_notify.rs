@@ -9,7 +9,7 @@ use crate::pilot_evidence::Record;
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::Node;
 use entente_policy::incident::{assess, builtin_regimes, parse_facts};
-use entente_store::{Command, IncidentNotice, Output, Verdict};
+use entente_store::{Command, IncidentNotice, Verdict};
 use jiff::Timestamp;
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,10 @@ pub(crate) async fn case_update_arrives(
         record("DE receives the case update", false, "nothing applied within 20 s".into());
         return Ok(());
     }
-    let status = Command::CaseStatus { case_id: "LANTERN".into() };
+    let status = entente_store::cases::ReadCaseStatus { case_id: "LANTERN".into() };
     let v = de.gate.submit(Actor::Operator, status, Timestamp::now()).await?;
     match &v {
-        Verdict::Permitted { index, output: Output::CaseStatus(s), .. } => {
+        Verdict::Permitted { index, output: s, .. } => {
             let members: Vec<String> =
                 s.members.iter().map(|m| format!("{} ({})", m.party, m.role)).collect();
             let ok = s.mirror.as_ref().is_some_and(|m| m.lead == "NL") && s.members.len() == 2;

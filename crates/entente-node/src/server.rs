@@ -800,7 +800,7 @@ async fn add_case_member(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let req: AddCaseMember = parse_json(&headers, &body)?;
-    let command = Command::AddCaseMember {
+    let command = entente_store::cases::AddCaseMember {
         case_id: id.clone(),
         party: req.party.clone(),
         agreement: req.agreement.clone(),
@@ -824,7 +824,8 @@ async fn remove_case_member(
     let party: entente_core::PartyCode = party
         .parse()
         .map_err(|e: entente_core::ids::UnknownParty| Problem::bad_request(e.to_string()))?;
-    let command = Command::RemoveCaseMember { case_id: id.clone(), party: party.clone() };
+    let command =
+        entente_store::cases::RemoveCaseMember { case_id: id.clone(), party: party.clone() };
     let (index, _) = through_gate(&state, actor, command).await?;
     Ok(Json(json!({"case_id": id, "party": party, "removed": true, "ledger_index": index}))
         .into_response())
@@ -838,16 +839,12 @@ async fn case_status(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let (index, output) = through_gate(&state, actor, Command::CaseStatus { case_id: id }).await?;
-    match output {
-        Output::CaseStatus(s) => {
-            let mut body = serde_json::to_value(&*s)
-                .map_err(|_| Problem::internal("case status not serializable"))?;
-            body["access_ledger_index"] = json!(index);
-            Ok(Json(body).into_response())
-        }
-        _ => Err(Problem::internal("unexpected gate output")),
-    }
+    let read = entente_store::cases::ReadCaseStatus { case_id: id };
+    let (index, s) = through_gate(&state, actor, read).await?;
+    let mut body =
+        serde_json::to_value(&s).map_err(|_| Problem::internal("case status not serializable"))?;
+    body["access_ledger_index"] = json!(index);
+    Ok(Json(body).into_response())
 }
 
 /// The incident notifications this node sent and received, with their conditions (the

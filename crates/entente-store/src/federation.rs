@@ -137,6 +137,8 @@ pub(crate) enum Decoded {
     Request(crate::requests::ReceiveRequest),
     /// `request-event`: an event the other side recorded on a shared request.
     RequestEvent(crate::requests::ReceiveRequestEvent),
+    /// `case.update`: the lead's update of a case this party is a member of.
+    CaseUpdate(crate::cases::ReceiveCaseUpdate),
     /// An envelope refused before its content was decided (never made by `decode`).
     Refused(crate::peers::RejectEnvelope),
 }
@@ -172,9 +174,7 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         }
         crate::cases::UPDATE_KIND => {
             serde_json::from_value::<crate::cases::CaseUpdateMessage>(m.payload.clone())
-                .map(|message| {
-                    Decoded::Legacy(Command::ReceiveCaseUpdate { message: Box::new(message) })
-                })
+                .map(|message| Decoded::CaseUpdate(crate::cases::ReceiveCaseUpdate { message }))
                 .map_err(|e| format!("{} payload: {e}", crate::cases::UPDATE_KIND))?
         }
         other => {
@@ -187,6 +187,7 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         Decoded::Legacy(c) => GateCommand::validate(c),
         Decoded::Request(c) => c.validate(),
         Decoded::RequestEvent(c) => c.validate(),
+        Decoded::CaseUpdate(c) => c.validate(),
         Decoded::Refused(c) => c.validate(),
     };
     valid.map_err(|e| e.to_string())?;

@@ -766,7 +766,7 @@ async fn cases_shared_under_a_jit() {
             concepts: vec!["illegal-access".into()],
         };
         gate.submit(ca.clone(), open, now).await.unwrap();
-        let add = |party: &str, agreement: &str| Command::AddCaseMember {
+        let add = |party: &str, agreement: &str| crate::cases::AddCaseMember {
             case_id: "LANTERN".into(),
             party: party.parse().unwrap(),
             agreement: agreement.into(),
@@ -790,10 +790,10 @@ async fn cases_shared_under_a_jit() {
         let v = gate.submit(investigator(), add("DE", "jit-nl-de-template"), now).await.unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
 
-        let status = |id: &str| Command::CaseStatus { case_id: id.into() };
+        let status = |id: &str| crate::cases::ReadCaseStatus { case_id: id.into() };
         let de_peer = Actor::Peer { party: de() };
         let v = gate.submit(de_peer.clone(), status("LANTERN"), now).await.unwrap();
-        let Verdict::Permitted { output: Output::CaseStatus(s), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
         assert_eq!(s.case.concepts, ["illegal-access"]);
         let members: Vec<(&str, &str, Option<&str>)> = s
             .members
@@ -824,7 +824,7 @@ async fn cases_shared_under_a_jit() {
 
         // Users of this node: an investigator reads it; an auditor is denied (recorded).
         let v = gate.submit(investigator(), status("LANTERN"), now).await.unwrap();
-        let Verdict::Permitted { output: Output::CaseStatus(s), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
         assert_eq!(s.timeline.last().map(|e| e.actor.as_str()), Some("peer DE"));
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
         let v = gate.submit(auditor, status("LANTERN"), now).await.unwrap();

@@ -8,12 +8,14 @@
 //! (`GateError::NotFound` with the same message), before anything is recorded, so neither the
 //! answer nor the ledger tells that party the case exists.
 
+mod members;
 mod open;
 
+pub use members::{AddCaseMember, ReadCaseStatus, ReceiveCaseUpdate, RemoveCaseMember};
 pub use open::{OpenCase, ReadCase};
 
-use crate::gate::{Command, GateError, Output};
-use crate::store::{CaseRecord, StoreError, to_i64, to_u64};
+use crate::gate::GateError;
+use crate::store::{CaseRecord, StoreError, to_u64};
 use entente_core::canonical::canonical_digest;
 use entente_core::ledger::LedgerEntry;
 use entente_core::{Actor, Decision, PartyCode, ids};
@@ -251,9 +253,9 @@ async fn timeline(
 async fn check_visible(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     actor: &Actor,
-    command: &Command,
+    case_id: &str,
 ) -> Result<(), GateError> {
-    let (Actor::Peer { party }, Command::CaseStatus { case_id }) = (actor, command) else {
+    let Actor::Peer { party } = actor else {
         return Ok(());
     };
     let member: Option<i64> =
@@ -265,190 +267,6 @@ async fn check_visible(
     match member {
         Some(_) => Ok(()),
         None => Err(not_found(case_id)),
-    }
-}
-
-/// Applies a permitted case command; returns the output and the digests for the ledger.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the gate passes its state and the batch's pending entries"
-)]
-pub(crate) async fn apply(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    engine: &Engine,
-    party: &PartyCode,
-    actor: &Actor,
-    command: &Command,
-    pending: &[(u64, Vec<u8>)],
-    now: Timestamp,
-    index: u64,
-) -> Result<(Output, Vec<(String, String)>), GateError> {
-    match command {
-        Command::AddCaseMember { case_id, party: member, agreement } => {
-            load_case(tx, case_id).await?;
-            let a = engine.agreement(agreement).ok_or_else(|| {
-                GateError::Invalid(format!("agreement `{agreement}` is not loaded"))
-            })?;
-            if a.kind != AgreementKind::Jit {
-                return Err(GateError::Invalid(format!(
-                    "agreement `{agreement}` is not a JIT agreement (it is a {})",
-                    a.kind.as_str()
-                )));
-            }
-            let date = now.to_zoned(TimeZone::UTC).date();
-            if !a.in_force_on(date) {
-                return Err(GateError::Invalid(format!(
-                    "agreement `{agreement}` is not in force on {date} (from {})",
-                    a.in_force_from
-                )));
-            }
-            if !a.binds(party, member) {
-                return Err(GateError::Invalid(format!(
-                    "agreement `{agreement}` does not bind {party} and {member}"
-                )));
-            }
-            let existing: Option<String> = sqlx::query_scalar(
-                "SELECT role FROM case_members WHERE case_id = $1 AND party = $2",
-            )
-            .bind(case_id)
-            .bind(member.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(role) = existing {
-                return Err(GateError::Conflict(format!(
-                    "{member} is already a member of case `{case_id}` ({role})"
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO case_members (case_id, party, role, agreement, added_at, ledger_index) \
-                 VALUES ($1, $2, 'member', $3, $4, $5)",
-            )
-            .bind(case_id)
-            .bind(member.as_str())
-            .bind(agreement)
-            .bind(format!("{now:.6}"))
-            .bind(to_i64(index)?)
-            .execute(&mut **tx)
-            .await?;
-            let sent = send_updates(
-                tx,
-                engine,
-                party,
-                case_id,
-                &format!("member-added {member}"),
-                None,
-                now,
-                index,
-            )
-            .await?;
-            Ok((Output::Done, sent))
-        }
-        Command::RemoveCaseMember { case_id, party: member } => {
-            load_case(tx, case_id).await?;
-            let row = sqlx::query(
-                "SELECT role, agreement FROM case_members WHERE case_id = $1 AND party = $2",
-            )
-            .bind(case_id)
-            .bind(member.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(GateError::NotFound(format!(
-                    "{member} as a member of case `{case_id}`"
-                )));
-            };
-            let role: String = row.try_get(0)?;
-            let agreement: Option<String> = row.try_get(1)?;
-            let Some(agreement) = agreement.filter(|_| role != "lead") else {
-                return Err(GateError::Conflict(format!(
-                    "{member} leads case `{case_id}`; the lead does not leave its own case"
-                )));
-            };
-            sqlx::query("DELETE FROM case_members WHERE case_id = $1 AND party = $2")
-                .bind(case_id)
-                .bind(member.as_str())
-                .execute(&mut **tx)
-                .await?;
-            let sent = send_updates(
-                tx,
-                engine,
-                party,
-                case_id,
-                &format!("member-removed {member}"),
-                Some((member, agreement.as_str())),
-                now,
-                index,
-            )
-            .await?;
-            Ok((Output::Done, sent))
-        }
-        Command::CaseStatus { case_id } => {
-            // A peer outside the case gets the not-found error here: the gate records nothing
-            // for a command whose effect fails, so its question leaves no trace either.
-            check_visible(tx, actor, command).await?;
-            let case = match load_case(tx, case_id).await {
-                Err(GateError::NotFound(_)) if !matches!(actor, Actor::Peer { .. }) => {
-                    // A partner-led case this party is a member of: its mirror.
-                    let Some((case, members, mirror)) = load_mirror(tx, case_id).await? else {
-                        return Err(not_found(case_id));
-                    };
-                    let timeline = timeline(tx, case_id, pending).await?;
-                    let status = CaseStatus { case, members, timeline, mirror: Some(mirror) };
-                    return Ok((Output::CaseStatus(Box::new(status)), Vec::new()));
-                }
-                other => other?,
-            };
-            let members = members(tx, case_id).await?;
-            let timeline = timeline(tx, case_id, pending).await?;
-            let status = CaseStatus { case, members, timeline, mirror: None };
-            Ok((Output::CaseStatus(Box::new(status)), Vec::new()))
-        }
-        Command::ReceiveCaseUpdate { message } => {
-            let members = serde_json::to_string(&message.members)
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
-            let concepts = serde_json::to_string(&message.concepts)
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
-            let conditions = serde_json::to_string(&message.conditions)
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
-            let now_text = format!("{now:.6}");
-            let still_member = message.members.iter().any(|m| m.party == party.as_str());
-            let first =
-                sqlx::query("SELECT first_at, first_index FROM case_mirrors WHERE case_id = $1")
-                    .bind(&message.case_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            let (first_at, first_index): (String, i64) = match first {
-                Some(r) => (r.try_get(0)?, r.try_get(1)?),
-                None => (now_text.clone(), to_i64(index)?),
-            };
-            sqlx::query("DELETE FROM case_mirrors WHERE case_id = $1")
-                .bind(&message.case_id)
-                .execute(&mut **tx)
-                .await?;
-            // A member removed by the lead keeps no mirror: data about the case no longer
-            // flow to or from it as a member.
-            if still_member {
-                sqlx::query(
-                    "INSERT INTO case_mirrors (case_id, lead, concepts, members, conditions, change, lead_index, \
-                     first_at, first_index, updated_at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(&message.case_id)
-                .bind(message.lead.as_str())
-                .bind(concepts)
-                .bind(members)
-                .bind(conditions)
-                .bind(&message.change)
-                .bind(to_i64(message.ledger_index)?)
-                .bind(first_at)
-                .bind(first_index)
-                .bind(&now_text)
-                .bind(to_i64(index)?)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Ok((Output::Done, vec![("update".into(), digest(message)?)]))
-        }
-        _ => Err(GateError::Invalid("not a case command".into())),
     }
 }
 
@@ -563,28 +381,53 @@ async fn load_mirror(
     Ok(Some((case, serde_json::from_str(&members).map_err(bad)?, mirror)))
 }
 
-/// Decides a case update from a partner: only the lead of the case updates it, only for a
-/// case this party is (or was) a member of, under a JIT agreement loaded here, in force and
-/// binding both, in the lead's order.
-pub(crate) async fn decide_update(
+/// What a case update's decision reads: whether this node leads a case of that id, and
+/// the lead and lead index of the mirror it holds, if any.
+#[derive(Debug)]
+pub struct UpdateFacts {
+    own: bool,
+    mirror: Option<(String, u64)>,
+}
+
+async fn load_update_facts(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    case: &str,
+) -> Result<UpdateFacts, GateError> {
+    let own: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
+        .bind(case)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let mirror = sqlx::query("SELECT lead, lead_index FROM case_mirrors WHERE case_id = $1")
+        .bind(case)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let mirror = match mirror {
+        Some(r) => Some((r.try_get(0)?, to_u64(r.try_get(1)?)?)),
+        None => None,
+    };
+    Ok(UpdateFacts { own: own.is_some(), mirror })
+}
+
+/// A case update is accepted only from the lead of a partner-led case this party is a
+/// member of, newer than the last one applied, under the JIT agreement of the membership.
+fn decide_update(
     engine: &Engine,
     party: &PartyCode,
     actor: &Actor,
-    command: &Command,
-    role: Decision,
+    message: &CaseUpdateMessage,
+    facts: &UpdateFacts,
+    role: &Decision,
     now: Timestamp,
-) -> Result<Decision, GateError> {
-    let Command::ReceiveCaseUpdate { message } = command else { return Ok(role) };
+) -> Decision {
     let Actor::Peer { party: sender } = actor else {
-        return Ok(Decision::deny("peer.only", "only a partner node sends case updates"));
+        return Decision::deny("peer.only", "only a partner node sends case updates");
     };
     let combine = |d: Decision| {
         let mut rules = role.rules.clone();
         rules.extend(d.rules);
         Decision { outcome: d.outcome, rules, obligations: d.obligations, reason: d.reason }
     };
-    let deny = |rule: &str, reason: String| Ok(combine(Decision::deny(rule, reason)));
+    let deny = |rule: &str, reason: String| combine(Decision::deny(rule, reason));
     let case = &message.case_id;
     if &message.lead != sender {
         return deny(
@@ -595,30 +438,20 @@ pub(crate) async fn decide_update(
             ),
         );
     }
-    let own: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE id = $1")
-        .bind(case)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if own.is_some() {
+    if facts.own {
         return deny(
             "case.update-lead-only",
             format!("case `{case}` is led by this node ({party}); {sender} cannot update it"),
         );
     }
-    let mirror = sqlx::query("SELECT lead, lead_index FROM case_mirrors WHERE case_id = $1")
-        .bind(case)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(r) = &mirror {
-        let lead: String = r.try_get(0)?;
-        let last = to_u64(r.try_get(1)?)?;
+    if let Some((lead, last)) = &facts.mirror {
         if lead != sender.as_str() {
             return deny(
                 "case.update-lead-only",
                 format!("case `{case}` is led by {lead}; {sender} cannot update it"),
             );
         }
-        if message.ledger_index <= last {
+        if message.ledger_index <= *last {
             return deny(
                 "case.update-order",
                 format!(
@@ -629,7 +462,7 @@ pub(crate) async fn decide_update(
         }
     }
     let me = message.members.iter().find(|m| m.party == party.as_str());
-    let agreement = match (me, &mirror) {
+    let agreement = match (me, &facts.mirror) {
         (Some(m), _) => m.agreement.clone().unwrap_or_default(),
         // Removed from a case it mirrors: the update ends the mirror.
         (None, Some(_)) => message.conditions.agreement.clone(),
@@ -664,11 +497,11 @@ pub(crate) async fn decide_update(
             ),
         );
     }
-    Ok(combine(Decision::permit(
+    combine(Decision::permit(
         "case.update-from-lead",
         format!("{sender} leads case `{case}`; {party} is a member under `{agreement}`"),
         Vec::new(),
-    )))
+    ))
 }
 
 /// For a partner-led case this node mirrors: whether `party` is one of its members. `None`

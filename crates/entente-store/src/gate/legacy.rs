@@ -3,7 +3,6 @@
 //! variants with it (see `crate::cases::OpenCase` for the shape).
 
 use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
-use crate::cases;
 use crate::evidence;
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::intel;
@@ -65,35 +64,6 @@ pub enum Command {
     DestroyDatum {
         /// Datum id.
         id: String,
-    },
-    /// Add a party to a case under a JIT agreement in force that binds this party and it.
-    AddCaseMember {
-        /// Case id.
-        case_id: String,
-        /// The party joining the case.
-        party: PartyCode,
-        /// The JIT agreement it joins under.
-        agreement: String,
-    },
-    /// Read a case's status: the case, its members and its timeline. A peer sees it only if
-    /// its party is a member; otherwise the case is not found, as if it did not exist.
-    CaseStatus {
-        /// Case id.
-        case_id: String,
-    },
-    /// Remove a partner party from a case this party leads (it leaves the JIT); the other
-    /// members and the party removed receive the case update.
-    RemoveCaseMember {
-        /// Case id.
-        case_id: String,
-        /// The party leaving the case.
-        party: PartyCode,
-    },
-    /// Apply a case update from the lead of a partner-led case this party is a member of
-    /// (delivered in an envelope): this node's mirror of the case.
-    ReceiveCaseUpdate {
-        /// The update as the lead sent it.
-        message: Box<crate::cases::CaseUpdateMessage>,
     },
     /// Notify a partner (a CSIRT or authority) of an incident, under the agreement in force
     /// that grounds an `incident-response` flow of case information to it; the notice travels
@@ -248,10 +218,6 @@ impl Command {
             Command::GiveConsent { .. } => Action::ConsentGive,
             Command::ReceiveConsent { .. } => Action::ConsentReceive,
             Command::DestroyDatum { .. } => Action::DatumDestroy,
-            Command::AddCaseMember { .. } => Action::CaseMemberAdd,
-            Command::CaseStatus { .. } => Action::CaseStatus,
-            Command::ReceiveCaseUpdate { .. } => Action::CaseUpdate,
-            Command::RemoveCaseMember { .. } => Action::CaseMemberRemove,
             Command::NotifyIncident { .. } => Action::IncidentNotify,
             Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
             Command::ReadIncidentNotifications => Action::IncidentRead,
@@ -290,17 +256,6 @@ impl Command {
                 Subject::new("party", message.recipient.as_str()),
             ],
             Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
-            Command::AddCaseMember { case_id, party, .. } => {
-                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
-            }
-            Command::CaseStatus { case_id } => vec![Subject::new("case", case_id)],
-            Command::RemoveCaseMember { case_id, party } => {
-                vec![Subject::new("case", case_id), Subject::new("party", party.as_str())]
-            }
-            Command::ReceiveCaseUpdate { message } => vec![
-                Subject::new("case", &message.case_id),
-                Subject::new("party", message.lead.as_str()),
-            ],
             Command::NotifyIncident { to, notice, .. } => {
                 vec![Subject::new("incident", &notice.incident), Subject::new("party", to.as_str())]
             }
@@ -374,16 +329,6 @@ impl Command {
         )
     }
 
-    fn is_case(&self) -> bool {
-        matches!(
-            self,
-            Command::AddCaseMember { .. }
-                | Command::CaseStatus { .. }
-                | Command::ReceiveCaseUpdate { .. }
-                | Command::RemoveCaseMember { .. }
-        )
-    }
-
     fn is_incident(&self) -> bool {
         matches!(
             self,
@@ -434,17 +379,6 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
-            Command::AddCaseMember { case_id, agreement, .. } => {
-                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)?;
-                ids::check_identifier("agreement id", agreement).map_err(GateError::Invalid)
-            }
-            Command::CaseStatus { case_id } => {
-                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
-            }
-            Command::ReceiveCaseUpdate { message } => message.validate(),
-            Command::RemoveCaseMember { case_id, .. } => {
-                ids::check_identifier("case id", case_id).map_err(GateError::Invalid)
-            }
             Command::NotifyIncident { agreement, notice, .. } => {
                 if let Some(a) = agreement {
                     ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
@@ -485,18 +419,6 @@ impl Command {
         };
         let mut out = BTreeMap::new();
         match self {
-            Command::AddCaseMember { case_id, party, agreement } => {
-                out.insert(
-                    "member".into(),
-                    digest(serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement}))?,
-                );
-            }
-            Command::RemoveCaseMember { case_id, party } => {
-                out.insert(
-                    "member".into(),
-                    digest(serde_json::json!({"case_id": case_id, "party": party}))?,
-                );
-            }
             Command::SendPackage { offer, exports, .. } => {
                 out.insert("package".into(), format!("sha256:{}", offer.sha256));
                 out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
@@ -531,8 +453,6 @@ pub enum Output {
     Request(Box<entente_policy::request::Request>),
     /// Open requests with their clocks.
     Requests(Vec<entente_policy::request::Request>),
-    /// A case's status: the case, its members and its timeline.
-    CaseStatus(Box<crate::cases::CaseStatus>),
     /// The status resource of an intel import.
     IntelStatus(Box<crate::intel::IntelStatus>),
     /// A page of a collection, after the TLP decision.
@@ -579,18 +499,6 @@ impl GateCommand for Command {
             facts.decided = Some(
                 evidence::decide(cx.tx, cx.engine, cx.party, self, cx.role.clone(), cx.now).await?,
             );
-        } else if matches!(self, Command::ReceiveCaseUpdate { .. }) {
-            let d = cases::decide_update(
-                cx.tx,
-                cx.engine,
-                cx.party,
-                cx.actor,
-                self,
-                cx.role.clone(),
-                cx.now,
-            )
-            .await?;
-            facts.decided = Some((d, None));
         }
         Ok(facts)
     }
@@ -639,10 +547,7 @@ impl GateCommand for Command {
         let c = &self;
         let (now, index) = (cx.now, cx.index);
         let conditions = ruling.conditions.as_ref();
-        let (output, digests) = if c.is_case() {
-            cases::apply(cx.tx, cx.engine, cx.party, cx.actor, c, cx.batch_entries, now, index)
-                .await?
-        } else if c.is_incident() {
+        let (output, digests) = if c.is_incident() {
             crate::notify::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
         } else if c.is_package() {
             (packages::apply(cx.tx, cx.actor, c, now, index).await?, Vec::new())

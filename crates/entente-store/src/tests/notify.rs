@@ -269,7 +269,7 @@ async fn notifications_and_case_updates_travel() {
             concepts: vec!["illegal-access".into()],
         };
         nl_gate.submit(ca.clone(), open, now).await.unwrap();
-        let add = Command::AddCaseMember {
+        let add = crate::cases::AddCaseMember {
             case_id: "LANTERN".into(),
             party: de(),
             agreement: "jit-nl-de-template".into(),
@@ -293,9 +293,9 @@ async fn notifications_and_case_updates_travel() {
             .unwrap();
         assert!(matches!(&r, Verdict::Permitted { .. }), "{r:?}");
         // The mirror shows in DE's case status.
-        let status = Command::CaseStatus { case_id: "LANTERN".into() };
+        let status = crate::cases::ReadCaseStatus { case_id: "LANTERN".into() };
         let v = de_gate.submit(Actor::Operator, status.clone(), now).await.unwrap();
-        let Verdict::Permitted { output: Output::CaseStatus(s), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
         let mirror = s.mirror.as_ref().unwrap();
         assert_eq!((mirror.lead.as_str(), mirror.lead_index), ("NL", added));
         assert_eq!(mirror.conditions.agreement, "jit-nl-de-template");
@@ -353,7 +353,7 @@ async fn notifications_and_case_updates_travel() {
         let Verdict::Denied { decision, .. } = &v else { panic!("{v:?}") };
         assert!(decision.reason.contains("led by this node"), "{decision:?}");
         let v = de_gate.submit(Actor::Operator, status, now).await.unwrap();
-        let Verdict::Permitted { output: Output::CaseStatus(s), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
         assert_eq!(s.mirror.as_ref().unwrap().lead, "NL");
 
         // Data about LANTERN reach DE only from its members: the US is refused, recorded.
@@ -394,7 +394,7 @@ async fn notifications_and_case_updates_travel() {
         // NL removes DE from the case: the lead stays, a non-member is not found; DE receives
         // the update and ends its mirror.
         let remove =
-            |p: PartyCode| Command::RemoveCaseMember { case_id: "LANTERN".into(), party: p };
+            |p: PartyCode| crate::cases::RemoveCaseMember { case_id: "LANTERN".into(), party: p };
         let e = nl_gate.submit(ca.clone(), remove(nl()), now).await.unwrap_err();
         assert!(matches!(&e, GateError::Conflict(m) if m.contains("lead")), "{e}");
         let e = nl_gate.submit(ca.clone(), remove(us()), now).await.unwrap_err();
@@ -413,7 +413,7 @@ async fn notifications_and_case_updates_travel() {
             .await
             .unwrap();
         assert!(matches!(&v, Verdict::Permitted { .. }), "{v:?}");
-        let status = Command::CaseStatus { case_id: "LANTERN".into() };
+        let status = crate::cases::ReadCaseStatus { case_id: "LANTERN".into() };
         let e = de_gate.submit(Actor::Operator, status, now).await.unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e:?}");
 
