@@ -14,7 +14,7 @@ use clap::Subcommand;
 use entente_core::{Actor, PartyCode};
 use entente_node::Node;
 use entente_policy::incident::{Assessment, Due, assess, builtin_regimes, parse_facts};
-use entente_store::{Command, IncidentNotice, Output, Verdict};
+use entente_store::{IncidentNotice, Verdict};
 use jiff::Timestamp;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -98,9 +98,9 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
             })?;
             let actor = Actor::User { name: user, role };
             let command =
-                Command::NotifyIncident { to: to.clone(), agreement, notice: Box::new(notice) };
+                entente_store::incidents::NotifyIncident { to: to.clone(), agreement, notice };
             match node.gate.submit(actor, command, Timestamp::now()).await? {
-                Verdict::Permitted { index, decision, output: Output::Message(m) } => {
+                Verdict::Permitted { index, decision, output: m } => {
                     let id = m.payload.get("id").cloned().unwrap_or_default();
                     let conditions = m.payload.get("conditions").cloned().unwrap_or_default();
                     if json {
@@ -130,17 +130,20 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                         decision.reason
                     ),
                 )),
-                Verdict::Permitted { .. } => Err(fail(1, "unexpected gate output")),
             }
         }
         IncidentCmd::Received { data_dir, json } => {
             let node = Node::open(&data_dir).await?;
             let v = node
                 .gate
-                .submit(Actor::Operator, Command::ReadIncidentNotifications, Timestamp::now())
+                .submit(
+                    Actor::Operator,
+                    entente_store::incidents::ReadIncidentNotifications,
+                    Timestamp::now(),
+                )
                 .await?;
             let (index, list) = match v {
-                Verdict::Permitted { index, output: Output::Notifications(l), .. } => (index, l),
+                Verdict::Permitted { index, output: l, .. } => (index, l),
                 Verdict::Denied { index, decision } => {
                     return Err(fail(
                         3,
@@ -151,7 +154,6 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                         ),
                     ));
                 }
-                Verdict::Permitted { .. } => return Err(fail(1, "unexpected gate output")),
             };
             if json {
                 let body = serde_json::json!({"notifications": list, "ledger_index": index});

@@ -9,7 +9,7 @@ use crate::pilot_evidence::Record;
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::Node;
 use entente_policy::incident::{assess, builtin_regimes, parse_facts};
-use entente_store::{Command, IncidentNotice, Verdict};
+use entente_store::{IncidentNotice, Verdict};
 use jiff::Timestamp;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ pub(crate) async fn notify_partner(nl: &Node, record: Record<'_>) -> Result<(), 
     let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
     let csirt = Actor::User { name: "nl-csirt".into(), role: Role::Csirt };
     let de: PartyCode = "DE".parse()?;
-    let command = Command::NotifyIncident { to: de, agreement: None, notice: Box::new(notice) };
+    let command = entente_store::incidents::NotifyIncident { to: de, agreement: None, notice };
     let v = nl.gate.submit(csirt, command, Timestamp::now()).await?;
     match &v {
         Verdict::Denied { index, decision } => record(

@@ -45,7 +45,10 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     let mut refused = 0usize;
     for (from, id) in node.store.notifications_due_for_destruction(now).await? {
         let from: entente_core::PartyCode = from.parse()?;
-        let command = Command::DestroyIncidentNotification { from: from.clone(), id: id.clone() };
+        let command = entente_store::incidents::DestroyIncidentNotification {
+            from: from.clone(),
+            id: id.clone(),
+        };
         match node.gate.submit(Actor::Operator, command, now).await? {
             Verdict::Permitted { index, .. } => {
                 println!("destroyed incident notification {id} from {from} (ledger entry {index})");

@@ -851,13 +851,9 @@ async fn case_status(
 /// reading is recorded).
 async fn incident_notifications(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let (index, output) = through_gate(&state, actor, Command::ReadIncidentNotifications).await?;
-    match output {
-        Output::Notifications(list) => {
-            Ok(Json(json!({"notifications": list, "access_ledger_index": index})).into_response())
-        }
-        _ => Err(Problem::internal("unexpected gate output")),
-    }
+    let read = entente_store::incidents::ReadIncidentNotifications;
+    let (index, list) = through_gate(&state, actor, read).await?;
+    Ok(Json(json!({"notifications": list, "access_ledger_index": index})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -137,6 +137,8 @@ pub(crate) enum Decoded {
     Request(crate::requests::ReceiveRequest),
     /// `request-event`: an event the other side recorded on a shared request.
     RequestEvent(crate::requests::ReceiveRequestEvent),
+    /// `incident.notification`: a partner's notification of an incident.
+    Incident(crate::incidents::ReceiveIncidentNotification),
     /// `case.update`: the lead's update of a case this party is a member of.
     CaseUpdate(crate::cases::ReceiveCaseUpdate),
     /// An envelope refused before its content was decided (never made by `decode`).
@@ -163,15 +165,11 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
                 .map(|offer| Decoded::Legacy(Command::ReceivePackageOffer { offer }))
                 .map_err(|e| format!("evidence.package payload: {e}"))?
         }
-        crate::notify::KIND => {
-            serde_json::from_value::<crate::notify::IncidentNotificationMessage>(m.payload.clone())
-                .map(|message| {
-                    Decoded::Legacy(Command::ReceiveIncidentNotification {
-                        message: Box::new(message),
-                    })
-                })
-                .map_err(|e| format!("{} payload: {e}", crate::notify::KIND))?
-        }
+        crate::incidents::KIND => serde_json::from_value::<
+            crate::incidents::IncidentNotificationMessage,
+        >(m.payload.clone())
+        .map(|message| Decoded::Incident(crate::incidents::ReceiveIncidentNotification { message }))
+        .map_err(|e| format!("{} payload: {e}", crate::incidents::KIND))?,
         crate::cases::UPDATE_KIND => {
             serde_json::from_value::<crate::cases::CaseUpdateMessage>(m.payload.clone())
                 .map(|message| Decoded::CaseUpdate(crate::cases::ReceiveCaseUpdate { message }))
@@ -187,6 +185,7 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         Decoded::Legacy(c) => GateCommand::validate(c),
         Decoded::Request(c) => c.validate(),
         Decoded::RequestEvent(c) => c.validate(),
+        Decoded::Incident(c) => c.validate(),
         Decoded::CaseUpdate(c) => c.validate(),
         Decoded::Refused(c) => c.validate(),
     };

@@ -15,9 +15,9 @@ mod evidence;
 mod federation;
 mod flows;
 pub mod gate;
+pub mod incidents;
 mod intel;
 pub mod ledger_reads;
-mod notify;
 mod packages;
 pub mod peers;
 pub mod redress;
@@ -35,12 +35,12 @@ pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TO
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Command, Gate, GateCommand, GateError, Output, PayloadDigests, Verdict};
+pub use incidents::{
+    IncidentNotice, IncidentNotificationMessage, NoticeObligation, NotificationRecord,
+};
 pub use intel::{
     IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
     StatusDetail, governing_agreement,
-};
-pub use notify::{
-    IncidentNotice, IncidentNotificationMessage, NoticeObligation, NotificationRecord,
 };
 pub use packages::{MAX_PACKAGE_BYTES, PACKAGE_KIND, PackageOffer, PackageRecord};
 pub use redress::{

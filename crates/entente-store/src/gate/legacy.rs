@@ -65,32 +65,6 @@ pub enum Command {
         /// Datum id.
         id: String,
     },
-    /// Notify a partner (a CSIRT or authority) of an incident, under the agreement in force
-    /// that grounds an `incident-response` flow of case information to it; the notice travels
-    /// with that agreement's conditions.
-    NotifyIncident {
-        /// The receiving party.
-        to: PartyCode,
-        /// The agreement the notifier expects to ground it; another one is a deny.
-        agreement: Option<String>,
-        /// The incident's facts and assessment.
-        notice: Box<crate::notify::IncidentNotice>,
-    },
-    /// Accept an incident notification from a partner, with its travelling conditions.
-    ReceiveIncidentNotification {
-        /// The notification as delivered.
-        message: Box<crate::notify::IncidentNotificationMessage>,
-    },
-    /// Read the incident notifications sent and received.
-    ReadIncidentNotifications,
-    /// Destroy a received incident notification whose retention limit has passed (its notice
-    /// is cleared, its digest kept).
-    DestroyIncidentNotification {
-        /// The party that sent it.
-        from: PartyCode,
-        /// Notification id.
-        id: String,
-    },
     /// Create a TAXII collection shared with the given partner parties.
     IntelCollectionCreate {
         /// Collection id (a UUID).
@@ -218,10 +192,6 @@ impl Command {
             Command::GiveConsent { .. } => Action::ConsentGive,
             Command::ReceiveConsent { .. } => Action::ConsentReceive,
             Command::DestroyDatum { .. } => Action::DatumDestroy,
-            Command::NotifyIncident { .. } => Action::IncidentNotify,
-            Command::ReceiveIncidentNotification { .. } => Action::IncidentReceive,
-            Command::ReadIncidentNotifications => Action::IncidentRead,
-            Command::DestroyIncidentNotification { .. } => Action::IncidentDestroy,
             Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
             Command::IntelImport { .. } => Action::IntelImport,
             Command::IntelRead { .. } => Action::IntelRead,
@@ -256,20 +226,6 @@ impl Command {
                 Subject::new("party", message.recipient.as_str()),
             ],
             Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
-            Command::NotifyIncident { to, notice, .. } => {
-                vec![Subject::new("incident", &notice.incident), Subject::new("party", to.as_str())]
-            }
-            Command::ReceiveIncidentNotification { message } => vec![
-                Subject::new("incident", &message.notice.incident),
-                Subject::new("party", message.conditions.originator.as_str()),
-            ],
-            Command::ReadIncidentNotifications => {
-                vec![Subject::new("incident-notifications", "all")]
-            }
-            Command::DestroyIncidentNotification { from, id } => vec![
-                Subject::new("incident-notification", id),
-                Subject::new("party", from.as_str()),
-            ],
             Command::IntelCollectionCreate { id, .. } => vec![Subject::new("collection", id)],
             Command::IntelImport { collection, status_id, .. } => {
                 vec![Subject::new("collection", collection), Subject::new("status", status_id)]
@@ -329,16 +285,6 @@ impl Command {
         )
     }
 
-    fn is_incident(&self) -> bool {
-        matches!(
-            self,
-            Command::NotifyIncident { .. }
-                | Command::ReceiveIncidentNotification { .. }
-                | Command::ReadIncidentNotifications
-                | Command::DestroyIncidentNotification { .. }
-        )
-    }
-
     fn is_flow(&self) -> bool {
         matches!(
             self,
@@ -379,30 +325,6 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
-            Command::NotifyIncident { agreement, notice, .. } => {
-                if let Some(a) = agreement {
-                    ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
-                }
-                notice.validate()
-            }
-            Command::ReceiveIncidentNotification { message } => {
-                if message.id.is_empty() || message.id.len() > 100 {
-                    return Err(GateError::Invalid(
-                        "notification id: expected 1 to 100 characters".into(),
-                    ));
-                }
-                if message.conditions.agreement.is_empty() {
-                    return Err(GateError::Invalid(
-                        "conditions.agreement: a notification must travel with the agreement it is sent under".into(),
-                    ));
-                }
-                message.notice.validate()
-            }
-            Command::ReadIncidentNotifications => Ok(()),
-            Command::DestroyIncidentNotification { id, .. } if id.is_empty() || id.len() > 100 => {
-                Err(GateError::Invalid("notification id: expected 1 to 100 characters".into()))
-            }
-            Command::DestroyIncidentNotification { .. } => Ok(()),
             Command::IntelCollectionCreate { .. }
             | Command::IntelImport { .. }
             | Command::IntelRead { .. } => intel::validate(self),
@@ -459,8 +381,6 @@ pub enum Output {
     IntelPage(Box<crate::intel::IntelPage>),
     /// An evidence item with its custody chain (after the command).
     Evidence(Box<crate::evidence::EvidenceRecord>),
-    /// Incident notifications sent and received.
-    Notifications(Vec<crate::notify::NotificationRecord>),
 }
 
 /// What a legacy command reads before its decision: a flow's facts, or the decision that
@@ -509,9 +429,6 @@ impl GateCommand for Command {
                 flows::decide(cx.engine, cx.party, cx.actor, self, f, cx.role.clone(), cx.now)
             }
             (None, Some(d)) => d.clone(),
-            (None, None) if self.is_incident() => {
-                crate::notify::decide(cx.engine, cx.party, cx.actor, self, cx.role.clone(), cx.now)
-            }
             (None, None) => (cx.role.clone(), None),
         };
         // Bytes other than those offered are refused (and the offer closed: `on_deny`).
@@ -547,9 +464,7 @@ impl GateCommand for Command {
         let c = &self;
         let (now, index) = (cx.now, cx.index);
         let conditions = ruling.conditions.as_ref();
-        let (output, digests) = if c.is_incident() {
-            crate::notify::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
-        } else if c.is_package() {
+        let (output, digests) = if c.is_package() {
             (packages::apply(cx.tx, cx.actor, c, now, index).await?, Vec::new())
         } else if c.is_intel() {
             intel::apply(cx.tx, cx.backend, cx.engine, cx.party, cx.actor, c, now, index).await?

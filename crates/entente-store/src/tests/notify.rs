@@ -3,7 +3,7 @@
 use super::*;
 use crate::cases::CaseUpdateMessage;
 use crate::federation::InboundEnvelope;
-use crate::notify::{IncidentNotice, NoticeObligation};
+use crate::incidents::{IncidentNotice, NoticeObligation};
 use std::collections::BTreeMap;
 
 /// An arrangement between the NL and DE CSIRTs for incident response (a test fixture: no
@@ -92,9 +92,15 @@ fn us() -> PartyCode {
     "US".parse().unwrap()
 }
 
-async fn read_notifications(gate: &Gate, now: Timestamp) -> Vec<crate::notify::NotificationRecord> {
-    let v = gate.submit(Actor::Operator, Command::ReadIncidentNotifications, now).await.unwrap();
-    let Verdict::Permitted { output: Output::Notifications(l), .. } = v else { panic!("{v:?}") };
+async fn read_notifications(
+    gate: &Gate,
+    now: Timestamp,
+) -> Vec<crate::incidents::NotificationRecord> {
+    let v = gate
+        .submit(Actor::Operator, crate::incidents::ReadIncidentNotifications, now)
+        .await
+        .unwrap();
+    let Verdict::Permitted { output: l, .. } = v else { panic!("{v:?}") };
     l
 }
 
@@ -129,10 +135,10 @@ async fn notifications_and_case_updates_travel() {
         de_gate.submit(Actor::Operator, pin(nl(), 'e'), now).await.unwrap();
         de_gate.submit(Actor::Operator, pin(us(), 'f'), now).await.unwrap();
         let csirt = Actor::User { name: "cert".into(), role: Role::Csirt };
-        let notify = |to: PartyCode, agreement: Option<&str>| Command::NotifyIncident {
+        let notify = |to: PartyCode, agreement: Option<&str>| crate::incidents::NotifyIncident {
             to,
             agreement: agreement.map(str::to_owned),
-            notice: Box::new(notice()),
+            notice: notice(),
         };
 
         // No agreement grounds an incident-response flow to the US: denied, recorded, nothing sent.
@@ -152,7 +158,7 @@ async fn notifications_and_case_updates_travel() {
         let e = nl_gate
             .submit(
                 csirt.clone(),
-                Command::NotifyIncident { to: de(), agreement: None, notice: Box::new(bad) },
+                crate::incidents::NotifyIncident { to: de(), agreement: None, notice: bad },
                 now,
             )
             .await
@@ -167,9 +173,7 @@ async fn notifications_and_case_updates_travel() {
             .submit(csirt.clone(), notify(de(), Some("csirt-nl-de-test")), now)
             .await
             .unwrap();
-        let Verdict::Permitted { index, output: Output::Message(m), decision } = &v else {
-            panic!("{v:?}")
-        };
+        let Verdict::Permitted { index, output: m, decision } = &v else { panic!("{v:?}") };
         assert_eq!(m.kind, "incident.notification");
         assert_eq!(m.payload["id"], format!("NL-{index}"));
         assert_eq!(m.payload["conditions"]["agreement"], "csirt-nl-de-test");
@@ -197,7 +201,7 @@ async fn notifications_and_case_updates_travel() {
         assert_eq!(sent[0].id, received[0].id);
 
         // The same envelope again: the stored outcome, not applied twice.
-        let payload = serde_json::to_value(&crate::notify::IncidentNotificationMessage {
+        let payload = serde_json::to_value(&crate::incidents::IncidentNotificationMessage {
             id: received[0].id.clone(),
             notice: notice(),
             conditions: received[0].conditions.clone(),
@@ -247,8 +251,10 @@ async fn notifications_and_case_updates_travel() {
 
         // Retention: not before the limit that travelled with it; after it, the notice is
         // cleared and its digest kept.
-        let destroy =
-            Command::DestroyIncidentNotification { from: nl(), id: received[0].id.clone() };
+        let destroy = crate::incidents::DestroyIncidentNotification {
+            from: nl(),
+            id: received[0].id.clone(),
+        };
         let e = de_gate.submit(Actor::Operator, destroy.clone(), now).await.unwrap_err();
         assert!(matches!(&e, GateError::Conflict(m) if m.contains("2027-04-01")), "{e}");
         let later = t("2027-04-02T00:00:00Z");
