@@ -7,7 +7,7 @@ use crate::{Failure, fail};
 use entente_core::{Actor, PartyCode};
 use entente_node::Node;
 use entente_node::transfer;
-use entente_store::{Command, PackageOffer, PackageRecord, Verdict};
+use entente_store::{PackageOffer, PackageRecord, Verdict};
 use jiff::Timestamp;
 use std::path::Path;
 
@@ -64,7 +64,7 @@ pub(crate) async fn send_package(
         request,
         items: items.to_vec(),
     };
-    let command = Command::SendPackage { to: to.clone(), offer: Box::new(offer), exports: named };
+    let command = entente_store::packages::SendPackage { to: to.clone(), offer, exports: named };
     let result = node.gate.submit(actor.clone(), command, Timestamp::now()).await;
     let keep = matches!(&result, Ok(Verdict::Permitted { .. }))
         || node.store.package_out(to, &sha256).await.ok().flatten().is_some();

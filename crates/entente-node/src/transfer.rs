@@ -26,7 +26,7 @@ use axum::extract::{Path as AxumPath, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use entente_core::{Actor, PartyCode};
-use entente_store::{Command, PackageRecord, Verdict};
+use entente_store::{PackageRecord, Verdict};
 use jiff::Timestamp;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
@@ -575,7 +575,7 @@ impl Fetcher {
         } else {
             let _ = tokio::fs::remove_file(&part).await;
         }
-        let command = Command::ArrivePackage {
+        let command = entente_store::packages::ArrivePackage {
             from: sender.clone(),
             sha256: p.offer.sha256.clone(),
             size,

@@ -137,6 +137,8 @@ pub(crate) enum Decoded {
     Request(crate::requests::ReceiveRequest),
     /// `request-event`: an event the other side recorded on a shared request.
     RequestEvent(crate::requests::ReceiveRequestEvent),
+    /// `evidence.package`: a partner's offer of a package to fetch.
+    PackageOffer(crate::packages::ReceivePackageOffer),
     /// `incident.notification`: a partner's notification of an incident.
     Incident(crate::incidents::ReceiveIncidentNotification),
     /// `case.update`: the lead's update of a case this party is a member of.
@@ -162,7 +164,7 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
             .map_err(|e| format!("request-event payload: {e}"))?,
         crate::packages::PACKAGE_KIND => {
             serde_json::from_value::<crate::packages::PackageOffer>(m.payload.clone())
-                .map(|offer| Decoded::Legacy(Command::ReceivePackageOffer { offer }))
+                .map(|offer| Decoded::PackageOffer(crate::packages::ReceivePackageOffer { offer }))
                 .map_err(|e| format!("evidence.package payload: {e}"))?
         }
         crate::incidents::KIND => serde_json::from_value::<
@@ -185,6 +187,7 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         Decoded::Legacy(c) => GateCommand::validate(c),
         Decoded::Request(c) => c.validate(),
         Decoded::RequestEvent(c) => c.validate(),
+        Decoded::PackageOffer(c) => c.validate(),
         Decoded::Incident(c) => c.validate(),
         Decoded::CaseUpdate(c) => c.validate(),
         Decoded::Refused(c) => c.validate(),

@@ -18,7 +18,7 @@ pub mod gate;
 pub mod incidents;
 mod intel;
 pub mod ledger_reads;
-mod packages;
+pub mod packages;
 pub mod peers;
 pub mod redress;
 pub mod requests;

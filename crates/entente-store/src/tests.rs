@@ -1325,7 +1325,7 @@ async fn packages_offered_arrive_or_are_refused() {
             request: Some("REQ-1".into()),
             items: vec!["EV-1".into()],
         };
-        let receive = |o: PackageOffer| Command::ReceivePackageOffer { offer: o };
+        let receive = |o: PackageOffer| crate::packages::ReceivePackageOffer { offer: o };
         // Bad offers: refused before anything is recorded.
         let before = db.store.ledger_head().await.unwrap().0;
         for (o, what) in [
@@ -1351,7 +1351,7 @@ async fn packages_offered_arrive_or_are_refused() {
         assert_eq!(pending.len(), 1);
         assert_eq!((pending[0].party.as_str(), pending[0].status.as_str()), ("DE", "pending"));
 
-        let arrive = |sha: &str, got: &str, got_size: u64| Command::ArrivePackage {
+        let arrive = |sha: &str, got: &str, got_size: u64| crate::packages::ArrivePackage {
             from: de(),
             sha256: sha.repeat(64),
             size: 100,
@@ -1383,9 +1383,9 @@ async fn packages_offered_arrive_or_are_refused() {
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
 
         // Sending: only to a pinned partner, only items released by an `exported` event.
-        let send = |to: PartyCode| Command::SendPackage {
+        let send = |to: PartyCode| crate::packages::SendPackage {
             to,
-            offer: Box::new(offer("f")),
+            offer: offer("f"),
             exports: vec![("EV-1".into(), format!("sha256:{}", "0".repeat(64)))],
         };
         let e = gate.submit(investigator(), send(de()), now).await.unwrap_err();
@@ -1406,9 +1406,9 @@ async fn packages_offered_arrive_or_are_refused() {
         .unwrap();
         let e = gate.submit(investigator(), send(de()), now).await.unwrap_err();
         assert!(matches!(&e, GateError::Invalid(m) if m.contains("exported")), "{e}");
-        let mismatched = Command::SendPackage {
+        let mismatched = crate::packages::SendPackage {
             to: de(),
-            offer: Box::new(offer("f")),
+            offer: offer("f"),
             exports: vec![("EV-2".into(), "x".into())],
         };
         let e = gate.submit(investigator(), mismatched, now).await.unwrap_err();

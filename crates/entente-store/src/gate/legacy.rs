@@ -6,9 +6,7 @@ use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
 use crate::evidence;
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
 use crate::intel;
-use crate::packages;
 use crate::store::CaseRecord;
-use entente_core::canonical::canonical_digest;
 use entente_core::{Action, Decision, PartyCode, Subject, ids};
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_policy::engine::Conditions;
@@ -150,37 +148,6 @@ pub enum Command {
         /// Item id.
         id: String,
     },
-    /// Offer a package file written by this node to a pinned partner (outbox message
-    /// `evidence.package`); the partner may then fetch it by digest.
-    SendPackage {
-        /// The partner.
-        to: PartyCode,
-        /// What the partner is told.
-        offer: Box<crate::packages::PackageOffer>,
-        /// Each item's `exported` custody event digest (in the offer's item order): proof that
-        /// everything in the package left through the gate.
-        exports: Vec<(String, String)>,
-    },
-    /// A partner's offer of a package (from its envelope).
-    ReceivePackageOffer {
-        /// The offer.
-        offer: crate::packages::PackageOffer,
-    },
-    /// An offered package fetched completely: its digest and size compared with the offer's.
-    ArrivePackage {
-        /// The partner that offered it.
-        from: PartyCode,
-        /// The offered SHA-256, hex.
-        sha256: String,
-        /// The offered size.
-        size: u64,
-        /// The SHA-256 of the bytes fetched, hex.
-        got_sha256: String,
-        /// How many bytes were fetched.
-        got_size: u64,
-        /// Bytes already on disk, from interrupted attempts, when the completing attempt began.
-        resumed_from: u64,
-    },
 }
 
 impl Command {
@@ -201,9 +168,6 @@ impl Command {
             Command::ReceiveEvidence { .. } => Action::EvidenceReceive,
             Command::ReadEvidence { .. } => Action::EvidenceRead,
             Command::DestroyEvidence { .. } => Action::EvidenceDestroy,
-            Command::SendPackage { .. } => Action::PackageSend,
-            Command::ReceivePackageOffer { .. } => Action::PackageOffer,
-            Command::ArrivePackage { .. } => Action::PackageArrive,
         }
     }
 
@@ -245,13 +209,6 @@ impl Command {
             Command::EvidenceCustody { id, .. }
             | Command::ReadEvidence { id }
             | Command::DestroyEvidence { id } => vec![Subject::new("evidence", id)],
-            Command::SendPackage { to, offer, .. } => {
-                vec![Subject::new("package", &offer.sha256), Subject::new("party", to.as_str())]
-            }
-            Command::ReceivePackageOffer { offer } => vec![Subject::new("package", &offer.sha256)],
-            Command::ArrivePackage { from, sha256, .. } => {
-                vec![Subject::new("package", sha256), Subject::new("party", from.as_str())]
-            }
         }
     }
 
@@ -273,15 +230,6 @@ impl Command {
                 | Command::ReceiveEvidence { .. }
                 | Command::ReadEvidence { .. }
                 | Command::DestroyEvidence { .. }
-        )
-    }
-
-    fn is_package(&self) -> bool {
-        matches!(
-            self,
-            Command::SendPackage { .. }
-                | Command::ReceivePackageOffer { .. }
-                | Command::ArrivePackage { .. }
         )
     }
 
@@ -328,35 +276,9 @@ impl Command {
             Command::IntelCollectionCreate { .. }
             | Command::IntelImport { .. }
             | Command::IntelRead { .. } => intel::validate(self),
-            c if c.is_package() => packages::validate(c),
             // What remains are the evidence commands.
             _ => evidence::validate(self),
         }
-    }
-
-    /// Digests of what the action carries, for the ledger entry (never the data itself).
-    fn payload_hashes(&self) -> Result<BTreeMap<String, String>, GateError> {
-        let digest = |v: serde_json::Value| {
-            canonical_digest(&v).map_err(|e| GateError::Invalid(e.to_string()))
-        };
-        let mut out = BTreeMap::new();
-        match self {
-            Command::SendPackage { offer, exports, .. } => {
-                out.insert("package".into(), format!("sha256:{}", offer.sha256));
-                out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
-                out.insert("exports".into(), digest(serde_json::json!(exports))?);
-            }
-            Command::ReceivePackageOffer { offer } => {
-                out.insert("package".into(), format!("sha256:{}", offer.sha256));
-                out.insert("manifest".into(), format!("sha256:{}", offer.manifest_sha256));
-            }
-            Command::ArrivePackage { got_sha256, .. } => {
-                out.insert("fetched".into(), format!("sha256:{got_sha256}"));
-            }
-            // Flows record the digests their effect computes (see `flows::apply`).
-            _ => {}
-        }
-        Ok(out)
     }
 }
 
@@ -404,7 +326,9 @@ impl GateCommand for Command {
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        Ok(PayloadDigests::Of(self.payload_hashes()?))
+        // The legacy commands left (intel, evidence, data flows) record the digests their
+        // effects compute, some none for a read.
+        Ok(PayloadDigests::Of(BTreeMap::new()))
     }
 
     fn validate(&self) -> Result<(), GateError> {
@@ -431,28 +355,7 @@ impl GateCommand for Command {
             (None, Some(d)) => d.clone(),
             (None, None) => (cx.role.clone(), None),
         };
-        // Bytes other than those offered are refused (and the offer closed: `on_deny`).
-        let decision = match packages::arrival_mismatch(self) {
-            Some((rule, reason)) if decision.is_permit() => Decision::deny(rule, reason),
-            _ => decision,
-        };
         Ruling { decision, conditions }
-    }
-
-    async fn on_deny(
-        &self,
-        cx: &mut EffectCx<'_>,
-        facts: Option<&LegacyFacts>,
-        _decision: &Decision,
-    ) -> Result<(), GateError> {
-        // The refusal of bytes other than those offered has an effect: the offer is closed so
-        // that the same bytes are not fetched again.
-        if facts.is_some()
-            && let Some((_, reason)) = packages::arrival_mismatch(self)
-        {
-            packages::refuse(cx.tx, self, &reason, cx.now, cx.index).await?;
-        }
-        Ok(())
     }
 
     async fn apply(
@@ -464,9 +367,7 @@ impl GateCommand for Command {
         let c = &self;
         let (now, index) = (cx.now, cx.index);
         let conditions = ruling.conditions.as_ref();
-        let (output, digests) = if c.is_package() {
-            (packages::apply(cx.tx, cx.actor, c, now, index).await?, Vec::new())
-        } else if c.is_intel() {
+        let (output, digests) = if c.is_intel() {
             intel::apply(cx.tx, cx.backend, cx.engine, cx.party, cx.actor, c, now, index).await?
         } else if c.is_evidence() {
             evidence::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?

@@ -259,6 +259,7 @@ impl InboundJob {
             Decoded::Legacy(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Request(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::RequestEvent(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::PackageOffer(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Incident(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::CaseUpdate(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Refused(c) => execute(st, actor, c, now, inbound).await?.map(unit),
