@@ -6,7 +6,7 @@ use crate::{Failure, fail};
 use entente_core::{Actor, PartyCode, Role};
 use entente_intel::stix;
 use entente_node::{InitOptions, Node};
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use sha2::Digest as _;
 use std::path::Path;
@@ -176,7 +176,7 @@ pub(crate) async fn run(
         token_sha256: digest,
     };
     node.gate.submit(Actor::Operator, add, Timestamp::now()).await?;
-    let create = Command::IntelCollectionCreate {
+    let create = entente_store::intel::IntelCollectionCreate {
         id: COLLECTION.into(),
         title: "bench".into(),
         description: String::new(),
@@ -251,7 +251,7 @@ pub(crate) async fn run(
         .gate
         .submit(
             Actor::Operator,
-            Command::IntelCollectionCreate {
+            entente_store::intel::IntelCollectionCreate {
                 id: coll2.into(),
                 title: "import".into(),
                 description: String::new(),
@@ -265,7 +265,7 @@ pub(crate) async fn run(
         .gate
         .submit(
             Actor::Operator,
-            Command::IntelImport {
+            entente_store::intel::IntelImport {
                 collection: coll2.into(),
                 objects: Arc::new(parsed.objects),
                 originator: None,

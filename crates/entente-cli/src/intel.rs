@@ -8,7 +8,7 @@ use clap::Subcommand;
 use entente_core::{Actor, PartyCode};
 use entente_intel::stix;
 use entente_node::Node;
-use entente_store::{Command, GateError, IntelQuery, IntelView, Output, Verdict};
+use entente_store::{GateCommand, GateError, IntelQuery, IntelView, Verdict};
 use jiff::Timestamp;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,7 +118,12 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
                 .iter()
                 .map(|p| p.parse::<PartyCode>().map_err(|e| fail(2, format!("--parties: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            let c = Command::IntelCollectionCreate { id: id.clone(), title, description, parties };
+            let c = entente_store::intel::IntelCollectionCreate {
+                id: id.clone(),
+                title,
+                description,
+                parties,
+            };
             submit(&node, c).await?;
             println!("{id}");
             Ok(())
@@ -130,29 +135,25 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
             })?;
             let node = Node::open(&data_dir).await?;
             let n = bundle.objects.len();
-            let c = Command::IntelImport {
+            let c = entente_store::intel::IntelImport {
                 collection,
                 objects: Arc::new(bundle.objects),
                 originator: None,
                 status_id: random_uuid()?,
             };
-            match submit(&node, c).await? {
-                Output::IntelStatus(s) => {
-                    println!(
-                        "imported {} objects ({} stored, status {} {})",
-                        n, s.success_count, s.id, s.status
-                    );
-                    Ok(())
-                }
-                _ => Err(fail(1, "unexpected gate output")),
-            }
+            let s = submit(&node, c).await?;
+            println!(
+                "imported {} objects ({} stored, status {} {})",
+                n, s.success_count, s.id, s.status
+            );
+            Ok(())
         }
         IntelCmd::Export { data_dir, collection, out } => {
             let node = Node::open(&data_dir).await?;
             let mut raws = Vec::new();
             let mut after = None;
             loop {
-                let c = Command::IntelRead {
+                let c = entente_store::intel::IntelRead {
                     collection: collection.clone(),
                     view: IntelView::Objects,
                     query: IntelQuery {
@@ -161,9 +162,7 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
                         ..IntelQuery::default()
                     },
                 };
-                let Output::IntelPage(page) = submit(&node, c).await? else {
-                    return Err(fail(1, "unexpected gate output"));
-                };
+                let page = submit(&node, c).await?;
                 raws.extend(page.rows.into_iter().map(|r| r.raw));
                 after = page.last;
                 if !page.more {
@@ -203,7 +202,7 @@ fn read(file: &PathBuf) -> Result<String, Failure> {
     std::fs::read_to_string(file).map_err(|e| fail(2, format!("{}: {e}", file.display())))
 }
 
-async fn submit(node: &Node, c: Command) -> Result<Output, Failure> {
+async fn submit<C: GateCommand>(node: &Node, c: C) -> Result<C::Output, Failure> {
     match node.gate.submit(Actor::Operator, c, Timestamp::now()).await {
         Ok(Verdict::Permitted { output, .. }) => Ok(output),
         Ok(Verdict::Denied { decision, .. }) => Err(fail(3, decision.reason)),

@@ -12,7 +12,7 @@ use entente_core::{Actor, PartyCode, Role};
 use entente_intel::stix;
 use entente_intel::tlp::Tlp;
 use entente_node::Node;
-use entente_store::{Command, Output, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::sync::Arc;
 
@@ -57,7 +57,11 @@ pub(crate) fn lantern_bundle() -> String {
     )
 }
 
-async fn submit(node: &Node, actor: Actor, command: Command) -> Result<Verdict, Failure> {
+async fn submit<C: entente_store::GateCommand>(
+    node: &Node,
+    actor: Actor,
+    command: C,
+) -> Result<Verdict<C::Output>, Failure> {
     Ok(node.gate.submit(actor, command, Timestamp::now()).await?)
 }
 
@@ -122,7 +126,7 @@ pub(crate) async fn step9(
     let v = submit(
         nl,
         csirt.clone(),
-        Command::IntelCollectionCreate {
+        entente_store::intel::IntelCollectionCreate {
             id: COLLECTION.into(),
             title: "LANTERN indicators".into(),
             description: "Indicators of the LANTERN intrusion".into(),
@@ -141,7 +145,7 @@ pub(crate) async fn step9(
     let v = submit(
         nl,
         csirt.clone(),
-        Command::IntelImport {
+        entente_store::intel::IntelImport {
             collection: COLLECTION.into(),
             objects: Arc::new(bundle.objects),
             originator: None,
@@ -150,7 +154,7 @@ pub(crate) async fn step9(
     )
     .await?;
     let stored = match &v {
-        Verdict::Permitted { output: Output::IntelStatus(s), .. } => s.success_count as usize,
+        Verdict::Permitted { output: s, .. } => s.success_count as usize,
         _ => 0,
     };
     check("NL imports the bundle", stored == n, format!("{stored} of {n} objects, all or nothing"));
@@ -200,7 +204,7 @@ pub(crate) async fn step9(
     submit(
         de,
         de_csirt.clone(),
-        Command::IntelCollectionCreate {
+        entente_store::intel::IntelCollectionCreate {
             id: DE_COLLECTION.into(),
             title: "From NL: LANTERN".into(),
             description: String::new(),
@@ -216,7 +220,7 @@ pub(crate) async fn step9(
     let v = submit(
         de,
         de_csirt,
-        Command::IntelImport {
+        entente_store::intel::IntelImport {
             collection: DE_COLLECTION.into(),
             objects: Arc::new(received),
             originator: Some(nl.config.party.clone()),
@@ -249,7 +253,7 @@ fn governing(node: &Node, to: &PartyCode) -> String {
         .to_owned()
 }
 
-fn describe(v: &Verdict) -> String {
+fn describe<O>(v: &Verdict<O>) -> String {
     match v {
         Verdict::Permitted { index, decision, .. } => {
             format!("permitted by {} (entry {index})", decision.rules.join(" + "))

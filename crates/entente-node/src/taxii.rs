@@ -33,7 +33,7 @@ use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Actor, Subject};
 use entente_intel::stix;
 use entente_store::{
-    Command, GateError, IntelPage, IntelQuery, IntelView, MAX_PAGE, Output, StoreError, Verdict,
+    GateCommand, GateError, IntelPage, IntelQuery, IntelView, MAX_PAGE, StoreError, Verdict,
 };
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -265,11 +265,11 @@ async fn authenticated(state: &TaxiiState, headers: &HeaderMap) -> Result<Actor,
     }
 }
 
-async fn through_gate(
+async fn through_gate<C: GateCommand>(
     state: &TaxiiState,
     actor: Actor,
-    command: Command,
-) -> Result<(u64, Output), TaxiiError> {
+    command: C,
+) -> Result<(u64, C::Output), TaxiiError> {
     let authenticated = !matches!(actor, Actor::Anonymous);
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
         Verdict::Permitted { index, output, .. } => Ok((index, output)),
@@ -553,20 +553,14 @@ async fn read_page(
     if let Some(token) = &next {
         query.after = Some(decode_cursor(&state.cursor_key, &fingerprint, token)?);
     }
-    let command = Command::IntelRead { collection: collection.to_owned(), view, query };
-    let (_, output) = through_gate(state, actor, command).await?;
-    let Output::IntelPage(page) = output else {
-        return Err(TaxiiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            "unexpected gate output",
-        ));
-    };
+    let command =
+        entente_store::intel::IntelRead { collection: collection.to_owned(), view, query };
+    let (_, page) = through_gate(state, actor, command).await?;
     let next = match (&page.more, &page.last) {
         (true, Some(pos)) => Some(encode_cursor(&state.cursor_key, &fingerprint, pos)?),
         _ => None,
     };
-    Ok((*page, next))
+    Ok((page, next))
 }
 
 fn page_head(more: bool, next: Option<&str>) -> String {
@@ -744,20 +738,13 @@ async fn add_objects(
         err
     })?;
     let status_id = random_uuid()?;
-    let command = Command::IntelImport {
+    let command = entente_store::intel::IntelImport {
         collection: id,
         objects: Arc::new(objects),
         originator: None,
         status_id,
     };
-    let (_, output) = through_gate(&state, actor, command).await?;
-    let Output::IntelStatus(s) = output else {
-        return Err(TaxiiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            "unexpected gate output",
-        ));
-    };
+    let (_, s) = through_gate(&state, actor, command).await?;
     let body = json!({
         "id": s.id,
         "status": s.status,

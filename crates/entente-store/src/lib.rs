@@ -16,7 +16,7 @@ mod federation;
 mod flows;
 pub mod gate;
 pub mod incidents;
-mod intel;
+pub mod intel;
 pub mod ledger_reads;
 pub mod packages;
 pub mod peers;

@@ -1075,7 +1075,7 @@ async fn intel_import_and_tlp_reads() {
     for db in backends().await {
         let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
         let csirt = Actor::User { name: "cert".into(), role: Role::Csirt };
-        let create = Command::IntelCollectionCreate {
+        let create = crate::intel::IntelCollectionCreate {
             id: coll.into(),
             title: "LANTERN indicators".into(),
             description: String::new(),
@@ -1086,7 +1086,7 @@ async fn intel_import_and_tlp_reads() {
             gate.submit(csirt.clone(), create, now).await,
             Err(GateError::Conflict(_))
         ));
-        let import = |objs: Vec<String>, status: &str| Command::IntelImport {
+        let import = |objs: Vec<String>, status: &str| crate::intel::IntelImport {
             collection: coll.into(),
             objects: std::sync::Arc::new(
                 entente_intel::stix::parse_envelope(&envelope(&objs)).unwrap(),
@@ -1101,7 +1101,7 @@ async fn intel_import_and_tlp_reads() {
         ];
         let s1 = "11111111-1111-4111-8111-111111111111";
         let v = gate.submit(csirt.clone(), import(first.clone(), s1), now).await.unwrap();
-        let Verdict::Permitted { output: Output::IntelStatus(st), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: st, .. } = v else { panic!("{v:?}") };
         assert_eq!((st.total_count, st.success_count), (3, 3));
         assert_eq!(db.store.intel_status(s1).await.unwrap().success_count, 3);
         // A new version of 1, the same 3 again (a success, not a failure), and a changed 2
@@ -1116,25 +1116,24 @@ async fn intel_import_and_tlp_reads() {
         assert!(matches!(&e, Err(GateError::Conflict(m)) if m.contains("000000000002")), "{e:?}");
         assert!(db.store.intel_status(s2).await.is_err());
         let v = gate.submit(csirt.clone(), import(bad[..2].to_vec(), s2), now).await.unwrap();
-        let Verdict::Permitted { output: Output::IntelStatus(st), .. } = v else { panic!("{v:?}") };
+        let Verdict::Permitted { output: st, .. } = v else { panic!("{v:?}") };
         assert_eq!(st.success_count, 2);
 
-        let read = |view, limit, after| Command::IntelRead {
+        let read = |view, limit, after| crate::intel::IntelRead {
             collection: coll.into(),
             view,
             query: IntelQuery { limit, after, ..IntelQuery::default() },
         };
-        let served = |v: Verdict| -> (Vec<String>, usize, Option<(String, i64)>, bool) {
-            let Verdict::Permitted { output: Output::IntelPage(p), .. } = v else {
-                panic!("{v:?}")
+        let served =
+            |v: Verdict<crate::IntelPage>| -> (Vec<String>, usize, Option<(String, i64)>, bool) {
+                let Verdict::Permitted { output: p, .. } = v else { panic!("{v:?}") };
+                (
+                    p.rows.iter().map(|r| r.id[r.id.len() - 1..].to_owned()).collect(),
+                    p.withheld,
+                    p.last,
+                    p.more,
+                )
             };
-            (
-                p.rows.iter().map(|r| r.id[r.id.len() - 1..].to_owned()).collect(),
-                p.withheld,
-                p.last,
-                p.more,
-            )
-        };
         let peer = |p: &str| Actor::Peer { party: p.parse().unwrap() };
         let (ids, withheld, _, _) =
             served(gate.submit(peer("DE"), read(IntelView::Objects, 10, None), now).await.unwrap());

@@ -5,13 +5,11 @@
 use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
 use crate::evidence;
 use crate::flows::{self, ConsentMessage, DatumMessage, OutboxMessage};
-use crate::intel;
 use crate::store::CaseRecord;
 use entente_core::{Action, Decision, PartyCode, Subject, ids};
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_policy::engine::Conditions;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// An action asked of the gate, with its data. Constructing one checks nothing; the gate
 /// validates it before deciding.
@@ -62,38 +60,6 @@ pub enum Command {
     DestroyDatum {
         /// Datum id.
         id: String,
-    },
-    /// Create a TAXII collection shared with the given partner parties.
-    IntelCollectionCreate {
-        /// Collection id (a UUID).
-        id: String,
-        /// Title.
-        title: String,
-        /// Description.
-        description: String,
-        /// The partner parties it is shared with (the TLP:AMBER audience).
-        parties: Vec<PartyCode>,
-    },
-    /// Import STIX objects (parsed and validated) into a collection, all or nothing.
-    IntelImport {
-        /// Collection id.
-        collection: String,
-        /// The objects, each with its original text.
-        objects: Arc<Vec<entente_intel::stix::StixObject>>,
-        /// The party that published them, if not this node's (objects from a peer).
-        originator: Option<PartyCode>,
-        /// The id of the status resource to write.
-        status_id: String,
-    },
-    /// Read one page of a collection (objects, manifest or versions), each object decided
-    /// under TLP 2.0 for the requester; one ledger entry per page.
-    IntelRead {
-        /// Collection id.
-        collection: String,
-        /// What is read.
-        view: crate::intel::IntelView,
-        /// Filters and position.
-        query: crate::intel::IntelQuery,
     },
     /// Take in an evidence item whose content was ingested into the blob store (custody
     /// event `acquired`). Content already held is de-duplicated.
@@ -159,9 +125,6 @@ impl Command {
             Command::GiveConsent { .. } => Action::ConsentGive,
             Command::ReceiveConsent { .. } => Action::ConsentReceive,
             Command::DestroyDatum { .. } => Action::DatumDestroy,
-            Command::IntelCollectionCreate { .. } => Action::IntelCollectionCreate,
-            Command::IntelImport { .. } => Action::IntelImport,
-            Command::IntelRead { .. } => Action::IntelRead,
             Command::AddEvidence { .. } => Action::EvidenceAdd,
             Command::EvidenceCustody { .. } => Action::EvidenceCustody,
             Command::ExportEvidence { .. } => Action::EvidenceExport,
@@ -190,11 +153,6 @@ impl Command {
                 Subject::new("party", message.recipient.as_str()),
             ],
             Command::DestroyDatum { id } => vec![Subject::new("datum", id)],
-            Command::IntelCollectionCreate { id, .. } => vec![Subject::new("collection", id)],
-            Command::IntelImport { collection, status_id, .. } => {
-                vec![Subject::new("collection", collection), Subject::new("status", status_id)]
-            }
-            Command::IntelRead { collection, .. } => vec![Subject::new("collection", collection)],
             Command::AddEvidence { item } => {
                 vec![Subject::new("evidence", &item.id), Subject::new("case", &item.case_id)]
             }
@@ -210,15 +168,6 @@ impl Command {
             | Command::ReadEvidence { id }
             | Command::DestroyEvidence { id } => vec![Subject::new("evidence", id)],
         }
-    }
-
-    fn is_intel(&self) -> bool {
-        matches!(
-            self,
-            Command::IntelCollectionCreate { .. }
-                | Command::IntelImport { .. }
-                | Command::IntelRead { .. }
-        )
     }
 
     fn is_evidence(&self) -> bool {
@@ -273,9 +222,6 @@ impl Command {
             Command::ReceiveConsent { message } => {
                 ids::check_identifier("datum id", &message.datum_id).map_err(GateError::Invalid)
             }
-            Command::IntelCollectionCreate { .. }
-            | Command::IntelImport { .. }
-            | Command::IntelRead { .. } => intel::validate(self),
             // What remains are the evidence commands.
             _ => evidence::validate(self),
         }
@@ -297,10 +243,6 @@ pub enum Output {
     Request(Box<entente_policy::request::Request>),
     /// Open requests with their clocks.
     Requests(Vec<entente_policy::request::Request>),
-    /// The status resource of an intel import.
-    IntelStatus(Box<crate::intel::IntelStatus>),
-    /// A page of a collection, after the TLP decision.
-    IntelPage(Box<crate::intel::IntelPage>),
     /// An evidence item with its custody chain (after the command).
     Evidence(Box<crate::evidence::EvidenceRecord>),
 }
@@ -367,9 +309,7 @@ impl GateCommand for Command {
         let c = &self;
         let (now, index) = (cx.now, cx.index);
         let conditions = ruling.conditions.as_ref();
-        let (output, digests) = if c.is_intel() {
-            intel::apply(cx.tx, cx.backend, cx.engine, cx.party, cx.actor, c, now, index).await?
-        } else if c.is_evidence() {
+        let (output, digests) = if c.is_evidence() {
             evidence::apply(cx.tx, cx.party, cx.actor, c, conditions, now, index).await?
         } else {
             flows::apply(

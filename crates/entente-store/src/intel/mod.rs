@@ -15,9 +15,12 @@
 //!   digest of the served (id, version) list, the digest of the per-object decisions and a
 //!   summary of the rules that decided.
 
-use crate::gate::{Command, GateError, MAX_PARAMS, Output, multi_row_insert};
+use crate::gate::{
+    EffectCx, GateCommand, GateError, MAX_PARAMS, PayloadDigests, Ruling, decided_by_role,
+    multi_row_insert,
+};
 use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
-use entente_core::{Actor, PartyCode};
+use entente_core::{Action, Actor, PartyCode, Subject};
 use entente_intel::stix::StixObject;
 use entente_intel::tlp::{self, Exchange, Requester, Shared, Tlp};
 use entente_policy::agreement::AgreementKind;
@@ -166,40 +169,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
-/// The validation of intel commands (before any decision).
-pub(crate) fn validate(command: &Command) -> Result<(), GateError> {
-    let uuid = |what: &str, id: &str| {
-        if entente_intel::stix::is_identifier(&format!("x-c--{id}"), None) {
-            Ok(())
-        } else {
-            Err(GateError::Invalid(format!("{what}: expected a lowercase UUID, found `{id}`")))
-        }
-    };
-    match command {
-        Command::IntelCollectionCreate { id, title, description, .. } => {
-            uuid("collection id", id)?;
-            if title.trim().is_empty() || title.len() > 200 || description.len() > 2000 {
-                return Err(GateError::Invalid(
-                    "title: expected 1 to 200 characters (description at most 2000)".into(),
-                ));
-            }
-            Ok(())
-        }
-        Command::IntelImport { collection, status_id, .. } => {
-            uuid("collection id", collection)?;
-            uuid("status id", status_id)
-        }
-        Command::IntelRead { collection, query, .. } => {
-            uuid("collection id", collection)?;
-            if query.limit == 0 || query.limit > MAX_PAGE {
-                return Err(GateError::Invalid(format!(
-                    "limit: expected 1 to {MAX_PAGE}, found {}",
-                    query.limit
-                )));
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+fn uuid(what: &str, id: &str) -> Result<(), GateError> {
+    if entente_intel::stix::is_identifier(&format!("x-c--{id}"), None) {
+        Ok(())
+    } else {
+        Err(GateError::Invalid(format!("{what}: expected a lowercase UUID, found `{id}`")))
     }
 }
 
@@ -227,85 +201,214 @@ pub fn governing_agreement<'e>(
         .map(|ag| ag.id.as_str())
 }
 
-/// Applies a permitted intel command. Returns the output and the digests for the ledger.
-#[allow(clippy::too_many_arguments, reason = "the gate's context, passed explicitly")]
-pub(crate) async fn apply(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    engine: &Engine,
-    party: &PartyCode,
-    actor: &Actor,
-    command: &Command,
-    now: Timestamp,
-    index: u64,
-) -> Result<(Output, Vec<(String, String)>), GateError> {
-    match command {
-        Command::IntelCollectionCreate { id, title, description, parties } => {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM intel_collections WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if exists.is_some() {
-                return Err(GateError::Conflict(format!("collection `{id}` already exists")));
-            }
-            let parties_json =
-                serde_json::to_string(parties).map_err(|e| GateError::Invalid(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO intel_collections (id, title, description, parties, created_at, ledger_index) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id)
-            .bind(title)
-            .bind(description)
-            .bind(&parties_json)
-            .bind(format!("{now:.6}"))
-            .bind(to_i64(index)?)
-            .execute(&mut **tx)
-            .await?;
-            let digest = sha256_hex(
-                serde_json::json!({"id": id, "title": title, "description": description, "parties": parties})
-                    .to_string()
-                    .as_bytes(),
-            );
-            Ok((Output::Done, vec![("collection".into(), digest)]))
+/// Create a TAXII collection shared with the given partner parties.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntelCollectionCreate {
+    /// Collection id (a UUID).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// The partner parties it is shared with (the TLP:AMBER audience).
+    pub parties: Vec<PartyCode>,
+}
+
+impl GateCommand for IntelCollectionCreate {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::IntelCollectionCreate
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("collection", &self.id)]
+    }
+
+    /// The collection as created (recorded with the effect).
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        uuid("collection id", &self.id)?;
+        if self.title.trim().is_empty() || self.title.len() > 200 || self.description.len() > 2000 {
+            return Err(GateError::Invalid(
+                "title: expected 1 to 200 characters (description at most 2000)".into(),
+            ));
         }
-        Command::IntelImport { collection, objects, originator, status_id } => {
-            load_collection(tx, collection).await?;
-            let originator = originator.clone().unwrap_or_else(|| party.clone());
-            let importer = match actor {
-                Actor::User { name, .. } => Some(name.clone()),
-                _ => None,
-            };
-            import(tx, backend, collection, objects, &originator, importer, status_id, now, index)
-                .await
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        let IntelCollectionCreate { id, title, description, parties } = self;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM intel_collections WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&mut **cx.tx)
+                .await?;
+        if exists.is_some() {
+            return Err(GateError::Conflict(format!("collection `{id}` already exists")));
         }
-        Command::IntelRead { collection, view, query } => {
-            let coll = load_collection(tx, collection).await?;
-            let requester_party;
-            let requester = match actor {
-                Actor::Peer { party: p } => {
-                    requester_party = p.clone();
-                    Requester::Peer { party: &requester_party }
-                }
-                Actor::User { name, .. } => Requester::User { name },
-                _ => Requester::User { name: "operator" },
-            };
-            let governing = match requester {
-                Requester::Peer { party: p } => governing_agreement(engine, party, p, now),
-                Requester::User { .. } => None,
-            };
-            let parties: Vec<PartyCode> =
-                coll.parties.iter().filter_map(|p| p.parse().ok()).collect();
-            let exchange = Exchange { node_party: party, collection_parties: &parties, governing };
-            read(tx, collection, *view, query, requester, &exchange).await
-        }
-        _ => Err(GateError::Invalid(format!("{} is not an intel command", command_name(command)))),
+        let parties_json =
+            serde_json::to_string(&parties).map_err(|e| GateError::Encoding(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO intel_collections (id, title, description, parties, created_at, ledger_index) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&title)
+        .bind(&description)
+        .bind(&parties_json)
+        .bind(cx.now_text())
+        .bind(to_i64(cx.index)?)
+        .execute(&mut **cx.tx)
+        .await?;
+        let digest = sha256_hex(
+            serde_json::json!({"id": id, "title": title, "description": description, "parties": parties})
+                .to_string()
+                .as_bytes(),
+        );
+        cx.record_digests(vec![("collection".into(), digest)]);
+        Ok(())
     }
 }
 
-fn command_name(c: &Command) -> String {
-    format!("{c:?}").split([' ', '{']).next().unwrap_or_default().to_owned()
+/// Import STIX objects (parsed and validated) into a collection, all or nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntelImport {
+    /// Collection id.
+    pub collection: String,
+    /// The objects, each with its original text.
+    pub objects: Arc<Vec<StixObject>>,
+    /// The party that published them, if not this node's (objects from a peer).
+    pub originator: Option<PartyCode>,
+    /// The id of the status resource to write.
+    pub status_id: String,
+}
+
+impl GateCommand for IntelImport {
+    type Output = IntelStatus;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::IntelImport
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("collection", &self.collection), Subject::new("status", &self.status_id)]
+    }
+
+    /// The objects imported and refused, known once the import ran.
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        uuid("collection id", &self.collection)?;
+        uuid("status id", &self.status_id)
+    }
+
+    decided_by_role!();
+
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        _: (),
+        _: &Ruling,
+    ) -> Result<IntelStatus, GateError> {
+        let IntelImport { collection, objects, originator, status_id } = self;
+        load_collection(cx.tx, &collection).await?;
+        let originator = originator.unwrap_or_else(|| cx.party.clone());
+        let importer = match cx.actor {
+            Actor::User { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        let (status, digests) = import(
+            cx.tx,
+            cx.backend,
+            &collection,
+            &objects,
+            &originator,
+            importer,
+            &status_id,
+            cx.now,
+            cx.index,
+        )
+        .await?;
+        cx.record_digests(digests);
+        Ok(status)
+    }
+}
+
+/// Read one page of a collection (objects, manifest or versions), each object decided under
+/// TLP 2.0 for the requester; one ledger entry per page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntelRead {
+    /// Collection id.
+    pub collection: String,
+    /// What is read.
+    pub view: IntelView,
+    /// Filters and position.
+    pub query: IntelQuery,
+}
+
+impl GateCommand for IntelRead {
+    type Output = IntelPage;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::IntelRead
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("collection", &self.collection)]
+    }
+
+    /// What was served and withheld, object by object, known once the page is decided.
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        uuid("collection id", &self.collection)?;
+        if self.query.limit == 0 || self.query.limit > MAX_PAGE {
+            return Err(GateError::Invalid(format!(
+                "limit: expected 1 to {MAX_PAGE}, found {}",
+                self.query.limit
+            )));
+        }
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<IntelPage, GateError> {
+        let IntelRead { collection, view, query } = self;
+        let (party, now) = (cx.party, cx.now);
+        let coll = load_collection(cx.tx, &collection).await?;
+        let requester_party;
+        let requester = match cx.actor {
+            Actor::Peer { party: p } => {
+                requester_party = p.clone();
+                Requester::Peer { party: &requester_party }
+            }
+            Actor::User { name, .. } => Requester::User { name },
+            _ => Requester::User { name: "operator" },
+        };
+        let governing = match requester {
+            Requester::Peer { party: p } => governing_agreement(cx.engine, party, p, now),
+            Requester::User { .. } => None,
+        };
+        let parties: Vec<PartyCode> = coll.parties.iter().filter_map(|p| p.parse().ok()).collect();
+        let exchange = Exchange { node_party: party, collection_parties: &parties, governing };
+        let (page, digests) = read(cx.tx, &collection, view, &query, requester, &exchange).await?;
+        cx.record_digests(digests);
+        Ok(page)
+    }
 }
 
 async fn load_collection(
@@ -367,7 +470,7 @@ async fn import(
     status_id: &str,
     now: Timestamp,
     index: u64,
-) -> Result<(Output, Vec<(String, String)>), GateError> {
+) -> Result<(IntelStatus, Vec<(String, String)>), GateError> {
     // What the collection already holds of these ids: (id, version_key) → digest, and the
     // latest version key per id.
     let mut held: HashMap<(String, String), String> = HashMap::new();
@@ -557,7 +660,7 @@ async fn import(
             ),
         ),
     ];
-    Ok((Output::IntelStatus(Box::new(status)), hashes))
+    Ok((status, hashes))
 }
 
 async fn read(
@@ -567,7 +670,7 @@ async fn read(
     query: &IntelQuery,
     requester: Requester<'_>,
     exchange: &Exchange<'_>,
-) -> Result<(Output, Vec<(String, String)>), GateError> {
+) -> Result<(IntelPage, Vec<(String, String)>), GateError> {
     let mut rows_out = Vec::new();
     let mut withheld = 0usize;
     let mut more = false;
@@ -628,10 +731,7 @@ async fn read(
             ),
         ),
     ];
-    Ok((
-        Output::IntelPage(Box::new(IntelPage { rows: rows_out, more, last: cursor, withheld })),
-        hashes,
-    ))
+    Ok((IntelPage { rows: rows_out, more, last: cursor, withheld }, hashes))
 }
 
 type Candidate = (IntelRow, String, String, String, Option<String>);
