@@ -15,7 +15,7 @@ use entente_core::envelope::{Ack, Envelope};
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::federation::{TlsIdentity, cert_info};
 use entente_node::{InitOptions, Node};
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -113,24 +113,27 @@ async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Fail
                 let mut content = serde_json::Map::new();
                 content.insert("c2_ip".into(), serde_json::json!("203.0.113.77"));
                 content.insert("n".into(), serde_json::json!(i));
-                let add = Command::AddDatum {
+                let add = entente_store::flows::AddDatum {
                     id: format!("b{i}"),
                     case_id: "BENCH".into(),
                     category: entente_policy::agreement::DataCategory::Traffic,
                     content,
                 };
-                let share = Command::ShareDatum {
+                let share = entente_store::flows::ShareDatum {
                     id: format!("b{i}"),
                     to: nl.clone(),
                     purpose: entente_policy::agreement::Purpose::JointInvestigation,
                     request_kind: None,
                 };
-                for c in [add, share] {
-                    match gate.submit(actor.clone(), c, Timestamp::now()).await {
-                        Ok(Verdict::Permitted { .. }) => {}
-                        Ok(v) => return Err(format!("unexpected verdict {v:?}")),
-                        Err(e) => return Err(e.to_string()),
-                    }
+                match gate.submit(actor.clone(), add, Timestamp::now()).await {
+                    Ok(Verdict::Permitted { .. }) => {}
+                    Ok(v) => return Err(format!("unexpected verdict {v:?}")),
+                    Err(e) => return Err(e.to_string()),
+                }
+                match gate.submit(actor.clone(), share, Timestamp::now()).await {
+                    Ok(Verdict::Permitted { .. }) => {}
+                    Ok(v) => return Err(format!("unexpected verdict {v:?}")),
+                    Err(e) => return Err(e.to_string()),
                 }
                 bar.inc(1);
             }

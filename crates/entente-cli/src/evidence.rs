@@ -17,7 +17,7 @@ use entente_evidence::package::{
 use entente_evidence::{BlobStore, CustodyKind, Ingested};
 use entente_node::Node;
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
-use entente_store::{Command, EvidenceRecord, NewEvidence, Output, ReceivedEvidence, Verdict};
+use entente_store::{EvidenceRecord, NewEvidence, ReceivedEvidence, Verdict};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal as _;
@@ -227,11 +227,10 @@ pub(crate) fn vault(node: &Node) -> Result<(Arc<MasterKey>, Arc<dyn BlobStore>),
     Ok((v.master, v.store))
 }
 
-fn evidence_of(v: Verdict) -> Result<(u64, EvidenceRecord), Failure> {
+fn evidence_of(v: Verdict<EvidenceRecord>) -> Result<(u64, EvidenceRecord), Failure> {
     match v {
-        Verdict::Permitted { index, output: Output::Evidence(r), .. } => Ok((index, *r)),
+        Verdict::Permitted { index, output: r, .. } => Ok((index, r)),
         Verdict::Denied { index, decision } => Err(denied(index, &decision)),
-        Verdict::Permitted { .. } => Err(fail(1, "unexpected gate output")),
     }
 }
 
@@ -311,9 +310,11 @@ pub(crate) async fn add_file(
         reason: spec.reason.clone(),
         legal_basis: spec.legal_basis.clone(),
     };
-    let result =
-        node.gate.submit(actor.clone(), Command::AddEvidence { item: Box::new(item) }, now).await;
-    let keep = matches!(&result, Ok(Verdict::Permitted { output: Output::Evidence(r), .. }) if !r.deduplicated);
+    let result = node
+        .gate
+        .submit(actor.clone(), entente_store::evidence::AddEvidence { item: (item) }, now)
+        .await;
+    let keep = matches!(&result, Ok(Verdict::Permitted { output: r, .. }) if !r.deduplicated);
     if !keep {
         let _ = store.delete(&got.blob.name);
     }
@@ -399,7 +400,7 @@ pub(crate) async fn build_package(
     let mut set = tokio::task::JoinSet::new();
     for (n, id) in spec.items.iter().enumerate() {
         let gate = node.gate.clone();
-        let cmd = Command::ExportEvidence {
+        let cmd = entente_store::evidence::ExportEvidence {
             id: id.clone(),
             to: spec.to.clone(),
             request: spec.request.clone(),
@@ -652,8 +653,8 @@ pub(crate) async fn import_package(
                 format!("item {}: it travels without conditions; nothing was imported", item.id),
             ));
         };
-        commands.push(Command::ReceiveEvidence {
-            item: Box::new(ReceivedEvidence {
+        commands.push(entente_store::evidence::ReceiveEvidence {
+            item: (ReceivedEvidence {
                 id: item.id.clone(),
                 case_id: case.to_owned(),
                 sha256: item.sha256.clone(),
@@ -717,7 +718,11 @@ pub(crate) async fn run_retention(
     for id in node.store.evidence_due_for_destruction(now).await? {
         let (index, rec) = evidence_of(
             node.gate
-                .submit(Actor::Operator, Command::DestroyEvidence { id: id.clone() }, now)
+                .submit(
+                    Actor::Operator,
+                    entente_store::evidence::DestroyEvidence { id: id.clone() },
+                    now,
+                )
                 .await?,
         )?;
         if let Some(name) = rec.shredded_blob {
@@ -785,7 +790,12 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
                 node.gate
                     .submit(
                         actor,
-                        Command::EvidenceCustody { id: item.clone(), event, reason, legal_basis },
+                        entente_store::evidence::EvidenceCustody {
+                            id: item.clone(),
+                            event,
+                            reason,
+                            legal_basis,
+                        },
                         Timestamp::now(),
                     )
                     .await?,
@@ -797,7 +807,11 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             let node = Node::open(&data_dir).await?;
             let (index, r) = evidence_of(
                 node.gate
-                    .submit(Actor::Operator, Command::ReadEvidence { id: item }, Timestamp::now())
+                    .submit(
+                        Actor::Operator,
+                        entente_store::evidence::ReadEvidence { id: item },
+                        Timestamp::now(),
+                    )
                     .await?,
             )?;
             custody_report(&node, &r, index, json).await

@@ -15,7 +15,7 @@ use crate::{Failure, fail};
 use entente_core::{Actor, PartyCode, Role};
 use entente_node::identity::random_hex;
 use entente_node::{InitOptions, Node};
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -590,9 +590,9 @@ async fn submit<C: entente_store::GateCommand>(
 }
 
 /// The outbox message a permitted share or consent produced.
-fn message(v: &Verdict) -> Option<&entente_store::OutboxMessage> {
+fn message(v: &Verdict<entente_store::OutboxMessage>) -> Option<&entente_store::OutboxMessage> {
     match v {
-        Verdict::Permitted { output: entente_store::Output::Message(m), .. } => Some(m),
+        Verdict::Permitted { output: m, .. } => Some(m),
         _ => None,
     }
 }
@@ -644,7 +644,12 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         let v = submit(
             de,
             user(de, Role::Investigator),
-            Command::AddDatum { id: id.into(), case_id: "LANTERN-DE".into(), category, content },
+            entente_store::flows::AddDatum {
+                id: id.into(),
+                case_id: "LANTERN-DE".into(),
+                category,
+                content,
+            },
         )
         .await?;
         checks.record(
@@ -655,7 +660,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         let v = submit(
             de,
             user(de, Role::CentralAuthority),
-            Command::ShareDatum {
+            entente_store::flows::ShareDatum {
                 id: id.into(),
                 to: "NL".parse()?,
                 purpose: entente_policy::agreement::Purpose::JointInvestigation,
@@ -696,7 +701,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
 
     println!();
     println!("Step 7 — onward transfer: NL → US needs DE's consent");
-    let share_to_us = || Command::ShareDatum {
+    let share_to_us = || entente_store::flows::ShareDatum {
         id: "de-c2-logs-1".into(),
         to: "US".parse().unwrap_or_else(|_| nl.node.config.party.clone()),
         purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
@@ -708,7 +713,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
     let v = submit(
         de,
         user(de, Role::CentralAuthority),
-        Command::GiveConsent {
+        entente_store::flows::GiveConsent {
             datum_id: "de-c2-logs-1".into(),
             holder: "NL".parse()?,
             recipient: "US".parse()?,
@@ -752,7 +757,7 @@ async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failu
         let v = nl
             .node
             .gate
-            .submit(Actor::Operator, Command::DestroyDatum { id: id.clone() }, later)
+            .submit(Actor::Operator, entente_store::flows::DestroyDatum { id: id.clone() }, later)
             .await?;
         checks.record(
             &format!("NL destroys {id}"),

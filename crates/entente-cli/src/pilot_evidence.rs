@@ -9,7 +9,7 @@ use crate::evidence::{self, AddSpec, PackageSpec};
 use entente_core::{Actor, Role};
 use entente_node::Node;
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::path::Path;
 
@@ -98,7 +98,7 @@ pub(crate) async fn answer_with_package(
         .gate
         .submit(
             de_inv.clone(),
-            Command::EvidenceCustody {
+            entente_store::evidence::EvidenceCustody {
                 id: "de-ev-c2-logs".into(),
                 event: entente_evidence::CustodyKind::Verified,
                 reason: "hash re-checked before release".into(),
@@ -307,14 +307,18 @@ pub(crate) async fn retention(
     );
     let v = nl
         .gate
-        .submit(Actor::Operator, Command::ReadEvidence { id: "de-ev-c2-logs".into() }, later)
+        .submit(
+            Actor::Operator,
+            entente_store::evidence::ReadEvidence { id: "de-ev-c2-logs".into() },
+            later,
+        )
         .await
         .ok();
     let v = v.unwrap_or(Verdict::Denied {
         index: 0,
         decision: entente_core::Decision::deny("pilot", "the item was never imported"),
     });
-    let gone = matches!(&v, Verdict::Permitted { output: entente_store::Output::Evidence(r), .. } if r.blob.is_none() && r.destroyed_at.is_some() && r.chain.last().is_some_and(|e| e.event.event == entente_evidence::CustodyKind::Destroyed));
+    let gone = matches!(&v, Verdict::Permitted { output: r, .. } if r.blob.is_none() && r.destroyed_at.is_some() && r.chain.last().is_some_and(|e| e.event.event == entente_evidence::CustodyKind::Destroyed));
     let report = entente_store::verify::verify_ledger(
         &nl.store,
         &nl.config.party,

@@ -6,7 +6,7 @@ use crate::{Failure, fail};
 use clap::Subcommand;
 use entente_core::Actor;
 use entente_node::Node;
-use entente_store::{Command, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -75,7 +75,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     for id in &due {
         match node
             .gate
-            .submit(Actor::Operator, Command::DestroyDatum { id: id.clone() }, now)
+            .submit(Actor::Operator, entente_store::flows::DestroyDatum { id: id.clone() }, now)
             .await?
         {
             Verdict::Permitted { index, .. } => {

@@ -93,7 +93,7 @@ async fn share_under_agreements_and_retention() {
             .gate
             .submit(
                 entente_core::Actor::Peer { party: "NL".parse().unwrap() },
-                entente_store::Command::ReceiveDatum { message },
+                entente_store::flows::ReceiveDatum { message },
                 "2026-11-26T12:00:00Z".parse().unwrap(),
             )
             .await

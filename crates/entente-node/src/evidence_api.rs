@@ -31,7 +31,7 @@ use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Actor, Subject};
 use entente_evidence::blob;
 use entente_policy::agreement::DataCategory;
-use entente_store::{Command, NewEvidence, Output, Verdict};
+use entente_store::{NewEvidence, Verdict};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
@@ -192,7 +192,11 @@ fn too_large(max: u64) -> Problem {
     )
 }
 
-async fn submit(state: &UploadState, actor: Actor, command: Command) -> Result<Verdict, Problem> {
+async fn submit<C: entente_store::GateCommand>(
+    state: &UploadState,
+    actor: Actor,
+    command: C,
+) -> Result<Verdict<C::Output>, Problem> {
     Ok(state.node.gate.submit(actor, command, Timestamp::now()).await?)
 }
 
@@ -263,7 +267,7 @@ async fn upload(
             .clone()
             .unwrap_or_else(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"")));
         let unread = entente_evidence::BlobRef { name: String::new(), wrapped_key: String::new() };
-        let command = Command::AddEvidence { item: Box::new(item(sha, 0, unread)) };
+        let command = entente_store::evidence::AddEvidence { item: (item(sha, 0, unread)) };
         let actor_kind = actor.clone();
         return Err(match submit(&state, actor, command).await? {
             Verdict::Denied { index, decision } => {
@@ -348,16 +352,16 @@ async fn upload(
             ),
         ));
     }
-    let command = Command::AddEvidence {
-        item: Box::new(item(got.sha256.clone(), got.size, got.blob.clone())),
+    let command = entente_store::evidence::AddEvidence {
+        item: (item(got.sha256.clone(), got.size, got.blob.clone())),
     };
     let verdict = submit(&state, actor.clone(), command).await;
-    let keep = matches!(&verdict, Ok(Verdict::Permitted { output: Output::Evidence(r), .. }) if !r.deduplicated);
+    let keep = matches!(&verdict, Ok(Verdict::Permitted { output: r, .. }) if !r.deduplicated);
     if !keep {
         let _ = vault.store.delete(&got.blob.name);
     }
     match verdict? {
-        Verdict::Permitted { index, output: Output::Evidence(r), .. } => {
+        Verdict::Permitted { index, output: r, .. } => {
             let mut resp = (
                 StatusCode::CREATED,
                 axum::Json(json!({
@@ -376,7 +380,6 @@ async fn upload(
             }
             Ok(resp)
         }
-        Verdict::Permitted { .. } => Err(Problem::internal("unexpected gate output")),
         Verdict::Denied { index, decision } => {
             Err(Problem::denied(index, &decision, !matches!(actor, Actor::Anonymous)))
         }

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use entente_core::ledger::{self, TileRef};
 use entente_core::{Actor, Decision};
-use entente_store::{Command, GateCommand, GateError, Output, StoreError, Verdict};
+use entente_store::{GateCommand, GateError, StoreError, Verdict};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -696,7 +696,7 @@ async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let actor = actor(&state.node, &headers).await?;
     let req: AddDatum = parse_json(&headers, &body)?;
     let id = req.id.clone();
-    let command = Command::AddDatum {
+    let command = entente_store::flows::AddDatum {
         id: req.id,
         case_id: req.case_id,
         category: req.category,
@@ -725,7 +725,7 @@ async fn share_datum(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let req: ShareDatum = parse_json(&headers, &body)?;
-    let command = Command::ShareDatum {
+    let command = entente_store::flows::ShareDatum {
         id,
         to: req.to,
         purpose: req.purpose,
@@ -749,14 +749,22 @@ async fn give_consent(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let req: GiveConsent = parse_json(&headers, &body)?;
-    let command = Command::GiveConsent { datum_id, holder: req.holder, recipient: req.recipient };
+    let command = entente_store::flows::GiveConsent {
+        datum_id,
+        holder: req.holder,
+        recipient: req.recipient,
+    };
     outbox_response(&state, actor, command).await
 }
 
-async fn outbox_response(state: &AppState, actor: Actor, command: Command) -> ApiResult {
+async fn outbox_response<C: GateCommand<Output = entente_store::OutboxMessage>>(
+    state: &AppState,
+    actor: Actor,
+    command: C,
+) -> ApiResult {
     let authenticated = !matches!(actor, Actor::Anonymous);
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
-        Verdict::Permitted { index, decision, output: Output::Message(m) } => {
+        Verdict::Permitted { index, decision, output: m } => {
             state.metrics.permits.fetch_add(1, Ordering::Relaxed);
             Ok(Json(json!({
                 "ledger_index": index,
@@ -767,7 +775,6 @@ async fn outbox_response(state: &AppState, actor: Actor, command: Command) -> Ap
             }))
             .into_response())
         }
-        Verdict::Permitted { .. } => Err(Problem::internal("unexpected gate output")),
         Verdict::Denied { index, decision } => {
             state.metrics.denies.fetch_add(1, Ordering::Relaxed);
             Err(Problem::denied(index, &decision, authenticated))

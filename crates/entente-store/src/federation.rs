@@ -7,7 +7,7 @@
 //! the sender's sequence is refused so that messages take effect in the order they were sent.
 
 use crate::flows::{ConsentMessage, DatumMessage};
-use crate::gate::{Command, GateCommand, GateError};
+use crate::gate::{GateCommand, GateError};
 use crate::requests::{RequestEventMessage, RequestMessage};
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::PartyCode;
@@ -131,8 +131,10 @@ pub(crate) async fn admit(
 
 /// The command an envelope's payload asks for: one per message kind of the protocol.
 pub(crate) enum Decoded {
-    /// A kind whose command is still a variant of the legacy enum.
-    Legacy(Command),
+    /// `datum`: a datum delivered with its travelling conditions.
+    Datum(crate::flows::ReceiveDatum),
+    /// `consent`: the originator's consent to an onward transfer.
+    Consent(crate::flows::ReceiveConsent),
     /// `request`: a request submitted to this party.
     Request(crate::requests::ReceiveRequest),
     /// `request-event`: an event the other side recorded on a shared request.
@@ -151,10 +153,10 @@ pub(crate) enum Decoded {
 pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
     let c = match m.kind.as_str() {
         "datum" => serde_json::from_value::<DatumMessage>(m.payload.clone())
-            .map(|message| Decoded::Legacy(Command::ReceiveDatum { message }))
+            .map(|message| Decoded::Datum(crate::flows::ReceiveDatum { message }))
             .map_err(|e| format!("datum payload: {e}"))?,
         "consent" => serde_json::from_value::<ConsentMessage>(m.payload.clone())
-            .map(|message| Decoded::Legacy(Command::ReceiveConsent { message }))
+            .map(|message| Decoded::Consent(crate::flows::ReceiveConsent { message }))
             .map_err(|e| format!("consent payload: {e}"))?,
         "request" => serde_json::from_value::<RequestMessage>(m.payload.clone())
             .map(|message| Decoded::Request(crate::requests::ReceiveRequest { message }))
@@ -184,7 +186,8 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         }
     };
     let valid = match &c {
-        Decoded::Legacy(c) => GateCommand::validate(c),
+        Decoded::Datum(c) => c.validate(),
+        Decoded::Consent(c) => c.validate(),
         Decoded::Request(c) => c.validate(),
         Decoded::RequestEvent(c) => c.validate(),
         Decoded::PackageOffer(c) => c.validate(),
@@ -201,9 +204,9 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
 pub(crate) async fn check_case(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     from: &PartyCode,
-    command: &Command,
+    datum: &crate::flows::ReceiveDatum,
 ) -> Result<Result<(), String>, GateError> {
-    let Command::ReceiveDatum { message } = command else { return Ok(Ok(())) };
+    let message = &datum.message;
     // One round trip: this node's case, the sender's membership, a partner-led case's mirror.
     let row = sqlx::query(
         "SELECT (SELECT 1 FROM cases WHERE id = $1), \

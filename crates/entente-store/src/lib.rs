@@ -11,9 +11,9 @@
 #![warn(missing_docs)]
 
 pub mod cases;
-mod evidence;
+pub mod evidence;
 mod federation;
-mod flows;
+pub mod flows;
 pub mod gate;
 pub mod incidents;
 pub mod intel;
@@ -34,7 +34,7 @@ pub use cases::{CaseMember, CaseMirror, CaseStatus, CaseUpdateMessage, TimelineE
 pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
-pub use gate::{Command, Gate, GateCommand, GateError, Output, PayloadDigests, Verdict};
+pub use gate::{Gate, GateCommand, GateError, PayloadDigests, Verdict};
 pub use incidents::{
     IncidentNotice, IncidentNotificationMessage, NoticeObligation, NotificationRecord,
 };

@@ -1,7 +1,7 @@
 //! Conformance suite: runs on SQLite always, and on PostgreSQL when `DATABASE_URL` is set
 //! (each test in a fresh schema that it drops at the end).
 
-use crate::gate::{Command, Gate, GateError, Output, Verdict};
+use crate::gate::{Gate, GateError, Verdict};
 use crate::store::Store;
 use crate::verify::{VerifyError, verify_ledger};
 use ed25519_dalek::SigningKey;
@@ -340,7 +340,7 @@ async fn data_flows_under_agreements() {
             serde_json::json!({"name": "Someone", "email": "a@b.invalid", "plan": "x"}),
         )
         .unwrap();
-        let add = Command::AddDatum {
+        let add = crate::flows::AddDatum {
             id: "d1".into(),
             case_id: "L".into(),
             category: DataCategory::PersonalDataOfThirdParties,
@@ -356,7 +356,7 @@ async fn data_flows_under_agreements() {
         ));
 
         // No agreement binds DE and JP: denied, recorded, nothing in the outbox.
-        let share = |to: &str, purpose| Command::ShareDatum {
+        let share = |to: &str, purpose| crate::flows::ShareDatum {
             id: "d1".into(),
             to: to.parse().unwrap(),
             purpose,
@@ -379,9 +379,7 @@ async fn data_flows_under_agreements() {
             .submit(ca.clone(), share("NL", Purpose::JointInvestigation), now)
             .await
             .unwrap();
-        let Verdict::Permitted { output: Output::Message(m), decision, .. } = v else {
-            panic!("{v:?}")
-        };
+        let Verdict::Permitted { output: m, decision, .. } = v else { panic!("{v:?}") };
         assert_eq!(decision.rules, ["role.case-worker.datum-share", "jit-nl-de-template#flow"]);
         assert_eq!(outbox_count(&db).await, 1);
         let msg: DatumMessage = serde_json::from_value(m.payload).unwrap();
@@ -414,7 +412,7 @@ async fn data_flows_under_agreements() {
         let mut wrong = msg.clone();
         wrong.conditions.agreement = "eu-2023-1543".into();
         let v = nl_gate
-            .submit(from_de.clone(), Command::ReceiveDatum { message: wrong }, now)
+            .submit(from_de.clone(), crate::flows::ReceiveDatum { message: wrong }, now)
             .await
             .unwrap();
         let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
@@ -423,13 +421,13 @@ async fn data_flows_under_agreements() {
         bare.conditions.agreement = String::new();
         assert!(matches!(
             nl_gate
-                .submit(from_de.clone(), Command::ReceiveDatum { message: bare }, now)
+                .submit(from_de.clone(), crate::flows::ReceiveDatum { message: bare }, now)
                 .await
                 .unwrap_err(),
             GateError::Invalid(_)
         ));
         let v = nl_gate
-            .submit(from_de.clone(), Command::ReceiveDatum { message: msg.clone() }, now)
+            .submit(from_de.clone(), crate::flows::ReceiveDatum { message: msg.clone() }, now)
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
@@ -438,14 +436,14 @@ async fn data_flows_under_agreements() {
         long.id = "d1-long".into();
         long.conditions.retain_until = Some("2099-01-01T00:00:00Z".into());
         let v = nl_gate
-            .submit(from_de.clone(), Command::ReceiveDatum { message: long }, now)
+            .submit(from_de.clone(), crate::flows::ReceiveDatum { message: long }, now)
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
 
         // Onward transfer NL → US needs DE's consent; a consent from anyone else does not count.
         let nl_eva = Actor::User { name: "eva".into(), role: Role::Investigator };
-        let onward = || Command::ShareDatum {
+        let onward = || crate::flows::ShareDatum {
             id: "d1".into(),
             to: "US".parse().unwrap(),
             purpose: Purpose::CriminalInvestigation,
@@ -460,14 +458,14 @@ async fn data_flows_under_agreements() {
         let v = nl_gate
             .submit(
                 Actor::Peer { party: "US".parse().unwrap() },
-                Command::ReceiveConsent { message: consent.clone() },
+                crate::flows::ReceiveConsent { message: consent.clone() },
                 now,
             )
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
         let v = nl_gate
-            .submit(from_de, Command::ReceiveConsent { message: consent }, now)
+            .submit(from_de, crate::flows::ReceiveConsent { message: consent }, now)
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
@@ -483,13 +481,14 @@ async fn data_flows_under_agreements() {
         );
 
         // Retention: not before the limit; after it, the content is gone and the ledger verifies.
-        let early =
-            nl_gate.submit(Actor::Operator, Command::DestroyDatum { id: "d1".into() }, now).await;
+        let early = nl_gate
+            .submit(Actor::Operator, crate::flows::DestroyDatum { id: "d1".into() }, now)
+            .await;
         assert!(matches!(early.unwrap_err(), GateError::Conflict(_)));
         let later: Timestamp = "2028-11-27T00:00:00Z".parse().unwrap();
         assert_eq!(nl_db.store.data_due_for_destruction(later).await.unwrap(), ["d1", "d1-long"]);
         let v = nl_gate
-            .submit(Actor::Operator, Command::DestroyDatum { id: "d1".into() }, later)
+            .submit(Actor::Operator, crate::flows::DestroyDatum { id: "d1".into() }, later)
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
@@ -621,7 +620,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             concepts: vec!["illegal-access".into()],
         };
         gate.submit(eva.clone(), case, now).await.unwrap();
-        let add = |id: &str, content: serde_json::Value| Command::AddDatum {
+        let add = |id: &str, content: serde_json::Value| crate::flows::AddDatum {
             id: id.into(),
             case_id: "L".into(),
             category: DataCategory::PersonalDataOfThirdParties,
@@ -641,7 +640,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }));
-        let share = Command::ShareDatum {
+        let share = crate::flows::ShareDatum {
             id: "d1".into(),
             to: nl(),
             purpose: Purpose::JointInvestigation,
@@ -1029,14 +1028,14 @@ async fn requests_travel_between_nodes() {
         de_gate.submit(de_inv.clone(), de_case, at).await.unwrap();
         let mut content = serde_json::Map::new();
         content.insert("c2_ip".into(), serde_json::json!("203.0.113.77"));
-        let add = Command::AddDatum {
+        let add = crate::flows::AddDatum {
             id: "d1".into(),
             case_id: "L".into(),
             category: entente_policy::agreement::DataCategory::Traffic,
             content,
         };
         de_gate.submit(de_inv.clone(), add, at).await.unwrap();
-        let share = Command::ShareDatum {
+        let share = crate::flows::ShareDatum {
             id: "d1".into(),
             to: nl(),
             purpose: entente_policy::agreement::Purpose::JointInvestigation,
@@ -1194,8 +1193,8 @@ async fn evidence_custody_through_the_gate() {
         let gate = Gate::start(db.store.clone(), key(), de(), shipped_agreements());
         let kai = Actor::User { name: "kai".into(), role: Role::Investigator };
         gate.submit(kai.clone(), open("C-DE"), now).await.unwrap();
-        let item = |id: &str, sha: &str| Command::AddEvidence {
-            item: Box::new(NewEvidence {
+        let item = |id: &str, sha: &str| crate::evidence::AddEvidence {
+            item: (NewEvidence {
                 id: id.into(),
                 case_id: "C-DE".into(),
                 sha256: sha.into(),
@@ -1218,9 +1217,7 @@ async fn evidence_custody_through_the_gate() {
         };
         let sha = "ab".repeat(32);
         let v = gate.submit(kai.clone(), item("EV-1", &sha), now).await.unwrap();
-        let Verdict::Permitted { output: Output::Evidence(r), index, .. } = v else {
-            panic!("{v:?}")
-        };
+        let Verdict::Permitted { output: r, index, .. } = v else { panic!("{v:?}") };
         assert!(!r.deduplicated);
         assert_eq!(r.chain[0].event.event, CustodyKind::Acquired);
         assert_eq!(r.chain[0].ledger_index, Some(index));
@@ -1240,20 +1237,16 @@ async fn evidence_custody_through_the_gate() {
         ));
         assert_eq!(db.store.ledger_head().await.unwrap().0, before);
         let v = gate.submit(kai.clone(), item("EV-2", &sha), now).await.unwrap();
-        assert!(
-            matches!(v, Verdict::Permitted { output: Output::Evidence(ref r), .. } if r.deduplicated)
-        );
+        assert!(matches!(v, Verdict::Permitted { output: ref r, .. } if r.deduplicated));
         // Unknown case, bad hash, acquired recorded directly: refused.
         let mut bad = item("EV-3", &sha);
-        if let Command::AddEvidence { item } = &mut bad {
-            item.case_id = "NOPE".into();
-        }
+        bad.item.case_id = "NOPE".into();
         assert!(matches!(gate.submit(kai.clone(), bad, now).await, Err(GateError::NotFound(_))));
         assert!(matches!(
             gate.submit(kai.clone(), item("EV-4", "xyz"), now).await,
             Err(GateError::Invalid(_))
         ));
-        let custody = |event| Command::EvidenceCustody {
+        let custody = |event| crate::evidence::EvidenceCustody {
             id: "EV-1".into(),
             event,
             reason: "seal".into(),
@@ -1271,7 +1264,7 @@ async fn evidence_custody_through_the_gate() {
             Verdict::Denied { .. }
         ));
         // Export under NL's production order, with a retention limit imposed by DE.
-        let export = |to: &str, purpose| Command::ExportEvidence {
+        let export = |to: &str, purpose| crate::evidence::ExportEvidence {
             id: "EV-1".into(),
             to: to.parse().unwrap(),
             request: "REQ-1".into(),
@@ -1283,9 +1276,7 @@ async fn evidence_custody_through_the_gate() {
             .submit(kai.clone(), export("NL", Purpose::CriminalInvestigation), now)
             .await
             .unwrap();
-        let Verdict::Permitted { output: Output::Evidence(r), decision, .. } = v else {
-            panic!("{v:?}")
-        };
+        let Verdict::Permitted { output: r, decision, .. } = v else { panic!("{v:?}") };
         assert!(
             decision.rules.iter().any(|r| r.starts_with("eu-2023-1543")),
             "{:?}",
@@ -1301,7 +1292,12 @@ async fn evidence_custody_through_the_gate() {
         );
         // Not destroyable: no retention limit binds the node's own evidence.
         assert!(matches!(
-            gate.submit(Actor::Operator, Command::DestroyEvidence { id: "EV-1".into() }, now).await,
+            gate.submit(
+                Actor::Operator,
+                crate::evidence::DestroyEvidence { id: "EV-1".into() },
+                now
+            )
+            .await,
             Err(GateError::Conflict(_))
         ));
         verify_ledger(&db.store, &de(), &vkey(&gate), &mut |_, _| {}).await.unwrap();

@@ -15,10 +15,8 @@
 //! after the commit. The first statement of every transaction updates the ledger head row,
 //! which serialises writers across processes on both backends.
 
-mod legacy;
 mod writer;
 
-pub use legacy::{Command, Output};
 pub use writer::BatchPlan;
 pub(crate) use writer::{BoxFuture, Deferred, MAX_PARAMS, Tx, multi_row_insert, placeholders};
 
@@ -124,8 +122,6 @@ pub struct EffectCx<'a> {
     pub(crate) now: Timestamp,
     /// The ledger index this command's entry will have.
     pub(crate) index: u64,
-    /// The role decision taken before the facts load.
-    pub(crate) role: &'a Decision,
     /// Entries recorded earlier in this transaction, `(index, canonical bytes)`.
     pub(crate) batch_entries: &'a [(u64, Vec<u8>)],
     pub(crate) deferred: &'a mut writer::Deferreds,
@@ -276,7 +272,7 @@ pub trait GateCommand: Send + Sync + Sized + 'static {
 
 /// The gate's answer to a command that was decided and recorded.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Verdict<O = Output> {
+pub enum Verdict<O> {
     /// Permitted, applied and recorded at ledger index `index`.
     Permitted {
         /// Ledger index of the entry.

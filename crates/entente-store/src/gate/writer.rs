@@ -239,11 +239,11 @@ impl InboundJob {
         };
         let mut refused = true;
         let command = match federation::decode(envelope) {
-            Ok(Decoded::Legacy(c)) => {
+            Ok(Decoded::Datum(c)) => {
                 match federation::check_case(&mut st.tx, &envelope.from, &c).await? {
                     Ok(()) => {
                         refused = false;
-                        Decoded::Legacy(c)
+                        Decoded::Datum(c)
                     }
                     Err(reason) => reject("federation#case-member", reason),
                 }
@@ -256,7 +256,8 @@ impl InboundJob {
         };
         let (actor, now, inbound) = (&self.actor, self.now, Some((envelope, refused)));
         let r = match command {
-            Decoded::Legacy(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::Datum(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::Consent(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Request(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::RequestEvent(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::PackageOffer(c) => execute(st, actor, c, now, inbound).await?.map(unit),
@@ -322,7 +323,6 @@ async fn execute<C: GateCommand>(
         actor,
         now,
         index,
-        role: &role,
         batch_entries: &st.entries,
         deferred: &mut st.deferred,
         digests: Vec::new(),

@@ -379,7 +379,7 @@ async fn notifications_and_case_updates_travel() {
         assert!(decision.reason.contains("led by a partner"), "{}", decision.reason);
         // DE records a datum of its own on the mirrored case.
         let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
-        let add = Command::AddDatum {
+        let add = crate::flows::AddDatum {
             id: "de-1".into(),
             case_id: "LANTERN".into(),
             category: entente_policy::agreement::DataCategory::Traffic,
@@ -388,7 +388,7 @@ async fn notifications_and_case_updates_travel() {
         let v = de_gate.submit(eva.clone(), add, now).await.unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
         // ... and sends data about it to members only, whatever else the agreements allow.
-        let share = Command::ShareDatum {
+        let share = crate::flows::ShareDatum {
             id: "de-1".into(),
             to: us(),
             purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
