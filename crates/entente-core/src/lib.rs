@@ -19,6 +19,7 @@
 pub mod action;
 pub mod canonical;
 pub mod decision;
+pub mod domain;
 pub mod envelope;
 pub mod ids;
 pub mod ledger;

@@ -1,5 +1,7 @@
 //! The agreement model. The file format is documented in `docs/agreements.md`.
 
+pub use entente_core::domain::{DataCategory, OnwardTransfer, Purpose, RequestKind};
+
 use entente_core::PartyCode;
 use entente_core::lexicon::{Lexicon, LookupError, VerificationStatus, edit_distance};
 use serde::{Deserialize, Serialize};
@@ -24,78 +26,6 @@ pub enum AgreementKind {
     Mou,
     /// A joint investigation team agreement.
     Jit,
-}
-
-/// Categories of data an agreement lets flow.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum DataCategory {
-    /// Subscriber information (identity of an account holder).
-    Subscriber,
-    /// Traffic data (who communicated with whom, when, from where).
-    Traffic,
-    /// Content data.
-    Content,
-    /// Threat intelligence (indicators, STIX objects).
-    ThreatIntel,
-    /// Personal data of third parties (people who are not suspects).
-    PersonalDataOfThirdParties,
-    /// Case information exchanged between authorities (status, timeline).
-    CaseInformation,
-}
-
-/// Purposes data may be used for.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Purpose {
-    /// Investigation of a criminal offence.
-    CriminalInvestigation,
-    /// Prosecution of a criminal offence.
-    Prosecution,
-    /// Response to a security incident.
-    IncidentResponse,
-    /// Sharing of threat intelligence for defence.
-    ThreatIntelligence,
-    /// Work of a joint investigation team.
-    JointInvestigation,
-}
-
-/// Kinds of cross-border request an agreement provides for.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum RequestKind {
-    /// Expedited preservation of stored data.
-    Preservation,
-    /// Production of stored data.
-    Production,
-    /// Subscriber information.
-    SubscriberData,
-    /// Traffic data.
-    TrafficData,
-    /// Disclosure in an emergency.
-    EmergencyDisclosure,
-    /// Mutual legal assistance.
-    Mla,
-    /// Invitation to a joint investigation team.
-    JitInvitation,
-}
-
-/// What the receiver may do with data it received under the agreement, towards a third party.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnwardTransfer {
-    /// Never.
-    Forbidden,
-    /// Only with the prior consent of the party that originated the data.
-    ConsentOfOriginator,
-    /// No restriction from this agreement.
-    Free,
 }
 
 /// Transforms applied to a field before data leaves a node.
@@ -277,6 +207,21 @@ trait Named: Copy + Sized + 'static {
     fn name(self) -> &'static str;
 }
 
+/// Names the values of a vocabulary type (its `ALL` and `as_str`) for agreement files.
+macro_rules! named {
+    ($t:ty, $what:literal) => {
+        impl Named for $t {
+            const WHAT: &'static str = $what;
+            fn all() -> &'static [Self] {
+                Self::ALL
+            }
+            fn name(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    };
+}
+
 macro_rules! kebab_names {
     ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
         impl $t {
@@ -297,15 +242,7 @@ macro_rules! kebab_names {
             }
         }
 
-        impl Named for $t {
-            const WHAT: &'static str = $what;
-            fn all() -> &'static [Self] {
-                Self::ALL
-            }
-            fn name(self) -> &'static str {
-                self.as_str()
-            }
-        }
+        named!($t, $what);
     };
 }
 
@@ -318,38 +255,11 @@ kebab_names!(AgreementKind, "agreement kind", {
     Jit => "jit",
 });
 
-kebab_names!(DataCategory, "data category", {
-    Subscriber => "subscriber",
-    Traffic => "traffic",
-    Content => "content",
-    ThreatIntel => "threat-intel",
-    PersonalDataOfThirdParties => "personal-data-of-third-parties",
-    CaseInformation => "case-information",
-});
-
-kebab_names!(Purpose, "purpose", {
-    CriminalInvestigation => "criminal-investigation",
-    Prosecution => "prosecution",
-    IncidentResponse => "incident-response",
-    ThreatIntelligence => "threat-intelligence",
-    JointInvestigation => "joint-investigation",
-});
-
-kebab_names!(RequestKind, "request kind", {
-    Preservation => "preservation",
-    Production => "production",
-    SubscriberData => "subscriber-data",
-    TrafficData => "traffic-data",
-    EmergencyDisclosure => "emergency-disclosure",
-    Mla => "mla",
-    JitInvitation => "jit-invitation",
-});
-
-kebab_names!(OnwardTransfer, "onward-transfer rule", {
-    Forbidden => "forbidden",
-    ConsentOfOriginator => "consent-of-originator",
-    Free => "free",
-});
+// The flow vocabulary is `entente_core::domain`; its names are read here like the others.
+named!(DataCategory, "data category");
+named!(Purpose, "purpose");
+named!(RequestKind, "request kind");
+named!(OnwardTransfer, "onward-transfer rule");
 
 kebab_names!(Transform, "transform", {
     Drop => "drop",
