@@ -25,6 +25,7 @@ pub mod ids;
 pub mod ledger;
 pub mod lexicon;
 pub mod policy;
+pub mod source_error;
 pub mod witness;
 
 pub use action::{Action, Actor, Subject};

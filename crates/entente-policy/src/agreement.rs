@@ -4,10 +4,12 @@ pub use entente_core::domain::{DataCategory, OnwardTransfer, Purpose, RequestKin
 
 use entente_core::PartyCode;
 use entente_core::lexicon::{Lexicon, LookupError, VerificationStatus, edit_distance};
+use entente_core::source_error::{
+    FieldNames, SourceChecker, SourceError, SourceText, write_problems,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Range;
 use toml::Spanned;
 
 /// What kind of instrument an agreement is.
@@ -273,20 +275,9 @@ kebab_names!(Transform, "transform", {
 // Errors
 
 /// One problem in an agreement file, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
-pub struct AgreementError {
-    /// The file, as named by the caller.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// The field, e.g. `request.deadline`.
-    pub field: String,
-    /// What was found and what is expected.
-    pub message: String,
-}
+///
+/// The positioned problem shared by every TOML format: [`SourceError`].
+pub type AgreementError = SourceError;
 
 /// Every problem found in one or more agreement files (at least one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,12 +285,7 @@ pub struct AgreementErrors(pub Vec<AgreementError>);
 
 impl fmt::Display for AgreementErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(f, "invalid agreement data ({n} problem{})", if n == 1 { "" } else { "s" })?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write_problems(f, "agreement data", &self.0)
     }
 }
 
@@ -439,55 +425,17 @@ struct Checker<'a> {
     errors: &'a mut Vec<AgreementError>,
 }
 
+impl SourceChecker for Checker<'_> {
+    const FIELD_NAMES: FieldNames = FieldNames { table_headers: true, hyphens: true };
+    fn source(&self) -> SourceText<'_> {
+        SourceText::new(self.file, self.text)
+    }
+    fn push(&mut self, error: SourceError) {
+        self.errors.push(error);
+    }
+}
+
 impl Checker<'_> {
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-
-    fn error(&mut self, span: Range<usize>, field: &str, message: String) {
-        let (line, column) = self.position(span.start);
-        self.errors.push(AgreementError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message,
-        });
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str::<T>(self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let (line, _) = self.position(span.start);
-                // Name the key when the error points into a `key = value` line, or the table
-                // when it points at a `[table]` header.
-                let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
-                let key = src.split_once('=').map(|(k, _)| k.trim().to_owned()).or_else(|| {
-                    let t = src.trim();
-                    t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').to_owned())
-                });
-                let field = key
-                    .filter(|k| {
-                        !k.is_empty()
-                            && k.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
-                            })
-                    })
-                    .unwrap_or_else(|| "toml".to_owned());
-                let message = e.message().trim().to_owned();
-                self.error(span, &field, message);
-                None
-            }
-        }
-    }
-
     fn name<T: Named>(&mut self, raw: &Spanned<String>, field: &str) -> Option<T> {
         let given = raw.get_ref().as_str();
         if let Some(v) = T::all().iter().copied().find(|v| v.name() == given) {
