@@ -7,9 +7,11 @@
 //! TOML syntax or shape error turned into a positioned problem naming the key of the line it
 //! points into, and [`SourceChecker`], the trait a format's validator implements to collect them.
 
+use crate::lexicon::edit_distance;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::ops::Range;
+use toml::Spanned;
 
 /// One problem in a source text, with its position.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +45,27 @@ pub fn write_problems(
         write!(f, "\n  {e}")?;
     }
     Ok(())
+}
+
+/// The hint ` (did you mean a or b?)` naming `near`, or nothing when `near` is empty.
+pub fn did_you_mean<S: AsRef<str>>(near: &[S]) -> String {
+    if near.is_empty() {
+        String::new()
+    } else {
+        let near: Vec<&str> = near.iter().map(AsRef::as_ref).collect();
+        format!(" (did you mean {}?)", near.join(" or "))
+    }
+}
+
+/// The message for `given`, which is none of `names`, the accepted names of a closed set of
+/// `what` (e.g. `data category`): what was found, the names near it (the one it is once
+/// lowercased with `_` and spaces written `-`, or those within two edits of that), and every
+/// accepted name.
+pub fn unknown_name(given: &str, names: &[&str], what: &str) -> String {
+    let lower = given.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+    let near: Vec<&str> =
+        names.iter().copied().filter(|n| *n == lower || edit_distance(&lower, n) <= 2).collect();
+    format!("found `{given}`{}; expected a {what}: {}", did_you_mean(&near), names.join(", "))
 }
 
 /// Which keys a TOML error's line may name as the field of the problem (otherwise `toml`).
@@ -143,6 +166,25 @@ pub trait SourceChecker {
     fn error(&mut self, span: Range<usize>, field: &str, message: String) {
         let e = self.source().error(span, field, message);
         self.push(e);
+    }
+
+    /// The value of `all` whose name (per `name`) is `raw`, or `None` with the problem
+    /// recorded as [`unknown_name`] writes it.
+    fn one_of<T: Copy>(
+        &mut self,
+        raw: &Spanned<String>,
+        field: &str,
+        all: &[T],
+        name: fn(T) -> &'static str,
+        what: &str,
+    ) -> Option<T> {
+        let given = raw.get_ref().as_str();
+        if let Some(v) = all.iter().copied().find(|v| name(*v) == given) {
+            return Some(v);
+        }
+        let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+        self.error(raw.span(), field, unknown_name(given, &names, what));
+        None
     }
 
     /// The text parsed as TOML into `T`, or `None` with the problem recorded.
@@ -281,6 +323,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn did_you_mean_names_the_near_names() {
+        assert_eq!(did_you_mean::<&str>(&[]), "");
+        assert_eq!(did_you_mean(&["a"]), " (did you mean a?)");
+        assert_eq!(did_you_mean(&["a".to_owned(), "b".to_owned()]), " (did you mean a or b?)");
+    }
+
+    #[test]
+    fn unknown_names_are_explained() {
+        let names = ["subscriber", "traffic", "threat-intel"];
+        assert_eq!(
+            unknown_name("Threat_Intel", &names, "data category"),
+            "found `Threat_Intel` (did you mean threat-intel?); expected a data category: subscriber, traffic, threat-intel"
+        );
+        assert_eq!(
+            unknown_name("trafic", &names, "data category"),
+            "found `trafic` (did you mean traffic?); expected a data category: subscriber, traffic, threat-intel"
+        );
+        assert_eq!(
+            unknown_name("weather", &names, "data category"),
+            "found `weather`; expected a data category: subscriber, traffic, threat-intel"
+        );
+    }
+
     struct Collect<'a> {
         file: &'a str,
         text: &'a str,
@@ -295,6 +361,40 @@ mod tests {
         fn push(&mut self, error: SourceError) {
             self.errors.push(error);
         }
+    }
+
+    #[derive(Deserialize)]
+    struct OneName {
+        v: Spanned<String>,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Colour {
+        Red,
+        DarkBlue,
+    }
+
+    fn colour(c: Colour) -> &'static str {
+        match c {
+            Colour::Red => "red",
+            Colour::DarkBlue => "dark-blue",
+        }
+    }
+
+    #[test]
+    fn one_of_finds_the_value_or_records_why_not() {
+        let all = [Colour::Red, Colour::DarkBlue];
+        let text = "v = \"dark_blue\"\n";
+        let raw = toml::from_str::<OneName>(text).unwrap().v;
+        let mut c = Collect { file: "f.toml", text, errors: Vec::new() };
+        assert_eq!(c.one_of(&raw, "v", &all, colour, "colour"), None);
+        assert_eq!(
+            c.errors[0].to_string(),
+            "f.toml:1:5: v: found `dark_blue` (did you mean dark-blue?); expected a colour: red, dark-blue"
+        );
+        let ok = toml::from_str::<OneName>("v = \"dark-blue\"").unwrap().v;
+        assert_eq!(c.one_of(&ok, "v", &all, colour, "colour"), Some(Colour::DarkBlue));
+        assert_eq!(c.errors.len(), 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub use entente_core::domain::{DataCategory, OnwardTransfer, Purpose, RequestKin
 use entente_core::PartyCode;
 use entente_core::lexicon::{Lexicon, LookupError, VerificationStatus, edit_distance};
 use entente_core::source_error::{
-    FieldNames, SourceChecker, SourceError, SourceText, write_problems,
+    FieldNames, SourceChecker, SourceError, SourceText, did_you_mean, write_problems,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -437,28 +437,7 @@ impl SourceChecker for Checker<'_> {
 
 impl Checker<'_> {
     fn name<T: Named>(&mut self, raw: &Spanned<String>, field: &str) -> Option<T> {
-        let given = raw.get_ref().as_str();
-        if let Some(v) = T::all().iter().copied().find(|v| v.name() == given) {
-            return Some(v);
-        }
-        let lower = given.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        let near: Vec<&str> = T::all()
-            .iter()
-            .map(|v| v.name())
-            .filter(|n| *n == lower || edit_distance(&lower, n) <= 2)
-            .collect();
-        let hint = if near.is_empty() {
-            String::new()
-        } else {
-            format!(" (did you mean {}?)", near.join(" or "))
-        };
-        let all: Vec<&str> = T::all().iter().map(|v| v.name()).collect();
-        self.error(
-            raw.span(),
-            field,
-            format!("found `{given}`{hint}; expected a {}: {}", T::WHAT, all.join(", ")),
-        );
-        None
+        self.one_of(raw, field, T::all(), T::name, T::WHAT)
     }
 
     /// Names in a list, each once.
@@ -518,11 +497,7 @@ impl Checker<'_> {
                         edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()) <= 2
                     })
                     .collect();
-                let hint = if near.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (did you mean {}?)", near.join(" or "))
-                };
+                let hint = did_you_mean(&near);
                 self.error(
                     s.span(),
                     &format!("{field}.sources"),
@@ -847,11 +822,7 @@ fn check_agreement(
                         x.id, x.article
                     ),
                     Err(LookupError::UnknownConcept { suggestions, known, .. }) => {
-                        let hint = if suggestions.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (did you mean {}?)", suggestions.join(" or "))
-                        };
+                        let hint = did_you_mean(&suggestions);
                         format!(
                             "found `{given}`{hint}; expected a concept id of the lexicon: {}",
                             known.join(", ")

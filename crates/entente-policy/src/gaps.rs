@@ -14,7 +14,7 @@ use crate::agreement::{Agreement, DataCategory, IsoDuration, Purpose, RequestKin
 use crate::engine::{Engine, Flow, first_miss};
 use entente_core::lexicon::{Lexicon, Verdict, VerificationStatus, edit_distance};
 use entente_core::source_error::{
-    FieldNames, SourceChecker, SourceError, SourceText, write_problems,
+    FieldNames, SourceChecker, SourceError, SourceText, did_you_mean, write_problems,
 };
 use entente_core::{Obligation, Outcome, PartyCode};
 use jiff::Timestamp;
@@ -176,38 +176,6 @@ impl Checker<'_> {
         }
     }
 
-    fn name<T: Copy>(
-        &mut self,
-        raw: &Spanned<String>,
-        field: &str,
-        all: &[T],
-        as_str: fn(T) -> &'static str,
-        what: &str,
-    ) -> Option<T> {
-        let given = raw.get_ref().as_str();
-        if let Some(v) = all.iter().copied().find(|v| as_str(*v) == given) {
-            return Some(v);
-        }
-        let lower = given.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        let near: Vec<&str> = all
-            .iter()
-            .map(|v| as_str(*v))
-            .filter(|n| *n == lower || edit_distance(&lower, n) <= 2)
-            .collect();
-        let hint = if near.is_empty() {
-            String::new()
-        } else {
-            format!(" (did you mean {}?)", near.join(" or "))
-        };
-        let names: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
-        self.error(
-            raw.span(),
-            field,
-            format!("found `{given}`{hint}; expected a {what}: {}", names.join(", ")),
-        );
-        None
-    }
-
     fn duration(&mut self, raw: &Spanned<String>, field: &str) -> Option<IsoDuration> {
         let text = raw.get_ref();
         let parsed = if text.starts_with('P') {
@@ -367,17 +335,18 @@ pub fn parse_scenario(
                 format!("found {b}, the same party as `from`; expected another party"),
             );
         }
-        let category = c.name(
+        let category = c.one_of(
             &f.category,
             "flow.category",
             DataCategory::ALL,
             DataCategory::as_str,
             "data category",
         );
-        let purpose = c.name(&f.purpose, "flow.purpose", Purpose::ALL, Purpose::as_str, "purpose");
+        let purpose =
+            c.one_of(&f.purpose, "flow.purpose", Purpose::ALL, Purpose::as_str, "purpose");
         let request_kind = match &f.request_kind {
             Some(k) => {
-                let kind = c.name(
+                let kind = c.one_of(
                     k,
                     "flow.request_kind",
                     RequestKind::ALL,
@@ -405,11 +374,7 @@ pub fn parse_scenario(
                 let known: Vec<&str> = agreements.iter().map(|a| a.id.as_str()).collect();
                 let near: Vec<&str> =
                     known.iter().copied().filter(|k| edit_distance(id, k) <= 2).collect();
-                let hint = if near.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (did you mean {}?)", near.join(" or "))
-                };
+                let hint = did_you_mean(&near);
                 c.error(
                     o.span(),
                     "flow.origin_agreement",
