@@ -8,7 +8,6 @@
 
 use crate::ids::PartyCode;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Categories of data an agreement lets flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,10 +75,12 @@ pub enum OnwardTransfer {
     Free,
 }
 
-/// Gives a closed set of kebab-case names its list of values, its names and `Display`.
-///
-/// The names must be those serde writes (`rename_all = "kebab-case"`); a test checks it.
-macro_rules! kebab_names {
+/// Gives an enum whose values are a closed set of kebab-case names (as serde writes them,
+/// `rename_all = "kebab-case"`) its list of values `ALL`, its names `as_str` and `Display`:
+/// `kebab_vocabulary!(Type, { Variant => "name", ... });`, in the crate that defines `Type`.
+/// A test of each vocabulary checks the names are those serde writes.
+#[macro_export]
+macro_rules! kebab_vocabulary {
     ($t:ty, { $($v:ident => $s:literal),+ $(,)? }) => {
         impl $t {
             /// Every value, in the order of the file format's documentation.
@@ -93,15 +94,15 @@ macro_rules! kebab_names {
             }
         }
 
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
 
-kebab_names!(DataCategory, {
+kebab_vocabulary!(DataCategory, {
     Subscriber => "subscriber",
     Traffic => "traffic",
     Content => "content",
@@ -110,7 +111,7 @@ kebab_names!(DataCategory, {
     CaseInformation => "case-information",
 });
 
-kebab_names!(Purpose, {
+kebab_vocabulary!(Purpose, {
     CriminalInvestigation => "criminal-investigation",
     Prosecution => "prosecution",
     IncidentResponse => "incident-response",
@@ -118,7 +119,7 @@ kebab_names!(Purpose, {
     JointInvestigation => "joint-investigation",
 });
 
-kebab_names!(RequestKind, {
+kebab_vocabulary!(RequestKind, {
     Preservation => "preservation",
     Production => "production",
     SubscriberData => "subscriber-data",
@@ -128,7 +129,7 @@ kebab_names!(RequestKind, {
     JitInvitation => "jit-invitation",
 });
 
-kebab_names!(OnwardTransfer, {
+kebab_vocabulary!(OnwardTransfer, {
     Forbidden => "forbidden",
     ConsentOfOriginator => "consent-of-originator",
     Free => "free",
@@ -157,6 +158,7 @@ pub struct Conditions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt;
 
     /// The names `as_str` gives are the ones serde writes and reads, for every value.
     fn names_round_trip<T>(all: &[T], as_str: fn(T) -> &'static str)

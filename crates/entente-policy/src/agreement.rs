@@ -224,26 +224,11 @@ macro_rules! named {
     };
 }
 
+/// A vocabulary of agreement files defined here: its names (`entente_core::kebab_vocabulary`)
+/// and what it is, for messages.
 macro_rules! kebab_names {
     ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
-        impl $t {
-            /// Every value, in the order of the file format's documentation.
-            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
-
-            /// The name used in agreement files (kebab-case, as serialized).
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(<$t>::$v => $s),+
-                }
-            }
-        }
-
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
+        entente_core::kebab_vocabulary!($t, { $($v => $s),+ });
         named!($t, $what);
     };
 }
