@@ -19,6 +19,7 @@
 pub mod action;
 pub mod canonical;
 pub mod decision;
+pub mod digest;
 pub mod domain;
 pub mod envelope;
 pub mod ids;
