@@ -1,4 +1,5 @@
-//! Identifiers of the vocabulary: party codes and user roles.
+//! Identifiers of the vocabulary: party codes, user roles, and the ids people choose (cases,
+//! requests, evidence items, collections).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -148,6 +149,91 @@ pub fn check_identifier(what: &str, s: &str) -> Result<(), String> {
     }
 }
 
+/// An identifier that does not follow the rules of [`check_identifier`]; the message names
+/// what it identifies.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidIdentifier(String);
+
+/// A newtype for an identifier chosen by people, well formed by construction: it is only made
+/// by parsing, which applies [`check_identifier`].
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        // INVARIANT: the inner string passes `check_identifier`.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// What the identifier names, as error messages say it.
+            pub const WHAT: &'static str = $what;
+
+            /// Returns the identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidIdentifier;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                check_identifier($what, s).map_err(InvalidIdentifier)?;
+                // INVARIANT: checked just above.
+                Ok(Self(s.to_owned()))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidIdentifier;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                check_identifier($what, &s).map_err(InvalidIdentifier)?;
+                // INVARIANT: checked just above.
+                Ok(Self(s))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A case's id (e.g. `LANTERN`).
+    CaseId,
+    "case id"
+);
+identifier!(
+    /// A cross-border request's id.
+    RequestId,
+    "request id"
+);
+identifier!(
+    /// An evidence item's id.
+    ItemId,
+    "evidence id"
+);
+identifier!(
+    /// A threat-intelligence (TAXII) collection's id.
+    CollectionId,
+    "collection id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +259,62 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
         }
         assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn identifier_newtypes_parse_with_the_identifier_rules() {
+        let id: CaseId = "lantern-2026.1".parse().unwrap();
+        assert_eq!(id.as_str(), "lantern-2026.1");
+        assert_eq!(id.to_string(), "lantern-2026.1");
+        assert_eq!(String::from(id.clone()), "lantern-2026.1");
+        assert_eq!(CaseId::try_from("lantern-2026.1".to_owned()).unwrap(), id);
+        let rules = "expected 1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '-', starting with a letter or digit";
+        assert_eq!(
+            "-x".parse::<CaseId>().unwrap_err().to_string(),
+            format!("invalid case id `-x`: {rules}")
+        );
+        assert_eq!(
+            RequestId::try_from(String::new()).unwrap_err().to_string(),
+            format!("invalid request id ``: {rules}")
+        );
+        assert_eq!(
+            "a/b".parse::<ItemId>().unwrap_err().to_string(),
+            format!("invalid evidence id `a/b`: {rules}")
+        );
+        assert_eq!(
+            "a".repeat(65).parse::<CollectionId>().unwrap_err().to_string(),
+            format!("invalid collection id `{}`: {rules}", "a".repeat(65))
+        );
+        assert!("../x".parse::<ItemId>().is_err());
+        assert!("é".parse::<CaseId>().is_err());
+    }
+
+    #[test]
+    fn identifier_newtypes_refuse_bad_ids_when_deserialized() {
+        let id: CaseId = serde_json::from_str("\"LANTERN\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"LANTERN\"");
+        let e = serde_json::from_str::<CaseId>("\"a b\"").unwrap_err().to_string();
+        assert!(e.starts_with("invalid case id `a b`"), "{e}");
+        assert!(serde_json::from_str::<RequestId>("7").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn identifier_newtypes_round_trip(s in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}") {
+            let id: CaseId = s.parse().unwrap();
+            proptest::prop_assert_eq!(id.as_str(), s.as_str());
+            proptest::prop_assert_eq!(id.to_string().parse::<CaseId>().unwrap(), id.clone());
+            let json = serde_json::to_string(&id).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<CaseId>(&json).unwrap(), id);
+        }
+
+        #[test]
+        fn identifier_newtypes_accept_exactly_what_check_identifier_accepts(s in "\\PC{0,70}") {
+            proptest::prop_assert_eq!(
+                s.parse::<RequestId>().is_ok(),
+                check_identifier(RequestId::WHAT, &s).is_ok()
+            );
+        }
     }
 
     #[test]

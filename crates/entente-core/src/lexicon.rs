@@ -16,10 +16,10 @@
 //! result names the fact.
 
 use crate::ids::PartyCode;
+use crate::source_error::{FieldNames, SourceChecker, SourceError, SourceText, write_problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Range;
 use toml::Spanned;
 
 /// Largest maximum penalty the data may give, in months (100 years); life imprisonment is
@@ -275,20 +275,9 @@ pub struct Lexicon {
 // Errors
 
 /// One problem in the lexicon data, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
-pub struct LexiconError {
-    /// The file, as named by the caller.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// The field, e.g. `provision.concepts`.
-    pub field: String,
-    /// What was found and what is expected.
-    pub message: String,
-}
+///
+/// The positioned problem shared by every TOML format: [`SourceError`].
+pub type LexiconError = SourceError;
 
 /// Every problem found in the lexicon data (at least one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,12 +285,7 @@ pub struct LexiconErrors(pub Vec<LexiconError>);
 
 impl fmt::Display for LexiconErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(f, "invalid lexicon data ({n} problem{})", if n == 1 { "" } else { "s" })?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write_problems(f, "lexicon data", &self.0)
     }
 }
 
@@ -466,51 +450,17 @@ struct Checker<'a> {
     errors: &'a mut Vec<LexiconError>,
 }
 
+impl SourceChecker for Checker<'_> {
+    const FIELD_NAMES: FieldNames = FieldNames { table_headers: false, hyphens: false };
+    fn source(&self) -> SourceText<'_> {
+        SourceText::new(self.file, self.text)
+    }
+    fn push(&mut self, error: SourceError) {
+        self.errors.push(error);
+    }
+}
+
 impl Checker<'_> {
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-
-    fn error(&mut self, span: Range<usize>, field: &str, message: String) {
-        let (line, column) = self.position(span.start);
-        self.errors.push(LexiconError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message,
-        });
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str::<T>(self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let (line, _) = self.position(span.start);
-                // Name the key when the error points into a `key = value` line.
-                let field = self
-                    .text
-                    .lines()
-                    .nth(line.saturating_sub(1))
-                    .and_then(|l| l.split_once('='))
-                    .map(|(k, _)| k.trim().to_owned())
-                    .filter(|k| {
-                        !k.is_empty()
-                            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                    })
-                    .unwrap_or_else(|| "toml".to_owned());
-                self.error(span, &field, e.message().trim().to_owned());
-                None
-            }
-        }
-    }
-
     fn status(&mut self, raw: &Spanned<String>, field: &str) -> VerificationStatus {
         match VerificationStatus::parse(raw.get_ref()) {
             Some(s) => s,

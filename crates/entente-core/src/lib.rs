@@ -19,11 +19,14 @@
 pub mod action;
 pub mod canonical;
 pub mod decision;
+pub mod digest;
+pub mod domain;
 pub mod envelope;
 pub mod ids;
 pub mod ledger;
 pub mod lexicon;
 pub mod policy;
+pub mod source_error;
 pub mod witness;
 
 pub use action::{Action, Actor, Subject};

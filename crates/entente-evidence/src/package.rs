@@ -16,9 +16,9 @@ use base64::prelude::BASE64_STANDARD;
 use ed25519_dalek::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use entente_core::canonical::to_canonical_vec;
+use entente_core::domain::Conditions;
 use entente_core::ledger::{self, Hash, LedgerEntry};
 use entente_core::{Outcome, PartyCode, Subject};
-use entente_policy::engine::Conditions;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,7 +114,7 @@ pub struct PackageItem {
     /// Size in bytes.
     pub size: u64,
     /// Data category (what the agreements decide on).
-    pub category: entente_policy::agreement::DataCategory,
+    pub category: entente_core::domain::DataCategory,
     /// Media type.
     pub media_type: String,
     /// Description.
@@ -151,7 +151,7 @@ pub struct Manifest {
     pub request: Option<String>,
     /// The request's kind (the receiver decides the flow under it when it does not hold the
     /// request itself).
-    pub request_kind: Option<entente_policy::agreement::RequestKind>,
+    pub request_kind: Option<entente_core::domain::RequestKind>,
     /// Tree size of the checkpoint the proofs are against.
     pub checkpoint_size: u64,
     /// Every member but `manifest.json`, `manifest.sig` and `sender.pem`, with its digest.
@@ -281,7 +281,7 @@ pub struct BuildInput<'a> {
     /// The request answered.
     pub request: Option<String>,
     /// Its kind.
-    pub request_kind: Option<entente_policy::agreement::RequestKind>,
+    pub request_kind: Option<entente_core::domain::RequestKind>,
     /// The signed checkpoint note every sender event is proven against.
     pub checkpoint: Vec<u8>,
     /// Its tree size.

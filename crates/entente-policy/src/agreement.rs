@@ -1,11 +1,15 @@
 //! The agreement model. The file format is documented in `docs/agreements.md`.
 
+pub use entente_core::domain::{DataCategory, OnwardTransfer, Purpose, RequestKind};
+
 use entente_core::PartyCode;
 use entente_core::lexicon::{Lexicon, LookupError, VerificationStatus, edit_distance};
+use entente_core::source_error::{
+    FieldNames, SourceChecker, SourceError, SourceText, did_you_mean, write_problems,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Range;
 use toml::Spanned;
 
 /// What kind of instrument an agreement is.
@@ -24,78 +28,6 @@ pub enum AgreementKind {
     Mou,
     /// A joint investigation team agreement.
     Jit,
-}
-
-/// Categories of data an agreement lets flow.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum DataCategory {
-    /// Subscriber information (identity of an account holder).
-    Subscriber,
-    /// Traffic data (who communicated with whom, when, from where).
-    Traffic,
-    /// Content data.
-    Content,
-    /// Threat intelligence (indicators, STIX objects).
-    ThreatIntel,
-    /// Personal data of third parties (people who are not suspects).
-    PersonalDataOfThirdParties,
-    /// Case information exchanged between authorities (status, timeline).
-    CaseInformation,
-}
-
-/// Purposes data may be used for.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Purpose {
-    /// Investigation of a criminal offence.
-    CriminalInvestigation,
-    /// Prosecution of a criminal offence.
-    Prosecution,
-    /// Response to a security incident.
-    IncidentResponse,
-    /// Sharing of threat intelligence for defence.
-    ThreatIntelligence,
-    /// Work of a joint investigation team.
-    JointInvestigation,
-}
-
-/// Kinds of cross-border request an agreement provides for.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum RequestKind {
-    /// Expedited preservation of stored data.
-    Preservation,
-    /// Production of stored data.
-    Production,
-    /// Subscriber information.
-    SubscriberData,
-    /// Traffic data.
-    TrafficData,
-    /// Disclosure in an emergency.
-    EmergencyDisclosure,
-    /// Mutual legal assistance.
-    Mla,
-    /// Invitation to a joint investigation team.
-    JitInvitation,
-}
-
-/// What the receiver may do with data it received under the agreement, towards a third party.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnwardTransfer {
-    /// Never.
-    Forbidden,
-    /// Only with the prior consent of the party that originated the data.
-    ConsentOfOriginator,
-    /// No restriction from this agreement.
-    Free,
 }
 
 /// Transforms applied to a field before data leaves a node.
@@ -277,26 +209,9 @@ trait Named: Copy + Sized + 'static {
     fn name(self) -> &'static str;
 }
 
-macro_rules! kebab_names {
-    ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
-        impl $t {
-            /// Every value, in the order of the file format's documentation.
-            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
-
-            /// The name used in agreement files (kebab-case, as serialized).
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(<$t>::$v => $s),+
-                }
-            }
-        }
-
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
+/// Names the values of a vocabulary type (its `ALL` and `as_str`) for agreement files.
+macro_rules! named {
+    ($t:ty, $what:literal) => {
         impl Named for $t {
             const WHAT: &'static str = $what;
             fn all() -> &'static [Self] {
@@ -309,6 +224,15 @@ macro_rules! kebab_names {
     };
 }
 
+/// A vocabulary of agreement files defined here: its names (`entente_core::kebab_vocabulary`)
+/// and what it is, for messages.
+macro_rules! kebab_names {
+    ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
+        entente_core::kebab_vocabulary!($t, { $($v => $s),+ });
+        named!($t, $what);
+    };
+}
+
 kebab_names!(AgreementKind, "agreement kind", {
     Treaty => "treaty",
     Protocol => "protocol",
@@ -318,38 +242,11 @@ kebab_names!(AgreementKind, "agreement kind", {
     Jit => "jit",
 });
 
-kebab_names!(DataCategory, "data category", {
-    Subscriber => "subscriber",
-    Traffic => "traffic",
-    Content => "content",
-    ThreatIntel => "threat-intel",
-    PersonalDataOfThirdParties => "personal-data-of-third-parties",
-    CaseInformation => "case-information",
-});
-
-kebab_names!(Purpose, "purpose", {
-    CriminalInvestigation => "criminal-investigation",
-    Prosecution => "prosecution",
-    IncidentResponse => "incident-response",
-    ThreatIntelligence => "threat-intelligence",
-    JointInvestigation => "joint-investigation",
-});
-
-kebab_names!(RequestKind, "request kind", {
-    Preservation => "preservation",
-    Production => "production",
-    SubscriberData => "subscriber-data",
-    TrafficData => "traffic-data",
-    EmergencyDisclosure => "emergency-disclosure",
-    Mla => "mla",
-    JitInvitation => "jit-invitation",
-});
-
-kebab_names!(OnwardTransfer, "onward-transfer rule", {
-    Forbidden => "forbidden",
-    ConsentOfOriginator => "consent-of-originator",
-    Free => "free",
-});
+// The flow vocabulary is `entente_core::domain`; its names are read here like the others.
+named!(DataCategory, "data category");
+named!(Purpose, "purpose");
+named!(RequestKind, "request kind");
+named!(OnwardTransfer, "onward-transfer rule");
 
 kebab_names!(Transform, "transform", {
     Drop => "drop",
@@ -363,20 +260,9 @@ kebab_names!(Transform, "transform", {
 // Errors
 
 /// One problem in an agreement file, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
-pub struct AgreementError {
-    /// The file, as named by the caller.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// The field, e.g. `request.deadline`.
-    pub field: String,
-    /// What was found and what is expected.
-    pub message: String,
-}
+///
+/// The positioned problem shared by every TOML format: [`SourceError`].
+pub type AgreementError = SourceError;
 
 /// Every problem found in one or more agreement files (at least one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -384,12 +270,7 @@ pub struct AgreementErrors(pub Vec<AgreementError>);
 
 impl fmt::Display for AgreementErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(f, "invalid agreement data ({n} problem{})", if n == 1 { "" } else { "s" })?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write_problems(f, "agreement data", &self.0)
     }
 }
 
@@ -529,78 +410,19 @@ struct Checker<'a> {
     errors: &'a mut Vec<AgreementError>,
 }
 
+impl SourceChecker for Checker<'_> {
+    const FIELD_NAMES: FieldNames = FieldNames { table_headers: true, hyphens: true };
+    fn source(&self) -> SourceText<'_> {
+        SourceText::new(self.file, self.text)
+    }
+    fn push(&mut self, error: SourceError) {
+        self.errors.push(error);
+    }
+}
+
 impl Checker<'_> {
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-
-    fn error(&mut self, span: Range<usize>, field: &str, message: String) {
-        let (line, column) = self.position(span.start);
-        self.errors.push(AgreementError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message,
-        });
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str::<T>(self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let (line, _) = self.position(span.start);
-                // Name the key when the error points into a `key = value` line, or the table
-                // when it points at a `[table]` header.
-                let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
-                let key = src.split_once('=').map(|(k, _)| k.trim().to_owned()).or_else(|| {
-                    let t = src.trim();
-                    t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').to_owned())
-                });
-                let field = key
-                    .filter(|k| {
-                        !k.is_empty()
-                            && k.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
-                            })
-                    })
-                    .unwrap_or_else(|| "toml".to_owned());
-                let message = e.message().trim().to_owned();
-                self.error(span, &field, message);
-                None
-            }
-        }
-    }
-
     fn name<T: Named>(&mut self, raw: &Spanned<String>, field: &str) -> Option<T> {
-        let given = raw.get_ref().as_str();
-        if let Some(v) = T::all().iter().copied().find(|v| v.name() == given) {
-            return Some(v);
-        }
-        let lower = given.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        let near: Vec<&str> = T::all()
-            .iter()
-            .map(|v| v.name())
-            .filter(|n| *n == lower || edit_distance(&lower, n) <= 2)
-            .collect();
-        let hint = if near.is_empty() {
-            String::new()
-        } else {
-            format!(" (did you mean {}?)", near.join(" or "))
-        };
-        let all: Vec<&str> = T::all().iter().map(|v| v.name()).collect();
-        self.error(
-            raw.span(),
-            field,
-            format!("found `{given}`{hint}; expected a {}: {}", T::WHAT, all.join(", ")),
-        );
-        None
+        self.one_of(raw, field, T::all(), T::name, T::WHAT)
     }
 
     /// Names in a list, each once.
@@ -660,11 +482,7 @@ impl Checker<'_> {
                         edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()) <= 2
                     })
                     .collect();
-                let hint = if near.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (did you mean {}?)", near.join(" or "))
-                };
+                let hint = did_you_mean(&near);
                 self.error(
                     s.span(),
                     &format!("{field}.sources"),
@@ -989,11 +807,7 @@ fn check_agreement(
                         x.id, x.article
                     ),
                     Err(LookupError::UnknownConcept { suggestions, known, .. }) => {
-                        let hint = if suggestions.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (did you mean {}?)", suggestions.join(" or "))
-                        };
+                        let hint = did_you_mean(&suggestions);
                         format!(
                             "found `{given}`{hint}; expected a concept id of the lexicon: {}",
                             known.join(", ")

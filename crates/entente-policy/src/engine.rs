@@ -71,25 +71,7 @@ impl Flow<'_> {
     }
 }
 
-/// The conditions that travel with a datum sent under an agreement and bind its receiver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Conditions {
-    /// The party that originated the datum.
-    pub originator: PartyCode,
-    /// The agreement it travels under.
-    pub agreement: String,
-    /// Purposes the receiver may use it for.
-    pub purposes: Vec<Purpose>,
-    /// Keep no longer than this (RFC 3339, UTC), if the agreement limits retention.
-    pub retain_until: Option<String>,
-    /// The onward-transfer rule.
-    pub onward_transfer: OnwardTransfer,
-    /// Whether commercial use is prohibited.
-    pub commercial_use_prohibited: bool,
-    /// The agreement's travelling conditions, by id.
-    pub conditions: Vec<String>,
-}
+pub use entente_core::domain::Conditions;
 
 /// The decision on a flow, with the agreement that grounds a permit and the conditions that
 /// must travel with the datum.

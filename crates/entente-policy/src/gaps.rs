@@ -13,12 +13,14 @@
 use crate::agreement::{Agreement, DataCategory, IsoDuration, Purpose, RequestKind};
 use crate::engine::{Engine, Flow, first_miss};
 use entente_core::lexicon::{Lexicon, Verdict, VerificationStatus, edit_distance};
+use entente_core::source_error::{
+    FieldNames, SourceChecker, SourceError, SourceText, did_you_mean, write_problems,
+};
 use entente_core::{Obligation, Outcome, PartyCode};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::ops::Range;
 use toml::Spanned;
 
 // ---------------------------------------------------------------------------------------------
@@ -87,20 +89,9 @@ pub struct ScenarioFlow {
 // Errors
 
 /// One problem in a scenario file, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
-pub struct ScenarioError {
-    /// The file, as named by the caller.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// The field, e.g. `flow.category`.
-    pub field: String,
-    /// What was found and what is expected.
-    pub message: String,
-}
+///
+/// The positioned problem shared by every TOML format: [`SourceError`].
+pub type ScenarioError = SourceError;
 
 /// Every problem found in a scenario file (at least one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,12 +99,7 @@ pub struct ScenarioErrors(pub Vec<ScenarioError>);
 
 impl fmt::Display for ScenarioErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(f, "invalid scenario ({n} problem{})", if n == 1 { "" } else { "s" })?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write_problems(f, "scenario", &self.0)
     }
 }
 
@@ -169,53 +155,17 @@ struct Checker<'a> {
     errors: Vec<ScenarioError>,
 }
 
+impl SourceChecker for Checker<'_> {
+    const FIELD_NAMES: FieldNames = FieldNames { table_headers: true, hyphens: true };
+    fn source(&self) -> SourceText<'_> {
+        SourceText::new(self.file, self.text)
+    }
+    fn push(&mut self, error: SourceError) {
+        self.errors.push(error);
+    }
+}
+
 impl Checker<'_> {
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-
-    fn error(&mut self, span: Range<usize>, field: &str, message: String) {
-        let (line, column) = self.position(span.start);
-        self.errors.push(ScenarioError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message,
-        });
-    }
-
-    fn parse(&mut self) -> Option<RawScenario> {
-        match toml::from_str::<RawScenario>(self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let (line, _) = self.position(span.start);
-                let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
-                let key = src.split_once('=').map(|(k, _)| k.trim().to_owned()).or_else(|| {
-                    let t = src.trim();
-                    t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').to_owned())
-                });
-                let field = key
-                    .filter(|k| {
-                        !k.is_empty()
-                            && k.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
-                            })
-                    })
-                    .unwrap_or_else(|| "toml".to_owned());
-                let message = e.message().trim().to_owned();
-                self.error(span, &field, message);
-                None
-            }
-        }
-    }
-
     fn party(&mut self, raw: &Spanned<String>, field: &str) -> Option<PartyCode> {
         match raw.get_ref().parse::<PartyCode>() {
             Ok(p) => Some(p),
@@ -224,38 +174,6 @@ impl Checker<'_> {
                 None
             }
         }
-    }
-
-    fn name<T: Copy>(
-        &mut self,
-        raw: &Spanned<String>,
-        field: &str,
-        all: &[T],
-        as_str: fn(T) -> &'static str,
-        what: &str,
-    ) -> Option<T> {
-        let given = raw.get_ref().as_str();
-        if let Some(v) = all.iter().copied().find(|v| as_str(*v) == given) {
-            return Some(v);
-        }
-        let lower = given.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        let near: Vec<&str> = all
-            .iter()
-            .map(|v| as_str(*v))
-            .filter(|n| *n == lower || edit_distance(&lower, n) <= 2)
-            .collect();
-        let hint = if near.is_empty() {
-            String::new()
-        } else {
-            format!(" (did you mean {}?)", near.join(" or "))
-        };
-        let names: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
-        self.error(
-            raw.span(),
-            field,
-            format!("found `{given}`{hint}; expected a {what}: {}", names.join(", ")),
-        );
-        None
     }
 
     fn duration(&mut self, raw: &Spanned<String>, field: &str) -> Option<IsoDuration> {
@@ -349,7 +267,7 @@ pub fn parse_scenario(
     agreements: &[Agreement],
 ) -> Result<Scenario, ScenarioErrors> {
     let mut c = Checker { file, text, errors: Vec::new() };
-    let Some(raw) = c.parse() else { return Err(ScenarioErrors(c.errors)) };
+    let Some(raw) = c.parse::<RawScenario>() else { return Err(ScenarioErrors(c.errors)) };
 
     let id = raw.id.get_ref().clone();
     if !is_kebab_id(&id) {
@@ -417,17 +335,18 @@ pub fn parse_scenario(
                 format!("found {b}, the same party as `from`; expected another party"),
             );
         }
-        let category = c.name(
+        let category = c.one_of(
             &f.category,
             "flow.category",
             DataCategory::ALL,
             DataCategory::as_str,
             "data category",
         );
-        let purpose = c.name(&f.purpose, "flow.purpose", Purpose::ALL, Purpose::as_str, "purpose");
+        let purpose =
+            c.one_of(&f.purpose, "flow.purpose", Purpose::ALL, Purpose::as_str, "purpose");
         let request_kind = match &f.request_kind {
             Some(k) => {
-                let kind = c.name(
+                let kind = c.one_of(
                     k,
                     "flow.request_kind",
                     RequestKind::ALL,
@@ -455,11 +374,7 @@ pub fn parse_scenario(
                 let known: Vec<&str> = agreements.iter().map(|a| a.id.as_str()).collect();
                 let near: Vec<&str> =
                     known.iter().copied().filter(|k| edit_distance(id, k) <= 2).collect();
-                let hint = if near.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (did you mean {}?)", near.join(" or "))
-                };
+                let hint = did_you_mean(&near);
                 c.error(
                     o.span(),
                     "flow.origin_agreement",

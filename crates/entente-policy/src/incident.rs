@@ -27,6 +27,9 @@
 
 use entente_core::PartyCode;
 use entente_core::lexicon::VerificationStatus;
+use entente_core::source_error::{
+    FieldNames, SourceChecker, SourceError, SourceText, write_problems,
+};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan as _, Zoned};
 use serde::{Deserialize, Serialize};
@@ -330,20 +333,9 @@ pub struct Regime {
 // Errors
 
 /// One problem in a regime or incident file, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
-pub struct IncidentError {
-    /// The file, as named by the caller.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// The field, e.g. `aware_at`.
-    pub field: String,
-    /// What was found and what is expected.
-    pub message: String,
-}
+///
+/// The positioned problem shared by every TOML format: [`SourceError`].
+pub type IncidentError = SourceError;
 
 /// Every problem found (at least one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,12 +343,7 @@ pub struct IncidentErrors(pub Vec<IncidentError>);
 
 impl fmt::Display for IncidentErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(f, "invalid incident data ({n} problem{})", if n == 1 { "" } else { "s" })?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write_problems(f, "incident data", &self.0)
     }
 }
 
@@ -368,52 +355,19 @@ struct Checker<'a> {
     errors: Vec<IncidentError>,
 }
 
+impl SourceChecker for Checker<'_> {
+    const FIELD_NAMES: FieldNames = FieldNames { table_headers: false, hyphens: true };
+    fn source(&self) -> SourceText<'_> {
+        SourceText::new(self.file, self.text)
+    }
+    fn push(&mut self, error: SourceError) {
+        self.errors.push(error);
+    }
+}
+
 impl<'a> Checker<'a> {
     fn new(file: &'a str, text: &'a str) -> Self {
         Checker { file, text, errors: Vec::new() }
-    }
-
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-
-    fn error(&mut self, span: Range<usize>, field: &str, message: String) {
-        let (line, column) = self.position(span.start);
-        self.errors.push(IncidentError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message,
-        });
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str::<T>(self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let (line, _) = self.position(span.start);
-                let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
-                let field = src
-                    .split_once('=')
-                    .map(|(k, _)| k.trim().to_owned())
-                    .filter(|k| {
-                        !k.is_empty()
-                            && k.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
-                            })
-                    })
-                    .unwrap_or_else(|| "toml".to_owned());
-                self.error(span, &field, e.message().trim().to_owned());
-                None
-            }
-        }
     }
 
     fn finish<T>(self, value: Option<T>) -> Result<T, IncidentErrors> {

@@ -283,6 +283,10 @@ fn deadlines_normal_emergency_and_unverified() {
     assert_eq!(f.deadline.unwrap().short(), "no deadline stated");
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "test reads the shipped scenario files; the parser itself takes text"
+)]
 fn shipped(name: &str) -> GapReport {
     let path = format!("{}/../../data/scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
