@@ -1,7 +1,6 @@
 //! `entente alerts`: the legal clocks of every open request, overdue ones first.
 
 use crate::{Failure, fail};
-use entente_core::Actor;
 use entente_node::Node;
 use entente_policy::request::ClockStatus;
 use entente_store::Verdict;
@@ -22,7 +21,7 @@ pub(crate) async fn run(data_dir: PathBuf, now: Option<String>, json: bool) -> R
         })?,
     };
     let node = Node::open(&data_dir).await?;
-    let requests = match node.gate.submit(Actor::Operator, ReadAlerts, now).await? {
+    let requests = match node.gate.submit(node.operator(), ReadAlerts, now).await? {
         Verdict::Permitted { output, .. } => output,
         Verdict::Denied { decision, .. } => return Err(fail(3, decision.reason)),
     };

@@ -3,8 +3,9 @@
 
 use crate::{Failure, fail, progress_bar};
 use clap::{Subcommand, ValueEnum};
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{PartyCode, Role};
 use entente_node::{InitOptions, Node};
+use entente_store::Principal;
 use entente_store::Verdict;
 use jiff::Timestamp;
 use std::time::{Duration, Instant};
@@ -229,6 +230,17 @@ async fn make_node(dir: &std::path::Path, database_url: Option<String>) -> Resul
     Ok(Node::init(&opts, Timestamp::now()).await?)
 }
 
+/// A user of `node` with `role`, added with a fresh token, as its token authenticates it: the
+/// benchmarks act as a user would, through the same authenticator.
+pub(crate) async fn bench_user(node: &Node, role: Role) -> Result<Principal, Failure> {
+    let token = entente_node::identity::random_hex(32)?;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    let name = format!("bench-{role}");
+    let add = entente_store::users::AddUser { name, role, token_sha256: digest };
+    node.gate.submit(node.operator(), add, Timestamp::now()).await?;
+    Ok(node.store.authenticate_token(&token).await?)
+}
+
 async fn append(
     node: &Node,
     entries: u64,
@@ -239,13 +251,14 @@ async fn append(
     let start = Instant::now();
     let mut tasks = Vec::new();
     let per_task = entries.div_ceil(concurrency.max(1));
+    let investigator = bench_user(node, Role::Investigator).await?;
     for t in 0..concurrency {
         let gate = node.gate.clone();
+        let actor = investigator.clone();
         let bar = bar.clone();
         let lo = t * per_task;
         let hi = ((t + 1) * per_task).min(entries);
         tasks.push(tokio::spawn(async move {
-            let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
             for i in lo..hi {
                 let cmd = entente_store::cases::OpenCase {
                     id: format!("B{i}"),

@@ -12,7 +12,7 @@
 
 use crate::{Failure, fail, progress_bar};
 use entente_core::envelope::{Ack, Envelope};
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{PartyCode, Role};
 use entente_node::federation::{TlsIdentity, cert_info};
 use entente_node::{InitOptions, Node};
 use entente_store::Verdict;
@@ -44,7 +44,7 @@ pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
     let v = a
         .gate
         .submit(
-            Actor::Operator,
+            a.operator(),
             entente_store::peers::AddPeer {
                 party: b.config.party.clone(),
                 url: format!("https://{faddr}"),
@@ -94,7 +94,7 @@ pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
 async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
-    let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
+    let actor = crate::bench::bench_user(de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
         id: "BENCH".into(),
         title: "federation benchmark".into(),
@@ -209,7 +209,13 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
             ack_sha256: digest,
             items: ack.items,
         };
-        de.gate.submit(Actor::Peer { party: nl_party.clone() }, record, Timestamp::now()).await?;
+        // The acknowledgement verified under NL's pinned key, from NL's pinned server.
+        let nl_peer = de
+            .store
+            .peer_by_certificate(&peer.cert_sha256)
+            .await?
+            .ok_or_else(|| fail(1, "NL not pinned"))?;
+        de.gate.submit(nl_peer, record, Timestamp::now()).await?;
         bar.inc(1);
     }
     bar.finish_and_clear();

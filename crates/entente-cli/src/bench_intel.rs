@@ -3,7 +3,7 @@
 //! (OASIS Python library). Numbers are printed, never asserted.
 
 use crate::{Failure, fail};
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{PartyCode, Role};
 use entente_intel::stix;
 use entente_node::{InitOptions, Node};
 use entente_store::Verdict;
@@ -175,14 +175,14 @@ pub(crate) async fn run(
         role: Role::Csirt,
         token_sha256: digest,
     };
-    node.gate.submit(Actor::Operator, add, Timestamp::now()).await?;
+    node.gate.submit(node.operator(), add, Timestamp::now()).await?;
     let create = entente_store::intel::IntelCollectionCreate {
         id: COLLECTION.into(),
         title: "bench".into(),
         description: String::new(),
         parties: vec![],
     };
-    node.gate.submit(Actor::Operator, create, Timestamp::now()).await?;
+    node.gate.submit(node.operator(), create, Timestamp::now()).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let ours = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -250,7 +250,7 @@ pub(crate) async fn run(
     node2
         .gate
         .submit(
-            Actor::Operator,
+            node2.operator(),
             entente_store::intel::IntelCollectionCreate {
                 id: coll2.into(),
                 title: "import".into(),
@@ -264,7 +264,7 @@ pub(crate) async fn run(
     let v = node2
         .gate
         .submit(
-            Actor::Operator,
+            node2.operator(),
             entente_store::intel::IntelImport {
                 collection: coll2.into(),
                 objects: Arc::new(parsed.objects),

@@ -12,7 +12,7 @@
 
 use crate::bench_federation::{node, pin, serve};
 use crate::{Failure, fail, progress_bar};
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{PartyCode, Role};
 use entente_node::Node;
 use jiff::Timestamp;
 use std::io::Write as _;
@@ -85,7 +85,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     let nl = node(root, "NL").await?;
     pin(&de, &nl).await?;
     pin(&nl, &de).await?;
-    let actor = Actor::User { name: "bench".into(), role: Role::Investigator };
+    let actor = crate::bench::bench_user(&de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
         id: "BENCH".into(),
         title: "transfer benchmark".into(),

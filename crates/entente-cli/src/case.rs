@@ -3,7 +3,6 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::Actor;
 use entente_node::Node;
 use entente_store::Verdict;
 use jiff::Timestamp;
@@ -29,7 +28,7 @@ pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
     let CaseCmd::Status { id, data_dir, json } = command;
     let node = Node::open(&data_dir).await?;
     let command = entente_store::cases::ReadCaseStatus { case_id: id };
-    let (index, status) = match node.gate.submit(Actor::Operator, command, Timestamp::now()).await?
+    let (index, status) = match node.gate.submit(node.operator(), command, Timestamp::now()).await?
     {
         Verdict::Permitted { index, output: s, .. } => (index, s),
         Verdict::Denied { index, decision } => {

@@ -3,7 +3,6 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::Actor;
 use entente_node::Node;
 use entente_store::redress::ReadComplaint;
 use entente_store::{GateError, Verdict};
@@ -30,7 +29,7 @@ pub(crate) async fn run(cmd: ComplaintCmd) -> Result<(), Failure> {
     let node = Node::open(&data_dir).await?;
     let c = match node
         .gate
-        .submit(Actor::Operator, ReadComplaint { id: id.clone() }, Timestamp::now())
+        .submit(node.operator(), ReadComplaint { id: id.clone() }, Timestamp::now())
         .await
     {
         Ok(Verdict::Permitted { output: c, .. }) => c,

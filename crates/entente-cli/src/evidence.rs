@@ -7,7 +7,7 @@ use crate::{Failure, fail};
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use clap::Subcommand;
-use entente_core::{Actor, PartyCode};
+use entente_core::PartyCode;
 use entente_evidence::blob;
 use entente_evidence::keys::{self, MasterKey};
 use entente_evidence::package::{
@@ -17,6 +17,7 @@ use entente_evidence::package::{
 use entente_evidence::{BlobStore, CustodyKind, Ingested};
 use entente_node::Node;
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
+use entente_store::Principal;
 use entente_store::{EvidenceRecord, NewEvidence, ReceivedEvidence, Verdict};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -211,13 +212,17 @@ fn denied(index: u64, decision: &entente_core::Decision) -> Failure {
     )
 }
 
-async fn user_actor(node: &Node, name: &str) -> Result<Actor, Failure> {
+/// `--user NAME`: the operator holding the data directory acting for that user (recorded as
+/// such, never as the user presenting a token).
+pub(crate) async fn user_actor(node: &Node, name: &str) -> Result<Principal, Failure> {
     let users = node.store.users().await?;
-    let u = users.iter().find(|u| u.name == name).ok_or_else(|| {
-        fail(2, format!("--user {name}: no such user on this node (see `entente user list`)"))
-    })?;
-    let role = u.role;
-    Ok(Actor::User { name: name.to_owned(), role })
+    if !users.iter().any(|u| u.name == name) {
+        return Err(fail(
+            2,
+            format!("--user {name}: no such user on this node (see `entente user list`)"),
+        ));
+    }
+    Ok(node.operator_for(name).await?)
 }
 
 /// The node's master key and blob store (the local blob directory, or the object store of
@@ -250,7 +255,7 @@ pub(crate) struct AddSpec {
 /// gate refuses; a content already held keeps its blob (de-duplication).
 pub(crate) async fn add_file(
     node: &Node,
-    actor: &Actor,
+    actor: &Principal,
     path: &Path,
     id: Option<String>,
     spec: &AddSpec,
@@ -382,7 +387,7 @@ pub(crate) struct PackageSpec {
 /// writes the package to `out` (through a temporary file beside it).
 pub(crate) async fn build_package(
     node: &Node,
-    actor: &Actor,
+    actor: &Principal,
     spec: &PackageSpec,
     out: &Path,
     now: Timestamp,
@@ -605,7 +610,7 @@ impl ImportSink<'_> {
 /// Verifies and imports a package into `case`: each item `received`, its conditions bound.
 pub(crate) async fn import_package(
     node: &Node,
-    actor: &Actor,
+    actor: &Principal,
     file: &Path,
     trusted: Vec<ed25519_dalek::VerifyingKey>,
     sender_pinned: bool,
@@ -719,7 +724,7 @@ pub(crate) async fn run_retention(
         let (index, rec) = evidence_of(
             node.gate
                 .submit(
-                    Actor::Operator,
+                    node.operator(),
                     entente_store::evidence::DestroyEvidence { id: id.clone() },
                     now,
                 )
@@ -808,7 +813,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             let (index, r) = evidence_of(
                 node.gate
                     .submit(
-                        Actor::Operator,
+                        node.operator(),
                         entente_store::evidence::ReadEvidence { id: item },
                         Timestamp::now(),
                     )
@@ -1147,7 +1152,7 @@ pub(crate) async fn bench(size_mib: u64, files: usize, file_size: usize) -> Resu
         Timestamp::now(),
     )
     .await?;
-    let actor = Actor::User { name: "bench".into(), role: entente_core::Role::Investigator };
+    let actor = crate::bench::bench_user(&node, entente_core::Role::Investigator).await?;
     node.gate
         .submit(
             actor.clone(),

@@ -42,7 +42,7 @@ async fn fixture() -> Fixture {
     let root = dir.path().to_owned();
     let de = node(&root, "DE").await;
     let nl = node(&root, "NL").await;
-    let inv = Actor::User { name: "de-inv".into(), role: entente_core::Role::Investigator };
+    let inv = ok(crate::bench::bench_user(&de, entente_core::Role::Investigator).await);
     de.gate
         .submit(
             inv.clone(),

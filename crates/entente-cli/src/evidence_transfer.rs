@@ -4,9 +4,10 @@
 //! `entente evidence import` of an arrived package trusts the sender's pinned key.
 
 use crate::{Failure, fail};
-use entente_core::{Actor, PartyCode};
+use entente_core::PartyCode;
 use entente_node::Node;
 use entente_node::transfer;
+use entente_store::Principal;
 use entente_store::{PackageOffer, PackageRecord, Verdict};
 use jiff::Timestamp;
 use std::path::Path;
@@ -23,7 +24,7 @@ pub(crate) struct Sent {
 /// pinned partner `to`.
 pub(crate) async fn send_package(
     node: &Node,
-    actor: &Actor,
+    actor: &Principal,
     file: &Path,
     to: &PartyCode,
     items: &[String],

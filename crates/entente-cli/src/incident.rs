@@ -11,7 +11,7 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::{Actor, PartyCode};
+use entente_core::PartyCode;
 use entente_node::Node;
 use entente_policy::incident::{Assessment, Due, assess, builtin_regimes, parse_facts};
 use entente_store::{IncidentNotice, Verdict};
@@ -89,14 +89,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
             let regimes = builtin_regimes().map_err(|e| fail(1, e))?;
             let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
             let node = Node::open(&data_dir).await?;
-            let users = node.store.users().await?;
-            let role = users.iter().find(|u| u.name == user).map(|u| u.role).ok_or_else(|| {
-                fail(
-                    2,
-                    format!("--user {user}: no such user on this node (see `entente user list`)"),
-                )
-            })?;
-            let actor = Actor::User { name: user, role };
+            let actor = crate::evidence::user_actor(&node, &user).await?;
             let command =
                 entente_store::incidents::NotifyIncident { to: to.clone(), agreement, notice };
             match node.gate.submit(actor, command, Timestamp::now()).await? {
@@ -137,7 +130,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
             let v = node
                 .gate
                 .submit(
-                    Actor::Operator,
+                    node.operator(),
                     entente_store::incidents::ReadIncidentNotifications,
                     Timestamp::now(),
                 )

@@ -5,7 +5,7 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::{Actor, PartyCode};
+use entente_core::PartyCode;
 use entente_intel::stix;
 use entente_node::Node;
 use entente_store::{GateCommand, GateError, IntelQuery, IntelView, Verdict};
@@ -203,7 +203,7 @@ fn read(file: &PathBuf) -> Result<String, Failure> {
 }
 
 async fn submit<C: GateCommand>(node: &Node, c: C) -> Result<C::Output, Failure> {
-    match node.gate.submit(Actor::Operator, c, Timestamp::now()).await {
+    match node.gate.submit(node.operator(), c, Timestamp::now()).await {
         Ok(Verdict::Permitted { output, .. }) => Ok(output),
         Ok(Verdict::Denied { decision, .. }) => Err(fail(3, decision.reason)),
         Err(e @ (GateError::Invalid(_) | GateError::NotFound(_) | GateError::Conflict(_))) => {

@@ -27,7 +27,7 @@ mod retention;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{PartyCode, Role};
 use entente_node::identity::random_hex;
 use entente_node::{InitOptions, Node, NodeError};
 use entente_store::{GateError, Verdict};
@@ -380,7 +380,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let verdict = node
                 .gate
                 .submit(
-                    Actor::Operator,
+                    node.operator(),
                     entente_store::users::AddUser {
                         name: name.clone(),
                         role,

@@ -4,7 +4,7 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::{Actor, PartyCode};
+use entente_core::PartyCode;
 use entente_node::Node;
 use entente_node::federation::cert_info;
 use entente_store::Verdict;
@@ -100,7 +100,7 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
                 signing_key: info.signing_key.clone(),
                 age_recipient: age_recipient.clone(),
             };
-            let index = verdict(node.gate.submit(Actor::Operator, command, now).await?)?;
+            let index = verdict(node.gate.submit(node.operator(), command, now).await?)?;
             println!("pinned peer {party} at {url} (ledger entry {index})");
             println!("  certificate  {}", info.subject);
             println!("  SHA-256      {}", info.sha256);
@@ -172,7 +172,7 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
             let index = verdict(
                 node.gate
                     .submit(
-                        Actor::Operator,
+                        node.operator(),
                         entente_store::peers::RemovePeer { party: party.clone() },
                         Timestamp::now(),
                     )

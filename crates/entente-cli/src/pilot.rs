@@ -12,9 +12,10 @@
 //! twice, proving the second view extends the first.
 
 use crate::{Failure, fail};
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{PartyCode, Role};
 use entente_node::identity::random_hex;
 use entente_node::{InitOptions, Node};
+use entente_store::Principal;
 use entente_store::Verdict;
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -133,7 +134,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
             let v = node
                 .gate
                 .submit(
-                    Actor::Operator,
+                    node.operator(),
                     entente_store::users::AddUser {
                         name: (*name).into(),
                         role: *role,
@@ -380,7 +381,7 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
                 .ok_or_else(|| fail(1, "pilot node without a federation address"))?;
             let v = submit(
                 a,
-                Actor::Operator,
+                a.node.operator(),
                 entente_store::peers::AddPeer {
                     party: b.node.config.party.clone(),
                     url: format!("https://{faddr}"),
@@ -574,16 +575,20 @@ async fn delivered(
     Ok((false, format!("no acknowledgement from {} within 20 s", m.recipient)))
 }
 
-fn user(n: &PilotNode, role: Role) -> Actor {
-    let name =
-        n.tokens.iter().find(|(_, r, _)| *r == role).map(|(n, _, _)| n.clone()).unwrap_or_default();
-    Actor::User { name, role }
+/// The pilot's user of `n` with `role`, authenticated by the token the pilot holds for it,
+/// as the API would.
+async fn user(n: &PilotNode, role: Role) -> Result<Principal, Failure> {
+    let who = n.node.store.authenticate_token(n.token(role)?).await?;
+    if !who.is_authenticated() {
+        return Err(fail(1, format!("the pilot's {role} token is not accepted by its node")));
+    }
+    Ok(who)
 }
 
 /// Submits through `node`'s gate; returns the verdict.
 async fn submit<C: entente_store::GateCommand>(
     n: &PilotNode,
-    actor: Actor,
+    actor: Principal,
     command: C,
 ) -> Result<Verdict<C::Output>, Failure> {
     Ok(n.node.gate.submit(actor, command, Timestamp::now()).await?)
@@ -626,7 +631,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
             "system-interference".into(),
         ],
     };
-    submit(de, user(de, Role::Investigator), case).await?;
+    submit(de, user(de, Role::Investigator).await?, case).await?;
     let items = [
         (
             "de-c2-logs-1",
@@ -643,7 +648,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         let serde_json::Value::Object(content) = content else { continue };
         let v = submit(
             de,
-            user(de, Role::Investigator),
+            user(de, Role::Investigator).await?,
             entente_store::flows::AddDatum {
                 id: id.into(),
                 case_id: "LANTERN-DE".into(),
@@ -659,7 +664,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         );
         let v = submit(
             de,
-            user(de, Role::CentralAuthority),
+            user(de, Role::CentralAuthority).await?,
             entente_store::flows::ShareDatum {
                 id: id.into(),
                 to: "NL".parse()?,
@@ -707,12 +712,12 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
         request_kind: None,
     };
-    let v = submit(nl, user(nl, Role::Investigator), share_to_us()).await?;
+    let v = submit(nl, user(nl, Role::Investigator).await?, share_to_us()).await?;
     let cites_de = matches!(&v, Verdict::Denied { decision, .. } if decision.rules.iter().any(|r| r.ends_with("#onward-transfer-needs-consent")));
     checks.record("onward transfer without consent denied", cites_de, describe(&v));
     let v = submit(
         de,
-        user(de, Role::CentralAuthority),
+        user(de, Role::CentralAuthority).await?,
         entente_store::flows::GiveConsent {
             datum_id: "de-c2-logs-1".into(),
             holder: "NL".parse()?,
@@ -726,7 +731,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         let (ok, detail) = delivered(de, &m).await?;
         checks.record("NL records DE's consent", ok, detail);
     }
-    let v = submit(nl, user(nl, Role::Investigator), share_to_us()).await?;
+    let v = submit(nl, user(nl, Role::Investigator).await?, share_to_us()).await?;
     let sent = message(&v).cloned();
     checks.record("onward transfer with consent permitted", sent.is_some(), describe(&v));
     if let Some(m) = sent {
@@ -757,7 +762,11 @@ async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failu
         let v = nl
             .node
             .gate
-            .submit(Actor::Operator, entente_store::flows::DestroyDatum { id: id.clone() }, later)
+            .submit(
+                nl.node.operator(),
+                entente_store::flows::DestroyDatum { id: id.clone() },
+                later,
+            )
             .await?;
         checks.record(
             &format!("NL destroys {id}"),
@@ -843,7 +852,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
     use entente_policy::agreement::RequestKind;
     use entente_policy::request::RequestEvent;
     let nl = &nodes[0];
-    let prosecutor = user(nl, Role::CentralAuthority);
+    let prosecutor = user(nl, Role::CentralAuthority).await?;
     println!();
     println!("Step 4 — NL's requests: preservation and production to DE, MLA to the US");
     let plan = [
@@ -894,7 +903,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         );
         // The requested party's central authority records receipt on its own node; the
         // event travels back, and both copies run the same clocks.
-        let authority = user(requested, Role::CentralAuthority);
+        let authority = user(requested, Role::CentralAuthority).await?;
         let v = submit(
             requested,
             authority,
@@ -1002,7 +1011,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     let from_nl = nodes[1].node.store.count_received_from(&nl.node.config.party).await?;
     let v = submit(
         nl,
-        user(nl, Role::CentralAuthority),
+        user(nl, Role::CentralAuthority).await?,
         entente_store::cases::AddCaseMember {
             case_id: "LANTERN".into(),
             party: "DE".parse()?,
@@ -1015,19 +1024,21 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
         checks.record(step, ok, detail)
     })
     .await?;
+    // Each party reads on its own node: DE its mirror of NL's case, the US (not a member) a
+    // case it has never been told of. Nothing is read on NL's node in another party's name.
     let status = || entente_store::cases::ReadCaseStatus { case_id: "LANTERN".into() };
-    let de_peer = Actor::Peer { party: "DE".parse()? };
-    let us_peer = Actor::Peer { party: "US".parse()? };
-    let de_view = nl.node.gate.submit(de_peer, status(), Timestamp::now()).await;
+    let (de, us) = (&nodes[1], &nodes[2]);
+    let de_view =
+        de.node.gate.submit(user(de, Role::Investigator).await?, status(), Timestamp::now()).await;
     match &de_view {
         Ok(Verdict::Permitted { output: st, .. }) => {
             let members: Vec<String> =
                 st.members.iter().map(|m| format!("{} ({})", m.party, m.role)).collect();
             checks.record(
                 "DE sees the JIT's status",
-                st.members.len() == 2,
+                st.members.len() == 2 && st.mirror.as_ref().is_some_and(|m| m.lead == "NL"),
                 format!(
-                    "members {}; {} events on the timeline",
+                    "on DE's node, its mirror of NL's case: members {}; {} events on the timeline",
                     members.join(", "),
                     st.timeline.len()
                 ),
@@ -1035,12 +1046,13 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
         }
         other => checks.record("DE sees the JIT's status", false, format!("{other:?}")),
     }
-    let us_view = nl.node.gate.submit(us_peer.clone(), status(), Timestamp::now()).await;
-    let unknown = nl
+    let us_inv = user(us, Role::Investigator).await?;
+    let us_view = us.node.gate.submit(us_inv.clone(), status(), Timestamp::now()).await;
+    let unknown = us
         .node
         .gate
         .submit(
-            us_peer,
+            us_inv,
             entente_store::cases::ReadCaseStatus { case_id: "NO-SUCH-CASE".into() },
             Timestamp::now(),
         )

@@ -6,7 +6,6 @@
 
 use crate::Failure;
 use crate::evidence::{self, AddSpec, PackageSpec};
-use entente_core::{Actor, Role};
 use entente_node::Node;
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_store::Verdict;
@@ -26,9 +25,9 @@ pub(crate) async fn answer_with_package(
 ) -> Result<(), Failure> {
     println!();
     println!("Step 5 — DE answers NL's production order with a signed evidence package");
-    let de_inv = Actor::User { name: "de-investigator".into(), role: Role::Investigator };
-    let de_ca = Actor::User { name: "de-justice-office".into(), role: Role::CentralAuthority };
-    let nl_inv = Actor::User { name: "nl-investigator".into(), role: Role::Investigator };
+    let de_inv = de.operator_for("de-investigator").await?;
+    let de_ca = de.operator_for("de-justice-office").await?;
+    let nl_inv = nl.operator_for("nl-investigator").await?;
     let now = Timestamp::now();
     let v = de
         .gate
@@ -308,7 +307,7 @@ pub(crate) async fn retention(
     let v = nl
         .gate
         .submit(
-            Actor::Operator,
+            nl.operator(),
             entente_store::evidence::ReadEvidence { id: "de-ev-c2-logs".into() },
             later,
         )

@@ -8,10 +8,11 @@
 //! received with NL as originator; the US's attempt to get it from DE is decided by DE's gate.
 
 use crate::Failure;
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::{Actor, PartyCode};
 use entente_intel::stix;
 use entente_intel::tlp::Tlp;
 use entente_node::Node;
+use entente_store::Principal;
 use entente_store::Verdict;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -59,7 +60,7 @@ pub(crate) fn lantern_bundle() -> String {
 
 async fn submit<C: entente_store::GateCommand>(
     node: &Node,
-    actor: Actor,
+    actor: Principal,
     command: C,
 ) -> Result<Verdict<C::Output>, Failure> {
     Ok(node.gate.submit(actor, command, Timestamp::now()).await?)
@@ -121,7 +122,7 @@ pub(crate) async fn step9(
 ) -> Result<(), Failure> {
     println!();
     println!("Step 9 — NL publishes LANTERN indicators under TLP:AMBER; DE and US pull them");
-    let csirt = Actor::User { name: "nl-csirt".into(), role: Role::Csirt };
+    let csirt = nl.operator_for("nl-csirt").await?;
     let (de_party, us_party): (PartyCode, PartyCode) = ("DE".parse()?, "US".parse()?);
     let v = submit(
         nl,
@@ -200,7 +201,7 @@ pub(crate) async fn step9(
     );
 
     // DE keeps what it received, with NL as originator, and may not pass it on to the US.
-    let de_csirt = Actor::User { name: "de-csirt".into(), role: Role::Csirt };
+    let de_csirt = de.operator_for("de-csirt").await?;
     submit(
         de,
         de_csirt.clone(),

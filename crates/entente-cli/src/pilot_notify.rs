@@ -6,7 +6,7 @@
 
 use crate::Failure;
 use crate::pilot_evidence::Record;
-use entente_core::{Actor, PartyCode, Role};
+use entente_core::PartyCode;
 use entente_node::Node;
 use entente_policy::incident::{assess, builtin_regimes, parse_facts};
 use entente_store::{IncidentNotice, Verdict};
@@ -22,7 +22,7 @@ pub(crate) async fn notify_partner(nl: &Node, record: Record<'_>) -> Result<(), 
     )
     .map_err(|e| crate::fail(1, format!("the pilot incident is invalid: {e}")))?;
     let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
-    let csirt = Actor::User { name: "nl-csirt".into(), role: Role::Csirt };
+    let csirt = nl.operator_for("nl-csirt").await?;
     let de: PartyCode = "DE".parse()?;
     let command = entente_store::incidents::NotifyIncident { to: de, agreement: None, notice };
     let v = nl.gate.submit(csirt, command, Timestamp::now()).await?;
@@ -70,7 +70,7 @@ pub(crate) async fn case_update_arrives(
         return Ok(());
     }
     let status = entente_store::cases::ReadCaseStatus { case_id: "LANTERN".into() };
-    let v = de.gate.submit(Actor::Operator, status, Timestamp::now()).await?;
+    let v = de.gate.submit(de.operator(), status, Timestamp::now()).await?;
     match &v {
         Verdict::Permitted { index, output: s, .. } => {
             let members: Vec<String> =

@@ -2,7 +2,6 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::Actor;
 use entente_node::Node;
 use entente_store::requests::ReadRequest;
 use entente_store::{GateError, Verdict};
@@ -38,7 +37,7 @@ pub(crate) async fn run(cmd: RequestCmd) -> Result<(), Failure> {
         })?,
     };
     let node = Node::open(&data_dir).await?;
-    match node.gate.submit(Actor::Operator, ReadRequest { id: id.clone() }, now).await {
+    match node.gate.submit(node.operator(), ReadRequest { id: id.clone() }, now).await {
         Ok(Verdict::Permitted { output: r, index, .. }) => {
             print!("{}", r.show(now));
             println!("(this read is recorded at ledger entry {index})");

@@ -4,7 +4,6 @@
 
 use crate::{Failure, fail};
 use clap::Subcommand;
-use entente_core::Actor;
 use entente_node::Node;
 use entente_store::Verdict;
 use jiff::Timestamp;
@@ -49,7 +48,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
             from: from.clone(),
             id: id.clone(),
         };
-        match node.gate.submit(Actor::Operator, command, now).await? {
+        match node.gate.submit(node.operator(), command, now).await? {
             Verdict::Permitted { index, .. } => {
                 println!("destroyed incident notification {id} from {from} (ledger entry {index})");
             }
@@ -75,7 +74,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     for id in &due {
         match node
             .gate
-            .submit(Actor::Operator, entente_store::flows::DestroyDatum { id: id.clone() }, now)
+            .submit(node.operator(), entente_store::flows::DestroyDatum { id: id.clone() }, now)
             .await?
         {
             Verdict::Permitted { index, .. } => {

@@ -89,15 +89,33 @@ async fn share_under_agreements_and_retention() {
                 "onward_transfer": "consent-of-originator", "commercial_use_prohibited": true, "conditions": []}
         }))
         .unwrap();
-        let v = node
-            .gate
-            .submit(
-                entente_core::Actor::Peer { party: "NL".parse().unwrap() },
-                entente_store::flows::ReceiveDatum { message },
-                "2026-11-26T12:00:00Z".parse().unwrap(),
-            )
-            .await
-            .unwrap();
+        // It arrives as the federation hands it over: from NL's node, pinned with its
+        // certificate, as envelope 1 of NL's sequence.
+        let nl_cert = "e".repeat(64);
+        let at: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let pin = entente_store::peers::AddPeer {
+            party: "NL".parse().unwrap(),
+            url: "https://127.0.0.1:1".into(),
+            cert_pem: "-".into(),
+            cert_sha256: nl_cert.clone(),
+            signing_key: "b".repeat(64),
+            age_recipient: None,
+        };
+        node.gate.submit(node.operator(), pin, at).await.unwrap();
+        let nl = node.store.peer_by_certificate(&nl_cert).await.unwrap().unwrap();
+        let payload = serde_json::to_value(&message).unwrap();
+        let digest = entente_core::envelope::payload_digest(&payload).unwrap();
+        let envelope = entente_store::InboundEnvelope {
+            from: "NL".parse().unwrap(),
+            cert_sha256: nl_cert,
+            id: "NL-DE-1".into(),
+            seq: 1,
+            kind: "datum".into(),
+            payload,
+            envelope_sha256: digest.clone(),
+            payload_sha256: digest,
+        };
+        let v = node.gate.receive_many(nl, vec![envelope], at).await.pop().unwrap().unwrap();
         assert!(matches!(v, entente_store::Verdict::Permitted { .. }), "{v:?}");
         node.store.close().await;
     }

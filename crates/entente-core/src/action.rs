@@ -20,6 +20,15 @@ pub enum Actor {
     },
     /// A caller that presented no valid credential.
     Anonymous,
+    /// The operator holding the data directory, acting at the command line for one of the
+    /// node's users (`--user NAME`): the user's role decides, and the ledger shows that the
+    /// user did not present a token.
+    OperatorFor {
+        /// The user's name on this node.
+        name: String,
+        /// The user's role.
+        role: Role,
+    },
     /// A partner node, authenticated by its pinned key.
     Peer {
         /// The partner's party code.
@@ -32,6 +41,7 @@ impl fmt::Display for Actor {
         match self {
             Actor::Operator => f.write_str("operator"),
             Actor::User { name, role } => write!(f, "{name} ({role})"),
+            Actor::OperatorFor { name, role } => write!(f, "operator for {name} ({role})"),
             Actor::Anonymous => f.write_str("anonymous caller"),
             Actor::Peer { party } => write!(f, "peer {party}"),
         }

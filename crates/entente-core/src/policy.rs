@@ -307,10 +307,17 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!("no agreement in force lets peer {party} ask for {action}"),
             ),
         },
-        Actor::User { role, .. } => {
+        // The operator acting for a user has that user's role, no more.
+        Actor::User { role, .. } | Actor::OperatorFor { role, .. } => {
             match ROLE_RULES.iter().find(|r| r.action == action && r.roles.contains(role)) {
                 Some(rule) => {
-                    Decision::permit(rule.id, format!("role {role} may {action}"), Vec::new())
+                    let by = match req.actor {
+                        Actor::OperatorFor { name, .. } => {
+                            format!("the operator acting for {name}: role {role} may {action}")
+                        }
+                        _ => format!("role {role} may {action}"),
+                    };
+                    Decision::permit(rule.id, by, Vec::new())
                 }
                 None => Decision::deny(
                     "default-deny",
@@ -391,6 +398,8 @@ mod tests {
             Just(Actor::Peer { party: "DE".parse().unwrap() }),
             proptest::sample::select(Role::ALL.to_vec())
                 .prop_map(|role| Actor::User { name: "u".into(), role }),
+            proptest::sample::select(Role::ALL.to_vec())
+                .prop_map(|role| Actor::OperatorFor { name: "u".into(), role }),
         ]
     }
 
@@ -436,6 +445,21 @@ mod tests {
             Action::PackageOffer,
             Action::PackageArrive,
         ])
+    }
+
+    proptest! {
+        /// The operator acting for a user gets exactly the user's decision (same outcome, same
+        /// rule), never the operator's own rights.
+        #[test]
+        fn operator_for_a_user_has_the_users_rights(
+            role in proptest::sample::select(Role::ALL.to_vec()),
+            action in any_action(),
+        ) {
+            let user = ask(&Actor::User { name: "eva".into(), role }, action);
+            let acting = ask(&Actor::OperatorFor { name: "eva".into(), role }, action);
+            prop_assert_eq!(user.outcome, acting.outcome);
+            prop_assert_eq!(user.rules, acting.rules);
+        }
     }
 
     proptest! {

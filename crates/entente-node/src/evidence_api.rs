@@ -28,9 +28,10 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use entente_core::policy::{DecisionRequest, decide};
-use entente_core::{Action, Actor, Subject};
+use entente_core::{Action, Subject};
 use entente_evidence::blob;
 use entente_policy::agreement::DataCategory;
+use entente_store::Principal;
 use entente_store::{NewEvidence, Verdict};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -194,7 +195,7 @@ fn too_large(max: u64) -> Problem {
 
 async fn submit<C: entente_store::GateCommand>(
     state: &UploadState,
-    actor: Actor,
+    actor: Principal,
     command: C,
 ) -> Result<Verdict<C::Output>, Problem> {
     Ok(state.node.gate.submit(actor, command, Timestamp::now()).await?)
@@ -253,7 +254,7 @@ async fn upload(
     // caller, or the empty content, as nothing of the body was read.
     let role = decide(
         &DecisionRequest {
-            actor: &actor,
+            actor: actor.actor(),
             action: Action::EvidenceAdd,
             subject: &Subject::new("case", &case),
             node_party: &state.node.config.party,
@@ -271,7 +272,7 @@ async fn upload(
         let actor_kind = actor.clone();
         return Err(match submit(&state, actor, command).await? {
             Verdict::Denied { index, decision } => {
-                Problem::denied(index, &decision, !matches!(actor_kind, Actor::Anonymous))
+                Problem::denied(index, &decision, actor_kind.is_authenticated())
             }
             Verdict::Permitted { .. } => {
                 tracing::error!("the gate permitted an upload the role rule refused");
@@ -381,7 +382,7 @@ async fn upload(
             Ok(resp)
         }
         Verdict::Denied { index, decision } => {
-            Err(Problem::denied(index, &decision, !matches!(actor, Actor::Anonymous)))
+            Err(Problem::denied(index, &decision, actor.is_authenticated()))
         }
     }
 }

@@ -28,9 +28,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ed25519_dalek::VerifyingKey;
+use entente_core::PartyCode;
 use entente_core::canonical::sha256_tagged;
 use entente_core::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
-use entente_core::{Actor, PartyCode};
+use entente_store::Principal;
 use entente_store::{GateError, InboundEnvelope, PeerRecord, Verdict};
 use jiff::{SignedDuration, Timestamp};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -438,9 +439,10 @@ async fn refuse(
     reason: String,
     body_sha256: String,
 ) -> Response {
-    let actor = match from {
-        Some(p) => Actor::Peer { party: p.clone() },
-        None => Actor::Anonymous,
+    // Recorded as the partner the connection's pinned certificate names, if any.
+    let actor = match st.node.store.peer_by_certificate(&conn.cert_sha256).await {
+        Ok(Some(p)) => p,
+        _ => Principal::anonymous(),
     };
     let command = entente_store::peers::RejectEnvelope {
         from: from.cloned(),
@@ -666,8 +668,11 @@ async fn receive(
             payload_sha256: env.payload_sha256,
         });
     }
-    let results =
-        st.node.gate.receive_many(Actor::Peer { party: peer.party.clone() }, commands, now).await;
+    let principal = match st.node.store.peer_by_certificate(&conn.cert_sha256).await {
+        Ok(Some(p)) => p,
+        _ => Principal::anonymous(),
+    };
+    let results = st.node.gate.receive_many(principal, commands, now).await;
     let mut items = Vec::with_capacity(results.len());
     let mut stop = None;
     for ((id, seq), r) in digests.into_iter().zip(results) {
@@ -731,8 +736,9 @@ async fn receive(
     }
 }
 
-/// For the TAXII routes: removes any caller-supplied peer header and sets it to the party of
-/// the pinned certificate on this connection, if it is pinned.
+/// For the TAXII routes: removes any caller-supplied peer header and sets it to the SHA-256
+/// of this connection's client certificate, if a partner is pinned with it (the TAXII layer
+/// then authenticates the partner by that pin).
 async fn mark_peer(
     State(node): State<Node>,
     mut req: axum::extract::Request,
@@ -741,8 +747,8 @@ async fn mark_peer(
     req.headers_mut().remove(crate::taxii::PEER_HEADER);
     let cert = req.extensions().get::<PeerConn>().map(|c| c.cert_sha256.clone());
     if let Some(cert) = cert
-        && let Ok(Some(peer)) = node.store.peer_by_cert(&cert).await
-        && let Ok(v) = axum::http::HeaderValue::from_str(peer.party.as_str())
+        && let Ok(Some(_)) = node.store.peer_by_cert(&cert).await
+        && let Ok(v) = axum::http::HeaderValue::from_str(&cert)
     {
         req.headers_mut().insert(crate::taxii::PEER_HEADER, v);
     }
@@ -1103,12 +1109,14 @@ impl Deliverer {
         let ack_sha256 = ack.digest().map_err(|e| fail(e.to_string()))?;
         let command =
             entente_store::peers::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
-        match self
+        // The acknowledgement came from the pinned partner and verified under its key.
+        let who = self
             .node
-            .gate
-            .submit(Actor::Peer { party: party.clone() }, command, Timestamp::now())
+            .store
+            .peer_by_certificate(&peer.cert_sha256)
             .await?
-        {
+            .ok_or_else(|| fail(format!("{party} is no longer pinned")))?;
+        match self.node.gate.submit(who, command, Timestamp::now()).await? {
             Verdict::Permitted { .. } => Ok(answered),
             Verdict::Denied { decision, .. } => {
                 Err(fail(format!("recording the acknowledgement was denied: {}", decision.reason)))

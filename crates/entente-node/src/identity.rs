@@ -13,9 +13,9 @@
 use crate::config::{CONFIG_FILE, ConfigError, NodeConfig};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use entente_core::PartyCode;
 use entente_core::ledger;
-use entente_core::{Actor, PartyCode};
-use entente_store::{Gate, GateError, Store, StoreError, Verdict};
+use entente_store::{DataDirLock, Gate, GateError, Principal, Store, StoreError, Verdict};
 use jiff::Timestamp;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -123,6 +123,8 @@ pub struct Node {
     pub store: Store,
     /// Its gate (every action).
     pub gate: Gate,
+    /// The shared lock on the data directory this process holds: what makes it the operator.
+    lock: std::sync::Arc<DataDirLock>,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> NodeError + 'a {
@@ -192,6 +194,7 @@ impl Node {
                 KEY_FILE,
                 CERT_FILE,
                 entente_evidence::keys::MASTER_KEY_FILE,
+                entente_store::LOCK_FILE,
                 DB_FILE,
                 "entente.sqlite-wal",
                 "entente.sqlite-shm",
@@ -208,6 +211,7 @@ impl Node {
 
     async fn init_files(opts: &InitOptions, now: Timestamp) -> Result<Node, NodeError> {
         let dir = &opts.data_dir;
+        let lock = DataDirLock::acquire(dir).map_err(io("cannot lock", dir))?;
         let key = SigningKey::from_bytes(&random_seed()?);
         let pem = key
             .to_pkcs8_pem(Default::default())
@@ -245,7 +249,7 @@ impl Node {
         let vkey = ledger::verifier_key(gate.origin(), &key.verifying_key());
         let verdict = gate
             .submit(
-                Actor::Operator,
+                lock.operator(),
                 entente_store::users::InitNode {
                     party: opts.party.clone(),
                     name: opts.name.clone(),
@@ -260,7 +264,7 @@ impl Node {
         }
         let text = config.to_toml().map_err(|e| NodeError::Invalid(e.to_string()))?;
         write_new(&dir.join(CONFIG_FILE), text.as_bytes(), 0o644)?;
-        Ok(Node { data_dir: dir.clone(), config, key, store, gate })
+        Ok(Node { data_dir: dir.clone(), config, key, store, gate, lock: lock.into() })
     }
 
     /// Opens the node in `data_dir`: configuration, key, database (migrated), gate.
@@ -273,6 +277,7 @@ impl Node {
         }
         let config = NodeConfig::load(data_dir)?;
         let key = load_key(&data_dir.join(KEY_FILE))?;
+        let lock = DataDirLock::acquire(data_dir).map_err(io("cannot lock", data_dir))?;
         let store = Store::open(&config.database_url).await?;
         let found = store.meta("party").await?;
         let origin = ledger::origin_for(&config.party, &key.verifying_key());
@@ -292,7 +297,25 @@ impl Node {
         }
         let engine = agreement_engine_for(data_dir)?;
         let gate = Gate::start(store.clone(), key.clone(), config.party.clone(), engine);
-        Ok(Node { data_dir: data_dir.to_owned(), config, key, store, gate })
+        Ok(Node { data_dir: data_dir.to_owned(), config, key, store, gate, lock: lock.into() })
+    }
+
+    /// The operator of this node: this process holds its data directory.
+    pub fn operator(&self) -> Principal {
+        self.lock.operator()
+    }
+
+    /// The operator acting for the node's user `name` (`--user NAME` at the command line):
+    /// decided with the user's role, recorded as `operator for NAME (ROLE)`.
+    ///
+    /// # Errors
+    /// No such user on this node, or a database error.
+    pub async fn operator_for(&self, name: &str) -> Result<Principal, NodeError> {
+        self.store.operator_for(&self.lock, name).await?.ok_or_else(|| {
+            NodeError::Invalid(format!(
+                "--user {name}: no such user on this node (see `entente user list`)"
+            ))
+        })
     }
 
     /// The node's blob directory (`blob_dir` of the configuration, relative to the data

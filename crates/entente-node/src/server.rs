@@ -18,13 +18,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
+use entente_core::Decision;
 use entente_core::ledger::{self, TileRef};
-use entente_core::{Actor, Decision};
+use entente_store::Principal;
 use entente_store::{GateCommand, GateError, StoreError, Verdict};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -254,33 +254,22 @@ async fn count_responses(
 }
 
 /// Who is calling: a user by bearer token, or anonymous.
-pub(crate) async fn actor(node: &Node, headers: &HeaderMap) -> Result<Actor, Problem> {
+/// The API's token extractor: the user whose bearer token this is, else anonymous.
+pub(crate) async fn actor(node: &Node, headers: &HeaderMap) -> Result<Principal, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Actor::Anonymous);
+        return Ok(Principal::anonymous());
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or_default();
-    if token.is_empty() {
-        return Ok(Actor::Anonymous);
-    }
-    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-    Ok(match node.store.user_by_token_sha256(&digest).await? {
-        Some(u) => Actor::User { name: u.name, role: u.role },
-        None => Actor::Anonymous,
-    })
+    let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+    Ok(node.store.authenticate_token(token).await?)
 }
 
 /// Runs a command through the gate and turns a deny into 401/403.
 async fn through_gate<C: GateCommand>(
     state: &AppState,
-    actor: Actor,
+    actor: Principal,
     command: C,
 ) -> Result<(u64, C::Output), Problem> {
-    let authenticated = !matches!(actor, Actor::Anonymous);
+    let authenticated = actor.is_authenticated();
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
         Verdict::Permitted { index, output, .. } => {
             state.metrics.permits.fetch_add(1, Ordering::Relaxed);
@@ -416,7 +405,7 @@ async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> ApiRes
 
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    Ok(Json(json!({"actor": actor, "party": state.node.config.party})).into_response())
+    Ok(Json(json!({"actor": actor.actor(), "party": state.node.config.party})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -501,7 +490,7 @@ fn request_json(r: &entente_policy::request::Request, now: Timestamp) -> Value {
 
 async fn request_response<C: GateCommand<Output = entente_policy::request::Request>>(
     state: &AppState,
-    actor: Actor,
+    actor: Principal,
     command: C,
     created: bool,
 ) -> ApiResult {
@@ -624,7 +613,7 @@ async fn read_request(
 /// Answers a complaint command with the complaint (items, flows, deadline, state).
 async fn complaint_response<C: GateCommand<Output = entente_store::Complaint>>(
     state: &AppState,
-    actor: Actor,
+    actor: Principal,
     command: C,
     created: bool,
 ) -> ApiResult {
@@ -759,10 +748,10 @@ async fn give_consent(
 
 async fn outbox_response<C: GateCommand<Output = entente_store::OutboxMessage>>(
     state: &AppState,
-    actor: Actor,
+    actor: Principal,
     command: C,
 ) -> ApiResult {
-    let authenticated = !matches!(actor, Actor::Anonymous);
+    let authenticated = actor.is_authenticated();
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
         Verdict::Permitted { index, decision, output: m } => {
             state.metrics.permits.fetch_add(1, Ordering::Relaxed);

@@ -32,6 +32,7 @@ use base64::prelude::{BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Actor, Subject};
 use entente_intel::stix;
+use entente_store::Principal;
 use entente_store::{
     GateCommand, GateError, IntelPage, IntelQuery, IntelView, MAX_PAGE, StoreError, Verdict,
 };
@@ -213,64 +214,58 @@ fn check_accept(headers: &HeaderMap) -> Result<(), TaxiiError> {
     }
 }
 
-/// Who is calling: a user by bearer token or by Basic (user name, token), else anonymous.
-async fn actor(state: &TaxiiState, headers: &HeaderMap) -> Result<Actor, TaxiiError> {
+/// Who is calling: on the federation listener the partner pinned with the connection's
+/// certificate; on the API listener a user by bearer token or by Basic (user name, token);
+/// else anonymous.
+async fn actor(state: &TaxiiState, headers: &HeaderMap) -> Result<Principal, TaxiiError> {
     if state.peers {
-        let party = headers
-            .get(PEER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|p| p.parse::<entente_core::PartyCode>().ok());
-        return Ok(match party {
-            Some(party) => Actor::Peer { party },
-            None => Actor::Anonymous,
+        let cert = headers.get(PEER_HEADER).and_then(|v| v.to_str().ok());
+        return Ok(match cert {
+            Some(cert) => state
+                .node
+                .store
+                .peer_by_certificate(cert)
+                .await?
+                .unwrap_or_else(Principal::anonymous),
+            None => Principal::anonymous(),
         });
     }
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Ok(Actor::Anonymous);
+        return Ok(Principal::anonymous());
     };
-    let (user, token) = if let Some(t) = value.strip_prefix("Bearer ") {
-        (None, t.trim().to_owned())
-    } else if let Some(b) = value.strip_prefix("Basic ") {
-        let decoded = BASE64_STANDARD.decode(b.trim()).ok().and_then(|d| String::from_utf8(d).ok());
-        match decoded.as_deref().and_then(|d| d.split_once(':')) {
-            Some((u, t)) => (Some(u.to_owned()), t.to_owned()),
-            None => return Ok(Actor::Anonymous),
-        }
-    } else {
-        return Ok(Actor::Anonymous);
-    };
-    if token.is_empty() {
-        return Ok(Actor::Anonymous);
+    if let Some(t) = value.strip_prefix("Bearer ") {
+        return Ok(state.node.store.authenticate_token(t).await?);
     }
-    let digest = hex::encode(Sha256::digest(token.as_bytes()));
-    Ok(match state.node.store.user_by_token_sha256(&digest).await? {
-        Some(u) if user.as_deref().is_none_or(|n| n == u.name) => {
-            Actor::User { name: u.name, role: u.role }
+    if let Some(b) = value.strip_prefix("Basic ") {
+        let decoded = BASE64_STANDARD.decode(b.trim()).ok().and_then(|d| String::from_utf8(d).ok());
+        if let Some((u, t)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+            return Ok(state.node.store.authenticate_user(u, t).await?);
         }
-        _ => Actor::Anonymous,
-    })
+    }
+    Ok(Principal::anonymous())
 }
 
 /// Metadata endpoints need an authenticated caller (nothing is disclosed but collection
 /// names, so no ledger entry).
-async fn authenticated(state: &TaxiiState, headers: &HeaderMap) -> Result<Actor, TaxiiError> {
+async fn authenticated(state: &TaxiiState, headers: &HeaderMap) -> Result<Principal, TaxiiError> {
     check_accept(headers)?;
-    match actor(state, headers).await? {
-        Actor::Anonymous => Err(TaxiiError::new(
+    let who = actor(state, headers).await?;
+    if !who.is_authenticated() {
+        return Err(TaxiiError::new(
             StatusCode::UNAUTHORIZED,
             "Authentication required",
             "give a token of a user of this node: `Authorization: Bearer <token>` or Basic with the user name and the token",
-        )),
-        a => Ok(a),
+        ));
     }
+    Ok(who)
 }
 
 async fn through_gate<C: GateCommand>(
     state: &TaxiiState,
-    actor: Actor,
+    actor: Principal,
     command: C,
 ) -> Result<(u64, C::Output), TaxiiError> {
-    let authenticated = !matches!(actor, Actor::Anonymous);
+    let authenticated = actor.is_authenticated();
     match state.node.gate.submit(actor, command, Timestamp::now()).await? {
         Verdict::Permitted { index, output, .. } => Ok((index, output)),
         Verdict::Denied { index, decision } => {
@@ -342,7 +337,8 @@ fn collection_json(c: &entente_store::IntelCollection, actor: &Actor, state: &Ta
 async fn collections(State(state): State<TaxiiState>, headers: HeaderMap) -> TaxiiResult {
     let actor = authenticated(&state, &headers).await?;
     let list = state.node.store.intel_collections().await?;
-    let items: Vec<Value> = list.iter().map(|c| collection_json(c, &actor, &state)).collect();
+    let items: Vec<Value> =
+        list.iter().map(|c| collection_json(c, actor.actor(), &state)).collect();
     let body = if items.is_empty() { json!({}) } else { json!({"collections": items}) };
     Ok(taxii_json(StatusCode::OK, body.to_string()))
 }
@@ -354,7 +350,7 @@ async fn collection(
 ) -> TaxiiResult {
     let actor = authenticated(&state, &headers).await?;
     let c = state.node.store.intel_collection(&id).await?;
-    Ok(taxii_json(StatusCode::OK, collection_json(&c, &actor, &state).to_string()))
+    Ok(taxii_json(StatusCode::OK, collection_json(&c, actor.actor(), &state).to_string()))
 }
 
 async fn status(

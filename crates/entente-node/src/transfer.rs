@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{Path as AxumPath, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use entente_core::{Actor, PartyCode};
+use entente_core::PartyCode;
 use entente_store::{PackageRecord, Verdict};
 use jiff::Timestamp;
 use sha2::{Digest as _, Sha256};
@@ -583,7 +583,7 @@ impl Fetcher {
             got_size: report.size,
             resumed_from: report.resumed_from,
         };
-        match self.node.gate.submit(Actor::Operator, command, Timestamp::now()).await {
+        match self.node.gate.submit(self.node.operator(), command, Timestamp::now()).await {
             Ok(Verdict::Permitted { index, .. }) => {
                 tracing::info!(
                     from = %sender, %sha, size, resumed_from = report.resumed_from,

@@ -28,9 +28,9 @@ use crate::federation::{FederationError, TlsIdentity, peer_key};
 use crate::identity::Node;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
+use entente_core::PartyCode;
 use entente_core::ledger::{self, Hash, TreeProof};
 use entente_core::witness::{self, Observation};
-use entente_core::{Actor, PartyCode};
 use entente_store::PeerRecord;
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
@@ -425,13 +425,14 @@ impl Witness {
             shown: new_digest,
             detail: detail.clone(),
         };
-        let index = match self.node.gate.submit(Actor::Operator, command, Timestamp::now()).await {
-            Ok(
-                entente_store::Verdict::Permitted { index, .. }
-                | entente_store::Verdict::Denied { index, .. },
-            ) => index.to_string(),
-            Err(e) => format!("not recorded: {e}"),
-        };
+        let index =
+            match self.node.gate.submit(self.node.operator(), command, Timestamp::now()).await {
+                Ok(
+                    entente_store::Verdict::Permitted { index, .. }
+                    | entente_store::Verdict::Denied { index, .. },
+                ) => index.to_string(),
+                Err(e) => format!("not recorded: {e}"),
+            };
         Ok(Outcome::Alarm(format!("{detail} (alarm at ledger entry {index})")))
     }
 }

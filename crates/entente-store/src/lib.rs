@@ -20,6 +20,7 @@ pub mod intel;
 pub mod ledger_reads;
 pub mod packages;
 pub mod peers;
+mod principal;
 pub mod redress;
 pub mod requests;
 mod schema;
@@ -43,6 +44,7 @@ pub use intel::{
     StatusDetail, governing_agreement,
 };
 pub use packages::{MAX_PACKAGE_BYTES, PACKAGE_KIND, PackageOffer, PackageRecord};
+pub use principal::{DataDirLock, LOCK_FILE, Principal};
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };

@@ -249,7 +249,7 @@ impl GateCommand for ReadCaseStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiveCaseUpdate {
     /// The update as the lead sent it.
-    pub message: CaseUpdateMessage,
+    pub(crate) message: CaseUpdateMessage,
 }
 
 impl GateCommand for ReceiveCaseUpdate {

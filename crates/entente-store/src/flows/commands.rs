@@ -218,7 +218,7 @@ impl GateCommand for ShareDatum {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReceiveDatum {
     /// The message as delivered.
-    pub message: DatumMessage,
+    pub(crate) message: DatumMessage,
 }
 
 impl GateCommand for ReceiveDatum {
@@ -405,7 +405,7 @@ impl GateCommand for GiveConsent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiveConsent {
     /// The message as delivered.
-    pub message: ConsentMessage,
+    pub(crate) message: ConsentMessage,
 }
 
 impl GateCommand for ReceiveConsent {

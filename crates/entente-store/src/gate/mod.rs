@@ -21,6 +21,7 @@ pub use writer::BatchPlan;
 pub(crate) use writer::{BoxFuture, Deferred, MAX_PARAMS, Tx, multi_row_insert, placeholders};
 
 use crate::federation::InboundEnvelope;
+use crate::principal::Principal;
 use crate::store::{Backend, Store, StoreError};
 use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
@@ -405,12 +406,12 @@ impl Gate {
     /// (nothing committed).
     pub async fn submit<C: GateCommand>(
         &self,
-        actor: Actor,
+        who: impl Into<Principal>,
         command: C,
         now: Timestamp,
     ) -> Result<Verdict<C::Output>, GateError> {
         command.validate()?;
-        let (job, rx) = writer::Typed::new(actor, command, now);
+        let (job, rx) = writer::Typed::new(who.into().actor().clone(), command, now);
         self.jobs.send(Box::new(job)).await.map_err(|_| GateError::Closed)?;
         rx.await.map_err(|_| GateError::Closed)?
     }
@@ -420,10 +421,11 @@ impl Gate {
     /// writer batches.
     pub async fn submit_many<C: GateCommand>(
         &self,
-        actor: Actor,
+        who: impl Into<Principal>,
         commands: Vec<C>,
         now: Timestamp,
     ) -> Vec<Result<Verdict<C::Output>, GateError>> {
+        let actor = who.into().actor().clone();
         let mut waits = Vec::with_capacity(commands.len());
         for command in commands {
             if let Err(e) = command.validate() {
@@ -442,16 +444,27 @@ impl Gate {
 
     /// Applies envelopes from a partner whose signature the node layer verified against the
     /// pin, in the order given (the sender's order): each is admitted exactly once and in
-    /// sequence, then its content goes through the decision it needs.
+    /// sequence, then its content goes through the decision it needs. `peer` is the partner
+    /// the connection's pinned certificate authenticated ([`crate::Store::peer_by_certificate`]);
+    /// an envelope naming another sender is refused. This is the only way a partner's
+    /// message (`Receive*`) reaches the gate: those commands cannot be built outside it.
     pub async fn receive_many(
         &self,
-        actor: Actor,
+        peer: impl Into<Principal>,
         envelopes: Vec<InboundEnvelope>,
         now: Timestamp,
     ) -> Vec<Result<Verdict<()>, GateError>> {
+        let actor = peer.into().actor().clone();
         let mut waits = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
-            if let Err(e) = writer::validate_envelope(&envelope) {
+            let sender = match &actor {
+                Actor::Peer { party } if *party == envelope.from => Ok(()),
+                other => Err(GateError::Invalid(format!(
+                    "envelope {} names {} as its sender, but the connection is {other}'s",
+                    envelope.id, envelope.from
+                ))),
+            };
+            if let Err(e) = sender.and_then(|()| writer::validate_envelope(&envelope)) {
                 waits.push(Err(e));
                 continue;
             }

@@ -374,7 +374,7 @@ impl GateCommand for NotifyIncident {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReceiveIncidentNotification {
     /// The notification as delivered.
-    pub message: IncidentNotificationMessage,
+    pub(crate) message: IncidentNotificationMessage,
 }
 
 impl GateCommand for ReceiveIncidentNotification {

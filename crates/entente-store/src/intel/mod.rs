@@ -324,7 +324,7 @@ impl GateCommand for IntelImport {
         load_collection(cx.tx, &collection).await?;
         let originator = originator.unwrap_or_else(|| cx.party.clone());
         let importer = match cx.actor {
-            Actor::User { name, .. } => Some(name.clone()),
+            Actor::User { name, .. } | Actor::OperatorFor { name, .. } => Some(name.clone()),
             _ => None,
         };
         let (status, digests) = import(
@@ -396,7 +396,7 @@ impl GateCommand for IntelRead {
                 requester_party = p.clone();
                 Requester::Peer { party: &requester_party }
             }
-            Actor::User { name, .. } => Requester::User { name },
+            Actor::User { name, .. } | Actor::OperatorFor { name, .. } => Requester::User { name },
             _ => Requester::User { name: "operator" },
         };
         let governing = match requester {

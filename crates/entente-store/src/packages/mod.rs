@@ -243,7 +243,7 @@ impl GateCommand for SendPackage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivePackageOffer {
     /// The offer.
-    pub offer: PackageOffer,
+    pub(crate) offer: PackageOffer,
 }
 
 impl GateCommand for ReceivePackageOffer {

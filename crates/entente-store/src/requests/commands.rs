@@ -257,7 +257,7 @@ impl GateCommand for ReadAlerts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiveRequest {
     /// The request as the requesting party drafted and submitted it.
-    pub message: RequestMessage,
+    pub(crate) message: RequestMessage,
 }
 
 impl GateCommand for ReceiveRequest {
@@ -362,7 +362,7 @@ impl GateCommand for ReceiveRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiveRequestEvent {
     /// The event.
-    pub message: RequestEventMessage,
+    pub(crate) message: RequestEventMessage,
 }
 
 impl GateCommand for ReceiveRequestEvent {
