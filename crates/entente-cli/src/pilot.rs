@@ -693,7 +693,12 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         checks.record(&format!("NL receives {id} with its conditions"), ok, detail);
     }
     let pseudonymized = {
-        let stored = nl.node.store.datum_content("de-hosting-contact-1").await?;
+        // A read of personal data, recorded like any other.
+        let read = entente_store::flows::ReadDatum { id: "de-hosting-contact-1".into() };
+        let stored = match submit(nl, user(nl, Role::Investigator).await?, read).await? {
+            Verdict::Permitted { output, .. } => output,
+            Verdict::Denied { .. } => None,
+        };
         stored.is_some_and(|c| {
             c["email"].as_str().is_some_and(|e| e.starts_with("pse:")) && c["plan"] == "vps-small"
         })
@@ -779,7 +784,11 @@ async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failu
         !due.is_empty(),
         format!("{} data items past their limit", due.len()),
     );
-    let gone = nl.node.store.datum_content("de-c2-logs-1").await?.is_none();
+    let read = entente_store::flows::ReadDatum { id: "de-c2-logs-1".into() };
+    let gone = matches!(
+        submit(nl, user(nl, Role::Investigator).await?, read).await?,
+        Verdict::Permitted { output: None, .. }
+    );
     let report = entente_store::verify::verify_ledger(
         &nl.node.store,
         &nl.node.config.party,

@@ -69,6 +69,9 @@ pub enum Action {
     /// Record a datum this party holds for a case.
     #[serde(rename = "datum.add")]
     DatumAdd,
+    /// Read the content of a datum this party holds (personal data: always recorded).
+    #[serde(rename = "datum.read")]
+    DatumRead,
     /// Send a datum to another party (under an agreement, with its conditions).
     #[serde(rename = "datum.share")]
     DatumShare,
@@ -206,6 +209,7 @@ impl Action {
             Action::CaseRead => "case.read",
             Action::LedgerRead => "ledger.read",
             Action::DatumAdd => "datum.add",
+            Action::DatumRead => "datum.read",
             Action::DatumShare => "datum.share",
             Action::DatumReceive => "datum.receive",
             Action::ConsentGive => "consent.give",

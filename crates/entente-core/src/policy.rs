@@ -61,6 +61,11 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt],
     },
     RoleRule {
+        id: "role.case-worker.datum-read",
+        action: Action::DatumRead,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt, Role::Dpo],
+    },
+    RoleRule {
         id: "role.case-worker.datum-share",
         action: Action::DatumShare,
         roles: &[Role::Investigator, Role::CentralAuthority],
@@ -411,6 +416,7 @@ mod tests {
             Action::CaseRead,
             Action::LedgerRead,
             Action::DatumAdd,
+            Action::DatumRead,
             Action::DatumShare,
             Action::DatumReceive,
             Action::ConsentGive,

@@ -452,28 +452,6 @@ pub async fn admin_execute(url: &str, sql: &str) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// The content of a datum, or `None` once destroyed (or if it does not exist).
-    ///
-    /// # Errors
-    /// Database errors, or stored content that is not a JSON object.
-    pub async fn datum_content(
-        &self,
-        id: &str,
-    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
-        let content: Option<Option<String>> =
-            sqlx::query_scalar("SELECT content FROM data_items WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        content
-            .flatten()
-            .map(|c| {
-                serde_json::from_str(&c)
-                    .map_err(|e| StoreError::Inconsistent(format!("datum {id}: {e}")))
-            })
-            .transpose()
-    }
-
     /// How many events this node holds for request `id` (0 if it does not know it): how a
     /// caller sees a partner's transition arrive without a recorded read.
     ///

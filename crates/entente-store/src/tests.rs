@@ -1413,3 +1413,60 @@ async fn packages_offered_arrive_or_are_refused() {
         db.drop_schema().await;
     }
 }
+
+impl Store {
+    /// The content of a datum straight from the table, for assertions (the shipped read is
+    /// the recorded `flows::ReadDatum`).
+    pub(crate) async fn datum_content(
+        &self,
+        id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, crate::StoreError> {
+        let content: Option<Option<String>> =
+            sqlx::query_scalar("SELECT content FROM data_items WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(content.flatten().map(|c| serde_json::from_str(&c).unwrap()))
+    }
+}
+
+/// A read of a datum's content is a recorded command: permitted reads and refusals each leave
+/// one entry naming the reader; unknown data are not found and leave none; destroyed content
+/// reads as nothing.
+#[tokio::test]
+async fn reads_of_personal_data_are_recorded() {
+    use entente_policy::agreement::DataCategory;
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
+        gate.submit(investigator(), open("LANTERN"), t0()).await.unwrap();
+        let content: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"email": "a@b.invalid"})).unwrap();
+        let add = crate::flows::AddDatum {
+            id: "d1".into(),
+            case_id: "LANTERN".into(),
+            category: DataCategory::Subscriber,
+            content: content.clone(),
+        };
+        gate.submit(investigator(), add, t0()).await.unwrap();
+        let before = db.store.ledger_head().await.unwrap().0;
+        let read = || crate::flows::ReadDatum { id: "d1".into() };
+        let v = gate.submit(investigator(), read(), t0()).await.unwrap();
+        let Verdict::Permitted { index, output, .. } = v else { panic!("{v:?}") };
+        assert_eq!(output, Some(content));
+        assert_eq!(index, before);
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v = gate.submit(auditor, read(), t0()).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { index, .. } if index == before + 1), "{v:?}");
+        let e = gate
+            .submit(investigator(), crate::flows::ReadDatum { id: "nope".into() }, t0())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, GateError::NotFound(_)), "{e}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before + 2);
+        let entries = db.store.entries(before, before + 2).await.unwrap();
+        let first = entente_core::ledger::LedgerEntry::decode(&entries[0].1).unwrap();
+        assert_eq!(first.action, entente_core::Action::DatumRead);
+        assert_eq!(first.actor, investigator());
+        db.drop_schema().await;
+    }
+}

@@ -560,3 +560,59 @@ impl GateCommand for DestroyDatum {
         Ok(())
     }
 }
+
+/// Read the content of a datum this party holds: personal data, so the read is a recorded
+/// command like any other (who read which datum, when, under which role rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadDatum {
+    /// Datum id.
+    pub id: String,
+}
+
+impl GateCommand for ReadDatum {
+    /// The content; `None` once retention has destroyed it (its digest stays in the ledger).
+    type Output = Option<Map<String, Value>>;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::DatumRead
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("datum", &self.id)]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::SubjectsOnly)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        datum_id(&self.id)
+    }
+
+    decided_by_role!();
+
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        _: (),
+        _: &Ruling,
+    ) -> Result<Option<Map<String, Value>>, GateError> {
+        let id = &self.id;
+        let content: Option<Option<String>> =
+            sqlx::query_scalar("SELECT content FROM data_items WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **cx.tx)
+                .await?;
+        let Some(content) = content else {
+            return Err(GateError::NotFound(format!("datum `{id}`")));
+        };
+        content
+            .map(|c| {
+                serde_json::from_str(&c).map_err(|e| {
+                    GateError::Store(StoreError::Inconsistent(format!("datum {id}: {e}")))
+                })
+            })
+            .transpose()
+    }
+}

@@ -8,7 +8,9 @@
 
 mod commands;
 
-pub use commands::{AddDatum, DestroyDatum, GiveConsent, ReceiveConsent, ReceiveDatum, ShareDatum};
+pub use commands::{
+    AddDatum, DestroyDatum, GiveConsent, ReadDatum, ReceiveConsent, ReceiveDatum, ShareDatum,
+};
 
 use crate::gate::GateError;
 use crate::store::{StoreError, to_i64, to_u64};
