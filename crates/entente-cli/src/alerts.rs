@@ -1,6 +1,6 @@
 //! `entente alerts`: the legal clocks of every open request, overdue ones first.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_policy::request::ClockStatus;
 use entente_store::Verdict;
@@ -13,7 +13,7 @@ pub(crate) async fn run(data_dir: PathBuf, now: Option<String>, json: bool) -> R
         None => Timestamp::now(),
         Some(text) => text.parse::<Timestamp>().map_err(|e| {
             fail(
-                2,
+                Exit::BadInput,
                 format!(
                     "--now `{text}`: {e}; expected an RFC 3339 instant such as 2026-12-01T00:00:00Z"
                 ),
@@ -23,7 +23,7 @@ pub(crate) async fn run(data_dir: PathBuf, now: Option<String>, json: bool) -> R
     let node = Node::open(&data_dir).await?;
     let requests = match node.gate.submit(node.operator(), ReadAlerts, now).await? {
         Verdict::Permitted { output, .. } => output,
-        Verdict::Denied { decision, .. } => return Err(fail(3, decision.reason)),
+        Verdict::Denied { decision, .. } => return Err(fail(Exit::Denied, decision.reason)),
     };
     let mut rows = Vec::new();
     for r in &requests {

@@ -1,7 +1,7 @@
 //! `entente bench`: throughput and latency measurements behind BENCHMARKS.md. Not tests:
 //! these machines are shared, so numbers are printed, never asserted.
 
-use crate::{Failure, fail, progress_bar};
+use crate::{Exit, Failure, fail, progress_bar};
 use clap::{Subcommand, ValueEnum};
 use entente_core::{PartyCode, Role};
 use entente_node::{InitOptions, Node};
@@ -275,7 +275,7 @@ async fn append(
         }));
     }
     for t in tasks {
-        t.await.map_err(|e| fail(1, e))?.map_err(|e| fail(1, e))?;
+        t.await.map_err(|e| fail(Exit::Failed, e))?.map_err(|e| fail(Exit::Failed, e))?;
     }
     let took = start.elapsed();
     bar.finish_and_clear();
@@ -294,14 +294,16 @@ async fn drop_schema(url: &str, schema: &str) -> Result<(), Failure> {
 }
 
 async fn sqlx_admin(url: &str, sql: &str) -> Result<(), Failure> {
-    entente_store::admin_execute(url, sql).await.map_err(|e| fail(1, format!("{url}: {e}")))
+    entente_store::admin_execute(url, sql)
+        .await
+        .map_err(|e| fail(Exit::Failed, format!("{url}: {e}")))
 }
 
 /// `entente bench decisions`: synthetic agreements (generated deterministically; the shipped
 /// real agreements are only five), compiled into Cedar policy, and flows decided against them.
 mod decisions {
     use super::Lcg;
-    use crate::{Failure, fail};
+    use crate::{Exit, Failure, fail};
     use entente_core::PartyCode;
     use entente_core::lexicon::VerificationStatus;
     use entente_policy::agreement::{
@@ -368,11 +370,11 @@ mod decisions {
     }
 
     fn party(s: &str) -> Result<PartyCode, Failure> {
-        s.parse::<PartyCode>().map_err(|e| fail(1, e))
+        s.parse::<PartyCode>().map_err(|e| fail(Exit::Failed, e))
     }
 
     fn dur(s: &str) -> Result<IsoDuration, Failure> {
-        let span: jiff::Span = s.parse().map_err(|e| fail(1, format!("{s}: {e}")))?;
+        let span: jiff::Span = s.parse().map_err(|e| fail(Exit::Failed, format!("{s}: {e}")))?;
         Ok(IsoDuration { text: s.to_owned(), span })
     }
 
@@ -571,7 +573,7 @@ mod decisions {
             EU27.iter().chain(OTHERS.iter()).map(|p| party(p)).collect::<Result<_, _>>()?;
         let live: Vec<&Agreement> = agreements.iter().filter(|a| a.in_force_on(day)).collect();
         if live.is_empty() {
-            return Err(fail(1, "no synthetic agreement is in force today"));
+            return Err(fail(Exit::Failed, "no synthetic agreement is in force today"));
         }
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -698,7 +700,7 @@ mod decisions {
         let specs = flows(&agreements, decisions, day, 0xf10e)?;
 
         let start = Instant::now();
-        let engine = Engine::compile(agreements).map_err(|e| fail(1, e))?;
+        let engine = Engine::compile(agreements).map_err(|e| fail(Exit::Failed, e))?;
         let took = start.elapsed();
         println!(
             "compile: {n} agreements into {} Cedar policies in {:.1} ms",
@@ -780,7 +782,7 @@ mod decisions {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().map_err(|_| fail(1, "a deciding thread panicked")))
+                .map(|h| h.join().map_err(|_| fail(Exit::Failed, "a deciding thread panicked")))
                 .sum::<Result<usize, Failure>>()
         })?;
         let took = start.elapsed();

@@ -10,7 +10,7 @@
 //!    outbox; envelopes per second from the first acknowledgement to the last, each side
 //!    committing (NL the data, DE the recorded acknowledgements).
 
-use crate::{Failure, fail, progress_bar};
+use crate::{Exit, Failure, fail, progress_bar};
 use entente_core::envelope::{Ack, Envelope};
 use entente_core::{PartyCode, Role};
 use entente_node::federation::{TlsIdentity, cert_info};
@@ -39,8 +39,9 @@ pub(crate) async fn node(root: &Path, party: &str) -> Result<Node, Failure> {
 /// `a` pins `b`: its certificate, and its age recipient for packages.
 pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
     let pem = std::fs::read_to_string(b.data_dir.join(entente_node::identity::CERT_FILE))?;
-    let info = cert_info(&pem).map_err(|e| fail(1, e))?;
-    let faddr = b.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+    let info = cert_info(&pem).map_err(|e| fail(Exit::Failed, e))?;
+    let faddr =
+        b.config.federation_listen.ok_or_else(|| fail(Exit::Failed, "no federation address"))?;
     let v = a
         .gate
         .submit(
@@ -58,7 +59,7 @@ pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
         .await?;
     match v {
         Verdict::Permitted { .. } => Ok(()),
-        v => Err(fail(1, format!("pinning refused: {v:?}"))),
+        v => Err(fail(Exit::Failed, format!("pinning refused: {v:?}"))),
     }
 }
 
@@ -68,7 +69,8 @@ pub(crate) struct Serve(
 );
 
 pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
-    let faddr = n.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+    let faddr =
+        n.config.federation_listen.ok_or_else(|| fail(Exit::Failed, "no federation address"))?;
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--data-dir"])
         .arg(&n.data_dir)
@@ -89,7 +91,7 @@ pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(fail(1, format!("the {} node process did not start", n.config.party)))
+    Err(fail(Exit::Failed, format!("the {} node process did not start", n.config.party)))
 }
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
@@ -141,7 +143,7 @@ async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Fail
         }));
     }
     for t in tasks {
-        t.await.map_err(|e| fail(1, e))?.map_err(|e| fail(1, e))?;
+        t.await.map_err(|e| fail(Exit::Failed, e))?.map_err(|e| fail(Exit::Failed, e))?;
     }
     bar.finish_and_clear();
     Ok(())
@@ -166,18 +168,21 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
     let _nl_proc = serve(&nl).await?;
 
     // Round trips, one envelope at a time, by this process as DE.
-    let peer = de.store.peer(&nl_party).await?.ok_or_else(|| fail(1, "NL not pinned"))?;
-    let tls = TlsIdentity::load(&de.data_dir).map_err(|e| fail(1, e))?;
+    let peer =
+        de.store.peer(&nl_party).await?.ok_or_else(|| fail(Exit::Failed, "NL not pinned"))?;
+    let tls = TlsIdentity::load(&de.data_dir).map_err(|e| fail(Exit::Failed, e))?;
     let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls.client_config(&peer.cert_pem).map_err(|e| fail(1, e))?)
+        .tls_backend_preconfigured(
+            tls.client_config(&peer.cert_pem).map_err(|e| fail(Exit::Failed, e))?,
+        )
         .build()?;
     let nl_key = ed25519_dalek::VerifyingKey::from_bytes(
         &hex::decode(&peer.signing_key)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| fail(1, "stored key"))?,
+            .ok_or_else(|| fail(Exit::Failed, "stored key"))?,
     )
-    .map_err(|e| fail(1, e))?;
+    .map_err(|e| fail(Exit::Failed, e))?;
     let url = format!("{}{}", peer.url, entente_node::federation::ENVELOPES_PATH);
     let pending = de.store.pending_messages(&nl_party, u32::try_from(round_trips)?).await?;
     let mut rtts = Vec::with_capacity(pending.len());
@@ -192,7 +197,7 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
             m.payload,
             Timestamp::now(),
         )
-        .map_err(|e| fail(1, e))?;
+        .map_err(|e| fail(Exit::Failed, e))?;
         let sent = [(env.id.clone(), env.seq)];
         let body = serde_json::to_vec(&serde_json::json!({ "envelopes": [env] }))?;
         let t0 = Instant::now();
@@ -200,10 +205,11 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
             client.post(&url).header("content-type", "application/json").body(body).send().await?;
         let bytes = resp.bytes().await?;
         let ack: Ack = serde_json::from_slice(&bytes)
-            .map_err(|e| fail(1, format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
-        ack.verify(&nl_key, &nl_party, &de.config.party, &sent).map_err(|e| fail(1, e))?;
+            .map_err(|e| fail(Exit::Failed, format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
+        ack.verify(&nl_key, &nl_party, &de.config.party, &sent)
+            .map_err(|e| fail(Exit::Failed, e))?;
         rtts.push(t0.elapsed());
-        let digest = ack.digest().map_err(|e| fail(1, e))?;
+        let digest = ack.digest().map_err(|e| fail(Exit::Failed, e))?;
         let record = entente_store::peers::RecordAcks {
             peer: nl_party.clone(),
             ack_sha256: digest,
@@ -214,7 +220,7 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
             .store
             .peer_by_certificate(&peer.cert_sha256)
             .await?
-            .ok_or_else(|| fail(1, "NL not pinned"))?;
+            .ok_or_else(|| fail(Exit::Failed, "NL not pinned"))?;
         de.gate.submit(nl_peer, record, Timestamp::now()).await?;
         bar.inc(1);
     }
@@ -245,7 +251,10 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
             break (delivered, Instant::now());
         }
         if Instant::now() > deadline {
-            return Err(fail(1, format!("outbox not drained after 600 s ({pending} waiting)")));
+            return Err(fail(
+                Exit::Failed,
+                format!("outbox not drained after 600 s ({pending} waiting)"),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
@@ -282,7 +291,7 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
         if held == messages + round_trips { "each once" } else { "MISMATCH" }
     );
     if held != messages + round_trips {
-        return Err(fail(1, "delivery count mismatch"));
+        return Err(fail(Exit::Failed, "delivery count mismatch"));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! backend) on the same collection in the same run, and bundle import against `stix2.parse`
 //! (OASIS Python library). Numbers are printed, never asserted.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use entente_core::{PartyCode, Role};
 use entente_intel::stix;
 use entente_node::{InitOptions, Node};
@@ -49,7 +49,7 @@ async fn drive(
             .send()
             .await?;
         if !r.status().is_success() {
-            return Err(fail(1, format!("POST {objects_url}: {}", r.status())));
+            return Err(fail(Exit::Failed, format!("POST {objects_url}: {}", r.status())));
         }
         let _ = r.bytes().await?;
     }
@@ -64,7 +64,7 @@ async fn drive(
         };
         let r = auth(http.get(&url)).header("Accept", TAXII).send().await?;
         if !r.status().is_success() {
-            return Err(fail(1, format!("GET {url}: {}", r.status())));
+            return Err(fail(Exit::Failed, format!("GET {url}: {}", r.status())));
         }
         let v: serde_json::Value = r.json().await?;
         got += v["objects"].as_array().map_or(0, Vec::len);
@@ -85,7 +85,7 @@ async fn wait_up(http: &reqwest::Client, url: &str, user: &str, pw: &str) -> Res
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(fail(1, format!("{url} did not come up")))
+    Err(fail(Exit::Failed, format!("{url} did not come up")))
 }
 
 fn free_port() -> Result<u16, Failure> {
@@ -205,7 +205,10 @@ pub(crate) async fn run(
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| {
-            fail(2, format!("{medallion}: {e} (run scripts/pyenv.sh and put .venv/bin on PATH)"))
+            fail(
+                Exit::BadInput,
+                format!("{medallion}: {e} (run scripts/pyenv.sh and put .venv/bin on PATH)"),
+            )
         })?;
     let _child = Child(child);
     let base = format!("http://127.0.0.1:{port}");
@@ -243,7 +246,7 @@ pub(crate) async fn run(
     println!();
     println!("bundle of {import} indicators ({:.1} MB)", bundle.len() as f64 / 1e6);
     let t = Instant::now();
-    let parsed = stix::parse_bundle(&bundle).map_err(|e| fail(1, e.to_string()))?;
+    let parsed = stix::parse_bundle(&bundle).map_err(|e| fail(Exit::Failed, e.to_string()))?;
     let parse_secs = t.elapsed().as_secs_f64();
     let node2 = Node::open(&tmp.path().join("nl")).await?;
     let coll2 = "a2b3c4d5-e6f7-4a8b-9c0d-1e2f3a4b5c6d";
@@ -276,23 +279,26 @@ pub(crate) async fn run(
         .await?;
     let import_secs = t.elapsed().as_secs_f64();
     if !matches!(v, Verdict::Permitted { .. }) {
-        return Err(fail(1, format!("import refused: {v:?}")));
+        return Err(fail(Exit::Failed, format!("import refused: {v:?}")));
     }
     let script = "import sys, time, stix2\ntext = open(sys.argv[1]).read()\nt = time.perf_counter()\nb = stix2.parse(text, allow_custom=True)\nprint(time.perf_counter() - t, len(b.objects))\n";
     let o = std::process::Command::new(python)
         .args(["-c", script])
         .arg(&path)
         .output()
-        .map_err(|e| fail(2, format!("{python}: {e}")))?;
+        .map_err(|e| fail(Exit::BadInput, format!("{python}: {e}")))?;
     if !o.status.success() {
-        return Err(fail(1, format!("stix2.parse: {}", String::from_utf8_lossy(&o.stderr))));
+        return Err(fail(
+            Exit::Failed,
+            format!("stix2.parse: {}", String::from_utf8_lossy(&o.stderr)),
+        ));
     }
     let out = String::from_utf8_lossy(&o.stdout);
     let py_secs: f64 = out
         .split_whitespace()
         .next()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| fail(1, format!("stix2.parse printed `{out}`")))?;
+        .ok_or_else(|| fail(Exit::Failed, format!("stix2.parse printed `{out}`")))?;
     println!(
         "{:<46} {:>9.3} s  ({:.0} objects/s)",
         "entente parse + validate (patterns too)",

@@ -11,7 +11,7 @@
 //!    timed alone and followed by `sync FILE` (the same durability as step 2).
 
 use crate::bench_federation::{node, pin, serve};
-use crate::{Failure, fail, progress_bar};
+use crate::{Exit, Failure, fail, progress_bar};
 use entente_core::{PartyCode, Role};
 use entente_node::Node;
 use jiff::Timestamp;
@@ -35,7 +35,7 @@ fn random_file(path: &Path, mib: u64) -> Result<(), Failure> {
         f.write_all(&buf)?;
         bar.inc(1);
     }
-    f.into_inner().map_err(|e| fail(1, e.into_error()))?.sync_all()?;
+    f.into_inner().map_err(|e| fail(Exit::Failed, e.into_error()))?.sync_all()?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -49,7 +49,7 @@ fn mib_s(bytes: u64, secs: f64) -> f64 {
 fn curl_key(nl: &Node, dir: &Path) -> Result<std::path::PathBuf, Failure> {
     use ed25519_dalek::pkcs8::EncodePrivateKey as _;
     let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: nl.key.to_bytes(), public_key: None };
-    let pem = v1.to_pkcs8_pem(Default::default()).map_err(|e| fail(1, e))?;
+    let pem = v1.to_pkcs8_pem(Default::default()).map_err(|e| fail(Exit::Failed, e))?;
     let path = dir.join("nl-key-v1.pem");
     std::fs::write(&path, pem.as_bytes())?;
     Ok(path)
@@ -67,9 +67,9 @@ fn timed_curl(nl: &Path, key: &Path, url: &str, out: &Path, sync: bool) -> Resul
         .arg(out)
         .arg(url)
         .status()
-        .map_err(|e| fail(1, format!("curl: {e}")))?;
+        .map_err(|e| fail(Exit::Failed, format!("curl: {e}")))?;
     if !status.success() {
-        return Err(fail(1, format!("curl {url} failed: {status}")));
+        return Err(fail(Exit::Failed, format!("curl {url} failed: {status}")));
     }
     if sync {
         std::fs::File::open(out)?.sync_all()?;
@@ -152,17 +152,18 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
             .map(|p| p.status);
         match arrived.as_deref() {
             Some("arrived") => break t0.elapsed().as_secs_f64(),
-            Some("refused") => return Err(fail(1, "NL refused the package")),
+            Some("refused") => return Err(fail(Exit::Failed, "NL refused the package")),
             _ => {}
         }
         if Instant::now() > deadline {
-            return Err(fail(1, "the package did not arrive within 10 minutes"));
+            return Err(fail(Exit::Failed, "the package did not arrive within 10 minutes"));
         }
         bar.set_position(std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0));
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     bar.finish_and_clear();
-    let faddr = de.config.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+    let faddr =
+        de.config.federation_listen.ok_or_else(|| fail(Exit::Failed, "no federation address"))?;
     let url = format!("https://{faddr}{}/{}", entente_node::transfer::PACKAGES_PATH, sent.sha256);
     let out = root.join("curl.out");
     let key = curl_key(&nl, root)?;
@@ -174,7 +175,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     }
     let got = std::fs::metadata(&out)?.len();
     if got != size {
-        return Err(fail(1, format!("curl fetched {got} bytes, expected {size}")));
+        return Err(fail(Exit::Failed, format!("curl fetched {got} bytes, expected {size}")));
     }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let (cp, cs) = (best(&plain), best(&synced));

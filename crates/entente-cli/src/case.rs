@@ -1,7 +1,7 @@
 //! `entente case status`: a case's members and timeline, read through the gate as the local
 //! operator (one recorded access).
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_node::Node;
 use entente_store::Verdict;
@@ -33,7 +33,7 @@ pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
         Verdict::Permitted { index, output: s, .. } => (index, s),
         Verdict::Denied { index, decision } => {
             return Err(fail(
-                3,
+                Exit::Denied,
                 format!(
                     "denied by {} (ledger entry {index}): {}",
                     decision.rules.join(", "),

@@ -1,7 +1,7 @@
 //! `entente complaint show`: a complaint (redress), what was found for its identifier and
 //! where it went, read through the gate.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_node::Node;
 use entente_store::redress::ReadComplaint;
@@ -33,9 +33,12 @@ pub(crate) async fn run(cmd: ComplaintCmd) -> Result<(), Failure> {
         .await
     {
         Ok(Verdict::Permitted { output: c, .. }) => c,
-        Ok(Verdict::Denied { decision, .. }) => return Err(fail(3, decision.reason)),
+        Ok(Verdict::Denied { decision, .. }) => return Err(fail(Exit::Denied, decision.reason)),
         Err(GateError::NotFound(what)) => {
-            return Err(fail(2, format!("{what} not found in {}", data_dir.display())));
+            return Err(fail(
+                Exit::BadInput,
+                format!("{what} not found in {}", data_dir.display()),
+            ));
         }
         Err(e) => return Err(e.into()),
     };

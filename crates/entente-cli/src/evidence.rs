@@ -3,7 +3,7 @@
 //!
 //! The functions below the command dispatcher are also the pilot's (in process).
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use clap::Subcommand;
@@ -198,12 +198,12 @@ pub(crate) enum EvidenceCmd {
 
 fn parse_kebab<T: for<'de> serde::Deserialize<'de>>(what: &str, s: &str) -> Result<T, Failure> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
-        .map_err(|_| fail(2, format!("{what} `{s}` is not known")))
+        .map_err(|_| fail(Exit::BadInput, format!("{what} `{s}` is not known")))
 }
 
 fn denied(index: u64, decision: &entente_core::Decision) -> Failure {
     fail(
-        3,
+        Exit::Denied,
         format!(
             "denied by {} (ledger entry {index}): {}",
             decision.rules.join(", "),
@@ -218,7 +218,7 @@ pub(crate) async fn user_actor(node: &Node, name: &str) -> Result<Principal, Fai
     let users = node.store.users().await?;
     if !users.iter().any(|u| u.name == name) {
         return Err(fail(
-            2,
+            Exit::BadInput,
             format!("--user {name}: no such user on this node (see `entente user list`)"),
         ));
     }
@@ -228,7 +228,7 @@ pub(crate) async fn user_actor(node: &Node, name: &str) -> Result<Principal, Fai
 /// The node's master key and blob store (the local blob directory, or the object store of
 /// `[evidence.store]`).
 pub(crate) fn vault(node: &Node) -> Result<(Arc<MasterKey>, Arc<dyn BlobStore>), Failure> {
-    let v = node.vault().map_err(|e| fail(1, e))?;
+    let v = node.vault().map_err(|e| fail(Exit::Failed, e))?;
     Ok((v.master, v.store))
 }
 
@@ -284,13 +284,13 @@ pub(crate) async fn add_file(
         })
     })
     .await
-    .map_err(|e| fail(1, e))?
+    .map_err(|e| fail(Exit::Failed, e))?
     .map_err(|e| {
         let code = match e {
             entente_evidence::EvidenceError::Io { .. }
             | entente_evidence::EvidenceError::NotAFile { .. }
-            | entente_evidence::EvidenceError::FileChanged { .. } => 2,
-            _ => 1,
+            | entente_evidence::EvidenceError::FileChanged { .. } => Exit::BadInput,
+            _ => Exit::Failed,
         };
         fail(code, e)
     })?;
@@ -332,13 +332,14 @@ async fn prove_chain(
     records: &[EvidenceRecord],
 ) -> Result<(u64, Vec<u8>, HashMap<u64, LedgerProof>), Failure> {
     let (size, note) = node.store.ledger_head().await?;
-    let note = note.ok_or_else(|| fail(1, "the ledger has no checkpoint"))?;
+    let note = note.ok_or_else(|| fail(Exit::Failed, "the ledger has no checkpoint"))?;
     let indexes: std::collections::BTreeSet<u64> =
         records.iter().flat_map(|r| r.chain.iter().filter_map(|e| e.ledger_index)).collect();
     let mut needed = Vec::new();
     let mut per = Vec::new();
     for &i in &indexes {
-        let ix = entente_core::ledger::inclusion_proof_indexes(size, i).map_err(|e| fail(1, e))?;
+        let ix = entente_core::ledger::inclusion_proof_indexes(size, i)
+            .map_err(|e| fail(Exit::Failed, e))?;
         needed.extend_from_slice(&ix);
         per.push(i);
     }
@@ -357,9 +358,11 @@ async fn prove_chain(
         HashMap::new()
     };
     for i in per {
-        let proof = entente_core::ledger::prove_inclusion(size, i, &map).map_err(|e| fail(1, e))?;
-        let entry =
-            entries.get(&i).ok_or_else(|| fail(1, format!("ledger entry {i} is missing")))?;
+        let proof = entente_core::ledger::prove_inclusion(size, i, &map)
+            .map_err(|e| fail(Exit::Failed, e))?;
+        let entry = entries
+            .get(&i)
+            .ok_or_else(|| fail(Exit::Failed, format!("ledger entry {i} is missing")))?;
         out.insert(
             i,
             LedgerProof {
@@ -395,12 +398,13 @@ pub(crate) async fn build_package(
     let recipient = match &spec.recipient {
         Some(r) => Some((
             RecipientInfo { party: spec.to.clone(), age: r.trim().to_owned() },
-            keys::parse_recipient(r).map_err(|e| fail(2, format!("--recipient: {e}")))?,
+            keys::parse_recipient(r)
+                .map_err(|e| fail(Exit::BadInput, format!("--recipient: {e}")))?,
         )),
         None => None,
     };
     if spec.items.is_empty() {
-        return Err(fail(2, "no items to package"));
+        return Err(fail(Exit::BadInput, "no items to package"));
     }
     let mut set = tokio::task::JoinSet::new();
     for (n, id) in spec.items.iter().enumerate() {
@@ -419,7 +423,7 @@ pub(crate) async fn build_package(
     let mut records: Vec<Option<EvidenceRecord>> = vec![None; spec.items.len()];
     let mut problems = Vec::new();
     while let Some(r) = set.join_next().await {
-        let (n, v) = r.map_err(|e| fail(1, e))?;
+        let (n, v) = r.map_err(|e| fail(Exit::Failed, e))?;
         match v.map_err(Failure::from).and_then(evidence_of) {
             Ok((_, rec)) => records[n] = Some(rec),
             Err(f) => problems.push((spec.items[n].clone(), f)),
@@ -495,7 +499,7 @@ pub(crate) async fn build_package(
         let input = BuildInput { key: &key, ..input };
         let tmp = out.with_extension("part");
         let mut f = std::fs::File::create(&tmp)
-            .map_err(|e| fail(2, format!("cannot create {}: {e}", tmp.display())))?;
+            .map_err(|e| fail(Exit::BadInput, format!("cannot create {}: {e}", tmp.display())))?;
         let open = |sha: &str| -> Result<Box<dyn std::io::Read + Send>, String> {
             let b = blobs.get(sha).ok_or("its content was destroyed")?;
             blob::open_blob(&*store, &master, b).map_err(|e| e.to_string())
@@ -533,15 +537,15 @@ pub(crate) async fn build_package(
             Ok(w) => w,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(fail(1, e));
+                return Err(fail(Exit::Failed, e));
             }
         };
         std::fs::rename(&tmp, &out)
-            .map_err(|e| fail(1, format!("cannot write {}: {e}", out.display())))?;
+            .map_err(|e| fail(Exit::Failed, format!("cannot write {}: {e}", out.display())))?;
         Ok(written)
     })
     .await
-    .map_err(|e| fail(1, e))?
+    .map_err(|e| fail(Exit::Failed, e))?
 }
 
 fn read_keys(paths: &[PathBuf]) -> Result<Vec<ed25519_dalek::VerifyingKey>, Failure> {
@@ -549,15 +553,15 @@ fn read_keys(paths: &[PathBuf]) -> Result<Vec<ed25519_dalek::VerifyingKey>, Fail
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p)
-                .map_err(|e| fail(2, format!("--sender-key {}: {e}", p.display())))?;
+                .map_err(|e| fail(Exit::BadInput, format!("--sender-key {}: {e}", p.display())))?;
             package::parse_public_key_pem(&text)
-                .map_err(|e| fail(2, format!("--sender-key {}: {e}", p.display())))
+                .map_err(|e| fail(Exit::BadInput, format!("--sender-key {}: {e}", p.display())))
         })
         .collect()
 }
 
 fn package_failure(file: &Path, e: package::PackageError) -> Failure {
-    fail(1, format!("{}: verification FAILED: {e}", file.display()))
+    fail(Exit::Failed, format!("{}: verification FAILED: {e}", file.display()))
 }
 
 /// Verifies a package file (blocking).
@@ -568,12 +572,13 @@ pub(crate) fn verify_file(
     our_recipient: Option<&str>,
     sink: &mut dyn PayloadSink,
 ) -> Result<Verified, Failure> {
-    let meta = std::fs::metadata(file).map_err(|e| fail(2, format!("{}: {e}", file.display())))?;
+    let meta = std::fs::metadata(file)
+        .map_err(|e| fail(Exit::BadInput, format!("{}: {e}", file.display())))?;
     if !meta.is_file() {
-        return Err(fail(2, format!("{}: not a regular file", file.display())));
+        return Err(fail(Exit::BadInput, format!("{}: not a regular file", file.display())));
     }
-    let mut f =
-        std::fs::File::open(file).map_err(|e| fail(2, format!("{}: {e}", file.display())))?;
+    let mut f = std::fs::File::open(file)
+        .map_err(|e| fail(Exit::BadInput, format!("{}: {e}", file.display())))?;
     let opts = VerifyOptions { trusted, identity, our_recipient };
     package::verify(&mut f, &opts, sink).map_err(|e| package_failure(file, e))
 }
@@ -631,7 +636,7 @@ pub(crate) async fn import_package(
         }
     })
     .await
-    .map_err(|e| fail(1, e))??;
+    .map_err(|e| fail(Exit::Failed, e))??;
     let (_, store) = vault(node)?;
     let discard = |got: &BTreeMap<String, Ingested>| {
         for g in got.values() {
@@ -654,7 +659,7 @@ pub(crate) async fn import_package(
         let (Some(g), Some(conditions)) = (got.get(&item.sha256), item.conditions.clone()) else {
             discard(&got);
             return Err(fail(
-                2,
+                Exit::BadInput,
                 format!("item {}: it travels without conditions; nothing was imported", item.id),
             ));
         };
@@ -755,7 +760,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             id,
         } => {
             if id.is_some() && files.len() > 1 {
-                return Err(fail(2, "--id names one item; give one file with it"));
+                return Err(fail(Exit::BadInput, "--id names one item; give one file with it"));
             }
             let node = Node::open(&data_dir).await?;
             let actor = user_actor(&node, &user).await?;
@@ -788,7 +793,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             Ok(())
         }
         EvidenceCmd::Event { item, kind, reason, legal_basis, data_dir, user } => {
-            let event = CustodyKind::parse(&kind).map_err(|e| fail(2, e))?;
+            let event = CustodyKind::parse(&kind).map_err(|e| fail(Exit::BadInput, e))?;
             let node = Node::open(&data_dir).await?;
             let actor = user_actor(&node, &user).await?;
             let (index, _) = evidence_of(
@@ -840,9 +845,13 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             let items =
                 if items.is_empty() { node.store.evidence_of_case(&case).await? } else { items };
             if items.is_empty() {
-                return Err(fail(2, format!("case {case} holds no evidence to package")));
+                return Err(fail(
+                    Exit::BadInput,
+                    format!("case {case} holds no evidence to package"),
+                ));
             }
-            let to: PartyCode = to.parse().map_err(|e| fail(2, format!("--to: {e}")))?;
+            let to: PartyCode =
+                to.parse().map_err(|e| fail(Exit::BadInput, format!("--to: {e}")))?;
             // Without --recipient, the age recipient pinned with the partner's certificate.
             let recipient = match recipient {
                 Some(r) => Some(r),
@@ -850,7 +859,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             };
             if send && recipient.is_none() {
                 return Err(fail(
-                    2,
+                    Exit::BadInput,
                     format!(
                         "--send: a package sent over the federation is encrypted to the recipient; give --recipient or pin {to} with --age-recipient"
                     ),
@@ -907,10 +916,10 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
         EvidenceCmd::Verify { file, sender_key, data_dir, identity } => {
             let trusted = read_keys(&sender_key)?;
             let master = match (&identity, &data_dir) {
-                (Some(p), _) => Some(MasterKey::load(p).map_err(|e| fail(2, e))?),
+                (Some(p), _) => Some(MasterKey::load(p).map_err(|e| fail(Exit::BadInput, e))?),
                 (None, Some(d)) => {
                     let p = d.join(keys::MASTER_KEY_FILE);
-                    Some(MasterKey::load(&p).map_err(|e| fail(2, e))?)
+                    Some(MasterKey::load(&p).map_err(|e| fail(Exit::BadInput, e))?)
                 }
                 (None, None) => None,
             };
@@ -929,7 +938,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
                 .map(|v| (file, v))
             })
             .await
-            .map_err(|e| fail(1, e))?;
+            .map_err(|e| fail(Exit::Failed, e))?;
             let (file, v) = v?;
             print_verified(&file, &v);
             Ok(())
@@ -973,7 +982,8 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             let node = Node::open(&data_dir).await?;
             print!(
                 "{}",
-                package::public_key_pem(&node.key.verifying_key()).map_err(|e| fail(1, e))?
+                package::public_key_pem(&node.key.verifying_key())
+                    .map_err(|e| fail(Exit::Failed, e))?
             );
             Ok(())
         }
@@ -1007,7 +1017,7 @@ async fn custody_report(
     let cp = entente_core::ledger::verify_checkpoint(&note, &node.verifier_key())?;
     let events: Vec<_> = r.chain.iter().map(|e| e.event.clone()).collect();
     entente_evidence::custody::check_chain(&r.id, &r.sha256, &events)
-        .map_err(|e| fail(1, format!("custody chain of {}: {e}", r.id)))?;
+        .map_err(|e| fail(Exit::Failed, format!("custody chain of {}: {e}", r.id)))?;
     let mut rows = Vec::new();
     for e in &r.chain {
         let proven = match e.ledger_index.and_then(|i| proofs.get(&i)) {
@@ -1027,12 +1037,15 @@ async fn custody_report(
                     entente_core::ledger::record_hash(p.entry.as_bytes()),
                 )
                 .map_err(|x| {
-                    fail(1, format!("event {} ({}): proof fails: {x}", e.event.seq, e.event.event))
+                    fail(
+                        Exit::Failed,
+                        format!("event {} ({}): proof fails: {x}", e.event.seq, e.event.event),
+                    )
                 })?;
                 let entry = entente_core::ledger::LedgerEntry::decode(p.entry.as_bytes())?;
                 if entry.payload_hashes.get("custody") != Some(&e.event.digest()) {
                     return Err(fail(
-                        1,
+                        Exit::Failed,
                         format!(
                             "event {}: ledger entry {} does not record it",
                             e.event.seq, p.index
@@ -1273,7 +1286,7 @@ pub(crate) async fn bench(size_mib: u64, files: usize, file_size: usize) -> Resu
         });
     }
     while let Some(r) = set.join_next().await {
-        ids.push(r.map_err(|e| fail(1, e))??);
+        ids.push(r.map_err(|e| fail(Exit::Failed, e))??);
     }
     let (added, added_cpu) = (start.elapsed().as_secs_f64(), cpu_secs() - cpu);
     let pkg = root.join("bench.tar");

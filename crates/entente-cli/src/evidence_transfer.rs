@@ -3,7 +3,7 @@
 //! records its arrival; `entente evidence transfers` shows both directions;
 //! `entente evidence import` of an arrived package trusts the sender's pinned key.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_node::transfer;
@@ -33,7 +33,7 @@ pub(crate) async fn send_package(
 ) -> Result<Sent, Failure> {
     if node.store.peer(to).await?.is_none() {
         return Err(fail(
-            2,
+            Exit::BadInput,
             format!("--to {to}: no partner node is pinned for it (entente peer add)"),
         ));
     }
@@ -41,7 +41,10 @@ pub(crate) async fn send_package(
     let mut named = Vec::with_capacity(exports.len());
     for (item, digest) in exports {
         let digest = digest.ok_or_else(|| {
-            fail(2, format!("evidence {item}: its latest custody event is not `exported`"))
+            fail(
+                Exit::BadInput,
+                format!("evidence {item}: its latest custody event is not `exported`"),
+            )
         })?;
         named.push((item, digest));
     }
@@ -50,8 +53,8 @@ pub(crate) async fn send_package(
     let (sha256, size, staged) =
         tokio::task::spawn_blocking(move || transfer::stage_outgoing(&data_dir, &src))
             .await
-            .map_err(|e| fail(1, e))?
-            .map_err(|e| fail(1, e))?;
+            .map_err(|e| fail(Exit::Failed, e))?
+            .map_err(|e| fail(Exit::Failed, e))?;
     let file_name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -75,7 +78,7 @@ pub(crate) async fn send_package(
     match result? {
         Verdict::Permitted { index, .. } => Ok(Sent { sha256, size, index }),
         Verdict::Denied { index, decision } => Err(fail(
-            3,
+            Exit::Denied,
             format!(
                 "sending the package to {to} was denied by {} (ledger entry {index}): {}",
                 decision.rules.join(", "),
@@ -91,11 +94,12 @@ pub(crate) async fn pinned_keys(node: &Node) -> Result<Vec<ed25519_dalek::Verify
     for p in node.store.peers().await? {
         let bytes: [u8; 32] =
             hex::decode(&p.signing_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
-                fail(1, format!("the stored key of peer {} is not 32 bytes", p.party))
+                fail(Exit::Failed, format!("the stored key of peer {} is not 32 bytes", p.party))
             })?;
         keys.push(
-            ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                .map_err(|e| fail(1, format!("the stored key of peer {}: {e}", p.party)))?,
+            ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| {
+                fail(Exit::Failed, format!("the stored key of peer {}: {e}", p.party))
+            })?,
         );
     }
     Ok(keys)
@@ -110,13 +114,16 @@ pub(crate) async fn check_sender_pin(
 ) -> Result<(), Failure> {
     use base64::Engine as _;
     let peer = node.store.peer(party).await?.ok_or_else(|| {
-        fail(2, format!("the package names {party} as its sender, which is not a pinned partner"))
+        fail(
+            Exit::BadInput,
+            format!("the package names {party} as its sender, which is not a pinned partner"),
+        )
     })?;
     let key =
         base64::prelude::BASE64_STANDARD.decode(ed25519_b64).map(hex::encode).unwrap_or_default();
     if key != peer.signing_key {
         return Err(fail(
-            2,
+            Exit::BadInput,
             format!(
                 "the package names {party} as its sender but is signed with another key than the one pinned for {party}; nothing was imported"
             ),

@@ -6,7 +6,7 @@
 //! as `file:line:col: field: message`) or an argument is bad; 1 if the shipped data does not
 //! validate.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_core::lexicon::{Lexicon, VerificationStatus};
 use entente_core::{Obligation, Outcome, PartyCode};
@@ -101,11 +101,11 @@ pub(crate) enum FrameworkCmd {
 }
 
 pub(crate) async fn run(cmd: FrameworkCmd) -> Result<(), Failure> {
-    let lexicon = Lexicon::builtin().map_err(|e| fail(1, e))?;
+    let lexicon = Lexicon::builtin().map_err(|e| fail(Exit::Failed, e))?;
     match cmd {
         FrameworkCmd::Validate { files } => validate(&lexicon, &files),
         FrameworkCmd::List => {
-            let all = builtin_agreements(&lexicon).map_err(|e| fail(1, e))?;
+            let all = builtin_agreements(&lexicon).map_err(|e| fail(Exit::Failed, e))?;
             print(&list(&all))
         }
         FrameworkCmd::Gaps { scenario, agreements, json } => {
@@ -149,10 +149,13 @@ pub(crate) async fn run(cmd: FrameworkCmd) -> Result<(), Failure> {
 /// problems printed as `framework validate` prints them, exit 2).
 fn load_agreements(lexicon: &Lexicon, dir: Option<&Path>) -> Result<Vec<Agreement>, Failure> {
     let Some(dir) = dir else {
-        return builtin_agreements(lexicon).map_err(|e| fail(1, e));
+        return builtin_agreements(lexicon).map_err(|e| fail(Exit::Failed, e));
     };
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        fail(2, format!("{}: cannot read the agreements directory: {e}", dir.display()))
+        fail(
+            Exit::BadInput,
+            format!("{}: cannot read the agreements directory: {e}", dir.display()),
+        )
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -162,7 +165,7 @@ fn load_agreements(lexicon: &Lexicon, dir: Option<&Path>) -> Result<Vec<Agreemen
     files.sort();
     if files.is_empty() {
         return Err(fail(
-            2,
+            Exit::BadInput,
             format!("{}: no *.toml agreement file in the directory", dir.display()),
         ));
     }
@@ -188,7 +191,7 @@ fn load_agreements(lexicon: &Lexicon, dir: Option<&Path>) -> Result<Vec<Agreemen
 
 fn compile(agreements: Vec<Agreement>) -> Result<Engine, Failure> {
     Engine::compile(agreements)
-        .map_err(|e| fail(2, format!("the agreements cannot be compiled: {e}")))
+        .map_err(|e| fail(Exit::BadInput, format!("the agreements cannot be compiled: {e}")))
 }
 
 fn gaps_cmd(
@@ -200,7 +203,7 @@ fn gaps_cmd(
     let agreements = load_agreements(lexicon, agreements)?;
     let name = scenario.display().to_string();
     let text = std::fs::read_to_string(scenario)
-        .map_err(|e| fail(2, format!("{name}: cannot read the scenario: {e}")))?;
+        .map_err(|e| fail(Exit::BadInput, format!("{name}: cannot read the scenario: {e}")))?;
     let parsed = gaps::parse_scenario(&name, &text, lexicon, &agreements);
     let scenario = match parsed {
         Ok(s) => s,
@@ -211,7 +214,7 @@ fn gaps_cmd(
             }
             let n = errors.0.len();
             return Err(fail(
-                2,
+                Exit::BadInput,
                 format!("{n} problem{} in the scenario {name}", if n == 1 { "" } else { "s" }),
             ));
         }
@@ -220,7 +223,7 @@ fn gaps_cmd(
     let report = gaps::analyze(&scenario, &engine, lexicon);
     if json {
         let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| fail(1, format!("cannot encode the report: {e}")))?;
+            .map_err(|e| fail(Exit::Failed, format!("cannot encode the report: {e}")))?;
         return print(&text);
     }
     print(&gaps_text(&report))
@@ -327,7 +330,7 @@ struct ExplainArgs {
 }
 
 fn party(flag: &str, v: &str) -> Result<PartyCode, Failure> {
-    v.parse::<PartyCode>().map_err(|e| fail(2, format!("--{flag}: found `{v}`: {e}")))
+    v.parse::<PartyCode>().map_err(|e| fail(Exit::BadInput, format!("--{flag}: found `{v}`: {e}")))
 }
 
 fn named<T: Copy>(
@@ -338,7 +341,7 @@ fn named<T: Copy>(
 ) -> Result<T, Failure> {
     all.iter().copied().find(|x| as_str(*x) == v).ok_or_else(|| {
         fail(
-            2,
+            Exit::BadInput,
             format!(
                 "--{flag}: found `{v}`; expected one of: {}",
                 all.iter().map(|x| as_str(*x)).collect::<Vec<_>>().join(", ")
@@ -380,14 +383,16 @@ fn explain(lexicon: &Lexicon, args: &ExplainArgs, dir: Option<&Path>) -> Result<
         args.concepts.clone()
     };
     for c in &concepts {
-        lexicon.concept(c).map_err(|e| fail(2, format!("--concept: {e}")))?;
+        lexicon.concept(c).map_err(|e| fail(Exit::BadInput, format!("--concept: {e}")))?;
     }
     let at = match &args.date {
         Some(d) => d
             .parse::<jiff::civil::Date>()
             .and_then(|d| d.at(12, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC))
             .map(|z| z.timestamp())
-            .map_err(|e| fail(2, format!("--date: found `{d}`: {e}; expected YYYY-MM-DD")))?,
+            .map_err(|e| {
+                fail(Exit::BadInput, format!("--date: found `{d}`: {e}; expected YYYY-MM-DD"))
+            })?,
         None => jiff::Timestamp::now(),
     };
     let agreements = load_agreements(lexicon, dir)?;
@@ -395,7 +400,7 @@ fn explain(lexicon: &Lexicon, args: &ExplainArgs, dir: Option<&Path>) -> Result<
         && !agreements.iter().any(|a| &a.id == o)
     {
         return Err(fail(
-            2,
+            Exit::BadInput,
             format!(
                 "--origin-agreement: found `{o}`; expected the id of a loaded agreement: {}",
                 agreements.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
@@ -443,7 +448,7 @@ fn explain(lexicon: &Lexicon, args: &ExplainArgs, dir: Option<&Path>) -> Result<
             "agreements": per_agreement.iter().map(|(id, m)| serde_json::json!({"id": id, "first_miss": m})).collect::<Vec<_>>(),
         });
         let text = serde_json::to_string_pretty(&value)
-            .map_err(|e| fail(1, format!("cannot encode the decision: {e}")))?;
+            .map_err(|e| fail(Exit::Failed, format!("cannot encode the decision: {e}")))?;
         return print(&text);
     }
     let mut out = vec![
@@ -577,7 +582,7 @@ fn report(problems: Vec<String>, files: usize) -> Result<(), Failure> {
     }
     let n = problems.len();
     Err(fail(
-        2,
+        Exit::BadInput,
         format!(
             "{n} problem{} in {files} agreement file{}",
             if n == 1 { "" } else { "s" },
@@ -671,6 +676,6 @@ fn print(text: &str) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         // A closed pipe (`| head`) is the reader's choice, not a failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(fail(1, format!("cannot write to standard output: {e}"))),
+        Err(e) => Err(fail(Exit::Failed, format!("cannot write to standard output: {e}"))),
     }
 }

@@ -9,7 +9,7 @@
 //! the ledger entry of the denial); `incident received` lists the notifications sent and
 //! received (one recorded reading).
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_core::PartyCode;
 use entente_node::Node;
@@ -69,12 +69,12 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
         IncidentCmd::Assess { file, json } => {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(&file)
-                .map_err(|e| fail(2, format!("{name}: cannot read the file: {e}")))?;
-            let facts = parse_facts(&name, &text).map_err(|e| fail(2, e))?;
-            let regimes = builtin_regimes().map_err(|e| fail(1, e))?;
+                .map_err(|e| fail(Exit::BadInput, format!("{name}: cannot read the file: {e}")))?;
+            let facts = parse_facts(&name, &text).map_err(|e| fail(Exit::BadInput, e))?;
+            let regimes = builtin_regimes().map_err(|e| fail(Exit::Failed, e))?;
             let a = assess(&facts, &regimes);
             if json {
-                let s = serde_json::to_string_pretty(&a).map_err(|e| fail(1, e))?;
+                let s = serde_json::to_string_pretty(&a).map_err(|e| fail(Exit::Failed, e))?;
                 print(&s)
             } else {
                 print(&render(&a))
@@ -83,10 +83,11 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
         IncidentCmd::Notify { file, to, agreement, user, data_dir, json } => {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(&file)
-                .map_err(|e| fail(2, format!("{name}: cannot read the file: {e}")))?;
-            let facts = parse_facts(&name, &text).map_err(|e| fail(2, e))?;
-            let to: PartyCode = to.parse().map_err(|e| fail(2, format!("--to {to}: {e}")))?;
-            let regimes = builtin_regimes().map_err(|e| fail(1, e))?;
+                .map_err(|e| fail(Exit::BadInput, format!("{name}: cannot read the file: {e}")))?;
+            let facts = parse_facts(&name, &text).map_err(|e| fail(Exit::BadInput, e))?;
+            let to: PartyCode =
+                to.parse().map_err(|e| fail(Exit::BadInput, format!("--to {to}: {e}")))?;
+            let regimes = builtin_regimes().map_err(|e| fail(Exit::Failed, e))?;
             let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
             let node = Node::open(&data_dir).await?;
             let actor = crate::evidence::user_actor(&node, &user).await?;
@@ -115,7 +116,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                     }
                 }
                 Verdict::Denied { index, decision } => Err(fail(
-                    3,
+                    Exit::Denied,
                     format!(
                         "notification of incident {} to {to} denied by {} (ledger entry {index}): {}",
                         facts.id,
@@ -139,7 +140,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                 Verdict::Permitted { index, output: l, .. } => (index, l),
                 Verdict::Denied { index, decision } => {
                     return Err(fail(
-                        3,
+                        Exit::Denied,
                         format!(
                             "denied by {} (ledger entry {index}): {}",
                             decision.rules.join(", "),
@@ -329,6 +330,6 @@ fn print(text: &str) -> Result<(), Failure> {
     match writeln!(stdout, "{}", text.trim_end()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(fail(1, format!("cannot write to standard output: {e}"))),
+        Err(e) => Err(fail(Exit::Failed, format!("cannot write to standard output: {e}"))),
     }
 }

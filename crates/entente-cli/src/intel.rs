@@ -3,7 +3,7 @@
 //! a TAXII 2.1 client (`pull`, `push`) for any TAXII 2.1 server: medallion, another Entente
 //! node, a partner's platform.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_core::PartyCode;
 use entente_intel::stix;
@@ -116,7 +116,10 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
             };
             let parties = parties
                 .iter()
-                .map(|p| p.parse::<PartyCode>().map_err(|e| fail(2, format!("--parties: {e}"))))
+                .map(|p| {
+                    p.parse::<PartyCode>()
+                        .map_err(|e| fail(Exit::BadInput, format!("--parties: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let c = entente_store::intel::IntelCollectionCreate {
                 id: id.clone(),
@@ -131,7 +134,7 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
         IntelCmd::Import { file, data_dir, collection } => {
             let text = read(&file)?;
             let bundle = stix::parse_bundle(&text).map_err(|e| {
-                fail(2, format!("{}: not imported (nothing was): {e}", file.display()))
+                fail(Exit::BadInput, format!("{}: not imported (nothing was): {e}", file.display()))
             })?;
             let node = Node::open(&data_dir).await?;
             let n = bundle.objects.len();
@@ -181,7 +184,7 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
             let client = client_for(peer.as_deref(), data_dir.as_deref()).await?;
             let text = read(&file)?;
             let bundle = stix::parse_bundle(&text).map_err(|e| {
-                fail(2, format!("{}: not pushed (nothing was): {e}", file.display()))
+                fail(Exit::BadInput, format!("{}: not pushed (nothing was): {e}", file.display()))
             })?;
             let (ok, total) = push(
                 &client,
@@ -199,15 +202,16 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
 }
 
 fn read(file: &PathBuf) -> Result<String, Failure> {
-    std::fs::read_to_string(file).map_err(|e| fail(2, format!("{}: {e}", file.display())))
+    std::fs::read_to_string(file)
+        .map_err(|e| fail(Exit::BadInput, format!("{}: {e}", file.display())))
 }
 
 async fn submit<C: GateCommand>(node: &Node, c: C) -> Result<C::Output, Failure> {
     match node.gate.submit(node.operator(), c, Timestamp::now()).await {
         Ok(Verdict::Permitted { output, .. }) => Ok(output),
-        Ok(Verdict::Denied { decision, .. }) => Err(fail(3, decision.reason)),
+        Ok(Verdict::Denied { decision, .. }) => Err(fail(Exit::Denied, decision.reason)),
         Err(e @ (GateError::Invalid(_) | GateError::NotFound(_) | GateError::Conflict(_))) => {
-            Err(fail(2, e))
+            Err(fail(Exit::BadInput, e))
         }
         Err(e) => Err(e.into()),
     }
@@ -218,7 +222,9 @@ fn write_bundle(raws: &[String], out: Option<&PathBuf>) -> Result<(), Failure> {
     let head = format!("\"type\":\"bundle\",\"id\":\"bundle--{}\",", random_uuid()?);
     let text = stix::write_objects(&head, &refs);
     match out {
-        Some(p) => std::fs::write(p, text).map_err(|e| fail(1, format!("{}: {e}", p.display()))),
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| fail(Exit::Failed, format!("{}: {e}", p.display())))
+        }
         None => {
             println!("{text}");
             Ok(())
@@ -252,13 +258,17 @@ async fn client_for(
 ) -> Result<reqwest::Client, Failure> {
     let (Some(peer), Some(dir)) = (peer, data_dir) else { return Ok(reqwest::Client::new()) };
     let party: entente_core::PartyCode =
-        peer.parse().map_err(|e| fail(2, format!("--peer: {e}")))?;
+        peer.parse().map_err(|e| fail(Exit::BadInput, format!("--peer: {e}")))?;
     let node = Node::open(dir).await?;
     let pinned = node.store.peer(&party).await?.ok_or_else(|| {
-        fail(2, format!("{party} is not a pinned partner of this node (entente peer add)"))
+        fail(
+            Exit::BadInput,
+            format!("{party} is not a pinned partner of this node (entente peer add)"),
+        )
     })?;
-    let tls = entente_node::federation::TlsIdentity::load(dir).map_err(|e| fail(1, e))?;
-    let config = tls.client_config(&pinned.cert_pem).map_err(|e| fail(1, e))?;
+    let tls =
+        entente_node::federation::TlsIdentity::load(dir).map_err(|e| fail(Exit::Failed, e))?;
+    let config = tls.client_config(&pinned.cert_pem).map_err(|e| fail(Exit::Failed, e))?;
     Ok(reqwest::Client::builder().tls_backend_preconfigured(config).build()?)
 }
 
@@ -292,7 +302,7 @@ async fn taxii_error(resp: reqwest::Response) -> Failure {
             ))
         })
         .unwrap_or(body);
-    let code = if status.is_client_error() { 2 } else { 1 };
+    let code = if status.is_client_error() { Exit::BadInput } else { Exit::Failed };
     fail(code, format!("the TAXII server answered {status}: {detail}"))
 }
 
@@ -327,11 +337,12 @@ pub(crate) async fn pull(
             .map(str::to_owned);
         let text = resp.text().await?;
         let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
-            serde_json::from_str(&text)
-                .map_err(|e| fail(1, format!("the server's envelope is not JSON: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| {
+                fail(Exit::Failed, format!("the server's envelope is not JSON: {e}"))
+            })?;
         let objects: Vec<&serde_json::value::RawValue> = match top.get("objects") {
             Some(o) => serde_json::from_str(o.get())
-                .map_err(|e| fail(1, format!("the server's envelope: objects: {e}")))?,
+                .map_err(|e| fail(Exit::Failed, format!("the server's envelope: objects: {e}")))?,
             None => Vec::new(),
         };
         let n = objects.len();
@@ -376,7 +387,7 @@ pub(crate) async fn push(
         let failures = status.get("failure_count").and_then(serde_json::Value::as_u64).unwrap_or(0);
         if failures > 0 {
             return Err(fail(
-                1,
+                Exit::Failed,
                 format!("the server refused {failures} objects: {}", status["failures"]),
             ));
         }

@@ -4,7 +4,7 @@
 //! Exit codes: 0 when the command ran (whatever the verdict of a check); 2 for an unknown
 //! jurisdiction, provision or concept; 1 if the shipped data does not validate.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_core::lexicon::{
     Assessed, Concept, DualCriminality, Finding, Jurisdiction, Lexicon, Provision, Verdict,
@@ -52,14 +52,14 @@ pub(crate) enum LexiconCmd {
 }
 
 pub(crate) fn run(cmd: LexiconCmd) -> Result<(), Failure> {
-    let lexicon = Lexicon::builtin().map_err(|e| fail(1, e))?;
+    let lexicon = Lexicon::builtin().map_err(|e| fail(Exit::Failed, e))?;
     let out = match cmd {
         LexiconCmd::Show { code, json } => {
-            let j = lexicon.jurisdiction(&code).map_err(|e| fail(2, e))?;
+            let j = lexicon.jurisdiction(&code).map_err(|e| fail(Exit::BadInput, e))?;
             if json { serde_json::to_string_pretty(j)? } else { show(&lexicon, j) }
         }
         LexiconCmd::Concept { id, json } => {
-            let k = lexicon.concept(&id).map_err(|e| fail(2, e))?;
+            let k = lexicon.concept(&id).map_err(|e| fail(Exit::BadInput, e))?;
             if json {
                 let provisions: Vec<serde_json::Value> = lexicon
                     .implementing(&k.id)
@@ -74,11 +74,11 @@ pub(crate) fn run(cmd: LexiconCmd) -> Result<(), Failure> {
         }
         LexiconCmd::DualCriminality { from, provision, to, threshold_months, json } => {
             if threshold_months == Some(0) {
-                return Err(fail(2, "--threshold-months must be at least 1"));
+                return Err(fail(Exit::BadInput, "--threshold-months must be at least 1"));
             }
             let r = lexicon
                 .check_dual_criminality(&from, &provision, &to, threshold_months)
-                .map_err(|e| fail(2, e))?;
+                .map_err(|e| fail(Exit::BadInput, e))?;
             if json {
                 serde_json::to_string_pretty(&r)?
             } else {
@@ -100,7 +100,7 @@ pub(crate) fn run(cmd: LexiconCmd) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         // A closed pipe (`| head`) is the reader's choice, not a failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(fail(1, format!("cannot write to standard output: {e}"))),
+        Err(e) => Err(fail(Exit::Failed, format!("cannot write to standard output: {e}"))),
     }
 }
 

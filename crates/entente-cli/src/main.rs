@@ -226,8 +226,19 @@ enum LedgerCmd {
 }
 
 /// An error with the exit code it deserves.
+/// The exit codes of `entente` (the README documents them): 0 is success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exit {
+    /// A check failed, or the node could not do its part (store, I/O, an internal fault).
+    Failed = 1,
+    /// The input was wrong: a file, an argument, a name that does not exist.
+    BadInput = 2,
+    /// The gate denied the action (the denial is recorded in the ledger).
+    Denied = 3,
+}
+
 struct Failure {
-    code: u8,
+    code: Exit,
     error: anyhow::Error,
 }
 
@@ -239,28 +250,36 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-fn exit_code_for(error: &anyhow::Error) -> u8 {
+fn exit_code_for(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<NodeError>() {
             return match e {
-                NodeError::Store(_) | NodeError::Io { .. } => 1,
-                NodeError::Gate(GateError::Store(_) | GateError::Closed) => 1,
-                _ => 2,
+                NodeError::Store(_) | NodeError::Io { .. } => Exit::Failed,
+                NodeError::Gate(e) if internal(e) => Exit::Failed,
+                _ => Exit::BadInput,
             };
         }
         if let Some(e) = cause.downcast_ref::<GateError>() {
-            return if matches!(e, GateError::Store(_) | GateError::Closed) { 1 } else { 2 };
+            return if internal(e) { Exit::Failed } else { Exit::BadInput };
         }
         if cause.downcast_ref::<entente_core::ids::UnknownParty>().is_some()
             || cause.downcast_ref::<entente_core::ids::UnknownRole>().is_some()
         {
-            return 2;
+            return Exit::BadInput;
         }
     }
-    1
+    Exit::Failed
 }
 
-fn fail(code: u8, msg: impl std::fmt::Display) -> Failure {
+/// A fault of the node, not of the caller's input.
+fn internal(e: &GateError) -> bool {
+    matches!(
+        e,
+        GateError::Store(_) | GateError::Closed | GateError::Encoding(_) | GateError::Internal(_)
+    )
+}
+
+fn fail(code: Exit, msg: impl std::fmt::Display) -> Failure {
     Failure { code, error: anyhow::anyhow!("{msg}") }
 }
 
@@ -285,7 +304,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {:#}", f.error);
-            ExitCode::from(f.code)
+            ExitCode::from(f.code as u8)
         }
     }
 }
@@ -367,7 +386,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let _ = witnessing.await;
             let _ = fetching.await;
             if let Some(f) = federation {
-                f.await.map_err(|e| fail(1, e))??;
+                f.await.map_err(|e| fail(Exit::Failed, e))??;
             }
             Ok(())
         }
@@ -396,7 +415,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     Ok(())
                 }
                 Verdict::Denied { index, decision } => Err(fail(
-                    3,
+                    Exit::Denied,
                     format!(
                         "denied by {} (ledger entry {index}): {}",
                         decision.rules.join(", "),
@@ -462,18 +481,20 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
                     );
                     Ok(())
                 }
-                Err(e) => {
-                    Err(fail(1, format!("ledger of {} is NOT sound: {e}", node.config.party)))
-                }
+                Err(e) => Err(fail(
+                    Exit::Failed,
+                    format!("ledger of {} is NOT sound: {e}", node.config.party),
+                )),
             }
         }
         LedgerCmd::Prove { data_dir, index } => {
             let node = Node::open(&data_dir).await?;
             let (size, note) = node.store.ledger_head().await?;
-            let note = note.ok_or_else(|| fail(1, "the ledger has no checkpoint yet"))?;
+            let note =
+                note.ok_or_else(|| fail(Exit::Failed, "the ledger has no checkpoint yet"))?;
             if index >= size {
                 return Err(fail(
-                    2,
+                    Exit::BadInput,
                     format!(
                         "--index {index} is out of range: the ledger has {size} entries (0..{})",
                         size.saturating_sub(1)
@@ -485,7 +506,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
             let bytes = entry
                 .first()
                 .map(|(_, b)| b.clone())
-                .ok_or_else(|| fail(1, format!("entry {index} is missing")))?;
+                .ok_or_else(|| fail(Exit::Failed, format!("entry {index} is missing")))?;
             let cp = entente_core::ledger::verify_checkpoint(&note, &node.verifier_key())?;
             entente_core::ledger::check_record(
                 &proof,
@@ -494,7 +515,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
                 index,
                 entente_core::ledger::record_hash(&bytes),
             )
-            .map_err(|e| fail(1, format!("the proof does not verify: {e}")))?;
+            .map_err(|e| fail(Exit::Failed, format!("the proof does not verify: {e}")))?;
             let out = serde_json::json!({
                 "index": index,
                 "tree_size": size,
@@ -520,7 +541,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
             };
             if witness_threshold > witnesses.len() {
                 return Err(fail(
-                    2,
+                    Exit::BadInput,
                     format!(
                         "--witness-threshold {witness_threshold} needs at least that many --witness keys ({} given)",
                         witnesses.len()
@@ -537,7 +558,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
                 let w =
                     entente_node::audit::check_witnesses(&url, &key, &witnesses, witness_threshold)
                         .await
-                        .map_err(|e| fail(1, format!("audit of {url} FAILED: {e}")))?;
+                        .map_err(|e| fail(Exit::Failed, format!("audit of {url} FAILED: {e}")))?;
                 println!(
                     "witnesses: checkpoint of size {} cosigned by {} ({} required)",
                     w.checkpoint.size,
@@ -555,7 +576,8 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
             })
             .await;
             bar.finish_and_clear();
-            let report = result.map_err(|e| fail(1, format!("audit of {url} FAILED: {e}")))?;
+            let report =
+                result.map_err(|e| fail(Exit::Failed, format!("audit of {url} FAILED: {e}")))?;
             println!(
                 "audit of {url}: sound. {} entries, root {}, {} entry bundles and {} hash tiles checked",
                 report.checkpoint.size, report.checkpoint.root, report.bundles, report.hash_tiles

@@ -2,7 +2,7 @@
 //! certificate (and the Ed25519 key inside it, which signs its envelopes). Pinning and
 //! unpinning go through the gate as the operator, so the ledger shows who was trusted when.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_core::PartyCode;
 use entente_node::Node;
@@ -57,7 +57,7 @@ fn verdict<O>(v: Verdict<O>) -> Result<u64, Failure> {
     match v {
         Verdict::Permitted { index, .. } => Ok(index),
         Verdict::Denied { index, decision } => Err(fail(
-            3,
+            Exit::Denied,
             format!(
                 "denied by {} (ledger entry {index}): {}",
                 decision.rules.join(", "),
@@ -74,20 +74,25 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
                 Some(r) => {
                     let r = r.trim().to_owned();
                     entente_evidence::keys::parse_recipient(&r)
-                        .map_err(|e| fail(2, format!("--age-recipient: {e}")))?;
+                        .map_err(|e| fail(Exit::BadInput, format!("--age-recipient: {e}")))?;
                     Some(r)
                 }
                 None => None,
             };
-            let party: PartyCode = party.parse().map_err(|e| fail(2, format!("--party: {e}")))?;
+            let party: PartyCode =
+                party.parse().map_err(|e| fail(Exit::BadInput, format!("--party: {e}")))?;
             let text = std::fs::read_to_string(&cert).map_err(|e| {
-                fail(2, format!("{}: cannot read the certificate: {e}", cert.display()))
+                fail(
+                    Exit::BadInput,
+                    format!("{}: cannot read the certificate: {e}", cert.display()),
+                )
             })?;
-            let info = cert_info(&text).map_err(|e| fail(2, format!("{}: {e}", cert.display())))?;
+            let info = cert_info(&text)
+                .map_err(|e| fail(Exit::BadInput, format!("{}: {e}", cert.display())))?;
             let now = Timestamp::now();
             if info.not_after.parse::<Timestamp>().is_ok_and(|t| t < now) {
                 return Err(fail(
-                    2,
+                    Exit::BadInput,
                     format!("{}: the certificate expired on {}", cert.display(), info.not_after),
                 ));
             }
@@ -167,7 +172,8 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
             Ok(())
         }
         PeerCmd::Remove { data_dir, party } => {
-            let party: PartyCode = party.parse().map_err(|e| fail(2, format!("--party: {e}")))?;
+            let party: PartyCode =
+                party.parse().map_err(|e| fail(Exit::BadInput, format!("--party: {e}")))?;
             let node = Node::open(&data_dir).await?;
             let index = verdict(
                 node.gate

@@ -11,7 +11,7 @@
 //! data-protection authority audits NL's ledger over HTTP from its checkpoint and tiles alone,
 //! twice, proving the second view extends the first.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use entente_core::{PartyCode, Role};
 use entente_node::identity::random_hex;
 use entente_node::{InitOptions, Node};
@@ -80,11 +80,9 @@ struct PilotNode {
 
 impl PilotNode {
     fn token(&self, role: Role) -> Result<&str, Failure> {
-        self.tokens
-            .iter()
-            .find(|(_, r, _)| *r == role)
-            .map(|(_, _, t)| t.as_str())
-            .ok_or_else(|| fail(1, format!("pilot node {} has no {role}", self.node.config.party)))
+        self.tokens.iter().find(|(_, r, _)| *r == role).map(|(_, _, t)| t.as_str()).ok_or_else(
+            || fail(Exit::Failed, format!("pilot node {} has no {role}", self.node.config.party)),
+        )
     }
 }
 
@@ -95,7 +93,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         Some(d) => {
             if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
                 return Err(fail(
-                    2,
+                    Exit::BadInput,
                     format!(
                         "--dir {} is not empty; the pilot needs a fresh directory",
                         d.display()
@@ -144,7 +142,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
                 )
                 .await?;
             if !matches!(v, Verdict::Permitted { .. }) {
-                return Err(fail(1, format!("adding {name} was not permitted: {v:?}")));
+                return Err(fail(Exit::Failed, format!("adding {name} was not permitted: {v:?}")));
             }
             tokens.push(((*name).to_owned(), *role, token));
         }
@@ -232,11 +230,11 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     println!();
     println!("Step 4 (part) — dual criminality of NL's offence at the requested parties");
     let lexicon = entente_core::lexicon::Lexicon::builtin()
-        .map_err(|e| fail(1, format!("the shipped lexicon does not validate: {e}")))?;
+        .map_err(|e| fail(Exit::Failed, format!("the shipped lexicon does not validate: {e}")))?;
     for to in ["DE", "US"] {
         let dc = lexicon
             .check_dual_criminality("NL", "Sr 138ab", to, None)
-            .map_err(|e| fail(1, e.to_string()))?;
+            .map_err(|e| fail(Exit::Failed, e.to_string()))?;
         // The facts file verifies both sides' penalties for illegal access; anything but
         // satisfied here means the data or the check changed.
         checks.record(
@@ -334,7 +332,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         .to_zoned(jiff::tz::TimeZone::UTC)
         .checked_add(jiff::Span::new().years(2).days(1))
         .map(|z| z.timestamp())
-        .map_err(|e| fail(1, e))?;
+        .map_err(|e| fail(Exit::Failed, e))?;
     crate::pilot_evidence::retention(&nodes[0].node, later, &mut |step, ok, detail| {
         checks.record(step, ok, detail)
     })
@@ -356,7 +354,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     println!();
     println!("Not yet in this pilot: deconfliction by PSI (3), DP transparency reports (10).");
     if failed > 0 {
-        return Err(fail(1, format!("{failed} pilot checks failed")));
+        return Err(fail(Exit::Failed, format!("{failed} pilot checks failed")));
     }
     Ok(())
 }
@@ -373,12 +371,13 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
         for b in nodes.iter().filter(|b| b.node.config.party != a.node.config.party) {
             let pem =
                 std::fs::read_to_string(b.node.data_dir.join(entente_node::identity::CERT_FILE))?;
-            let info = entente_node::federation::cert_info(&pem).map_err(|e| fail(1, e))?;
+            let info =
+                entente_node::federation::cert_info(&pem).map_err(|e| fail(Exit::Failed, e))?;
             let faddr = b
                 .node
                 .config
                 .federation_listen
-                .ok_or_else(|| fail(1, "pilot node without a federation address"))?;
+                .ok_or_else(|| fail(Exit::Failed, "pilot node without a federation address"))?;
             let v = submit(
                 a,
                 a.node.operator(),
@@ -393,7 +392,7 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
             )
             .await?;
             if !matches!(v, Verdict::Permitted { .. }) {
-                return Err(fail(1, format!("pinning failed: {}", describe(&v))));
+                return Err(fail(Exit::Failed, format!("pinning failed: {}", describe(&v))));
             }
             pinned.push(format!("{} ({}…)", b.node.config.party, &info.sha256[..12]));
         }
@@ -422,7 +421,8 @@ async fn start_processes(
     let mut out = Vec::new();
     for n in nodes {
         let c = &n.node.config;
-        let faddr = c.federation_listen.ok_or_else(|| fail(1, "no federation address"))?;
+        let faddr =
+            c.federation_listen.ok_or_else(|| fail(Exit::Failed, "no federation address"))?;
         let log = std::fs::File::create(n.node.data_dir.join("serve.log"))?;
         let child = tokio::process::Command::new(&exe)
             .args(["serve", "--data-dir"])
@@ -456,7 +456,7 @@ async fn start_processes(
             ),
         );
         if !up {
-            return Err(fail(1, format!("the {} node process did not start", c.party)));
+            return Err(fail(Exit::Failed, format!("the {} node process did not start", c.party)));
         }
         out.push(Process { _child: child, api });
     }
@@ -580,7 +580,10 @@ async fn delivered(
 async fn user(n: &PilotNode, role: Role) -> Result<Principal, Failure> {
     let who = n.node.store.authenticate_token(n.token(role)?).await?;
     if !who.is_authenticated() {
-        return Err(fail(1, format!("the pilot's {role} token is not accepted by its node")));
+        return Err(fail(
+            Exit::Failed,
+            format!("the pilot's {role} token is not accepted by its node"),
+        ));
     }
     Ok(who)
 }
@@ -761,7 +764,7 @@ async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failu
         .to_zoned(jiff::tz::TimeZone::UTC)
         .checked_add(jiff::Span::new().years(2).days(1))
         .map(|z| z.timestamp())
-        .map_err(|e| fail(1, e))?;
+        .map_err(|e| fail(Exit::Failed, e))?;
     let due = nl.node.store.data_due_for_destruction(later).await?;
     for id in &due {
         let v = nl
@@ -812,13 +815,13 @@ fn incident(checks: &mut Checks) -> Result<(), Failure> {
     use entente_policy::incident::{assess, builtin_regimes, parse_facts};
     println!();
     println!("Step 1 — ransomware at an NL hospital: which notifications are due, and when");
-    let regimes =
-        builtin_regimes().map_err(|e| fail(1, format!("the shipped regimes are invalid: {e}")))?;
+    let regimes = builtin_regimes()
+        .map_err(|e| fail(Exit::Failed, format!("the shipped regimes are invalid: {e}")))?;
     let facts = parse_facts(
         "data/incidents/examples/lantern-hospital.toml",
         include_str!("../../../data/incidents/examples/lantern-hospital.toml"),
     )
-    .map_err(|e| fail(1, format!("the pilot incident is invalid: {e}")))?;
+    .map_err(|e| fail(Exit::Failed, format!("the pilot incident is invalid: {e}")))?;
     let a = assess(&facts, &regimes);
     for t in &a.timeline {
         println!(
@@ -903,7 +906,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         let requested = nodes
             .iter()
             .find(|n| n.node.config.party.as_str() == to)
-            .ok_or_else(|| fail(1, format!("no pilot node {to}")))?;
+            .ok_or_else(|| fail(Exit::Failed, format!("no pilot node {to}")))?;
         let (arrived, ms) = arrival(requested, id, 1).await?;
         checks.record(
             &format!("{id} arrives at {to}"),
@@ -928,8 +931,9 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
                     println!("     {line}");
                 }
                 // What the requested party's central authority sees on arrival.
-                let lexicon = entente_core::lexicon::Lexicon::builtin()
-                    .map_err(|e| fail(1, format!("the shipped lexicon is invalid: {e}")))?;
+                let lexicon = entente_core::lexicon::Lexicon::builtin().map_err(|e| {
+                    fail(Exit::Failed, format!("the shipped lexicon is invalid: {e}"))
+                })?;
                 let provisions = requested.node.store.request_provisions(id).await?;
                 if let Some(a) = requested.node.gate.engine().agreement(agreement) {
                     let check = entente_policy::incoming::incoming_check(

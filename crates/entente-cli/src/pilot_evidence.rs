@@ -4,6 +4,7 @@
 //! when the retention limit has passed, NL destroys it by destroying its data key, and its
 //! ledger still verifies. Self-contained: it takes the two nodes and a scratch directory.
 
+use crate::Exit;
 use crate::Failure;
 use crate::evidence::{self, AddSpec, PackageSpec};
 use entente_node::Node;
@@ -133,7 +134,7 @@ pub(crate) async fn answer_with_package(
             now.to_zoned(jiff::tz::TimeZone::UTC)
                 .checked_add(jiff::Span::new().years(2))
                 .map(|z| z.timestamp())
-                .map_err(|e| crate::fail(1, e))?
+                .map_err(|e| crate::fail(Exit::Failed, e))?
         )),
     };
     let written = match evidence::build_package(de, &de_ca, &spec, &pkg, Timestamp::now()).await {

@@ -7,6 +7,7 @@
 //! peer, decided under TLP 2.0 and the governing agreement and recorded. DE imports what it
 //! received with NL as originator; the US's attempt to get it from DE is decided by DE's gate.
 
+use crate::Exit;
 use crate::Failure;
 use entente_core::{Actor, PartyCode};
 use entente_intel::stix;
@@ -75,11 +76,14 @@ async fn pull_over_taxii(
     collection: &str,
 ) -> Result<(Vec<String>, Vec<String>), Failure> {
     let pinned = me.store.peer(&from.config.party).await?.ok_or_else(|| {
-        crate::fail(1, format!("{} has not pinned {}", me.config.party, from.config.party))
+        crate::fail(
+            Exit::Failed,
+            format!("{} has not pinned {}", me.config.party, from.config.party),
+        )
     })?;
-    let tls =
-        entente_node::federation::TlsIdentity::load(&me.data_dir).map_err(|e| crate::fail(1, e))?;
-    let config = tls.client_config(&pinned.cert_pem).map_err(|e| crate::fail(1, e))?;
+    let tls = entente_node::federation::TlsIdentity::load(&me.data_dir)
+        .map_err(|e| crate::fail(Exit::Failed, e))?;
+    let config = tls.client_config(&pinned.cert_pem).map_err(|e| crate::fail(Exit::Failed, e))?;
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(std::time::Duration::from_secs(20))
@@ -141,7 +145,7 @@ pub(crate) async fn step9(
         COLLECTION.to_string(),
     );
     let bundle = stix::parse_bundle(&lantern_bundle())
-        .map_err(|e| crate::fail(1, format!("the pilot's bundle: {e}")))?;
+        .map_err(|e| crate::fail(Exit::Failed, format!("the pilot's bundle: {e}")))?;
     let n = bundle.objects.len();
     let v = submit(
         nl,
@@ -217,7 +221,7 @@ pub(crate) async fn step9(
         "",
         &de_raws.iter().map(String::as_str).collect::<Vec<_>>(),
     ))
-    .map_err(|e| crate::fail(1, format!("what NL served: {e}")))?;
+    .map_err(|e| crate::fail(Exit::Failed, format!("what NL served: {e}")))?;
     let v = submit(
         de,
         de_csirt,

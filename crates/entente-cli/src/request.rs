@@ -1,6 +1,6 @@
 //! `entente request show`: a request's state, history and legal clocks, read through the gate.
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_node::Node;
 use entente_store::requests::ReadRequest;
@@ -29,7 +29,7 @@ pub(crate) async fn run(cmd: RequestCmd) -> Result<(), Failure> {
         None => Timestamp::now(),
         Some(text) => text.parse::<Timestamp>().map_err(|e| {
             fail(
-                2,
+                Exit::BadInput,
                 format!(
                     "--now `{text}`: {e}; expected an RFC 3339 instant such as 2026-12-01T00:00:00Z"
                 ),
@@ -43,9 +43,9 @@ pub(crate) async fn run(cmd: RequestCmd) -> Result<(), Failure> {
             println!("(this read is recorded at ledger entry {index})");
             Ok(())
         }
-        Ok(Verdict::Denied { decision, .. }) => Err(fail(3, decision.reason)),
+        Ok(Verdict::Denied { decision, .. }) => Err(fail(Exit::Denied, decision.reason)),
         Err(GateError::NotFound(what)) => {
-            Err(fail(2, format!("{what} not found in {}", data_dir.display())))
+            Err(fail(Exit::BadInput, format!("{what} not found in {}", data_dir.display())))
         }
         Err(e) => Err(e.into()),
     }

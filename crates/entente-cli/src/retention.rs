@@ -2,7 +2,7 @@
 //! retention limit has passed, each through the gate (one ledger entry per item, keeping its
 //! digest as proof of what was destroyed).
 
-use crate::{Failure, fail};
+use crate::{Exit, Failure, fail};
 use clap::Subcommand;
 use entente_node::Node;
 use entente_store::Verdict;
@@ -28,7 +28,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
         None => Timestamp::now(),
         Some(text) => text.parse::<Timestamp>().map_err(|e| {
             fail(
-                2,
+                Exit::BadInput,
                 format!(
                     "--now `{text}`: {e}; expected an RFC 3339 instant such as 2028-11-27T00:00:00Z"
                 ),
@@ -63,7 +63,10 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
         }
     }
     if refused > 0 {
-        return Err(fail(3, "some expired incident notifications could not be destroyed"));
+        return Err(fail(
+            Exit::Denied,
+            "some expired incident notifications could not be destroyed",
+        ));
     }
     let due = node.store.data_due_for_destruction(now).await?;
     if due.is_empty() {
@@ -92,7 +95,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     }
     println!("retention at {now}: {destroyed} of {} expired data items destroyed", due.len());
     if destroyed < due.len() {
-        return Err(fail(3, "some expired data could not be destroyed"));
+        return Err(fail(Exit::Denied, "some expired data could not be destroyed"));
     }
     Ok(())
 }

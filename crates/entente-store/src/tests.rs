@@ -1470,3 +1470,125 @@ async fn reads_of_personal_data_are_recorded() {
         db.drop_schema().await;
     }
 }
+
+/// A column as both backends are compared on: name, type family, nullability, primary key.
+use sqlx::Row as _;
+
+type Column = (String, &'static str, bool, bool);
+
+fn family(declared: &str) -> &'static str {
+    let t = declared.to_ascii_lowercase();
+    if t.contains("int") {
+        "integer"
+    } else if t.contains("blob") || t.contains("bytea") {
+        "bytes"
+    } else if t.contains("char") || t.contains("text") || t.contains("clob") {
+        "text"
+    } else if t.contains("real") || t.contains("double") || t.contains("float") {
+        "real"
+    } else if t.contains("bool") {
+        "boolean"
+    } else {
+        "other"
+    }
+}
+
+async fn sqlite_schema(store: &Store) -> std::collections::BTreeMap<String, Vec<Column>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         AND name NOT LIKE '_sqlx%' ORDER BY name",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for t in tables {
+        let rows = sqlx::query(
+            "SELECT name, type, \"notnull\", pk FROM pragma_table_info($1) ORDER BY cid",
+        )
+        .bind(&t)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let cols = rows
+            .iter()
+            .map(|r| {
+                let ty: String = r.try_get(1).unwrap();
+                let not_null: i64 = r.try_get(2).unwrap();
+                let pk: i64 = r.try_get(3).unwrap();
+                (r.try_get(0).unwrap(), family(&ty), not_null == 0 && pk == 0, pk > 0)
+            })
+            .collect();
+        out.insert(t, cols);
+    }
+    out
+}
+
+async fn postgres_schema(store: &Store) -> std::collections::BTreeMap<String, Vec<Column>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+         AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_sqlx%' ORDER BY table_name",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for t in tables {
+        let pk: Vec<String> = sqlx::query_scalar(
+            "SELECT kcu.column_name::text FROM information_schema.table_constraints tc \
+             JOIN information_schema.key_column_usage kcu ON tc.constraint_name = kcu.constraint_name \
+             AND tc.table_schema = kcu.table_schema \
+             WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = current_schema() AND tc.table_name = $1",
+        )
+        .bind(&t)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let rows = sqlx::query(
+            "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(&t)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let cols = rows
+            .iter()
+            .map(|r| {
+                let name: String = r.try_get(0).unwrap();
+                let ty: String = r.try_get(1).unwrap();
+                let nullable: String = r.try_get(2).unwrap();
+                let is_pk = pk.contains(&name);
+                (name, family(&ty), nullable == "YES" && !is_pk, is_pk)
+            })
+            .collect();
+        out.insert(t, cols);
+    }
+    out
+}
+
+/// The migrations are written twice, once per backend: after both ran, every table has the
+/// same columns, in the same order, of the same type family, nullability and primary key.
+#[tokio::test]
+async fn both_backends_have_the_same_schema() {
+    let dbs = backends().await;
+    let [sqlite, pg] = &dbs[..] else {
+        eprintln!("DATABASE_URL is not set: the schemas are compared only when both run");
+        return;
+    };
+    let (a, b) = (sqlite_schema(&sqlite.store).await, postgres_schema(&pg.store).await);
+    assert!(!a.is_empty(), "no tables found on SQLite");
+    let names =
+        |m: &std::collections::BTreeMap<String, Vec<Column>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b), "tables differ between SQLite and PostgreSQL");
+    let mut diffs = Vec::new();
+    for (table, cols) in &a {
+        if cols != &b[table] {
+            diffs.push(format!("{table}:\n  sqlite   {cols:?}\n  postgres {:?}", b[table]));
+        }
+    }
+    assert!(diffs.is_empty(), "columns differ:\n{}", diffs.join("\n"));
+    for db in dbs {
+        db.drop_schema().await;
+    }
+}
