@@ -58,6 +58,20 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// `next`, taken after this decision (the role rule) permitted: `next`'s outcome,
+    /// obligations and reason, with the rules of both, this one's first. The one place the
+    /// role decision and the agreements' decision are merged.
+    pub fn followed_by(&self, next: Decision) -> Decision {
+        let mut rules = self.rules.clone();
+        rules.extend(next.rules);
+        Decision {
+            outcome: next.outcome,
+            rules,
+            obligations: next.obligations,
+            reason: next.reason,
+        }
+    }
+
     /// A permit by `rule`.
     pub fn permit(rule: &str, reason: impl Into<String>, obligations: Vec<Obligation>) -> Self {
         Self {

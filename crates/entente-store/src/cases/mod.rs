@@ -422,12 +422,7 @@ fn decide_update(
     let Actor::Peer { party: sender } = actor else {
         return Decision::deny("peer.only", "only a partner node sends case updates");
     };
-    let combine = |d: Decision| {
-        let mut rules = role.rules.clone();
-        rules.extend(d.rules);
-        Decision { outcome: d.outcome, rules, obligations: d.obligations, reason: d.reason }
-    };
-    let deny = |rule: &str, reason: String| combine(Decision::deny(rule, reason));
+    let deny = |rule: &str, reason: String| role.followed_by(Decision::deny(rule, reason));
     let case = &message.case_id;
     if &message.lead != sender {
         return deny(
@@ -497,7 +492,7 @@ fn decide_update(
             ),
         );
     }
-    combine(Decision::permit(
+    role.followed_by(Decision::permit(
         "case.update-from-lead",
         format!("{sender} leads case `{case}`; {party} is a member under `{agreement}`"),
         Vec::new(),

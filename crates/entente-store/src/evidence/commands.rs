@@ -9,7 +9,7 @@ use super::{
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
-use entente_core::{Action, Decision, PartyCode, Subject};
+use entente_core::{Action, PartyCode, Subject};
 use entente_evidence::{CustodyEvent, CustodyKind};
 use entente_policy::agreement::{Purpose, RequestKind};
 use entente_policy::engine::Flow;
@@ -33,13 +33,6 @@ fn reason_ok(r: &str) -> Result<(), GateError> {
     } else {
         Ok(())
     }
-}
-
-/// A decision combined with the role decision taken before it.
-fn combine(role: &Decision, flow: Decision) -> Decision {
-    let mut rules = role.rules.clone();
-    rules.extend(flow.rules);
-    Decision { outcome: flow.outcome, rules, obligations: flow.obligations, reason: flow.reason }
 }
 
 /// The custody event this node records now, as `cx`'s actor.
@@ -353,7 +346,7 @@ impl GateCommand for ExportEvidence {
             c.retain_until = earlier(c.retain_until, self.retain_until.clone());
             c
         });
-        Ruling { decision: combine(cx.role, d.decision), conditions }
+        Ruling { decision: cx.role.followed_by(d.decision), conditions }
     }
 
     async fn apply(
@@ -472,25 +465,15 @@ impl GateCommand for ReceiveEvidence {
             consents: &[],
         };
         let d = cx.engine.decide_flow(&flow, cx.now);
-        if d.decision.is_permit()
-            && d.agreement.as_deref() != Some(item.conditions.agreement.as_str())
+        if let Some(refused) =
+            crate::flows::travels_as_grounded(&d, &item.conditions.agreement, "evidence")
         {
-            let named = &item.conditions.agreement;
-            let in_force = d.agreement.unwrap_or_default();
-            return Ruling::of(combine(
-                cx.role,
-                Decision::deny(
-                    "conditions.agreement-mismatch",
-                    format!(
-                        "the evidence travels under `{named}`, but the flow is grounded on `{in_force}`"
-                    ),
-                ),
-            ));
+            return Ruling::of(cx.role.followed_by(refused));
         }
         let mut bound = item.conditions.clone();
         let ours = d.conditions.and_then(|c| c.retain_until);
         bound.retain_until = earlier(bound.retain_until, ours);
-        Ruling { decision: combine(cx.role, d.decision), conditions: Some(bound) }
+        Ruling { decision: cx.role.followed_by(d.decision), conditions: Some(bound) }
     }
 
     async fn apply(

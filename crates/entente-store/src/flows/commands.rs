@@ -26,13 +26,6 @@ fn encoding(e: impl std::fmt::Display) -> GateError {
     GateError::Encoding(e.to_string())
 }
 
-/// A decision combined with the role decision taken before it.
-fn combine(role: &Decision, flow: Decision) -> Decision {
-    let mut rules = role.rules.clone();
-    rules.extend(flow.rules);
-    Decision { outcome: flow.outcome, rules, obligations: flow.obligations, reason: flow.reason }
-}
-
 /// Record a datum this party holds for a case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddDatum {
@@ -150,7 +143,7 @@ impl GateCommand for ShareDatum {
             consents: &facts.consents,
         };
         let d = cx.engine.decide_flow(&flow, cx.now);
-        Ruling { decision: combine(cx.role, d.decision), conditions: d.conditions }
+        Ruling { decision: cx.role.followed_by(d.decision), conditions: d.conditions }
     }
 
     async fn apply(
@@ -277,27 +270,17 @@ impl GateCommand for ReceiveDatum {
             consents: &[],
         };
         let d = cx.engine.decide_flow(&flow, cx.now);
-        if d.decision.is_permit()
-            && d.agreement.as_deref() != Some(message.conditions.agreement.as_str())
+        if let Some(refused) =
+            crate::flows::travels_as_grounded(&d, &message.conditions.agreement, "datum")
         {
-            let named = &message.conditions.agreement;
-            let in_force = d.agreement.unwrap_or_default();
-            return Ruling::of(combine(
-                cx.role,
-                Decision::deny(
-                    "conditions.agreement-mismatch",
-                    format!(
-                        "the datum travels under `{named}`, but the flow is grounded on `{in_force}`"
-                    ),
-                ),
-            ));
+            return Ruling::of(cx.role.followed_by(refused));
         }
         // The receiver binds itself to the sender's conditions, and keeps the data no longer
         // than its own copy of the agreement allows either: the earlier limit wins.
         let mut bound = message.conditions.clone();
         let ours = d.conditions.and_then(|c| c.retain_until);
         bound.retain_until = earlier(bound.retain_until, ours);
-        Ruling { decision: combine(cx.role, d.decision), conditions: Some(bound) }
+        Ruling { decision: cx.role.followed_by(d.decision), conditions: Some(bound) }
     }
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), ruling: &Ruling) -> Result<(), GateError> {
@@ -452,22 +435,16 @@ impl GateCommand for ReceiveConsent {
             ));
         };
         if sender != originator {
-            return Ruling::of(combine(
-                cx.role,
-                Decision::deny(
-                    "consent.originator-only",
-                    format!("only {originator} (the originator) can consent; {sender} cannot"),
-                ),
-            ));
+            return Ruling::of(cx.role.followed_by(Decision::deny(
+                "consent.originator-only",
+                format!("only {originator} (the originator) can consent; {sender} cannot"),
+            )));
         }
-        Ruling::of(combine(
-            cx.role,
-            Decision::permit(
-                "consent.from-originator",
-                format!("{sender} originated the datum and consents"),
-                Vec::new(),
-            ),
-        ))
+        Ruling::of(cx.role.followed_by(Decision::permit(
+            "consent.from-originator",
+            format!("{sender} originated the datum and consents"),
+            Vec::new(),
+        )))
     }
 
     async fn apply(

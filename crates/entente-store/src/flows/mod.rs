@@ -137,6 +137,23 @@ pub(crate) async fn load_share_facts(
     })
 }
 
+/// The refusal of a partner's message whose conditions name another agreement than the one
+/// that grounds the flow now (`what` travels under `named`), or `None` when they agree.
+pub(crate) fn travels_as_grounded(
+    d: &entente_policy::engine::FlowDecision,
+    named: &str,
+    what: &str,
+) -> Option<entente_core::Decision> {
+    if !d.decision.is_permit() || d.agreement.as_deref() == Some(named) {
+        return None;
+    }
+    let in_force = d.agreement.as_deref().unwrap_or_default();
+    Some(entente_core::Decision::deny(
+        "conditions.agreement-mismatch",
+        format!("the {what} travels under `{named}`, but the flow is grounded on `{in_force}`"),
+    ))
+}
+
 /// The earlier of two RFC 3339 limits; an unparsable one is kept over a parsable one so that
 /// a malformed limit is never silently dropped (it then fails at retention time, loudly).
 fn earlier(a: Option<String>, b: Option<String>) -> Option<String> {

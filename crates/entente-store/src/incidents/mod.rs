@@ -212,13 +212,6 @@ fn flow<'a>(from: &'a PartyCode, to: &'a PartyCode) -> Flow<'a> {
     }
 }
 
-/// A decision combined with the role decision taken before it.
-fn combine(role: &Decision, flow: Decision) -> Decision {
-    let mut rules = role.rules.clone();
-    rules.extend(flow.rules);
-    Decision { outcome: flow.outcome, rules, obligations: flow.obligations, reason: flow.reason }
-}
-
 #[expect(clippy::too_many_arguments, reason = "one row of incident_notifications")]
 async fn insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -320,9 +313,7 @@ impl GateCommand for NotifyIncident {
             && d.agreement.as_deref() != Some(named.as_str())
         {
             let grounded = d.agreement.unwrap_or_default();
-            return Ruling::of(combine(
-                cx.role,
-                Decision::deny(
+            return Ruling::of(cx.role.followed_by(Decision::deny(
                     "incident.agreement-mismatch",
                     format!(
                         "--agreement {named} was asked, but a notification from {party} to {to} is grounded on `{grounded}` (the most specific agreement in force)"
@@ -330,7 +321,7 @@ impl GateCommand for NotifyIncident {
                 ),
             ));
         }
-        Ruling { decision: combine(cx.role, d.decision), conditions: d.conditions }
+        Ruling { decision: cx.role.followed_by(d.decision), conditions: d.conditions }
     }
 
     async fn apply(
@@ -423,35 +414,22 @@ impl GateCommand for ReceiveIncidentNotification {
             ));
         };
         if &message.conditions.originator != sender {
-            return Ruling::of(combine(
-                cx.role,
-                Decision::deny(
-                    "conditions.originator",
-                    format!(
-                        "the notification names {} as its originator, but {sender} sent it",
-                        message.conditions.originator
-                    ),
+            return Ruling::of(cx.role.followed_by(Decision::deny(
+                "conditions.originator",
+                format!(
+                    "the notification names {} as its originator, but {sender} sent it",
+                    message.conditions.originator
                 ),
-            ));
+            )));
         }
         let d = cx.engine.decide_flow(&flow(sender, cx.party), cx.now);
-        if d.decision.is_permit()
-            && d.agreement.as_deref() != Some(message.conditions.agreement.as_str())
+        if let Some(refused) =
+            crate::flows::travels_as_grounded(&d, &message.conditions.agreement, "notification")
         {
-            let named = &message.conditions.agreement;
-            let in_force = d.agreement.unwrap_or_default();
-            return Ruling::of(combine(
-                cx.role,
-                Decision::deny(
-                    "conditions.agreement-mismatch",
-                    format!(
-                        "the notification travels under `{named}`, but the flow is grounded on `{in_force}`"
-                    ),
-                ),
-            ));
+            return Ruling::of(cx.role.followed_by(refused));
         }
         Ruling {
-            decision: combine(cx.role, d.decision),
+            decision: cx.role.followed_by(d.decision),
             conditions: Some(message.conditions.clone()),
         }
     }
