@@ -271,7 +271,7 @@ async fn check_visible(
 }
 
 fn digest(v: &impl Serialize) -> Result<String, GateError> {
-    canonical_digest(v).map_err(|e| GateError::Invalid(e.to_string()))
+    canonical_digest(v).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 /// The conditions that travel with case information sent by `originator` under `a`.
@@ -337,7 +337,7 @@ async fn send_updates(
             conditions: jit_conditions(a, party, now),
         };
         let payload =
-            serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
+            serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
         crate::flows::outbox(tx, &to, UPDATE_KIND, &payload, &now_text, index).await?;
         sent.push(format!("{}:{}", to, digest(&message)?));
     }

@@ -323,7 +323,7 @@ async fn insert_item(
 }
 
 fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String, GateError> {
-    serde_json::to_string(v).map_err(|e| GateError::Invalid(e.to_string()))
+    serde_json::to_string(v).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 async fn insert_event(
@@ -331,7 +331,7 @@ async fn insert_event(
     e: &CustodyEvent,
     index: u64,
 ) -> Result<String, GateError> {
-    let bytes = to_canonical_vec(e).map_err(|e| GateError::Invalid(e.to_string()))?;
+    let bytes = to_canonical_vec(e).map_err(|e| GateError::Encoding(e.to_string()))?;
     // The digest of the canonical bytes just made (what `CustodyEvent::digest` computes).
     let digest = entente_core::canonical::sha256_tagged(&bytes);
     sqlx::query(

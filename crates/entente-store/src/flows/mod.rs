@@ -168,7 +168,7 @@ fn earlier(a: Option<String>, b: Option<String>) -> Option<String> {
 }
 
 fn digest(v: &impl Serialize) -> Result<String, GateError> {
-    canonical_digest(v).map_err(|e| GateError::Invalid(e.to_string()))
+    canonical_digest(v).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 async fn ensure_new(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str) -> Result<(), GateError> {
@@ -203,7 +203,7 @@ async fn insert_item(
     retain_until: Option<&str>,
     index: u64,
 ) -> Result<(), GateError> {
-    let content = serde_json::to_string(content).map_err(|e| GateError::Invalid(e.to_string()))?;
+    let content = serde_json::to_string(content).map_err(|e| GateError::Encoding(e.to_string()))?;
     let inserted = sqlx::query(
         "INSERT INTO data_items (id, case_id, category, concepts, originator, received_from, origin_agreement, \
          conditions, content, content_sha256, retain_until, destroyed_at, ledger_index) \

@@ -195,7 +195,7 @@ pub struct NotificationRecord {
 }
 
 fn digest(v: &impl Serialize) -> Result<String, GateError> {
-    canonical_digest(v).map_err(|e| GateError::Invalid(e.to_string()))
+    canonical_digest(v).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 fn flow<'a>(from: &'a PartyCode, to: &'a PartyCode) -> Flow<'a> {
@@ -258,7 +258,7 @@ async fn insert(
 }
 
 fn json(v: &impl Serialize) -> Result<String, GateError> {
-    serde_json::to_string(v).map_err(|e| GateError::Invalid(e.to_string()))
+    serde_json::to_string(v).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 /// Notify a partner (a CSIRT or authority) of an incident, under the agreement in force that

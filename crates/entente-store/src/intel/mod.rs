@@ -592,7 +592,7 @@ async fn import(
             seq += 1;
             let is_latest = newest_final.get(o.id.as_str()) == Some(&vk.as_str());
             let recipients = serde_json::to_string(&o.recipients)
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
+                .map_err(|e| GateError::Encoding(e.to_string()))?;
             q = q
                 .bind(seq)
                 .bind(collection.to_owned())
@@ -644,7 +644,7 @@ async fn import(
     .bind(to_i64(status.success_count)?)
     .bind(0i64)
     .bind(0i64)
-    .bind(serde_json::to_string(&status.successes).map_err(|e| GateError::Invalid(e.to_string()))?)
+    .bind(serde_json::to_string(&status.successes).map_err(|e| GateError::Encoding(e.to_string()))?)
     .bind("[]")
     .bind(index_i)
     .execute(&mut **tx)

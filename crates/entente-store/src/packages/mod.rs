@@ -428,7 +428,7 @@ impl GateCommand for ArrivePackage {
 pub const PACKAGE_KIND: &str = "evidence.package";
 
 fn items_json(items: &[String]) -> Result<String, GateError> {
-    serde_json::to_string(items).map_err(|e| GateError::Invalid(e.to_string()))
+    serde_json::to_string(items).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 fn record_from_row(row: &sqlx::any::AnyRow, outgoing: bool) -> Result<PackageRecord, StoreError> {

@@ -139,7 +139,7 @@ pub(crate) async fn index_datum(
 }
 
 fn digest(v: &impl Serialize) -> Result<String, GateError> {
-    canonical_digest(v).map_err(|e| GateError::Invalid(e.to_string()))
+    canonical_digest(v).map_err(|e| GateError::Encoding(e.to_string()))
 }
 
 fn opt_u64(v: Option<i64>) -> Result<Option<u64>, StoreError> {

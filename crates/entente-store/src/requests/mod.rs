@@ -118,7 +118,7 @@ async fn insert_event(
     index: u64,
 ) -> Result<(), GateError> {
     let grounds =
-        serde_json::to_string(event.grounds()).map_err(|e| GateError::Invalid(e.to_string()))?;
+        serde_json::to_string(event.grounds()).map_err(|e| GateError::Encoding(e.to_string()))?;
     sqlx::query(
         "INSERT INTO request_events (request_id, seq, event, grounds, at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -193,7 +193,7 @@ async fn mirror(
                 .collect(),
         };
         let payload =
-            serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
+            serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
         crate::flows::outbox(tx, &request.to, "request", &payload, now_text, index).await?;
         return Ok(());
     }
@@ -203,7 +203,7 @@ async fn mirror(
         let message =
             RequestEventMessage { id: request.id.clone(), record: record_of(seq, event, at) };
         let payload =
-            serde_json::to_value(&message).map_err(|e| GateError::Invalid(e.to_string()))?;
+            serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
         crate::flows::outbox(tx, other, "request-event", &payload, now_text, index).await?;
     }
     Ok(())
