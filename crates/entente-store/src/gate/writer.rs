@@ -665,6 +665,7 @@ async fn insert_pairs(
 mod tests {
     use super::*;
     use crate::cases::{OpenCase, ReadCase};
+    use crate::gate::EffectCx;
     use entente_core::Role;
 
     fn open(id: &str) -> OpenCase {
@@ -740,6 +741,72 @@ mod tests {
                 j.settle(None);
             }
             assert!(matches!(r.await.unwrap(), Err(GateError::Conflict(_))));
+            store.close().await;
+            if let Some((admin, schema)) = schema {
+                store::admin_execute(&admin, &format!("DROP SCHEMA {schema} CASCADE"))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// A command that says its digests come from its effect, and whose effect records none.
+    struct Forgetful;
+
+    impl GateCommand for Forgetful {
+        type Output = ();
+        type Facts = ();
+
+        fn action(&self) -> Action {
+            Action::CaseOpen
+        }
+
+        fn subjects(&self) -> Vec<Subject> {
+            vec![Subject::new("case", "F")]
+        }
+
+        fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+            Ok(PayloadDigests::FromEffect)
+        }
+
+        fn validate(&self) -> Result<(), GateError> {
+            Ok(())
+        }
+
+        crate::gate::decided_by_role!();
+
+        async fn apply(self, _: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+            Ok(())
+        }
+    }
+
+    /// A permitted command that promised digests from its effect and recorded none is an
+    /// internal fault: its whole batch is rolled back, nothing is recorded, the other jobs of
+    /// the batch are told so.
+    #[tokio::test]
+    async fn an_effect_that_records_no_digest_rolls_the_batch_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, schema) in stores(dir.path()).await {
+            let party: PartyCode = "NL".parse().unwrap();
+            let key = SigningKey::from_bytes(&[7u8; 32]);
+            let origin = ledger::origin_for(&party, &key.verifying_key());
+            let engine = Arc::new(Engine::compile(Vec::new()).unwrap());
+            let mut writer = Writer::new(store.clone(), key, party, origin, engine);
+            let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
+            let now = Timestamp::now();
+            let (j0, r0) = job(&eva, open("A"), now);
+            let (j1, r1) = job(&eva, Forgetful, now);
+            let mut jobs = vec![j0, j1];
+            let e = writer.commit_batch(&mut jobs).await.unwrap_err();
+            assert!(matches!(e, GateError::Internal(_)), "{e}");
+            let text = e.to_string();
+            for j in jobs {
+                j.settle(Some(&text));
+            }
+            assert!(matches!(r0.await.unwrap(), Err(GateError::Store(_))));
+            assert!(matches!(r1.await.unwrap(), Err(GateError::Store(_))));
+            assert_eq!(store.ledger_head().await.unwrap().0, 0);
+            assert_eq!(store.case_count().await.unwrap(), 0);
             store.close().await;
             if let Some((admin, schema)) = schema {
                 store::admin_execute(&admin, &format!("DROP SCHEMA {schema} CASCADE"))
