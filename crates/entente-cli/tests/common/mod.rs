@@ -195,6 +195,9 @@ pub(crate) fn client_as(who: &Path, server: &Path) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(Duration::from_secs(20))
+        // The node closes a connection idle for its header deadline (10 s); a pooled one older
+        // than that may already be closed when the next request is written on it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("client")
 }
