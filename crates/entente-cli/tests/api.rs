@@ -9,9 +9,7 @@
     reason = "test code: a failed step should stop the test loudly"
 )]
 
-mod common;
-
-use common::{Server, add_user, entente, init_node, s, stderr, stdout};
+use crate::common::{Server, add_user, entente, init_node, s, stderr, stdout};
 use reqwest::RequestBuilder;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

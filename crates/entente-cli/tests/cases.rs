@@ -8,9 +8,7 @@
     reason = "test code: a failed step should stop the test loudly"
 )]
 
-mod common;
-
-use common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
+use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
 use serde_json::{Value, json};
 use std::time::Duration;
 

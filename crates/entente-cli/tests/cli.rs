@@ -8,9 +8,7 @@
     reason = "test code: a failed step should stop the test loudly"
 )]
 
-mod common;
-
-use common::{add_user, entente, entente_in, init_node, s, stderr, stdout};
+use crate::common::{add_user, entente, entente_in, init_node, s, stderr, stdout};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;

@@ -8,9 +8,7 @@
     reason = "test code: a failed step should stop the test loudly"
 )]
 
-mod common;
-
-use common::{Server, add_user, entente, init_node, s, stderr, stdout};
+use crate::common::{Server, add_user, entente, init_node, s, stderr, stdout};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

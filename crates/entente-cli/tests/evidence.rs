@@ -2,9 +2,7 @@
 //! proofs, a package, offline verification and its refusals, with exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-mod common;
-
-use common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
+use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
 use serde_json::json;
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! adds a file, packages it and the package verifies; the bucket holds the blob encrypted,
 //! never the plaintext, and the local blob directory holds nothing.
 
-mod common;
-
-use common::{BIN, ChildGuard, add_user, free_port, init_node, s};
+use crate::common::{BIN, ChildGuard, add_user, free_port, init_node, s};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -8,9 +8,9 @@
     reason = "test code: a failed step should stop the test loudly"
 )]
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     Server, add_user, client_as, closed_within, entente_ok, free_port, init_node, ledger_entries,
     s, stdout,
 };

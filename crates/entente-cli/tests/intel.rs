@@ -4,9 +4,7 @@
 //! and bad input (media types, sizes, forged cursors, invalid STIX) refused with TAXII errors
 //! and nothing half-imported.
 
-mod common;
-
-use common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
+use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -2,9 +2,7 @@
 //! each other; every check of the story passes and the command exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-mod common;
-
-use common::{entente, stderr, stdout};
+use crate::common::{entente, stderr, stdout};
 
 #[test]
 fn the_pilot_runs_every_step_and_every_check_passes() {

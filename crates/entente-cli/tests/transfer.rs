@@ -10,9 +10,7 @@
     reason = "test code: a failed step should stop the test loudly"
 )]
 
-mod common;
-
-use common::{
+use crate::common::{
     Server, add_user, client_as, entente, entente_ok, free_port, init_node, ledger_entries, s,
     stderr, stdout,
 };
