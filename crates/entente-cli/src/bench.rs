@@ -283,18 +283,13 @@ async fn append(
 }
 
 async fn pg_schema(url: &str, schema: &str) -> Result<String, Failure> {
-    sqlx_admin(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-        .await?;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Ok(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+    entente_store::fresh_schema(url, schema)
+        .await
+        .map_err(|e| fail(Exit::Failed, format!("{url}: {e}")))
 }
 
 async fn drop_schema(url: &str, schema: &str) -> Result<(), Failure> {
-    sqlx_admin(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await
-}
-
-async fn sqlx_admin(url: &str, sql: &str) -> Result<(), Failure> {
-    entente_store::admin_execute(url, sql)
+    entente_store::drop_schema(url, schema)
         .await
         .map_err(|e| fail(Exit::Failed, format!("{url}: {e}")))
 }

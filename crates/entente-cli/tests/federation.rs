@@ -446,7 +446,7 @@ async fn witnesses_cosign_and_catch_a_rewritten_ledger() {
     nl_server.child.kill();
     let db = entente_node::identity::sqlite_url(&std::path::absolute(&nl.dir).unwrap());
     let first_hash = entente_core::ledger::stored_hash_index(0, 1);
-    entente_store::admin_execute(
+    entente_test_support::danger::admin_execute(
         &db,
         &format!(
             "DELETE FROM ledger_entries WHERE idx >= 1; DELETE FROM ledger_hashes WHERE id >= {first_hash}; \

@@ -49,4 +49,4 @@ pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };
 pub use requests::{EventRecord, RequestEventMessage, RequestMessage};
-pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, admin_execute};
+pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, drop_schema, fresh_schema};

@@ -437,16 +437,53 @@ where
         .ok_or_else(|| StoreError::Inconsistent(format!("cannot rebuild the tree of size {size}")))
 }
 
-/// Runs administrative SQL (schema creation for tests and benchmarks) on a database that is
-/// not a node's store. Never used on a node's own database.
+/// A schema name for [`fresh_schema`]: 1 to 63 lowercase letters, digits and `_`, starting
+/// with a letter (so it needs no quoting).
+fn schema_name(name: &str) -> Result<&str, StoreError> {
+    let ok = name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(StoreError::UnsupportedUrl(format!(
+            "schema `{name}`: expected 1 to 63 lowercase letters, digits and _, starting with a letter"
+        )))
+    }
+}
+
+/// Makes schema `name` empty on the PostgreSQL server at `url` (dropping what it held) and
+/// returns the URL of a store in it: a scratch database for `entente bench`, never a node's.
 ///
 /// # Errors
-/// Connection or statement errors.
-pub async fn admin_execute(url: &str, sql: &str) -> Result<(), StoreError> {
+/// A URL that is not PostgreSQL, an invalid name, or the server's error.
+pub async fn fresh_schema(url: &str, name: &str) -> Result<String, StoreError> {
+    let name = schema_name(name)?;
+    if !url.starts_with("postgres") {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    }
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
-    // Administrative statements are composed by the caller from fixed text and generated names.
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&pool).await?;
+    // The name is checked above: lowercase letters, digits and `_` only.
+    let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}");
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await?;
+    pool.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}options=-c%20search_path%3D{name}"))
+}
+
+/// Drops schema `name` made by [`fresh_schema`] on the PostgreSQL server at `url`.
+///
+/// # Errors
+/// An invalid name, or the server's error.
+pub async fn drop_schema(url: &str, name: &str) -> Result<(), StoreError> {
+    let name = schema_name(name)?;
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+    // The name is checked above: lowercase letters, digits and `_` only.
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
+        .execute(&pool)
+        .await?;
     pool.close().await;
     Ok(())
 }

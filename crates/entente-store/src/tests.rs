@@ -1592,3 +1592,24 @@ async fn both_backends_have_the_same_schema() {
         db.drop_schema().await;
     }
 }
+
+/// The bench's scratch schemas: only plain lowercase names, only on PostgreSQL; anything else
+/// is refused before a connection is made.
+#[tokio::test]
+async fn fresh_schema_refuses_names_that_would_need_quoting() {
+    for bad in ["", "Bench", "1x", "x;DROP TABLE cases", "a-b", &"x".repeat(64)] {
+        let e = crate::fresh_schema("postgres://127.0.0.1:1/none", bad).await.unwrap_err();
+        assert!(e.to_string().contains("expected 1 to 63 lowercase"), "{bad:?}: {e}");
+        let e = crate::drop_schema("postgres://127.0.0.1:1/none", bad).await.unwrap_err();
+        assert!(e.to_string().contains("expected 1 to 63 lowercase"), "{bad:?}: {e}");
+    }
+    let e = crate::fresh_schema("sqlite://x.sqlite", "bench_1").await.unwrap_err();
+    assert!(matches!(e, crate::StoreError::UnsupportedUrl(_)), "{e}");
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        let scratch = crate::fresh_schema(&url, "t_fresh_schema_probe").await.unwrap();
+        let store = Store::open(&scratch).await.unwrap();
+        assert_eq!(store.ledger_head().await.unwrap().0, 0);
+        store.close().await;
+        crate::drop_schema(&url, "t_fresh_schema_probe").await.unwrap();
+    }
+}

@@ -679,7 +679,9 @@ mod tests {
         let mut out = vec![(Store::open(&url).await.unwrap(), None)];
         if let Ok(admin) = std::env::var("DATABASE_URL") {
             let schema = format!("g_{}_{}", std::process::id(), Timestamp::now().as_nanosecond());
-            store::admin_execute(&admin, &format!("CREATE SCHEMA {schema}")).await.unwrap();
+            entente_test_support::danger::admin_execute(&admin, &format!("CREATE SCHEMA {schema}"))
+                .await
+                .unwrap();
             let sep = if admin.contains('?') { '&' } else { '?' };
             let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
             out.push((Store::open(&url).await.unwrap(), Some((admin, schema))));
@@ -743,9 +745,12 @@ mod tests {
             assert!(matches!(r.await.unwrap(), Err(GateError::Conflict(_))));
             store.close().await;
             if let Some((admin, schema)) = schema {
-                store::admin_execute(&admin, &format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-                    .unwrap();
+                entente_test_support::danger::admin_execute(
+                    &admin,
+                    &format!("DROP SCHEMA {schema} CASCADE"),
+                )
+                .await
+                .unwrap();
             }
         }
     }
@@ -809,9 +814,12 @@ mod tests {
             assert_eq!(store.case_count().await.unwrap(), 0);
             store.close().await;
             if let Some((admin, schema)) = schema {
-                store::admin_execute(&admin, &format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-                    .unwrap();
+                entente_test_support::danger::admin_execute(
+                    &admin,
+                    &format!("DROP SCHEMA {schema} CASCADE"),
+                )
+                .await
+                .unwrap();
             }
         }
     }
