@@ -186,16 +186,29 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
             let bundle = stix::parse_bundle(&text).map_err(|e| {
                 fail(Exit::BadInput, format!("{}: not pushed (nothing was): {e}", file.display()))
             })?;
-            let (ok, total) = push(
-                &client,
-                &url,
-                &collection,
-                token.as_deref(),
-                &bundle.objects,
-                per_envelope.max(1),
-            )
-            .await?;
-            println!("pushed {total} objects: {ok} stored by the server");
+            // As this node, to a partner: what leaves is decided under TLP 2.0 for that partner
+            // and recorded by the gate before anything is sent.
+            let (objects, withheld) = match (peer.as_deref(), data_dir.as_deref()) {
+                (Some(peer), Some(dir)) => {
+                    let to: PartyCode =
+                        peer.parse().map_err(|e| fail(Exit::BadInput, format!("--peer: {e}")))?;
+                    let node = Node::open(dir).await?;
+                    let release = entente_store::intel::IntelRelease {
+                        to,
+                        collection: collection.clone(),
+                        objects: Arc::new(bundle.objects),
+                    };
+                    let r = submit(&node, release).await?;
+                    (r.objects, r.withheld)
+                }
+                _ => (bundle.objects, 0),
+            };
+            let (ok, total) =
+                push(&client, &url, &collection, token.as_deref(), &objects, per_envelope.max(1))
+                    .await?;
+            println!(
+                "pushed {total} objects: {ok} stored by the server; {withheld} withheld under TLP for the partner"
+            );
             Ok(())
         }
     }

@@ -165,6 +165,10 @@ pub enum Action {
     /// Read a page of a collection, each object decided under TLP 2.0.
     #[serde(rename = "intel.read")]
     IntelRead,
+    /// Release STIX objects to a pinned partner (pushed to its TAXII server as this node),
+    /// each decided under TLP 2.0 for that partner.
+    #[serde(rename = "intel.push")]
+    IntelPush,
     /// Take in an evidence item (custody event `acquired`).
     #[serde(rename = "evidence.add")]
     EvidenceAdd,
@@ -240,6 +244,7 @@ impl Action {
             Action::IntelCollectionCreate => "intel.collection.create",
             Action::IntelImport => "intel.import",
             Action::IntelRead => "intel.read",
+            Action::IntelPush => "intel.push",
             Action::EvidenceAdd => "evidence.add",
             Action::EvidenceCustody => "evidence.custody",
             Action::EvidenceExport => "evidence.export",

@@ -148,6 +148,7 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::IntelRead,
         roles: &[Role::Csirt, Role::Investigator, Role::CentralAuthority],
     },
+    RoleRule { id: "role.csirt.intel-push", action: Action::IntelPush, roles: &[Role::Csirt] },
     RoleRule {
         id: "role.case-worker.evidence-add",
         action: Action::EvidenceAdd,
@@ -224,13 +225,14 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator holding the data directory decides which partner nodes are trusted",
                 Vec::new(),
             ),
-            Action::IntelCollectionCreate | Action::IntelImport | Action::IntelRead => {
-                Decision::permit(
-                    "operator.intel",
-                    "the operator may load threat intelligence feeds and read them as the node's organisation (TLP:RED only where named)",
-                    Vec::new(),
-                )
-            }
+            Action::IntelCollectionCreate
+            | Action::IntelImport
+            | Action::IntelRead
+            | Action::IntelPush => Decision::permit(
+                "operator.intel",
+                "the operator may load threat intelligence feeds and read them as the node's organisation (TLP:RED only where named)",
+                Vec::new(),
+            ),
             Action::EvidenceRead => Decision::permit(
                 "operator.evidence-read",
                 "the operator may read an evidence item's custody chain (the reading is recorded)",
@@ -441,6 +443,7 @@ mod tests {
             Action::IntelCollectionCreate,
             Action::IntelImport,
             Action::IntelRead,
+            Action::IntelPush,
             Action::EvidenceAdd,
             Action::EvidenceCustody,
             Action::EvidenceExport,

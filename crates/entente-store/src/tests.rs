@@ -1613,3 +1613,68 @@ async fn fresh_schema_refuses_names_that_would_need_quoting() {
         crate::drop_schema(&url, "t_fresh_schema_probe").await.unwrap();
     }
 }
+
+/// Pushing objects to a partner as this node: each decided under TLP 2.0 for that partner
+/// (RED only to a named party, AMBER only under an agreement in force binding both, GREEN to
+/// the community), recorded before anything leaves; never to a partner that is not pinned.
+#[tokio::test]
+async fn intel_pushed_to_a_partner_is_decided_under_tlp_and_recorded() {
+    use entente_intel::tlp::Tlp;
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    let coll = "0e1f7a4c-4d2e-4a8b-9c3d-5e6f7a8b9c0d";
+    let ind = |n: u32, tlp: Tlp, extra: &str| {
+        format!(
+            r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-{n:012}","created":"2026-11-01T00:00:00Z","modified":"2026-11-01T00:00:00Z","pattern":"[ipv4-addr:value = '198.51.100.{n}']","pattern_type":"stix","valid_from":"2026-11-01T00:00:00Z","object_marking_refs":["{}"]{extra}}}"#,
+            tlp.marking_id()
+        )
+    };
+    let objects = vec![
+        ind(1, Tlp::Green, ""),
+        ind(2, Tlp::Red, r#","x_entente_recipients":["US"]"#),
+        ind(3, Tlp::Red, r#","x_entente_recipients":["DE"]"#),
+        ind(4, Tlp::Amber, ""),
+    ];
+    let parsed = std::sync::Arc::new(
+        entente_intel::stix::parse_envelope(&format!(r#"{{"objects":[{}]}}"#, objects.join(",")))
+            .unwrap(),
+    );
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
+        let csirt = Actor::User { name: "cert".into(), role: Role::Csirt };
+        let push = |to: PartyCode| crate::intel::IntelRelease {
+            to,
+            collection: coll.into(),
+            objects: parsed.clone(),
+        };
+        // Not pinned: refused, nothing recorded.
+        let before = db.store.ledger_head().await.unwrap().0;
+        let e = gate.submit(csirt.clone(), push(de()), now).await.unwrap_err();
+        assert!(matches!(&e, GateError::Invalid(m) if m.contains("pinned")), "{e}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before);
+        let pin = crate::peers::AddPeer {
+            party: de(),
+            url: "https://127.0.0.1:1".into(),
+            cert_pem: "-".into(),
+            cert_sha256: "d".repeat(64),
+            signing_key: "b".repeat(64),
+            age_recipient: None,
+        };
+        gate.submit(Actor::Operator, pin, now).await.unwrap();
+        let v = gate.submit(csirt.clone(), push(de()), now).await.unwrap();
+        let Verdict::Permitted { index, output, .. } = v else { panic!("{v:?}") };
+        let ids: Vec<&str> = output.objects.iter().map(|o| &o.id[o.id.len() - 1..]).collect();
+        // NL and DE share agreements in force: GREEN, RED naming DE and AMBER go; RED naming
+        // only the US does not.
+        assert_eq!(ids, ["1", "3", "4"]);
+        assert_eq!(output.withheld, 1);
+        let entries = db.store.entries(index, index + 1).await.unwrap();
+        let entry = entente_core::ledger::LedgerEntry::decode(&entries[0].1).unwrap();
+        assert_eq!(entry.action, entente_core::Action::IntelPush);
+        assert!(entry.payload_hashes["tlp.summary"].contains("released 3, withheld 1"));
+        // An auditor may not push.
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v = gate.submit(auditor, push(de()), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        db.drop_schema().await;
+    }
+}

@@ -411,6 +411,120 @@ impl GateCommand for IntelRead {
     }
 }
 
+/// Release STIX objects to a pinned partner that this node then pushes them to (a TAXII
+/// `POST` on the partner's collection, over mutual TLS as this node). Each object is decided
+/// under TLP 2.0 for that partner under the governing agreement, exactly as if the partner
+/// had read it here; only the released objects may be pushed. One ledger entry per push,
+/// recorded before anything leaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntelRelease {
+    /// The partner pushed to.
+    pub to: PartyCode,
+    /// The partner's collection (a UUID).
+    pub collection: String,
+    /// The objects, parsed and validated, each with its original text.
+    pub objects: Arc<Vec<StixObject>>,
+}
+
+/// What a push may send: the released objects, and how many TLP withheld.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntelReleased {
+    /// The objects released to the partner, in their order.
+    pub objects: Vec<StixObject>,
+    /// How many the TLP decision withheld.
+    pub withheld: usize,
+}
+
+impl GateCommand for IntelRelease {
+    type Output = IntelReleased;
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::IntelPush
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new("party", self.to.as_str()), Subject::new("collection", &self.collection)]
+    }
+
+    /// What was released and withheld, object by object, known once each is decided.
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        uuid("collection id", &self.collection)?;
+        if self.objects.is_empty() {
+            return Err(GateError::Invalid("a push releases at least one object".into()));
+        }
+        Ok(())
+    }
+
+    decided_by_role!();
+
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        _: (),
+        _: &Ruling,
+    ) -> Result<IntelReleased, GateError> {
+        let pinned: Option<i64> = sqlx::query_scalar("SELECT 1 FROM peers WHERE party = $1")
+            .bind(self.to.as_str())
+            .fetch_optional(&mut **cx.tx)
+            .await?;
+        if pinned.is_none() {
+            return Err(GateError::Invalid(format!(
+                "no partner node is pinned for {} (entente peer add)",
+                self.to
+            )));
+        }
+        let party = cx.party;
+        let governing = governing_agreement(cx.engine, party, &self.to, cx.now);
+        let parties = [self.to.clone()];
+        let exchange = Exchange { node_party: party, collection_parties: &parties, governing };
+        let requester = Requester::Peer { party: &self.to };
+        let importer = match cx.actor {
+            Actor::User { name, .. } | Actor::OperatorFor { name, .. } => Some(name.as_str()),
+            _ => None,
+        };
+        let (mut released, mut withheld) = (Vec::new(), 0);
+        let (mut served, mut decisions) = (sha2::Sha256::new(), sha2::Sha256::new());
+        let mut rules: BTreeMap<&str, usize> = BTreeMap::new();
+        for o in self.objects.iter() {
+            let shared = Shared {
+                tlp: tlp::effective(&o.markings),
+                recipients: &o.recipients,
+                originator: party,
+                importer,
+            };
+            let release = tlp::decide(&shared, requester, &exchange);
+            *rules.entry(release.rule).or_default() += 1;
+            let line = format!("{}|{}|{}\n", o.id, o.version().unwrap_or(""), release.rule);
+            decisions.update(line.as_bytes());
+            if release.permit {
+                served.update(format!("{}|{}\n", o.id, o.version().unwrap_or("")).as_bytes());
+                released.push(o.clone());
+            } else {
+                withheld += 1;
+            }
+        }
+        let summary = rules.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(",");
+        cx.record_digests(vec![
+            ("released".to_owned(), format!("sha256:{}", hex::encode(served.finalize()))),
+            ("tlp".to_owned(), format!("sha256:{}", hex::encode(decisions.finalize()))),
+            (
+                "tlp.summary".to_owned(),
+                format!(
+                    "push {}: released {}, withheld {withheld}; {summary}",
+                    governing.unwrap_or("-"),
+                    released.len()
+                ),
+            ),
+        ]);
+        Ok(IntelReleased { objects: released, withheld })
+    }
+}
+
 async fn load_collection(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
