@@ -1628,7 +1628,7 @@ async fn intel_pushed_to_a_partner_is_decided_under_tlp_and_recorded() {
             tlp.marking_id()
         )
     };
-    let objects = vec![
+    let objects = [
         ind(1, Tlp::Green, ""),
         ind(2, Tlp::Red, r#","x_entente_recipients":["US"]"#),
         ind(3, Tlp::Red, r#","x_entente_recipients":["DE"]"#),
