@@ -88,31 +88,39 @@ async fn share_under_agreements_and_retention() {
         }))
         .unwrap();
         // It arrives as the federation hands it over: from NL's node, pinned with its
-        // certificate, as envelope 1 of NL's sequence.
+        // certificate and key, signed by that key, as envelope 1 of NL's sequence.
         let nl_cert = "e".repeat(64);
+        let nl_key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
         let at: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
         let pin = entente_store::peers::AddPeer {
             party: "NL".parse().unwrap(),
             url: "https://127.0.0.1:1".into(),
             cert_pem: "-".into(),
             cert_sha256: nl_cert.clone(),
-            signing_key: "b".repeat(64),
+            signing_key: hex::encode(nl_key.verifying_key().as_bytes()),
             age_recipient: None,
         };
         node.gate.submit(node.operator(), pin, at).await.unwrap();
         let nl = node.store.peer_by_certificate(&nl_cert).await.unwrap().unwrap();
-        let payload = serde_json::to_value(&message).unwrap();
-        let digest = entente_core::envelope::payload_digest(&payload).unwrap();
-        let envelope = entente_store::InboundEnvelope {
-            from: "NL".parse().unwrap(),
-            cert_sha256: nl_cert,
-            id: "NL-DE-1".into(),
-            seq: 1,
-            kind: "datum".into(),
-            payload,
-            envelope_sha256: digest.clone(),
-            payload_sha256: digest,
-        };
+        let sealed = entente_core::envelope::Envelope::seal(
+            &nl_key,
+            "NL".parse().unwrap(),
+            "DE".parse().unwrap(),
+            "datum",
+            1,
+            serde_json::to_value(&message).unwrap(),
+            at,
+        )
+        .unwrap();
+        let envelope = entente_store::verify_envelope(
+            sealed,
+            &nl_key.verifying_key(),
+            &nl_cert,
+            &"DE".parse().unwrap(),
+            at,
+            jiff::SignedDuration::from_secs(300),
+        )
+        .unwrap();
         let v = node.gate.receive_many(nl, vec![envelope], at).await.pop().unwrap().unwrap();
         assert!(matches!(v, entente_store::Verdict::Permitted { .. }), "{v:?}");
         node.store.close().await;

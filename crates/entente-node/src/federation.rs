@@ -32,7 +32,7 @@ use entente_core::PartyCode;
 use entente_core::canonical::sha256_tagged;
 use entente_core::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
 use entente_store::Principal;
-use entente_store::{GateError, InboundEnvelope, PeerRecord, Verdict};
+use entente_store::{GateError, PeerRecord, Verdict, VerifiedEnvelope};
 use jiff::{SignedDuration, Timestamp};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
@@ -592,41 +592,34 @@ async fn receive(
             .await;
         }
     }
-    // Signatures and digests on both cores (the first failure, in batch order, is reported).
+    // Signatures and digests on both cores (the first failure, in batch order, is reported):
+    // each envelope that passes becomes a `VerifiedEnvelope`, the only kind the gate takes.
     let skew = st.skew;
     let me2 = me.clone();
+    let cert = conn.cert_sha256.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let check = |envs: &[Envelope]| -> Vec<Result<String, EnvelopeError>> {
-            envs.iter()
-                .map(|env| {
-                    env.verify(&key, &me2, now, skew)?;
-                    env.digest()
-                })
+        let check = |envs: Vec<Envelope>| -> Vec<Result<VerifiedEnvelope, EnvelopeError>> {
+            envs.into_iter()
+                .map(|env| entente_store::verify_envelope(env, &key, &cert, &me2, now, skew))
                 .collect()
         };
-        let envs = batch.envelopes;
+        let mut envs = batch.envelopes;
         if envs.len() < PARALLEL_FROM {
-            let out = check(&envs);
-            return (envs, out);
+            return check(envs);
         }
-        let (a, b) = envs.split_at(envs.len() / 2);
-        let mut out = std::thread::scope(|s| {
-            let first = s.spawn(|| check(a));
-            let second = check(b);
+        let second_half = envs.split_off(envs.len() / 2);
+        std::thread::scope(|s| {
+            let first = s.spawn(|| check(envs));
+            let second = check(second_half);
             first.join().map(|mut v| {
                 v.extend(second);
                 v
             })
         })
-        .unwrap_or_default();
-        if out.len() != envs.len() {
-            // A checking thread failed: check everything on this one.
-            out = check(&envs);
-        }
-        (envs, out)
+        .unwrap_or_default()
     })
     .await;
-    let Ok((envelopes, checked)) = checked else {
+    let Ok(checked) = checked else {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -635,10 +628,19 @@ async fn receive(
             None,
         );
     };
-    let mut digests_of = Vec::with_capacity(checked.len());
+    if checked.is_empty() {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the batch could not be checked",
+            None,
+        );
+    }
+    let mut commands = Vec::with_capacity(checked.len());
     for c in checked {
         match c {
-            Ok(d) => digests_of.push(d),
+            Ok(v) => commands.push(v),
             Err(e) => {
                 return refuse(
                     &st,
@@ -653,21 +655,8 @@ async fn receive(
             }
         }
     }
-    let mut commands = Vec::with_capacity(envelopes.len());
-    let mut digests = Vec::with_capacity(envelopes.len());
-    for (env, envelope_sha256) in envelopes.into_iter().zip(digests_of) {
-        digests.push((env.id.clone(), env.seq));
-        commands.push(InboundEnvelope {
-            from: env.from,
-            cert_sha256: conn.cert_sha256.clone(),
-            id: env.id,
-            seq: env.seq,
-            kind: env.kind,
-            payload: env.payload,
-            envelope_sha256,
-            payload_sha256: env.payload_sha256,
-        });
-    }
+    let digests: Vec<(String, u64)> =
+        commands.iter().map(|v| (v.id().to_owned(), v.seq())).collect();
     let principal = match st.node.store.peer_by_certificate(&conn.cert_sha256).await {
         Ok(Some(p)) => p,
         _ => Principal::anonymous(),

@@ -33,7 +33,9 @@ mod tests;
 
 pub use cases::{CaseMember, CaseMirror, CaseStatus, CaseUpdateMessage, TimelineEntry};
 pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
-pub use federation::{InboundEnvelope, OutboxSummary, PeerRecord, PendingMessage};
+pub use federation::{
+    OutboxSummary, PeerRecord, PendingMessage, VerifiedEnvelope, verify_envelope,
+};
 pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
 pub use gate::{Gate, GateCommand, GateError, PayloadDigests, Verdict};
 pub use incidents::{

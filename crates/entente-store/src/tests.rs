@@ -87,7 +87,16 @@ pub(crate) async fn receive(
     envelope: crate::federation::InboundEnvelope,
     now: Timestamp,
 ) -> Result<Verdict<()>, GateError> {
+    let envelope = crate::federation::VerifiedEnvelope::unsigned(envelope);
     gate.receive_many(actor, vec![envelope], now).await.pop().unwrap()
+}
+
+/// Envelopes the tests hand to the gate without signing them (the signature check is the
+/// node layer's `verify_envelope`, tested with the federation).
+fn unsigned(
+    envelopes: Vec<crate::federation::InboundEnvelope>,
+) -> Vec<crate::federation::VerifiedEnvelope> {
+    envelopes.into_iter().map(crate::federation::VerifiedEnvelope::unsigned).collect()
 }
 
 /// [`receive`] as a method, for tests that read better with it.
@@ -858,8 +867,9 @@ async fn hand_over(
             payload_sha256: payload_digest(&m.payload).unwrap(),
         })
         .collect();
-    let results =
-        to_gate.receive_many(Actor::Peer { party: from_party.clone() }, commands, now).await;
+    let results = to_gate
+        .receive_many(Actor::Peer { party: from_party.clone() }, unsigned(commands), now)
+        .await;
     let items: Vec<AckItem> = pending
         .iter()
         .zip(&results)
@@ -1675,6 +1685,80 @@ async fn intel_pushed_to_a_partner_is_decided_under_tlp_and_recorded() {
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
         let v = gate.submit(auditor, push(de()), now).await.unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        db.drop_schema().await;
+    }
+}
+
+/// An envelope reaches the gate only as checked by `verify_envelope`, and the gate admits it
+/// only if the key it was checked with is the sender's pinned key, in the transaction that
+/// applies it: a signature under any other key is refused and nothing is recorded.
+#[tokio::test]
+async fn envelopes_checked_with_another_key_than_the_pin_are_refused() {
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    let pinned = SigningKey::from_bytes(&[11u8; 32]);
+    let other = SigningKey::from_bytes(&[12u8; 32]);
+    let cert = "c".repeat(64);
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
+        let pin = crate::peers::AddPeer {
+            party: de(),
+            url: "https://127.0.0.1:1".into(),
+            cert_pem: "-".into(),
+            cert_sha256: cert.clone(),
+            signing_key: hex::encode(pinned.verifying_key().as_bytes()),
+            age_recipient: None,
+        };
+        gate.submit(Actor::Operator, pin, now).await.unwrap();
+        let de_peer = db.store.peer_by_certificate(&cert).await.unwrap().unwrap();
+        let sealed = |k: &SigningKey| {
+            entente_core::envelope::Envelope::seal(
+                k,
+                de(),
+                nl(),
+                "consent",
+                1,
+                serde_json::json!({"datum_id": "x1", "recipient": "US"}),
+                now,
+            )
+            .unwrap()
+        };
+        let skew = jiff::SignedDuration::from_secs(300);
+        // A wrong signature never becomes a verified envelope.
+        let e = crate::verify_envelope(
+            sealed(&other),
+            &pinned.verifying_key(),
+            &cert,
+            &nl(),
+            now,
+            skew,
+        )
+        .unwrap_err();
+        assert_eq!(e.rule(), "federation#signature");
+        // Checked with a key of its own: refused at admission, nothing recorded.
+        let before = db.store.ledger_head().await.unwrap().0;
+        let forged =
+            crate::verify_envelope(sealed(&other), &other.verifying_key(), &cert, &nl(), now, skew)
+                .unwrap();
+        let r = gate.receive_many(de_peer.clone(), vec![forged], now).await;
+        assert!(
+            matches!(&r[..], [Err(GateError::Invalid(m))] if m.contains("pinned key")),
+            "{r:?}"
+        );
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before);
+        // Under the pinned key: admitted and decided (a consent for a datum unknown here is a
+        // recorded rejection, not a refusal at the door).
+        let good = crate::verify_envelope(
+            sealed(&pinned),
+            &pinned.verifying_key(),
+            &cert,
+            &nl(),
+            now,
+            skew,
+        )
+        .unwrap();
+        let r = gate.receive_many(de_peer, vec![good], now).await;
+        assert!(matches!(&r[..], [Ok(Verdict::Denied { .. })]), "{r:?}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before + 1);
         db.drop_schema().await;
     }
 }

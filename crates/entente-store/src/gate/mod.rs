@@ -20,7 +20,7 @@ mod writer;
 pub use writer::BatchPlan;
 pub(crate) use writer::{BoxFuture, Deferred, MAX_PARAMS, Tx, multi_row_insert, placeholders};
 
-use crate::federation::InboundEnvelope;
+use crate::federation::VerifiedEnvelope;
 use crate::principal::Principal;
 use crate::store::{Backend, Store, StoreError};
 use ed25519_dalek::SigningKey;
@@ -451,20 +451,21 @@ impl Gate {
     pub async fn receive_many(
         &self,
         peer: impl Into<Principal>,
-        envelopes: Vec<InboundEnvelope>,
+        envelopes: Vec<VerifiedEnvelope>,
         now: Timestamp,
     ) -> Vec<Result<Verdict<()>, GateError>> {
         let actor = peer.into().actor().clone();
         let mut waits = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let sender = match &actor {
-                Actor::Peer { party } if *party == envelope.from => Ok(()),
+                Actor::Peer { party } if party == envelope.from() => Ok(()),
                 other => Err(GateError::Invalid(format!(
                     "envelope {} names {} as its sender, but the connection is {other}'s",
-                    envelope.id, envelope.from
+                    envelope.id(),
+                    envelope.from()
                 ))),
             };
-            if let Err(e) = sender.and_then(|()| writer::validate_envelope(&envelope)) {
+            if let Err(e) = sender.and_then(|()| writer::validate_envelope(&envelope.inner)) {
                 waits.push(Err(e));
                 continue;
             }

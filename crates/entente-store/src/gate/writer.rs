@@ -3,7 +3,7 @@
 //! acknowledges each job only after the commit.
 
 use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, Verdict};
-use crate::federation::{self, Admission, Decoded, InboundEnvelope, InboxRow};
+use crate::federation::{self, Admission, Decoded, InboundEnvelope, InboxRow, VerifiedEnvelope};
 use crate::store::{self, Backend, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
 use entente_core::envelope::AckStatus;
@@ -197,7 +197,7 @@ pub(crate) fn validate_envelope(envelope: &InboundEnvelope) -> Result<(), GateEr
 /// decision it needs (an unreadable content is recorded as rejected).
 pub(crate) struct InboundJob {
     actor: Actor,
-    envelope: InboundEnvelope,
+    envelope: VerifiedEnvelope,
     now: Timestamp,
     reply: Sender<()>,
     result: Option<Result<Verdict<()>, GateError>>,
@@ -206,7 +206,7 @@ pub(crate) struct InboundJob {
 impl InboundJob {
     pub(crate) fn new(
         actor: Actor,
-        envelope: InboundEnvelope,
+        envelope: VerifiedEnvelope,
         now: Timestamp,
     ) -> (Self, Receiver<()>) {
         let (reply, rx) = oneshot::channel();
@@ -214,9 +214,10 @@ impl InboundJob {
     }
 
     async fn admit_and_run(&mut self, st: &mut Step<'_>) -> Result<(), GateError> {
-        let envelope = &self.envelope;
+        let key = Some(self.envelope.signing_key.as_str()).filter(|k| !k.is_empty());
+        let envelope = &self.envelope.inner;
         let batch_last = st.inbox_last.get(envelope.from.as_str()).copied();
-        match federation::admit(&mut st.tx, envelope, batch_last).await {
+        match federation::admit(&mut st.tx, envelope, key, batch_last).await {
             Ok(Admission::Fresh) => {}
             Ok(Admission::Replay(item)) => {
                 self.result = Some(Err(GateError::Replayed(item)));
