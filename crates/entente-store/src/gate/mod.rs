@@ -112,7 +112,22 @@ pub struct DecideCx<'a> {
 }
 
 /// The open transaction and what the gate knows while a command loads its facts or applies
-/// its effect. Only the gate makes one.
+/// its effect. Only the gate's writer makes one, and it is the only handle through which a
+/// command runs SQL: code outside the store can neither build one nor reach its transaction.
+///
+/// ```compile_fail
+/// // Outside the store, an `EffectCx` cannot be built (its fields are the gate's own) ...
+/// fn forge<'a>(tx: &'a mut sqlx::Transaction<'static, sqlx::Any>) -> entente_store::gate::EffectCx<'a> {
+///     entente_store::gate::EffectCx { tx }
+/// }
+/// ```
+///
+/// ```compile_fail
+/// // ... nor its transaction taken from one a command is given.
+/// async fn sneak(cx: &mut entente_store::gate::EffectCx<'_>) {
+///     let _ = sqlx::query("DELETE FROM ledger_entries").execute(&mut **cx.tx).await;
+/// }
+/// ```
 pub struct EffectCx<'a> {
     pub(crate) tx: &'a mut sqlx::Transaction<'static, sqlx::Any>,
     pub(crate) backend: Backend,
