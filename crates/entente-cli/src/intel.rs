@@ -68,8 +68,9 @@ pub(crate) enum IntelCmd {
         /// Bearer token (or user:password for Basic)
         #[arg(long, env = "ENTENTE_TAXII_TOKEN", required_unless_present = "peer")]
         token: Option<String>,
-        /// Call a pinned partner node's TAXII server over mutual TLS, as this node (give its
-        /// federation URL, e.g. https://127.0.0.1:7411/taxii2/api/)
+        /// The pinned partner (party code, e.g. DE) whose TAXII server the URL names on its
+        /// federation listener (e.g. https://127.0.0.1:7411/taxii2/api/): called over mutual
+        /// TLS as this node
         #[arg(long, requires = "data_dir")]
         peer: Option<String>,
         /// This node's data directory (with --peer)
@@ -93,8 +94,9 @@ pub(crate) enum IntelCmd {
         /// Bearer token (or user:password for Basic)
         #[arg(long, env = "ENTENTE_TAXII_TOKEN", required_unless_present = "peer")]
         token: Option<String>,
-        /// Call a pinned partner node's TAXII server over mutual TLS, as this node (give its
-        /// federation URL, e.g. https://127.0.0.1:7411/taxii2/api/)
+        /// The pinned partner (party code, e.g. DE) whose TAXII server the URL names on its
+        /// federation listener (e.g. https://127.0.0.1:7411/taxii2/api/): called over mutual
+        /// TLS as this node
         #[arg(long, requires = "data_dir")]
         peer: Option<String>,
         /// This node's data directory (with --peer)
