@@ -215,13 +215,6 @@ fn denied(index: u64, decision: &entente_core::Decision) -> Failure {
 /// `--user NAME`: the operator holding the data directory acting for that user (recorded as
 /// such, never as the user presenting a token).
 pub(crate) async fn user_actor(node: &Node, name: &str) -> Result<Principal, Failure> {
-    let users = node.store.users().await?;
-    if !users.iter().any(|u| u.name == name) {
-        return Err(fail(
-            Exit::BadInput,
-            format!("--user {name}: no such user on this node (see `entente user list`)"),
-        ));
-    }
     Ok(node.operator_for(name).await?)
 }
 

@@ -351,7 +351,7 @@ pub async fn serve(
         )
         .merge(
             crate::taxii::router_for_peers(node.clone())
-                .layer(axum::middleware::from_fn_with_state(node.clone(), mark_peer)),
+                .layer(axum::middleware::from_fn(mark_peer)),
         )
         .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
@@ -726,17 +726,12 @@ async fn receive(
 }
 
 /// For the TAXII routes: removes any caller-supplied peer header and sets it to the SHA-256
-/// of this connection's client certificate, if a partner is pinned with it (the TAXII layer
-/// then authenticates the partner by that pin).
-async fn mark_peer(
-    State(node): State<Node>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// of this connection's client certificate (the TAXII layer then authenticates the partner
+/// pinned with it, or answers as to an anonymous caller).
+async fn mark_peer(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     req.headers_mut().remove(crate::taxii::PEER_HEADER);
     let cert = req.extensions().get::<PeerConn>().map(|c| c.cert_sha256.clone());
     if let Some(cert) = cert
-        && let Ok(Some(_)) = node.store.peer_by_cert(&cert).await
         && let Ok(v) = axum::http::HeaderValue::from_str(&cert)
     {
         req.headers_mut().insert(crate::taxii::PEER_HEADER, v);

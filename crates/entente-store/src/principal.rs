@@ -27,7 +27,7 @@
 use crate::store::{Store, StoreError};
 use entente_core::{Actor, PartyCode};
 use sha2::Digest as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Who acts: an [`Actor`] that an authenticator established.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,6 @@ pub const LOCK_FILE: &str = "node.lock";
 /// makes the operator. Several processes (the server, the CLI) may hold it at once.
 #[derive(Debug)]
 pub struct DataDirLock {
-    dir: PathBuf,
     _file: std::fs::File,
 }
 
@@ -95,12 +94,7 @@ impl DataDirLock {
             .write(true)
             .open(dir.join(LOCK_FILE))?;
         file.lock_shared()?;
-        Ok(DataDirLock { dir: dir.to_owned(), _file: file })
-    }
-
-    /// The data directory locked.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(DataDirLock { _file: file })
     }
 
     /// The operator of the node whose data directory this is.

@@ -18,10 +18,6 @@ fn case_id(id: &str) -> Result<(), GateError> {
     ids::check_identifier("case id", id).map_err(GateError::Invalid)
 }
 
-fn encoding(e: impl std::fmt::Display) -> GateError {
-    GateError::Encoding(e.to_string())
-}
-
 /// Add a party to a case under a JIT agreement in force that binds this party and it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddCaseMember {
@@ -300,9 +296,9 @@ impl GateCommand for ReceiveCaseUpdate {
     ) -> Result<(), GateError> {
         let message = self.message;
         let update = digest(&message)?;
-        let members = serde_json::to_string(&message.members).map_err(encoding)?;
-        let concepts = serde_json::to_string(&message.concepts).map_err(encoding)?;
-        let conditions = serde_json::to_string(&message.conditions).map_err(encoding)?;
+        let members = serde_json::to_string(&message.members).map_err(GateError::encoding)?;
+        let concepts = serde_json::to_string(&message.concepts).map_err(GateError::encoding)?;
+        let conditions = serde_json::to_string(&message.conditions).map_err(GateError::encoding)?;
         let now_text = cx.now_text();
         let still_member = message.members.iter().any(|m| m.party == cx.party.as_str());
         let first =

@@ -352,12 +352,13 @@ impl GateCommand for ExportEvidence {
     async fn apply(
         self,
         cx: &mut EffectCx<'_>,
-        _: ExportFacts,
+        facts: ExportFacts,
         ruling: &Ruling,
     ) -> Result<EvidenceRecord, GateError> {
         let ExportEvidence { id, to, request, .. } = self;
         let index = cx.index;
-        let item = live_item(cx.tx, &id).await?;
+        // Loaded, and checked not destroyed, by `load` in this transaction.
+        let item = facts.item;
         let Some(conditions) = &ruling.conditions else {
             return Err(GateError::Internal("a permitted export has no conditions".into()));
         };

@@ -22,10 +22,6 @@ fn datum_id(id: &str) -> Result<(), GateError> {
     ids::check_identifier("datum id", id).map_err(GateError::Invalid)
 }
 
-fn encoding(e: impl std::fmt::Display) -> GateError {
-    GateError::Encoding(e.to_string())
-}
-
 /// Record a datum this party holds for a case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddDatum {
@@ -198,7 +194,7 @@ impl GateCommand for ShareDatum {
                 })
                 .collect(),
         };
-        let payload = serde_json::to_value(&message).map_err(encoding)?;
+        let payload = serde_json::to_value(&message).map_err(GateError::encoding)?;
         let sent = digest(&message)?;
         let (now_text, index) = (cx.now_text(), cx.index);
         let (out_id, seq) = outbox(cx.tx, &to, "datum", &payload, &now_text, index).await?;
@@ -290,9 +286,9 @@ impl GateCommand for ReceiveDatum {
             _ => None,
         };
         let bound = ruling.conditions.as_ref().unwrap_or(&message.conditions);
-        let conditions_json = serde_json::to_string(bound).map_err(encoding)?;
+        let conditions_json = serde_json::to_string(bound).map_err(GateError::encoding)?;
         let sha = digest(&message.content)?;
-        let concepts = serde_json::to_string(&message.concepts).map_err(encoding)?;
+        let concepts = serde_json::to_string(&message.concepts).map_err(GateError::encoding)?;
         let item = Item {
             id: &message.id,
             case_id: &message.case_id,
@@ -376,7 +372,7 @@ impl GateCommand for GiveConsent {
             Some(_) => {}
         }
         let message = ConsentMessage { datum_id, recipient };
-        let payload = serde_json::to_value(&message).map_err(encoding)?;
+        let payload = serde_json::to_value(&message).map_err(GateError::encoding)?;
         let (now_text, index) = (cx.now_text(), cx.index);
         let (out_id, seq) = outbox(cx.tx, &holder, "consent", &payload, &now_text, index).await?;
         cx.record_digests(vec![("consent".into(), digest(&message)?)]);

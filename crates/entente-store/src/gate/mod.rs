@@ -73,7 +73,7 @@ impl PayloadDigests {
 
 /// `sha256:<hex>` of a value's RFC 8785 canonical JSON.
 pub(crate) fn digest_json(v: &serde_json::Value) -> Result<String, GateError> {
-    canonical_digest(v).map_err(|e| GateError::Encoding(e.to_string()))
+    canonical_digest(v).map_err(GateError::encoding)
 }
 
 /// What a command's decision produced: the decision, and the conditions that travel with
@@ -240,10 +240,16 @@ pub trait GateCommand: Send + Sync + Sized + 'static {
     /// [`GateError::Invalid`], saying which field is wrong and what would be right.
     fn validate(&self) -> Result<(), GateError>;
 
-    /// The role decision: who may ask for this action on this subject. By default the
-    /// node's role policy (`entente_core::policy`).
-    fn role(&self, actor: &Actor, party: &PartyCode, now: Timestamp) -> Decision {
-        role_decision(self.action(), &self.subjects(), actor, party, now)
+    /// The role decision: who may ask for this action on `subjects` (this command's, built
+    /// once by the gate). By default the node's role policy (`entente_core::policy`).
+    fn role(
+        &self,
+        subjects: &[Subject],
+        actor: &Actor,
+        party: &PartyCode,
+        now: Timestamp,
+    ) -> Decision {
+        role_decision(self.action(), subjects, actor, party, now)
     }
 
     /// Reads what the decision needs, in the gate's transaction (only after a role permit).
@@ -307,22 +313,6 @@ pub enum Verdict<O> {
     },
 }
 
-impl<O> Verdict<O> {
-    /// The ledger index of the entry.
-    pub fn index(&self) -> u64 {
-        match self {
-            Verdict::Permitted { index, .. } | Verdict::Denied { index, .. } => *index,
-        }
-    }
-
-    /// The decision recorded.
-    pub fn decision(&self) -> &Decision {
-        match self {
-            Verdict::Permitted { decision, .. } | Verdict::Denied { decision, .. } => decision,
-        }
-    }
-}
-
 /// Errors of the gate. A deny is not an error (see [`Verdict::Denied`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -358,6 +348,11 @@ pub enum GateError {
 }
 
 impl GateError {
+    /// An internal fault: a value of the store's own that could not be encoded.
+    pub(crate) fn encoding(e: impl std::fmt::Display) -> GateError {
+        GateError::Encoding(e.to_string())
+    }
+
     /// Whether this error ends the whole batch (its transaction is rolled back) rather than
     /// only the command that met it.
     pub(crate) fn is_fatal(&self) -> bool {

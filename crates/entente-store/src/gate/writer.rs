@@ -309,11 +309,8 @@ async fn execute<C: GateCommand>(
     let w = st.writer;
     let action = command.action();
     let subjects = command.subjects();
-    let digests = match command.payload_digests() {
-        Ok(d) => d,
-        Err(e) => return Err(e),
-    };
-    let role = command.role(actor, &w.party, now);
+    let digests = command.payload_digests()?;
+    let role = command.role(&subjects, actor, &w.party, now);
     let index = st.frontier.size();
     let mut cx = EffectCx {
         tx: &mut st.tx,

@@ -264,7 +264,13 @@ impl GateCommand for RejectEnvelope {
 
     /// A refused envelope is recorded whoever sent it (an unauthenticated caller too); the
     /// decision recorded is the refusal itself.
-    fn role(&self, _actor: &Actor, _party: &PartyCode, _now: Timestamp) -> Decision {
+    fn role(
+        &self,
+        _subjects: &[Subject],
+        _actor: &Actor,
+        _party: &PartyCode,
+        _now: Timestamp,
+    ) -> Decision {
         Decision::permit("federation#record-refusal", "refusals are recorded", Vec::new())
     }
 

@@ -16,10 +16,6 @@ fn request_id(id: &str) -> Result<(), GateError> {
     ids::check_identifier("request id", id).map_err(GateError::Invalid)
 }
 
-fn encoding(e: impl std::fmt::Display) -> GateError {
-    GateError::Encoding(e.to_string())
-}
-
 /// Draft a cross-border request from this party under an agreement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateRequest {
@@ -116,7 +112,7 @@ impl GateCommand for CreateRequest {
         .bind(i64::from(emergency))
         .bind(cx.now.to_string())
         .bind(to_i64(cx.index)?)
-        .bind(serde_json::to_string(&provisions).map_err(encoding)?)
+        .bind(serde_json::to_string(&provisions).map_err(GateError::encoding)?)
         .execute(&mut **cx.tx)
         .await?;
         Ok(request)
@@ -278,7 +274,7 @@ impl GateCommand for ReceiveRequest {
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         PayloadDigests::canonical([(
             "request",
-            serde_json::to_value(&self.message).map_err(encoding)?,
+            serde_json::to_value(&self.message).map_err(GateError::encoding)?,
         )])
     }
 
@@ -347,7 +343,7 @@ impl GateCommand for ReceiveRequest {
         .bind(i64::from(m.emergency))
         .bind(created.to_string())
         .bind(to_i64(index)?)
-        .bind(serde_json::to_string(&m.provisions).map_err(encoding)?)
+        .bind(serde_json::to_string(&m.provisions).map_err(GateError::encoding)?)
         .execute(&mut **cx.tx)
         .await?;
         for (i, (event, at)) in request.history.iter().enumerate() {
@@ -380,7 +376,7 @@ impl GateCommand for ReceiveRequestEvent {
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         PayloadDigests::canonical([(
             "event",
-            serde_json::to_value(&self.message).map_err(encoding)?,
+            serde_json::to_value(&self.message).map_err(GateError::encoding)?,
         )])
     }
 
