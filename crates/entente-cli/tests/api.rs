@@ -2,13 +2,6 @@
 //! the gate records (denials included) and what it does not (malformed, conflicting, invalid
 //! or missing), the OpenAPI document, metrics, and the public ledger endpoints.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
-
 use crate::common::{Server, add_user, entente, init_node, s, stderr, stdout};
 use reqwest::RequestBuilder;
 use serde_json::{Value, json};

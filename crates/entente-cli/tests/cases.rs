@@ -1,12 +1,6 @@
 //! Cases across borders over the API of a real `entente serve`: a party joins a case under a
 //! JIT agreement (only a JIT in force binding both parties grounds it), the status shows the
 //! members and the timeline, roles decide who reads it; then `entente case status` on the CLI.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
 
 use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
 use serde_json::{Value, json};
@@ -21,49 +15,49 @@ async fn cases_over_the_api_and_cli() {
     let eva = add_user(&dir, "eva", "investigator");
     let auditor = add_user(&dir, "ann", "auditor");
     let server = Server::start(&dir, Duration::from_secs(20)).await;
-    let http = reqwest::Client::new();
-    let post = |path: &str, token: &str, body: Value| {
-        http.post(format!("{}{path}", server.url)).bearer_auth(token.to_owned()).json(&body).send()
-    };
-    let get = |path: &str, token: &str| {
-        http.get(format!("{}{path}", server.url)).bearer_auth(token.to_owned()).send()
-    };
     let case =
         json!({"id": "LANTERN", "title": "Operation Lantern", "concepts": ["illegal-access"]});
-    let r = post("/api/v1/cases", &eva, case).await.unwrap();
+    let r = server.post("/api/v1/cases", &eva, case).await.unwrap();
     assert_eq!(r.status(), 201);
 
     let member = |party: &str, agreement: &str| json!({"party": party, "agreement": agreement});
-    let r = post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-nl-de-template"))
+    let r = server
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-nl-de-template"))
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
     let added = body["ledger_index"].as_u64().unwrap();
     // Again: 409. The US is not bound by the JIT, ETS 185 is no JIT: 422. An investigator: 403.
-    let r = post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-nl-de-template"))
+    let r = server
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-nl-de-template"))
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
-    let r = post("/api/v1/cases/LANTERN/members", &prosecutor, member("US", "jit-nl-de-template"))
+    let r = server
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("US", "jit-nl-de-template"))
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("does not bind"), "{body}");
-    let r =
-        post("/api/v1/cases/LANTERN/members", &prosecutor, member("US", "ets-185")).await.unwrap();
+    let r = server
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("US", "ets-185"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
-    let r = post("/api/v1/cases/LANTERN/members", &eva, member("DE", "jit-nl-de-template"))
+    let r = server
+        .post("/api/v1/cases/LANTERN/members", &eva, member("DE", "jit-nl-de-template"))
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let r = post("/api/v1/cases/NOSUCH/members", &prosecutor, member("DE", "jit-nl-de-template"))
+    let r = server
+        .post("/api/v1/cases/NOSUCH/members", &prosecutor, member("DE", "jit-nl-de-template"))
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
 
-    let r = get("/api/v1/cases/LANTERN/status", &eva).await.unwrap();
+    let r = server.get("/api/v1/cases/LANTERN/status", &eva).await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["case"]["concepts"], json!(["illegal-access"]));
@@ -77,13 +71,18 @@ async fn cases_over_the_api_and_cli() {
         timeline.iter().any(|e| e["index"] == added && e["action"] == "case.member.add"),
         "{body}"
     );
-    let r = get("/api/v1/cases/LANTERN/status", &auditor).await.unwrap();
+    let r = server.get("/api/v1/cases/LANTERN/status", &auditor).await.unwrap();
     assert_eq!(r.status(), 403);
-    let r = get("/api/v1/cases/NOSUCH/status", &eva).await.unwrap();
+    let r = server.get("/api/v1/cases/NOSUCH/status", &eva).await.unwrap();
     assert_eq!(r.status(), 404);
-    let r = http.get(format!("{}/api/v1/cases/LANTERN/status", server.url)).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/cases/LANTERN/status", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = http.get(format!("{}/openapi.json", server.url)).send().await.unwrap();
+    let r =
+        reqwest::Client::new().get(format!("{}/openapi.json", server.url)).send().await.unwrap();
     let doc: Value = r.json().await.unwrap();
     assert!(doc["paths"]["/api/v1/cases/{id}/status"]["get"].is_object());
     assert!(doc["paths"]["/api/v1/cases/{id}/members"]["post"].is_object());

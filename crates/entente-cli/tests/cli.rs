@@ -1,13 +1,6 @@
 //! The `entente` command on bad input: each mistake gives a clear error on stderr that names
 //! the thing at fault, exits non-zero (2 for bad input), and changes nothing on disk.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
-
 use crate::common::{add_user, entente, entente_in, init_node, s, stderr, stdout};
 use std::collections::BTreeMap;
 use std::path::Path;

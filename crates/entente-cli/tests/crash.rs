@@ -1,13 +1,6 @@
 //! Crash safety: a node killed with SIGKILL in the middle of a stream of writes loses no
 //! acknowledged action, and its ledger still verifies (locally and by an outside auditor).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
-
 use crate::common::{Server, add_user, entente, init_node, s, stderr, stdout};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,10 +1,4 @@
 //! Data items over the API of a real `entente serve`, and `entente retention run`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
 
 use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stdout};
 use serde_json::{Value, json};
@@ -18,49 +12,48 @@ async fn share_under_agreements_and_retention() {
     let investigator = add_user(&dir, "ina", "investigator");
     let authority = add_user(&dir, "carl", "central-authority");
     let server = Server::start(&dir, Duration::from_secs(20)).await;
-    let http = reqwest::Client::new();
-    let post = |path: &str, token: &str, body: Value| {
-        http.post(format!("{}{path}", server.url)).bearer_auth(token.to_owned()).json(&body).send()
-    };
 
-    let r = post(
-        "/api/v1/cases",
-        &investigator,
-        json!({"id": "L", "title": "t", "concepts": ["illegal-access"]}),
-    )
-    .await
-    .unwrap();
+    let r = server
+        .post(
+            "/api/v1/cases",
+            &investigator,
+            json!({"id": "L", "title": "t", "concepts": ["illegal-access"]}),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let datum = json!({"id": "d1", "case_id": "L", "category": "personal-data-of-third-parties",
         "content": {"name": "Someone", "email": "someone@example.invalid", "plan": "vps"}});
-    assert_eq!(post("/api/v1/data", &investigator, datum).await.unwrap().status(), 201);
+    assert_eq!(server.post("/api/v1/data", &investigator, datum).await.unwrap().status(), 201);
     let bad = json!({"id": "d2", "case_id": "L", "category": "gossip", "content": {}});
-    let r = post("/api/v1/data", &investigator, bad).await.unwrap();
+    let r = server.post("/api/v1/data", &investigator, bad).await.unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("unknown variant `gossip`"), "{body}");
 
     // No agreement binds DE and JP: refused with the reason, and recorded.
-    let r = post(
-        "/api/v1/data/d1/share",
-        &authority,
-        json!({"to": "JP", "purpose": "criminal-investigation"}),
-    )
-    .await
-    .unwrap();
+    let r = server
+        .post(
+            "/api/v1/data/d1/share",
+            &authority,
+            json!({"to": "JP", "purpose": "criminal-investigation"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("no agreement binds DE and JP"), "{body}");
     assert!(body["ledger_index"].is_u64());
 
     // An investigator's share to NL for the joint team passes under the JIT agreement.
-    let r = post(
-        "/api/v1/data/d1/share",
-        &authority,
-        json!({"to": "NL", "purpose": "joint-investigation"}),
-    )
-    .await
-    .unwrap();
+    let r = server
+        .post(
+            "/api/v1/data/d1/share",
+            &authority,
+            json!({"to": "NL", "purpose": "joint-investigation"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert!(
@@ -79,7 +72,7 @@ async fn share_under_agreements_and_retention() {
     // A datum NL sent to DE with a retention limit in the past of `--now`.
     {
         let node = entente_node::Node::open(&dir).await.unwrap();
-        let message: entente_store::DatumMessage = serde_json::from_value(json!({
+        let message: entente_wire::DatumMessage = serde_json::from_value(json!({
             "id": "nl-1", "case_id": "LANTERN", "category": "traffic", "concepts": ["illegal-access"],
             "purpose": "joint-investigation", "content": {"c2_ip": "203.0.113.0"}, "minimized": [],
             "conditions": {"originator": "NL", "agreement": "jit-nl-de-template",
@@ -102,11 +95,11 @@ async fn share_under_agreements_and_retention() {
         };
         node.gate.submit(node.operator(), pin, at).await.unwrap();
         let nl = node.store.peer_by_certificate(&nl_cert).await.unwrap().unwrap();
-        let sealed = entente_core::envelope::Envelope::seal(
+        let sealed = entente_wire::envelope::Envelope::seal(
             &nl_key,
             "NL".parse().unwrap(),
             "DE".parse().unwrap(),
-            "datum",
+            entente_wire::MessageKind::Datum,
             1,
             serde_json::to_value(&message).unwrap(),
             at,

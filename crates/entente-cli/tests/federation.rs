@@ -1,12 +1,6 @@
 //! Federation between real node processes on 127.0.0.1: mutual TLS with pinned
 //! certificates, signed envelopes, the outbox delivered exactly once and in order through a
 //! partner's outage and a sender's SIGKILL, and hostile clients refused and recorded.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
 
 use crate::common;
 
@@ -14,9 +8,9 @@ use crate::common::{
     Server, add_user, client_as, closed_within, entente_ok, free_port, init_node, ledger_entries,
     s, stdout,
 };
-use entente_core::envelope::{Ack, Envelope};
 use entente_core::{PartyCode, canonical::sha256_tagged};
 use entente_node::federation::TlsIdentity;
+use entente_wire::envelope::{Ack, Envelope};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -211,7 +205,7 @@ fn consent(
         key,
         from,
         to.parse().unwrap(),
-        "consent",
+        entente_wire::MessageKind::Consent,
         seq,
         json!({"datum_id": format!("x{seq}"), "recipient": "US"}),
         created,

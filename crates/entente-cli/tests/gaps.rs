@@ -1,20 +1,8 @@
 //! `entente framework gaps` and `entente framework explain`, through the real binary.
 
-#![allow(clippy::panic, reason = "test code: a failed step should stop the test loudly")]
-
+use crate::common::{entente, text};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn entente(args: &[&str]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_entente")).args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run entente: {e}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use std::process::Output;
 
 fn scenario(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

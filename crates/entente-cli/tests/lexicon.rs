@@ -1,20 +1,7 @@
 //! `entente lexicon`: the shipped offence lexicon and the dual-criminality check, through the
 //! real binary.
 
-#![allow(clippy::panic, reason = "test code: a failed step should stop the test loudly")]
-
-use std::process::{Command, Output};
-
-fn entente(args: &[&str]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_entente")).args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run entente: {e}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::common::{entente, text};
 
 #[test]
 fn nl_138ab_to_us_is_satisfied() {

@@ -1,11 +1,5 @@
 //! Cross-border requests over the API of a real `entente serve`: the legal basis checked at
 //! drafting, transitions recorded, illegal ones refused, clocks in the answer.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
 
 use crate::common;
 
@@ -21,46 +15,51 @@ async fn requests_over_the_api() {
     let prosecutor = add_user(&dir, "pros", "central-authority");
     let auditor = add_user(&dir, "ann", "auditor");
     let server = Server::start(&dir, Duration::from_secs(20)).await;
-    let http = reqwest::Client::new();
-    let post = |path: &str, token: &str, body: Value| {
-        http.post(format!("{}{path}", server.url)).bearer_auth(token.to_owned()).json(&body).send()
-    };
-    let r = post("/api/v1/cases", &prosecutor, json!({"id": "L", "title": "t"})).await.unwrap();
+    let r =
+        server.post("/api/v1/cases", &prosecutor, json!({"id": "L", "title": "t"})).await.unwrap();
     assert_eq!(r.status(), 201);
 
     let unknown = json!({"id": "r9", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "DE", "provisions": ["Sr 138"]});
-    let r = post("/api/v1/requests", &prosecutor, unknown).await.unwrap();
+    let r = server.post("/api/v1/requests", &prosecutor, unknown).await.unwrap();
     assert_eq!(r.status(), 422);
     let epoc = json!({"id": "r1", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "DE", "provisions": ["Sr 138ab"]});
-    let r = post("/api/v1/requests", &prosecutor, epoc).await.unwrap();
+    let r = server.post("/api/v1/requests", &prosecutor, epoc).await.unwrap();
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["state"], "draft");
 
     // No legal basis: the EU Regulation does not bind the US.
     let bad = json!({"id": "r2", "case_id": "L", "kind": "production", "agreement": "eu-2023-1543", "to": "US"});
-    let r = post("/api/v1/requests", &prosecutor, bad).await.unwrap();
+    let r = server.post("/api/v1/requests", &prosecutor, bad).await.unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("eu-2023-1543"), "{body}");
 
     // Illegal transition: 409, nothing changed; unknown event: 400.
-    let r =
-        post("/api/v1/requests/r1/events", &prosecutor, json!({"event": "answer"})).await.unwrap();
+    let r = server
+        .post("/api/v1/requests/r1/events", &prosecutor, json!({"event": "answer"}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    let r = post("/api/v1/requests/r1/events", &prosecutor, json!({"event": "teleport"}))
+    let r = server
+        .post("/api/v1/requests/r1/events", &prosecutor, json!({"event": "teleport"}))
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let r = post("/api/v1/requests/r1/events", &auditor, json!({"event": "submit"})).await.unwrap();
+    let r = server
+        .post("/api/v1/requests/r1/events", &auditor, json!({"event": "submit"}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 
     for event in ["submit", "receive"] {
-        let r =
-            post("/api/v1/requests/r1/events", &prosecutor, json!({"event": event})).await.unwrap();
+        let r = server
+            .post("/api/v1/requests/r1/events", &prosecutor, json!({"event": event}))
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{event}");
     }
-    let r = http
+    let r = reqwest::Client::new()
         .get(format!("{}/api/v1/requests/r1", server.url))
         .bearer_auth(&prosecutor)
         .send()
@@ -79,7 +78,7 @@ async fn requests_over_the_api() {
     assert_eq!(clock["duration"], "P10D");
     assert_eq!(clock["status"], "running");
     assert_eq!(clock["time_zone"], "Europe/Berlin");
-    let r = http
+    let r = reqwest::Client::new()
         .get(format!("{}/api/v1/alerts", server.url))
         .bearer_auth(&prosecutor)
         .send()
@@ -89,13 +88,20 @@ async fn requests_over_the_api() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["open_requests"], 1);
     assert_eq!(body["alerts"].as_array().unwrap().len(), 0, "{body}");
-    let r = http.get(format!("{}/api/v1/alerts", server.url)).send().await.unwrap();
+    let r =
+        reqwest::Client::new().get(format!("{}/api/v1/alerts", server.url)).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let metrics =
-        http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("entente_requests_overdue_clocks 0"), "{metrics}");
     let refuse = json!({"event": "refuse", "grounds": ["not-a-ground"]});
-    let r = post("/api/v1/requests/r1/events", &prosecutor, refuse).await.unwrap();
+    let r = server.post("/api/v1/requests/r1/events", &prosecutor, refuse).await.unwrap();
     assert_eq!(r.status(), 409);
     drop(server);
     let o = entente_ok(&["alerts", "--data-dir", s(&dir)]);

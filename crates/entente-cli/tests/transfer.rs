@@ -3,12 +3,6 @@
 //! fetches it (streamed, resuming from what an earlier attempt left on disk), checks it
 //! against the signed offer, and imports it trusting DE's pin. Bytes other than those offered
 //! are refused and recorded; only the partner a package was offered to may fetch it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failed step should stop the test loudly"
-)]
 
 use crate::common::{
     Server, add_user, client_as, entente, entente_ok, free_port, init_node, ledger_entries, s,

@@ -25,6 +25,11 @@ pub(crate) fn entente(args: &[&str]) -> Output {
     entente_in(None, args)
 }
 
+/// Bytes as text (lossy).
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 /// Stdout as text.
 pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -123,6 +128,29 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// `POST {url}{path}` with a bearer token and a JSON body.
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    }
+
+    /// `GET {url}{path}` with a bearer token.
+    pub(crate) fn get(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
+        reqwest::Client::new().get(format!("{}{path}", self.url)).bearer_auth(token).send()
+    }
+
     /// Starts `entente serve --data-dir DIR --listen 127.0.0.1:PORT` and waits (at most
     /// `timeout`) until `/healthz` answers 200. Retries on another port if the chosen one was
     /// taken meanwhile.
