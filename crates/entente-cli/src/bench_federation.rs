@@ -11,11 +11,11 @@
 //!    committing (NL the data, DE the recorded acknowledgements).
 
 use crate::{Exit, Failure, fail, progress_bar};
-use entente_core::envelope::{Ack, Envelope};
 use entente_core::{PartyCode, Role};
 use entente_node::federation::{TlsIdentity, cert_info};
 use entente_node::{InitOptions, Node};
 use entente_store::Verdict;
+use entente_wire::envelope::{Ack, Envelope};
 use jiff::Timestamp;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -192,7 +192,7 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
             &de.key,
             de.config.party.clone(),
             nl_party.clone(),
-            &m.kind,
+            m.kind,
             m.seq,
             m.payload,
             Timestamp::now(),

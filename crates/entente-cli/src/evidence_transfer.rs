@@ -8,7 +8,8 @@ use entente_core::PartyCode;
 use entente_node::Node;
 use entente_node::transfer;
 use entente_store::Principal;
-use entente_store::{PackageOffer, PackageRecord, Verdict};
+use entente_store::{PackageRecord, Verdict};
+use entente_wire::PackageOffer;
 use jiff::Timestamp;
 use std::path::Path;
 

@@ -14,7 +14,7 @@ use clap::Subcommand;
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_policy::incident::{Assessment, Due, assess, builtin_regimes, parse_facts};
-use entente_store::{IncidentNotice, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -88,7 +88,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
             let to: PartyCode =
                 to.parse().map_err(|e| fail(Exit::BadInput, format!("--to {to}: {e}")))?;
             let regimes = builtin_regimes().map_err(|e| fail(Exit::Failed, e))?;
-            let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
+            let notice = entente_store::notice_of(&facts, &assess(&facts, &regimes));
             let node = Node::open(&data_dir).await?;
             let actor = crate::evidence::user_actor(&node, &user).await?;
             let command =

@@ -679,7 +679,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         let shared = message(&v).cloned();
         checks.record(&format!("DE sends {id} to NL"), shared.is_some(), describe(&v));
         let Some(m) = shared else { continue };
-        let msg: entente_store::DatumMessage = serde_json::from_value(m.payload.clone())?;
+        let msg: entente_wire::DatumMessage = serde_json::from_value(m.payload.clone())?;
         println!(
             "     conditions: originator {}, agreement {}, purposes {}, retain until {}, onward transfer {}, no commercial use: {}",
             msg.conditions.originator,

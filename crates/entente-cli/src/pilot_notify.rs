@@ -10,7 +10,7 @@ use crate::pilot_evidence::Record;
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_policy::incident::{assess, builtin_regimes, parse_facts};
-use entente_store::{IncidentNotice, Verdict};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ pub(crate) async fn notify_partner(nl: &Node, record: Record<'_>) -> Result<(), 
         include_str!("../../../data/incidents/examples/lantern-hospital.toml"),
     )
     .map_err(|e| crate::fail(Exit::Failed, format!("the pilot incident is invalid: {e}")))?;
-    let notice = IncidentNotice::new(&facts, &assess(&facts, &regimes));
+    let notice = entente_store::notice_of(&facts, &assess(&facts, &regimes));
     let csirt = nl.operator_for("nl-csirt").await?;
     let de: PartyCode = "DE".parse()?;
     let command = entente_store::incidents::NotifyIncident { to: de, agreement: None, notice };

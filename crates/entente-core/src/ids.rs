@@ -229,6 +229,11 @@ identifier!(
     "evidence id"
 );
 identifier!(
+    /// A datum's id (a data item shared under the agreements, kept across parties).
+    DatumId,
+    "datum id"
+);
+identifier!(
     /// A threat-intelligence (TAXII) collection's id.
     CollectionId,
     "collection id"

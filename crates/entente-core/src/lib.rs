@@ -21,7 +21,6 @@ pub mod canonical;
 pub mod decision;
 pub mod digest;
 pub mod domain;
-pub mod envelope;
 pub mod ids;
 pub mod ledger;
 pub mod lexicon;

@@ -30,9 +30,9 @@ use axum::{Extension, Json, Router};
 use ed25519_dalek::VerifyingKey;
 use entente_core::PartyCode;
 use entente_core::canonical::sha256_tagged;
-use entente_core::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
 use entente_store::Principal;
 use entente_store::{GateError, PeerRecord, Verdict, VerifiedEnvelope};
+use entente_wire::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
 use jiff::{SignedDuration, Timestamp};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
@@ -1029,7 +1029,7 @@ impl Deliverer {
                                 &key,
                                 from.clone(),
                                 to.clone(),
-                                &m.kind,
+                                m.kind,
                                 m.seq,
                                 m.payload,
                                 now,

@@ -6,12 +6,10 @@
 //! refused), a replay is answered with the stored outcome and never re-applied, and a gap in
 //! the sender's sequence is refused so that messages take effect in the order they were sent.
 
-use crate::flows::{ConsentMessage, DatumMessage};
 use crate::gate::{GateCommand, GateError};
-use crate::requests::{RequestEventMessage, RequestMessage};
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::PartyCode;
-use entente_core::envelope::{AckItem, AckStatus};
+use entente_wire::{AckItem, AckStatus, Message, MessageKind};
 use jiff::Timestamp;
 use sqlx::Row;
 
@@ -78,13 +76,13 @@ impl VerifiedEnvelope {
 /// # Errors
 /// The first check that fails, naming its `federation#…` rule.
 pub fn verify_envelope(
-    envelope: entente_core::envelope::Envelope,
+    envelope: entente_wire::envelope::Envelope,
     key: &ed25519_dalek::VerifyingKey,
     cert_sha256: &str,
     me: &PartyCode,
     now: Timestamp,
     skew: jiff::SignedDuration,
-) -> Result<VerifiedEnvelope, entente_core::envelope::EnvelopeError> {
+) -> Result<VerifiedEnvelope, entente_wire::envelope::EnvelopeError> {
     envelope.verify(key, me, now, skew)?;
     let envelope_sha256 = envelope.digest()?;
     let e = envelope;
@@ -230,38 +228,21 @@ pub(crate) enum Decoded {
 
 /// The command an envelope's payload asks for, or why it cannot be read.
 pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
-    let c = match m.kind.as_str() {
-        "datum" => serde_json::from_value::<DatumMessage>(m.payload.clone())
-            .map(|message| Decoded::Datum(crate::flows::ReceiveDatum { message }))
-            .map_err(|e| format!("datum payload: {e}"))?,
-        "consent" => serde_json::from_value::<ConsentMessage>(m.payload.clone())
-            .map(|message| Decoded::Consent(crate::flows::ReceiveConsent { message }))
-            .map_err(|e| format!("consent payload: {e}"))?,
-        "request" => serde_json::from_value::<RequestMessage>(m.payload.clone())
-            .map(|message| Decoded::Request(crate::requests::ReceiveRequest { message }))
-            .map_err(|e| format!("request payload: {e}"))?,
-        "request-event" => serde_json::from_value::<RequestEventMessage>(m.payload.clone())
-            .map(|message| Decoded::RequestEvent(crate::requests::ReceiveRequestEvent { message }))
-            .map_err(|e| format!("request-event payload: {e}"))?,
-        crate::packages::PACKAGE_KIND => {
-            serde_json::from_value::<crate::packages::PackageOffer>(m.payload.clone())
-                .map(|offer| Decoded::PackageOffer(crate::packages::ReceivePackageOffer { offer }))
-                .map_err(|e| format!("evidence.package payload: {e}"))?
+    let c = match Message::decode(&m.kind, &m.payload).map_err(|e| e.to_string())? {
+        Message::Datum(message) => Decoded::Datum(crate::flows::ReceiveDatum { message }),
+        Message::Consent(message) => Decoded::Consent(crate::flows::ReceiveConsent { message }),
+        Message::Request(message) => Decoded::Request(crate::requests::ReceiveRequest { message }),
+        Message::RequestEvent(message) => {
+            Decoded::RequestEvent(crate::requests::ReceiveRequestEvent { message })
         }
-        crate::incidents::KIND => serde_json::from_value::<
-            crate::incidents::IncidentNotificationMessage,
-        >(m.payload.clone())
-        .map(|message| Decoded::Incident(crate::incidents::ReceiveIncidentNotification { message }))
-        .map_err(|e| format!("{} payload: {e}", crate::incidents::KIND))?,
-        crate::cases::UPDATE_KIND => {
-            serde_json::from_value::<crate::cases::CaseUpdateMessage>(m.payload.clone())
-                .map(|message| Decoded::CaseUpdate(crate::cases::ReceiveCaseUpdate { message }))
-                .map_err(|e| format!("{} payload: {e}", crate::cases::UPDATE_KIND))?
+        Message::PackageOffer(offer) => {
+            Decoded::PackageOffer(crate::packages::ReceivePackageOffer { offer })
         }
-        other => {
-            return Err(format!(
-                "message kind `{other}` is not one this node accepts (datum, consent, request, request-event, incident.notification, case.update, evidence.package)"
-            ));
+        Message::IncidentNotification(message) => {
+            Decoded::Incident(crate::incidents::ReceiveIncidentNotification { message })
+        }
+        Message::CaseUpdate(message) => {
+            Decoded::CaseUpdate(crate::cases::ReceiveCaseUpdate { message })
         }
     };
     let valid = match &c {
@@ -415,7 +396,7 @@ pub struct PendingMessage {
     /// Sequence number for its recipient.
     pub seq: u64,
     /// Kind.
-    pub kind: String,
+    pub kind: MessageKind,
     /// Payload.
     pub payload: serde_json::Value,
     /// Ledger entry of the action that caused it.
@@ -497,7 +478,10 @@ impl crate::Store {
                 let payload: Vec<u8> = r.try_get(2)?;
                 Ok(PendingMessage {
                     seq: to_u64(r.try_get(0)?)?,
-                    kind: r.try_get(1)?,
+                    kind: r
+                        .try_get::<String, _>(1)?
+                        .parse()
+                        .map_err(|e| StoreError::Inconsistent(format!("outbox kind: {e}")))?,
                     payload: serde_json::from_slice(&payload)
                         .map_err(|e| StoreError::Inconsistent(format!("outbox payload: {e}")))?,
                     ledger_index: to_u64(r.try_get(3)?)?,

@@ -31,24 +31,21 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use cases::{CaseMember, CaseMirror, CaseStatus, CaseUpdateMessage, TimelineEntry};
+pub use cases::{CaseMirror, CaseStatus, TimelineEntry};
 pub use evidence::{ChainEvent, EvidenceRecord, NewEvidence, ReceivedEvidence, TOOL};
 pub use federation::{
     OutboxSummary, PeerRecord, PendingMessage, VerifiedEnvelope, verify_envelope,
 };
-pub use flows::{ConsentMessage, DatumMessage, OutboxMessage};
+pub use flows::OutboxMessage;
 pub use gate::{Gate, GateCommand, GateError, PayloadDigests, Verdict};
-pub use incidents::{
-    IncidentNotice, IncidentNotificationMessage, NoticeObligation, NotificationRecord,
-};
+pub use incidents::{NotificationRecord, notice_of};
 pub use intel::{
     IntelCollection, IntelPage, IntelQuery, IntelRow, IntelStatus, IntelView, MAX_PAGE,
     StatusDetail, governing_agreement,
 };
-pub use packages::{MAX_PACKAGE_BYTES, PACKAGE_KIND, PackageOffer, PackageRecord};
+pub use packages::{MAX_PACKAGE_BYTES, PackageRecord};
 pub use principal::{DataDirLock, LOCK_FILE, Principal};
 pub use redress::{
     ANSWER_DAYS, Complaint, ComplaintFlow, ComplaintItem, DEADLINE_BASIS, DECISIONS,
 };
-pub use requests::{EventRecord, RequestEventMessage, RequestMessage};
 pub use store::{Backend, CaseRecord, Store, StoreError, UserRecord, drop_schema, fresh_schema};

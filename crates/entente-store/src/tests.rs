@@ -331,8 +331,8 @@ async fn outbox_count(db: &Db) -> i64 {
 /// retention destroys the content and the ledger still verifies.
 #[tokio::test]
 async fn data_flows_under_agreements() {
-    use crate::flows::{ConsentMessage, DatumMessage};
     use entente_policy::agreement::{DataCategory, Purpose};
+    use entente_wire::{ConsentMessage, DatumMessage};
     let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
     for db in backends().await {
         let engine = shipped_agreements();
@@ -850,7 +850,7 @@ async fn hand_over(
     now: Timestamp,
 ) -> Vec<Result<Verdict<()>, GateError>> {
     use crate::federation::InboundEnvelope;
-    use entente_core::envelope::{AckItem, AckStatus, message_id, payload_digest};
+    use entente_wire::envelope::{AckItem, AckStatus, message_id, payload_digest};
     let (store, from_gate, from_party) = from;
     let (to_gate, to_party, cert) = to;
     let pending = store.pending_messages(to_party, 100).await.unwrap();
@@ -861,7 +861,7 @@ async fn hand_over(
             cert_sha256: cert.into(),
             id: message_id(from_party, to_party, m.seq),
             seq: m.seq,
-            kind: m.kind.clone(),
+            kind: m.kind.as_str().to_owned(),
             payload: m.payload.clone(),
             envelope_sha256: payload_digest(&m.payload).unwrap(),
             payload_sha256: payload_digest(&m.payload).unwrap(),
@@ -1317,7 +1317,7 @@ async fn evidence_custody_through_the_gate() {
 
 #[tokio::test]
 async fn packages_offered_arrive_or_are_refused() {
-    use crate::packages::PackageOffer;
+    use entente_wire::PackageOffer;
     let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
     for db in backends().await {
         let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
@@ -1711,11 +1711,11 @@ async fn envelopes_checked_with_another_key_than_the_pin_are_refused() {
         gate.submit(Actor::Operator, pin, now).await.unwrap();
         let de_peer = db.store.peer_by_certificate(&cert).await.unwrap().unwrap();
         let sealed = |k: &SigningKey| {
-            entente_core::envelope::Envelope::seal(
+            entente_wire::envelope::Envelope::seal(
                 k,
                 de(),
                 nl(),
-                "consent",
+                entente_wire::MessageKind::Consent,
                 1,
                 serde_json::json!({"datum_id": "x1", "recipient": "US"}),
                 now,

@@ -13,11 +13,12 @@
 //! against what it has applied (per sender, by sequence number), in the same transaction as
 //! the effect. Pure: the caller gives `now`.
 
-use crate::canonical::{CanonicalError, sha256_tagged, to_canonical_vec};
-use crate::ids::PartyCode;
+use crate::MessageKind;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use entente_core::canonical::{CanonicalError, sha256_tagged, to_canonical_vec};
+use entente_core::ids::PartyCode;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -178,7 +179,7 @@ impl Envelope {
         key: &SigningKey,
         from: PartyCode,
         to: PartyCode,
-        kind: &str,
+        kind: MessageKind,
         seq: u64,
         payload: Value,
         now: Timestamp,
@@ -188,7 +189,7 @@ impl Envelope {
             id: message_id(&from, &to, seq),
             from,
             to,
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             created: format!("{now:.6}"),
             seq,
             payload_sha256: payload_digest(&payload)?,
@@ -450,7 +451,7 @@ mod tests {
             &key(1),
             p("DE"),
             p("NL"),
-            "datum",
+            MessageKind::Datum,
             7,
             serde_json::json!({"datum_id": "de-c2-logs-1", "n": 1}),
             now(),

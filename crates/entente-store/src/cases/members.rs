@@ -2,8 +2,8 @@
 //! across borders, and the lead's updates that a member's node applies to its mirror.
 
 use super::{
-    CaseStatus, CaseUpdateMessage, UpdateFacts, check_visible, decide_update, digest, load_case,
-    load_mirror, load_update_facts, members, not_found, send_updates, timeline,
+    CaseStatus, UpdateFacts, check_visible, decide_update, digest, load_case, load_mirror,
+    load_update_facts, members, not_found, send_updates, timeline,
 };
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
@@ -11,6 +11,7 @@ use crate::gate::{
 use crate::store::to_i64;
 use entente_core::{Action, Actor, PartyCode, Subject, ids};
 use entente_policy::agreement::AgreementKind;
+use entente_wire::CaseUpdateMessage;
 use jiff::tz::TimeZone;
 use sqlx::Row;
 
@@ -269,7 +270,7 @@ impl GateCommand for ReceiveCaseUpdate {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        self.message.validate()
+        self.message.validate().map_err(GateError::Invalid)
     }
 
     async fn load(&self, cx: &mut EffectCx<'_>) -> Result<UpdateFacts, GateError> {

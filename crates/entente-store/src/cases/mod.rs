@@ -18,30 +18,15 @@ use crate::gate::GateError;
 use crate::store::{CaseRecord, StoreError, to_u64};
 use entente_core::canonical::canonical_digest;
 use entente_core::ledger::LedgerEntry;
-use entente_core::{Actor, Decision, PartyCode, ids};
+use entente_core::{Actor, Decision, PartyCode};
 use entente_policy::agreement::{Agreement, AgreementKind, DataCategory};
 use entente_policy::engine::{Conditions, Engine};
+use entente_wire::{CaseMember, CaseUpdateMessage, MessageKind};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
 use std::collections::HashSet;
-
-/// A party that shares a case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseMember {
-    /// The member party.
-    pub party: String,
-    /// `lead` (the party that opened the case) or `member`.
-    pub role: String,
-    /// The JIT agreement the party was added under (none for the lead).
-    pub agreement: Option<String>,
-    /// When it became a member (RFC 3339).
-    pub added_at: String,
-    /// Ledger index of the entry that recorded it.
-    pub ledger_index: u64,
-}
 
 /// One recorded action on a case, its requests or its data items.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -86,65 +71,6 @@ pub struct CaseMirror {
     pub updated_at: String,
     /// The conditions the update travelled with.
     pub conditions: Conditions,
-}
-
-/// The kind of the envelope that carries a case update.
-pub(crate) const UPDATE_KIND: &str = "case.update";
-
-/// A case update, sent by the lead to every other member when the case's membership changes:
-/// no title (it may name people), only ids, concepts, members and the lead's ledger index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseUpdateMessage {
-    /// The case id.
-    pub case_id: String,
-    /// The lead party (the sender).
-    pub lead: PartyCode,
-    /// Offence concepts of the case.
-    pub concepts: Vec<String>,
-    /// Every member after the change, the lead first.
-    pub members: Vec<CaseMember>,
-    /// What changed (`member-added DE`).
-    pub change: String,
-    /// The lead's ledger index of the change (updates apply in increasing order).
-    pub ledger_index: u64,
-    /// The conditions of the recipient's JIT agreement, which travel with the update.
-    pub conditions: Conditions,
-}
-
-impl CaseUpdateMessage {
-    /// Checks identifiers and sizes.
-    pub(crate) fn validate(&self) -> Result<(), GateError> {
-        ids::check_identifier("case id", &self.case_id).map_err(GateError::Invalid)?;
-        for c in &self.concepts {
-            ids::check_identifier("offense concept", c).map_err(GateError::Invalid)?;
-        }
-        if self.members.is_empty() || self.members.len() > 100 || self.change.len() > 200 {
-            return Err(GateError::Invalid(
-                "case update: expected 1 to 100 members and a change of at most 200 characters"
-                    .into(),
-            ));
-        }
-        let leads: Vec<&CaseMember> = self.members.iter().filter(|m| m.role == "lead").collect();
-        if leads.len() != 1 || leads[0].party != self.lead.as_str() {
-            return Err(GateError::Invalid(format!(
-                "case update of `{}`: the members must name exactly one lead, {}",
-                self.case_id, self.lead
-            )));
-        }
-        for m in &self.members {
-            m.party.parse::<PartyCode>().map_err(|e| {
-                GateError::Invalid(format!("case update member `{}`: {e}", m.party))
-            })?;
-            if m.role != "lead" && m.role != "member" {
-                return Err(GateError::Invalid(format!(
-                    "case update member {}: role `{}` (expected lead or member)",
-                    m.party, m.role
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 fn not_found(id: &str) -> GateError {
@@ -338,7 +264,7 @@ async fn send_updates(
         };
         let payload =
             serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
-        crate::flows::outbox(tx, &to, UPDATE_KIND, &payload, &now_text, index).await?;
+        crate::flows::outbox(tx, &to, MessageKind::CaseUpdate, &payload, &now_text, index).await?;
         sent.push(format!("{}:{}", to, digest(&message)?));
     }
     Ok(if sent.is_empty() { Vec::new() } else { vec![("updates".into(), digest(&sent)?)] })

@@ -3,8 +3,8 @@
 //! consent, destroy a datum whose retention limit has passed.
 
 use super::{
-    ConsentMessage, DatumMessage, Item, OutboxMessage, ShareFacts, digest, earlier, ensure_new,
-    insert_item, load_share_facts, outbox,
+    Item, OutboxMessage, ShareFacts, digest, earlier, ensure_new, insert_item, load_share_facts,
+    outbox,
 };
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
@@ -14,6 +14,7 @@ use entente_core::{Action, Actor, Decision, Obligation, PartyCode, Subject, ids}
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_policy::engine::Flow;
 use entente_policy::minimize::{PseudonymKey, minimize};
+use entente_wire::{ConsentMessage, DatumMessage, MessageKind};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -197,9 +198,10 @@ impl GateCommand for ShareDatum {
         let payload = serde_json::to_value(&message).map_err(GateError::encoding)?;
         let sent = digest(&message)?;
         let (now_text, index) = (cx.now_text(), cx.index);
-        let (out_id, seq) = outbox(cx.tx, &to, "datum", &payload, &now_text, index).await?;
+        let (out_id, seq) =
+            outbox(cx.tx, &to, MessageKind::Datum, &payload, &now_text, index).await?;
         cx.record_digests(vec![("sent".into(), sent), ("conditions".into(), digest(conditions)?)]);
-        Ok(OutboxMessage { id: out_id, seq, recipient: to, kind: "datum".into(), payload })
+        Ok(OutboxMessage { id: out_id, seq, recipient: to, kind: MessageKind::Datum, payload })
     }
 }
 
@@ -374,9 +376,16 @@ impl GateCommand for GiveConsent {
         let message = ConsentMessage { datum_id, recipient };
         let payload = serde_json::to_value(&message).map_err(GateError::encoding)?;
         let (now_text, index) = (cx.now_text(), cx.index);
-        let (out_id, seq) = outbox(cx.tx, &holder, "consent", &payload, &now_text, index).await?;
+        let (out_id, seq) =
+            outbox(cx.tx, &holder, MessageKind::Consent, &payload, &now_text, index).await?;
         cx.record_digests(vec![("consent".into(), digest(&message)?)]);
-        Ok(OutboxMessage { id: out_id, seq, recipient: holder, kind: "consent".into(), payload })
+        Ok(OutboxMessage {
+            id: out_id,
+            seq,
+            recipient: holder,
+            kind: MessageKind::Consent,
+            payload,
+        })
     }
 }
 

@@ -16,45 +16,12 @@ use crate::gate::GateError;
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::PartyCode;
 use entente_core::canonical::canonical_digest;
-use entente_policy::agreement::{DataCategory, Purpose};
-use entente_policy::engine::Conditions;
+use entente_policy::agreement::DataCategory;
+use entente_wire::MessageKind;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row;
-
-/// A datum as it travels to another party: minimized content and the conditions that bind
-/// the receiver.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatumMessage {
-    /// The datum's id (kept across parties).
-    pub id: String,
-    /// The case it serves (as the sender names it).
-    pub case_id: String,
-    /// Its category.
-    pub category: DataCategory,
-    /// Offence concepts of the case.
-    pub concepts: Vec<String>,
-    /// The purpose it is sent for.
-    pub purpose: Purpose,
-    /// The minimized content.
-    pub content: Map<String, Value>,
-    /// The conditions that travel with it.
-    pub conditions: Conditions,
-    /// The transforms applied before it left (field and transform names only).
-    pub minimized: Vec<String>,
-}
-
-/// An originator's consent to the onward transfer of one datum to one party.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsentMessage {
-    /// The datum.
-    pub datum_id: String,
-    /// The party it may now be passed to.
-    pub recipient: PartyCode,
-}
 
 /// A message for a partner, written to the outbox in the gate's transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,8 +32,8 @@ pub struct OutboxMessage {
     pub seq: u64,
     /// The receiving party.
     pub recipient: PartyCode,
-    /// `datum` or `consent`.
-    pub kind: String,
+    /// Its kind.
+    pub kind: MessageKind,
     /// The payload (JSON).
     pub payload: Value,
 }
@@ -234,7 +201,7 @@ async fn insert_item(
 pub(crate) async fn outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     recipient: &PartyCode,
-    kind: &str,
+    kind: MessageKind,
     payload: &Value,
     now: &str,
     index: u64,
@@ -244,7 +211,7 @@ pub(crate) async fn outbox(
         "INSERT INTO outbox (recipient, kind, payload, created_at, ledger_index, seq) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(recipient.as_str())
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(payload.to_string().into_bytes())
     .bind(now)
     .bind(to_i64(index)?)

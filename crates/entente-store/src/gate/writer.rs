@@ -6,10 +6,10 @@ use super::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, 
 use crate::federation::{self, Admission, Decoded, InboundEnvelope, InboxRow, VerifiedEnvelope};
 use crate::store::{self, Backend, Store, StoreError, to_i64, to_u64};
 use ed25519_dalek::SigningKey;
-use entente_core::envelope::AckStatus;
 use entente_core::ledger::{self, Frontier, LedgerEntry, LogSigner};
 use entente_core::{Action, Actor, Decision, PartyCode, Subject};
 use entente_policy::engine::Engine;
+use entente_wire::AckStatus;
 use jiff::Timestamp;
 use sqlx::AssertSqlSafe;
 use std::any::{Any, TypeId};

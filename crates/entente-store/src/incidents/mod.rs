@@ -21,150 +21,45 @@ use entente_core::{Action, Actor, Decision, PartyCode, Subject, ids};
 use entente_policy::agreement::{DataCategory, Purpose};
 use entente_policy::engine::{Conditions, Flow};
 use entente_policy::incident::{Assessment, Due, IncidentFacts};
+use entente_wire::{IncidentNotice, IncidentNotificationMessage, MessageKind, NoticeObligation};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
-use std::collections::BTreeMap;
 
-/// The kind of the envelope that carries a notification.
-pub(crate) const KIND: &str = "incident.notification";
-
-/// One obligation as the notifying party assessed it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoticeObligation {
-    /// Regime id (`nis2`, `gdpr`, …).
-    pub regime: String,
-    /// Report id within the regime.
-    pub report: String,
-    /// Report name.
-    pub report_name: String,
-    /// Who receives the report under the regime.
-    pub recipient: String,
-    /// The deadline in words, as the regime states it.
-    pub deadline: String,
-    /// The due instant (RFC 3339, UTC), `without undue delay`, or `unknown: needs …`.
-    pub due: String,
-    /// Verification status of the deadline (V1, V2, P, U).
-    pub status: String,
-    /// True when the deadline is unverified and must be checked before relying on it.
-    pub unverified: bool,
-}
-
-/// An incident as it is notified to a partner: facts and the sender's assessment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IncidentNotice {
-    /// The incident's identifier.
-    pub incident: String,
-    /// Where the entity is established or the incident has effect.
-    pub jurisdictions: Vec<PartyCode>,
-    /// The entity's sector, if stated.
-    pub sector: Option<String>,
-    /// What the entity is under the regimes.
-    pub entity_types: Vec<String>,
-    /// Personal data involved, if known (the fact only, never the data).
-    pub personal_data: Option<bool>,
-    /// Ransom paid, if known.
-    pub ransom_paid: Option<bool>,
-    /// The incident's IANA time zone.
-    pub time_zone: String,
-    /// Instants by fact name (`occurred_at`, `aware_at`, …), RFC 3339.
-    pub instants: BTreeMap<String, String>,
-    /// The obligations the sender found.
-    pub obligations: Vec<NoticeObligation>,
-    /// Facts the sender's assessment still asks for (`regime: field`).
-    pub questions: Vec<String>,
-}
-
-impl IncidentNotice {
-    /// The notice of an incident from its facts and their assessment.
-    pub fn new(facts: &IncidentFacts, a: &Assessment) -> IncidentNotice {
-        IncidentNotice {
-            incident: facts.id.clone(),
-            jurisdictions: facts.jurisdictions.clone(),
-            sector: facts.sector.map(|s| s.as_str().to_owned()),
-            entity_types: facts
-                .entity_types
-                .iter()
-                .flatten()
-                .map(|e| e.as_str().to_owned())
-                .collect(),
-            personal_data: facts.personal_data,
-            ransom_paid: facts.ransom_paid,
-            time_zone: facts.time_zone_name.clone(),
-            instants: facts.instants.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
-            obligations: a
-                .obligations
-                .iter()
-                .map(|o| NoticeObligation {
-                    regime: o.regime.clone(),
-                    report: o.report.clone(),
-                    report_name: o.report_name.clone(),
-                    recipient: o.recipient.clone(),
-                    deadline: o.deadline.clone(),
-                    due: match &o.due {
-                        Due::At { utc, provisional: None, .. } => utc.to_string(),
-                        Due::At { utc, provisional: Some(_), .. } => format!("{utc} (latest)"),
-                        Due::WithoutUndueDelay => "without undue delay".into(),
-                        Due::Unknown { missing } => {
-                            format!("unknown: needs {}", missing.join(", "))
-                        }
-                    },
-                    status: o.status.as_str().to_owned(),
-                    unverified: o.unverified,
-                })
-                .collect(),
-            questions: a.questions.iter().map(|q| format!("{}: {}", q.regime, q.field)).collect(),
-        }
+/// The notice of an incident from its facts and their assessment.
+pub fn notice_of(facts: &IncidentFacts, a: &Assessment) -> IncidentNotice {
+    IncidentNotice {
+        incident: facts.id.clone(),
+        jurisdictions: facts.jurisdictions.clone(),
+        sector: facts.sector.map(|s| s.as_str().to_owned()),
+        entity_types: facts.entity_types.iter().flatten().map(|e| e.as_str().to_owned()).collect(),
+        personal_data: facts.personal_data,
+        ransom_paid: facts.ransom_paid,
+        time_zone: facts.time_zone_name.clone(),
+        instants: facts.instants.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        obligations: a
+            .obligations
+            .iter()
+            .map(|o| NoticeObligation {
+                regime: o.regime.clone(),
+                report: o.report.clone(),
+                report_name: o.report_name.clone(),
+                recipient: o.recipient.clone(),
+                deadline: o.deadline.clone(),
+                due: match &o.due {
+                    Due::At { utc, provisional: None, .. } => utc.to_string(),
+                    Due::At { utc, provisional: Some(_), .. } => format!("{utc} (latest)"),
+                    Due::WithoutUndueDelay => "without undue delay".into(),
+                    Due::Unknown { missing } => {
+                        format!("unknown: needs {}", missing.join(", "))
+                    }
+                },
+                status: o.status.as_str().to_owned(),
+                unverified: o.unverified,
+            })
+            .collect(),
+        questions: a.questions.iter().map(|q| format!("{}: {}", q.regime, q.field)).collect(),
     }
-
-    /// Checks sizes and identifiers (a notice from a partner is checked the same way).
-    pub(crate) fn validate(&self) -> Result<(), GateError> {
-        let invalid = |m: String| Err(GateError::Invalid(m));
-        ids::check_identifier("incident id", &self.incident).map_err(GateError::Invalid)?;
-        if self.jurisdictions.is_empty() || self.jurisdictions.len() > 50 {
-            return invalid("notice.jurisdictions: expected 1 to 50 party codes".into());
-        }
-        if self.time_zone.is_empty() || self.time_zone.len() > 64 {
-            return invalid("notice.time_zone: expected an IANA time zone name".into());
-        }
-        if self.obligations.len() > 200 || self.questions.len() > 200 || self.instants.len() > 20 {
-            return invalid(
-                "notice: at most 200 obligations, 200 questions and 20 instants".into(),
-            );
-        }
-        for (k, v) in &self.instants {
-            if v.parse::<Timestamp>().is_err() {
-                return invalid(format!("notice.instants.{k}: `{v}` is not an RFC 3339 instant"));
-            }
-        }
-        let long = |s: &str| s.len() > 1000;
-        if self.obligations.iter().any(|o| {
-            [&o.regime, &o.report, &o.report_name, &o.recipient, &o.deadline, &o.due, &o.status]
-                .iter()
-                .any(|s| long(s))
-        }) || self.questions.iter().any(|q| long(q))
-            || self.entity_types.iter().any(|e| long(e))
-            || self.sector.as_deref().is_some_and(long)
-        {
-            return invalid("notice: a text field is longer than 1000 characters".into());
-        }
-        Ok(())
-    }
-}
-
-/// A notification as it travels: its id (the sender's party and ledger index), the notice and
-/// the conditions that bind the receiver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IncidentNotificationMessage {
-    /// `<sender party>-<sender ledger index>`: unique across parties.
-    pub id: String,
-    /// The notice.
-    pub notice: IncidentNotice,
-    /// The conditions of the agreement it travels under.
-    pub conditions: Conditions,
 }
 
 /// A notification sent or received, as stored.
@@ -298,7 +193,7 @@ impl GateCommand for NotifyIncident {
         if let Some(a) = &self.agreement {
             ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
         }
-        self.notice.validate()
+        self.notice.validate().map_err(GateError::Invalid)
     }
 
     async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
@@ -354,10 +249,23 @@ impl GateCommand for NotifyIncident {
                 .await?;
         let payload =
             serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
-        let (out_id, seq) =
-            crate::flows::outbox(cx.tx, &to, KIND, &payload, &now_text, index).await?;
+        let (out_id, seq) = crate::flows::outbox(
+            cx.tx,
+            &to,
+            MessageKind::IncidentNotification,
+            &payload,
+            &now_text,
+            index,
+        )
+        .await?;
         cx.record_digests(vec![("notice".into(), sha), ("conditions".into(), digest(conditions)?)]);
-        Ok(OutboxMessage { id: out_id, seq, recipient: to, kind: KIND.into(), payload })
+        Ok(OutboxMessage {
+            id: out_id,
+            seq,
+            recipient: to,
+            kind: MessageKind::IncidentNotification,
+            payload,
+        })
     }
 }
 
@@ -398,7 +306,7 @@ impl GateCommand for ReceiveIncidentNotification {
                 "conditions.agreement: a notification must travel with the agreement it is sent under".into(),
             ));
         }
-        message.notice.validate()
+        message.notice.validate().map_err(GateError::Invalid)
     }
 
     async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {

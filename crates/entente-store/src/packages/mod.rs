@@ -25,32 +25,14 @@ use crate::gate::{
 use crate::store::{Store, StoreError, to_i64, to_u64};
 use entente_core::{Action, Actor, Decision, PartyCode, Subject};
 use entente_evidence::custody::{CustodyEvent, CustodyKind};
-use serde::{Deserialize, Serialize};
+use entente_wire::{MessageKind, PackageOffer};
+use serde::Serialize;
 use sqlx::Row;
 
 /// The most items an offer may list.
 pub(crate) const MAX_OFFER_ITEMS: usize = 100_000;
 /// The largest package a partner may offer (1 TiB).
 pub const MAX_PACKAGE_BYTES: u64 = 1 << 40;
-
-/// What a package offer tells the receiving node (the payload of an `evidence.package`
-/// envelope).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PackageOffer {
-    /// SHA-256 of the package file, hex.
-    pub sha256: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// A file name for it (no directory).
-    pub file_name: String,
-    /// SHA-256 of its `manifest.json`, hex.
-    pub manifest_sha256: String,
-    /// The request it answers.
-    pub request: Option<String>,
-    /// The evidence item ids inside.
-    pub items: Vec<String>,
-}
 
 /// A package offered by this node or to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -234,8 +216,9 @@ impl GateCommand for SendPackage {
         let payload =
             serde_json::to_value(&offer).map_err(|e| GateError::Encoding(e.to_string()))?;
         let (id, seq) =
-            crate::flows::outbox(cx.tx, &to, PACKAGE_KIND, &payload, &now_text, index).await?;
-        Ok(OutboxMessage { id, recipient: to, kind: PACKAGE_KIND.into(), payload, seq })
+            crate::flows::outbox(cx.tx, &to, MessageKind::PackageOffer, &payload, &now_text, index)
+                .await?;
+        Ok(OutboxMessage { id, recipient: to, kind: MessageKind::PackageOffer, payload, seq })
     }
 }
 
@@ -423,9 +406,6 @@ impl GateCommand for ArrivePackage {
         Ok(())
     }
 }
-
-/// Envelope kind of a package offer.
-pub const PACKAGE_KIND: &str = "evidence.package";
 
 fn items_json(items: &[String]) -> Result<String, GateError> {
     serde_json::to_string(items).map_err(|e| GateError::Encoding(e.to_string()))

@@ -7,8 +7,8 @@ use crate::gate::{
     digest_json,
 };
 use crate::store::to_i64;
-use entente_core::envelope::AckItem;
 use entente_core::{Action, Actor, Decision, PartyCode, Subject};
+use entente_wire::AckItem;
 use jiff::Timestamp;
 
 /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.

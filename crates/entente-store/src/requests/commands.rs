@@ -1,15 +1,13 @@
 //! The commands of cross-border requests: draft, move through states, read, alerts, and the
 //! two messages a partner sends (a submitted request, an event on a shared request).
 
-use super::{
-    RequestEventMessage, RequestMessage, Side, insert_event, load, mirror, parse_record, side_of,
-    validate_message,
-};
+use super::{Side, insert_event, load, mirror, parse_record, side_of, validate_message};
 use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
 use crate::store::to_i64;
 use entente_core::{Action, PartyCode, Subject, ids};
 use entente_policy::agreement::RequestKind;
 use entente_policy::request::{Request, RequestEvent};
+use entente_wire::{RequestEventMessage, RequestMessage};
 use jiff::Timestamp;
 
 fn request_id(id: &str) -> Result<(), GateError> {

@@ -23,59 +23,9 @@ use entente_core::PartyCode;
 use entente_policy::agreement::RequestKind;
 use entente_policy::engine::Engine;
 use entente_policy::request::{Request, RequestEvent};
+use entente_wire::{EventRecord, MessageKind, RequestEventMessage, RequestMessage};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
-
-/// One recorded event of a request, as it travels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventRecord {
-    /// Position in the request's history, from 0.
-    pub seq: u64,
-    /// Event name (`submit`, `receive`, …).
-    pub event: String,
-    /// Grounds of a refusal or partial approval.
-    pub grounds: Vec<String>,
-    /// When the recording party recorded it (RFC 3339).
-    pub at: String,
-}
-
-/// A request as submitted to the requested party.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestMessage {
-    /// Request id (kept on both sides).
-    pub id: String,
-    /// The requesting party's case.
-    pub case_id: String,
-    /// Kind of request.
-    pub kind: RequestKind,
-    /// Its legal basis.
-    pub agreement: String,
-    /// The requesting party.
-    pub requesting: PartyCode,
-    /// The requested party.
-    pub requested: PartyCode,
-    /// Emergency request.
-    pub emergency: bool,
-    /// When it was drafted (RFC 3339).
-    pub created_at: String,
-    /// The requesting party's national provisions it is made for.
-    pub provisions: Vec<String>,
-    /// Its events so far (ending with `submit`).
-    pub events: Vec<EventRecord>,
-}
-
-/// An event of a shared request recorded by one side, for the other.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestEventMessage {
-    /// Request id.
-    pub id: String,
-    /// The event.
-    pub record: EventRecord,
-}
 
 /// Which side of a request records an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,7 +144,8 @@ async fn mirror(
         };
         let payload =
             serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
-        crate::flows::outbox(tx, &request.to, "request", &payload, now_text, index).await?;
+        crate::flows::outbox(tx, &request.to, MessageKind::Request, &payload, now_text, index)
+            .await?;
         return Ok(());
     }
     let submitted = request.history.iter().any(|(e, _)| matches!(e, RequestEvent::Submit));
@@ -204,7 +155,8 @@ async fn mirror(
             RequestEventMessage { id: request.id.clone(), record: record_of(seq, event, at) };
         let payload =
             serde_json::to_value(&message).map_err(|e| GateError::Encoding(e.to_string()))?;
-        crate::flows::outbox(tx, other, "request-event", &payload, now_text, index).await?;
+        crate::flows::outbox(tx, other, MessageKind::RequestEvent, &payload, now_text, index)
+            .await?;
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Incident notifications and case updates between two nodes' gates, on both backends.
 
 use super::*;
-use crate::cases::CaseUpdateMessage;
 use crate::federation::InboundEnvelope;
-use crate::incidents::{IncidentNotice, NoticeObligation};
+use entente_wire::CaseUpdateMessage;
+use entente_wire::{IncidentNotice, NoticeObligation};
 use std::collections::BTreeMap;
 
 /// An arrangement between the NL and DE CSIRTs for incident response (a test fixture: no
@@ -174,7 +174,7 @@ async fn notifications_and_case_updates_travel() {
             .await
             .unwrap();
         let Verdict::Permitted { index, output: m, decision } = &v else { panic!("{v:?}") };
-        assert_eq!(m.kind, "incident.notification");
+        assert_eq!(m.kind.as_str(), "incident.notification");
         assert_eq!(m.payload["id"], format!("NL-{index}"));
         assert_eq!(m.payload["conditions"]["agreement"], "csirt-nl-de-test");
         assert_eq!(m.payload["conditions"]["retain_until"], "2027-04-01T08:00:00Z");
@@ -201,7 +201,7 @@ async fn notifications_and_case_updates_travel() {
         assert_eq!(sent[0].id, received[0].id);
 
         // The same envelope again: the stored outcome, not applied twice.
-        let payload = serde_json::to_value(&crate::incidents::IncidentNotificationMessage {
+        let payload = serde_json::to_value(&entente_wire::IncidentNotificationMessage {
             id: received[0].id.clone(),
             notice: notice(),
             conditions: received[0].conditions.clone(),
@@ -210,7 +210,7 @@ async fn notifications_and_case_updates_travel() {
         let again = InboundEnvelope {
             from: nl(),
             cert_sha256: "e".repeat(64),
-            id: entente_core::envelope::message_id(&nl(), &de(), 1),
+            id: entente_wire::envelope::message_id(&nl(), &de(), 1),
             seq: 1,
             kind: "incident.notification".into(),
             payload: payload.clone(),
@@ -284,7 +284,7 @@ async fn notifications_and_case_updates_travel() {
         let Verdict::Permitted { index: added, .. } = v else { panic!("{v:?}") };
         let pending = nl_db.store.pending_messages(&de(), 10).await.unwrap();
         assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].kind, "case.update");
+        assert_eq!(pending[0].kind.as_str(), "case.update");
         assert!(pending[0].payload.get("title").is_none());
         // Seq 4 on DE's side: the three envelopes above were 1 to 3 (two of them hand-crafted).
         let msg: CaseUpdateMessage = serde_json::from_value(pending[0].payload.clone()).unwrap();
@@ -346,7 +346,7 @@ async fn notifications_and_case_updates_travel() {
         let mut turned = msg.clone();
         turned.lead = de();
         turned.members =
-            vec![crate::cases::CaseMember { role: "lead".into(), ..msg.members[1].clone() }];
+            vec![entente_wire::CaseMember { role: "lead".into(), ..msg.members[1].clone() }];
         turned.conditions.originator = de();
         let v = nl_gate
             .receive(
