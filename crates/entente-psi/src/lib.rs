@@ -1,0 +1,4 @@
+//! x
+#![warn(missing_docs)]
+
+pub mod selector;
