@@ -12,6 +12,45 @@
 //! [`CardinalityQuery::finish`] → a count). `docs/psi.md` says what each side learns and
 //! what the protocol does not defend against.
 //!
+//! ```
+//! use entente_psi::*;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use rand::SeedableRng;
+//! # let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+//! let rules = EmailRules::default();
+//! let limits = Limits::default();
+//!
+//! // The holder (DE), once per epoch: a key, its published public key, the prepared set.
+//! let key = HolderKey::generate(&mut rng)?;
+//! let published = key.public_key().to_bytes();
+//! let holdings = selector::parse_file("de.txt", "ip:203.0.113.7\nransom@mail.example\n", rules)?;
+//! let label = Label { case_reference: "DE-2026-0042".into(), contact: "desk@bka.example".into() };
+//! let entries = group_holdings(holdings.into_iter().map(|s| (s, label.clone())));
+//! let set = key.prepare_set(Mode::Labelled, &entries, 10_000, &mut rng, |_done, _total| {})?;
+//!
+//! // The asker (NL): her selectors, blinded and padded to 8.
+//! let holder = PublicKey::from_bytes(&published)?;
+//! let mine = [selector::parse_line("203.0.113.7", rules)?, selector::parse_line("198.51.100.1", rules)?];
+//! let (query, message) = LabelledQuery::new(&holder, &mine, 8, &limits, &mut rng)?;
+//!
+//! // The holder evaluates; the messages travel as JSON.
+//! let message = QueryMessage::decode(&message.to_json()?, &limits)?;
+//! let evaluation = key.evaluate(&set, &message, &limits, &mut rng)?;
+//! let evaluation = EvaluationMessage::decode(&evaluation.to_json()?, &limits)?;
+//! let mut receiver = SetReceiver::new();
+//! for chunk in set.chunks(1000) {
+//!     receiver.receive(SetChunk::decode(&chunk.to_json()?, &limits)?, &limits)?;
+//! }
+//!
+//! // The asker verifies, finalises and intersects.
+//! let matches = query.finish(&holder, &evaluation, &receiver.finish()?)?;
+//! assert_eq!(matches.len(), 1);
+//! assert_eq!(matches[0].selector.to_string(), "ip:203.0.113.7");
+//! assert_eq!(matches[0].labels, [label]);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Selectors are normalised before they are hashed, so the same selector matches however it
 //! is written: see [`selector`].
 //!
