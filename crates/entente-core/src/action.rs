@@ -3,6 +3,7 @@
 use crate::ids::{PartyCode, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::str::FromStr;
 
 /// Who asks the gate for an action.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,23 +265,130 @@ impl fmt::Display for Action {
     }
 }
 
+/// The kinds of thing an action can be about, by their names in ledger entries.
+///
+/// A kind names one thing (`case:LANTERN`); the two plural kinds name a listing
+/// (`requests:open`, `incident-notifications:all`), read as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectKind {
+    /// `case`: a case (its id).
+    Case,
+    /// `certificate`: a TLS certificate (its SHA-256), before it is known as a peer.
+    Certificate,
+    /// `collection`: a TAXII collection.
+    Collection,
+    /// `complaint`: a complaint of an individual (redress).
+    Complaint,
+    /// `datum`: a data item.
+    Datum,
+    /// `evidence`: an evidence item.
+    Evidence,
+    /// `incident`: an incident (its identifier).
+    Incident,
+    /// `incident-notification`: one incident notification.
+    IncidentNotification,
+    /// `incident-notifications`: the listing of incident notifications.
+    IncidentNotifications,
+    /// `ledger`: the ledger.
+    Ledger,
+    /// `node`: the node itself.
+    Node,
+    /// `package`: an evidence package (its SHA-256).
+    Package,
+    /// `party`: a party (its code).
+    Party,
+    /// `peer`: a pinned partner node.
+    Peer,
+    /// `request`: a cross-border request.
+    Request,
+    /// `requests`: the listing of open requests.
+    Requests,
+    /// `status`: a TAXII status resource.
+    Status,
+    /// `user`: a user of this node.
+    User,
+}
+
+impl SubjectKind {
+    /// Every kind.
+    pub const ALL: [SubjectKind; 18] = [
+        SubjectKind::Case,
+        SubjectKind::Certificate,
+        SubjectKind::Collection,
+        SubjectKind::Complaint,
+        SubjectKind::Datum,
+        SubjectKind::Evidence,
+        SubjectKind::Incident,
+        SubjectKind::IncidentNotification,
+        SubjectKind::IncidentNotifications,
+        SubjectKind::Ledger,
+        SubjectKind::Node,
+        SubjectKind::Package,
+        SubjectKind::Party,
+        SubjectKind::Peer,
+        SubjectKind::Request,
+        SubjectKind::Requests,
+        SubjectKind::Status,
+        SubjectKind::User,
+    ];
+
+    /// Its name in ledger entries.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Case => "case",
+            SubjectKind::Certificate => "certificate",
+            SubjectKind::Collection => "collection",
+            SubjectKind::Complaint => "complaint",
+            SubjectKind::Datum => "datum",
+            SubjectKind::Evidence => "evidence",
+            SubjectKind::Incident => "incident",
+            SubjectKind::IncidentNotification => "incident-notification",
+            SubjectKind::IncidentNotifications => "incident-notifications",
+            SubjectKind::Ledger => "ledger",
+            SubjectKind::Node => "node",
+            SubjectKind::Package => "package",
+            SubjectKind::Party => "party",
+            SubjectKind::Peer => "peer",
+            SubjectKind::Request => "request",
+            SubjectKind::Requests => "requests",
+            SubjectKind::Status => "status",
+            SubjectKind::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for SubjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SubjectKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SubjectKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            format!("subject kind `{s}` is not one of Entente's")
+        })
+    }
+}
+
 /// What an action is about: a typed reference such as `case:LANTERN` or `user:alice`.
 /// Subjects carry identifiers, never personal data.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct Subject {
-    kind: String,
+    kind: SubjectKind,
     id: String,
 }
 
 impl Subject {
     /// A subject of the given kind and id.
-    pub fn new(kind: &str, id: &str) -> Self {
-        Self { kind: kind.to_owned(), id: id.to_owned() }
+    pub fn new(kind: SubjectKind, id: impl AsRef<str>) -> Self {
+        Self { kind, id: id.as_ref().to_owned() }
     }
-    /// The subject's kind (`case`, `user`, `node`, `ledger`).
-    pub fn kind(&self) -> &str {
-        &self.kind
+    /// The subject's kind.
+    pub fn kind(&self) -> SubjectKind {
+        self.kind
     }
     /// The subject's identifier within its kind.
     pub fn id(&self) -> &str {
@@ -298,7 +406,7 @@ impl TryFrom<String> for Subject {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         match s.split_once(':') {
-            Some((k, i)) if !k.is_empty() && !i.is_empty() => Ok(Subject::new(k, i)),
+            Some((k, i)) if !i.is_empty() => Ok(Subject::new(k.parse()?, i)),
             _ => Err(format!("subject `{s}` is not of the form kind:id")),
         }
     }

@@ -28,6 +28,6 @@ pub mod policy;
 pub mod source_error;
 pub mod witness;
 
-pub use action::{Action, Actor, Subject};
+pub use action::{Action, Actor, Subject, SubjectKind};
 pub use decision::{Decision, Obligation, Outcome};
 pub use ids::{PartyCode, Role};

@@ -341,7 +341,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn ask(actor: &Actor, action: Action) -> Decision {
-        let subject = Subject::new("case", "LANTERN");
+        let subject = Subject::new(crate::SubjectKind::Case, "LANTERN");
         let party: PartyCode = "NL".parse().unwrap();
         decide(
             &DecisionRequest {

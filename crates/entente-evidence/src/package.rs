@@ -18,7 +18,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use entente_core::canonical::to_canonical_vec;
 use entente_core::domain::Conditions;
 use entente_core::ledger::{self, Hash, LedgerEntry};
-use entente_core::{Outcome, PartyCode, Subject};
+use entente_core::{Outcome, PartyCode, Subject, SubjectKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -803,7 +803,7 @@ fn check_items(manifest: &Manifest, size: u64, root: Hash) -> Result<(usize, usi
                     p.event.digest()
                 )));
             }
-            if !entry.subjects.contains(&Subject::new("evidence", &item.id)) {
+            if !entry.subjects.contains(&Subject::new(SubjectKind::Evidence, &item.id)) {
                 return Err(ev(format!(
                     "ledger entry {} is not about evidence:{}",
                     l.index, item.id

@@ -28,7 +28,7 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use entente_core::policy::{DecisionRequest, decide};
-use entente_core::{Action, Subject};
+use entente_core::{Action, Subject, SubjectKind};
 use entente_evidence::blob;
 use entente_policy::agreement::DataCategory;
 use entente_store::Principal;
@@ -256,7 +256,7 @@ async fn upload(
         &DecisionRequest {
             actor: actor.actor(),
             action: Action::EvidenceAdd,
-            subject: &Subject::new("case", &case),
+            subject: &Subject::new(SubjectKind::Case, &case),
             node_party: &state.node.config.party,
             purpose: None,
             agreements: &[],

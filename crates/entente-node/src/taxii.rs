@@ -30,7 +30,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::prelude::{BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use entente_core::policy::{DecisionRequest, decide};
-use entente_core::{Action, Actor, Subject};
+use entente_core::{Action, Actor, Subject, SubjectKind};
 use entente_intel::stix;
 use entente_store::Principal;
 use entente_store::{
@@ -313,7 +313,7 @@ fn may(actor: &Actor, action: Action, state: &TaxiiState, id: &str) -> bool {
         &DecisionRequest {
             actor,
             action,
-            subject: &Subject::new("collection", id),
+            subject: &Subject::new(SubjectKind::Collection, id),
             node_party: &state.node.config.party,
             purpose: None,
             agreements: &[],

@@ -208,7 +208,7 @@ fn sample_entry(index: u64) -> LedgerEntry {
         node: "NL".parse().unwrap(),
         actor: Actor::User { name: "eva".into(), role: crate::Role::Investigator },
         action: Action::CaseOpen,
-        subjects: vec![Subject::new("case", "LANTERN")],
+        subjects: vec![Subject::new(crate::SubjectKind::Case, "LANTERN")],
         decision: Outcome::Permit,
         rules: vec!["role.case-worker.case-open".into()],
         obligations: vec![],

@@ -9,7 +9,7 @@ use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
 use crate::store::to_i64;
-use entente_core::{Action, Actor, PartyCode, Subject, ids};
+use entente_core::{Action, Actor, PartyCode, Subject, SubjectKind, ids};
 use entente_policy::agreement::AgreementKind;
 use entente_wire::CaseUpdateMessage;
 use jiff::tz::TimeZone;
@@ -39,7 +39,7 @@ impl GateCommand for AddCaseMember {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("case", &self.case_id), Subject::new("party", self.party.as_str())]
+        vec![Subject::new(SubjectKind::Case, &self.case_id), Subject::new(SubjectKind::Party, self.party.as_str())]
     }
 
     /// The membership; the effect adds the digests of the updates sent to the members.
@@ -132,7 +132,7 @@ impl GateCommand for RemoveCaseMember {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("case", &self.case_id), Subject::new("party", self.party.as_str())]
+        vec![Subject::new(SubjectKind::Case, &self.case_id), Subject::new(SubjectKind::Party, self.party.as_str())]
     }
 
     /// The membership ended; the effect adds the digests of the updates sent.
@@ -201,7 +201,7 @@ impl GateCommand for ReadCaseStatus {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("case", &self.case_id)]
+        vec![Subject::new(SubjectKind::Case, &self.case_id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -259,8 +259,8 @@ impl GateCommand for ReceiveCaseUpdate {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("case", &self.message.case_id),
-            Subject::new("party", self.message.lead.as_str()),
+            Subject::new(SubjectKind::Case, &self.message.case_id),
+            Subject::new(SubjectKind::Party, self.message.lead.as_str()),
         ]
     }
 

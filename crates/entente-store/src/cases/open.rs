@@ -8,7 +8,7 @@ use crate::gate::{
     Ruling, multi_row_insert, placeholders,
 };
 use crate::store::{Backend, CaseRecord, to_i64};
-use entente_core::{Action, PartyCode, Subject, ids};
+use entente_core::{Action, PartyCode, Subject, SubjectKind, ids};
 use sqlx::AssertSqlSafe;
 use std::collections::HashSet;
 
@@ -32,7 +32,7 @@ impl GateCommand for OpenCase {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("case", &self.id)]
+        vec![Subject::new(SubjectKind::Case, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -201,7 +201,7 @@ impl GateCommand for ReadCase {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("case", &self.id)]
+        vec![Subject::new(SubjectKind::Case, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

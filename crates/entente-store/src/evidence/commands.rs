@@ -9,7 +9,7 @@ use super::{
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
-use entente_core::{Action, PartyCode, Subject};
+use entente_core::{Action, PartyCode, Subject, SubjectKind};
 use entente_evidence::{CustodyEvent, CustodyKind};
 use entente_policy::agreement::{Purpose, RequestKind};
 use entente_policy::engine::Flow;
@@ -80,7 +80,7 @@ impl GateCommand for AddEvidence {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("evidence", &self.item.id), Subject::new("case", &self.item.case_id)]
+        vec![Subject::new(SubjectKind::Evidence, &self.item.id), Subject::new(SubjectKind::Case, &self.item.case_id)]
     }
 
     /// The custody event's digest, known once its place in the chain is.
@@ -188,7 +188,7 @@ impl GateCommand for EvidenceCustody {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("evidence", &self.id)]
+        vec![Subject::new(SubjectKind::Evidence, &self.id)]
     }
 
     /// The custody event's digest, known once its place in the chain is.
@@ -272,7 +272,7 @@ impl GateCommand for ExportEvidence {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("evidence", &self.id), Subject::new("party", self.to.as_str())]
+        vec![Subject::new(SubjectKind::Evidence, &self.id), Subject::new(SubjectKind::Party, self.to.as_str())]
     }
 
     /// The `exported` custody event's digest, known once its place in the chain is.
@@ -402,9 +402,9 @@ impl GateCommand for ReceiveEvidence {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("evidence", &self.item.id),
-            Subject::new("case", &self.item.case_id),
-            Subject::new("party", self.item.from.as_str()),
+            Subject::new(SubjectKind::Evidence, &self.item.id),
+            Subject::new(SubjectKind::Case, &self.item.case_id),
+            Subject::new(SubjectKind::Party, self.item.from.as_str()),
         ]
     }
 
@@ -553,7 +553,7 @@ impl GateCommand for ReadEvidence {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("evidence", &self.id)]
+        vec![Subject::new(SubjectKind::Evidence, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -593,7 +593,7 @@ impl GateCommand for DestroyEvidence {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("evidence", &self.id)]
+        vec![Subject::new(SubjectKind::Evidence, &self.id)]
     }
 
     /// The `destroyed` custody event's digest and the content's, known once the item loads.

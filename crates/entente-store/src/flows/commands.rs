@@ -10,7 +10,7 @@ use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
 use crate::store::{StoreError, to_i64};
-use entente_core::{Action, Actor, Decision, Obligation, PartyCode, Subject, ids};
+use entente_core::{Action, Actor, Decision, Obligation, PartyCode, Subject, SubjectKind, ids};
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_policy::engine::Flow;
 use entente_policy::minimize::{PseudonymKey, minimize};
@@ -45,7 +45,7 @@ impl GateCommand for AddDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("datum", &self.id), Subject::new("case", &self.case_id)]
+        vec![Subject::new(SubjectKind::Datum, &self.id), Subject::new(SubjectKind::Case, &self.case_id)]
     }
 
     /// The content's digest, recorded with the effect.
@@ -111,7 +111,7 @@ impl GateCommand for ShareDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("datum", &self.id), Subject::new("party", self.to.as_str())]
+        vec![Subject::new(SubjectKind::Datum, &self.id), Subject::new(SubjectKind::Party, self.to.as_str())]
     }
 
     /// The datum as it left (minimized) and its conditions, recorded with the effect.
@@ -221,7 +221,7 @@ impl GateCommand for ReceiveDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("datum", &self.message.id), Subject::new("case", &self.message.case_id)]
+        vec![Subject::new(SubjectKind::Datum, &self.message.id), Subject::new(SubjectKind::Case, &self.message.case_id)]
     }
 
     /// The content's digest and the conditions bound, recorded with the effect.
@@ -338,7 +338,7 @@ impl GateCommand for GiveConsent {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("datum", &self.datum_id), Subject::new("party", self.recipient.as_str())]
+        vec![Subject::new(SubjectKind::Datum, &self.datum_id), Subject::new(SubjectKind::Party, self.recipient.as_str())]
     }
 
     /// The consent message sent, recorded with the effect.
@@ -407,8 +407,8 @@ impl GateCommand for ReceiveConsent {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("datum", &self.message.datum_id),
-            Subject::new("party", self.message.recipient.as_str()),
+            Subject::new(SubjectKind::Datum, &self.message.datum_id),
+            Subject::new(SubjectKind::Party, self.message.recipient.as_str()),
         ]
     }
 
@@ -496,7 +496,7 @@ impl GateCommand for DestroyDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("datum", &self.id)]
+        vec![Subject::new(SubjectKind::Datum, &self.id)]
     }
 
     /// The digest of the content destroyed, read from the store.
@@ -561,7 +561,7 @@ impl GateCommand for ReadDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("datum", &self.id)]
+        vec![Subject::new(SubjectKind::Datum, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

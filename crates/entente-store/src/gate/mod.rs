@@ -27,7 +27,7 @@ use ed25519_dalek::SigningKey;
 use entente_core::canonical::canonical_digest;
 use entente_core::ledger;
 use entente_core::policy::{DecisionRequest, decide};
-use entente_core::{Action, Actor, Decision, PartyCode, Subject};
+use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
 use entente_policy::engine::{Conditions, Engine};
 use entente_wire::AckItem;
 use jiff::Timestamp;
@@ -196,7 +196,7 @@ pub(crate) fn role_decision(
     party: &PartyCode,
     now: Timestamp,
 ) -> Decision {
-    let subject = subjects.first().cloned().unwrap_or_else(|| Subject::new("node", party.as_str()));
+    let subject = subjects.first().cloned().unwrap_or_else(|| Subject::new(SubjectKind::Node, party.as_str()));
     decide(
         &DecisionRequest {
             actor,

@@ -17,7 +17,7 @@ use crate::gate::{
 };
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::canonical::canonical_digest;
-use entente_core::{Action, Actor, Decision, PartyCode, Subject, ids};
+use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind, ids};
 use entente_policy::agreement::{DataCategory, Purpose};
 use entente_policy::engine::{Conditions, Flow};
 use entente_policy::incident::{Assessment, Due, IncidentFacts};
@@ -179,8 +179,8 @@ impl GateCommand for NotifyIncident {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("incident", &self.notice.incident),
-            Subject::new("party", self.to.as_str()),
+            Subject::new(SubjectKind::Incident, &self.notice.incident),
+            Subject::new(SubjectKind::Party, self.to.as_str()),
         ]
     }
 
@@ -286,8 +286,8 @@ impl GateCommand for ReceiveIncidentNotification {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("incident", &self.message.notice.incident),
-            Subject::new("party", self.message.conditions.originator.as_str()),
+            Subject::new(SubjectKind::Incident, &self.message.notice.incident),
+            Subject::new(SubjectKind::Party, self.message.conditions.originator.as_str()),
         ]
     }
 
@@ -378,7 +378,7 @@ impl GateCommand for ReadIncidentNotifications {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("incident-notifications", "all")]
+        vec![Subject::new(SubjectKind::IncidentNotifications, "all")]
     }
 
     /// Which notifications were served, known once they are read.
@@ -450,8 +450,8 @@ impl GateCommand for DestroyIncidentNotification {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("incident-notification", &self.id),
-            Subject::new("party", self.from.as_str()),
+            Subject::new(SubjectKind::IncidentNotification, &self.id),
+            Subject::new(SubjectKind::Party, self.from.as_str()),
         ]
     }
 

@@ -20,7 +20,7 @@ use crate::gate::{
     multi_row_insert,
 };
 use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
-use entente_core::{Action, Actor, PartyCode, Subject};
+use entente_core::{Action, Actor, PartyCode, Subject, SubjectKind};
 use entente_intel::stix::StixObject;
 use entente_intel::tlp::{self, Exchange, Requester, Shared, Tlp};
 use entente_policy::agreement::AgreementKind;
@@ -223,7 +223,7 @@ impl GateCommand for IntelCollectionCreate {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("collection", &self.id)]
+        vec![Subject::new(SubjectKind::Collection, &self.id)]
     }
 
     /// The collection as created (recorded with the effect).
@@ -299,7 +299,7 @@ impl GateCommand for IntelImport {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("collection", &self.collection), Subject::new("status", &self.status_id)]
+        vec![Subject::new(SubjectKind::Collection, &self.collection), Subject::new(SubjectKind::Status, &self.status_id)]
     }
 
     /// The objects imported and refused, known once the import ran.
@@ -365,7 +365,7 @@ impl GateCommand for IntelRead {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("collection", &self.collection)]
+        vec![Subject::new(SubjectKind::Collection, &self.collection)]
     }
 
     /// What was served and withheld, object by object, known once the page is decided.
@@ -444,7 +444,7 @@ impl GateCommand for IntelRelease {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("party", self.to.as_str()), Subject::new("collection", &self.collection)]
+        vec![Subject::new(SubjectKind::Party, self.to.as_str()), Subject::new(SubjectKind::Collection, &self.collection)]
     }
 
     /// What was released and withheld, object by object, known once each is decided.

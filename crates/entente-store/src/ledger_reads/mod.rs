@@ -3,7 +3,7 @@
 
 use crate::gate::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
 use crate::store::{to_i64, to_u64};
-use entente_core::{Action, Subject};
+use entente_core::{Action, Subject, SubjectKind};
 use sqlx::Row;
 
 /// Most entries one read returns.
@@ -28,7 +28,7 @@ impl GateCommand for ReadLedger {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("ledger", &format!("{}-{}", self.from, self.to))]
+        vec![Subject::new(SubjectKind::Ledger, &format!("{}-{}", self.from, self.to))]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

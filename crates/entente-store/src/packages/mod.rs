@@ -23,7 +23,7 @@ use crate::gate::{
     digest_json,
 };
 use crate::store::{Store, StoreError, to_i64, to_u64};
-use entente_core::{Action, Actor, Decision, PartyCode, Subject};
+use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
 use entente_evidence::custody::{CustodyEvent, CustodyKind};
 use entente_wire::{MessageKind, PackageOffer};
 use serde::Serialize;
@@ -123,7 +123,7 @@ impl GateCommand for SendPackage {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("package", &self.offer.sha256), Subject::new("party", self.to.as_str())]
+        vec![Subject::new(SubjectKind::Package, &self.offer.sha256), Subject::new(SubjectKind::Party, self.to.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -238,7 +238,7 @@ impl GateCommand for ReceivePackageOffer {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("package", &self.offer.sha256)]
+        vec![Subject::new(SubjectKind::Package, &self.offer.sha256)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -331,7 +331,7 @@ impl GateCommand for ArrivePackage {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("package", &self.sha256), Subject::new("party", self.from.as_str())]
+        vec![Subject::new(SubjectKind::Package, &self.sha256), Subject::new(SubjectKind::Party, self.from.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

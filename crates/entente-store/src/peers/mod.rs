@@ -7,7 +7,7 @@ use crate::gate::{
     digest_json,
 };
 use crate::store::to_i64;
-use entente_core::{Action, Actor, Decision, PartyCode, Subject};
+use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
 use entente_wire::AckItem;
 use jiff::Timestamp;
 
@@ -37,7 +37,7 @@ impl GateCommand for AddPeer {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("peer", self.party.as_str())]
+        vec![Subject::new(SubjectKind::Peer, self.party.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -125,7 +125,7 @@ impl GateCommand for RemovePeer {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("peer", self.party.as_str())]
+        vec![Subject::new(SubjectKind::Peer, self.party.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -171,7 +171,7 @@ impl GateCommand for RecordAcks {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("peer", self.peer.as_str())]
+        vec![Subject::new(SubjectKind::Peer, self.peer.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -248,9 +248,9 @@ impl GateCommand for RejectEnvelope {
 
     fn subjects(&self) -> Vec<Subject> {
         match (&self.from, &self.cert_sha256) {
-            (Some(p), _) => vec![Subject::new("peer", p.as_str())],
-            (None, Some(c)) => vec![Subject::new("certificate", c)],
-            (None, None) => vec![Subject::new("peer", "unidentified")],
+            (Some(p), _) => vec![Subject::new(SubjectKind::Peer, p.as_str())],
+            (None, Some(c)) => vec![Subject::new(SubjectKind::Certificate, c)],
+            (None, None) => vec![Subject::new(SubjectKind::Peer, "unidentified")],
         }
     }
 
@@ -309,7 +309,7 @@ impl GateCommand for WitnessAlarm {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("ledger", self.log.as_str())]
+        vec![Subject::new(SubjectKind::Ledger, self.log.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

@@ -11,7 +11,7 @@
 use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
 use crate::store::{StoreError, to_i64, to_u64};
 use entente_core::canonical::canonical_digest;
-use entente_core::{Action, Subject};
+use entente_core::{Action, Subject, SubjectKind};
 use entente_policy::minimize::{PSEUDONYM_PREFIX, PseudonymKey};
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -248,7 +248,7 @@ impl GateCommand for FileComplaint {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("complaint", &self.id)]
+        vec![Subject::new(SubjectKind::Complaint, &self.id)]
     }
 
     /// The identifier's keyed hash and the deadline, computed when the complaint is filed.
@@ -326,7 +326,7 @@ impl GateCommand for AnswerComplaint {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("complaint", &self.id)]
+        vec![Subject::new(SubjectKind::Complaint, &self.id)]
     }
 
     /// What the complainant was told, with the flows listed (known once the complaint loads).
@@ -407,7 +407,7 @@ impl GateCommand for ReadComplaint {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("complaint", &self.id)]
+        vec![Subject::new(SubjectKind::Complaint, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

@@ -4,7 +4,7 @@
 use super::{Side, insert_event, load, mirror, parse_record, side_of, validate_message};
 use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
 use crate::store::to_i64;
-use entente_core::{Action, PartyCode, Subject, ids};
+use entente_core::{Action, PartyCode, Subject, SubjectKind, ids};
 use entente_policy::agreement::RequestKind;
 use entente_policy::request::{Request, RequestEvent};
 use entente_wire::{RequestEventMessage, RequestMessage};
@@ -43,9 +43,9 @@ impl GateCommand for CreateRequest {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("request", &self.id),
-            Subject::new("case", &self.case_id),
-            Subject::new("party", self.to.as_str()),
+            Subject::new(SubjectKind::Request, &self.id),
+            Subject::new(SubjectKind::Case, &self.case_id),
+            Subject::new(SubjectKind::Party, self.to.as_str()),
         ]
     }
 
@@ -135,7 +135,7 @@ impl GateCommand for TransitionRequest {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("request", &self.id)]
+        vec![Subject::new(SubjectKind::Request, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -183,7 +183,7 @@ impl GateCommand for ReadRequest {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("request", &self.id)]
+        vec![Subject::new(SubjectKind::Request, &self.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -214,7 +214,7 @@ impl GateCommand for ReadAlerts {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("requests", "open")]
+        vec![Subject::new(SubjectKind::Requests, "open")]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -264,8 +264,8 @@ impl GateCommand for ReceiveRequest {
 
     fn subjects(&self) -> Vec<Subject> {
         vec![
-            Subject::new("request", &self.message.id),
-            Subject::new("party", self.message.requesting.as_str()),
+            Subject::new(SubjectKind::Request, &self.message.id),
+            Subject::new(SubjectKind::Party, self.message.requesting.as_str()),
         ]
     }
 
@@ -368,7 +368,7 @@ impl GateCommand for ReceiveRequestEvent {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("request", &self.message.id)]
+        vec![Subject::new(SubjectKind::Request, &self.message.id)]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

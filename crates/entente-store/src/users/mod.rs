@@ -3,7 +3,7 @@
 
 use crate::gate::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
 use crate::store::to_i64;
-use entente_core::{Action, PartyCode, Role, Subject, ids};
+use entente_core::{Action, PartyCode, Role, Subject, SubjectKind, ids};
 
 /// Record the node's identity as the ledger's first entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl GateCommand for InitNode {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("node", self.party.as_str())]
+        vec![Subject::new(SubjectKind::Node, self.party.as_str())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -98,7 +98,7 @@ impl GateCommand for AddUser {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new("user", &self.name)]
+        vec![Subject::new(SubjectKind::User, &self.name)]
     }
 
     /// The user's name and role are in the subject and the store; the token's digest is
