@@ -324,6 +324,12 @@ impl Node {
         self.data_dir.join(&self.config.blob_dir)
     }
 
+    /// The public key of the node's signing key (Ed25519): what partners pin and verify
+    /// checkpoints, envelopes and packages with.
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+
     /// The C2SP verifier key of this node's ledger.
     pub fn verifier_key(&self) -> String {
         ledger::verifier_key(self.gate.origin(), &self.key.verifying_key())

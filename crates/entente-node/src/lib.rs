@@ -9,6 +9,10 @@
 //!   the outbox delivered out with retries and signed acknowledgements;
 //! - [`taxii`]: the TAXII 2.1 server (threat intelligence under TLP 2.0, through the gate);
 //! - [`vault`]: the node's evidence master key and blob store (local, or S3-compatible);
+//! - [`packages`]: evidence as a capability — files taken in, signed packages built for a
+//!   partner and offered to it, verified and imported, retention;
+//! - [`taxii_client`]: a TAXII 2.1 client, and a pinned partner's TAXII server called as this
+//!   node (pushing only what the gate released);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -21,11 +25,13 @@ pub mod config;
 mod evidence_api;
 pub mod federation;
 pub mod identity;
+pub mod packages;
 pub mod server;
 pub mod taxii;
+pub mod taxii_client;
 pub mod transfer;
 pub mod vault;
 pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};
-pub use vault::Vault;
+
