@@ -255,9 +255,11 @@ impl ServerCertVerifier for PinnedServerCert {
     }
 }
 
-/// The node's TLS identity: its certificate and key from `entente init`.
+/// The node's TLS identity: its certificate and key from `entente init`. Private to this
+/// crate: what leaves under it is what the gate released (the outbox, intelligence released
+/// to the partner, packages offered to it).
 #[derive(Debug)]
-pub struct TlsIdentity {
+pub(crate) struct TlsIdentity {
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -267,7 +269,7 @@ impl TlsIdentity {
     ///
     /// # Errors
     /// Missing or unreadable files.
-    pub fn load(data_dir: &Path) -> Result<TlsIdentity, FederationError> {
+    pub(crate) fn load(data_dir: &Path) -> Result<TlsIdentity, FederationError> {
         let file_err = |p: &Path, e: &dyn std::fmt::Display| FederationError::File {
             path: p.display().to_string(),
             detail: e.to_string(),
@@ -285,7 +287,7 @@ impl TlsIdentity {
     ///
     /// # Errors
     /// A key rustls cannot use.
-    pub fn server_config(&self) -> Result<rustls::ServerConfig, FederationError> {
+    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, FederationError> {
         let provider = provider();
         let verifier = AnyValidClientCert { algs: provider.signature_verification_algorithms };
         Ok(rustls::ServerConfig::builder_with_provider(provider)
@@ -298,7 +300,10 @@ impl TlsIdentity {
     ///
     /// # Errors
     /// An unreadable pin or a key rustls cannot use.
-    pub fn client_config(&self, pinned_pem: &str) -> Result<rustls::ClientConfig, FederationError> {
+    pub(crate) fn client_config(
+        &self,
+        pinned_pem: &str,
+    ) -> Result<rustls::ClientConfig, FederationError> {
         let der = CertificateDer::from_pem_slice(pinned_pem.as_bytes())
             .map_err(|e| FederationError::Certificate(e.to_string()))?;
         let provider = provider();

@@ -17,7 +17,11 @@
 //!   auditor would.
 //!
 //! Every endpoint that acts goes through [`entente_store::Gate`]; this crate has no database
-//! write path of its own.
+//! write path of its own. The node's signing key and TLS identity stay inside this crate:
+//! outside it, [`Node::verifying_key`] is the public key, and what is signed or sent under
+//! them is what a gate-recorded action produced (packages, the outbox through
+//! [`federation::seal_pending`] and [`federation::PeerLink`], intelligence released through
+//! [`taxii_client::PeerTaxii`]).
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -35,3 +39,24 @@ pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};
 
+/// For Entente's own tests only (the `danger` feature, enabled by dev-dependencies, never in
+/// the shipped binary): what bypasses the gate, under a name a reviewer greps for.
+#[cfg(feature = "danger")]
+pub mod danger {
+    use crate::federation::{FederationError, TlsIdentity};
+    use std::path::Path;
+
+    /// A TLS client configuration presenting the certificate and key of the node in
+    /// `data_dir` and trusting exactly `pinned_pem`: a test acting as that partner node
+    /// (hostile clients, envelopes of its own making) without going through its gate.
+    ///
+    /// # Errors
+    /// Unreadable files, a pin or key rustls cannot use.
+    pub fn client_config_as(
+        data_dir: &Path,
+        pinned_pem: &str,
+    ) -> Result<rustls::ClientConfig, FederationError> {
+        TlsIdentity::load(data_dir)?.client_config(pinned_pem)
+    }
+}
+pub use vault::Vault;
