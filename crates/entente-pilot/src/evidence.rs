@@ -159,11 +159,7 @@ pub(crate) async fn answer_with_package(
             w
         }
         Err(e) => {
-            record(
-                "DE writes a signed package, encrypted to NL",
-                false,
-                chain(&e),
-            );
+            record("DE writes a signed package, encrypted to NL", false, chain(&e));
             return Ok(());
         }
     };
@@ -189,11 +185,7 @@ pub(crate) async fn answer_with_package(
             s
         }
         Err(e) => {
-            record(
-                "DE offers the package to NL's node",
-                false,
-                chain(&e),
-            );
+            record("DE offers the package to NL's node", false, chain(&e));
             return Ok(());
         }
     };
@@ -249,11 +241,9 @@ pub(crate) async fn answer_with_package(
                 v.proven_events, v.checkpoint_size
             ),
         ),
-        Err(e) => record(
-            "NL verifies hashes, signature, custody and DE's ledger proofs",
-            false,
-            chain(e),
-        ),
+        Err(e) => {
+            record("NL verifies hashes, signature, custody and DE's ledger proofs", false, chain(e))
+        }
     }
     // A byte changed in transit is caught.
     let mut bytes = std::fs::read(&pkg)?;
