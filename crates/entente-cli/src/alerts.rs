@@ -1,6 +1,6 @@
 //! `entente alerts`: the legal clocks of every open request, overdue ones first.
 
-use crate::{Exit, Failure, fail};
+use entente_console::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_policy::request::ClockStatus;
 use entente_store::Verdict;

@@ -1,8 +1,8 @@
 //! `entente case status`: a case's members and timeline, read through the gate as the local
 //! operator (one recorded access).
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_store::Verdict;
 use jiff::Timestamp;

@@ -1,8 +1,8 @@
 //! `entente complaint show`: a complaint (redress), what was found for its identifier and
 //! where it went, read through the gate.
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_store::redress::ReadComplaint;
 use entente_store::{GateError, Verdict};

@@ -6,8 +6,8 @@
 //! as `file:line:col: field: message`) or an argument is bad; 1 if the shipped data does not
 //! validate.
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_core::lexicon::{Lexicon, VerificationStatus};
 use entente_core::{Obligation, Outcome, PartyCode};
 use entente_policy::agreement::{

@@ -9,8 +9,8 @@
 //! the ledger entry of the denial); `incident received` lists the notifications sent and
 //! received (one recorded reading).
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_policy::incident::{Assessment, Due, assess, builtin_regimes, parse_facts};

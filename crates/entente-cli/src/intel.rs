@@ -3,18 +3,16 @@
 //! a TAXII 2.1 client (`pull`, `push`) for any TAXII 2.1 server: medallion, another Entente
 //! node, a partner's platform.
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_core::PartyCode;
 use entente_intel::stix;
 use entente_node::Node;
+use entente_node::taxii_client::{self, PeerTaxii};
 use entente_store::{GateCommand, GateError, IntelQuery, IntelView, Verdict};
 use jiff::Timestamp;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The TAXII 2.1 media type.
-const TAXII: &str = "application/taxii+json;version=2.1";
 
 #[derive(Subcommand)]
 pub(crate) enum IntelCmd {
@@ -177,37 +175,49 @@ pub(crate) async fn run(cmd: IntelCmd) -> Result<(), Failure> {
             write_bundle(&raws, out.as_ref())
         }
         IntelCmd::Pull { url, collection, token, peer, data_dir, limit, out } => {
-            let client = client_for(peer.as_deref(), data_dir.as_deref()).await?;
-            let raws = pull(&client, &url, &collection, token.as_deref(), limit).await?;
+            let raws = match peer_taxii(peer.as_deref(), data_dir.as_deref()).await? {
+                Some((_, taxii)) => taxii.pull(&url, &collection, token.as_deref(), limit).await?,
+                None => {
+                    let client = reqwest::Client::new();
+                    taxii_client::pull(&client, &url, &collection, token.as_deref(), limit).await?
+                }
+            };
             eprintln!("pulled {} objects", raws.len());
             write_bundle(&raws, out.as_ref())
         }
         IntelCmd::Push { url, collection, file, token, peer, data_dir, per_envelope } => {
-            let client = client_for(peer.as_deref(), data_dir.as_deref()).await?;
+            let peer = peer_taxii(peer.as_deref(), data_dir.as_deref()).await?;
             let text = read(&file)?;
             let bundle = stix::parse_bundle(&text).map_err(|e| {
                 fail(Exit::BadInput, format!("{}: not pushed (nothing was): {e}", file.display()))
             })?;
-            // As this node, to a partner: what leaves is decided under TLP 2.0 for that partner
-            // and recorded by the gate before anything is sent.
-            let (objects, withheld) = match (peer.as_deref(), data_dir.as_deref()) {
-                (Some(peer), Some(dir)) => {
-                    let to: PartyCode =
-                        peer.parse().map_err(|e| fail(Exit::BadInput, format!("--peer: {e}")))?;
-                    let node = Node::open(dir).await?;
-                    let release = entente_store::intel::IntelRelease {
-                        to,
-                        collection: collection.clone(),
-                        objects: Arc::new(bundle.objects),
-                    };
-                    let r = submit(&node, release).await?;
-                    (r.objects, r.withheld)
+            let token = token.as_deref();
+            let per = per_envelope.max(1);
+            let (ok, total, withheld) = match peer {
+                // As this node, to a partner: what leaves is decided under TLP 2.0 for that
+                // partner and recorded by the gate before anything is sent.
+                Some((node, taxii)) => {
+                    let operator = node.operator();
+                    taxii
+                        .push_released(
+                            &node,
+                            operator,
+                            &url,
+                            &collection,
+                            token,
+                            bundle.objects,
+                            per,
+                        )
+                        .await?
                 }
-                _ => (bundle.objects, 0),
+                None => {
+                    let client = reqwest::Client::new();
+                    let (ok, total) =
+                        taxii_client::push(&client, &url, &collection, token, &bundle.objects, per)
+                            .await?;
+                    (ok, total, 0)
+                }
             };
-            let (ok, total) =
-                push(&client, &url, &collection, token.as_deref(), &objects, per_envelope.max(1))
-                    .await?;
             println!(
                 "pushed {total} objects: {ok} stored by the server; {withheld} withheld under TLP for the partner"
             );
@@ -257,156 +267,16 @@ pub(crate) fn random_uuid() -> Result<String, Failure> {
     Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
 }
 
-fn authorize(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-    match token.map(|t| (t, t.split_once(':'))) {
-        Some((_, Some((user, password)))) => req.basic_auth(user, Some(password)),
-        Some((token, None)) => req.bearer_auth(token),
-        None => req,
-    }
-}
-
-/// A plain HTTP client, or, with `--peer`, a mutual-TLS client presenting this node's
-/// certificate and accepting only the partner's pinned one.
-async fn client_for(
+/// With `--peer` (and `--data-dir`): the pinned partner's TAXII server, called over mutual
+/// TLS as this node (its certificate presented, only the partner's pinned one accepted).
+async fn peer_taxii(
     peer: Option<&str>,
     data_dir: Option<&std::path::Path>,
-) -> Result<reqwest::Client, Failure> {
-    let (Some(peer), Some(dir)) = (peer, data_dir) else { return Ok(reqwest::Client::new()) };
-    let party: entente_core::PartyCode =
+) -> Result<Option<(Node, PeerTaxii)>, Failure> {
+    let (Some(peer), Some(dir)) = (peer, data_dir) else { return Ok(None) };
+    let party: PartyCode =
         peer.parse().map_err(|e| fail(Exit::BadInput, format!("--peer: {e}")))?;
     let node = Node::open(dir).await?;
-    let pinned = node.store.peer(&party).await?.ok_or_else(|| {
-        fail(
-            Exit::BadInput,
-            format!("{party} is not a pinned partner of this node (entente peer add)"),
-        )
-    })?;
-    let tls =
-        entente_node::federation::TlsIdentity::load(dir).map_err(|e| fail(Exit::Failed, e))?;
-    let config = tls.client_config(&pinned.cert_pem).map_err(|e| fail(Exit::Failed, e))?;
-    Ok(reqwest::Client::builder().tls_backend_preconfigured(config).build()?)
-}
-
-/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn root(url: &str) -> String {
-    if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }
-}
-
-/// The error a TAXII server answered, as a message.
-async fn taxii_error(resp: reqwest::Response) -> Failure {
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    let detail = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            Some(format!(
-                "{}: {}",
-                v.get("title")?.as_str()?,
-                v.get("description").and_then(|d| d.as_str()).unwrap_or("")
-            ))
-        })
-        .unwrap_or(body);
-    let code = if status.is_client_error() { Exit::BadInput } else { Exit::Failed };
-    fail(code, format!("the TAXII server answered {status}: {detail}"))
-}
-
-/// Pulls every object of `collection` (all pages), each as its original text.
-pub(crate) async fn pull(
-    client: &reqwest::Client,
-    url: &str,
-    collection: &str,
-    token: Option<&str>,
-    limit: usize,
-) -> Result<Vec<String>, Failure> {
-    let base = format!("{}collections/{collection}/objects/", root(url));
-    let mut raws = Vec::new();
-    let mut next: Option<String> = None;
-    let mut added_after: Option<String> = None;
-    loop {
-        let mut url = format!("{base}?limit={limit}");
-        if let Some(n) = &next {
-            url.push_str(&format!("&next={}", encode(n)));
-        } else if let Some(a) = &added_after {
-            url.push_str(&format!("&added_after={}", encode(a)));
-        }
-        let req = client.get(&url).header("Accept", TAXII);
-        let resp = authorize(req, token).send().await?;
-        if !resp.status().is_success() {
-            return Err(taxii_error(resp).await);
-        }
-        let last_added = resp
-            .headers()
-            .get("X-TAXII-Date-Added-Last")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = resp.text().await?;
-        let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
-            serde_json::from_str(&text).map_err(|e| {
-                fail(Exit::Failed, format!("the server's envelope is not JSON: {e}"))
-            })?;
-        let objects: Vec<&serde_json::value::RawValue> = match top.get("objects") {
-            Some(o) => serde_json::from_str(o.get())
-                .map_err(|e| fail(Exit::Failed, format!("the server's envelope: objects: {e}")))?,
-            None => Vec::new(),
-        };
-        let n = objects.len();
-        raws.extend(objects.iter().map(|o| o.get().to_owned()));
-        let more = top.get("more").is_some_and(|m| m.get() == "true");
-        next = top.get("next").and_then(|n| serde_json::from_str::<String>(n.get()).ok());
-        if !more || n == 0 && next.is_none() {
-            break;
-        }
-        if next.is_none() {
-            // Servers without `next` page by date_added (TAXII 2.1 §3.4).
-            match last_added {
-                Some(a) if added_after.as_deref() != Some(a.as_str()) => added_after = Some(a),
-                _ => break,
-            }
-        }
-    }
-    Ok(raws)
-}
-
-/// Pushes `objects` in envelopes of `per` objects; returns (objects stored, objects sent).
-pub(crate) async fn push(
-    client: &reqwest::Client,
-    url: &str,
-    collection: &str,
-    token: Option<&str>,
-    objects: &[stix::StixObject],
-    per: usize,
-) -> Result<(u64, usize), Failure> {
-    let base = format!("{}collections/{collection}/objects/", root(url));
-    let mut ok = 0u64;
-    for chunk in objects.chunks(per) {
-        let refs: Vec<&str> = chunk.iter().map(|o| o.raw.as_str()).collect();
-        let body = stix::write_objects("", &refs);
-        let req =
-            client.post(&base).header("Accept", TAXII).header("Content-Type", TAXII).body(body);
-        let resp = authorize(req, token).send().await?;
-        if !resp.status().is_success() {
-            return Err(taxii_error(resp).await);
-        }
-        let status: serde_json::Value = resp.json().await?;
-        let failures = status.get("failure_count").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        if failures > 0 {
-            return Err(fail(
-                Exit::Failed,
-                format!("the server refused {failures} objects: {}", status["failures"]),
-            ));
-        }
-        ok += status.get("success_count").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    }
-    Ok((ok, objects.len()))
+    let taxii = PeerTaxii::connect(&node, &party, None).await?;
+    Ok(Some((node, taxii)))
 }

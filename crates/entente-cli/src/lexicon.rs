@@ -4,8 +4,8 @@
 //! Exit codes: 0 when the command ran (whatever the verdict of a check); 2 for an unknown
 //! jurisdiction, provision or concept; 1 if the shipped data does not validate.
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_core::lexicon::{
     Assessed, Concept, DualCriminality, Finding, Jurisdiction, Lexicon, Provision, Verdict,
     VerificationStatus, normalize_citation,

@@ -1,14 +1,12 @@
-//! The `entente` command, as a library: `main.rs` only calls [`main`].
+//! The `entente` command, as a library: `main.rs` only calls [`main`]. `entente pilot` runs
+//! `entente-pilot`, `entente bench` runs `entente-bench`; the exit codes and failures are
+//! `entente-console`'s, the operations the node's (`entente-node`).
 //!
 //! Exit codes: 0 success; 1 a check failed (verification, audit, pilot) or the node failed;
 //! 2 bad input (usage, configuration, an existing node, invalid data); 3 the gate denied the
 //! action.
 
 mod alerts;
-mod bench;
-mod bench_federation;
-mod bench_intel;
-mod bench_transfer;
 mod case;
 mod complaint;
 mod evidence;
@@ -18,19 +16,16 @@ mod incident;
 mod intel;
 mod lexicon;
 mod peer;
-mod pilot;
-mod pilot_evidence;
-mod pilot_intel;
-mod pilot_notify;
 mod request;
 mod retention;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use entente_console::{Exit, Failure, fail, progress_bar};
 use entente_core::{PartyCode, Role};
 use entente_node::identity::random_hex;
-use entente_node::{InitOptions, Node, NodeError};
-use entente_store::{GateError, Verdict};
+use entente_node::{InitOptions, Node};
+use entente_store::Verdict;
 use jiff::Timestamp;
 use sha2::Digest as _;
 use std::path::PathBuf;
@@ -138,7 +133,7 @@ enum Cmd {
     /// Measure throughput and latency (see BENCHMARKS.md)
     Bench {
         #[command(subcommand)]
-        command: bench::BenchCmd,
+        command: entente_bench::BenchCmd,
     },
     /// Offence lexicon (ETS 185 Arts 2-11), national provisions, dual-criminality check
     Lexicon {
@@ -225,64 +220,6 @@ enum LedgerCmd {
     },
 }
 
-/// An error with the exit code it deserves.
-/// The exit codes of `entente` (the README documents them): 0 is success.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Exit {
-    /// A check failed, or the node could not do its part (store, I/O, an internal fault).
-    Failed = 1,
-    /// The input was wrong: a file, an argument, a name that does not exist.
-    BadInput = 2,
-    /// The gate denied the action (the denial is recorded in the ledger).
-    Denied = 3,
-}
-
-struct Failure {
-    code: Exit,
-    error: anyhow::Error,
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
-        let error = e.into();
-        let code = exit_code_for(&error);
-        Failure { code, error }
-    }
-}
-
-fn exit_code_for(error: &anyhow::Error) -> Exit {
-    for cause in error.chain() {
-        if let Some(e) = cause.downcast_ref::<NodeError>() {
-            return match e {
-                NodeError::Store(_) | NodeError::Io { .. } => Exit::Failed,
-                NodeError::Gate(e) if internal(e) => Exit::Failed,
-                _ => Exit::BadInput,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<GateError>() {
-            return if internal(e) { Exit::Failed } else { Exit::BadInput };
-        }
-        if cause.downcast_ref::<entente_core::ids::UnknownParty>().is_some()
-            || cause.downcast_ref::<entente_core::ids::UnknownRole>().is_some()
-        {
-            return Exit::BadInput;
-        }
-    }
-    Exit::Failed
-}
-
-/// A fault of the node, not of the caller's input.
-fn internal(e: &GateError) -> bool {
-    matches!(
-        e,
-        GateError::Store(_) | GateError::Closed | GateError::Encoding(_) | GateError::Internal(_)
-    )
-}
-
-fn fail(code: Exit, msg: impl std::fmt::Display) -> Failure {
-    Failure { code, error: anyhow::anyhow!("{msg}") }
-}
-
 /// Parses the arguments, runs the command on a tokio runtime and maps the outcome to the exit
 /// code (`Exit`), printing the error chain on failure.
 pub fn main() -> ExitCode {
@@ -332,7 +269,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 "  witness key     {}",
                 entente_core::witness::verifier_key(
                     &entente_core::witness::witness_name(&node.config.party),
-                    &node.key.verifying_key()
+                    &node.verifying_key()
                 )
             );
             println!("  storage         {}", node.store.url());
@@ -435,12 +372,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Ledger { command } => ledger(command).await,
-        Cmd::Pilot { dir } => pilot::run(dir).await,
+        Cmd::Pilot { dir } => entente_pilot::run(dir).await,
         Cmd::Retention { command } => retention::run(command).await,
         Cmd::Request { command } => request::run(command).await,
         Cmd::Complaint { command } => complaint::run(command).await,
         Cmd::Alerts { data_dir, now, json } => alerts::run(data_dir, now, json).await,
-        Cmd::Bench { command } => bench::run(command).await,
+        Cmd::Bench { command } => entente_bench::run(command).await,
         Cmd::Case { command } => case::run(command).await,
         Cmd::Lexicon { command } => lexicon::run(command),
         Cmd::Framework { command } => framework::run(command).await,
@@ -448,17 +385,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Intel { command } => intel::run(command).await,
         Cmd::Evidence { command } => evidence::run(command).await,
     }
-}
-
-fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_owned());
-    bar
 }
 
 async fn ledger(command: LedgerCmd) -> Result<(), Failure> {

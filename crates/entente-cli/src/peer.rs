@@ -2,8 +2,8 @@
 //! certificate (and the Ed25519 key inside it, which signs its envelopes). Pinning and
 //! unpinning go through the gate as the operator, so the ledger shows who was trusted when.
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_node::federation::cert_info;

@@ -1,7 +1,7 @@
 //! `entente request show`: a request's state, history and legal clocks, read through the gate.
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_store::requests::ReadRequest;
 use entente_store::{GateError, Verdict};

@@ -2,8 +2,8 @@
 //! retention limit has passed, each through the gate (one ledger entry per item, keeping its
 //! digest as proof of what was destroyed).
 
-use crate::{Exit, Failure, fail};
 use clap::Subcommand;
+use entente_console::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_store::Verdict;
 use jiff::Timestamp;
@@ -37,7 +37,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     };
     let node = Node::open(&data_dir).await?;
     // Evidence past its limit: the data key is destroyed (crypto-shredding).
-    for (id, index) in crate::evidence::run_retention(&node, now).await? {
+    for (id, index) in entente_node::packages::run_retention(&node, now).await? {
         println!("destroyed evidence {id}: data key destroyed (ledger entry {index})");
     }
     // Received incident notifications past the limit that travelled with them.

@@ -9,7 +9,6 @@ use crate::common::{
     s, stdout,
 };
 use entente_core::{PartyCode, canonical::sha256_tagged};
-use entente_node::federation::TlsIdentity;
 use entente_wire::envelope::{Ack, Envelope};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -331,7 +330,8 @@ async fn hostile_envelopes_are_refused_recorded_and_the_node_keeps_serving() {
     // Slow loris over a completed mutual-TLS handshake: a request whose headers never end
     // holds its connection until the header deadline (10 s), and the node keeps serving.
     let pem = std::fs::read_to_string(nl.dir.join("node.cert.pem")).unwrap();
-    let config = TlsIdentity::load(&de.dir).unwrap().client_config(&pem).unwrap();
+    // A hostile client holding DE's data directory (the TLS identity is private to the node).
+    let config = entente_node::danger::client_config_as(&de.dir, &pem).unwrap();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", nl.port)).await.unwrap();
     let name = rustls_name("127.0.0.1");
     let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))

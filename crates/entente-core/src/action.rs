@@ -366,9 +366,10 @@ impl fmt::Display for SubjectKind {
 impl FromStr for SubjectKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SubjectKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            format!("subject kind `{s}` is not one of Entente's")
-        })
+        SubjectKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("subject kind `{s}` is not one of Entente's"))
     }
 }
 

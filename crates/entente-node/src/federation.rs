@@ -255,9 +255,11 @@ impl ServerCertVerifier for PinnedServerCert {
     }
 }
 
-/// The node's TLS identity: its certificate and key from `entente init`.
+/// The node's TLS identity: its certificate and key from `entente init`. Private to this
+/// crate: what leaves under it is what the gate released (the outbox, intelligence released
+/// to the partner, packages offered to it).
 #[derive(Debug)]
-pub struct TlsIdentity {
+pub(crate) struct TlsIdentity {
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -267,7 +269,7 @@ impl TlsIdentity {
     ///
     /// # Errors
     /// Missing or unreadable files.
-    pub fn load(data_dir: &Path) -> Result<TlsIdentity, FederationError> {
+    pub(crate) fn load(data_dir: &Path) -> Result<TlsIdentity, FederationError> {
         let file_err = |p: &Path, e: &dyn std::fmt::Display| FederationError::File {
             path: p.display().to_string(),
             detail: e.to_string(),
@@ -285,7 +287,7 @@ impl TlsIdentity {
     ///
     /// # Errors
     /// A key rustls cannot use.
-    pub fn server_config(&self) -> Result<rustls::ServerConfig, FederationError> {
+    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, FederationError> {
         let provider = provider();
         let verifier = AnyValidClientCert { algs: provider.signature_verification_algorithms };
         Ok(rustls::ServerConfig::builder_with_provider(provider)
@@ -298,7 +300,10 @@ impl TlsIdentity {
     ///
     /// # Errors
     /// An unreadable pin or a key rustls cannot use.
-    pub fn client_config(&self, pinned_pem: &str) -> Result<rustls::ClientConfig, FederationError> {
+    pub(crate) fn client_config(
+        &self,
+        pinned_pem: &str,
+    ) -> Result<rustls::ClientConfig, FederationError> {
         let der = CertificateDer::from_pem_slice(pinned_pem.as_bytes())
             .map_err(|e| FederationError::Certificate(e.to_string()))?;
         let provider = provider();
@@ -1018,42 +1023,7 @@ impl Deliverer {
         }
         let now = Timestamp::now();
         let me = &self.node.config.party;
-        // Signed on both cores.
-        let (key, from, to) = (self.node.key.clone(), me.clone(), party.clone());
-        let sealed = tokio::task::spawn_blocking(move || {
-            let seal =
-                |ms: Vec<entente_store::PendingMessage>| -> Vec<Result<Envelope, EnvelopeError>> {
-                    ms.into_iter()
-                        .map(|m| {
-                            Envelope::seal(
-                                &key,
-                                from.clone(),
-                                to.clone(),
-                                m.kind,
-                                m.seq,
-                                m.payload,
-                                now,
-                            )
-                        })
-                        .collect()
-                };
-            if pending.len() < PARALLEL_FROM {
-                return Ok(seal(pending));
-            }
-            let mut first = pending;
-            let second = first.split_off(first.len() / 2);
-            std::thread::scope(|s| {
-                let a = s.spawn(|| seal(first));
-                let b = seal(second);
-                a.join().map(|mut v| {
-                    v.extend(b);
-                    v
-                })
-            })
-        })
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(|_| fail("a signing thread failed".into()))?;
+        let sealed = seal(&self.node, &party, pending, now).await.map_err(fail)?;
         let mut envelopes = Vec::with_capacity(sealed.len());
         let mut sent = Vec::with_capacity(sealed.len());
         for env in sealed {
@@ -1061,27 +1031,7 @@ impl Deliverer {
             sent.push((env.id.clone(), env.seq));
             envelopes.push(env);
         }
-        let body = serde_json::to_vec(&json!({ "envelopes": envelopes }))
-            .map_err(|e| fail(e.to_string()))?;
-        let url = format!("{}{ENVELOPES_PATH}", peer.url.trim_end_matches('/'));
-        let resp = client
-            .post(&url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| fail(format!("{url}: {}", error_chain(&e))))?;
-        let status = resp.status();
-        let text = resp.bytes().await.map_err(|e| fail(format!("{url}: {e}")))?;
-        if !status.is_success() {
-            let detail = serde_json::from_slice::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&text).chars().take(300).collect());
-            return Err(fail(format!("{url} answered {status}: {detail}")));
-        }
-        let ack: Ack = serde_json::from_slice(&text)
-            .map_err(|e| fail(format!("the acknowledgement is not readable: {e}")))?;
+        let ack = post_envelopes(&client, &peer, &envelopes).await.map_err(fail)?;
         let key = peer_key(&peer)?;
         // The receiver may acknowledge a prefix of the batch; the rest is sent again.
         let answered = ack.items.len().min(sent.len());
@@ -1102,6 +1052,174 @@ impl Deliverer {
             .ok_or_else(|| fail(format!("{party} is no longer pinned")))?;
         match self.node.gate.submit(who, command, Timestamp::now()).await? {
             Verdict::Permitted { .. } => Ok(answered),
+            Verdict::Denied { decision, .. } => {
+                Err(fail(format!("recording the acknowledgement was denied: {}", decision.reason)))
+            }
+        }
+    }
+}
+
+/// Seals `pending` outbox messages for `to` with the node's key, on two threads for a long
+/// batch.
+async fn seal(
+    node: &Node,
+    to: &PartyCode,
+    pending: Vec<entente_store::PendingMessage>,
+    now: Timestamp,
+) -> Result<Vec<Result<Envelope, EnvelopeError>>, String> {
+    let (key, from, to) = (node.key.clone(), node.config.party.clone(), to.clone());
+    // Signed on both cores.
+    tokio::task::spawn_blocking(move || {
+        let seal =
+            |ms: Vec<entente_store::PendingMessage>| -> Vec<Result<Envelope, EnvelopeError>> {
+                ms.into_iter()
+                    .map(|m| {
+                        Envelope::seal(
+                            &key,
+                            from.clone(),
+                            to.clone(),
+                            m.kind,
+                            m.seq,
+                            m.payload,
+                            now,
+                        )
+                    })
+                    .collect()
+            };
+        if pending.len() < PARALLEL_FROM {
+            return Ok(seal(pending));
+        }
+        let mut first = pending;
+        let second = first.split_off(first.len() / 2);
+        std::thread::scope(|s| {
+            let a = s.spawn(|| seal(first));
+            let b = seal(second);
+            a.join().map(|mut v| {
+                v.extend(b);
+                v
+            })
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|_| "a signing thread failed".to_owned())
+}
+
+/// POSTs `envelopes` to `peer`'s federation endpoint; its acknowledgement, read but not yet
+/// verified.
+async fn post_envelopes(
+    client: &reqwest::Client,
+    peer: &PeerRecord,
+    envelopes: &[Envelope],
+) -> Result<Ack, String> {
+    let body = serde_json::to_vec(&json!({ "envelopes": envelopes })).map_err(|e| e.to_string())?;
+    let url = format!("{}{ENVELOPES_PATH}", peer.url.trim_end_matches('/'));
+    let resp = client
+        .post(&url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let status = resp.status();
+    let text = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        let detail = serde_json::from_slice::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&text).chars().take(300).collect());
+        return Err(format!("{url} answered {status}: {detail}"));
+    }
+    serde_json::from_slice(&text).map_err(|e| format!("the acknowledgement is not readable: {e}"))
+}
+
+/// The first `limit` outbox messages for `peer` that the gate recorded and that are not yet
+/// delivered, sealed by this node now (signed envelopes, in sequence order). Nothing else can
+/// be sealed with the node's key from outside this crate.
+///
+/// # Errors
+/// The store fails, or a message cannot be sealed.
+pub async fn seal_pending(
+    node: &Node,
+    peer: &PartyCode,
+    limit: u32,
+) -> Result<Vec<Envelope>, FederationError> {
+    let fail = |detail: String| FederationError::Delivery { party: peer.clone(), detail };
+    let pending = node.store.pending_messages(peer, limit).await?;
+    seal(node, peer, pending, Timestamp::now())
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|e| e.map_err(|e| fail(e.to_string())))
+        .collect()
+}
+
+/// This node's mutual-TLS link to a pinned partner's federation endpoint (its certificate
+/// presented, only the partner's pinned one accepted). It carries envelopes only, and
+/// envelopes are only what [`seal_pending`] sealed from the outbox.
+#[derive(Debug)]
+pub struct PeerLink {
+    node: Node,
+    peer: PeerRecord,
+    client: reqwest::Client,
+}
+
+impl PeerLink {
+    /// A link to the pinned partner `party`.
+    ///
+    /// # Errors
+    /// `party` is not pinned; the node's TLS identity or the pin cannot be used.
+    pub async fn open(node: &Node, party: &PartyCode) -> Result<PeerLink, FederationError> {
+        let peer = node.store.peer(party).await?.ok_or_else(|| FederationError::Delivery {
+            party: party.clone(),
+            detail: "no peer is pinned for this party (entente peer add)".into(),
+        })?;
+        let tls = TlsIdentity::load(&node.data_dir)?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.client_config(&peer.cert_pem)?)
+            .build()
+            .map_err(|e| FederationError::Delivery {
+                party: party.clone(),
+                detail: format!("cannot build the TLS client: {e}"),
+            })?;
+        Ok(PeerLink { node: node.clone(), peer, client })
+    }
+
+    /// Sends `envelopes` and returns the partner's acknowledgement of all of them, verified
+    /// under its pinned key (not yet recorded: [`PeerLink::record`]).
+    ///
+    /// # Errors
+    /// The partner cannot be reached, answers an error, or acknowledges other than all of
+    /// `envelopes` under its key.
+    pub async fn send(&self, envelopes: &[Envelope]) -> Result<Ack, FederationError> {
+        let party = &self.peer.party;
+        let fail = |detail: String| FederationError::Delivery { party: party.clone(), detail };
+        let ack = post_envelopes(&self.client, &self.peer, envelopes).await.map_err(fail)?;
+        let sent: Vec<(String, u64)> = envelopes.iter().map(|e| (e.id.clone(), e.seq)).collect();
+        ack.verify(&peer_key(&self.peer)?, party, &self.node.config.party, &sent)
+            .map_err(|e| fail(format!("acknowledgement refused: {e}")))?;
+        Ok(ack)
+    }
+
+    /// Records a verified acknowledgement through the gate, as the partner (it came from the
+    /// pinned partner and verified under its key): the messages it answers are delivered.
+    ///
+    /// # Errors
+    /// The partner is no longer pinned; the gate fails or denies.
+    pub async fn record(&self, ack: Ack) -> Result<(), FederationError> {
+        let party = &self.peer.party;
+        let fail = |detail: String| FederationError::Delivery { party: party.clone(), detail };
+        let ack_sha256 = ack.digest().map_err(|e| fail(e.to_string()))?;
+        let command =
+            entente_store::peers::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
+        let who = self
+            .node
+            .store
+            .peer_by_certificate(&self.peer.cert_sha256)
+            .await?
+            .ok_or_else(|| fail(format!("{party} is no longer pinned")))?;
+        match self.node.gate.submit(who, command, Timestamp::now()).await? {
+            Verdict::Permitted { .. } => Ok(()),
             Verdict::Denied { decision, .. } => {
                 Err(fail(format!("recording the acknowledgement was denied: {}", decision.reason)))
             }

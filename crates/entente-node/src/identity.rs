@@ -2,8 +2,8 @@
 //!
 //! Layout of a data directory:
 //! - `entente.toml` — configuration ([`crate::config::NodeConfig`]);
-//! - `node.key.pem` — Ed25519 private key, PKCS#8 PEM, mode 0600: signs checkpoints (and,
-//!   later, envelopes and packages);
+//! - `node.key.pem` — Ed25519 private key, PKCS#8 PEM, mode 0600: signs checkpoints,
+//!   envelopes, acknowledgements, packages and cosignatures (only inside this crate);
 //! - `node.cert.pem` — self-signed X.509 certificate of that key, for mutual TLS;
 //! - `node.age.key` — the node's master age (X25519) key, mode 0600: opens evidence packages
 //!   addressed to the node and wraps the data keys of its evidence blobs;
@@ -117,8 +117,10 @@ pub struct Node {
     pub data_dir: PathBuf,
     /// Its configuration.
     pub config: NodeConfig,
-    /// Its signing key.
-    pub key: SigningKey,
+    /// Its signing key: never handed out. What it signs (checkpoints, envelopes,
+    /// acknowledgements, packages, cosignatures) is signed inside this crate;
+    /// [`Node::verifying_key`] gives its public half.
+    pub(crate) key: SigningKey,
     /// Its store (reads).
     pub store: Store,
     /// Its gate (every action).
@@ -322,6 +324,12 @@ impl Node {
     /// directory unless absolute).
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join(&self.config.blob_dir)
+    }
+
+    /// The public key of the node's signing key (Ed25519): what partners pin and verify
+    /// checkpoints, envelopes and packages with.
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
     }
 
     /// The C2SP verifier key of this node's ledger.

@@ -9,11 +9,19 @@
 //!   the outbox delivered out with retries and signed acknowledgements;
 //! - [`taxii`]: the TAXII 2.1 server (threat intelligence under TLP 2.0, through the gate);
 //! - [`vault`]: the node's evidence master key and blob store (local, or S3-compatible);
+//! - [`packages`]: evidence as a capability — files taken in, signed packages built for a
+//!   partner and offered to it, verified and imported, retention;
+//! - [`taxii_client`]: a TAXII 2.1 client, and a pinned partner's TAXII server called as this
+//!   node (pushing only what the gate released);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
 //! Every endpoint that acts goes through [`entente_store::Gate`]; this crate has no database
-//! write path of its own.
+//! write path of its own. The node's signing key and TLS identity stay inside this crate:
+//! outside it, [`Node::verifying_key`] is the public key, and what is signed or sent under
+//! them is what a gate-recorded action produced (packages, the outbox through
+//! [`federation::seal_pending`] and [`federation::PeerLink`], intelligence released through
+//! [`taxii_client::PeerTaxii`]).
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -21,11 +29,34 @@ pub mod config;
 mod evidence_api;
 pub mod federation;
 pub mod identity;
+pub mod packages;
 pub mod server;
 pub mod taxii;
+pub mod taxii_client;
 pub mod transfer;
 pub mod vault;
 pub mod witness;
 
 pub use identity::{InitOptions, Node, NodeError};
+
+/// For Entente's own tests only (the `danger` feature, enabled by dev-dependencies, never in
+/// the shipped binary): what bypasses the gate, under a name a reviewer greps for.
+#[cfg(feature = "danger")]
+pub mod danger {
+    use crate::federation::{FederationError, TlsIdentity};
+    use std::path::Path;
+
+    /// A TLS client configuration presenting the certificate and key of the node in
+    /// `data_dir` and trusting exactly `pinned_pem`: a test acting as that partner node
+    /// (hostile clients, envelopes of its own making) without going through its gate.
+    ///
+    /// # Errors
+    /// Unreadable files, a pin or key rustls cannot use.
+    pub fn client_config_as(
+        data_dir: &Path,
+        pinned_pem: &str,
+    ) -> Result<rustls::ClientConfig, FederationError> {
+        TlsIdentity::load(data_dir)?.client_config(pinned_pem)
+    }
+}
 pub use vault::Vault;

@@ -216,10 +216,10 @@ impl Server {
 /// node certificate (as a partner node calls another).
 pub(crate) fn client_as(who: &Path, server: &Path) -> reqwest::Client {
     let pem = std::fs::read_to_string(server.join("node.cert.pem")).expect("server certificate");
-    let config = entente_node::federation::TlsIdentity::load(who)
-        .expect("client identity")
-        .client_config(&pem)
-        .expect("client TLS configuration");
+    // The node's TLS identity is private to entente-node: a test acting as the partner node
+    // builds it from that node's data directory, through `danger`.
+    let config =
+        entente_node::danger::client_config_as(who, &pem).expect("client TLS configuration");
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(Duration::from_secs(20))

@@ -39,7 +39,10 @@ impl GateCommand for AddCaseMember {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Case, &self.case_id), Subject::new(SubjectKind::Party, self.party.as_str())]
+        vec![
+            Subject::new(SubjectKind::Case, &self.case_id),
+            Subject::new(SubjectKind::Party, self.party.as_str()),
+        ]
     }
 
     /// The membership; the effect adds the digests of the updates sent to the members.
@@ -132,7 +135,10 @@ impl GateCommand for RemoveCaseMember {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Case, &self.case_id), Subject::new(SubjectKind::Party, self.party.as_str())]
+        vec![
+            Subject::new(SubjectKind::Case, &self.case_id),
+            Subject::new(SubjectKind::Party, self.party.as_str()),
+        ]
     }
 
     /// The membership ended; the effect adds the digests of the updates sent.

@@ -80,7 +80,10 @@ impl GateCommand for AddEvidence {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Evidence, &self.item.id), Subject::new(SubjectKind::Case, &self.item.case_id)]
+        vec![
+            Subject::new(SubjectKind::Evidence, &self.item.id),
+            Subject::new(SubjectKind::Case, &self.item.case_id),
+        ]
     }
 
     /// The custody event's digest, known once its place in the chain is.
@@ -272,7 +275,10 @@ impl GateCommand for ExportEvidence {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Evidence, &self.id), Subject::new(SubjectKind::Party, self.to.as_str())]
+        vec![
+            Subject::new(SubjectKind::Evidence, &self.id),
+            Subject::new(SubjectKind::Party, self.to.as_str()),
+        ]
     }
 
     /// The `exported` custody event's digest, known once its place in the chain is.

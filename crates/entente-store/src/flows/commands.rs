@@ -45,7 +45,10 @@ impl GateCommand for AddDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Datum, &self.id), Subject::new(SubjectKind::Case, &self.case_id)]
+        vec![
+            Subject::new(SubjectKind::Datum, &self.id),
+            Subject::new(SubjectKind::Case, &self.case_id),
+        ]
     }
 
     /// The content's digest, recorded with the effect.
@@ -111,7 +114,10 @@ impl GateCommand for ShareDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Datum, &self.id), Subject::new(SubjectKind::Party, self.to.as_str())]
+        vec![
+            Subject::new(SubjectKind::Datum, &self.id),
+            Subject::new(SubjectKind::Party, self.to.as_str()),
+        ]
     }
 
     /// The datum as it left (minimized) and its conditions, recorded with the effect.
@@ -221,7 +227,10 @@ impl GateCommand for ReceiveDatum {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Datum, &self.message.id), Subject::new(SubjectKind::Case, &self.message.case_id)]
+        vec![
+            Subject::new(SubjectKind::Datum, &self.message.id),
+            Subject::new(SubjectKind::Case, &self.message.case_id),
+        ]
     }
 
     /// The content's digest and the conditions bound, recorded with the effect.
@@ -338,7 +347,10 @@ impl GateCommand for GiveConsent {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Datum, &self.datum_id), Subject::new(SubjectKind::Party, self.recipient.as_str())]
+        vec![
+            Subject::new(SubjectKind::Datum, &self.datum_id),
+            Subject::new(SubjectKind::Party, self.recipient.as_str()),
+        ]
     }
 
     /// The consent message sent, recorded with the effect.

@@ -196,7 +196,10 @@ pub(crate) fn role_decision(
     party: &PartyCode,
     now: Timestamp,
 ) -> Decision {
-    let subject = subjects.first().cloned().unwrap_or_else(|| Subject::new(SubjectKind::Node, party.as_str()));
+    let subject = subjects
+        .first()
+        .cloned()
+        .unwrap_or_else(|| Subject::new(SubjectKind::Node, party.as_str()));
     decide(
         &DecisionRequest {
             actor,

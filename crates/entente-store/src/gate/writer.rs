@@ -765,7 +765,7 @@ mod tests {
         }
 
         fn subjects(&self) -> Vec<Subject> {
-            vec![Subject::new(SubjectKind::Case, "F")]
+            vec![Subject::new(entente_core::SubjectKind::Case, "F")]
         }
 
         fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

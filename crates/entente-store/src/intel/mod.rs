@@ -299,7 +299,10 @@ impl GateCommand for IntelImport {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Collection, &self.collection), Subject::new(SubjectKind::Status, &self.status_id)]
+        vec![
+            Subject::new(SubjectKind::Collection, &self.collection),
+            Subject::new(SubjectKind::Status, &self.status_id),
+        ]
     }
 
     /// The objects imported and refused, known once the import ran.
@@ -444,7 +447,10 @@ impl GateCommand for IntelRelease {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Party, self.to.as_str()), Subject::new(SubjectKind::Collection, &self.collection)]
+        vec![
+            Subject::new(SubjectKind::Party, self.to.as_str()),
+            Subject::new(SubjectKind::Collection, &self.collection),
+        ]
     }
 
     /// What was released and withheld, object by object, known once each is decided.

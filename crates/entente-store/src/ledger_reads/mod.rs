@@ -28,7 +28,7 @@ impl GateCommand for ReadLedger {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Ledger, &format!("{}-{}", self.from, self.to))]
+        vec![Subject::new(SubjectKind::Ledger, format!("{}-{}", self.from, self.to))]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

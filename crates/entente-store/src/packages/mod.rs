@@ -123,7 +123,10 @@ impl GateCommand for SendPackage {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Package, &self.offer.sha256), Subject::new(SubjectKind::Party, self.to.as_str())]
+        vec![
+            Subject::new(SubjectKind::Package, &self.offer.sha256),
+            Subject::new(SubjectKind::Party, self.to.as_str()),
+        ]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -331,7 +334,10 @@ impl GateCommand for ArrivePackage {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::Package, &self.sha256), Subject::new(SubjectKind::Party, self.from.as_str())]
+        vec![
+            Subject::new(SubjectKind::Package, &self.sha256),
+            Subject::new(SubjectKind::Party, self.from.as_str()),
+        ]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {

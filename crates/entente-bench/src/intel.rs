@@ -2,7 +2,7 @@
 //! backend) on the same collection in the same run, and bundle import against `stix2.parse`
 //! (OASIS Python library). Numbers are printed, never asserted.
 
-use crate::{Exit, Failure, fail};
+use entente_console::{Exit, Failure, fail};
 use entente_core::{PartyCode, Role};
 use entente_intel::stix;
 use entente_node::{InitOptions, Node};

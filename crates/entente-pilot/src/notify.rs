@@ -4,9 +4,8 @@
 //! the JIT on LANTERN, NL's node sends DE the case update and DE's node keeps the mirror of
 //! NL's case, shown in its own case status.
 
-use crate::Exit;
-use crate::Failure;
-use crate::pilot_evidence::Record;
+use crate::evidence::Record;
+use entente_console::{Exit, Failure, fail};
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_policy::incident::{assess, builtin_regimes, parse_facts};
@@ -16,12 +15,12 @@ use std::time::{Duration, Instant};
 
 /// Step 1 (part): NL's CSIRT asks its node to notify DE's CSIRT of the incident.
 pub(crate) async fn notify_partner(nl: &Node, record: Record<'_>) -> Result<(), Failure> {
-    let regimes = builtin_regimes().map_err(|e| crate::fail(Exit::Failed, e))?;
+    let regimes = builtin_regimes().map_err(|e| fail(Exit::Failed, e))?;
     let facts = parse_facts(
         "data/incidents/examples/lantern-hospital.toml",
         include_str!("../../../data/incidents/examples/lantern-hospital.toml"),
     )
-    .map_err(|e| crate::fail(Exit::Failed, format!("the pilot incident is invalid: {e}")))?;
+    .map_err(|e| fail(Exit::Failed, format!("the pilot incident is invalid: {e}")))?;
     let notice = entente_store::notice_of(&facts, &assess(&facts, &regimes));
     let csirt = nl.operator_for("nl-csirt").await?;
     let de: PartyCode = "DE".parse()?;

@@ -1,8 +1,13 @@
 //! `entente bench`: throughput and latency measurements behind BENCHMARKS.md. Not tests:
 //! these machines are shared, so numbers are printed, never asserted.
 
-use crate::{Exit, Failure, fail, progress_bar};
+mod evidence;
+mod federation;
+mod intel;
+mod transfer;
+
 use clap::{Subcommand, ValueEnum};
+use entente_console::{Exit, Failure, fail, progress_bar};
 use entente_core::{PartyCode, Role};
 use entente_node::{InitOptions, Node};
 use entente_store::Principal;
@@ -11,13 +16,13 @@ use jiff::Timestamp;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum Backend {
+pub enum Backend {
     Sqlite,
     Postgres,
 }
 
 #[derive(Subcommand)]
-pub(crate) enum BenchCmd {
+pub enum BenchCmd {
     /// Envelopes between two node processes over mutual TLS: round-trip latency and delivery throughput, both sides committing
     Federation {
         /// Envelopes for the throughput run
@@ -111,16 +116,20 @@ pub(crate) enum BenchCmd {
     },
 }
 
-pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
+/// Runs one benchmark and prints its results.
+///
+/// # Errors
+/// A step of the benchmark failed.
+pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
     match cmd {
         BenchCmd::Federation { messages, round_trips } => {
-            crate::bench_federation::run(messages, round_trips).await
+            crate::federation::run(messages, round_trips).await
         }
         BenchCmd::Transfer { size_mib, curl_runs } => {
-            crate::bench_transfer::run(size_mib, curl_runs).await
+            crate::transfer::run(size_mib, curl_runs).await
         }
         BenchCmd::Evidence { size_mib, files, file_size } => {
-            crate::evidence::bench(size_mib, files, file_size).await
+            crate::evidence::run(size_mib, files, file_size).await
         }
         BenchCmd::Ledger { backend, database_url, entries, concurrency } => {
             let dir = tempfile::tempdir()?;
@@ -192,7 +201,7 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<(), Failure> {
             decisions::run(agreements, decisions, threads)
         }
         BenchCmd::Intel { objects, page, per_envelope, import, medallion, python } => {
-            crate::bench_intel::run(objects, page, per_envelope, import, &medallion, &python).await
+            crate::intel::run(objects, page, per_envelope, import, &medallion, &python).await
         }
     }
 }
@@ -298,7 +307,7 @@ async fn drop_schema(url: &str, schema: &str) -> Result<(), Failure> {
 /// real agreements are only five), compiled into Cedar policy, and flows decided against them.
 mod decisions {
     use super::Lcg;
-    use crate::{Exit, Failure, fail};
+    use entente_console::{Exit, Failure, fail};
     use entente_core::PartyCode;
     use entente_core::lexicon::VerificationStatus;
     use entente_policy::agreement::{

@@ -3,13 +3,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use super::*;
+use crate::InitOptions;
 use entente_evidence::package::{Discard, Manifest, PackageError};
 use entente_evidence::ustar;
-use entente_node::InitOptions;
 use std::io::Read as _;
+use std::path::PathBuf;
 
-fn ok<T>(r: Result<T, Failure>) -> T {
-    r.map_err(|f| f.error).unwrap()
+fn ok<T>(r: Result<T, PackagesError>) -> T {
+    r.unwrap()
+}
+
+/// An investigator of `node`, authenticated by a fresh token as a user would be.
+async fn investigator(node: &Node) -> Principal {
+    let token = crate::identity::random_hex(32).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    let add = entente_store::users::AddUser {
+        name: "investigator".into(),
+        role: entente_core::Role::Investigator,
+        token_sha256: digest,
+    };
+    node.gate.submit(node.operator(), add, Timestamp::now()).await.unwrap();
+    node.store.authenticate_token(&token).await.unwrap()
 }
 
 struct Fixture {
@@ -42,7 +56,7 @@ async fn fixture() -> Fixture {
     let root = dir.path().to_owned();
     let de = node(&root, "DE").await;
     let nl = node(&root, "NL").await;
-    let inv = ok(crate::bench::bench_user(&de, entente_core::Role::Investigator).await);
+    let inv = investigator(&de).await;
     de.gate
         .submit(
             inv.clone(),
@@ -69,7 +83,7 @@ async fn fixture() -> Fixture {
     for (n, body) in [("a.log", "first file\n".repeat(50)), ("b.log", "second file\n".repeat(70))] {
         let p = root.join(n);
         std::fs::write(&p, body).unwrap();
-        let (_, r) = ok(add_file(&de, &inv, &p, None, &spec, Timestamp::now()).await);
+        let (_, r) = ok(add_file(&de, &inv, &p, None, &spec, Timestamp::now(), |_| {}).await);
         ids.push(r.id);
     }
     let (nl_master, _) = ok(vault(&nl));
@@ -92,7 +106,7 @@ async fn fixture() -> Fixture {
 }
 
 fn check(f: &Fixture, bytes: &[u8]) -> Result<Verified, PackageError> {
-    let key = f.de.key.verifying_key();
+    let key = f.de.verifying_key();
     let opts = VerifyOptions {
         trusted: &[key],
         identity: Some(f.nl_master.identity()),
@@ -129,7 +143,11 @@ fn edit(f: &Fixture, resign: bool, change: impl FnOnce(&mut Manifest)) -> Vec<u8
     m[0].1 = entente_core::canonical::to_canonical_vec(&manifest).unwrap();
     if resign {
         use ed25519_dalek::Signer as _;
-        m[1].1 = f.de.key.sign(&m[0].1).to_bytes().to_vec();
+        // The insider holds DE's data directory, so it has the key file: read from there,
+        // not from the node (whose signing key is private to it).
+        let key =
+            crate::identity::load_key(&f.de.data_dir.join(crate::identity::KEY_FILE)).unwrap();
+        m[1].1 = key.sign(&m[0].1).to_bytes().to_vec();
     }
     pack(&m)
 }
@@ -145,7 +163,7 @@ async fn packages_verify_and_every_tampering_is_refused() {
     assert!(enc.starts_with(b"age-encryption.org/v1"));
     assert!(check(&f, &enc).unwrap().encrypted);
     let other = MasterKey::generate();
-    let key = f.de.key.verifying_key();
+    let key = f.de.verifying_key();
     let opts =
         VerifyOptions { trusted: &[key], identity: Some(other.identity()), our_recipient: None };
     let e = package::verify(&mut &enc[..], &opts, &mut Discard).unwrap_err();

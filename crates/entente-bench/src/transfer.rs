@@ -10,8 +10,8 @@
 //! 3. curl: `curl --cert NL --key NL -o FILE URL` of the same file from DE's federation endpoint,
 //!    timed alone and followed by `sync FILE` (the same durability as step 2).
 
-use crate::bench_federation::{node, pin, serve};
-use crate::{Exit, Failure, fail, progress_bar};
+use crate::federation::{node, pin, serve};
+use entente_console::{Exit, Failure, FileProgress, fail, progress_bar};
 use entente_core::{PartyCode, Role};
 use entente_node::Node;
 use jiff::Timestamp;
@@ -45,10 +45,13 @@ fn mib_s(bytes: u64, secs: f64) -> f64 {
 }
 
 /// NL's key as PKCS#8 v1 for curl: OpenSSL 3.0 does not read the v2 form (with the public
-/// key) that `init` writes.
+/// key) that `init` writes. Read from NL's key file: an operator holding the data directory
+/// has it (the node itself never hands its key out).
 fn curl_key(nl: &Node, dir: &Path) -> Result<std::path::PathBuf, Failure> {
     use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-    let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: nl.key.to_bytes(), public_key: None };
+    let key =
+        entente_node::identity::load_key(&nl.data_dir.join(entente_node::identity::KEY_FILE))?;
+    let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None };
     let pem = v1.to_pkcs8_pem(Default::default()).map_err(|e| fail(Exit::Failed, e))?;
     let path = dir.join("nl-key-v1.pem");
     std::fs::write(&path, pem.as_bytes())?;
@@ -85,7 +88,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     let nl = node(root, "NL").await?;
     pin(&de, &nl).await?;
     pin(&nl, &de).await?;
-    let actor = crate::bench::bench_user(&de, Role::Investigator).await?;
+    let actor = crate::bench_user(&de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
         id: "BENCH".into(),
         title: "transfer benchmark".into(),
@@ -94,7 +97,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     de.gate.submit(actor.clone(), open, Timestamp::now()).await?;
     let file = root.join("image.bin");
     random_file(&file, size_mib)?;
-    let spec = crate::evidence::AddSpec {
+    let spec = entente_node::packages::AddSpec {
         case: "BENCH".into(),
         description: "disk image extract".into(),
         category: entente_policy::agreement::DataCategory::Content,
@@ -105,12 +108,22 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
         legal_basis: None,
     };
     eprintln!("DE takes the file in as evidence and packages it for NL …");
-    let (_, rec) =
-        crate::evidence::add_file(&de, &actor, &file, Some("EV-1".into()), &spec, Timestamp::now())
-            .await?;
+    let progress = FileProgress::for_file(&file);
+    let added = entente_node::packages::add_file(
+        &de,
+        &actor,
+        &file,
+        Some("EV-1".into()),
+        &spec,
+        Timestamp::now(),
+        progress.updater(),
+    )
+    .await;
+    progress.finish();
+    let (_, rec) = added?;
     std::fs::remove_file(&file)?;
     let to: PartyCode = "NL".parse()?;
-    let pspec = crate::evidence::PackageSpec {
+    let pspec = entente_node::packages::PackageSpec {
         items: vec![rec.id.clone()],
         to: to.clone(),
         recipient: de.store.peer(&to).await?.and_then(|p| p.age_recipient),
@@ -121,13 +134,13 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     };
     let pkg = root.join("answer.tar.age");
     let written =
-        crate::evidence::build_package(&de, &actor, &pspec, &pkg, Timestamp::now()).await?;
+        entente_node::packages::build_package(&de, &actor, &pspec, &pkg, Timestamp::now()).await?;
     let size = std::fs::metadata(&pkg)?.len();
 
     let _nl_proc = serve(&nl).await?;
     let _de_proc = serve(&de).await?;
     eprintln!("DE offers the package ({size} bytes) to NL; NL's node fetches it …");
-    let sent = crate::evidence_transfer::send_package(
+    let sent = entente_node::packages::send_package(
         &de,
         &actor,
         &pkg,

@@ -11,7 +11,11 @@
 //! data-protection authority audits NL's ledger over HTTP from its checkpoint and tiles alone,
 //! twice, proving the second view extends the first.
 
-use crate::{Exit, Failure, fail};
+mod evidence;
+mod intel;
+mod notify;
+
+use entente_console::{Exit, Failure, fail};
 use entente_core::{PartyCode, Role};
 use entente_node::identity::random_hex;
 use entente_node::{InitOptions, Node};
@@ -86,7 +90,7 @@ impl PilotNode {
     }
 }
 
-pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
+pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let started = Instant::now();
     let _tmp;
     let root = match dir {
@@ -158,7 +162,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let processes = start_processes(&nodes, &mut checks).await?;
 
     incident(&mut checks)?;
-    crate::pilot_notify::notify_partner(&nodes[0].node, &mut |step, ok, detail| {
+    crate::notify::notify_partner(&nodes[0].node, &mut |step, ok, detail| {
         checks.record(step, ok, detail)
     })
     .await?;
@@ -246,7 +250,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
 
     requests(&nodes, &mut checks).await?;
     flows(&nodes, &mut checks).await?;
-    crate::pilot_evidence::answer_with_package(
+    crate::evidence::answer_with_package(
         &nodes[0].node,
         &nodes[1].node,
         "LANTERN",
@@ -255,7 +259,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     )
     .await?;
     jit(&nodes, &mut checks).await?;
-    crate::pilot_intel::step9(&nodes[0].node, &nodes[1].node, &nodes[2].node, &mut |s, ok, d| {
+    crate::intel::step9(&nodes[0].node, &nodes[1].node, &nodes[2].node, &mut |s, ok, d| {
         checks.record(s, ok, d)
     })
     .await?;
@@ -333,7 +337,7 @@ pub(crate) async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         .checked_add(jiff::Span::new().years(2).days(1))
         .map(|z| z.timestamp())
         .map_err(|e| fail(Exit::Failed, e))?;
-    crate::pilot_evidence::retention(&nodes[0].node, later, &mut |step, ok, detail| {
+    crate::evidence::retention(&nodes[0].node, later, &mut |step, ok, detail| {
         checks.record(step, ok, detail)
     })
     .await?;
@@ -387,7 +391,7 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
                     cert_pem: info.pem,
                     cert_sha256: info.sha256.clone(),
                     signing_key: info.signing_key,
-                    age_recipient: Some(crate::evidence::vault(&b.node)?.0.recipient()),
+                    age_recipient: Some(entente_node::packages::vault(&b.node)?.0.recipient()),
                 },
             )
             .await?;
@@ -484,7 +488,7 @@ async fn witnessed_audits(
             .map(|w| {
                 witness::verifier_key(
                     &witness::witness_name(&w.node.config.party),
-                    &w.node.key.verifying_key(),
+                    &w.node.verifying_key(),
                 )
             })
             .collect();
@@ -1033,7 +1037,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     )
     .await?;
     checks.record("DE joins the JIT", matches!(v, Verdict::Permitted { .. }), describe(&v));
-    crate::pilot_notify::case_update_arrives(&nodes[1].node, from_nl, &mut |step, ok, detail| {
+    crate::notify::case_update_arrives(&nodes[1].node, from_nl, &mut |step, ok, detail| {
         checks.record(step, ok, detail)
     })
     .await?;

@@ -7,8 +7,7 @@
 //! peer, decided under TLP 2.0 and the governing agreement and recorded. DE imports what it
 //! received with NL as originator; the US's attempt to get it from DE is decided by DE's gate.
 
-use crate::Exit;
-use crate::Failure;
+use entente_console::{Exit, Failure, fail};
 use entente_core::{Actor, PartyCode};
 use entente_intel::stix;
 use entente_intel::tlp::Tlp;
@@ -76,21 +75,15 @@ async fn pull_over_taxii(
     collection: &str,
 ) -> Result<(Vec<String>, Vec<String>), Failure> {
     let pinned = me.store.peer(&from.config.party).await?.ok_or_else(|| {
-        crate::fail(
-            Exit::Failed,
-            format!("{} has not pinned {}", me.config.party, from.config.party),
-        )
+        fail(Exit::Failed, format!("{} has not pinned {}", me.config.party, from.config.party))
     })?;
-    let tls = entente_node::federation::TlsIdentity::load(&me.data_dir)
-        .map_err(|e| crate::fail(Exit::Failed, e))?;
-    let config = tls.client_config(&pinned.cert_pem).map_err(|e| crate::fail(Exit::Failed, e))?;
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(std::time::Duration::from_secs(20))
-        .build()?;
-    let raws =
-        crate::intel::pull(&client, &format!("{}/taxii2/api/", pinned.url), collection, None, 2)
-            .await?;
+    let taxii = entente_node::taxii_client::PeerTaxii::connect(
+        me,
+        &from.config.party,
+        Some(std::time::Duration::from_secs(20)),
+    )
+    .await?;
+    let raws = taxii.pull(&format!("{}/taxii2/api/", pinned.url), collection, None, 2).await?;
     let ids = raws
         .iter()
         .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
@@ -145,7 +138,7 @@ pub(crate) async fn step9(
         COLLECTION.to_string(),
     );
     let bundle = stix::parse_bundle(&lantern_bundle())
-        .map_err(|e| crate::fail(Exit::Failed, format!("the pilot's bundle: {e}")))?;
+        .map_err(|e| fail(Exit::Failed, format!("the pilot's bundle: {e}")))?;
     let n = bundle.objects.len();
     let v = submit(
         nl,
@@ -221,7 +214,7 @@ pub(crate) async fn step9(
         "",
         &de_raws.iter().map(String::as_str).collect::<Vec<_>>(),
     ))
-    .map_err(|e| crate::fail(Exit::Failed, format!("what NL served: {e}")))?;
+    .map_err(|e| fail(Exit::Failed, format!("what NL served: {e}")))?;
     let v = submit(
         de,
         de_csirt,

@@ -2,12 +2,12 @@
 //! evidence package encrypted to NL; NL verifies it offline (every hash, the signature, every
 //! custody event and its inclusion in DE's ledger) and imports it, binding DE's conditions;
 //! when the retention limit has passed, NL destroys it by destroying its data key, and its
-//! ledger still verifies. Self-contained: it takes the two nodes and a scratch directory.
+//! ledger still verifies. Self-contained: it takes the two nodes and a scratch directory; the
+//! operations are the node's (`entente_node::packages`).
 
-use crate::Exit;
-use crate::Failure;
-use crate::evidence::{self, AddSpec, PackageSpec};
+use entente_console::{Exit, Failure, chain, fail};
 use entente_node::Node;
+use entente_node::packages::{self as evidence, AddSpec, PackageSpec};
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_store::Verdict;
 use jiff::Timestamp;
@@ -80,9 +80,16 @@ pub(crate) async fn answer_with_package(
         (&logs, "de-ev-c2-logs", "access logs of the C2 host"),
         (&meta, "de-ev-disk-meta", "disk image metadata of the C2 VPS"),
     ] {
-        let (index, r) =
-            evidence::add_file(de, &de_inv, path, Some(id.into()), &spec(what), Timestamp::now())
-                .await?;
+        let (index, r) = evidence::add_file(
+            de,
+            &de_inv,
+            path,
+            Some(id.into()),
+            &spec(what),
+            Timestamp::now(),
+            |_| {},
+        )
+        .await?;
         record(
             &format!("DE acquires {id}"),
             true,
@@ -134,7 +141,7 @@ pub(crate) async fn answer_with_package(
             now.to_zoned(jiff::tz::TimeZone::UTC)
                 .checked_add(jiff::Span::new().years(2))
                 .map(|z| z.timestamp())
-                .map_err(|e| crate::fail(Exit::Failed, e))?
+                .map_err(|e| fail(Exit::Failed, e))?
         )),
     };
     let written = match evidence::build_package(de, &de_ca, &spec, &pkg, Timestamp::now()).await {
@@ -152,13 +159,13 @@ pub(crate) async fn answer_with_package(
             w
         }
         Err(e) => {
-            record("DE writes a signed package, encrypted to NL", false, format!("{:#}", e.error));
+            record("DE writes a signed package, encrypted to NL", false, chain(&e));
             return Ok(());
         }
     };
     // Over the federation: DE offers it (package.send), NL's node fetches it over mutual TLS,
     // checks digest and size against the signed offer and records its arrival.
-    let sent = crate::evidence_transfer::send_package(
+    let sent = evidence::send_package(
         de,
         &de_ca,
         &pkg,
@@ -178,7 +185,7 @@ pub(crate) async fn answer_with_package(
             s
         }
         Err(e) => {
-            record("DE offers the package to NL's node", false, format!("{:#}", e.error));
+            record("DE offers the package to NL's node", false, chain(&e));
             return Ok(());
         }
     };
@@ -217,7 +224,7 @@ pub(crate) async fn answer_with_package(
 
     println!();
     println!("Step 6 — NL verifies the package offline and imports it");
-    let de_key = de.key.verifying_key();
+    let de_key = de.verifying_key();
     let v = evidence::verify_file(
         &pkg,
         &[de_key],
@@ -234,11 +241,9 @@ pub(crate) async fn answer_with_package(
                 v.proven_events, v.checkpoint_size
             ),
         ),
-        Err(e) => record(
-            "NL verifies hashes, signature, custody and DE's ledger proofs",
-            false,
-            format!("{:#}", e.error),
-        ),
+        Err(e) => {
+            record("NL verifies hashes, signature, custody and DE's ledger proofs", false, chain(e))
+        }
     }
     // A byte changed in transit is caught.
     let mut bytes = std::fs::read(&pkg)?;
@@ -256,13 +261,13 @@ pub(crate) async fn answer_with_package(
     record(
         "a package changed in transit is refused",
         t.is_err(),
-        t.err().map(|e| format!("{:#}", e.error)).unwrap_or_default(),
+        t.err().map(|e| chain(&e)).unwrap_or_default(),
     );
     match evidence::import_package(
         nl,
         &nl_inv,
         &pkg,
-        crate::evidence_transfer::pinned_keys(nl).await?,
+        evidence::pinned_keys(nl).await?,
         true,
         nl_case,
         Timestamp::now(),
@@ -287,7 +292,7 @@ pub(crate) async fn answer_with_package(
                 );
             }
         }
-        Err(e) => record("NL imports the package", false, format!("{:#}", e.error)),
+        Err(e) => record("NL imports the package", false, chain(&e)),
     }
     Ok(())
 }

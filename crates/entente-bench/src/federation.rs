@@ -3,19 +3,19 @@
 //!
 //! 1. DE shares `messages + round_trips` data items with NL through its gate (each leaves one
 //!    outbox message in the share's transaction).
-//! 2. Round trip: with NL's `entente serve` running, this process (holding DE's identity)
-//!    sends `round_trips` envelopes one at a time and times each from the POST to the
-//!    verified, signed acknowledgement (NL's gate has committed the datum and its entry).
+//! 2. Round trip: with NL's `entente serve` running, this process (holding DE's data
+//!    directory) sends `round_trips` envelopes of DE's outbox one at a time over DE's link to
+//!    NL (`entente_node::federation::{seal_pending, PeerLink}`) and times each from the POST to
+//!    the verified, signed acknowledgement (NL's gate has committed the datum and its entry).
 //! 3. Throughput: DE's `entente serve` starts and its deliverer drains the rest of the
 //!    outbox; envelopes per second from the first acknowledgement to the last, each side
 //!    committing (NL the data, DE the recorded acknowledgements).
 
-use crate::{Exit, Failure, fail, progress_bar};
+use entente_console::{Exit, Failure, fail, progress_bar};
 use entente_core::{PartyCode, Role};
-use entente_node::federation::{TlsIdentity, cert_info};
+use entente_node::federation::{PeerLink, cert_info, seal_pending};
 use entente_node::{InitOptions, Node};
 use entente_store::Verdict;
-use entente_wire::envelope::{Ack, Envelope};
 use jiff::Timestamp;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
                 cert_pem: info.pem,
                 cert_sha256: info.sha256,
                 signing_key: info.signing_key,
-                age_recipient: Some(crate::evidence::vault(b)?.0.recipient()),
+                age_recipient: Some(entente_node::packages::vault(b)?.0.recipient()),
             },
             Timestamp::now(),
         )
@@ -96,7 +96,7 @@ pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
 async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
-    let actor = crate::bench::bench_user(de, Role::Investigator).await?;
+    let actor = crate::bench_user(de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
         id: "BENCH".into(),
         title: "federation benchmark".into(),
@@ -167,61 +167,19 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
     let nl_party: PartyCode = "NL".parse()?;
     let _nl_proc = serve(&nl).await?;
 
-    // Round trips, one envelope at a time, by this process as DE.
-    let peer =
-        de.store.peer(&nl_party).await?.ok_or_else(|| fail(Exit::Failed, "NL not pinned"))?;
-    let tls = TlsIdentity::load(&de.data_dir).map_err(|e| fail(Exit::Failed, e))?;
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(
-            tls.client_config(&peer.cert_pem).map_err(|e| fail(Exit::Failed, e))?,
-        )
-        .build()?;
-    let nl_key = ed25519_dalek::VerifyingKey::from_bytes(
-        &hex::decode(&peer.signing_key)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| fail(Exit::Failed, "stored key"))?,
-    )
-    .map_err(|e| fail(Exit::Failed, e))?;
-    let url = format!("{}{}", peer.url, entente_node::federation::ENVELOPES_PATH);
-    let pending = de.store.pending_messages(&nl_party, u32::try_from(round_trips)?).await?;
-    let mut rtts = Vec::with_capacity(pending.len());
-    let bar = progress_bar(pending.len() as u64, "round trips");
-    for m in pending {
-        let env = Envelope::seal(
-            &de.key,
-            de.config.party.clone(),
-            nl_party.clone(),
-            m.kind,
-            m.seq,
-            m.payload,
-            Timestamp::now(),
-        )
-        .map_err(|e| fail(Exit::Failed, e))?;
-        let sent = [(env.id.clone(), env.seq)];
-        let body = serde_json::to_vec(&serde_json::json!({ "envelopes": [env] }))?;
+    // Round trips, one envelope at a time, by this process as DE: each the first message of
+    // DE's outbox to NL not yet delivered, sealed by DE's node just before it is sent.
+    let link = PeerLink::open(&de, &nl_party).await.map_err(|e| fail(Exit::Failed, e))?;
+    let count = de.store.pending_messages(&nl_party, u32::try_from(round_trips)?).await?.len();
+    let mut rtts = Vec::with_capacity(count);
+    let bar = progress_bar(count as u64, "round trips");
+    for _ in 0..count {
+        let envelopes = seal_pending(&de, &nl_party, 1).await.map_err(|e| fail(Exit::Failed, e))?;
         let t0 = Instant::now();
-        let resp =
-            client.post(&url).header("content-type", "application/json").body(body).send().await?;
-        let bytes = resp.bytes().await?;
-        let ack: Ack = serde_json::from_slice(&bytes)
-            .map_err(|e| fail(Exit::Failed, format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
-        ack.verify(&nl_key, &nl_party, &de.config.party, &sent)
-            .map_err(|e| fail(Exit::Failed, e))?;
+        let ack = link.send(&envelopes).await.map_err(|e| fail(Exit::Failed, e))?;
         rtts.push(t0.elapsed());
-        let digest = ack.digest().map_err(|e| fail(Exit::Failed, e))?;
-        let record = entente_store::peers::RecordAcks {
-            peer: nl_party.clone(),
-            ack_sha256: digest,
-            items: ack.items,
-        };
         // The acknowledgement verified under NL's pinned key, from NL's pinned server.
-        let nl_peer = de
-            .store
-            .peer_by_certificate(&peer.cert_sha256)
-            .await?
-            .ok_or_else(|| fail(Exit::Failed, "NL not pinned"))?;
-        de.gate.submit(nl_peer, record, Timestamp::now()).await?;
+        link.record(ack).await.map_err(|e| fail(Exit::Failed, e))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
