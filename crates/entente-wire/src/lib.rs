@@ -201,7 +201,7 @@ mod tests {
         let e = Message::decode("consent", &extra).unwrap_err();
         assert!(e.to_string().starts_with("consent payload: unknown field `note`"), "{e}");
         let e = Message::decode("datum", &consent).unwrap_err();
-        assert!(e.to_string().starts_with("datum payload: missing field"), "{e}");
+        assert!(e.to_string().starts_with("datum payload: unknown field `datum_id`"), "{e}");
         assert!(matches!(Message::decode("nope", &consent), Err(DecodeError::UnknownKind(_))));
     }
 }
