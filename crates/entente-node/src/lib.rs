@@ -16,9 +16,9 @@
 //! write path of its own.
 #![warn(missing_docs)]
 
+mod api;
 pub mod audit;
 pub mod config;
-mod evidence_api;
 pub mod federation;
 pub mod identity;
 pub mod server;
