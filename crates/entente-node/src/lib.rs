@@ -24,9 +24,9 @@
 //! [`taxii_client::PeerTaxii`]).
 #![warn(missing_docs)]
 
+mod api;
 pub mod audit;
 pub mod config;
-mod evidence_api;
 pub mod federation;
 pub mod identity;
 pub mod packages;

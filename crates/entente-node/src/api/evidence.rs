@@ -16,65 +16,143 @@
 //! limit (413), that breaks off (the connection dropped, a short body) or whose digest differs
 //! leaves nothing in the blob store and nothing in the ledger.
 
-use crate::identity::Node;
-use crate::server::{Problem, actor};
-use crate::vault::Vault;
-use axum::Router;
+use super::ProblemDetails;
+use crate::server::{AppState, Problem, actor};
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use entente_core::policy::{DecisionRequest, decide};
 use entente_core::{Action, Subject, SubjectKind};
 use entente_evidence::blob;
+use entente_evidence::custody::CustodyEvent;
 use entente_policy::agreement::DataCategory;
 use entente_store::Principal;
-use entente_store::{NewEvidence, Verdict};
+use entente_store::{EvidenceRecord, NewEvidence, Verdict};
 use jiff::Timestamp;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
-
-/// The upload route.
-pub(crate) const PATH: &str = "/api/v1/cases/{id}/evidence";
-
-#[derive(Clone)]
-struct UploadState {
-    node: Node,
-    vault: Option<Vault>,
-}
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The route, with its own (streaming, configured) body limit instead of the API's default.
-pub(crate) fn router<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
-    let vault = match node.vault() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(error = %e, "the evidence store cannot be opened; uploads answer 500");
-            None
-        }
-    };
-    Router::new()
-        .route(PATH, post(upload))
-        .layer(DefaultBodyLimit::disable())
-        .with_state(UploadState { node, vault })
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload)).layer(DefaultBodyLimit::disable())
 }
 
 /// The item's metadata, in the query string.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct UploadQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct UploadQuery {
+    /// What the content is.
     description: String,
+    /// The item's id (default: `<CASE>-<first 12 hex digits of its SHA-256>`).
     id: Option<String>,
+    /// The original file name.
     file_name: Option<String>,
+    /// Where it came from.
     source: Option<String>,
+    /// When it was collected (RFC 3339).
     collected_at: Option<String>,
+    /// Its category (default: content).
+    #[param(schema_with = super::data_category)]
     category: Option<DataCategory>,
+    /// Why it is acquired.
     reason: Option<String>,
+    /// The legal basis: a request or agreement id.
     legal_basis: Option<String>,
+    /// The expected SHA-256, 64 hex digits.
     sha256: Option<String>,
+}
+
+/// One custody event of an item.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = CustodyEvent)]
+pub(crate) struct CustodyEventView {
+    /// The item's id.
+    pub(crate) item: String,
+    /// Position in the item's chain, from 0.
+    pub(crate) seq: u64,
+    /// What happened (`acquired`, `sealed`, `accessed`, …).
+    pub(crate) event: String,
+    /// The party whose node recorded it (and whose ledger proves it).
+    #[schema(schema_with = super::party)]
+    pub(crate) party: String,
+    /// Who did it (user and role, or the operator).
+    pub(crate) actor: String,
+    /// When (RFC 3339, UTC, microseconds).
+    pub(crate) at: String,
+    /// Why.
+    pub(crate) reason: String,
+    /// The legal basis: a request or agreement id.
+    pub(crate) legal_basis: Option<String>,
+    /// Where (the node, or the place of collection).
+    pub(crate) location: Option<String>,
+    /// The tool and its version.
+    pub(crate) tool: String,
+    /// SHA-256 of the item's content, hex.
+    pub(crate) sha256: String,
+    /// The digest (`sha256:…`) of the previous event, none for the first.
+    pub(crate) prev: Option<String>,
+}
+
+impl From<&CustodyEvent> for CustodyEventView {
+    fn from(e: &CustodyEvent) -> Self {
+        CustodyEventView {
+            item: e.item.clone(),
+            seq: e.seq,
+            event: e.event.as_str().to_owned(),
+            party: e.party.to_string(),
+            actor: e.actor.clone(),
+            at: e.at.clone(),
+            reason: e.reason.clone(),
+            legal_basis: e.legal_basis.clone(),
+            location: e.location.clone(),
+            tool: e.tool.clone(),
+            sha256: e.sha256.clone(),
+            prev: e.prev.clone(),
+        }
+    }
+}
+
+/// An evidence item added.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct EvidenceAdded {
+    /// The item's id.
+    pub(crate) id: String,
+    /// Its case.
+    pub(crate) case_id: String,
+    /// SHA-256 of its content, hex.
+    pub(crate) sha256: String,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// Its media type (the request's `Content-Type`).
+    pub(crate) media_type: String,
+    /// True when the same content was already stored (no second blob).
+    pub(crate) deduplicated: bool,
+    /// Its custody chain.
+    pub(crate) custody: Vec<CustodyEventView>,
+    /// The ledger entry that recorded the acquisition.
+    pub(crate) ledger_index: u64,
+}
+
+impl EvidenceAdded {
+    fn new(r: &EvidenceRecord, ledger_index: u64) -> Self {
+        EvidenceAdded {
+            id: r.id.clone(),
+            case_id: r.case_id.clone(),
+            sha256: r.sha256.clone(),
+            size: r.size,
+            media_type: r.media_type.clone(),
+            deduplicated: r.deduplicated,
+            custody: r.chain.iter().map(|e| (&e.event).into()).collect(),
+            ledger_index,
+        }
+    }
 }
 
 /// The SHA-256 the caller expects, from `Repr-Digest`/`Content-Digest` (RFC 9530) or the
@@ -194,15 +272,29 @@ fn too_large(max: u64) -> Problem {
 }
 
 async fn submit<C: entente_store::GateCommand>(
-    state: &UploadState,
+    state: &AppState,
     actor: Principal,
     command: C,
 ) -> Result<Verdict<C::Output>, Problem> {
     Ok(state.node.gate.submit(actor, command, Timestamp::now()).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/cases/{id}/evidence", tag = "evidence",
+    summary = "Add an evidence item to a case: the raw body is its content, streamed into the encrypted blob store (SHA-256 computed while it is stored, never held in memory whole); custody event `acquired` with the caller as actor. An expected digest (Repr-Digest or Content-Digest `sha-256=:<base64>:`, RFC 9530, or the sha256 parameter) that differs: 422 and nothing stored; a body over the node's max_upload_bytes: 413; a body that breaks off: nothing stored",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the case's id"), UploadQuery,
+        ("Repr-Digest" = Option<String>, Header, description = "sha-256=:<base64>: (RFC 9530)"),
+        ("Content-Digest" = Option<String>, Header, description = "sha-256=:<base64>: (RFC 9530), for an unencoded body")),
+    request_body(description = "the item's content, any media type (recorded as its media type)",
+        content(("application/octet-stream"), ("*/*"))),
+    responses((status = 201, description = "the item: id, sha256, size, custody chain, ledger index", body = EvidenceAdded,
+            headers(("Repr-Digest" = String, description = "sha-256=:<base64>: of the content (RFC 9530)"))),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
+        (status = 409, response = ProblemDetails), (status = 413, response = ProblemDetails),
+        (status = 422, response = ProblemDetails)))]
 async fn upload(
-    State(state): State<UploadState>,
+    State(state): State<AppState>,
     Path(case): Path<String>,
     headers: HeaderMap,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
@@ -363,16 +455,8 @@ async fn upload(
     }
     match verdict? {
         Verdict::Permitted { index, output: r, .. } => {
-            let mut resp = (
-                StatusCode::CREATED,
-                axum::Json(json!({
-                    "id": r.id, "case_id": r.case_id, "sha256": r.sha256, "size": r.size,
-                    "media_type": r.media_type, "deduplicated": r.deduplicated,
-                    "custody": r.chain.iter().map(|e| &e.event).collect::<Vec<_>>(),
-                    "ledger_index": index,
-                })),
-            )
-                .into_response();
+            let mut resp =
+                (StatusCode::CREATED, axum::Json(EvidenceAdded::new(&r, index))).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "sha-256=:{}:",
                 BASE64_STANDARD.encode(hex::decode(&r.sha256).unwrap_or_default())
