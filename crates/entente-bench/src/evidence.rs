@@ -66,7 +66,7 @@ pub(crate) async fn run(size_mib: u64, files: usize, file_size: usize) -> Result
         .submit(
             actor.clone(),
             entente_store::cases::OpenCase {
-                id: "BENCH".into(),
+                id: "BENCH".parse()?,
                 title: "benchmark".into(),
                 concepts: vec!["illegal-access".into()],
             },
@@ -115,7 +115,7 @@ pub(crate) async fn run(size_mib: u64, files: usize, file_size: usize) -> Result
     let _ = std::fs::remove_file(&copy);
     let rss_before = peak_rss_mib();
     let spec = AddSpec {
-        case: "BENCH".into(),
+        case: "BENCH".parse()?,
         description: "benchmark file".into(),
         category: DataCategory::Content,
         media_type: "application/octet-stream".into(),
@@ -130,7 +130,7 @@ pub(crate) async fn run(size_mib: u64, files: usize, file_size: usize) -> Result
         &node,
         &actor,
         &big,
-        Some("big".into()),
+        Some("big".parse()?),
         &spec,
         Timestamp::now(),
         progress.updater(),
@@ -187,14 +187,15 @@ pub(crate) async fn run(size_mib: u64, files: usize, file_size: usize) -> Result
         std::fs::write(&p, body)?;
         let (node, actor) = (node.clone(), actor.clone());
         let spec = AddSpec { description: format!("small file {i}"), ..spec.clone() };
+        let id: entente_core::ItemId = format!("small-{i}").parse()?;
         set.spawn(async move {
-            add_file(&node, &actor, &p, Some(format!("small-{i}")), &spec, Timestamp::now(), |_| {})
+            add_file(&node, &actor, &p, Some(id), &spec, Timestamp::now(), |_| {})
                 .await
                 .map(|(_, r)| r.id)
         });
     }
     while let Some(r) = set.join_next().await {
-        ids.push(r.map_err(|e| fail(Exit::Failed, e))??);
+        ids.push(r.map_err(|e| fail(Exit::Failed, e))??.parse()?);
     }
     let (added, added_cpu) = (start.elapsed().as_secs_f64(), cpu_secs() - cpu);
     let pkg = root.join("bench.tar");
@@ -202,7 +203,7 @@ pub(crate) async fn run(size_mib: u64, files: usize, file_size: usize) -> Result
         items: ids,
         to: "NL".parse()?,
         recipient: None,
-        request: "BENCH-REQ".into(),
+        request: "BENCH-REQ".parse()?,
         request_kind: Some(RequestKind::Production),
         purpose: Purpose::CriminalInvestigation,
         retain_until: None,

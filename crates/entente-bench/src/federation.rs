@@ -98,7 +98,7 @@ pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
 async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
     let actor = crate::bench_user(de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
-        id: "BENCH".into(),
+        id: "BENCH".parse()?,
         title: "federation benchmark".into(),
         concepts: vec!["illegal-access".into()],
     };
@@ -115,14 +115,16 @@ async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Fail
                 let mut content = serde_json::Map::new();
                 content.insert("c2_ip".into(), serde_json::json!("203.0.113.77"));
                 content.insert("n".into(), serde_json::json!(i));
+                let id: entente_core::DatumId =
+                    format!("b{i}").parse().map_err(|e| format!("{e}"))?;
                 let add = entente_store::flows::AddDatum {
-                    id: format!("b{i}"),
-                    case_id: "BENCH".into(),
+                    id: id.clone(),
+                    case_id: "BENCH".parse().map_err(|e| format!("{e}"))?,
                     category: entente_policy::agreement::DataCategory::Traffic,
                     content,
                 };
                 let share = entente_store::flows::ShareDatum {
-                    id: format!("b{i}"),
+                    id,
                     to: nl.clone(),
                     purpose: entente_policy::agreement::Purpose::JointInvestigation,
                     request_kind: None,

@@ -270,7 +270,7 @@ async fn append(
         tasks.push(tokio::spawn(async move {
             for i in lo..hi {
                 let cmd = entente_store::cases::OpenCase {
-                    id: format!("B{i}"),
+                    id: format!("B{i}").parse().map_err(|e| format!("{e}"))?,
                     title: format!("benchmark case {i}"),
                     concepts: vec![],
                 };

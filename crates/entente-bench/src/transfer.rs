@@ -90,7 +90,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     pin(&nl, &de).await?;
     let actor = crate::bench_user(&de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
-        id: "BENCH".into(),
+        id: "BENCH".parse()?,
         title: "transfer benchmark".into(),
         concepts: vec!["illegal-access".into()],
     };
@@ -98,7 +98,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     let file = root.join("image.bin");
     random_file(&file, size_mib)?;
     let spec = entente_node::packages::AddSpec {
-        case: "BENCH".into(),
+        case: "BENCH".parse()?,
         description: "disk image extract".into(),
         category: entente_policy::agreement::DataCategory::Content,
         media_type: "application/octet-stream".into(),
@@ -113,7 +113,7 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
         &de,
         &actor,
         &file,
-        Some("EV-1".into()),
+        Some("EV-1".parse()?),
         &spec,
         Timestamp::now(),
         progress.updater(),
@@ -124,10 +124,10 @@ pub(crate) async fn run(size_mib: u64, curl_runs: u32) -> Result<(), Failure> {
     std::fs::remove_file(&file)?;
     let to: PartyCode = "NL".parse()?;
     let pspec = entente_node::packages::PackageSpec {
-        items: vec![rec.id.clone()],
+        items: vec![rec.id.parse()?],
         to: to.clone(),
         recipient: de.store.peer(&to).await?.and_then(|p| p.age_recipient),
-        request: "REQ-BENCH".into(),
+        request: "REQ-BENCH".parse()?,
         request_kind: Some(entente_policy::agreement::RequestKind::Production),
         purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
         retain_until: None,

@@ -14,7 +14,7 @@ pub(crate) enum CaseCmd {
     /// Show a case's status: the case, its member parties and the timeline of its ledger entries
     Status {
         /// Case id
-        id: String,
+        id: entente_core::CaseId,
         /// The node's data directory
         #[arg(long)]
         data_dir: PathBuf,

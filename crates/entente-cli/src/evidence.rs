@@ -35,7 +35,7 @@ pub(crate) enum EvidenceCmd {
         user: String,
         /// The case the items are bound to
         #[arg(long)]
-        case: String,
+        case: entente_core::CaseId,
         /// What the files are
         #[arg(long)]
         description: String,
@@ -59,12 +59,12 @@ pub(crate) enum EvidenceCmd {
         legal_basis: Option<String>,
         /// Item id (one file only; default: CASE-<first 12 hex digits of its SHA-256>)
         #[arg(long)]
-        id: Option<String>,
+        id: Option<entente_core::ItemId>,
     },
     /// Record a custody event: sealed, accessed, copied, verified, analysed, returned
     Event {
         /// Item id
-        item: String,
+        item: entente_core::ItemId,
         /// The event
         #[arg(long)]
         kind: String,
@@ -84,7 +84,7 @@ pub(crate) enum EvidenceCmd {
     /// Print an item's custody chain and prove each event's inclusion in the ledger
     Custody {
         /// Item id
-        item: String,
+        item: entente_core::ItemId,
         /// The node's data directory
         #[arg(long)]
         data_dir: PathBuf,
@@ -99,7 +99,7 @@ pub(crate) enum EvidenceCmd {
         case: String,
         /// The items (default: every item of the case not destroyed)
         #[arg(long, value_delimiter = ',')]
-        items: Vec<String>,
+        items: Vec<entente_core::ItemId>,
         /// The receiving party
         #[arg(long)]
         to: String,
@@ -109,7 +109,7 @@ pub(crate) enum EvidenceCmd {
         recipient: Option<String>,
         /// The request answered
         #[arg(long)]
-        request: String,
+        request: entente_core::RequestId,
         /// Its kind, if the request is not held by this node (e.g. production-order)
         #[arg(long)]
         request_kind: Option<String>,

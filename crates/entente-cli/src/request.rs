@@ -13,7 +13,7 @@ pub(crate) enum RequestCmd {
     /// Show a request: state, history, each legal clock (due UTC and local, remaining, status)
     Show {
         /// The request id
-        id: String,
+        id: entente_core::RequestId,
         /// The node's data directory
         #[arg(long)]
         data_dir: PathBuf,

@@ -30,4 +30,4 @@ pub mod witness;
 
 pub use action::{Action, Actor, Subject, SubjectKind};
 pub use decision::{Decision, Obligation, Outcome};
-pub use ids::{PartyCode, Role};
+pub use ids::{CaseId, CollectionId, DatumId, ItemId, PartyCode, RequestId, Role};

@@ -11,7 +11,7 @@ use crate::Node;
 use crate::transfer;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
-use entente_core::{Decision, PartyCode};
+use entente_core::{CaseId, Decision, ItemId, PartyCode, RequestId};
 use entente_evidence::blob;
 use entente_evidence::keys::{self, MasterKey};
 use entente_evidence::package::{
@@ -100,7 +100,7 @@ pub fn vault(node: &Node) -> Result<(Arc<MasterKey>, Arc<dyn BlobStore>), Packag
 #[derive(Clone, Debug)]
 pub struct AddSpec {
     /// The case the item is bound to.
-    pub case: String,
+    pub case: CaseId,
     /// What the file is.
     pub description: String,
     /// Its data category.
@@ -128,7 +128,7 @@ pub async fn add_file(
     node: &Node,
     actor: &Principal,
     path: &Path,
-    id: Option<String>,
+    id: Option<ItemId>,
     spec: &AddSpec,
     now: Timestamp,
     mut progress: impl FnMut(u64) + Send + 'static,
@@ -147,7 +147,18 @@ pub async fn add_file(
         | entente_evidence::EvidenceError::FileChanged { .. } => bad_input(e),
         _ => failed(e),
     })?;
-    let id = id.unwrap_or_else(|| format!("{}-{}", spec.case, &got.sha256[..12]));
+    // The default id is the case's and the content's: one that does not parse (a case id too
+    // long to take the suffix) is refused like any other invalid id, and the blob goes.
+    let id = match id {
+        Some(id) => id,
+        None => match format!("{}-{}", spec.case, &got.sha256[..12]).parse::<ItemId>() {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = store.delete(&got.blob.name);
+                return Err(GateError::Invalid(e.to_string()).into());
+            }
+        },
+    };
     let item = NewEvidence {
         id,
         case_id: spec.case.clone(),
@@ -230,13 +241,13 @@ pub async fn prove_chain(
 #[derive(Clone, Debug)]
 pub struct PackageSpec {
     /// The items released.
-    pub items: Vec<String>,
+    pub items: Vec<ItemId>,
     /// The receiving party.
     pub to: PartyCode,
     /// The receiving node's age recipient; the package is not encrypted without one.
     pub recipient: Option<String>,
     /// The request answered.
-    pub request: String,
+    pub request: RequestId,
     /// Its kind, if the request is not held by this node.
     pub request_kind: Option<RequestKind>,
     /// The purpose the receiver uses it for.
@@ -293,7 +304,7 @@ pub async fn build_package(
         }
     }
     if let Some((id, e)) = problems.into_iter().next() {
-        return Err(PackagesError::Item { id, source: Box::new(e) });
+        return Err(PackagesError::Item { id: id.into(), source: Box::new(e) });
     }
     let records: Vec<EvidenceRecord> = records.into_iter().flatten().collect();
     let (size, note, proofs) = prove_chain(node, &records).await?;
@@ -338,7 +349,7 @@ pub async fn build_package(
         recipient,
         created_at: format!("{now:.6}"),
         case_id,
-        request: Some(spec.request.clone()),
+        request: Some(spec.request.to_string()),
         request_kind: spec.request_kind,
         checkpoint: note,
         checkpoint_size: size,
@@ -599,7 +610,7 @@ pub async fn run_retention(
         if let Some(name) = rec.shredded_blob {
             let _ = store.delete(&name);
         }
-        out.push((id, index));
+        out.push((id.into(), index));
     }
     Ok(out)
 }
@@ -627,16 +638,18 @@ pub async fn send_package(
     actor: &Principal,
     file: &Path,
     to: &PartyCode,
-    items: &[String],
-    request: Option<String>,
+    items: &[ItemId],
+    request: Option<RequestId>,
     manifest_sha256: &str,
 ) -> Result<Sent, PackagesError> {
+    let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+    let request = request.map(String::from);
     if node.store.peer(to).await?.is_none() {
         return Err(bad_input(format!(
             "--to {to}: no partner node is pinned for it (entente peer add)"
         )));
     }
-    let exports = node.store.latest_exports(items).await?;
+    let exports = node.store.latest_exports(&items).await?;
     let mut named = Vec::with_capacity(exports.len());
     for (item, digest) in exports {
         let digest = digest.ok_or_else(|| {
@@ -662,7 +675,7 @@ pub async fn send_package(
         file_name,
         manifest_sha256: manifest_sha256.to_owned(),
         request,
-        items: items.to_vec(),
+        items,
     };
     let command = entente_store::packages::SendPackage { to: to.clone(), offer, exports: named };
     let result = node.gate.submit(actor.clone(), command, Timestamp::now()).await;

@@ -61,7 +61,7 @@ async fn fixture() -> Fixture {
         .submit(
             inv.clone(),
             entente_store::cases::OpenCase {
-                id: "C1".into(),
+                id: "C1".parse().unwrap(),
                 title: "t".into(),
                 concepts: vec!["illegal-access".into()],
             },
@@ -70,7 +70,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let spec = AddSpec {
-        case: "C1".into(),
+        case: "C1".parse().unwrap(),
         description: "logs".into(),
         category: DataCategory::Traffic,
         media_type: "text/plain".into(),
@@ -84,14 +84,14 @@ async fn fixture() -> Fixture {
         let p = root.join(n);
         std::fs::write(&p, body).unwrap();
         let (_, r) = ok(add_file(&de, &inv, &p, None, &spec, Timestamp::now(), |_| {}).await);
-        ids.push(r.id);
+        ids.push(r.id.parse().unwrap());
     }
     let (nl_master, _) = ok(vault(&nl));
     let mut spec = PackageSpec {
         items: ids,
         to: "NL".parse().unwrap(),
         recipient: None,
-        request: "REQ-1".into(),
+        request: "REQ-1".parse().unwrap(),
         request_kind: Some(RequestKind::Production),
         purpose: Purpose::CriminalInvestigation,
         retain_until: None,

@@ -251,6 +251,15 @@ pub(crate) async fn actor(node: &Node, headers: &HeaderMap) -> Result<Principal,
     Ok(node.store.authenticate_token(token).await?)
 }
 
+/// An id from a path or a body, parsed at the edge (parse, don't validate): a malformed one
+/// is the caller's mistake, refused as 422 before anything reaches the gate.
+pub(crate) fn parse_id<T>(text: impl Into<String>) -> Result<T, Problem>
+where
+    T: TryFrom<String, Error = entente_core::ids::InvalidIdentifier>,
+{
+    T::try_from(text.into()).map_err(|e| GateError::Invalid(e.to_string()).into())
+}
+
 /// Runs a command through the gate and turns a deny into 401/403.
 pub(crate) async fn through_gate<C: GateCommand>(
     state: &AppState,

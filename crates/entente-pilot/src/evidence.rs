@@ -35,7 +35,7 @@ pub(crate) async fn answer_with_package(
         .submit(
             de_inv.clone(),
             entente_store::cases::OpenCase {
-                id: "LANTERN-DE-EPOC".into(),
+                id: "LANTERN-DE-EPOC".parse()?,
                 title: "Execution of NL's European Production Order in LANTERN".into(),
                 concepts: vec!["illegal-access".into(), "data-interference".into()],
             },
@@ -65,8 +65,9 @@ pub(crate) async fn answer_with_package(
         &meta,
         r#"{"image":"vps-4711.raw","size_bytes":42949672960,"sha256_of_image":"not included: metadata only","acquired_with":"write blocker"}"#,
     )?;
+    let case: entente_core::CaseId = "LANTERN-DE-EPOC".parse()?;
     let spec = |description: &str| AddSpec {
-        case: "LANTERN-DE-EPOC".into(),
+        case: case.clone(),
         description: description.into(),
         category: DataCategory::Traffic,
         media_type: "text/plain".into(),
@@ -84,7 +85,7 @@ pub(crate) async fn answer_with_package(
             de,
             &de_inv,
             path,
-            Some(id.into()),
+            Some(id.parse()?),
             &spec(what),
             Timestamp::now(),
             |_| {},
@@ -99,14 +100,14 @@ pub(crate) async fn answer_with_package(
                 r.size
             ),
         );
-        ids.push(r.id);
+        ids.push(r.id.parse()?);
     }
     let v = de
         .gate
         .submit(
             de_inv.clone(),
             entente_store::evidence::EvidenceCustody {
-                id: "de-ev-c2-logs".into(),
+                id: "de-ev-c2-logs".parse()?,
                 event: entente_evidence::CustodyKind::Verified,
                 reason: "hash re-checked before release".into(),
                 legal_basis: Some("LANTERN-EPOC-1".into()),
@@ -132,7 +133,7 @@ pub(crate) async fn answer_with_package(
         items: ids,
         to: nl.config.party.clone(),
         recipient: pinned,
-        request: "LANTERN-EPOC-1".into(),
+        request: "LANTERN-EPOC-1".parse()?,
         request_kind: Some(RequestKind::Production),
         purpose: Purpose::CriminalInvestigation,
         // DE's condition: kept two years at most.
@@ -314,7 +315,7 @@ pub(crate) async fn retention(
         .gate
         .submit(
             nl.operator(),
-            entente_store::evidence::ReadEvidence { id: "de-ev-c2-logs".into() },
+            entente_store::evidence::ReadEvidence { id: "de-ev-c2-logs".parse()? },
             later,
         )
         .await

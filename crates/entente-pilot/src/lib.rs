@@ -630,7 +630,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
     println!();
     println!("Step 5 — DE answers NL with data; the conditions travel with it");
     let case = entente_store::cases::OpenCase {
-        id: "LANTERN-DE".into(),
+        id: "LANTERN-DE".parse()?,
         title: "Assistance to NL in LANTERN".into(),
         concepts: vec![
             "illegal-access".into(),
@@ -657,8 +657,8 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
             de,
             user(de, Role::Investigator).await?,
             entente_store::flows::AddDatum {
-                id: id.into(),
-                case_id: "LANTERN-DE".into(),
+                id: id.parse()?,
+                case_id: "LANTERN-DE".parse()?,
                 category,
                 content,
             },
@@ -673,7 +673,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
             de,
             user(de, Role::CentralAuthority).await?,
             entente_store::flows::ShareDatum {
-                id: id.into(),
+                id: id.parse()?,
                 to: "NL".parse()?,
                 purpose: entente_policy::agreement::Purpose::JointInvestigation,
                 request_kind: None,
@@ -701,7 +701,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
     }
     let pseudonymized = {
         // A read of personal data, recorded like any other.
-        let read = entente_store::flows::ReadDatum { id: "de-hosting-contact-1".into() };
+        let read = entente_store::flows::ReadDatum { id: "de-hosting-contact-1".parse()? };
         let stored = match submit(nl, user(nl, Role::Investigator).await?, read).await? {
             Verdict::Permitted { output, .. } => output,
             Verdict::Denied { .. } => None,
@@ -718,8 +718,9 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
 
     println!();
     println!("Step 7 — onward transfer: NL → US needs DE's consent");
+    let logs: entente_core::DatumId = "de-c2-logs-1".parse()?;
     let share_to_us = || entente_store::flows::ShareDatum {
-        id: "de-c2-logs-1".into(),
+        id: logs.clone(),
         to: "US".parse().unwrap_or_else(|_| nl.node.config.party.clone()),
         purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
         request_kind: None,
@@ -731,7 +732,7 @@ async fn flows(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> 
         de,
         user(de, Role::CentralAuthority).await?,
         entente_store::flows::GiveConsent {
-            datum_id: "de-c2-logs-1".into(),
+            datum_id: "de-c2-logs-1".parse()?,
             holder: "NL".parse()?,
             recipient: "US".parse()?,
         },
@@ -791,7 +792,7 @@ async fn retention(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failu
         !due.is_empty(),
         format!("{} data items past their limit", due.len()),
     );
-    let read = entente_store::flows::ReadDatum { id: "de-c2-logs-1".into() };
+    let read = entente_store::flows::ReadDatum { id: "de-c2-logs-1".parse()? };
     let gone = matches!(
         submit(nl, user(nl, Role::Investigator).await?, read).await?,
         Verdict::Permitted { output: None, .. }
@@ -878,8 +879,8 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
     ];
     for (id, kind, agreement, to) in plan {
         let create = entente_store::requests::CreateRequest {
-            id: id.into(),
-            case_id: "LANTERN".into(),
+            id: id.parse()?,
+            case_id: "LANTERN".parse()?,
             kind,
             agreement: agreement.into(),
             to: to.parse()?,
@@ -896,7 +897,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
             nl,
             prosecutor.clone(),
             entente_store::requests::TransitionRequest {
-                id: id.into(),
+                id: id.parse()?,
                 event: RequestEvent::Submit,
             },
         )
@@ -924,7 +925,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
             requested,
             authority,
             entente_store::requests::TransitionRequest {
-                id: id.into(),
+                id: id.parse()?,
                 event: RequestEvent::Receive,
             },
         )
@@ -1002,7 +1003,7 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
         .submit(
             prosecutor,
             entente_store::requests::TransitionRequest {
-                id: "LANTERN-MLA-1".into(),
+                id: "LANTERN-MLA-1".parse()?,
                 event: RequestEvent::Close,
             },
             Timestamp::now(),
@@ -1030,7 +1031,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
         nl,
         user(nl, Role::CentralAuthority).await?,
         entente_store::cases::AddCaseMember {
-            case_id: "LANTERN".into(),
+            case_id: "LANTERN".parse()?,
             party: "DE".parse()?,
             agreement: "jit-nl-de-template".into(),
         },
@@ -1043,7 +1044,8 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
     .await?;
     // Each party reads on its own node: DE its mirror of NL's case, the US (not a member) a
     // case it has never been told of. Nothing is read on NL's node in another party's name.
-    let status = || entente_store::cases::ReadCaseStatus { case_id: "LANTERN".into() };
+    let lantern: entente_core::CaseId = "LANTERN".parse()?;
+    let status = || entente_store::cases::ReadCaseStatus { case_id: lantern.clone() };
     let (de, us) = (&nodes[1], &nodes[2]);
     let de_view =
         de.node.gate.submit(user(de, Role::Investigator).await?, status(), Timestamp::now()).await;
@@ -1070,7 +1072,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
         .gate
         .submit(
             us_inv,
-            entente_store::cases::ReadCaseStatus { case_id: "NO-SUCH-CASE".into() },
+            entente_store::cases::ReadCaseStatus { case_id: "NO-SUCH-CASE".parse()? },
             Timestamp::now(),
         )
         .await;

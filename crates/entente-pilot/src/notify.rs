@@ -69,7 +69,7 @@ pub(crate) async fn case_update_arrives(
         record("DE receives the case update", false, "nothing applied within 20 s".into());
         return Ok(());
     }
-    let status = entente_store::cases::ReadCaseStatus { case_id: "LANTERN".into() };
+    let status = entente_store::cases::ReadCaseStatus { case_id: "LANTERN".parse()? };
     let v = de.gate.submit(de.operator(), status, Timestamp::now()).await?;
     match &v {
         Verdict::Permitted { index, output: s, .. } => {

@@ -517,14 +517,28 @@ impl Store {
     /// Ids of the data whose retention limit has passed at `now` and that are not destroyed yet.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors, or a stored limit or id that does not parse.
     pub async fn data_due_for_destruction(
         &self,
         now: jiff::Timestamp,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id, retain_until FROM data_items WHERE destroyed_at IS NULL AND retain_until IS NOT NULL ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+    ) -> Result<Vec<entente_core::DatumId>, StoreError> {
+        self.due_for_destruction("data_items", now).await
+    }
+
+    /// Ids of the rows of `table` not destroyed whose retention limit is at or before `now`.
+    pub(crate) async fn due_for_destruction<T>(
+        &self,
+        table: &'static str,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: TryFrom<String, Error = entente_core::ids::InvalidIdentifier>,
+    {
+        // `table` is one of the crate's own table names, never input.
+        let sql = format!(
+            "SELECT id, retain_until FROM {table} WHERE destroyed_at IS NULL AND retain_until IS NOT NULL ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
         let mut due = Vec::new();
         for r in &rows {
             let until: String = r.try_get(1)?;
@@ -532,7 +546,8 @@ impl Store {
                 .parse()
                 .map_err(|e| StoreError::Inconsistent(format!("retain_until `{until}`: {e}")))?;
             if until <= now {
-                due.push(r.try_get(0)?);
+                let id: String = r.try_get(0)?;
+                due.push(T::try_from(id).map_err(|e| StoreError::Inconsistent(e.to_string()))?);
             }
         }
         Ok(due)

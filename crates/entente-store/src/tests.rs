@@ -127,7 +127,7 @@ fn t0() -> Timestamp {
 
 fn open(id: &str) -> crate::cases::OpenCase {
     crate::cases::OpenCase {
-        id: id.into(),
+        id: id.parse().unwrap(),
         title: format!("Case {id}"),
         concepts: vec!["illegal-access".into()],
     }
@@ -152,12 +152,17 @@ async fn permit_deny_conflict_and_read() {
         assert!(matches!(e, GateError::Conflict(_)), "{e}");
         assert_eq!(db.store.ledger_head().await.unwrap().0, 2);
 
-        // Invalid data never reaches the decision.
-        let e = gate.submit(investigator(), open("bad id"), t0()).await.unwrap_err();
+        // Invalid data never reaches the decision: a malformed id cannot even make a command
+        // (the API and the CLI parse ids at the edge), and what the types cannot say is
+        // checked before anything is decided.
+        let e = "bad id".parse::<entente_core::CaseId>().unwrap_err().to_string();
+        assert!(e.contains("invalid case id `bad id`"), "{e}");
+        let untitled = crate::cases::OpenCase { title: " ".into(), ..open("UNTITLED") };
+        let e = gate.submit(investigator(), untitled, t0()).await.unwrap_err();
         assert!(matches!(e, GateError::Invalid(_)), "{e}");
 
         let v = gate
-            .submit(investigator(), crate::cases::ReadCase { id: "LANTERN".into() }, t0())
+            .submit(investigator(), crate::cases::ReadCase { id: "LANTERN".parse().unwrap() }, t0())
             .await
             .unwrap();
         let Verdict::Permitted { index: 2, output: case, .. } = v else { panic!("{v:?}") };
@@ -165,7 +170,7 @@ async fn permit_deny_conflict_and_read() {
         assert_eq!(case.ledger_index, 0);
 
         let e = gate
-            .submit(investigator(), crate::cases::ReadCase { id: "NOPE".into() }, t0())
+            .submit(investigator(), crate::cases::ReadCase { id: "NOPE".parse().unwrap() }, t0())
             .await
             .unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e}");
@@ -340,7 +345,7 @@ async fn data_flows_under_agreements() {
         let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
         let ca = Actor::User { name: "cas".into(), role: Role::CentralAuthority };
         let case = crate::cases::OpenCase {
-            id: "L".into(),
+            id: "L".parse().unwrap(),
             title: "t".into(),
             concepts: vec!["illegal-access".into()],
         };
@@ -350,8 +355,8 @@ async fn data_flows_under_agreements() {
         )
         .unwrap();
         let add = crate::flows::AddDatum {
-            id: "d1".into(),
-            case_id: "L".into(),
+            id: "d1".parse().unwrap(),
+            case_id: "L".parse().unwrap(),
             category: DataCategory::PersonalDataOfThirdParties,
             content: content.clone(),
         };
@@ -366,7 +371,7 @@ async fn data_flows_under_agreements() {
 
         // No agreement binds DE and JP: denied, recorded, nothing in the outbox.
         let share = |to: &str, purpose| crate::flows::ShareDatum {
-            id: "d1".into(),
+            id: "d1".parse().unwrap(),
             to: to.parse().unwrap(),
             purpose,
             request_kind: None,
@@ -453,7 +458,7 @@ async fn data_flows_under_agreements() {
         // Onward transfer NL → US needs DE's consent; a consent from anyone else does not count.
         let nl_eva = Actor::User { name: "eva".into(), role: Role::Investigator };
         let onward = || crate::flows::ShareDatum {
-            id: "d1".into(),
+            id: "d1".parse().unwrap(),
             to: "US".parse().unwrap(),
             purpose: Purpose::CriminalInvestigation,
             request_kind: None,
@@ -491,13 +496,17 @@ async fn data_flows_under_agreements() {
 
         // Retention: not before the limit; after it, the content is gone and the ledger verifies.
         let early = nl_gate
-            .submit(Actor::Operator, crate::flows::DestroyDatum { id: "d1".into() }, now)
+            .submit(Actor::Operator, crate::flows::DestroyDatum { id: "d1".parse().unwrap() }, now)
             .await;
         assert!(matches!(early.unwrap_err(), GateError::Conflict(_)));
         let later: Timestamp = "2028-11-27T00:00:00Z".parse().unwrap();
         assert_eq!(nl_db.store.data_due_for_destruction(later).await.unwrap(), ["d1", "d1-long"]);
         let v = nl_gate
-            .submit(Actor::Operator, crate::flows::DestroyDatum { id: "d1".into() }, later)
+            .submit(
+                Actor::Operator,
+                crate::flows::DestroyDatum { id: "d1".parse().unwrap() },
+                later,
+            )
             .await
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
@@ -531,11 +540,15 @@ async fn requests_under_agreements() {
     for db in backends().await {
         let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
-        let case = crate::cases::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
+        let case = crate::cases::OpenCase {
+            id: "L".parse().unwrap(),
+            title: "t".into(),
+            concepts: vec![],
+        };
         gate.submit(ca.clone(), case, t("2026-09-01T08:00:00Z")).await.unwrap();
         let create = |id: &str, agreement: &str, to: &str| crate::requests::CreateRequest {
-            id: id.into(),
-            case_id: "L".into(),
+            id: id.parse().unwrap(),
+            case_id: "L".parse().unwrap(),
             kind: RequestKind::Production,
             agreement: agreement.into(),
             to: to.parse().unwrap(),
@@ -559,7 +572,7 @@ async fn requests_under_agreements() {
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
         assert_eq!(db.store.ledger_head().await.unwrap().0, size + 1);
-        let step = |event| crate::requests::TransitionRequest { id: "r1".into(), event };
+        let step = |event| crate::requests::TransitionRequest { id: "r1".parse().unwrap(), event };
         // Receiving before submitting is illegal and changes nothing.
         let e =
             gate.submit(ca.clone(), step(RequestEvent::Receive), t("2026-09-01T09:00:00Z")).await;
@@ -578,7 +591,7 @@ async fn requests_under_agreements() {
         let v = gate
             .submit(
                 ca.clone(),
-                crate::requests::ReadRequest { id: "r1".into() },
+                crate::requests::ReadRequest { id: "r1".parse().unwrap() },
                 t("2026-09-06T08:00:00Z"),
             )
             .await
@@ -624,14 +637,14 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         let dpo = Actor::User { name: "dora".into(), role: Role::Dpo };
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
         let case = crate::cases::OpenCase {
-            id: "L".into(),
+            id: "L".parse().unwrap(),
             title: "t".into(),
             concepts: vec!["illegal-access".into()],
         };
         gate.submit(eva.clone(), case, now).await.unwrap();
         let add = |id: &str, content: serde_json::Value| crate::flows::AddDatum {
-            id: id.into(),
-            case_id: "L".into(),
+            id: id.parse().unwrap(),
+            case_id: "L".parse().unwrap(),
             category: DataCategory::PersonalDataOfThirdParties,
             content: serde_json::from_value(content).unwrap(),
         };
@@ -650,7 +663,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             .unwrap();
         assert!(matches!(v, Verdict::Permitted { .. }));
         let share = crate::flows::ShareDatum {
-            id: "d1".into(),
+            id: "d1".parse().unwrap(),
             to: nl(),
             purpose: Purpose::JointInvestigation,
             request_kind: None,
@@ -769,13 +782,13 @@ async fn cases_shared_under_a_jit() {
         let gate = Gate::start(db.store.clone(), key(), nl(), shipped_agreements());
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
         let open = crate::cases::OpenCase {
-            id: "LANTERN".into(),
+            id: "LANTERN".parse().unwrap(),
             title: "Operation Lantern".into(),
             concepts: vec!["illegal-access".into()],
         };
         gate.submit(ca.clone(), open, now).await.unwrap();
         let add = |party: &str, agreement: &str| crate::cases::AddCaseMember {
-            case_id: "LANTERN".into(),
+            case_id: "LANTERN".parse().unwrap(),
             party: party.parse().unwrap(),
             agreement: agreement.into(),
         };
@@ -798,7 +811,7 @@ async fn cases_shared_under_a_jit() {
         let v = gate.submit(investigator(), add("DE", "jit-nl-de-template"), now).await.unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
 
-        let status = |id: &str| crate::cases::ReadCaseStatus { case_id: id.into() };
+        let status = |id: &str| crate::cases::ReadCaseStatus { case_id: id.parse().unwrap() };
         let de_peer = Actor::Peer { party: de() };
         let v = gate.submit(de_peer.clone(), status("LANTERN"), now).await.unwrap();
         let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
@@ -924,11 +937,15 @@ async fn requests_travel_between_nodes() {
         nl_gate.submit(Actor::Operator, pin(de(), "d"), at).await.unwrap();
         de_gate.submit(Actor::Operator, pin(nl(), "e"), at).await.unwrap();
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
-        let case = crate::cases::OpenCase { id: "L".into(), title: "t".into(), concepts: vec![] };
+        let case = crate::cases::OpenCase {
+            id: "L".parse().unwrap(),
+            title: "t".into(),
+            concepts: vec![],
+        };
         nl_gate.submit(ca.clone(), case, at).await.unwrap();
         let create = crate::requests::CreateRequest {
-            id: "r1".into(),
-            case_id: "L".into(),
+            id: "r1".parse().unwrap(),
+            case_id: "L".parse().unwrap(),
             kind: RequestKind::Production,
             agreement: "eu-2023-1543".into(),
             to: de(),
@@ -938,7 +955,7 @@ async fn requests_travel_between_nodes() {
         nl_gate.submit(ca.clone(), create, at).await.unwrap();
         // A draft does not travel.
         assert!(nl_db.store.pending_messages(&de(), 10).await.unwrap().is_empty());
-        let step = |event| crate::requests::TransitionRequest { id: "r1".into(), event };
+        let step = |event| crate::requests::TransitionRequest { id: "r1".parse().unwrap(), event };
         nl_gate
             .submit(ca.clone(), step(RequestEvent::Submit), t("2026-09-01T09:00:00Z"))
             .await
@@ -964,7 +981,7 @@ async fn requests_travel_between_nodes() {
             let v = gate
                 .submit(
                     Actor::Operator,
-                    crate::requests::ReadRequest { id: "r1".into() },
+                    crate::requests::ReadRequest { id: "r1".parse().unwrap() },
                     t("2026-09-05T08:00:00Z"),
                 )
                 .await
@@ -1031,7 +1048,7 @@ async fn requests_travel_between_nodes() {
         // refused on content, recorded, nothing stored.
         let de_inv = Actor::User { name: "ina".into(), role: Role::Investigator };
         let de_case = crate::cases::OpenCase {
-            id: "L".into(),
+            id: "L".parse().unwrap(),
             title: "t".into(),
             concepts: vec!["illegal-access".into()],
         };
@@ -1039,14 +1056,14 @@ async fn requests_travel_between_nodes() {
         let mut content = serde_json::Map::new();
         content.insert("c2_ip".into(), serde_json::json!("203.0.113.77"));
         let add = crate::flows::AddDatum {
-            id: "d1".into(),
-            case_id: "L".into(),
+            id: "d1".parse().unwrap(),
+            case_id: "L".parse().unwrap(),
             category: entente_policy::agreement::DataCategory::Traffic,
             content,
         };
         de_gate.submit(de_inv.clone(), add, at).await.unwrap();
         let share = crate::flows::ShareDatum {
-            id: "d1".into(),
+            id: "d1".parse().unwrap(),
             to: nl(),
             purpose: entente_policy::agreement::Purpose::JointInvestigation,
             request_kind: None,
@@ -1205,8 +1222,8 @@ async fn evidence_custody_through_the_gate() {
         gate.submit(kai.clone(), open("C-DE"), now).await.unwrap();
         let item = |id: &str, sha: &str| crate::evidence::AddEvidence {
             item: (NewEvidence {
-                id: id.into(),
-                case_id: "C-DE".into(),
+                id: id.parse().unwrap(),
+                case_id: "C-DE".parse().unwrap(),
                 sha256: sha.into(),
                 size: 10,
                 category: DataCategory::Traffic,
@@ -1250,14 +1267,14 @@ async fn evidence_custody_through_the_gate() {
         assert!(matches!(v, Verdict::Permitted { output: ref r, .. } if r.deduplicated));
         // Unknown case, bad hash, acquired recorded directly: refused.
         let mut bad = item("EV-3", &sha);
-        bad.item.case_id = "NOPE".into();
+        bad.item.case_id = "NOPE".parse().unwrap();
         assert!(matches!(gate.submit(kai.clone(), bad, now).await, Err(GateError::NotFound(_))));
         assert!(matches!(
             gate.submit(kai.clone(), item("EV-4", "xyz"), now).await,
             Err(GateError::Invalid(_))
         ));
         let custody = |event| crate::evidence::EvidenceCustody {
-            id: "EV-1".into(),
+            id: "EV-1".parse().unwrap(),
             event,
             reason: "seal".into(),
             legal_basis: None,
@@ -1275,9 +1292,9 @@ async fn evidence_custody_through_the_gate() {
         ));
         // Export under NL's production order, with a retention limit imposed by DE.
         let export = |to: &str, purpose| crate::evidence::ExportEvidence {
-            id: "EV-1".into(),
+            id: "EV-1".parse().unwrap(),
             to: to.parse().unwrap(),
-            request: "REQ-1".into(),
+            request: "REQ-1".parse().unwrap(),
             request_kind: Some(RequestKind::Production),
             purpose,
             retain_until: Some("2028-04-08T00:00:00Z".into()),
@@ -1304,7 +1321,7 @@ async fn evidence_custody_through_the_gate() {
         assert!(matches!(
             gate.submit(
                 Actor::Operator,
-                crate::evidence::DestroyEvidence { id: "EV-1".into() },
+                crate::evidence::DestroyEvidence { id: "EV-1".parse().unwrap() },
                 now
             )
             .await,
@@ -1452,14 +1469,14 @@ async fn reads_of_personal_data_are_recorded() {
         let content: serde_json::Map<String, serde_json::Value> =
             serde_json::from_value(serde_json::json!({"email": "a@b.invalid"})).unwrap();
         let add = crate::flows::AddDatum {
-            id: "d1".into(),
-            case_id: "LANTERN".into(),
+            id: "d1".parse().unwrap(),
+            case_id: "LANTERN".parse().unwrap(),
             category: DataCategory::Subscriber,
             content: content.clone(),
         };
         gate.submit(investigator(), add, t0()).await.unwrap();
         let before = db.store.ledger_head().await.unwrap().0;
-        let read = || crate::flows::ReadDatum { id: "d1".into() };
+        let read = || crate::flows::ReadDatum { id: "d1".parse().unwrap() };
         let v = gate.submit(investigator(), read(), t0()).await.unwrap();
         let Verdict::Permitted { index, output, .. } = v else { panic!("{v:?}") };
         assert_eq!(output, Some(content));
@@ -1468,7 +1485,7 @@ async fn reads_of_personal_data_are_recorded() {
         let v = gate.submit(auditor, read(), t0()).await.unwrap();
         assert!(matches!(v, Verdict::Denied { index, .. } if index == before + 1), "{v:?}");
         let e = gate
-            .submit(investigator(), crate::flows::ReadDatum { id: "nope".into() }, t0())
+            .submit(investigator(), crate::flows::ReadDatum { id: "nope".parse().unwrap() }, t0())
             .await
             .unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e}");

@@ -3,7 +3,7 @@
 use super::ProblemDetails;
 use super::flows::ConditionsView;
 use crate::server::{
-    ApiResult, AppState, MAX_BODY, Problem, actor, json, parse_json, through_gate,
+    ApiResult, AppState, MAX_BODY, Problem, actor, json, parse_id, parse_json, through_gate,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -274,7 +274,11 @@ async fn open_case(
     let (index, _) = through_gate(
         &state,
         actor,
-        entente_store::cases::OpenCase { id: req.id, title: req.title, concepts: req.concepts },
+        entente_store::cases::OpenCase {
+            id: parse_id(req.id)?,
+            title: req.title,
+            concepts: req.concepts,
+        },
     )
     .await?;
     let mut resp = json(StatusCode::CREATED, &CaseOpened { id: id.clone(), ledger_index: index })?;
@@ -296,7 +300,8 @@ async fn read_case(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let (index, case) = through_gate(&state, actor, entente_store::cases::ReadCase { id }).await?;
+    let (index, case) =
+        through_gate(&state, actor, entente_store::cases::ReadCase { id: parse_id(id)? }).await?;
     json(StatusCode::OK, &CaseRead { case: (&case).into(), access_ledger_index: index })
 }
 
@@ -318,7 +323,7 @@ async fn add_case_member(
     let actor = actor(&state.node, &headers).await?;
     let req: AddCaseMember = parse_json(&headers, &body)?;
     let command = entente_store::cases::AddCaseMember {
-        case_id: id.clone(),
+        case_id: parse_id(id.clone())?,
         party: req.party.clone(),
         agreement: req.agreement.clone(),
     };
@@ -355,8 +360,10 @@ async fn remove_case_member(
     let party: entente_core::PartyCode = party
         .parse()
         .map_err(|e: entente_core::ids::UnknownParty| Problem::bad_request(e.to_string()))?;
-    let command =
-        entente_store::cases::RemoveCaseMember { case_id: id.clone(), party: party.clone() };
+    let command = entente_store::cases::RemoveCaseMember {
+        case_id: parse_id(id.clone())?,
+        party: party.clone(),
+    };
     let (index, _) = through_gate(&state, actor, command).await?;
     json(
         StatusCode::OK,
@@ -383,7 +390,7 @@ async fn case_status(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let read = entente_store::cases::ReadCaseStatus { case_id: id };
+    let read = entente_store::cases::ReadCaseStatus { case_id: parse_id(id)? };
     let (index, s) = through_gate(&state, actor, read).await?;
     json(StatusCode::OK, &CaseStatusView::new(&s, index))
 }

@@ -323,22 +323,31 @@ async fn upload(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let actor = actor(&state.node, &headers).await?;
-    let item = |sha256: String, size: u64, blob: entente_evidence::BlobRef| NewEvidence {
-        id: q.id.clone().unwrap_or_else(|| format!("{case}-{}", &sha256[..12])),
-        case_id: case.clone(),
-        sha256,
-        size,
-        category: q.category.unwrap_or(DataCategory::Content),
-        media_type: media_type.clone(),
-        description: q.description.clone(),
-        file_name: q.file_name.clone(),
-        source: q.source.clone(),
-        collected_at: q.collected_at.clone(),
-        location: Some(format!("Entente node {} (HTTP API upload)", state.node.config.party)),
-        tool: format!("{} (HTTP upload, streaming SHA-256, age)", entente_store::TOOL),
-        blob,
-        reason: q.reason.clone().unwrap_or_else(|| "acquired for the case".to_owned()),
-        legal_basis: q.legal_basis.clone(),
+    let case_id: entente_core::CaseId = crate::server::parse_id(case.clone())?;
+    let given_id: Option<entente_core::ItemId> =
+        q.id.clone().map(crate::server::parse_id).transpose()?;
+    let item = |sha256: String, size: u64, blob: entente_evidence::BlobRef| {
+        let id = match &given_id {
+            Some(id) => id.clone(),
+            None => crate::server::parse_id(format!("{case}-{}", &sha256[..12]))?,
+        };
+        Ok::<_, Problem>(NewEvidence {
+            id,
+            case_id: case_id.clone(),
+            sha256,
+            size,
+            category: q.category.unwrap_or(DataCategory::Content),
+            media_type: media_type.clone(),
+            description: q.description.clone(),
+            file_name: q.file_name.clone(),
+            source: q.source.clone(),
+            collected_at: q.collected_at.clone(),
+            location: Some(format!("Entente node {} (HTTP API upload)", state.node.config.party)),
+            tool: format!("{} (HTTP upload, streaming SHA-256, age)", entente_store::TOOL),
+            blob,
+            reason: q.reason.clone().unwrap_or_else(|| "acquired for the case".to_owned()),
+            legal_basis: q.legal_basis.clone(),
+        })
     };
     // The role rule first, so that a caller who may not add evidence is refused before any of
     // the body is read. The refusal is recorded by the gate, which decides this command by the
@@ -360,7 +369,7 @@ async fn upload(
             .clone()
             .unwrap_or_else(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"")));
         let unread = entente_evidence::BlobRef { name: String::new(), wrapped_key: String::new() };
-        let command = entente_store::evidence::AddEvidence { item: (item(sha, 0, unread)) };
+        let command = entente_store::evidence::AddEvidence { item: item(sha, 0, unread)? };
         let actor_kind = actor.clone();
         return Err(match submit(&state, actor, command).await? {
             Verdict::Denied { index, decision } => {
@@ -445,9 +454,14 @@ async fn upload(
             ),
         ));
     }
-    let command = entente_store::evidence::AddEvidence {
-        item: (item(got.sha256.clone(), got.size, got.blob.clone())),
+    let item = match item(got.sha256.clone(), got.size, got.blob.clone()) {
+        Ok(item) => item,
+        Err(p) => {
+            let _ = vault.store.delete(&got.blob.name);
+            return Err(p);
+        }
     };
+    let command = entente_store::evidence::AddEvidence { item };
     let verdict = submit(&state, actor.clone(), command).await;
     let keep = matches!(&verdict, Ok(Verdict::Permitted { output: r, .. }) if !r.deduplicated);
     if !keep {

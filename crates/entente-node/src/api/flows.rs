@@ -220,8 +220,8 @@ async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let req: AddDatum = parse_json(&headers, &body)?;
     let id = req.id.clone();
     let command = entente_store::flows::AddDatum {
-        id: req.id,
-        case_id: req.case_id,
+        id: crate::server::parse_id(req.id)?,
+        case_id: crate::server::parse_id(req.case_id)?,
         category: req.category,
         content: req.content,
     };
@@ -249,7 +249,7 @@ async fn share_datum(
     let actor = actor(&state.node, &headers).await?;
     let req: ShareDatum = parse_json(&headers, &body)?;
     let command = entente_store::flows::ShareDatum {
-        id,
+        id: crate::server::parse_id(id)?,
         to: req.to,
         purpose: req.purpose,
         request_kind: req.request_kind,
@@ -274,7 +274,7 @@ async fn give_consent(
     let actor = actor(&state.node, &headers).await?;
     let req: GiveConsent = parse_json(&headers, &body)?;
     let command = entente_store::flows::GiveConsent {
-        datum_id,
+        datum_id: crate::server::parse_id(datum_id)?,
         holder: req.holder,
         recipient: req.recipient,
     };

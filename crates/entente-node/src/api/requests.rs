@@ -269,8 +269,8 @@ async fn create_request(
         }
     }
     let command = entente_store::requests::CreateRequest {
-        id: req.id,
-        case_id: req.case_id,
+        id: crate::server::parse_id(req.id)?,
+        case_id: crate::server::parse_id(req.case_id)?,
         kind: req.kind,
         agreement: req.agreement,
         to: req.to,
@@ -302,7 +302,8 @@ async fn request_event(
             req.event
         ))
     })?;
-    let command = entente_store::requests::TransitionRequest { id, event };
+    let command =
+        entente_store::requests::TransitionRequest { id: crate::server::parse_id(id)?, event };
     request_response(&state, actor, command, false).await
 }
 
@@ -358,9 +359,12 @@ async fn read_request(
     Path(id): Path<String>,
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
-    let (index, r) =
-        through_gate(&state, actor, entente_store::requests::ReadRequest { id: id.clone() })
-            .await?;
+    let (index, r) = through_gate(
+        &state,
+        actor,
+        entente_store::requests::ReadRequest { id: crate::server::parse_id(id.clone())? },
+    )
+    .await?;
     let now = Timestamp::now();
     let mut view = RequestView::new(&r, now, index);
     // The incoming check for the requested party's central authority.

@@ -9,21 +9,17 @@ use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
 use crate::store::to_i64;
-use entente_core::{Action, Actor, PartyCode, Subject, SubjectKind, ids};
+use entente_core::{Action, Actor, CaseId, PartyCode, Subject, SubjectKind, ids};
 use entente_policy::agreement::AgreementKind;
 use entente_wire::CaseUpdateMessage;
 use jiff::tz::TimeZone;
 use sqlx::Row;
 
-fn case_id(id: &str) -> Result<(), GateError> {
-    ids::check_identifier("case id", id).map_err(GateError::Invalid)
-}
-
 /// Add a party to a case under a JIT agreement in force that binds this party and it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddCaseMember {
     /// Case id.
-    pub case_id: String,
+    pub case_id: CaseId,
     /// The party joining the case.
     pub party: PartyCode,
     /// The JIT agreement it joins under.
@@ -54,7 +50,6 @@ impl GateCommand for AddCaseMember {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        case_id(&self.case_id)?;
         ids::check_identifier("agreement id", &self.agreement).map_err(GateError::Invalid)
     }
 
@@ -62,6 +57,7 @@ impl GateCommand for AddCaseMember {
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
         let AddCaseMember { case_id, party: member, agreement } = self;
+        let case_id = String::from(case_id);
         let (party, now, index) = (cx.party, cx.now, cx.index);
         load_case(cx.tx, &case_id).await?;
         let a = cx
@@ -121,7 +117,7 @@ impl GateCommand for AddCaseMember {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoveCaseMember {
     /// Case id.
-    pub case_id: String,
+    pub case_id: CaseId,
     /// The party leaving the case.
     pub party: PartyCode,
 }
@@ -149,14 +145,11 @@ impl GateCommand for RemoveCaseMember {
         )])
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        case_id(&self.case_id)
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
         let RemoveCaseMember { case_id, party: member } = self;
+        let case_id = String::from(case_id);
         let (party, now, index) = (cx.party, cx.now, cx.index);
         load_case(cx.tx, &case_id).await?;
         let row = sqlx::query(
@@ -195,7 +188,7 @@ impl GateCommand for RemoveCaseMember {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadCaseStatus {
     /// Case id.
-    pub case_id: String,
+    pub case_id: CaseId,
 }
 
 impl GateCommand for ReadCaseStatus {
@@ -214,10 +207,6 @@ impl GateCommand for ReadCaseStatus {
         Ok(PayloadDigests::SubjectsOnly)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        case_id(&self.case_id)
-    }
-
     decided_by_role!();
 
     async fn apply(
@@ -226,7 +215,7 @@ impl GateCommand for ReadCaseStatus {
         _: (),
         _: &Ruling,
     ) -> Result<CaseStatus, GateError> {
-        let id = &self.case_id;
+        let id = self.case_id.as_str();
         // A peer outside the case gets the not-found error here: the gate records nothing for
         // a command whose effect fails, so its question leaves no trace either.
         check_visible(cx.tx, cx.actor, id).await?;

@@ -8,7 +8,7 @@ use crate::gate::{
     Ruling, multi_row_insert, placeholders,
 };
 use crate::store::{Backend, CaseRecord, to_i64};
-use entente_core::{Action, PartyCode, Subject, SubjectKind, ids};
+use entente_core::{Action, CaseId, PartyCode, Subject, SubjectKind, ids};
 use sqlx::AssertSqlSafe;
 use std::collections::HashSet;
 
@@ -16,7 +16,7 @@ use std::collections::HashSet;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenCase {
     /// Case id.
-    pub id: String,
+    pub id: CaseId,
     /// Title.
     pub title: String,
     /// Offense concepts.
@@ -43,7 +43,6 @@ impl GateCommand for OpenCase {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        ids::check_identifier("case id", &self.id).map_err(GateError::Invalid)?;
         if self.title.trim().is_empty() || self.title.len() > 500 {
             return Err(GateError::Invalid("title: expected 1 to 500 characters".into()));
         }
@@ -65,19 +64,19 @@ impl GateCommand for OpenCase {
         let opened_by = cx.actor.to_string();
         let (now, index) = (cx.now_text(), to_i64(cx.index)?);
         let rows = cx.deferred::<CaseRows>()?;
-        if rows.taken.contains(&self.id) {
+        if rows.taken.contains(self.id.as_str()) {
             return Err(GateError::Conflict(format!("case `{}` already exists", self.id)));
         }
         let concepts = serde_json::to_string(&self.concepts)
             .map_err(|e| GateError::Encoding(e.to_string()))?;
-        rows.taken.insert(self.id.clone());
-        rows.pending.push((self.id, self.title, concepts, opened_by, now, index));
+        rows.taken.insert(self.id.to_string());
+        rows.pending.push((self.id.into(), self.title, concepts, opened_by, now, index));
         Ok(())
     }
 
     fn plan(&self, plan: &mut BatchPlan) {
         if let Some(rows) = plan.state::<OpenCase, CaseRows>(CaseRows::new) {
-            rows.planned.push(self.id.clone());
+            rows.planned.push(self.id.to_string());
         }
     }
 }
@@ -189,7 +188,7 @@ impl Deferred for CaseRows {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadCase {
     /// Case id.
-    pub id: String,
+    pub id: CaseId,
 }
 
 impl GateCommand for ReadCase {
@@ -208,10 +207,6 @@ impl GateCommand for ReadCase {
         Ok(PayloadDigests::SubjectsOnly)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        ids::check_identifier("case id", &self.id).map_err(GateError::Invalid)
-    }
-
     async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
         Ok(())
     }
@@ -226,6 +221,6 @@ impl GateCommand for ReadCase {
         _: (),
         _: &Ruling,
     ) -> Result<CaseRecord, GateError> {
-        load_case(cx.tx, &self.id).await
+        load_case(cx.tx, self.id.as_str()).await
     }
 }

@@ -9,15 +9,11 @@ use super::{
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
-use entente_core::{Action, PartyCode, Subject, SubjectKind};
+use entente_core::{Action, ItemId, PartyCode, RequestId, Subject, SubjectKind};
 use entente_evidence::{CustodyEvent, CustodyKind};
 use entente_policy::agreement::{Purpose, RequestKind};
 use entente_policy::engine::Flow;
 use jiff::Timestamp;
-
-fn id_ok(what: &str, s: &str) -> Result<(), GateError> {
-    entente_core::ids::check_identifier(what, s).map_err(GateError::Invalid)
-}
 
 fn sha_ok(s: &str) -> Result<(), GateError> {
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
@@ -93,8 +89,6 @@ impl GateCommand for AddEvidence {
 
     fn validate(&self) -> Result<(), GateError> {
         let item = &self.item;
-        id_ok("evidence id", &item.id)?;
-        id_ok("case id", &item.case_id)?;
         sha_ok(&item.sha256)?;
         reason_ok(&item.reason)?;
         if item.description.trim().is_empty() || item.description.len() > 2000 {
@@ -120,14 +114,14 @@ impl GateCommand for AddEvidence {
     ) -> Result<EvidenceRecord, GateError> {
         let item = self.item;
         let (index, now_text) = (cx.index, cx.now_text());
-        ensure_new(cx.tx, &item.id).await?;
-        case_concepts(cx.tx, &item.case_id).await?;
+        ensure_new(cx.tx, item.id.as_str()).await?;
+        case_concepts(cx.tx, item.case_id.as_str()).await?;
         let deduplicated = upsert_blob(cx.tx, &item.sha256, item.size, &item.blob, index).await?;
         insert_item(
             cx.tx,
             ItemRow {
-                id: &item.id,
-                case_id: &item.case_id,
+                id: item.id.as_str(),
+                case_id: item.case_id.as_str(),
                 sha256: &item.sha256,
                 size: item.size,
                 category: item.category,
@@ -148,7 +142,7 @@ impl GateCommand for AddEvidence {
         .await?;
         let mut e = event(
             cx,
-            &item.id,
+            item.id.as_str(),
             0,
             CustodyKind::Acquired,
             &item.sha256,
@@ -161,7 +155,7 @@ impl GateCommand for AddEvidence {
             e.location.clone_from(&item.location);
         }
         let digest = insert_event(cx.tx, &e, index).await?;
-        let mut record = load_item(cx.tx, &item.id).await?;
+        let mut record = load_item(cx.tx, item.id.as_str()).await?;
         record.deduplicated = deduplicated;
         cx.record_digests(vec![("custody".into(), digest)]);
         Ok(record)
@@ -173,7 +167,7 @@ impl GateCommand for AddEvidence {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvidenceCustody {
     /// Item id.
-    pub id: String,
+    pub id: ItemId,
     /// The event.
     pub event: CustodyKind,
     /// Why.
@@ -200,7 +194,6 @@ impl GateCommand for EvidenceCustody {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        id_ok("evidence id", &self.id)?;
         reason_ok(&self.reason)?;
         match self.event {
             CustodyKind::Sealed
@@ -224,6 +217,7 @@ impl GateCommand for EvidenceCustody {
         _: &Ruling,
     ) -> Result<EvidenceRecord, GateError> {
         let EvidenceCustody { id, event: kind, reason, legal_basis } = self;
+        let id = String::from(id);
         let index = cx.index;
         let item = live_item(cx.tx, &id).await?;
         let (seq, prev) = next_link(&item);
@@ -242,11 +236,11 @@ impl GateCommand for EvidenceCustody {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportEvidence {
     /// Item id.
-    pub id: String,
+    pub id: ItemId,
     /// The receiving party.
     pub to: PartyCode,
     /// The request answered.
-    pub request: String,
+    pub request: RequestId,
     /// Its kind, when the request is not held by this node.
     pub request_kind: Option<RequestKind>,
     /// The purpose the receiver will use it for.
@@ -287,7 +281,6 @@ impl GateCommand for ExportEvidence {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        id_ok("evidence id", &self.id)?;
         if let Some(at) = &self.retain_until {
             at.parse::<Timestamp>().map_err(|e| {
                 GateError::Invalid(format!(
@@ -295,11 +288,11 @@ impl GateCommand for ExportEvidence {
                 ))
             })?;
         }
-        id_ok("request id", &self.request)
+        Ok(())
     }
 
     async fn load(&self, cx: &mut EffectCx<'_>) -> Result<ExportFacts, GateError> {
-        let id = &self.id;
+        let id = self.id.as_str();
         let item = load_item(cx.tx, id).await?;
         if item.destroyed_at.is_some() {
             return Err(GateError::Conflict(format!("evidence `{id}` was destroyed")));
@@ -309,7 +302,7 @@ impl GateCommand for ExportEvidence {
             None => {
                 let k: Option<String> =
                     sqlx::query_scalar("SELECT kind FROM requests WHERE id = $1")
-                        .bind(&self.request)
+                        .bind(self.request.as_str())
                         .fetch_optional(&mut **cx.tx)
                         .await?;
                 k.map(|k| parse_text::<RequestKind>("request kind", &k)).transpose()?
@@ -362,6 +355,7 @@ impl GateCommand for ExportEvidence {
         ruling: &Ruling,
     ) -> Result<EvidenceRecord, GateError> {
         let ExportEvidence { id, to, request, .. } = self;
+        let (id, request) = (String::from(id), String::from(request));
         let index = cx.index;
         // Loaded, and checked not destroyed, by `load` in this transaction.
         let item = facts.item;
@@ -421,8 +415,6 @@ impl GateCommand for ReceiveEvidence {
 
     fn validate(&self) -> Result<(), GateError> {
         let item = &self.item;
-        id_ok("evidence id", &item.id)?;
-        id_ok("case id", &item.case_id)?;
         sha_ok(&item.sha256)?;
         entente_evidence::custody::check_chain(&item.id, &item.sha256, &item.chain)
             .map_err(|e| GateError::Invalid(format!("custody chain: {e}")))?;
@@ -547,7 +539,7 @@ impl GateCommand for ReceiveEvidence {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadEvidence {
     /// Item id.
-    pub id: String,
+    pub id: ItemId,
 }
 
 impl GateCommand for ReadEvidence {
@@ -566,10 +558,6 @@ impl GateCommand for ReadEvidence {
         Ok(PayloadDigests::SubjectsOnly)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        id_ok("evidence id", &self.id)
-    }
-
     decided_by_role!();
 
     async fn apply(
@@ -578,7 +566,7 @@ impl GateCommand for ReadEvidence {
         _: (),
         _: &Ruling,
     ) -> Result<EvidenceRecord, GateError> {
-        load_item(cx.tx, &self.id).await
+        load_item(cx.tx, self.id.as_str()).await
     }
 }
 
@@ -587,7 +575,7 @@ impl GateCommand for ReadEvidence {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestroyEvidence {
     /// Item id.
-    pub id: String,
+    pub id: ItemId,
 }
 
 impl GateCommand for DestroyEvidence {
@@ -607,10 +595,6 @@ impl GateCommand for DestroyEvidence {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        id_ok("evidence id", &self.id)
-    }
-
     decided_by_role!();
 
     async fn apply(
@@ -619,7 +603,7 @@ impl GateCommand for DestroyEvidence {
         _: (),
         _: &Ruling,
     ) -> Result<EvidenceRecord, GateError> {
-        let id = &self.id;
+        let id = self.id.as_str();
         let (index, now, now_text) = (cx.index, cx.now, cx.now_text());
         let item = live_item(cx.tx, id).await?;
         let expired = item

@@ -17,8 +17,8 @@ pub use commands::{
 
 use crate::gate::GateError;
 use crate::store::{StoreError, to_i64, to_u64};
-use entente_core::PartyCode;
 use entente_core::canonical::to_canonical_vec;
+use entente_core::{CaseId, ItemId, PartyCode};
 use entente_evidence::{BlobRef, CustodyEvent};
 use entente_policy::agreement::{DataCategory, RequestKind};
 use entente_policy::engine::Conditions;
@@ -34,9 +34,9 @@ pub const TOOL: &str = concat!("entente ", env!("CARGO_PKG_VERSION"));
 #[serde(deny_unknown_fields)]
 pub struct NewEvidence {
     /// Item id.
-    pub id: String,
+    pub id: ItemId,
     /// The case it is bound to.
-    pub case_id: String,
+    pub case_id: CaseId,
     /// SHA-256 of the content, hex.
     pub sha256: String,
     /// Size in bytes.
@@ -429,23 +429,8 @@ impl crate::store::Store {
     pub async fn evidence_due_for_destruction(
         &self,
         now: Timestamp,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, retain_until FROM evidence_items WHERE destroyed_at IS NULL AND retain_until IS NOT NULL ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut due = Vec::new();
-        for r in &rows {
-            let until: String = r.try_get(1)?;
-            let until: Timestamp = until
-                .parse()
-                .map_err(|e| StoreError::Inconsistent(format!("retain_until `{until}`: {e}")))?;
-            if until <= now {
-                due.push(r.try_get(0)?);
-            }
-        }
-        Ok(due)
+    ) -> Result<Vec<ItemId>, StoreError> {
+        self.due_for_destruction("evidence_items", now).await
     }
 
     /// Whether a case with this id exists (to refuse an upload to an unknown case before
@@ -465,12 +450,15 @@ impl crate::store::Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn evidence_of_case(&self, case_id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+    pub async fn evidence_of_case(&self, case_id: &str) -> Result<Vec<ItemId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM evidence_items WHERE case_id = $1 AND destroyed_at IS NULL ORDER BY id",
         )
         .bind(case_id)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        ids.into_iter()
+            .map(|id| ItemId::try_from(id).map_err(|e| StoreError::Inconsistent(e.to_string())))
+            .collect()
     }
 }

@@ -10,7 +10,9 @@ use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
 use crate::store::{StoreError, to_i64};
-use entente_core::{Action, Actor, Decision, Obligation, PartyCode, Subject, SubjectKind, ids};
+use entente_core::{
+    Action, Actor, CaseId, DatumId, Decision, Obligation, PartyCode, Subject, SubjectKind, ids,
+};
 use entente_policy::agreement::{DataCategory, Purpose, RequestKind};
 use entente_policy::engine::Flow;
 use entente_policy::minimize::{PseudonymKey, minimize};
@@ -27,9 +29,9 @@ fn datum_id(id: &str) -> Result<(), GateError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddDatum {
     /// Datum id.
-    pub id: String,
+    pub id: DatumId,
     /// The case it serves.
-    pub case_id: String,
+    pub case_id: CaseId,
     /// Its category.
     pub category: DataCategory,
     /// Its content (a JSON object).
@@ -56,15 +58,11 @@ impl GateCommand for AddDatum {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        datum_id(&self.id)?;
-        ids::check_identifier("case id", &self.case_id).map_err(GateError::Invalid)
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
         let AddDatum { id, case_id, category, content } = self;
+        let (id, case_id) = (String::from(id), String::from(case_id));
         ensure_new(cx.tx, &id).await?;
         let sha = digest(&content)?;
         // This party's case, or a partner-led case it is a member of (its mirror).
@@ -96,7 +94,7 @@ impl GateCommand for AddDatum {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareDatum {
     /// Datum id.
-    pub id: String,
+    pub id: DatumId,
     /// The receiving party.
     pub to: PartyCode,
     /// The purpose the receiver will use it for.
@@ -125,12 +123,8 @@ impl GateCommand for ShareDatum {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        datum_id(&self.id)
-    }
-
     async fn load(&self, cx: &mut EffectCx<'_>) -> Result<ShareFacts, GateError> {
-        load_share_facts(cx.tx, &self.id, &self.to).await
+        load_share_facts(cx.tx, self.id.as_str(), &self.to).await
     }
 
     fn decide(&self, cx: &DecideCx<'_>, facts: &ShareFacts) -> Ruling {
@@ -186,7 +180,7 @@ impl GateCommand for ShareDatum {
             return Err(GateError::Invalid(format!("field `{field}` was not minimized")));
         }
         let message = DatumMessage {
-            id,
+            id: id.into(),
             case_id: facts.case_id,
             category: facts.category,
             concepts: facts.concepts,
@@ -331,7 +325,7 @@ impl GateCommand for ReceiveDatum {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GiveConsent {
     /// Datum id.
-    pub datum_id: String,
+    pub datum_id: DatumId,
     /// The party holding the datum.
     pub holder: PartyCode,
     /// The party it may be passed to.
@@ -358,10 +352,6 @@ impl GateCommand for GiveConsent {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        datum_id(&self.datum_id)
-    }
-
     decided_by_role!();
 
     async fn apply(
@@ -371,6 +361,7 @@ impl GateCommand for GiveConsent {
         _: &Ruling,
     ) -> Result<OutboxMessage, GateError> {
         let GiveConsent { datum_id, holder, recipient } = self;
+        let datum_id = String::from(datum_id);
         let row: Option<String> =
             sqlx::query_scalar("SELECT originator FROM data_items WHERE id = $1")
                 .bind(&datum_id)
@@ -496,7 +487,7 @@ impl GateCommand for ReceiveConsent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestroyDatum {
     /// Datum id.
-    pub id: String,
+    pub id: DatumId,
 }
 
 impl GateCommand for DestroyDatum {
@@ -516,14 +507,10 @@ impl GateCommand for DestroyDatum {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        datum_id(&self.id)
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
-        let id = &self.id;
+        let id = self.id.as_str();
         let row = sqlx::query(
             "SELECT retain_until, destroyed_at, content_sha256 FROM data_items WHERE id = $1",
         )
@@ -560,7 +547,7 @@ impl GateCommand for DestroyDatum {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadDatum {
     /// Datum id.
-    pub id: String,
+    pub id: DatumId,
 }
 
 impl GateCommand for ReadDatum {
@@ -580,10 +567,6 @@ impl GateCommand for ReadDatum {
         Ok(PayloadDigests::SubjectsOnly)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        datum_id(&self.id)
-    }
-
     decided_by_role!();
 
     async fn apply(
@@ -592,7 +575,7 @@ impl GateCommand for ReadDatum {
         _: (),
         _: &Ruling,
     ) -> Result<Option<Map<String, Value>>, GateError> {
-        let id = &self.id;
+        let id = self.id.as_str();
         let content: Option<Option<String>> =
             sqlx::query_scalar("SELECT content FROM data_items WHERE id = $1")
                 .bind(id)

@@ -237,11 +237,16 @@ pub trait GateCommand: Send + Sync + Sized + 'static {
     /// A payload that cannot be encoded (an internal fault).
     fn payload_digests(&self) -> Result<PayloadDigests, GateError>;
 
-    /// Checks the command's own data before anything is decided.
+    /// Checks the command's own data before anything is decided. Fields that are typed
+    /// (ids, party codes, categories) were parsed at the edge and need no check here; a
+    /// command overrides this only for what its types cannot say (a title's length, a
+    /// limit).
     ///
     /// # Errors
     /// [`GateError::Invalid`], saying which field is wrong and what would be right.
-    fn validate(&self) -> Result<(), GateError>;
+    fn validate(&self) -> Result<(), GateError> {
+        Ok(())
+    }
 
     /// The role decision: who may ask for this action on `subjects` (this command's, built
     /// once by the gate). By default the node's role policy (`entente_core::policy`).

@@ -667,7 +667,7 @@ mod tests {
     use entente_core::Role;
 
     fn open(id: &str) -> OpenCase {
-        OpenCase { id: id.into(), title: format!("Case {id}"), concepts: vec![] }
+        OpenCase { id: id.parse().unwrap(), title: format!("Case {id}"), concepts: vec![] }
     }
 
     /// Stores on SQLite, and on PostgreSQL in a fresh schema when `DATABASE_URL` is set (the
@@ -713,10 +713,10 @@ mod tests {
             let now = Timestamp::now();
             let (j0, r0) = job(&eva, open("A"), now);
             let (j1, r1) = job(&eva, open("A"), now);
-            let (j2, r2) = job(&eva, ReadCase { id: "A".into() }, now);
+            let (j2, r2) = job(&eva, ReadCase { id: "A".parse().unwrap() }, now);
             let (j3, r3) = job(&ann, open("B"), now);
             let (j4, r4) = job(&eva, open("C"), now);
-            let (j5, r5) = job(&eva, ReadCase { id: "B".into() }, now);
+            let (j5, r5) = job(&eva, ReadCase { id: "B".parse().unwrap() }, now);
             let mut jobs = vec![j0, j1, j2, j3, j4, j5];
             writer.commit_batch(&mut jobs).await.unwrap();
             for j in jobs {

@@ -386,10 +386,6 @@ impl GateCommand for ReadIncidentNotifications {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        Ok(())
-    }
-
     decided_by_role!();
 
     async fn apply(

@@ -132,10 +132,6 @@ impl GateCommand for RemovePeer {
         Ok(PayloadDigests::SubjectsOnly)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        Ok(())
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
@@ -258,10 +254,6 @@ impl GateCommand for RejectEnvelope {
         Ok(PayloadDigests::given([("body", self.body_sha256.clone())]))
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        Ok(())
-    }
-
     /// A refused envelope is recorded whoever sent it (an unauthenticated caller too); the
     /// decision recorded is the refusal itself.
     fn role(
@@ -319,10 +311,6 @@ impl GateCommand for WitnessAlarm {
             ("shown", self.shown.clone()),
             ("detail", detail),
         ]))
-    }
-
-    fn validate(&self) -> Result<(), GateError> {
-        Ok(())
     }
 
     decided_by_role!();

@@ -4,23 +4,19 @@
 use super::{Side, insert_event, load, mirror, parse_record, side_of, validate_message};
 use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
 use crate::store::to_i64;
-use entente_core::{Action, PartyCode, Subject, SubjectKind, ids};
+use entente_core::{Action, CaseId, PartyCode, RequestId, Subject, SubjectKind, ids};
 use entente_policy::agreement::RequestKind;
 use entente_policy::request::{Request, RequestEvent};
 use entente_wire::{RequestEventMessage, RequestMessage};
 use jiff::Timestamp;
 
-fn request_id(id: &str) -> Result<(), GateError> {
-    ids::check_identifier("request id", id).map_err(GateError::Invalid)
-}
-
 /// Draft a cross-border request from this party under an agreement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateRequest {
     /// Request id.
-    pub id: String,
+    pub id: RequestId,
     /// The case it serves.
-    pub case_id: String,
+    pub case_id: CaseId,
     /// The kind of request.
     pub kind: RequestKind,
     /// The agreement that grounds it.
@@ -63,8 +59,6 @@ impl GateCommand for CreateRequest {
                 "provisions: expected at most 20 citations of 1 to 100 characters".into(),
             ));
         }
-        request_id(&self.id)?;
-        ids::check_identifier("case id", &self.case_id).map_err(GateError::Invalid)?;
         ids::check_identifier("agreement id", &self.agreement).map_err(GateError::Invalid)
     }
 
@@ -72,6 +66,7 @@ impl GateCommand for CreateRequest {
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<Request, GateError> {
         let CreateRequest { id, case_id, kind, agreement, to, emergency, provisions } = self;
+        let (id, case_id) = (String::from(id), String::from(case_id));
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM requests WHERE id = $1")
             .bind(&id)
             .fetch_optional(&mut **cx.tx)
@@ -121,7 +116,7 @@ impl GateCommand for CreateRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransitionRequest {
     /// Request id.
-    pub id: String,
+    pub id: RequestId,
     /// The event.
     pub event: RequestEvent,
 }
@@ -145,15 +140,11 @@ impl GateCommand for TransitionRequest {
         )])
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        request_id(&self.id)
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<Request, GateError> {
         let (now, index) = (cx.now, cx.index);
-        let mut request = load(cx.tx, cx.engine, &self.id).await?;
+        let mut request = load(cx.tx, cx.engine, self.id.as_str()).await?;
         let agreement = cx.engine.agreement(&request.agreement).ok_or_else(|| {
             GateError::Invalid(format!("agreement `{}` is not loaded", request.agreement))
         })?;
@@ -161,7 +152,7 @@ impl GateCommand for TransitionRequest {
             .apply(self.event.clone(), now, agreement)
             .map_err(|e| GateError::Conflict(e.to_string()))?;
         let seq = request.history.len().saturating_sub(1);
-        insert_event(cx.tx, &self.id, seq, &self.event, now, index).await?;
+        insert_event(cx.tx, self.id.as_str(), seq, &self.event, now, index).await?;
         mirror(cx.tx, cx.party, &request, &self.event, now, &format!("{now:.6}"), index).await?;
         Ok(request)
     }
@@ -171,7 +162,7 @@ impl GateCommand for TransitionRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadRequest {
     /// Request id.
-    pub id: String,
+    pub id: RequestId,
 }
 
 impl GateCommand for ReadRequest {
@@ -190,14 +181,10 @@ impl GateCommand for ReadRequest {
         Ok(PayloadDigests::SubjectsOnly)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        request_id(&self.id)
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<Request, GateError> {
-        load(cx.tx, cx.engine, &self.id).await
+        load(cx.tx, cx.engine, self.id.as_str()).await
     }
 }
 
@@ -219,10 +206,6 @@ impl GateCommand for ReadAlerts {
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         Ok(PayloadDigests::SubjectsOnly)
-    }
-
-    fn validate(&self) -> Result<(), GateError> {
-        Ok(())
     }
 
     decided_by_role!();
@@ -379,7 +362,7 @@ impl GateCommand for ReceiveRequestEvent {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        request_id(&self.message.id)
+        ids::check_identifier("request id", &self.message.id).map_err(GateError::Invalid)
     }
 
     decided_by_role!();

@@ -270,13 +270,13 @@ async fn notifications_and_case_updates_travel() {
         // Case LANTERN: DE joins under the JIT; the update travels to DE.
         let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
         let open = crate::cases::OpenCase {
-            id: "LANTERN".into(),
+            id: "LANTERN".parse().unwrap(),
             title: "Operation Lantern".into(),
             concepts: vec!["illegal-access".into()],
         };
         nl_gate.submit(ca.clone(), open, now).await.unwrap();
         let add = crate::cases::AddCaseMember {
-            case_id: "LANTERN".into(),
+            case_id: "LANTERN".parse().unwrap(),
             party: de(),
             agreement: "jit-nl-de-template".into(),
         };
@@ -299,7 +299,7 @@ async fn notifications_and_case_updates_travel() {
             .unwrap();
         assert!(matches!(&r, Verdict::Permitted { .. }), "{r:?}");
         // The mirror shows in DE's case status.
-        let status = crate::cases::ReadCaseStatus { case_id: "LANTERN".into() };
+        let status = crate::cases::ReadCaseStatus { case_id: "LANTERN".parse().unwrap() };
         let v = de_gate.submit(Actor::Operator, status.clone(), now).await.unwrap();
         let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
         let mirror = s.mirror.as_ref().unwrap();
@@ -380,8 +380,8 @@ async fn notifications_and_case_updates_travel() {
         // DE records a datum of its own on the mirrored case.
         let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
         let add = crate::flows::AddDatum {
-            id: "de-1".into(),
-            case_id: "LANTERN".into(),
+            id: "de-1".parse().unwrap(),
+            case_id: "LANTERN".parse().unwrap(),
             category: entente_policy::agreement::DataCategory::Traffic,
             content: serde_json::json!({"ip": "198.51.100.7"}).as_object().unwrap().clone(),
         };
@@ -389,7 +389,7 @@ async fn notifications_and_case_updates_travel() {
         assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
         // ... and sends data about it to members only, whatever else the agreements allow.
         let share = crate::flows::ShareDatum {
-            id: "de-1".into(),
+            id: "de-1".parse().unwrap(),
             to: us(),
             purpose: entente_policy::agreement::Purpose::CriminalInvestigation,
             request_kind: Some(entente_policy::agreement::RequestKind::Mla),
@@ -399,8 +399,10 @@ async fn notifications_and_case_updates_travel() {
 
         // NL removes DE from the case: the lead stays, a non-member is not found; DE receives
         // the update and ends its mirror.
-        let remove =
-            |p: PartyCode| crate::cases::RemoveCaseMember { case_id: "LANTERN".into(), party: p };
+        let remove = |p: PartyCode| crate::cases::RemoveCaseMember {
+            case_id: "LANTERN".parse().unwrap(),
+            party: p,
+        };
         let e = nl_gate.submit(ca.clone(), remove(nl()), now).await.unwrap_err();
         assert!(matches!(&e, GateError::Conflict(m) if m.contains("lead")), "{e}");
         let e = nl_gate.submit(ca.clone(), remove(us()), now).await.unwrap_err();
@@ -419,7 +421,7 @@ async fn notifications_and_case_updates_travel() {
             .await
             .unwrap();
         assert!(matches!(&v, Verdict::Permitted { .. }), "{v:?}");
-        let status = crate::cases::ReadCaseStatus { case_id: "LANTERN".into() };
+        let status = crate::cases::ReadCaseStatus { case_id: "LANTERN".parse().unwrap() };
         let e = de_gate.submit(Actor::Operator, status, now).await.unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e:?}");
 
