@@ -1,30 +1,15 @@
 //! `entente alerts`: the legal clocks of every open request, overdue ones first.
 
-use entente_console::{Exit, Failure, fail};
+use entente_console::{Failure, permitted};
 use entente_node::Node;
 use entente_policy::request::ClockStatus;
-use entente_store::Verdict;
 use entente_store::requests::ReadAlerts;
-use jiff::Timestamp;
 use std::path::PathBuf;
 
 pub(crate) async fn run(data_dir: PathBuf, now: Option<String>, json: bool) -> Result<(), Failure> {
-    let now = match now {
-        None => Timestamp::now(),
-        Some(text) => text.parse::<Timestamp>().map_err(|e| {
-            fail(
-                Exit::BadInput,
-                format!(
-                    "--now `{text}`: {e}; expected an RFC 3339 instant such as 2026-12-01T00:00:00Z"
-                ),
-            )
-        })?,
-    };
+    let now = entente_console::instant(now)?;
     let node = Node::open(&data_dir).await?;
-    let requests = match node.gate.submit(node.operator(), ReadAlerts, now).await? {
-        Verdict::Permitted { output, .. } => output,
-        Verdict::Denied { decision, .. } => return Err(fail(Exit::Denied, decision.reason)),
-    };
+    let (_, requests) = permitted(node.gate.submit(node.operator(), ReadAlerts, now).await?)?;
     let mut rows = Vec::new();
     for r in &requests {
         for c in &r.clocks {

@@ -2,9 +2,8 @@
 //! operator (one recorded access).
 
 use clap::Subcommand;
-use entente_console::{Exit, Failure, fail};
+use entente_console::{Failure, permitted};
 use entente_node::Node;
-use entente_store::Verdict;
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -28,20 +27,8 @@ pub(crate) async fn run(command: CaseCmd) -> Result<(), Failure> {
     let CaseCmd::Status { id, data_dir, json } = command;
     let node = Node::open(&data_dir).await?;
     let command = entente_store::cases::ReadCaseStatus { case_id: id };
-    let (index, status) = match node.gate.submit(node.operator(), command, Timestamp::now()).await?
-    {
-        Verdict::Permitted { index, output: s, .. } => (index, s),
-        Verdict::Denied { index, decision } => {
-            return Err(fail(
-                Exit::Denied,
-                format!(
-                    "denied by {} (ledger entry {index}): {}",
-                    decision.rules.join(", "),
-                    decision.reason
-                ),
-            ));
-        }
-    };
+    let (index, status) =
+        permitted(node.gate.submit(node.operator(), command, Timestamp::now()).await?)?;
     if json {
         let mut body = serde_json::to_value(&status)?;
         body["ledger_index"] = serde_json::json!(index);

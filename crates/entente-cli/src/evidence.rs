@@ -7,14 +7,14 @@
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use clap::Subcommand;
-use entente_console::{Exit, Failure, FileProgress, fail};
+use entente_console::{Exit, Failure, FileProgress, fail, permitted};
 use entente_core::PartyCode;
 use entente_evidence::CustodyKind;
 use entente_evidence::keys::{self, MasterKey};
 use entente_evidence::package::{self, Verified};
 use entente_node::{Node, packages};
+use entente_store::EvidenceRecord;
 use entente_store::Principal;
-use entente_store::{EvidenceRecord, Verdict};
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};
 
@@ -194,28 +194,10 @@ fn parse_kebab<T: for<'de> serde::Deserialize<'de>>(what: &str, s: &str) -> Resu
         .map_err(|_| fail(Exit::BadInput, format!("{what} `{s}` is not known")))
 }
 
-fn denied(index: u64, decision: &entente_core::Decision) -> Failure {
-    fail(
-        Exit::Denied,
-        format!(
-            "denied by {} (ledger entry {index}): {}",
-            decision.rules.join(", "),
-            decision.reason
-        ),
-    )
-}
-
 /// `--user NAME`: the operator holding the data directory acting for that user (recorded as
 /// such, never as the user presenting a token).
 pub(crate) async fn user_actor(node: &Node, name: &str) -> Result<Principal, Failure> {
     Ok(node.operator_for(name).await?)
-}
-
-fn evidence_of(v: Verdict<EvidenceRecord>) -> Result<(u64, EvidenceRecord), Failure> {
-    match v {
-        Verdict::Permitted { index, output: r, .. } => Ok((index, r)),
-        Verdict::Denied { index, decision } => Err(denied(index, &decision)),
-    }
 }
 
 fn read_keys(paths: &[PathBuf]) -> Result<Vec<ed25519_dalek::VerifyingKey>, Failure> {
@@ -291,7 +273,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
             let event = CustodyKind::parse(&kind).map_err(|e| fail(Exit::BadInput, e))?;
             let node = Node::open(&data_dir).await?;
             let actor = user_actor(&node, &user).await?;
-            let (index, _) = evidence_of(
+            let (index, _) = permitted(
                 node.gate
                     .submit(
                         actor,
@@ -310,7 +292,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
         }
         EvidenceCmd::Custody { item, data_dir, json } => {
             let node = Node::open(&data_dir).await?;
-            let (index, r) = evidence_of(
+            let (index, r) = permitted(
                 node.gate
                     .submit(
                         node.operator(),

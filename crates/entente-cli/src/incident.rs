@@ -136,19 +136,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                     Timestamp::now(),
                 )
                 .await?;
-            let (index, list) = match v {
-                Verdict::Permitted { index, output: l, .. } => (index, l),
-                Verdict::Denied { index, decision } => {
-                    return Err(fail(
-                        Exit::Denied,
-                        format!(
-                            "denied by {} (ledger entry {index}): {}",
-                            decision.rules.join(", "),
-                            decision.reason
-                        ),
-                    ));
-                }
-            };
+            let (index, list) = entente_console::permitted(v)?;
             if json {
                 let body = serde_json::json!({"notifications": list, "ledger_index": index});
                 return print(&serde_json::to_string_pretty(&body)?);

@@ -353,14 +353,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     println!("token (shown once, store it safely): {token}");
                     Ok(())
                 }
-                Verdict::Denied { index, decision } => Err(fail(
-                    Exit::Denied,
-                    format!(
-                        "denied by {} (ledger entry {index}): {}",
-                        decision.rules.join(", "),
-                        decision.reason
-                    ),
-                )),
+                Verdict::Denied { index, decision } => {
+                    Err(fail(Exit::Denied, entente_console::denial(index, &decision)))
+                }
             }
         }
         Cmd::User { command: UserCmd::List { data_dir } } => {

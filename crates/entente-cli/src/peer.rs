@@ -3,7 +3,7 @@
 //! unpinning go through the gate as the operator, so the ledger shows who was trusted when.
 
 use clap::Subcommand;
-use entente_console::{Exit, Failure, fail};
+use entente_console::{Exit, Failure, denial, fail};
 use entente_core::PartyCode;
 use entente_node::Node;
 use entente_node::federation::cert_info;
@@ -56,14 +56,7 @@ pub(crate) enum PeerCmd {
 fn verdict<O>(v: Verdict<O>) -> Result<u64, Failure> {
     match v {
         Verdict::Permitted { index, .. } => Ok(index),
-        Verdict::Denied { index, decision } => Err(fail(
-            Exit::Denied,
-            format!(
-                "denied by {} (ledger entry {index}): {}",
-                decision.rules.join(", "),
-                decision.reason
-            ),
-        )),
+        Verdict::Denied { index, decision } => Err(fail(Exit::Denied, denial(index, &decision))),
     }
 }
 

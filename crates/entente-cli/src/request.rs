@@ -5,7 +5,6 @@ use entente_console::{Exit, Failure, fail};
 use entente_node::Node;
 use entente_store::requests::ReadRequest;
 use entente_store::{GateError, Verdict};
-use jiff::Timestamp;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -25,17 +24,7 @@ pub(crate) enum RequestCmd {
 
 pub(crate) async fn run(cmd: RequestCmd) -> Result<(), Failure> {
     let RequestCmd::Show { id, data_dir, now } = cmd;
-    let now = match now {
-        None => Timestamp::now(),
-        Some(text) => text.parse::<Timestamp>().map_err(|e| {
-            fail(
-                Exit::BadInput,
-                format!(
-                    "--now `{text}`: {e}; expected an RFC 3339 instant such as 2026-12-01T00:00:00Z"
-                ),
-            )
-        })?,
-    };
+    let now = entente_console::instant(now)?;
     let node = Node::open(&data_dir).await?;
     match node.gate.submit(node.operator(), ReadRequest { id: id.clone() }, now).await {
         Ok(Verdict::Permitted { output: r, index, .. }) => {

@@ -3,10 +3,9 @@
 //! digest as proof of what was destroyed).
 
 use clap::Subcommand;
-use entente_console::{Exit, Failure, fail};
+use entente_console::{Exit, Failure, denial, fail};
 use entente_node::Node;
 use entente_store::Verdict;
-use jiff::Timestamp;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -24,17 +23,7 @@ pub(crate) enum RetentionCmd {
 
 pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
     let RetentionCmd::Run { data_dir, now } = cmd;
-    let now = match now {
-        None => Timestamp::now(),
-        Some(text) => text.parse::<Timestamp>().map_err(|e| {
-            fail(
-                Exit::BadInput,
-                format!(
-                    "--now `{text}`: {e}; expected an RFC 3339 instant such as 2028-11-27T00:00:00Z"
-                ),
-            )
-        })?,
-    };
+    let now = entente_console::instant(now)?;
     let node = Node::open(&data_dir).await?;
     // Evidence past its limit: the data key is destroyed (crypto-shredding).
     for (id, index) in entente_node::packages::run_retention(&node, now).await? {
@@ -54,11 +43,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
             }
             Verdict::Denied { index, decision } => {
                 refused += 1;
-                println!(
-                    "NOT destroyed incident notification {id}: denied by {} (ledger entry {index}): {}",
-                    decision.rules.join(", "),
-                    decision.reason
-                );
+                println!("NOT destroyed incident notification {id}: {}", denial(index, &decision));
             }
         }
     }
@@ -85,11 +70,7 @@ pub(crate) async fn run(cmd: RetentionCmd) -> Result<(), Failure> {
                 println!("destroyed {id} (ledger entry {index})");
             }
             Verdict::Denied { index, decision } => {
-                println!(
-                    "NOT destroyed {id}: denied by {} (ledger entry {index}): {}",
-                    decision.rules.join(", "),
-                    decision.reason
-                );
+                println!("NOT destroyed {id}: {}", denial(index, &decision));
             }
         }
     }

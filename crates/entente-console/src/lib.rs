@@ -5,15 +5,19 @@
 //!   failed; 2 bad input; 3 the gate denied the action);
 //! - [`Failure`], an error with the exit code it deserves: any error converts into one, its
 //!   code read from its chain of causes ([`exit_code_for`]); [`fail`] makes one from a message;
+//! - [`permitted`] and [`denial`], how every command says what the gate decided;
+//! - [`instant`], the `--now` of the commands that evaluate clocks;
 //! - [`progress_bar`] and [`FileProgress`], the progress bars on standard error.
 //!
 //! Nothing here decides, stores or sends anything: the node's operations live in
 //! `entente-node`, which knows nothing of exit codes.
 
+use entente_core::Decision;
 use entente_node::NodeError;
 use entente_node::packages::PackagesError;
 use entente_node::taxii_client::TaxiiClientError;
-use entente_store::GateError;
+use entente_store::{GateError, Verdict};
+use jiff::Timestamp;
 use std::io::IsTerminal as _;
 use std::path::Path;
 
@@ -56,6 +60,41 @@ impl Failure {
 /// A failure with exit code `code` and the message `msg`.
 pub fn fail(code: Exit, msg: impl std::fmt::Display) -> Failure {
     Failure { code, error: anyhow::anyhow!("{msg}") }
+}
+
+/// A deny as the command line says it: `denied by RULES (ledger entry N): REASON`.
+pub fn denial(index: u64, decision: &Decision) -> String {
+    format!("denied by {} (ledger entry {index}): {}", decision.rules.join(", "), decision.reason)
+}
+
+/// The ledger index and output of a permitted command; a deny is a failure with exit code 3
+/// that names the rules, the ledger entry and the reason ([`denial`]).
+///
+/// # Errors
+/// The gate denied the command.
+pub fn permitted<T>(verdict: Verdict<T>) -> Result<(u64, T), Failure> {
+    match verdict {
+        Verdict::Permitted { index, output, .. } => Ok((index, output)),
+        Verdict::Denied { index, decision } => Err(fail(Exit::Denied, denial(index, &decision))),
+    }
+}
+
+/// The instant a `--now` flag gives (RFC 3339), or the system clock without one.
+///
+/// # Errors
+/// Bad input (exit 2): the text is not an RFC 3339 instant.
+pub fn instant(text: Option<String>) -> Result<Timestamp, Failure> {
+    match text {
+        None => Ok(Timestamp::now()),
+        Some(text) => text.parse::<Timestamp>().map_err(|e| {
+            fail(
+                Exit::BadInput,
+                format!(
+                    "--now `{text}`: {e}; expected an RFC 3339 instant such as 2026-12-01T00:00:00Z"
+                ),
+            )
+        }),
+    }
 }
 
 /// The exit code an error deserves, from the first cause in its chain that says: a node,
