@@ -114,7 +114,7 @@ pub(crate) async fn serve_package(
             None,
         )
     };
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if sha256.contains(':') || sha256.parse::<entente_core::digest::Sha256>().is_err() {
         return not_found();
     }
     let offer = match st.node.store.package_out(&peer.party, &sha256).await {

@@ -207,7 +207,7 @@ fn expected_digest(headers: &HeaderMap, query: Option<&str>) -> Result<Option<St
     }
     if let Some(q) = query {
         let q = q.trim().to_ascii_lowercase();
-        if q.len() != 64 || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if q.contains(':') || q.parse::<entente_core::digest::Sha256>().is_err() {
             return Err(Problem::bad_request("sha256: expected 64 hex digits"));
         }
         found.push(("the sha256 parameter".to_owned(), q));

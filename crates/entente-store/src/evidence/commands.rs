@@ -16,10 +16,10 @@ use entente_policy::engine::Flow;
 use jiff::Timestamp;
 
 fn sha_ok(s: &str) -> Result<(), GateError> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(GateError::Invalid("sha256: expected 64 lowercase hex digits".into()))
+    // The bare 64 lowercase hex digits, as the store keeps them (no `sha256:` tag).
+    match s.parse::<entente_core::digest::Sha256>() {
+        Ok(_) if !s.contains(':') => Ok(()),
+        _ => Err(GateError::Invalid("sha256: expected 64 lowercase hex digits".into())),
     }
 }
 

@@ -110,8 +110,10 @@ impl GateCommand for AddUser {
     fn validate(&self) -> Result<(), GateError> {
         ids::check_identifier("user name", &self.name).map_err(GateError::Invalid)?;
         let t = &self.token_sha256;
-        if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(GateError::Invalid("token_sha256: expected 64 hex digits".into()));
+        if t.contains(':') || t.parse::<entente_core::digest::Sha256>().is_err() {
+            return Err(GateError::Invalid(
+                "token_sha256: expected 64 lowercase hex digits".into(),
+            ));
         }
         Ok(())
     }
