@@ -159,8 +159,11 @@ pub struct InvalidIdentifier(String);
 /// by parsing, which applies [`check_identifier`].
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        identifier!($(#[$doc])* $name, $what, check_identifier);
+    };
+    ($(#[$doc:meta])* $name:ident, $what:literal, $check:path) => {
         $(#[$doc])*
-        // INVARIANT: the inner string passes `check_identifier`.
+        // INVARIANT: the inner string passes its check (`check_identifier` unless named).
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
@@ -178,7 +181,7 @@ macro_rules! identifier {
         impl FromStr for $name {
             type Err = InvalidIdentifier;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                check_identifier($what, s).map_err(InvalidIdentifier)?;
+                $check($what, s).map_err(InvalidIdentifier)?;
                 // INVARIANT: checked just above.
                 Ok(Self(s.to_owned()))
             }
@@ -187,7 +190,7 @@ macro_rules! identifier {
         impl TryFrom<String> for $name {
             type Error = InvalidIdentifier;
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                check_identifier($what, &s).map_err(InvalidIdentifier)?;
+                $check($what, &s).map_err(InvalidIdentifier)?;
                 // INVARIANT: checked just above.
                 Ok(Self(s))
             }
@@ -246,14 +249,41 @@ identifier!(
     "datum id"
 );
 identifier!(
-    /// A threat-intelligence (TAXII) collection's id.
+    /// A threat-intelligence (TAXII) collection's id: a lowercase UUID, as TAXII 2.1 §5.2
+    /// requires.
     CollectionId,
-    "collection id"
+    "collection id",
+    check_uuid
 );
+
+/// Checks that `s` is a UUID in lowercase hex (`8-4-4-4-12`), as STIX and TAXII ids are.
+///
+/// # Errors
+/// Returns what is wrong, in words.
+pub fn check_uuid(what: &str, s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() == 5
+        && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| {
+            p.len() == *n && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+    if ok { Ok(()) } else { Err(format!("{what}: expected a lowercase UUID, found `{s}`")) }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collection_ids_are_lowercase_uuids() {
+        let id = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
+        assert_eq!(id.parse::<CollectionId>().unwrap().as_str(), id);
+        for bad in
+            ["91A7B528-80EB-42ED-A74D-C6FBD5A26116", "LANTERN", "91a7b528-80eb-42ed-a74d", ""]
+        {
+            let e = bad.parse::<CollectionId>().unwrap_err().to_string();
+            assert!(e.contains("expected a lowercase UUID"), "{e}");
+        }
+    }
 
     #[test]
     fn party_codes_parse_case_insensitively() {
@@ -299,8 +329,8 @@ mod tests {
             format!("invalid evidence id `a/b`: {rules}")
         );
         assert_eq!(
-            "a".repeat(65).parse::<CollectionId>().unwrap_err().to_string(),
-            format!("invalid collection id `{}`: {rules}", "a".repeat(65))
+            "a".repeat(65).parse::<DatumId>().unwrap_err().to_string(),
+            format!("invalid datum id `{}`: {rules}", "a".repeat(65))
         );
         assert!("../x".parse::<ItemId>().is_err());
         assert!("é".parse::<CaseId>().is_err());

@@ -170,11 +170,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn uuid(what: &str, id: &str) -> Result<(), GateError> {
-    if entente_intel::stix::is_identifier(&format!("x-c--{id}"), None) {
-        Ok(())
-    } else {
-        Err(GateError::Invalid(format!("{what}: expected a lowercase UUID, found `{id}`")))
-    }
+    entente_core::ids::check_uuid(what, id).map_err(GateError::Invalid)
 }
 
 /// The agreement in force on `now` binding `a` and `b`: the most specific one (JIT, then
