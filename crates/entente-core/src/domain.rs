@@ -41,6 +41,9 @@ pub enum Purpose {
     ThreatIntelligence,
     /// Work of a joint investigation team.
     JointInvestigation,
+    /// Deconfliction: finding out, before a formal request, whether a partner holds anything
+    /// on selectors (private set intersection; nothing but the overlap is learnt).
+    Deconfliction,
 }
 
 /// Kinds of cross-border request an agreement provides for.
@@ -117,6 +120,7 @@ kebab_vocabulary!(Purpose, {
     IncidentResponse => "incident-response",
     ThreatIntelligence => "threat-intelligence",
     JointInvestigation => "joint-investigation",
+    Deconfliction => "deconfliction",
 });
 
 kebab_vocabulary!(RequestKind, {

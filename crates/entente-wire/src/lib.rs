@@ -18,8 +18,8 @@ pub mod messages;
 pub use envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
 pub use messages::{
     CaseMember, CaseUpdateMessage, ConsentMessage, DatumMessage, EventRecord, IncidentNotice,
-    IncidentNotificationMessage, NoticeObligation, PackageOffer, RequestEventMessage,
-    RequestMessage,
+    IncidentNotificationMessage, NoticeObligation, PackageOffer, PsiEvaluationMessage,
+    PsiKeyMessage, PsiQueryMessage, RequestEventMessage, RequestMessage,
 };
 
 use serde::{Deserialize, Serialize};
@@ -49,11 +49,20 @@ pub enum MessageKind {
     /// `case.update`: the lead's update of a case the recipient is a member of.
     #[serde(rename = "case.update")]
     CaseUpdate,
+    /// `psi.key`: a holder's deconfliction key epoch and a chunk of its prepared set.
+    #[serde(rename = "psi.key")]
+    PsiKey,
+    /// `psi.query`: an asker's blinded, padded deconfliction query.
+    #[serde(rename = "psi.query")]
+    PsiQuery,
+    /// `psi.evaluation`: the holder's evaluation of a query, or its refusal.
+    #[serde(rename = "psi.evaluation")]
+    PsiEvaluation,
 }
 
 impl MessageKind {
     /// Every kind, in the order the protocol documents them.
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::Datum,
         MessageKind::Consent,
         MessageKind::Request,
@@ -61,6 +70,9 @@ impl MessageKind {
         MessageKind::IncidentNotification,
         MessageKind::CaseUpdate,
         MessageKind::PackageOffer,
+        MessageKind::PsiKey,
+        MessageKind::PsiQuery,
+        MessageKind::PsiEvaluation,
     ];
 
     /// Its name on the wire.
@@ -73,6 +85,9 @@ impl MessageKind {
             MessageKind::PackageOffer => "evidence.package",
             MessageKind::IncidentNotification => "incident.notification",
             MessageKind::CaseUpdate => "case.update",
+            MessageKind::PsiKey => "psi.key",
+            MessageKind::PsiQuery => "psi.query",
+            MessageKind::PsiEvaluation => "psi.evaluation",
         }
     }
 }
@@ -86,7 +101,7 @@ impl std::fmt::Display for MessageKind {
 /// A message kind this node does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "message kind `{0}` is not one this node accepts (datum, consent, request, request-event, incident.notification, case.update, evidence.package)"
+    "message kind `{0}` is not one this node accepts (datum, consent, request, request-event, incident.notification, case.update, evidence.package, psi.key, psi.query, psi.evaluation)"
 )]
 pub struct UnknownKind(pub String);
 
@@ -118,6 +133,12 @@ pub enum Message {
     IncidentNotification(IncidentNotificationMessage),
     /// `case.update`.
     CaseUpdate(CaseUpdateMessage),
+    /// `psi.key`.
+    PsiKey(PsiKeyMessage),
+    /// `psi.query`.
+    PsiQuery(PsiQueryMessage),
+    /// `psi.evaluation`.
+    PsiEvaluation(PsiEvaluationMessage),
 }
 
 /// Why a payload could not be read as the message its kind names.
@@ -160,6 +181,11 @@ impl Message {
                 Message::IncidentNotification(serde_json::from_value(p).map_err(bad)?)
             }
             MessageKind::CaseUpdate => Message::CaseUpdate(serde_json::from_value(p).map_err(bad)?),
+            MessageKind::PsiKey => Message::PsiKey(serde_json::from_value(p).map_err(bad)?),
+            MessageKind::PsiQuery => Message::PsiQuery(serde_json::from_value(p).map_err(bad)?),
+            MessageKind::PsiEvaluation => {
+                Message::PsiEvaluation(serde_json::from_value(p).map_err(bad)?)
+            }
         })
     }
 
@@ -173,6 +199,9 @@ impl Message {
             Message::PackageOffer(_) => MessageKind::PackageOffer,
             Message::IncidentNotification(_) => MessageKind::IncidentNotification,
             Message::CaseUpdate(_) => MessageKind::CaseUpdate,
+            Message::PsiKey(_) => MessageKind::PsiKey,
+            Message::PsiQuery(_) => MessageKind::PsiQuery,
+            Message::PsiEvaluation(_) => MessageKind::PsiEvaluation,
         }
     }
 }
