@@ -177,16 +177,18 @@ pub struct Agreement {
     /// requires dual criminality; `None` when it does not.
     pub dual_criminality_months: Option<u32>,
     /// Deconfliction by private set intersection, when the agreement provides for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deconfliction: Option<Deconfliction>,
 }
 
 /// How an agreement lets its parties deconflict (`[deconfliction]`): who may ask whom, about
 /// which kinds of selector, how much and how often, and what the asker learns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Deconfliction {
     /// The parties that may ask each other (at least two, all parties of the agreement).
     pub parties: Vec<PartyCode>,
     /// The kinds of selector a query may hold and a holder may match on.
+    #[serde(serialize_with = "kind_names")]
     pub selectors: Vec<entente_psi::SelectorKind>,
     /// What the asker learns: which selectors match with the holder's labels, or a count.
     pub mode: entente_psi::Mode,
@@ -200,6 +202,13 @@ pub struct Deconfliction {
     pub key_rotation: IsoDuration,
     /// How email addresses are normalised (both sides apply the same rules).
     pub email: entente_psi::EmailRules,
+}
+
+fn kind_names<S: serde::Serializer>(
+    kinds: &[entente_psi::SelectorKind],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(kinds.iter().map(|k| k.name()))
 }
 
 /// Largest `max_selectors` of a `[deconfliction]` section (the padded query size).

@@ -28,7 +28,9 @@ pub use asker::{
     PeerKeyStatus, PsiMatch, PsiQuery, PsiQueryOutput, PsiQueryStatus, PsiStatus, ReadPsiStatus,
     ReceivePsiEvaluation, ReceivePsiKey,
 };
-pub use holder::{EvaluationRecord, KeyStatus, ReceivePsiQuery, RotatePsiKey, RotationReport};
+pub use holder::{
+    EvaluationRecord, KeyStatus, MAX_CONTACT, ReceivePsiQuery, RotatePsiKey, RotationReport,
+};
 
 use crate::gate::GateError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -121,11 +123,12 @@ pub(crate) fn seal(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, GateError> {
     let key = at_rest_key(secret, purpose);
-    let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+    let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref())
+        .map_err(|_| GateError::Internal("an at-rest key is not 32 bytes".into()))?;
     let mut nonce = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: ad.as_bytes() })
+        .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: ad.as_bytes() })
         .map_err(|_| GateError::Internal(format!("sealing {purpose} failed")))?;
     let mut out = nonce.to_vec();
     out.extend(ct);
@@ -145,10 +148,11 @@ pub(crate) fn open(
         )))
     };
     let (nonce, ct) = sealed.split_at_checked(24).ok_or_else(bad)?;
+    let nonce: [u8; 24] = nonce.try_into().map_err(|_| bad())?;
     let key = at_rest_key(secret, purpose);
-    let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+    let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| bad())?;
     cipher
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: ad.as_bytes() })
+        .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: ad.as_bytes() })
         .map(Zeroizing::new)
         .map_err(|_| bad())
 }

@@ -152,13 +152,15 @@ async fn deconfliction_between_two_gates() {
         };
         nl_gate.submit(Actor::Operator, pin(de(), 'd'), now).await.unwrap();
         de_gate.submit(Actor::Operator, pin(nl(), 'e'), now).await.unwrap();
-        let de_cert = "e".repeat(64);
-        let nl_cert = "d".repeat(64);
+        // The certificates each side pinned: DE's is `d…`, NL's `e…`.
+        let de_cert = "d".repeat(64);
+        let nl_cert = "e".repeat(64);
+        let (nl_party, de_party) = (nl(), de());
         let to_nl = |now| {
-            hand_over((&de_db.store, &de_gate, &de()), (&nl_gate, &nl(), &de_cert), now)
+            hand_over((&de_db.store, &de_gate, &de_party), (&nl_gate, &nl_party, &de_cert), now)
         };
         let to_de = |now| {
-            hand_over((&nl_db.store, &nl_gate, &nl()), (&de_gate, &de(), &nl_cert), now)
+            hand_over((&nl_db.store, &nl_gate, &nl_party), (&de_gate, &de_party, &nl_cert), now)
         };
 
         // DE's holdings.
