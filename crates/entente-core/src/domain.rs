@@ -193,7 +193,7 @@ mod tests {
         );
         assert_eq!(
             all(Purpose::ALL.iter().map(|c| c.as_str()).collect()),
-            "criminal-investigation,prosecution,incident-response,threat-intelligence,joint-investigation"
+            "criminal-investigation,prosecution,incident-response,threat-intelligence,joint-investigation,deconfliction"
         );
         assert_eq!(
             all(RequestKind::ALL.iter().map(|c| c.as_str()).collect()),
