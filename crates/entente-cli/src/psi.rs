@@ -107,8 +107,11 @@ pub(crate) async fn run(cmd: PsiCmd) -> Result<(), Failure> {
             let mut out = Vec::new();
             let mut refusals = Vec::new();
             for peer in to {
-                let command =
-                    PsiQuery { case_id: case_id.clone(), to: peer.clone(), selectors: parsed.clone() };
+                let command = PsiQuery {
+                    case_id: case_id.clone(),
+                    to: peer.clone(),
+                    selectors: parsed.clone(),
+                };
                 match node.gate.submit(actor.clone(), command, Timestamp::now()).await? {
                     Verdict::Permitted { index, output, .. } => out.push((index, output)),
                     Verdict::Denied { index, decision } => {
@@ -187,7 +190,10 @@ pub(crate) async fn run(cmd: PsiCmd) -> Result<(), Failure> {
                         let list = |v: &[PartyCode]| {
                             v.iter().map(PartyCode::as_str).collect::<Vec<_>>().join(", ")
                         };
-                        println!("  sent to       {}", if r.sent_to.is_empty() { "-".into() } else { list(&r.sent_to) });
+                        println!(
+                            "  sent to       {}",
+                            if r.sent_to.is_empty() { "-".into() } else { list(&r.sent_to) }
+                        );
                         if !r.not_pinned.is_empty() {
                             println!("  not pinned    {} (nothing sent)", list(&r.not_pinned));
                         }

@@ -29,8 +29,16 @@ impl Fed {
         let url = format!("https://127.0.0.1:{}", other.port);
         let cert = other.dir.join("node.cert.pem");
         entente_ok(&[
-            "peer", "add", "--data-dir", s(&self.dir), "--party", other.party, "--url", &url,
-            "--cert", s(&cert),
+            "peer",
+            "add",
+            "--data-dir",
+            s(&self.dir),
+            "--party",
+            other.party,
+            "--url",
+            &url,
+            "--cert",
+            s(&cert),
         ]);
     }
     fn status(&self) -> Value {
@@ -82,16 +90,23 @@ async fn deconfliction_between_two_node_processes() {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let o = entente_ok(&[
-        "psi", "rotate", "--data-dir", s(&de.dir), "--agreement", "mou-deconfliction-pilot",
-        "--contact", "BKA desk", "--json",
+        "psi",
+        "rotate",
+        "--data-dir",
+        s(&de.dir),
+        "--agreement",
+        "mou-deconfliction-pilot",
+        "--contact",
+        "BKA desk",
+        "--json",
     ]);
     let rotated: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(rotated["set_size"], 2, "{rotated}");
     assert!(
         eventually(Duration::from_secs(60), || {
-            nl.status()["peer_keys"].as_array().is_some_and(|k| {
-                k.iter().any(|k| k["peer"] == "DE" && k["received"] == k["total"])
-            })
+            nl.status()["peer_keys"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k["peer"] == "DE" && k["received"] == k["total"]))
         })
         .await,
         "NL did not receive DE's key: {}",
@@ -111,8 +126,16 @@ async fn deconfliction_between_two_node_processes() {
     let file = tmp.path().join("selectors.txt");
     let query = |extra: &[&str]| {
         let mut args = vec![
-            "psi", "query", "--case", "LANTERN", "--selectors", s(&file), "--user", "eva",
-            "--data-dir", s(&nl.dir),
+            "psi",
+            "query",
+            "--case",
+            "LANTERN",
+            "--selectors",
+            s(&file),
+            "--user",
+            "eva",
+            "--data-dir",
+            s(&nl.dir),
         ];
         args.extend_from_slice(extra);
         common::entente(&args)
@@ -123,7 +146,11 @@ async fn deconfliction_between_two_node_processes() {
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("selectors.txt:2:"), "{}", common::stderr(&o));
     // No agreement provides for deconfliction with a party it does not name: denied, exit 3.
-    std::fs::write(&file, "# C2\n203.0.113.7\n198.51.100.23\nbtc:bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq\n").unwrap();
+    std::fs::write(
+        &file,
+        "# C2\n203.0.113.7\n198.51.100.23\nbtc:bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq\n",
+    )
+    .unwrap();
     let o = query(&["--to", "GB"]);
     assert_eq!(o.status.code(), Some(3), "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("psi.no-agreement"), "{}", common::stderr(&o));
@@ -142,8 +169,11 @@ async fn deconfliction_between_two_node_processes() {
     let q = &st["queries"][0];
     assert_eq!(q["matched"], 2, "{st}");
     let labels: Vec<&Value> = q["matches"].as_array().unwrap().iter().collect();
-    assert!(labels.iter().all(|m| m["labels"][0]["case_reference"] == "DE-0042"
-        && m["labels"][0]["contact"] == "BKA desk"), "{st}");
+    assert!(
+        labels.iter().all(|m| m["labels"][0]["case_reference"] == "DE-0042"
+            && m["labels"][0]["contact"] == "BKA desk"),
+        "{st}"
+    );
     // DE saw one query of 64 elements for case LANTERN.
     let de_st = de.status();
     assert_eq!(de_st["evaluations"][0]["elements"], 64, "{de_st}");

@@ -189,7 +189,11 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::PsiStatus,
         roles: &[Role::Investigator, Role::CentralAuthority],
     },
-    RoleRule { id: "role.admin.psi-key-rotate", action: Action::PsiKeyRotate, roles: &[Role::Admin] },
+    RoleRule {
+        id: "role.admin.psi-key-rotate",
+        action: Action::PsiKeyRotate,
+        roles: &[Role::Admin],
+    },
     RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,

@@ -82,7 +82,11 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
         ),
     )
     .await?;
-    checks.record("DE holds its own case", matches!(v, Verdict::Permitted { .. }), crate::describe(&v));
+    checks.record(
+        "DE holds its own case",
+        matches!(v, Verdict::Permitted { .. }),
+        crate::describe(&v),
+    );
     let us_inv = user(us, Role::Investigator).await?;
     submit(us, us_inv.clone(), open("US-2026-0101", "Phishing kit distribution")).await?;
     submit(
@@ -109,23 +113,31 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
         checks.record(&format!("{} rotates its PSI key", n.node.config.party), ok, detail);
     }
     let (ok, _, ms) = until(nl, |s| {
-        ["DE", "US"].iter().all(|p| s.peer_keys.iter().any(|k| k.peer == *p && k.received == k.total))
+        ["DE", "US"]
+            .iter()
+            .all(|p| s.peer_keys.iter().any(|k| k.peer == *p && k.received == k.total))
     })
     .await?;
     checks.record("NL has DE's and US's keys", ok, format!("over mutual TLS in {ms} ms"));
 
     // NL asks both; the file is parsed as the CLI does.
-    let selectors = selector::parse_file("lantern-selectors.txt", NL_SELECTORS, EmailRules::default())
-        .map_err(|e| fail(Exit::Failed, e))?;
+    let selectors =
+        selector::parse_file("lantern-selectors.txt", NL_SELECTORS, EmailRules::default())
+            .map_err(|e| fail(Exit::Failed, e))?;
     let nl_inv = user(nl, Role::Investigator).await?;
     let mut ids = Vec::new();
     for to in ["DE", "US"] {
-        let q = PsiQuery { case_id: "LANTERN".into(), to: to.parse()?, selectors: selectors.clone() };
+        let q =
+            PsiQuery { case_id: "LANTERN".into(), to: to.parse()?, selectors: selectors.clone() };
         let v = submit(nl, nl_inv.clone(), q).await?;
         if let Verdict::Permitted { output, .. } = &v {
             ids.push(output.id.clone());
         }
-        checks.record(&format!("NL queries {to}"), matches!(v, Verdict::Permitted { .. }), crate::describe(&v));
+        checks.record(
+            &format!("NL queries {to}"),
+            matches!(v, Verdict::Permitted { .. }),
+            crate::describe(&v),
+        );
     }
     let (ok, s, ms) = until(nl, |s| {
         ids.iter().all(|id| s.queries.iter().any(|q| &q.id == id && q.status != "pending"))
@@ -135,7 +147,10 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
 
     println!();
     println!("   NL's result (query → matches; NL sees which of its selectors, and whom to ask):");
-    println!("   {:<4} {:<10} {:>9} {:>7} {:>7}  {}", "to", "status", "selectors", "padded", "matched", "held in / contact");
+    println!(
+        "   {:<4} {:<10} {:>9} {:>7} {:>7}  held in / contact",
+        "to", "status", "selectors", "padded", "matched"
+    );
     for q in s.queries.iter().filter(|q| ids.contains(&q.id)) {
         println!(
             "   {:<4} {:<10} {:>9} {:>7} {:>7}",
@@ -156,10 +171,11 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
     let mut found: Vec<String> =
         de_q.map(|q| q.matches.iter().map(|m| m.selector.clone()).collect()).unwrap_or_default();
     found.sort();
-    let expected =
-        vec![format!("btc:{WALLET}"), format!("ip:{}", C2)];
+    let expected = vec![format!("btc:{WALLET}"), format!("ip:{}", C2)];
     let labelled = de_q.is_some_and(|q| {
-        q.matches.iter().all(|m| m.labels.iter().all(|l| l.case_reference == DE_CASE && l.contact == DE_CONTACT))
+        q.matches.iter().all(|m| {
+            m.labels.iter().all(|l| l.case_reference == DE_CASE && l.contact == DE_CONTACT)
+        })
     });
     checks.record(
         "NL learns DE holds two",
@@ -175,7 +191,9 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
     let de_s = status(de, Role::Investigator).await?;
     let seen: Vec<_> = de_s.evaluations.iter().filter(|e| e.asker == "NL").collect();
     let only_size = seen.len() == 1
-        && seen.iter().all(|e| e.elements == 64 && e.case_ref == "LANTERN" && e.status == "evaluated");
+        && seen
+            .iter()
+            .all(|e| e.elements == 64 && e.case_ref == "LANTERN" && e.status == "evaluated");
     checks.record(
         "DE learns only how many",
         only_size && de_s.queries.is_empty(),

@@ -1090,8 +1090,10 @@ fn check_agreement(
         }
     }
 
-    let deconfliction =
-        raw.deconfliction.as_ref().and_then(|d| check_deconfliction(&mut c, d, &parties, &purposes));
+    let deconfliction = raw
+        .deconfliction
+        .as_ref()
+        .and_then(|d| check_deconfliction(&mut c, d, &parties, &purposes));
 
     if c.errors.len() > before {
         return None;
@@ -1138,7 +1140,9 @@ fn check_deconfliction(
             Ok(code) if !agreement_parties.contains(&code) => c.error(
                 p.span(),
                 "deconfliction.parties",
-                format!("found {code}, not a party of the agreement; expected parties from `parties`"),
+                format!(
+                    "found {code}, not a party of the agreement; expected parties from `parties`"
+                ),
             ),
             Ok(code) => parties.push(code),
             Err(e) => {
@@ -1159,7 +1163,9 @@ fn check_deconfliction(
         c.error(
             raw.purpose.span(),
             "deconfliction.purpose",
-            format!("found `{purpose}`; expected \"deconfliction\" (the only purpose a query may have)"),
+            format!(
+                "found `{purpose}`; expected \"deconfliction\" (the only purpose a query may have)"
+            ),
         );
     } else if !purposes.contains(&Purpose::Deconfliction) {
         c.error(
@@ -1239,7 +1245,9 @@ fn check_deconfliction(
             c.error(
                 raw.email_plus_addressing.span(),
                 "deconfliction.email_plus_addressing",
-                format!("found `{other}`; expected \"strip\" (alice+shop@x matches alice@x) or \"keep\""),
+                format!(
+                    "found `{other}`; expected \"strip\" (alice+shop@x matches alice@x) or \"keep\""
+                ),
             );
             None
         }

@@ -23,7 +23,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(psi_rotate))
 }
 
-fn body_of(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Bytes, Problem> {
+fn body_of(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, Problem> {
     body.map_err(|e| {
         Problem::new(
             e.status(),

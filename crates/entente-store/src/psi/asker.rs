@@ -38,7 +38,7 @@ impl GateCommand for ReceivePsiKey {
     }
 
     fn subjects(&self) -> Vec<Subject> {
-        vec![Subject::new(SubjectKind::PsiKey, &self.message.chunk.epoch().to_string())]
+        vec![Subject::new(SubjectKind::PsiKey, self.message.chunk.epoch().to_string())]
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
@@ -104,8 +104,9 @@ impl GateCommand for ReceivePsiKey {
         let Actor::Peer { party: holder } = cx.actor else {
             return Ruling::of(Decision::deny("peer.only", "only a partner node publishes keys"));
         };
-        let deny =
-            |rule: &str, reason: String| Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)));
+        let deny = |rule: &str, reason: String| {
+            Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)))
+        };
         let (a, d) =
             match agreement_between(cx.engine, cx.party, holder, Some(&m.agreement), cx.now) {
                 Ok(x) => x,
@@ -130,7 +131,11 @@ impl GateCommand for ReceivePsiKey {
                 if !same {
                     return deny(
                         "psi.chunk",
-                        format!("chunk {} of epoch {} belongs to another set than the chunks before", c.index(), c.epoch()),
+                        format!(
+                            "chunk {} of epoch {} belongs to another set than the chunks before",
+                            c.index(),
+                            c.epoch()
+                        ),
                     );
                 }
                 *received
@@ -139,7 +144,11 @@ impl GateCommand for ReceivePsiKey {
         if c.index() != expected {
             return deny(
                 "psi.chunk",
-                format!("chunk {} of epoch {} is out of order: expected chunk {expected}", c.index(), c.epoch()),
+                format!(
+                    "chunk {} of epoch {} is out of order: expected chunk {expected}",
+                    c.index(),
+                    c.epoch()
+                ),
             );
         }
         Ruling::of(cx.role.followed_by(Decision::permit(
@@ -155,7 +164,12 @@ impl GateCommand for ReceivePsiKey {
         )))
     }
 
-    async fn apply(self, cx: &mut EffectCx<'_>, facts: KeyFacts, _: &Ruling) -> Result<(), GateError> {
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        facts: KeyFacts,
+        _: &Ruling,
+    ) -> Result<(), GateError> {
         let Actor::Peer { party } = cx.actor else {
             return Err(GateError::Invalid("only a partner node publishes keys".into()));
         };
@@ -183,13 +197,15 @@ impl GateCommand for ReceivePsiKey {
             .execute(&mut **cx.tx)
             .await?;
         }
-        sqlx::query("INSERT INTO psi_peer_chunks (peer, epoch, idx, chunk) VALUES ($1, $2, $3, $4)")
-            .bind(party.as_str())
-            .bind(&epoch)
-            .bind(to_i64(c.index())?)
-            .bind(bytes)
-            .execute(&mut **cx.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO psi_peer_chunks (peer, epoch, idx, chunk) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(party.as_str())
+        .bind(&epoch)
+        .bind(to_i64(c.index())?)
+        .bind(bytes)
+        .execute(&mut **cx.tx)
+        .await?;
         sqlx::query(
             "UPDATE psi_peer_keys SET received = received + 1, received_at = $1 WHERE peer = $2 AND epoch = $3",
         )
@@ -209,12 +225,14 @@ impl GateCommand for ReceivePsiKey {
             .bind(&m.agreement)
             .execute(&mut **cx.tx)
             .await?;
-            sqlx::query("DELETE FROM psi_peer_keys WHERE peer = $1 AND agreement = $2 AND epoch <> $3")
-                .bind(party.as_str())
-                .bind(&m.agreement)
-                .bind(&epoch)
-                .execute(&mut **cx.tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM psi_peer_keys WHERE peer = $1 AND agreement = $2 AND epoch <> $3",
+            )
+            .bind(party.as_str())
+            .bind(&m.agreement)
+            .bind(&epoch)
+            .execute(&mut **cx.tx)
+            .await?;
         }
         Ok(())
     }
@@ -327,9 +345,9 @@ impl GateCommand for PsiQuery {
         .bind(&a.id)
         .fetch_optional(&mut **cx.tx)
         .await?;
-        facts.key =
-            key.map(|r| -> Result<_, GateError> { Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)) })
-                .transpose()?;
+        facts.key = key
+            .map(|r| -> Result<_, GateError> { Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)) })
+            .transpose()?;
         let since = super::window_start(cx.now, &d.per)?;
         let recent: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM psi_queries WHERE case_id = $1 AND peer = $2 AND agreement = $3 \
@@ -346,8 +364,9 @@ impl GateCommand for PsiQuery {
     }
 
     fn decide(&self, cx: &DecideCx<'_>, facts: &QueryFacts) -> Ruling {
-        let deny =
-            |rule: &str, reason: String| Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)));
+        let deny = |rule: &str, reason: String| {
+            Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)))
+        };
         let (a, d) = match agreement_between(cx.engine, cx.party, &self.to, None, cx.now) {
             Ok(x) => x,
             Err(why) => return deny("psi.no-agreement", why),
@@ -411,7 +430,10 @@ impl GateCommand for PsiQuery {
             );
         };
         if mode != mode_name(d.mode) {
-            return deny("psi.mode", format!("{}'s key is in {mode} mode; {} provides for {}", self.to, a.id, d.mode));
+            return deny(
+                "psi.mode",
+                format!("{}'s key is in {mode} mode; {} provides for {}", self.to, a.id, d.mode),
+            );
         }
         Ruling::of(cx.role.followed_by(Decision::permit(
             &format!("{}#deconfliction", a.id),
@@ -460,8 +482,8 @@ impl GateCommand for PsiQuery {
         let mut rng = rand::rngs::OsRng;
         let (state, query, distinct) = match mode {
             Mode::Labelled => {
-                let (q, m) =
-                    LabelledQuery::new(&pk, &selectors, padded, &LIMITS, &mut rng).map_err(psi_error)?;
+                let (q, m) = LabelledQuery::new(&pk, &selectors, padded, &LIMITS, &mut rng)
+                    .map_err(psi_error)?;
                 (q.to_state().map_err(psi_error)?, m, q.selectors())
             }
             Mode::Cardinality => {
@@ -562,16 +584,22 @@ impl ReceivePsiEvaluation {
         epoch: &str,
         sealed_state: &[u8],
     ) -> Result<Result<Vec<u8>, (String, String)>, GateError> {
-        let Some(evaluation) = &self.message.evaluation else { return Ok(Err(("psi.refused".into(), String::new()))) };
+        let Some(evaluation) = &self.message.evaluation else {
+            return Ok(Err(("psi.refused".into(), String::new())));
+        };
         let fail = |rule: &str, e: String| Ok(Err((rule.to_owned(), e)));
-        let key: Option<String> =
-            sqlx::query_scalar("SELECT public_key FROM psi_peer_keys WHERE peer = $1 AND epoch = $2")
-                .bind(peer)
-                .bind(epoch)
-                .fetch_optional(&mut **cx.tx)
-                .await?;
+        let key: Option<String> = sqlx::query_scalar(
+            "SELECT public_key FROM psi_peer_keys WHERE peer = $1 AND epoch = $2",
+        )
+        .bind(peer)
+        .bind(epoch)
+        .fetch_optional(&mut **cx.tx)
+        .await?;
         let Some(key) = key else {
-            return fail("psi.no-key", format!("{peer}'s key of epoch {epoch} is no longer held here (it rotated)"));
+            return fail(
+                "psi.no-key",
+                format!("{peer}'s key of epoch {epoch} is no longer held here (it rotated)"),
+            );
         };
         let pk = hex::decode(&key)
             .ok()
@@ -616,7 +644,10 @@ impl ReceivePsiEvaluation {
                         matched: matches.len() as u64,
                         matches: matches
                             .into_iter()
-                            .map(|m| PsiMatch { selector: m.selector.to_string(), labels: m.labels })
+                            .map(|m| PsiMatch {
+                                selector: m.selector.to_string(),
+                                labels: m.labels,
+                            })
                             .collect(),
                     },
                     Err(e) => return Ok(Err(verdict(e))),
@@ -648,9 +679,7 @@ impl GateCommand for ReceivePsiEvaluation {
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         Ok(PayloadDigests::Of(
-            [("evaluation".to_owned(), digest_json(&json(&self.message)?)?)]
-                .into_iter()
-                .collect(),
+            [("evaluation".to_owned(), digest_json(&json(&self.message)?)?)].into_iter().collect(),
         ))
     }
 
@@ -685,7 +714,9 @@ impl GateCommand for ReceivePsiEvaluation {
         let sealed: Option<Vec<u8>> = r.try_get(4)?;
         let from_peer = matches!(cx.actor, Actor::Peer { party } if party.as_str() == peer);
         let outcome = match sealed {
-            Some(state) if from_peer && status == "pending" && self.message.evaluation.is_some() => {
+            Some(state)
+                if from_peer && status == "pending" && self.message.evaluation.is_some() =>
+            {
                 Some(self.finalise(cx, &peer, &mode, &epoch, &state).await?)
             }
             _ => None,
@@ -698,13 +729,17 @@ impl GateCommand for ReceivePsiEvaluation {
         let Actor::Peer { party } = cx.actor else {
             return Ruling::of(Decision::deny("peer.only", "only a partner node answers queries"));
         };
-        let deny =
-            |rule: &str, reason: String| Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)));
+        let deny = |rule: &str, reason: String| {
+            Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)))
+        };
         let Some((peer, status)) = &facts.query else {
             return deny("psi.unknown-query", format!("this node made no query {}", m.query));
         };
         if peer != party.as_str() {
-            return deny("psi.sender", format!("query {} was sent to {peer}, not {party}", m.query));
+            return deny(
+                "psi.sender",
+                format!("query {} was sent to {peer}, not {party}", m.query),
+            );
         }
         if status != "pending" {
             return deny("psi.answered", format!("query {} is {status} already", m.query));
@@ -754,7 +789,8 @@ impl GateCommand for ReceivePsiEvaluation {
         let (status, matched, sealed) = match (&m.refused, facts.outcome) {
             (Some(_), _) => ("refused", None, None),
             (None, Some(Ok(plain))) => {
-                let outcome: Outcome = serde_json::from_slice(&plain).map_err(GateError::encoding)?;
+                let outcome: Outcome =
+                    serde_json::from_slice(&plain).map_err(GateError::encoding)?;
                 let sealed = seal(cx.secret, "psi result", &m.query, &plain)?;
                 ("answered", Some(to_i64(outcome.matched)?), Some(sealed))
             }

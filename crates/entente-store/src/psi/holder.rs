@@ -215,10 +215,9 @@ impl GateCommand for RotatePsiKey {
             Some(_) if !a.in_force_on(day) => {
                 Some(format!("agreement {} is not in force on {day}", a.id))
             }
-            Some(d) if !d.parties.contains(cx.party) => Some(format!(
-                "agreement {}'s [deconfliction] does not name {}",
-                a.id, cx.party
-            )),
+            Some(d) if !d.parties.contains(cx.party) => {
+                Some(format!("agreement {}'s [deconfliction] does not name {}", a.id, cx.party))
+            }
             Some(_) => None,
         };
         if let Some(reason) = refusal {
@@ -300,10 +299,18 @@ impl GateCommand for RotatePsiKey {
         .bind(to_i64(index)?)
         .execute(&mut **cx.tx)
         .await?;
-        let recipients: Vec<PartyCode> =
-            d.parties.iter().filter(|p| *p != cx.party && facts.pinned.contains(p)).cloned().collect();
-        let not_pinned: Vec<PartyCode> =
-            d.parties.iter().filter(|p| *p != cx.party && !facts.pinned.contains(p)).cloned().collect();
+        let recipients: Vec<PartyCode> = d
+            .parties
+            .iter()
+            .filter(|p| *p != cx.party && facts.pinned.contains(p))
+            .cloned()
+            .collect();
+        let not_pinned: Vec<PartyCode> = d
+            .parties
+            .iter()
+            .filter(|p| *p != cx.party && !facts.pinned.contains(p))
+            .cloned()
+            .collect();
         for (i, chunk) in chunks.into_iter().enumerate() {
             let bytes = chunk.to_json().map_err(GateError::encoding)?;
             let sealed = seal(cx.secret, "psi set", &format!("{epoch}/{i}"), &bytes)?;
@@ -497,7 +504,12 @@ impl GateCommand for ReceivePsiQuery {
         if mode_name(m.query.mode()) != key.mode || m.query.mode() != d.mode {
             return deny(
                 "psi.mode",
-                format!("the query is in {} mode; {} provides for {} mode", m.query.mode(), a.id, d.mode),
+                format!(
+                    "the query is in {} mode; {} provides for {} mode",
+                    m.query.mode(),
+                    a.id,
+                    d.mode
+                ),
             );
         }
         if m.query.len() > d.max_selectors as usize {
@@ -568,7 +580,12 @@ impl GateCommand for ReceivePsiQuery {
         Ok(())
     }
 
-    async fn apply(self, cx: &mut EffectCx<'_>, facts: QueryFacts, _: &Ruling) -> Result<(), GateError> {
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        facts: QueryFacts,
+        _: &Ruling,
+    ) -> Result<(), GateError> {
         let Actor::Peer { party: asker } = cx.actor else {
             return Err(GateError::Invalid("only a partner node sends queries".into()));
         };
@@ -589,8 +606,9 @@ impl GateCommand for ReceivePsiQuery {
             digest: entente_psi::SetDigest::from_bytes(digest),
         };
         let m = self.message;
-        let evaluation =
-            holder.evaluate_for(&summary, &m.query, &LIMITS, &mut rand::rngs::OsRng).map_err(psi_error)?;
+        let evaluation = holder
+            .evaluate_for(&summary, &m.query, &LIMITS, &mut rand::rngs::OsRng)
+            .map_err(psi_error)?;
         let answer = PsiEvaluationMessage {
             query: m.id.clone(),
             agreement: m.agreement.clone(),

@@ -89,7 +89,9 @@ pub(crate) fn agreement_between<'a>(
     }
     Err(why.unwrap_or_else(|| match named {
         Some(n) => format!("no agreement `{n}` with a [deconfliction] section is loaded"),
-        None => format!("no agreement in force provides for deconfliction between {me} and {other}"),
+        None => {
+            format!("no agreement in force provides for deconfliction between {me} and {other}")
+        }
     }))
 }
 
@@ -168,9 +170,9 @@ fn parse_mode(text: &str) -> Result<entente_psi::Mode, GateError> {
     match text {
         "labelled" => Ok(entente_psi::Mode::Labelled),
         "cardinality" => Ok(entente_psi::Mode::Cardinality),
-        other => Err(GateError::Store(crate::StoreError::Inconsistent(format!(
-            "psi mode `{other}`"
-        )))),
+        other => {
+            Err(GateError::Store(crate::StoreError::Inconsistent(format!("psi mode `{other}`"))))
+        }
     }
 }
 

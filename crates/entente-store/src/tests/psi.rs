@@ -172,7 +172,10 @@ async fn deconfliction_between_two_gates() {
             category: DataCategory::CaseInformation,
             content: content.as_object().unwrap().clone(),
         };
-        assert!(matches!(de_gate.submit(investigator(), add, now).await.unwrap(), Verdict::Permitted { .. }));
+        assert!(matches!(
+            de_gate.submit(investigator(), add, now).await.unwrap(),
+            Verdict::Permitted { .. }
+        ));
 
         // Asking before DE published a key: denied, nothing sent.
         nl_gate.submit(investigator(), open("LANTERN"), now).await.unwrap();
@@ -241,12 +244,16 @@ async fn deconfliction_between_two_gates() {
         let de_st = status(&de_gate, Actor::Operator, now).await;
         assert_eq!(de_st.evaluations.len(), 1);
         let e = &de_st.evaluations[0];
-        assert_eq!((e.asker.as_str(), e.case_ref.as_str(), e.elements, e.status.as_str()), ("NL", "LANTERN", 8, "evaluated"));
+        assert_eq!(
+            (e.asker.as_str(), e.case_ref.as_str(), e.elements, e.status.as_str()),
+            ("NL", "LANTERN", 8, "evaluated")
+        );
         assert!(de_st.queries.is_empty());
 
         // The second query of the case is the last the agreement allows in 30 days.
         nl_gate.submit(investigator(), ask("LANTERN", vec![sel(ONLY_NL)]), now).await.unwrap();
-        let v = nl_gate.submit(investigator(), ask("LANTERN", vec![sel(ONLY_NL)]), now).await.unwrap();
+        let v =
+            nl_gate.submit(investigator(), ask("LANTERN", vec![sel(ONLY_NL)]), now).await.unwrap();
         assert!(denied_by(&v, "psi.max-queries"), "{v:?}");
         let got = to_de(now).await;
         assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
@@ -368,8 +375,12 @@ async fn deconfliction_between_two_gates() {
         let de_st = status(&de_gate, Actor::Operator, now).await;
         assert!(de_st.keys.iter().any(|k| k.epoch == r.epoch && k.destroyed_at.is_some()));
 
-        for (db, gate, party, seed) in [(&nl_db, &nl_gate, nl(), 42u8), (&de_db, &de_gate, de(), 7)] {
-            let vk = ledger::verifier_key(gate.origin(), &SigningKey::from_bytes(&[seed; 32]).verifying_key());
+        for (db, gate, party, seed) in [(&nl_db, &nl_gate, nl(), 42u8), (&de_db, &de_gate, de(), 7)]
+        {
+            let vk = ledger::verifier_key(
+                gate.origin(),
+                &SigningKey::from_bytes(&[seed; 32]).verifying_key(),
+            );
             verify_ledger(&db.store, &party, &vk, &mut |_, _| {}).await.unwrap();
         }
         nl_db.drop_schema().await;
