@@ -278,8 +278,8 @@ pub struct PsiQueryOutput {
 pub struct QueryFacts {
     case: bool,
     pinned: bool,
-    /// `(epoch, mode, public key)` of the partner's complete key for the agreement, if any.
-    key: Option<(String, String, String)>,
+    /// `(epoch, mode, public key, rotated at)` of the partner's complete key for the agreement.
+    key: Option<(String, String, String, String)>,
     agreement: Option<String>,
     recent: u64,
 }
@@ -338,7 +338,7 @@ impl GateCommand for PsiQuery {
         };
         facts.agreement = Some(a.id.clone());
         let key = sqlx::query(
-            "SELECT epoch, mode, public_key FROM psi_peer_keys WHERE peer = $1 AND agreement = $2 \
+            "SELECT epoch, mode, public_key, rotated_at FROM psi_peer_keys WHERE peer = $1 AND agreement = $2 \
              AND received = total ORDER BY ledger_index DESC LIMIT 1",
         )
         .bind(self.to.as_str())
@@ -346,7 +346,9 @@ impl GateCommand for PsiQuery {
         .fetch_optional(&mut **cx.tx)
         .await?;
         facts.key = key
-            .map(|r| -> Result<_, GateError> { Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)) })
+            .map(|r| -> Result<_, GateError> {
+                Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))
+            })
             .transpose()?;
         let since = super::window_start(cx.now, &d.per)?;
         let recent: i64 = sqlx::query_scalar(
@@ -420,7 +422,7 @@ impl GateCommand for PsiQuery {
                 ),
             );
         }
-        let Some((epoch, mode, _)) = &facts.key else {
+        let Some((epoch, mode, _, rotated_at)) = &facts.key else {
             return deny(
                 "psi.no-key",
                 format!(
@@ -429,6 +431,18 @@ impl GateCommand for PsiQuery {
                 ),
             );
         };
+        let expired = rotated_at.parse::<jiff::Timestamp>().ok().and_then(|at| {
+            at.to_zoned(jiff::tz::TimeZone::UTC).checked_add(d.key_rotation.span).ok()
+        });
+        if expired.is_none_or(|until| until.timestamp() < cx.now) {
+            return deny(
+                "psi.key-expired",
+                format!(
+                    "{}'s deconfliction key for {} dates from {rotated_at}; {} rotates keys every {} and {} has not rotated since",
+                    self.to, a.id, a.id, d.key_rotation.text, self.to
+                ),
+            );
+        }
         if mode != mode_name(d.mode) {
             return deny(
                 "psi.mode",
@@ -461,7 +475,7 @@ impl GateCommand for PsiQuery {
     ) -> Result<PsiQueryOutput, GateError> {
         let missing = || GateError::Internal("a permitted query has no agreement or key".into());
         let agreement_id = facts.agreement.ok_or_else(missing)?;
-        let (epoch, _, public_key) = facts.key.ok_or_else(missing)?;
+        let (epoch, _, public_key, _) = facts.key.ok_or_else(missing)?;
         let d = cx
             .engine
             .agreement(&agreement_id)

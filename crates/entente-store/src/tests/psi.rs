@@ -365,7 +365,16 @@ async fn deconfliction_between_two_gates() {
         assert_absent(&de_db.store, &["data_items", "identifier_index"], &all).await;
         assert_absent(&de_db.store, &[], &all[2..]).await;
 
-        // A rotation destroys the old key; a query of the old epoch is refused.
+        // A key older than the agreement's rotation period is not used.
+        let later: Timestamp = "2026-05-02T08:00:00Z".parse().unwrap();
+        nl_gate.submit(investigator(), open("LANTERN-3"), later).await.unwrap();
+        let v = nl_gate
+            .submit(investigator(), ask("LANTERN-3", vec![sel(ONLY_NL)]), later)
+            .await
+            .unwrap();
+        assert!(denied_by(&v, "psi.key-expired"), "{v:?}");
+
+        // A rotation destroys the old key.
         let Verdict::Permitted { output: r2, .. } =
             de_gate.submit(Actor::Operator, rotate.clone(), now).await.unwrap()
         else {
