@@ -233,4 +233,72 @@ mod tests {
         assert!(e.to_string().starts_with("datum payload: unknown field `datum_id`"), "{e}");
         assert!(matches!(Message::decode("nope", &consent), Err(DecodeError::UnknownKind(_))));
     }
+
+    /// A deterministic generator for the test's blinds (not for use outside tests).
+    struct Counter(u64);
+
+    impl entente_psi::rand_core::RngCore for Counter {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for b in dest {
+                *b = (self.next_u64() >> 56) as u8;
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), entente_psi::rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl entente_psi::rand_core::CryptoRng for Counter {}
+
+    #[test]
+    fn psi_payloads_are_strict() {
+        use entente_psi::{EmailRules, HolderKey, LabelledQuery, Limits, selector};
+        let key = HolderKey::from_seed(&[9u8; 32]).unwrap();
+        let mine = [selector::parse_line("203.0.113.7", EmailRules::default()).unwrap()];
+        let (_, query) =
+            LabelledQuery::new(key.public_key(), &mine, 4, &Limits::default(), &mut Counter(1))
+                .unwrap();
+        let m = PsiQueryMessage {
+            id: "NL-7".into(),
+            agreement: "mou-deconfliction-pilot".into(),
+            case_ref: "LANTERN".into(),
+            query,
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(Message::decode("psi.query", &v).unwrap(), Message::PsiQuery(m));
+        let mut extra = v.clone();
+        extra["selectors"] = "203.0.113.7".into();
+        let e = Message::decode("psi.query", &extra).unwrap_err();
+        assert!(e.to_string().contains("unknown field `selectors`"), "{e}");
+        let mut bad = v.clone();
+        bad["query"]["elements"][0] = "AAAA".into();
+        assert!(Message::decode("psi.query", &bad).is_err());
+        let mut inner = v;
+        inner["query"]["note"] = 1.into();
+        assert!(Message::decode("psi.query", &inner).is_err());
+
+        let neither = PsiEvaluationMessage {
+            query: "NL-7".into(),
+            agreement: "a".into(),
+            evaluation: None,
+            refused: None,
+        };
+        assert!(neither.validate().is_err());
+        let refused = PsiEvaluationMessage { refused: Some("limit".into()), ..neither };
+        assert!(refused.validate().is_ok());
+        let v = serde_json::to_value(&refused).unwrap();
+        assert!(v.get("evaluation").is_none());
+        assert_eq!(
+            Message::decode("psi.evaluation", &v).unwrap().kind(),
+            MessageKind::PsiEvaluation
+        );
+    }
 }
