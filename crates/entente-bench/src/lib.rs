@@ -517,6 +517,7 @@ mod decisions {
                     basis: cite(format!("{id} Art 3")),
                 }],
                 dual_criminality_months: if rng.chance(50) { Some(12) } else { None },
+                deconfliction: None,
                 id,
             });
         }

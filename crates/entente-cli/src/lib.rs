@@ -16,6 +16,7 @@ mod incident;
 mod intel;
 mod lexicon;
 mod peer;
+mod psi;
 mod request;
 mod retention;
 
@@ -159,6 +160,11 @@ enum Cmd {
     Evidence {
         #[command(subcommand)]
         command: evidence::EvidenceCmd,
+    },
+    /// Deconfliction by private set intersection: query partners, status, key rotation
+    Psi {
+        #[command(subcommand)]
+        command: psi::PsiCmd,
     },
 }
 
@@ -330,6 +336,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Peer { command } => peer::run(command).await,
+        Cmd::Psi { command } => psi::run(command).await,
         Cmd::User { command: UserCmd::Add { data_dir, name, role } } => {
             let role: Role = role.parse()?;
             let node = Node::open(&data_dir).await?;

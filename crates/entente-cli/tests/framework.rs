@@ -21,13 +21,20 @@ fn shipped() -> Vec<String> {
 #[test]
 fn shipped_files_validate() {
     let files = shipped();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 6, "{files:?}");
     let mut args = vec!["framework", "validate"];
     args.extend(files.iter().map(String::as_str));
     let out = entente(&args);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    for id in ["ets-185", "cets-224", "eu-2023-1543", "nl-us-mla", "jit-nl-de-template"] {
+    for id in [
+        "ets-185",
+        "cets-224",
+        "eu-2023-1543",
+        "nl-us-mla",
+        "jit-nl-de-template",
+        "mou-deconfliction-pilot",
+    ] {
         assert!(stdout.contains(&format!("ok {id}: ")), "{stdout}");
     }
     assert!(

@@ -13,8 +13,13 @@ fn the_pilot_runs_every_step_and_every_check_passes() {
     assert!(summary.contains(", 0 failed"), "{summary}");
     let checks: usize = summary.split_whitespace().next().unwrap().parse().unwrap();
     assert!(checks >= 80, "{summary}");
-    for step in ["Step 5", "Step 6", "Step 8", "Step 9", "Step 11"] {
+    for step in ["Step 3", "Step 5", "Step 6", "Step 8", "Step 9", "Step 11"] {
         assert!(out.contains(step), "{step} missing:\n{out}");
     }
     assert!(!out.contains('✗'), "{out}");
+    assert!(
+        out.contains("NL learns DE holds two") && out.contains("DE learns only how many"),
+        "{out}"
+    );
+    assert!(!out.contains("deconfliction by PSI (3)"), "{out}");
 }

@@ -24,6 +24,7 @@ mod incident;
 mod intel;
 mod lexicon;
 mod pilot;
+mod psi;
 mod redress;
 mod requests;
 mod transfer;

@@ -202,6 +202,25 @@ pub enum Action {
     /// signed offer announced (a mismatch is recorded as a deny and the bytes are discarded).
     #[serde(rename = "package.arrive")]
     PackageArrive,
+    /// Rotate this node's deconfliction key for an agreement: a new key epoch, the node's
+    /// holdings PRF'd under it, the public key and the prepared set sent to the partners.
+    #[serde(rename = "psi.key.rotate")]
+    PsiKeyRotate,
+    /// A partner's published deconfliction key and a chunk of its prepared set.
+    #[serde(rename = "psi.key.receive")]
+    PsiKeyReceive,
+    /// Ask a partner, by private set intersection, whether it holds anything on selectors.
+    #[serde(rename = "psi.query")]
+    PsiQuery,
+    /// A partner's deconfliction query, evaluated with this node's key of the epoch.
+    #[serde(rename = "psi.query.receive")]
+    PsiQueryReceive,
+    /// A partner's evaluation of this node's query (or its refusal), finalised here.
+    #[serde(rename = "psi.evaluation.receive")]
+    PsiEvaluationReceive,
+    /// Read the deconfliction queries, their results, and the keys and evaluations.
+    #[serde(rename = "psi.status")]
+    PsiStatus,
 }
 
 impl Action {
@@ -255,6 +274,12 @@ impl Action {
             Action::PackageSend => "package.send",
             Action::PackageOffer => "package.offer",
             Action::PackageArrive => "package.arrive",
+            Action::PsiKeyRotate => "psi.key.rotate",
+            Action::PsiKeyReceive => "psi.key.receive",
+            Action::PsiQuery => "psi.query",
+            Action::PsiQueryReceive => "psi.query.receive",
+            Action::PsiEvaluationReceive => "psi.evaluation.receive",
+            Action::PsiStatus => "psi.status",
         }
     }
 }
@@ -299,6 +324,12 @@ pub enum SubjectKind {
     Party,
     /// `peer`: a pinned partner node.
     Peer,
+    /// `psi-key`: a deconfliction key epoch (its id), or the agreement a key is rotated for.
+    PsiKey,
+    /// `psi-queries`: the listing of deconfliction queries.
+    PsiQueries,
+    /// `psi-query`: one deconfliction query (its id).
+    PsiQuery,
     /// `request`: a cross-border request.
     Request,
     /// `requests`: the listing of open requests.
@@ -311,7 +342,7 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     /// Every kind.
-    pub const ALL: [SubjectKind; 18] = [
+    pub const ALL: [SubjectKind; 21] = [
         SubjectKind::Case,
         SubjectKind::Certificate,
         SubjectKind::Collection,
@@ -326,6 +357,9 @@ impl SubjectKind {
         SubjectKind::Package,
         SubjectKind::Party,
         SubjectKind::Peer,
+        SubjectKind::PsiKey,
+        SubjectKind::PsiQueries,
+        SubjectKind::PsiQuery,
         SubjectKind::Request,
         SubjectKind::Requests,
         SubjectKind::Status,
@@ -349,6 +383,9 @@ impl SubjectKind {
             SubjectKind::Package => "package",
             SubjectKind::Party => "party",
             SubjectKind::Peer => "peer",
+            SubjectKind::PsiKey => "psi-key",
+            SubjectKind::PsiQueries => "psi-queries",
+            SubjectKind::PsiQuery => "psi-query",
             SubjectKind::Request => "request",
             SubjectKind::Requests => "requests",
             SubjectKind::Status => "status",

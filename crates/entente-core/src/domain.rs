@@ -41,6 +41,9 @@ pub enum Purpose {
     ThreatIntelligence,
     /// Work of a joint investigation team.
     JointInvestigation,
+    /// Deconfliction: finding out, before a formal request, whether a partner holds anything
+    /// on selectors (private set intersection; nothing but the overlap is learnt).
+    Deconfliction,
 }
 
 /// Kinds of cross-border request an agreement provides for.
@@ -117,6 +120,7 @@ kebab_vocabulary!(Purpose, {
     IncidentResponse => "incident-response",
     ThreatIntelligence => "threat-intelligence",
     JointInvestigation => "joint-investigation",
+    Deconfliction => "deconfliction",
 });
 
 kebab_vocabulary!(RequestKind, {
@@ -189,7 +193,7 @@ mod tests {
         );
         assert_eq!(
             all(Purpose::ALL.iter().map(|c| c.as_str()).collect()),
-            "criminal-investigation,prosecution,incident-response,threat-intelligence,joint-investigation"
+            "criminal-investigation,prosecution,incident-response,threat-intelligence,joint-investigation,deconfliction"
         );
         assert_eq!(
             all(RequestKind::ALL.iter().map(|c| c.as_str()).collect()),

@@ -180,6 +180,21 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::Investigator, Role::CentralAuthority],
     },
     RoleRule {
+        id: "role.investigator.psi-query",
+        action: Action::PsiQuery,
+        roles: &[Role::Investigator],
+    },
+    RoleRule {
+        id: "role.case-worker.psi-status",
+        action: Action::PsiStatus,
+        roles: &[Role::Investigator, Role::CentralAuthority],
+    },
+    RoleRule {
+        id: "role.admin.psi-key-rotate",
+        action: Action::PsiKeyRotate,
+        roles: &[Role::Admin],
+    },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -243,6 +258,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the node's fetcher records the packages it fetched from partners, digest checked",
                 Vec::new(),
             ),
+            Action::PsiKeyRotate | Action::PsiStatus => Decision::permit(
+                "operator.psi",
+                "the operator rotates the node's deconfliction keys and may read the deconfliction status (recorded)",
+                Vec::new(),
+            ),
             Action::DatumDestroy | Action::EvidenceDestroy | Action::IncidentDestroy => {
                 Decision::permit(
                     "operator.retention",
@@ -304,6 +324,17 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 format!("peer {party} may update a case it leads and this party is a member of"),
                 Vec::new(),
             ),
+            // The gate then decides each under the deconfliction agreement in force between
+            // the two parties (its parties, selector kinds, limits and key epochs).
+            Action::PsiKeyReceive | Action::PsiQueryReceive | Action::PsiEvaluationReceive => {
+                Decision::permit(
+                    "peer.psi",
+                    format!(
+                        "peer {party} may take part in deconfliction ({action}), subject to the deconfliction agreement in force"
+                    ),
+                    Vec::new(),
+                )
+            }
             Action::CaseStatus => Decision::permit(
                 "peer.case-status",
                 format!("peer {party} may read the status of a case it is a member of"),
@@ -370,6 +401,29 @@ mod tests {
         assert!(!d.is_permit());
         assert_eq!(d.rules, ["default-deny"]);
         assert!(d.reason.contains("auditor"), "{}", d.reason);
+    }
+
+    #[test]
+    fn deconfliction_roles() {
+        let inv = Actor::User { name: "eva".into(), role: Role::Investigator };
+        let admin = Actor::User { name: "ops".into(), role: Role::Admin };
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let peer = Actor::Peer { party: "DE".parse().unwrap() };
+        assert_eq!(ask(&inv, Action::PsiQuery).rules, ["role.investigator.psi-query"]);
+        assert!(ask(&inv, Action::PsiStatus).is_permit());
+        assert!(!ask(&inv, Action::PsiKeyRotate).is_permit());
+        assert!(ask(&admin, Action::PsiKeyRotate).is_permit());
+        assert!(ask(&Actor::Operator, Action::PsiKeyRotate).is_permit());
+        assert!(!ask(&Actor::Operator, Action::PsiQuery).is_permit());
+        assert!(!ask(&auditor, Action::PsiQuery).is_permit());
+        for a in [Action::PsiKeyReceive, Action::PsiQueryReceive, Action::PsiEvaluationReceive] {
+            assert!(ask(&peer, a).is_permit(), "{a}");
+            assert!(!ask(&inv, a).is_permit(), "{a}");
+            assert!(!ask(&Actor::Operator, a).is_permit(), "{a}");
+        }
+        for a in [Action::PsiQuery, Action::PsiKeyRotate, Action::PsiStatus] {
+            assert!(!ask(&peer, a).is_permit(), "{a}");
+        }
     }
 
     #[test]

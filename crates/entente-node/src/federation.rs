@@ -887,6 +887,10 @@ const PARALLEL_FROM: usize = 64;
 
 /// Most envelopes sent in one batch by the deliverer.
 pub const DELIVERY_BATCH: u32 = 1000;
+/// Most payload bytes sent in one batch by the deliverer (at least one message is sent), well
+/// below the receiver's [`MAX_BATCH_BODY`]: large messages (a deconfliction set's chunks) go
+/// in several batches.
+pub const DELIVERY_BATCH_BYTES: usize = 6 << 20;
 /// Idle polling interval of the outbox.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// First retry delay after a failed delivery; doubles up to [`MAX_BACKOFF`].
@@ -1017,10 +1021,19 @@ impl Deliverer {
                 fail("no peer is pinned for this party (entente peer add)".into())
             })?;
         let client = self.client(&peer)?;
-        let pending = self.node.store.pending_messages(&party, DELIVERY_BATCH).await?;
+        let mut pending = self.node.store.pending_messages(&party, DELIVERY_BATCH).await?;
         if pending.is_empty() {
             return Ok(0);
         }
+        let mut bytes = 0usize;
+        let fits = pending
+            .iter()
+            .position(|m| {
+                bytes = bytes.saturating_add(m.size);
+                bytes > DELIVERY_BATCH_BYTES
+            })
+            .map_or(pending.len(), |i| i.max(1));
+        pending.truncate(fits);
         let now = Timestamp::now();
         let me = &self.node.config.party;
         let sealed = seal(&self.node, &party, pending, now).await.map_err(fail)?;

@@ -14,6 +14,7 @@
 mod evidence;
 mod intel;
 mod notify;
+mod psi;
 
 use entente_console::{Exit, Failure, fail};
 use entente_core::{PartyCode, Role};
@@ -231,6 +232,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         format!("HTTP {status}, access recorded at entry {}", body["access_ledger_index"]),
     );
 
+    crate::psi::step3(&nodes, &mut checks).await?;
+
     println!();
     println!("Step 4 (part) — dual criminality of NL's offence at the requested parties");
     let lexicon = entente_core::lexicon::Lexicon::builtin()
@@ -356,7 +359,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     println!();
-    println!("Not yet in this pilot: deconfliction by PSI (3), DP transparency reports (10).");
+    println!("Not yet in this pilot: DP transparency reports (10).");
     if failed > 0 {
         return Err(fail(Exit::Failed, format!("{failed} pilot checks failed")));
     }

@@ -176,7 +176,45 @@ pub struct Agreement {
     /// Dual-criminality threshold (maximum custodial penalty, months) where the agreement
     /// requires dual criminality; `None` when it does not.
     pub dual_criminality_months: Option<u32>,
+    /// Deconfliction by private set intersection, when the agreement provides for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deconfliction: Option<Deconfliction>,
 }
+
+/// How an agreement lets its parties deconflict (`[deconfliction]`): who may ask whom, about
+/// which kinds of selector, how much and how often, and what the asker learns.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Deconfliction {
+    /// The parties that may ask each other (at least two, all parties of the agreement).
+    pub parties: Vec<PartyCode>,
+    /// The kinds of selector a query may hold and a holder may match on.
+    #[serde(serialize_with = "kind_names")]
+    pub selectors: Vec<entente_psi::SelectorKind>,
+    /// What the asker learns: which selectors match with the holder's labels, or a count.
+    pub mode: entente_psi::Mode,
+    /// Selectors per query; every query is padded to exactly this many elements.
+    pub max_selectors: u32,
+    /// Queries per case, per partner asked, within `per`.
+    pub max_queries: u32,
+    /// The period of `max_queries`.
+    pub per: IsoDuration,
+    /// How long a holder's key epoch lasts before it is rotated.
+    pub key_rotation: IsoDuration,
+    /// How email addresses are normalised (both sides apply the same rules).
+    pub email: entente_psi::EmailRules,
+}
+
+fn kind_names<S: serde::Serializer>(
+    kinds: &[entente_psi::SelectorKind],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(kinds.iter().map(|k| k.name()))
+}
+
+/// Largest `max_selectors` of a `[deconfliction]` section (the padded query size).
+pub const MAX_DECONFLICTION_SELECTORS: u32 = 1024;
+/// Largest `max_queries` of a `[deconfliction]` section.
+pub const MAX_DECONFLICTION_QUERIES: u32 = 10_000;
 
 impl Agreement {
     /// Whether the agreement is in force on `date`.
@@ -310,6 +348,22 @@ struct RawAgreement {
     condition: Vec<RawClause>,
     #[serde(default)]
     source: Vec<RawSource>,
+    #[serde(default)]
+    deconfliction: Option<RawDeconfliction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeconfliction {
+    parties: Spanned<Vec<Spanned<String>>>,
+    purpose: Spanned<String>,
+    selectors: Spanned<Vec<Spanned<String>>>,
+    mode: Spanned<String>,
+    max_selectors: Spanned<i64>,
+    max_queries: Spanned<i64>,
+    per: Spanned<String>,
+    key_rotation: Spanned<String>,
+    email_plus_addressing: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -674,6 +728,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "data/agreements/jit-nl-de-template.toml",
         include_str!("../../../data/agreements/jit-nl-de-template.toml"),
     ),
+    (
+        "data/agreements/mou-deconfliction-pilot.toml",
+        include_str!("../../../data/agreements/mou-deconfliction-pilot.toml"),
+    ),
 ];
 
 /// The agreement files shipped with Entente (`data/agreements/`), embedded at build time, as
@@ -1032,6 +1090,11 @@ fn check_agreement(
         }
     }
 
+    let deconfliction = raw
+        .deconfliction
+        .as_ref()
+        .and_then(|d| check_deconfliction(&mut c, d, &parties, &purposes));
+
     if c.errors.len() > before {
         return None;
     }
@@ -1054,6 +1117,153 @@ fn check_agreement(
         refusal_grounds,
         travelling_conditions,
         dual_criminality_months,
+        deconfliction,
+    })
+}
+
+/// Validates a `[deconfliction]` section against the agreement's parties and purposes.
+fn check_deconfliction(
+    c: &mut Checker<'_>,
+    raw: &RawDeconfliction,
+    agreement_parties: &[PartyCode],
+    purposes: &[Purpose],
+) -> Option<Deconfliction> {
+    let before = c.errors.len();
+    let mut parties: Vec<PartyCode> = Vec::new();
+    for p in raw.parties.get_ref() {
+        match p.get_ref().parse::<PartyCode>() {
+            Ok(code) if parties.contains(&code) => c.error(
+                p.span(),
+                "deconfliction.parties",
+                format!("found {code} twice; expected each party once"),
+            ),
+            Ok(code) if !agreement_parties.contains(&code) => c.error(
+                p.span(),
+                "deconfliction.parties",
+                format!(
+                    "found {code}, not a party of the agreement; expected parties from `parties`"
+                ),
+            ),
+            Ok(code) => parties.push(code),
+            Err(e) => {
+                c.error(p.span(), "deconfliction.parties", format!("found `{}`: {e}", p.get_ref()))
+            }
+        }
+    }
+    if raw.parties.get_ref().len() < 2 {
+        c.error(
+            raw.parties.span(),
+            "deconfliction.parties",
+            "found fewer than two parties; expected at least two parties that may ask each other"
+                .to_owned(),
+        );
+    }
+    let purpose = raw.purpose.get_ref();
+    if purpose != Purpose::Deconfliction.as_str() {
+        c.error(
+            raw.purpose.span(),
+            "deconfliction.purpose",
+            format!(
+                "found `{purpose}`; expected \"deconfliction\" (the only purpose a query may have)"
+            ),
+        );
+    } else if !purposes.contains(&Purpose::Deconfliction) {
+        c.error(
+            raw.purpose.span(),
+            "deconfliction.purpose",
+            "found \"deconfliction\", which is not among the agreement's purposes; expected `purposes` to include \"deconfliction\"".to_owned(),
+        );
+    }
+    let mut selectors: Vec<entente_psi::SelectorKind> = Vec::new();
+    let names: Vec<&str> = entente_psi::SelectorKind::ALL.iter().map(|k| k.name()).collect();
+    for k in raw.selectors.get_ref() {
+        let given = k.get_ref();
+        match entente_psi::SelectorKind::ALL.into_iter().find(|x| x.name() == given) {
+            Some(kind) if selectors.contains(&kind) => c.error(
+                k.span(),
+                "deconfliction.selectors",
+                format!("found `{given}` twice; expected each selector kind once"),
+            ),
+            Some(kind) => selectors.push(kind),
+            None => c.error(
+                k.span(),
+                "deconfliction.selectors",
+                format!("found `{given}`; expected a selector kind: {}", names.join(", ")),
+            ),
+        }
+    }
+    if raw.selectors.get_ref().is_empty() {
+        c.error(
+            raw.selectors.span(),
+            "deconfliction.selectors",
+            "found an empty list; expected at least one selector kind".to_owned(),
+        );
+    }
+    let mode = match raw.mode.get_ref().as_str() {
+        "labelled" => Some(entente_psi::Mode::Labelled),
+        "cardinality" => Some(entente_psi::Mode::Cardinality),
+        other => {
+            c.error(
+                raw.mode.span(),
+                "deconfliction.mode",
+                format!("found `{other}`; expected \"labelled\" (which selectors match, with the holder's case reference and contact) or \"cardinality\" (only how many)"),
+            );
+            None
+        }
+    };
+    let mut bounded = |v: &Spanned<i64>, field: &str, max: u32, what: &str| -> Option<u32> {
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if (1..=max).contains(&n) => Some(n),
+            _ => {
+                c.error(
+                    v.span(),
+                    field,
+                    format!("found {}; expected {what} from 1 to {max}", v.get_ref()),
+                );
+                None
+            }
+        }
+    };
+    let max_selectors = bounded(
+        &raw.max_selectors,
+        "deconfliction.max_selectors",
+        MAX_DECONFLICTION_SELECTORS,
+        "a number of selectors per query (every query is padded to it)",
+    );
+    let max_queries = bounded(
+        &raw.max_queries,
+        "deconfliction.max_queries",
+        MAX_DECONFLICTION_QUERIES,
+        "a number of queries per case and period",
+    );
+    let per = c.duration(&raw.per, "deconfliction.per");
+    let key_rotation = c.duration(&raw.key_rotation, "deconfliction.key_rotation");
+    let strip_plus = match raw.email_plus_addressing.get_ref().as_str() {
+        "strip" => Some(true),
+        "keep" => Some(false),
+        other => {
+            c.error(
+                raw.email_plus_addressing.span(),
+                "deconfliction.email_plus_addressing",
+                format!(
+                    "found `{other}`; expected \"strip\" (alice+shop@x matches alice@x) or \"keep\""
+                ),
+            );
+            None
+        }
+    };
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(Deconfliction {
+        parties,
+        selectors,
+        mode: mode?,
+        max_selectors: max_selectors?,
+        max_queries: max_queries?,
+        per: per?,
+        key_rotation: key_rotation?,
+        email: entente_psi::EmailRules { strip_plus: strip_plus? },
     })
 }
 

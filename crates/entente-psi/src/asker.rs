@@ -14,10 +14,43 @@ use crate::selector::Selector;
 use crate::set::PreparedSet;
 use crate::wire::{EvaluationMessage, Limits, Mode, QueryMessage};
 use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 use voprf::{EvaluationElement, Group, Proof, VoprfClient};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The state of a query in flight, as the asker keeps it until the holder answers (to be
+/// stored encrypted: it holds the selectors and the blinds).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelledState {
+    epoch: EpochId,
+    selectors: Vec<Selector>,
+    /// Hex of the OPRF inputs of the dummies, after the selectors'.
+    dummies: Vec<String>,
+    /// Hex of each element's VOPRF client state (blind and blinded element).
+    clients: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CardinalityState {
+    epoch: EpochId,
+    /// Hex of the blind `r`.
+    blind: String,
+    /// Hex of the sum of the blinded elements.
+    blinded_sum: String,
+    elements: usize,
+}
+
+fn state_error(what: &str) -> PsiError {
+    PsiError::Wire(WireError::new("query state", format!("not a stored {what} query state")))
+}
+
+fn unhex(text: &str, what: &str) -> Result<Zeroizing<Vec<u8>>, PsiError> {
+    hex::decode(text).map(Zeroizing::new).map_err(|_| state_error(what))
+}
 
 /// One of the asker's selectors that the holder holds, with the holder's labels for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +180,54 @@ impl LabelledQuery {
         Ok((LabelledQuery { epoch, selectors, inputs, clients }, query))
     }
 
+    /// The query's state, to keep (encrypted: it holds the selectors and the blinds) until
+    /// the holder answers; [`LabelledQuery::from_state`] reads it back.
+    ///
+    /// # Errors
+    /// Only those of the JSON writer.
+    pub fn to_state(&self) -> Result<Zeroizing<Vec<u8>>, PsiError> {
+        let n = self.selectors.len();
+        let state = LabelledState {
+            epoch: self.epoch,
+            selectors: self.selectors.clone(),
+            dummies: self.inputs.iter().skip(n).map(hex::encode).collect(),
+            clients: self.clients.iter().map(|c| hex::encode(c.serialize())).collect(),
+        };
+        serde_json::to_vec(&state)
+            .map(Zeroizing::new)
+            .map_err(|e| PsiError::Wire(WireError::new("query state", e.to_string())))
+    }
+
+    /// A query from its stored state.
+    ///
+    /// # Errors
+    /// Bytes that are not a labelled query's state.
+    pub fn from_state(bytes: &[u8]) -> Result<Self, PsiError> {
+        let state: LabelledState =
+            serde_json::from_slice(bytes).map_err(|_| state_error("labelled"))?;
+        let mut inputs: Vec<Vec<u8>> = state.selectors.iter().map(Selector::oprf_input).collect();
+        for d in &state.dummies {
+            inputs.push(unhex(d, "labelled")?.to_vec());
+        }
+        let clients = state
+            .clients
+            .iter()
+            .map(|c| {
+                VoprfClient::<Suite>::deserialize(&unhex(c, "labelled")?)
+                    .map_err(|_| state_error("labelled"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if clients.len() != inputs.len() {
+            return Err(state_error("labelled"));
+        }
+        Ok(LabelledQuery { epoch: state.epoch, selectors: state.selectors, inputs, clients })
+    }
+
+    /// The number of distinct selectors asked about (the rest of the query is padding).
+    pub fn selectors(&self) -> usize {
+        self.selectors.len()
+    }
+
     /// Verifies the holder's proof against its published key `holder`, finalises (RFC 9497
     /// §3.3.2 Finalize), and returns the selectors whose tags are in the holder's prepared
     /// `set`, with their labels opened.
@@ -241,6 +322,37 @@ impl CardinalityQuery {
         let epoch = holder.epoch();
         let query = QueryMessage { mode: Mode::Cardinality, epoch, elements };
         Ok((CardinalityQuery { epoch, blind, blinded_sum, elements: padded }, query))
+    }
+
+    /// The query's state, to keep (encrypted: it holds the blind) until the holder answers;
+    /// [`CardinalityQuery::from_state`] reads it back.
+    ///
+    /// # Errors
+    /// Only those of the JSON writer.
+    pub fn to_state(&self) -> Result<Zeroizing<Vec<u8>>, PsiError> {
+        let state = CardinalityState {
+            epoch: self.epoch,
+            blind: hex::encode(Suite::serialize_scalar(self.blind)),
+            blinded_sum: hex::encode(Suite::serialize_elem(self.blinded_sum)),
+            elements: self.elements,
+        };
+        serde_json::to_vec(&state)
+            .map(Zeroizing::new)
+            .map_err(|e| PsiError::Wire(WireError::new("query state", e.to_string())))
+    }
+
+    /// A query from its stored state.
+    ///
+    /// # Errors
+    /// Bytes that are not a cardinality query's state.
+    pub fn from_state(bytes: &[u8]) -> Result<Self, PsiError> {
+        let state: CardinalityState =
+            serde_json::from_slice(bytes).map_err(|_| state_error("cardinality"))?;
+        let blind = Suite::deserialize_scalar(&unhex(&state.blind, "cardinality")?)
+            .map_err(|_| state_error("cardinality"))?;
+        let blinded_sum = Suite::deserialize_elem(&unhex(&state.blinded_sum, "cardinality")?)
+            .map_err(|_| state_error("cardinality"))?;
+        Ok(CardinalityQuery { epoch: state.epoch, blind, blinded_sum, elements: state.elements })
     }
 
     /// Verifies the holder's proof that the sum of its evaluations is the sum of the query

@@ -12,7 +12,7 @@
 
 use crate::error::{PsiError, WireError};
 use crate::key::{ELEMENT_LEN, Elem, HolderKey, PROOF_LEN, Suite, decode_element, encode_element};
-use crate::set::PreparedSet;
+use crate::set::{PreparedSet, SetSummary};
 use crate::wire::{EvaluationMessage, Limits, Mode, QueryMessage};
 use rand_core::{CryptoRng, RngCore};
 use voprf::{BlindedElement, Group, VoprfServerBatchEvaluateFinishResult};
@@ -30,11 +30,26 @@ impl HolderKey {
         limits: &Limits,
         rng: &mut R,
     ) -> Result<EvaluationMessage, PsiError> {
+        self.evaluate_for(&set.summary(), query, limits, rng)
+    }
+
+    /// [`HolderKey::evaluate`] with only the prepared set's summary at hand (its epoch, mode,
+    /// size and digest): the holder need not keep the set itself to answer queries.
+    ///
+    /// # Errors
+    /// As [`HolderKey::evaluate`].
+    pub fn evaluate_for<R: RngCore + CryptoRng>(
+        &self,
+        set: &SetSummary,
+        query: &QueryMessage,
+        limits: &Limits,
+        rng: &mut R,
+    ) -> Result<EvaluationMessage, PsiError> {
         let epoch = self.epoch();
-        if set.epoch() != epoch {
+        if set.epoch != epoch {
             return Err(PsiError::EpochMismatch {
                 what: "the prepared set",
-                found: set.epoch(),
+                found: set.epoch,
                 expected: epoch,
             });
         }
@@ -45,11 +60,11 @@ impl HolderKey {
                 expected: epoch,
             });
         }
-        if query.mode != set.mode() {
+        if query.mode != set.mode {
             return Err(PsiError::ModeMismatch {
                 what: "the query",
                 found: query.mode,
-                expected: set.mode(),
+                expected: set.mode,
             });
         }
         let n = query.elements.len();
@@ -67,8 +82,8 @@ impl HolderKey {
         Ok(EvaluationMessage {
             mode: query.mode,
             epoch,
-            set_size: set.len() as u64,
-            set_digest: set.digest(),
+            set_size: set.size,
+            set_digest: set.digest,
             evaluations,
             proof,
         })

@@ -85,5 +85,7 @@ pub use error::{PsiError, WireError};
 pub use key::{EpochId, HolderKey, PublicKey};
 pub use rand_core;
 pub use selector::{EmailRules, Selector, SelectorKind};
-pub use set::{HolderEntry, PreparedElement, PreparedSet, SetDigest, SetReceiver, group_holdings};
+pub use set::{
+    HolderEntry, PreparedElement, PreparedSet, SetDigest, SetReceiver, SetSummary, group_holdings,
+};
 pub use wire::{EvaluationMessage, Limits, Mode, PROTOCOL_VERSION, QueryMessage, SetChunk};

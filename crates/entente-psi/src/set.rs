@@ -76,6 +76,11 @@ impl PreparedElement {
 pub struct SetDigest(pub(crate) [u8; 32]);
 
 impl SetDigest {
+    /// A digest from its bytes (as stored by the holder).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        SetDigest(bytes)
+    }
+
     /// The digest's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -144,6 +149,21 @@ pub(crate) fn chain_next(chain: &[u8; 32], e: &PreparedElement) -> [u8; 32] {
         .into()
 }
 
+/// What identifies a prepared set: its epoch, mode, size and digest (what an evaluation
+/// names), without its elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSummary {
+    /// The epoch it was prepared under.
+    pub epoch: EpochId,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its number of elements.
+    pub size: u64,
+    /// Its digest.
+    pub digest: SetDigest,
+}
+
 /// The holder's set of one epoch and mode, PRF'd and sorted by tag.
 ///
 /// To cache it, store its [`PreparedSet::chunks`] and read them back with a [`SetReceiver`],
@@ -193,6 +213,16 @@ impl PreparedSet {
             chain = chain_next(&chain, e);
         }
         Ok(PreparedSet { epoch, mode, elements, digest: SetDigest(chain) })
+    }
+
+    /// The set's epoch, mode, size and digest.
+    pub fn summary(&self) -> SetSummary {
+        SetSummary {
+            epoch: self.epoch,
+            mode: self.mode,
+            size: self.elements.len() as u64,
+            digest: self.digest,
+        }
     }
 
     /// The epoch the set was prepared under.

@@ -42,3 +42,34 @@ pub(crate) fn through_wire_query(q: &QueryMessage) -> QueryMessage {
 pub(crate) fn through_wire_evaluation(e: &EvaluationMessage) -> EvaluationMessage {
     EvaluationMessage::decode(&e.to_json().unwrap(), &Limits::default()).unwrap()
 }
+
+/// A query's state, stored and read back, finishes as the query itself would.
+#[test]
+fn query_state_round_trips() {
+    let mut r = rng(11);
+    let key = HolderKey::generate(&mut r).unwrap();
+    let entries = group_holdings([(sel("ip:203.0.113.7"), label("DE-1"))]);
+    let limits = Limits::default();
+    for mode in [Mode::Labelled, Mode::Cardinality] {
+        let set = key.prepare_set(mode, &entries, 10, &mut r, |_, _| {}).unwrap();
+        let mine = [sel("203.0.113.7"), sel("198.51.100.1")];
+        let holder = *key.public_key();
+        match mode {
+            Mode::Labelled => {
+                let (q, m) = LabelledQuery::new(&holder, &mine, 4, &limits, &mut r).unwrap();
+                let q = LabelledQuery::from_state(&q.to_state().unwrap()).unwrap();
+                let e = key.evaluate_for(&set.summary(), &m, &limits, &mut r).unwrap();
+                let found = q.finish(&holder, &e, &set).unwrap();
+                assert_eq!(found.len(), 1);
+            }
+            Mode::Cardinality => {
+                let (q, m) = CardinalityQuery::new(&holder, &mine, 4, &limits, &mut r).unwrap();
+                let q = CardinalityQuery::from_state(&q.to_state().unwrap()).unwrap();
+                let e = key.evaluate(&set, &m, &limits, &mut r).unwrap();
+                assert_eq!(q.finish(&holder, &e, &set).unwrap(), 1);
+            }
+        }
+    }
+    assert!(LabelledQuery::from_state(b"{}").is_err());
+    assert!(CardinalityQuery::from_state(b"not json").is_err());
+}

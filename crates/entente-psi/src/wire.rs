@@ -429,6 +429,26 @@ struct RawElement {
 }
 
 impl SetChunk {
+    /// The mode of the set the chunk belongs to.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The epoch of the set.
+    pub fn epoch(&self) -> EpochId {
+        self.epoch
+    }
+
+    /// The size of the whole set.
+    pub fn set_size(&self) -> u64 {
+        self.set_size
+    }
+
+    /// The digest of the whole set.
+    pub fn set_digest(&self) -> SetDigest {
+        self.set_digest
+    }
+
     /// The chunk's index.
     pub fn index(&self) -> u64 {
         self.index

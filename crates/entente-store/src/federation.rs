@@ -222,6 +222,12 @@ pub(crate) enum Decoded {
     Incident(crate::incidents::ReceiveIncidentNotification),
     /// `case.update`: the lead's update of a case this party is a member of.
     CaseUpdate(crate::cases::ReceiveCaseUpdate),
+    /// `psi.key`: a partner's deconfliction key and a chunk of its prepared set.
+    PsiKey(crate::psi::ReceivePsiKey),
+    /// `psi.query`: a partner's deconfliction query.
+    PsiQuery(crate::psi::ReceivePsiQuery),
+    /// `psi.evaluation`: a partner's evaluation of this node's query, or its refusal.
+    PsiEvaluation(crate::psi::ReceivePsiEvaluation),
     /// An envelope refused before its content was decided (never made by `decode`).
     Refused(crate::peers::RejectEnvelope),
 }
@@ -244,6 +250,11 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         Message::CaseUpdate(message) => {
             Decoded::CaseUpdate(crate::cases::ReceiveCaseUpdate { message })
         }
+        Message::PsiKey(message) => Decoded::PsiKey(crate::psi::ReceivePsiKey { message }),
+        Message::PsiQuery(message) => Decoded::PsiQuery(crate::psi::ReceivePsiQuery { message }),
+        Message::PsiEvaluation(message) => {
+            Decoded::PsiEvaluation(crate::psi::ReceivePsiEvaluation { message })
+        }
     };
     let valid = match &c {
         Decoded::Datum(c) => c.validate(),
@@ -253,6 +264,9 @@ pub(crate) fn decode(m: &InboundEnvelope) -> Result<Decoded, String> {
         Decoded::PackageOffer(c) => c.validate(),
         Decoded::Incident(c) => c.validate(),
         Decoded::CaseUpdate(c) => c.validate(),
+        Decoded::PsiKey(c) => c.validate(),
+        Decoded::PsiQuery(c) => c.validate(),
+        Decoded::PsiEvaluation(c) => c.validate(),
         Decoded::Refused(c) => c.validate(),
     };
     valid.map_err(|e| e.to_string())?;
@@ -401,6 +415,8 @@ pub struct PendingMessage {
     pub payload: serde_json::Value,
     /// Ledger entry of the action that caused it.
     pub ledger_index: u64,
+    /// Bytes of the payload as stored (its JSON).
+    pub size: usize,
 }
 
 /// Delivery state of the messages to one peer.
@@ -476,7 +492,9 @@ impl crate::Store {
         rows.iter()
             .map(|r| {
                 let payload: Vec<u8> = r.try_get(2)?;
+                let size = payload.len();
                 Ok(PendingMessage {
+                    size,
                     seq: to_u64(r.try_get(0)?)?,
                     kind: r
                         .try_get::<String, _>(1)?

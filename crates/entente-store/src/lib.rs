@@ -21,6 +21,7 @@ pub mod ledger_reads;
 pub mod packages;
 pub mod peers;
 mod principal;
+pub mod psi;
 pub mod redress;
 pub mod requests;
 mod schema;

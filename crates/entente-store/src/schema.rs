@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "notifications and case mirrors",
         include_str!("../migrations/sqlite/0011_notifications_case_mirrors.sql"),
     ),
+    (12, "psi", include_str!("../migrations/sqlite/0012_psi.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -38,6 +39,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "notifications and case mirrors",
         include_str!("../migrations/postgres/0011_notifications_case_mirrors.sql"),
     ),
+    (12, "psi", include_str!("../migrations/postgres/0012_psi.sql")),
 ];
 
 /// The migrator for `backend`.

@@ -18,8 +18,8 @@ pub mod messages;
 pub use envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
 pub use messages::{
     CaseMember, CaseUpdateMessage, ConsentMessage, DatumMessage, EventRecord, IncidentNotice,
-    IncidentNotificationMessage, NoticeObligation, PackageOffer, RequestEventMessage,
-    RequestMessage,
+    IncidentNotificationMessage, NoticeObligation, PackageOffer, PsiEvaluationMessage,
+    PsiKeyMessage, PsiQueryMessage, RequestEventMessage, RequestMessage,
 };
 
 use serde::{Deserialize, Serialize};
@@ -49,11 +49,20 @@ pub enum MessageKind {
     /// `case.update`: the lead's update of a case the recipient is a member of.
     #[serde(rename = "case.update")]
     CaseUpdate,
+    /// `psi.key`: a holder's deconfliction key epoch and a chunk of its prepared set.
+    #[serde(rename = "psi.key")]
+    PsiKey,
+    /// `psi.query`: an asker's blinded, padded deconfliction query.
+    #[serde(rename = "psi.query")]
+    PsiQuery,
+    /// `psi.evaluation`: the holder's evaluation of a query, or its refusal.
+    #[serde(rename = "psi.evaluation")]
+    PsiEvaluation,
 }
 
 impl MessageKind {
     /// Every kind, in the order the protocol documents them.
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::Datum,
         MessageKind::Consent,
         MessageKind::Request,
@@ -61,6 +70,9 @@ impl MessageKind {
         MessageKind::IncidentNotification,
         MessageKind::CaseUpdate,
         MessageKind::PackageOffer,
+        MessageKind::PsiKey,
+        MessageKind::PsiQuery,
+        MessageKind::PsiEvaluation,
     ];
 
     /// Its name on the wire.
@@ -73,6 +85,9 @@ impl MessageKind {
             MessageKind::PackageOffer => "evidence.package",
             MessageKind::IncidentNotification => "incident.notification",
             MessageKind::CaseUpdate => "case.update",
+            MessageKind::PsiKey => "psi.key",
+            MessageKind::PsiQuery => "psi.query",
+            MessageKind::PsiEvaluation => "psi.evaluation",
         }
     }
 }
@@ -86,7 +101,7 @@ impl std::fmt::Display for MessageKind {
 /// A message kind this node does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "message kind `{0}` is not one this node accepts (datum, consent, request, request-event, incident.notification, case.update, evidence.package)"
+    "message kind `{0}` is not one this node accepts (datum, consent, request, request-event, incident.notification, case.update, evidence.package, psi.key, psi.query, psi.evaluation)"
 )]
 pub struct UnknownKind(pub String);
 
@@ -118,6 +133,12 @@ pub enum Message {
     IncidentNotification(IncidentNotificationMessage),
     /// `case.update`.
     CaseUpdate(CaseUpdateMessage),
+    /// `psi.key`.
+    PsiKey(PsiKeyMessage),
+    /// `psi.query`.
+    PsiQuery(PsiQueryMessage),
+    /// `psi.evaluation`.
+    PsiEvaluation(PsiEvaluationMessage),
 }
 
 /// Why a payload could not be read as the message its kind names.
@@ -160,6 +181,11 @@ impl Message {
                 Message::IncidentNotification(serde_json::from_value(p).map_err(bad)?)
             }
             MessageKind::CaseUpdate => Message::CaseUpdate(serde_json::from_value(p).map_err(bad)?),
+            MessageKind::PsiKey => Message::PsiKey(serde_json::from_value(p).map_err(bad)?),
+            MessageKind::PsiQuery => Message::PsiQuery(serde_json::from_value(p).map_err(bad)?),
+            MessageKind::PsiEvaluation => {
+                Message::PsiEvaluation(serde_json::from_value(p).map_err(bad)?)
+            }
         })
     }
 
@@ -173,6 +199,9 @@ impl Message {
             Message::PackageOffer(_) => MessageKind::PackageOffer,
             Message::IncidentNotification(_) => MessageKind::IncidentNotification,
             Message::CaseUpdate(_) => MessageKind::CaseUpdate,
+            Message::PsiKey(_) => MessageKind::PsiKey,
+            Message::PsiQuery(_) => MessageKind::PsiQuery,
+            Message::PsiEvaluation(_) => MessageKind::PsiEvaluation,
         }
     }
 }
@@ -203,5 +232,73 @@ mod tests {
         let e = Message::decode("datum", &consent).unwrap_err();
         assert!(e.to_string().starts_with("datum payload: unknown field `datum_id`"), "{e}");
         assert!(matches!(Message::decode("nope", &consent), Err(DecodeError::UnknownKind(_))));
+    }
+
+    /// A deterministic generator for the test's blinds (not for use outside tests).
+    struct Counter(u64);
+
+    impl entente_psi::rand_core::RngCore for Counter {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for b in dest {
+                *b = (self.next_u64() >> 56) as u8;
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), entente_psi::rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl entente_psi::rand_core::CryptoRng for Counter {}
+
+    #[test]
+    fn psi_payloads_are_strict() {
+        use entente_psi::{EmailRules, HolderKey, LabelledQuery, Limits, selector};
+        let key = HolderKey::from_seed(&[9u8; 32]).unwrap();
+        let mine = [selector::parse_line("203.0.113.7", EmailRules::default()).unwrap()];
+        let (_, query) =
+            LabelledQuery::new(key.public_key(), &mine, 4, &Limits::default(), &mut Counter(1))
+                .unwrap();
+        let m = PsiQueryMessage {
+            id: "NL-7".into(),
+            agreement: "mou-deconfliction-pilot".into(),
+            case_ref: "LANTERN".into(),
+            query,
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(Message::decode("psi.query", &v).unwrap(), Message::PsiQuery(m));
+        let mut extra = v.clone();
+        extra["selectors"] = "203.0.113.7".into();
+        let e = Message::decode("psi.query", &extra).unwrap_err();
+        assert!(e.to_string().contains("unknown field `selectors`"), "{e}");
+        let mut bad = v.clone();
+        bad["query"]["elements"][0] = "AAAA".into();
+        assert!(Message::decode("psi.query", &bad).is_err());
+        let mut inner = v;
+        inner["query"]["note"] = 1.into();
+        assert!(Message::decode("psi.query", &inner).is_err());
+
+        let neither = PsiEvaluationMessage {
+            query: "NL-7".into(),
+            agreement: "a".into(),
+            evaluation: None,
+            refused: None,
+        };
+        assert!(neither.validate().is_err());
+        let refused = PsiEvaluationMessage { refused: Some("limit".into()), ..neither };
+        assert!(refused.validate().is_ok());
+        let v = serde_json::to_value(&refused).unwrap();
+        assert!(v.get("evaluation").is_none());
+        assert_eq!(
+            Message::decode("psi.evaluation", &v).unwrap().kind(),
+            MessageKind::PsiEvaluation
+        );
     }
 }

@@ -218,6 +218,71 @@ pub struct IncidentNotificationMessage {
     pub conditions: Conditions,
 }
 
+// Deconfliction (private set intersection, `entente-psi`).
+
+/// The holder's published key of a deconfliction epoch and one chunk of its prepared set
+/// (`psi.key`). A rotation sends the key with every chunk, in order; the asker checks the
+/// chunks against the key's epoch and each other (`entente_psi::SetReceiver`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiKeyMessage {
+    /// The deconfliction agreement the key is for.
+    pub agreement: String,
+    /// The epoch's public key, 64 hex digits (its SHA-256 under the epoch domain is the
+    /// epoch id).
+    pub public_key: String,
+    /// When the holder rotated to this key (RFC 3339).
+    pub rotated_at: Timestamp,
+    /// A chunk of the prepared set.
+    pub chunk: entente_psi::SetChunk,
+}
+
+/// The asker's deconfliction query (`psi.query`): blinded, padded elements.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiQueryMessage {
+    /// The asker's id of the query (`<party>-<ledger index>`); the evaluation names it.
+    pub id: String,
+    /// The deconfliction agreement it is asked under.
+    pub agreement: String,
+    /// The asker's case it is asked for (the holder counts queries per case).
+    pub case_ref: String,
+    /// The blinded elements.
+    pub query: entente_psi::QueryMessage,
+}
+
+/// The holder's answer to a query (`psi.evaluation`): the evaluation and its proof, or why
+/// the holder refused (exactly one of the two).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiEvaluationMessage {
+    /// The asker's id of the query answered.
+    pub query: String,
+    /// The deconfliction agreement it was decided under.
+    pub agreement: String,
+    /// The evaluated elements and the proof, when the holder evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<entente_psi::EvaluationMessage>,
+    /// The holder's reason, when it refused (its ledger records the refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl PsiEvaluationMessage {
+    /// Checks that exactly one of `evaluation` and `refused` is given.
+    ///
+    /// # Errors
+    /// Both or neither.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.evaluation, &self.refused) {
+            (Some(_), None) => Ok(()),
+            (None, Some(r)) if !r.is_empty() && r.len() <= 2000 => Ok(()),
+            (None, Some(_)) => Err("refused: expected a reason of 1 to 2000 bytes".into()),
+            _ => Err("expected exactly one of `evaluation` and `refused`".into()),
+        }
+    }
+}
+
 // Cases (joint investigation teams).
 
 /// A party that shares a case.

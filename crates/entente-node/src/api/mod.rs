@@ -35,6 +35,7 @@ pub(crate) mod incidents;
 pub(crate) mod intel;
 pub(crate) mod ledger;
 pub(crate) mod node;
+pub(crate) mod psi;
 pub(crate) mod redress;
 pub(crate) mod requests;
 
@@ -110,6 +111,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(flows::routes())
         .merge(evidence::routes())
         .merge(incidents::routes())
+        .merge(psi::routes())
         .merge(redress::routes())
 }
 

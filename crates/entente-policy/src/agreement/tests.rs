@@ -96,7 +96,17 @@ fn every_shipped_file_validates() {
         Err(e) => panic!("{e}"),
     };
     let ids: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!(ids, ["ets-185", "cets-224", "eu-2023-1543", "nl-us-mla", "jit-nl-de-template"]);
+    assert_eq!(
+        ids,
+        [
+            "ets-185",
+            "cets-224",
+            "eu-2023-1543",
+            "nl-us-mla",
+            "jit-nl-de-template",
+            "mou-deconfliction-pilot"
+        ]
+    );
 }
 
 #[test]
@@ -449,4 +459,70 @@ fn missing_required_key() {
     let errs = errors(&t);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].message.contains("missing field `kind`"), "{}", errs[0]);
+}
+
+const DECONFLICTION: &str = r#"
+[deconfliction]
+parties = ["NL", "DE"]
+purpose = "deconfliction"
+selectors = ["ip", "email"]
+mode = "labelled"
+max_selectors = 64
+max_queries = 10
+per = "P30D"
+key_rotation = "P30D"
+email_plus_addressing = "strip"
+"#;
+
+/// `BASE` with the deconfliction purpose and a `[deconfliction]` section, `old` replaced by
+/// `new` in the section.
+fn deconfliction(old: &str, new: &str) -> String {
+    let base = with("purposes", "purposes = [\"prosecution\", \"deconfliction\"]");
+    let section = DECONFLICTION.replacen(old, new, 1);
+    let at = base.find("[[legal_basis]]").unwrap();
+    format!("{}{}\n{}", &base[..at], section.trim_start(), &base[at..])
+}
+
+#[test]
+fn a_deconfliction_section_parses() {
+    let a = parse_agreement("t.toml", &deconfliction("", ""), &lexicon()).unwrap();
+    let d = a.deconfliction.unwrap();
+    assert_eq!(d.parties.len(), 2);
+    assert_eq!(d.selectors, [entente_psi::SelectorKind::Ip, entente_psi::SelectorKind::Email]);
+    assert_eq!(d.mode, entente_psi::Mode::Labelled);
+    assert_eq!((d.max_selectors, d.max_queries, d.per.text.as_str()), (64, 10, "P30D"));
+    assert!(d.email.strip_plus);
+}
+
+#[test]
+fn deconfliction_errors_name_their_place_and_what_is_expected() {
+    let t = deconfliction("\"NL\", \"DE\"]", "\"NL\", \"US\"]");
+    let e = one(&t, "\"US\"", "deconfliction.parties");
+    assert!(e.message.contains("not a party of the agreement"), "{e}");
+    let t = deconfliction("\"deconfliction\"", "\"prosecution\"");
+    let e = one_from(&t, 10, "\"prosecution\"", "deconfliction.purpose");
+    assert!(e.message.contains("expected \"deconfliction\""), "{e}");
+    let t = deconfliction("\"email\"]", "\"mail\"]");
+    let e = one(&t, "\"mail\"", "deconfliction.selectors");
+    assert!(e.message.contains("expected a selector kind: ip, email"), "{e}");
+    let t = deconfliction("\"labelled\"", "\"labeled\"");
+    let e = one(&t, "\"labeled\"", "deconfliction.mode");
+    assert!(e.message.contains("cardinality"), "{e}");
+    let t = deconfliction("max_selectors = 64", "max_selectors = 2000");
+    let e = one(&t, "2000", "deconfliction.max_selectors");
+    assert!(e.message.contains("from 1 to 1024"), "{e}");
+    let t = deconfliction("max_queries = 10", "max_queries = 0");
+    one_from(&t, 12, "0", "deconfliction.max_queries");
+    let t = deconfliction("per = \"P30D\"", "per = \"30 days\"");
+    one(&t, "\"30 days\"", "deconfliction.per");
+    let t = deconfliction("\"strip\"", "\"drop\"");
+    let e = one(&t, "\"drop\"", "deconfliction.email_plus_addressing");
+    assert!(e.message.contains("\"keep\""), "{e}");
+    // The purpose must be among the agreement's purposes.
+    let t = appended(DECONFLICTION);
+    let e = one(&t, "\"deconfliction\"", "deconfliction.purpose");
+    assert!(e.message.contains("not among the agreement's purposes"), "{e}");
+    // An unknown key of the section.
+    let t = deconfliction("mode = \"labelled\"", "mode = \"labelled\"\nmodus = 1");
+    assert_eq!(errors(&t).len(), 1);
 }

@@ -50,6 +50,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
         refusal_grounds: vec![],
         travelling_conditions: vec![],
         dual_criminality_months: Some(12),
+        deconfliction: None,
     }
 }
 

@@ -264,6 +264,9 @@ impl InboundJob {
             Decoded::PackageOffer(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Incident(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::CaseUpdate(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::PsiKey(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::PsiQuery(c) => execute(st, actor, c, now, inbound).await?.map(unit),
+            Decoded::PsiEvaluation(c) => execute(st, actor, c, now, inbound).await?.map(unit),
             Decoded::Refused(c) => execute(st, actor, c, now, inbound).await?.map(unit),
         };
         self.result = Some(r);
