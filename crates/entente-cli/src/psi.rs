@@ -20,7 +20,7 @@ pub(crate) enum PsiCmd {
     Query {
         /// This node's case the query is for
         #[arg(long = "case")]
-        case_id: String,
+        case_id: entente_core::CaseId,
         /// The partners to ask, comma-separated (e.g. DE,US)
         #[arg(long, value_delimiter = ',')]
         to: Vec<String>,

@@ -60,17 +60,24 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
 
     // DE's own investigation holds two of NL's indicators; the US's holds other ones.
     let de_inv = user(de, Role::Investigator).await?;
-    let open = |id: &str, title: &str| entente_store::cases::OpenCase {
-        id: id.into(),
-        title: title.into(),
-        concepts: vec!["illegal-access".into()],
+    let open = |id: &str, title: &str| -> Result<_, entente_core::ids::InvalidIdentifier> {
+        Ok(entente_store::cases::OpenCase {
+            id: id.parse()?,
+            title: title.into(),
+            concepts: vec!["illegal-access".into()],
+        })
     };
-    submit(de, de_inv.clone(), open(DE_CASE, "Botnet infrastructure seized in Frankfurt")).await?;
-    let datum = |id: &str, case: &str, content: serde_json::Value| entente_store::flows::AddDatum {
-        id: id.into(),
-        case_id: case.into(),
-        category: entente_policy::agreement::DataCategory::CaseInformation,
-        content: content.as_object().cloned().unwrap_or_default(),
+    submit(de, de_inv.clone(), open(DE_CASE, "Botnet infrastructure seized in Frankfurt")?).await?;
+    let datum = |id: &str,
+                 case: &str,
+                 content: serde_json::Value|
+     -> Result<_, entente_core::ids::InvalidIdentifier> {
+        Ok(entente_store::flows::AddDatum {
+            id: id.parse()?,
+            case_id: case.parse()?,
+            category: entente_policy::agreement::DataCategory::CaseInformation,
+            content: content.as_object().cloned().unwrap_or_default(),
+        })
     };
     let v = submit(
         de,
@@ -79,7 +86,7 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
             "DE-0042-1",
             DE_CASE,
             serde_json::json!({"server": C2, "ransom_wallet": WALLET, "note": "seized VPS"}),
-        ),
+        )?,
     )
     .await?;
     checks.record(
@@ -88,11 +95,11 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
         crate::describe(&v),
     );
     let us_inv = user(us, Role::Investigator).await?;
-    submit(us, us_inv.clone(), open("US-2026-0101", "Phishing kit distribution")).await?;
+    submit(us, us_inv.clone(), open("US-2026-0101", "Phishing kit distribution")?).await?;
     submit(
         us,
         us_inv,
-        datum("US-0101-1", "US-2026-0101", serde_json::json!({"panel": "192.0.2.200"})),
+        datum("US-0101-1", "US-2026-0101", serde_json::json!({"panel": "192.0.2.200"}))?,
     )
     .await?;
 
@@ -128,7 +135,7 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
     let mut ids = Vec::new();
     for to in ["DE", "US"] {
         let q =
-            PsiQuery { case_id: "LANTERN".into(), to: to.parse()?, selectors: selectors.clone() };
+            PsiQuery { case_id: "LANTERN".parse()?, to: to.parse()?, selectors: selectors.clone() };
         let v = submit(nl, nl_inv.clone(), q).await?;
         if let Verdict::Permitted { output, .. } = &v {
             ids.push(output.id.clone());

@@ -90,6 +90,7 @@ async fn psi_query(
     let body = body_of(body)?;
     let actor = actor(&state.node, &headers).await?;
     let req: NewPsiQuery = parse_json(&headers, &body)?;
+    let case_id: entente_core::CaseId = crate::server::parse_id(req.case.clone())?;
     let text = req.selectors.join("\n");
     let selectors = selector::parse_file("selectors", &text, EmailRules::default())
         .map_err(|e| Problem::bad_request(e.to_string()))?;
@@ -105,7 +106,7 @@ async fn psi_query(
     let mut queries = Vec::new();
     for to in parties {
         let command = entente_store::psi::PsiQuery {
-            case_id: req.case.clone(),
+            case_id: case_id.clone(),
             to,
             selectors: selectors.clone(),
         };

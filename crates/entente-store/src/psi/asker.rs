@@ -7,7 +7,7 @@ use crate::gate::{
     digest_json,
 };
 use crate::store::{StoreError, to_i64, to_u64};
-use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind, ids};
+use entente_core::{Action, Actor, CaseId, Decision, PartyCode, Subject, SubjectKind, ids};
 use entente_psi::{
     CardinalityQuery, Label, LabelledQuery, Mode, PublicKey, Selector, SetChunk, SetReceiver,
     selector,
@@ -245,7 +245,7 @@ impl GateCommand for ReceivePsiKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PsiQuery {
     /// This node's case.
-    pub case_id: String,
+    pub case_id: CaseId,
     /// The partner asked.
     pub to: PartyCode,
     /// The selectors (normalised; email addresses again under the agreement's rules).
@@ -305,7 +305,6 @@ impl GateCommand for PsiQuery {
     }
 
     fn validate(&self) -> Result<(), GateError> {
-        ids::check_identifier("case id", &self.case_id).map_err(GateError::Invalid)?;
         let max = LIMITS.max_query_elements;
         if self.selectors.is_empty() || self.selectors.len() > max {
             return Err(GateError::Invalid(format!(
@@ -320,7 +319,7 @@ impl GateCommand for PsiQuery {
         let row = sqlx::query(
             "SELECT (SELECT 1 FROM cases WHERE id = $1), (SELECT 1 FROM peers WHERE party = $2)",
         )
-        .bind(&self.case_id)
+        .bind(self.case_id.as_str())
         .bind(self.to.as_str())
         .fetch_one(&mut **cx.tx)
         .await?;
@@ -355,7 +354,7 @@ impl GateCommand for PsiQuery {
             "SELECT COUNT(*) FROM psi_queries WHERE case_id = $1 AND peer = $2 AND agreement = $3 \
              AND created_at > $4",
         )
-        .bind(&self.case_id)
+        .bind(self.case_id.as_str())
         .bind(self.to.as_str())
         .bind(&a.id)
         .bind(since)
@@ -515,7 +514,7 @@ impl GateCommand for PsiQuery {
         let message = PsiQueryMessage {
             id: id.clone(),
             agreement: agreement_id.clone(),
-            case_ref: self.case_id.clone(),
+            case_ref: self.case_id.to_string(),
             query,
         };
         let payload = json(&message)?;
@@ -527,7 +526,7 @@ impl GateCommand for PsiQuery {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11, NULL, $12, NULL)",
         )
         .bind(&id)
-        .bind(&self.case_id)
+        .bind(self.case_id.as_str())
         .bind(self.to.as_str())
         .bind(&agreement_id)
         .bind(&epoch)

@@ -167,8 +167,8 @@ async fn deconfliction_between_two_gates() {
         de_gate.submit(investigator(), open("DE-0042"), now).await.unwrap();
         let content = serde_json::json!({"c2": C2, "wallet": WALLET, "note": "seized server"});
         let add = crate::flows::AddDatum {
-            id: "de-d1".into(),
-            case_id: "DE-0042".into(),
+            id: "de-d1".parse().unwrap(),
+            case_id: "DE-0042".parse().unwrap(),
             category: DataCategory::CaseInformation,
             content: content.as_object().unwrap().clone(),
         };
@@ -180,7 +180,7 @@ async fn deconfliction_between_two_gates() {
         // Asking before DE published a key: denied, nothing sent.
         nl_gate.submit(investigator(), open("LANTERN"), now).await.unwrap();
         let ask = |case: &str, selectors: Vec<Selector>| PsiQuery {
-            case_id: case.into(),
+            case_id: case.parse().unwrap(),
             to: de(),
             selectors,
         };
