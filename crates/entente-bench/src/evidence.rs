@@ -20,7 +20,7 @@ fn cpu_secs() -> f64 {
 }
 
 /// The load average of the machine (1, 5, 15 minutes), as `/proc/loadavg` gives it.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

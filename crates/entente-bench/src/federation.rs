@@ -64,17 +64,31 @@ pub(crate) async fn pin(a: &Node, b: &Node) -> Result<(), Failure> {
 }
 
 /// A node process, killed when dropped.
-pub(crate) struct Serve(
-    #[expect(dead_code, reason = "held only to kill the process on drop")] tokio::process::Child,
-);
+pub(crate) struct Serve(tokio::process::Child);
+
+impl Serve {
+    /// The node process's id (while it runs).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.0.id()
+    }
+}
 
 pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
     let faddr =
         n.config.federation_listen.ok_or_else(|| fail(Exit::Failed, "no federation address"))?;
+    serve_dir(&n.data_dir, n.config.listen, faddr).await
+}
+
+/// `entente serve` on a data directory this process does not hold open.
+pub(crate) async fn serve_dir(
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+    faddr: std::net::SocketAddr,
+) -> Result<Serve, Failure> {
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--data-dir"])
-        .arg(&n.data_dir)
-        .args(["--listen", &n.config.listen.to_string()])
+        .arg(data_dir)
+        .args(["--listen", &listen.to_string()])
         .args(["--federation-listen", &faddr.to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -84,14 +98,14 @@ pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
-        if let Ok(r) = http.get(format!("http://{}/healthz", n.config.listen)).send().await
+        if let Ok(r) = http.get(format!("http://{listen}/healthz")).send().await
             && r.status().is_success()
         {
             return Ok(Serve(child));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(fail(Exit::Failed, format!("the {} node process did not start", n.config.party)))
+    Err(fail(Exit::Failed, format!("the node process of {} did not start", data_dir.display())))
 }
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.

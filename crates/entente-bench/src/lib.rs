@@ -4,6 +4,7 @@
 mod evidence;
 mod federation;
 mod intel;
+mod psi;
 mod transfer;
 
 use clap::{Subcommand, ValueEnum};
@@ -52,6 +53,24 @@ pub enum BenchCmd {
         /// Size of each small file in bytes
         #[arg(long, default_value_t = 4096)]
         file_size: usize,
+    },
+    /// Deconfliction by private set intersection against openmined-psi (PyPI) on the same items: CPU per phase, bytes, and two node processes over mutual TLS
+    Psi {
+        /// Selectors the holder holds
+        #[arg(long, default_value_t = 100_000)]
+        holder: usize,
+        /// Selectors the asker asks about (half of them the holder's)
+        #[arg(long, default_value_t = 1_000)]
+        asker: usize,
+        /// Queries the asker makes between the node processes, for the online time
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The Python that has openmined-psi (scripts/pyenv.sh installs it in .venv)
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: String,
+        /// Only the protocol and the peer, no node processes
+        #[arg(long)]
+        no_nodes: bool,
     },
     /// Durable ledger appends per second through the gate (case.open: effect, entry, tree hashes and signed checkpoint committed together)
     Ledger {
@@ -199,6 +218,9 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
         }
         BenchCmd::Decisions { agreements, decisions, threads } => {
             decisions::run(agreements, decisions, threads)
+        }
+        BenchCmd::Psi { holder, asker, rounds, python, no_nodes } => {
+            crate::psi::run(holder, asker, rounds, &python, !no_nodes).await
         }
         BenchCmd::Intel { objects, page, per_envelope, import, medallion, python } => {
             crate::intel::run(objects, page, per_envelope, import, &medallion, &python).await

@@ -205,11 +205,35 @@ pub(crate) struct PsiEvaluationView {
     pub(crate) at: String,
 }
 
+/// A partner's published key epoch and how much of its prepared set has arrived.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct PsiPeerKeyView {
+    /// The partner.
+    #[schema(schema_with = super::party)]
+    pub(crate) peer: String,
+    /// The deconfliction agreement.
+    pub(crate) agreement: String,
+    /// The key epoch (hex).
+    pub(crate) epoch: String,
+    /// `labelled` or `cardinality`.
+    pub(crate) mode: String,
+    /// Elements of the partner's prepared set.
+    pub(crate) set_size: u64,
+    /// Chunks of the set received; queries wait until all have.
+    pub(crate) received: u64,
+    /// Chunks of the set.
+    pub(crate) total: u64,
+    /// When the partner rotated to it (RFC 3339).
+    pub(crate) rotated_at: String,
+}
+
 /// The deconfliction status (the reading is recorded).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub(crate) struct PsiStatusView {
     /// This node's queries and their results.
     pub(crate) queries: Vec<PsiQueryView>,
+    /// Partners' keys this node holds, so an investigator sees whom she can ask yet.
+    pub(crate) peer_keys: Vec<PsiPeerKeyView>,
     /// Partners' queries this node evaluated or refused.
     pub(crate) evaluations: Vec<PsiEvaluationView>,
     /// The ledger entry that recorded this reading.
@@ -251,6 +275,20 @@ impl PsiStatusView {
                     created_at: q.created_at.clone(),
                     answered_at: q.answered_at.clone(),
                     ledger_index: q.ledger_index,
+                })
+                .collect(),
+            peer_keys: s
+                .peer_keys
+                .iter()
+                .map(|k| PsiPeerKeyView {
+                    peer: k.peer.clone(),
+                    agreement: k.agreement.clone(),
+                    epoch: k.epoch.clone(),
+                    mode: k.mode.clone(),
+                    set_size: k.set_size,
+                    received: k.received,
+                    total: k.total,
+                    rotated_at: k.rotated_at.clone(),
                 })
                 .collect(),
             evaluations: s
