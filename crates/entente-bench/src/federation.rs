@@ -92,7 +92,7 @@ pub(crate) async fn serve_dir(
         .args(["--federation-listen", &faddr.to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(data_dir.join("serve.log"))?)
         .kill_on_drop(true)
         .spawn()?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -105,7 +105,11 @@ pub(crate) async fn serve_dir(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(fail(Exit::Failed, format!("the node process of {} did not start", data_dir.display())))
+    let log = std::fs::read_to_string(data_dir.join("serve.log")).unwrap_or_default();
+    Err(fail(
+        Exit::Failed,
+        format!("the node process of {} did not start: {}", data_dir.display(), log.trim()),
+    ))
 }
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.

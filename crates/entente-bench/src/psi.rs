@@ -217,6 +217,7 @@ offences = ["illegal-access"]
 categories = ["case-information"]
 purposes = ["deconfliction"]
 onward_transfer = "forbidden"
+commercial_use_prohibited = true
 
 [deconfliction]
 parties = ["NL", "DE"]
@@ -305,8 +306,8 @@ async fn nodes(holder: &[String], asker: &[String], rounds: usize) -> Result<Nod
         let de = init(root, "DE").await?;
         pin(&nl, &de).await?;
         pin(&de, &nl).await?;
-        nl_token = token_user(&nl, "bench-investigator", Role::Investigator).await?;
-        de_token = token_user(&de, "bench-admin", Role::Admin).await?;
+        nl_token = token_user(&nl, "psi-investigator", Role::Investigator).await?;
+        de_token = token_user(&de, "psi-admin", Role::Admin).await?;
         let de_inv = crate::bench_user(&de, Role::Investigator).await?;
         let nl_inv = crate::bench_user(&nl, Role::Investigator).await?;
         for (node, actor, case) in [(&de, &de_inv, "DE-BENCH"), (&nl, &nl_inv, "BENCH")] {
@@ -389,7 +390,7 @@ async fn nodes(holder: &[String], asker: &[String], rounds: usize) -> Result<Nod
                 reqwest::Method::POST,
                 format!("{nl_url}/api/v1/psi/queries"),
                 &nl_token,
-                Some(json!({"case": "BENCH", "to": ["DE"], "selectors": chunk})),
+                Some(json!({"case": "BENCH", "to": ["DE"], "agreement": AGREEMENT, "selectors": chunk})),
             )
             .await?;
             sent += 1;

@@ -27,6 +27,10 @@ pub(crate) enum PsiCmd {
         /// The selector file
         #[arg(long)]
         selectors: PathBuf,
+        /// The deconfliction agreement to ask under (default: the first in force, by id, whose
+        /// [deconfliction] names both parties)
+        #[arg(long)]
+        agreement: Option<String>,
         /// The investigator of this node who asks
         #[arg(long)]
         user: String,
@@ -84,7 +88,7 @@ fn denied(what: &str, index: u64, decision: &entente_core::Decision) -> Failure 
 
 pub(crate) async fn run(cmd: PsiCmd) -> Result<(), Failure> {
     match cmd {
-        PsiCmd::Query { case_id, to, selectors, user, data_dir, json } => {
+        PsiCmd::Query { case_id, to, selectors, agreement, user, data_dir, json } => {
             let name = selectors.display().to_string();
             let text = std::fs::read_to_string(&selectors)
                 .map_err(|e| fail(Exit::BadInput, format!("{name}: cannot read the file: {e}")))?;
@@ -110,6 +114,7 @@ pub(crate) async fn run(cmd: PsiCmd) -> Result<(), Failure> {
                 let command = PsiQuery {
                     case_id: case_id.clone(),
                     to: peer.clone(),
+                    agreement: agreement.clone(),
                     selectors: parsed.clone(),
                 };
                 match node.gate.submit(actor.clone(), command, Timestamp::now()).await? {

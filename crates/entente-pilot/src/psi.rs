@@ -134,8 +134,12 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
     let nl_inv = user(nl, Role::Investigator).await?;
     let mut ids = Vec::new();
     for to in ["DE", "US"] {
-        let q =
-            PsiQuery { case_id: "LANTERN".parse()?, to: to.parse()?, selectors: selectors.clone() };
+        let q = PsiQuery {
+            case_id: "LANTERN".parse()?,
+            to: to.parse()?,
+            agreement: None,
+            selectors: selectors.clone(),
+        };
         let v = submit(nl, nl_inv.clone(), q).await?;
         if let Verdict::Permitted { output, .. } = &v {
             ids.push(output.id.clone());

@@ -44,6 +44,10 @@ pub(crate) struct NewPsiQuery {
     pub(crate) case: String,
     /// The partners asked (party codes).
     pub(crate) to: Vec<String>,
+    /// The deconfliction agreement to ask under (default: the first in force, by id, whose
+    /// `[deconfliction]` names both parties).
+    #[serde(default)]
+    pub(crate) agreement: Option<String>,
     /// The selectors, as lines of a selector file (`kind:value`, or the value alone where its
     /// kind is clear).
     pub(crate) selectors: Vec<String>,
@@ -108,6 +112,7 @@ async fn psi_query(
         let command = entente_store::psi::PsiQuery {
             case_id: case_id.clone(),
             to,
+            agreement: req.agreement.clone(),
             selectors: selectors.clone(),
         };
         let (index, q) = through_gate(&state, actor.clone(), command).await?;

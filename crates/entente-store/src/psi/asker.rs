@@ -248,6 +248,9 @@ pub struct PsiQuery {
     pub case_id: CaseId,
     /// The partner asked.
     pub to: PartyCode,
+    /// The deconfliction agreement to ask under; without one, the first in force (by id)
+    /// whose `[deconfliction]` names both parties.
+    pub agreement: Option<String>,
     /// The selectors (normalised; email addresses again under the agreement's rules).
     pub selectors: Vec<Selector>,
 }
@@ -305,6 +308,9 @@ impl GateCommand for PsiQuery {
     }
 
     fn validate(&self) -> Result<(), GateError> {
+        if let Some(a) = &self.agreement {
+            ids::check_identifier("agreement id", a).map_err(GateError::Invalid)?;
+        }
         let max = LIMITS.max_query_elements;
         if self.selectors.is_empty() || self.selectors.len() > max {
             return Err(GateError::Invalid(format!(
@@ -332,7 +338,9 @@ impl GateCommand for PsiQuery {
             agreement: None,
             recent: 0,
         };
-        let Ok((a, d)) = agreement_between(cx.engine, cx.party, &self.to, None, cx.now) else {
+        let Ok((a, d)) =
+            agreement_between(cx.engine, cx.party, &self.to, self.agreement.as_deref(), cx.now)
+        else {
             return Ok(facts);
         };
         facts.agreement = Some(a.id.clone());
@@ -368,7 +376,13 @@ impl GateCommand for PsiQuery {
         let deny = |rule: &str, reason: String| {
             Ruling::of(cx.role.followed_by(Decision::deny(rule, reason)))
         };
-        let (a, d) = match agreement_between(cx.engine, cx.party, &self.to, None, cx.now) {
+        let (a, d) = match agreement_between(
+            cx.engine,
+            cx.party,
+            &self.to,
+            self.agreement.as_deref(),
+            cx.now,
+        ) {
             Ok(x) => x,
             Err(why) => return deny("psi.no-agreement", why),
         };

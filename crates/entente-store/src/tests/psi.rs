@@ -180,6 +180,7 @@ async fn deconfliction_between_two_gates() {
         // Asking before DE published a key: denied, nothing sent.
         nl_gate.submit(investigator(), open("LANTERN"), now).await.unwrap();
         let ask = |case: &str, selectors: Vec<Selector>| PsiQuery {
+            agreement: None,
             case_id: case.parse().unwrap(),
             to: de(),
             selectors,
