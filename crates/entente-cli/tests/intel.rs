@@ -200,6 +200,36 @@ async fn bad_input_is_refused_with_taxii_errors_and_nothing_half_imported() {
     expect(http.get(&objects), 401, "Authentication required").await;
     expect(http.get(&objects).basic_auth("cert", Some("wrong")), 401, "Authentication required")
         .await;
+    // An anonymous import is refused before its body is read: the caller announces 10 MiB of
+    // `{}` objects and writes only the start; the node answers 401 at once (had it waited for
+    // the body, nothing would come back before the bounded wait ends).
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = server.url.trim_start_matches("http://");
+        let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let path = objects.trim_start_matches(&server.url);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {TAXII}\r\nContent-Type: {TAXII}\r\nContent-Length: {}\r\n\r\n{{\"objects\":[{{}},{{}},",
+            10 << 20
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            loop {
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                got.extend_from_slice(&buf[..n]);
+                if n == 0 || String::from_utf8_lossy(&got).contains("http_status") {
+                    break;
+                }
+            }
+        };
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(20), read).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(answered.is_ok(), "no answer before the body was sent: {text}");
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+        assert!(text.contains("\"http_status\":\"401\""), "{text}");
+    }
 
     // Cursors: a real one works, a forged one or one from another query is a 400.
     for n in 10..15 {

@@ -266,7 +266,14 @@ fn validate_objects(raws: &[&RawValue]) -> Result<Vec<StixObject>, Invalid> {
     // (id, version) → position in `out`.
     let mut seen: HashMap<(String, Option<String>), usize> = HashMap::with_capacity(raws.len());
     let mut origin: Vec<usize> = Vec::with_capacity(raws.len());
+    // Problems beyond the first MAX_PROBLEMS are counted, not kept: an envelope of millions
+    // of bad objects costs no more memory than one of a hundred.
+    let mut more = 0usize;
     for (i, raw) in raws.iter().enumerate() {
+        if problems.len() > MAX_PROBLEMS {
+            more += problems.len() - MAX_PROBLEMS;
+            problems.truncate(MAX_PROBLEMS);
+        }
         match validate_object(i, raw.get(), &mut problems) {
             Some(obj) => {
                 let key = (obj.id.clone(), obj.version_key());
@@ -296,7 +303,7 @@ fn validate_objects(raws: &[&RawValue]) -> Result<Vec<StixObject>, Invalid> {
     if problems.is_empty() {
         Ok(out)
     } else {
-        let more = problems.len().saturating_sub(MAX_PROBLEMS);
+        more += problems.len().saturating_sub(MAX_PROBLEMS);
         problems.truncate(MAX_PROBLEMS);
         Err(Invalid { problems, more })
     }
@@ -625,6 +632,20 @@ mod tests {
             r#"{{"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[{}]}}"#,
             objects.join(",")
         )
+    }
+
+    #[test]
+    fn problems_beyond_the_limit_are_counted_not_kept() {
+        // An envelope of 5,000 empty objects (each with several problems): the first 100
+        // problems are listed, the rest counted, and the envelope is refused whole.
+        let text = format!(r#"{{"objects":[{}]}}"#, vec!["{}"; 5000].join(","));
+        let e = parse_envelope(&text).unwrap_err();
+        assert_eq!(e.problems.len(), MAX_PROBLEMS);
+        assert!(e.more >= 5000 - MAX_PROBLEMS, "{}", e.more);
+        let one = parse_envelope(r#"{"objects":[{}]}"#).unwrap_err();
+        let per_object = one.problems.len() + one.more;
+        assert_eq!(e.problems.len() + e.more, 5000 * per_object);
+        assert!(e.to_string().contains(&format!("and {} more", e.more)), "{e}");
     }
 
     #[test]

@@ -709,6 +709,24 @@ async fn add_objects(
         return Err(too_large());
     }
     let actor = actor(&state, &headers).await?;
+    // The role rule first: a caller who may not import is refused before any of the body is
+    // read, parsed or validated (nothing costly for a caller the gate has not admitted). The
+    // gate records the refusal of the same command with no objects.
+    if !may(actor.actor(), Action::IntelImport, &state, &id) {
+        let command = entente_store::intel::IntelImport {
+            collection: id,
+            objects: Arc::new(Vec::new()),
+            originator: None,
+            status_id: random_uuid()?,
+        };
+        through_gate(&state, actor, command).await?;
+        tracing::error!("the gate permitted an import the role rule refused");
+        return Err(TaxiiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "the node could not complete the action",
+        ));
+    }
     let bytes = axum::body::to_bytes(body, MAX_CONTENT_LENGTH).await.map_err(|_| too_large())?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| TaxiiError::bad(format!("the envelope is not UTF-8: {e}")))?;
