@@ -204,6 +204,7 @@ pub fn router(node: Node) -> Router {
                 "no such endpoint; see /openapi.json",
             )
         })
+        .layer(axum::middleware::from_fn(errors_are_problems))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -225,6 +226,54 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+}
+
+/// Every error answer is a problem (RFC 9457), or on the TAXII routes a TAXII error: the
+/// handlers' own errors already are, and this turns the framework's (a method not allowed, a
+/// body over the limit, a path that does not decode, an extractor's rejection) into one, its
+/// text as the detail and its `Allow` header kept.
+async fn errors_are_problems(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let taxii = req.uri().path().starts_with("/taxii2/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let ct = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("application/problem+json") || ct.starts_with("application/taxii+json") {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let allow = parts.headers.get(header::ALLOW).cloned();
+    let (slug, title) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "The request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("media-type", "Unsupported media type"),
+        StatusCode::NOT_FOUND => ("not-found", "Not found"),
+        s if s.is_server_error() => ("internal", "The node could not complete the action"),
+        _ => ("bad-request", "The request is malformed"),
+    };
+    let detail = match (&allow, text.is_empty()) {
+        (_, false) => text,
+        (Some(a), true) => format!("this endpoint answers {}", a.to_str().unwrap_or("")),
+        (None, true) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let mut out = if taxii {
+        crate::taxii::error_response(status, title, detail)
+    } else {
+        Problem::new(status, slug, title, detail).into_response()
+    };
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
 }
 
 async fn count_responses(

@@ -147,6 +147,15 @@ impl IntoResponse for TaxiiError {
 
 type TaxiiResult = Result<Response, TaxiiError>;
 
+/// A TAXII error message (TAXII 2.1 §3.6.1) for an error the framework answered.
+pub(crate) fn error_response(
+    status: StatusCode,
+    title: &'static str,
+    description: String,
+) -> Response {
+    TaxiiError::new(status, title, description).into_response()
+}
+
 /// The TAXII routes, for merging into the node's router.
 pub fn router<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
     routes(node, false)

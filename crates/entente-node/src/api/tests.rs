@@ -6,7 +6,7 @@
 )]
 
 use crate::identity::{InitOptions, Node};
-use crate::server::{openapi_document, router};
+use crate::server::{MAX_BODY, openapi_document, router};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
@@ -205,6 +205,95 @@ async fn every_documented_operation_is_served() {
     let req = Request::builder().uri("/api/v1/nothing").body(Body::empty()).unwrap();
     let resp = app.oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+/// Every error is a problem (RFC 9457) or, on the TAXII routes, a TAXII error — the framework's
+/// own too: for every documented path, each method it does not serve (405, with `Allow`); a
+/// body over the limit on every POST route (413); a path segment that is not UTF-8 (400); an
+/// unknown path (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_problem_route_by_route() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = router(node(tmp.path()).await);
+    let doc = openapi_document();
+    let ops = operations(&doc);
+    let fill = |path: &str| {
+        path.replace("{id}", "X")
+            .replace("{party}", "DE")
+            .replace("{object_id}", "indicator--0b4fa1f4-6b4a-4bd6-8c4e-8fd2b6c3b9a1")
+            .replace("{path}", "entries/000")
+    };
+    async fn check(app: &axum::Router, req: Request<Body>, want: StatusCode, what: &str) {
+        let taxii = req.uri().path().starts_with("/taxii2/");
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let allow = resp.headers().get("allow").is_some();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{what}: not JSON: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(status, want, "{what}: {v}");
+        if taxii {
+            assert_eq!(ct.as_deref(), Some("application/taxii+json;version=2.1"), "{what}");
+            assert_eq!(v["http_status"], want.as_u16().to_string(), "{what}: {v}");
+        } else {
+            assert_eq!(ct.as_deref(), Some("application/problem+json"), "{what}");
+            assert_eq!(v["status"], want.as_u16(), "{what}: {v}");
+            assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}: {v}");
+        }
+        if want == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(allow, "{what}: no Allow header");
+        }
+    }
+    let paths: BTreeSet<&String> = ops.iter().map(|(_, p)| p).collect();
+    let mut checked = 0;
+    for path in paths {
+        let served: BTreeSet<&str> =
+            ops.iter().filter(|(_, p)| p == path).map(|(m, _)| m.as_str()).collect();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if served.contains(method) || (method == "get" && served.contains("head")) {
+                continue;
+            }
+            let uri = fill(path);
+            let req = Request::builder()
+                .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+                .uri(&uri)
+                .body(Body::empty())
+                .unwrap();
+            check(&app, req, StatusCode::METHOD_NOT_ALLOWED, &format!("{method} {uri}")).await;
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+    for (method, path) in ops.iter().filter(|(m, p)| m == "post" && !p.starts_with("/taxii2/")) {
+        let uri = fill(path);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .header("content-type", "application/json")
+            .header("content-length", (MAX_BODY + 1).to_string())
+            .body(Body::from(vec![b' '; MAX_BODY + 1]))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        // Routes that stream their body (evidence) answer 413 themselves; none may answer text.
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        assert!(
+            resp.status().is_client_error(),
+            "{method} {uri}: {} for an oversized body",
+            resp.status()
+        );
+        assert!(
+            matches!(ct.as_deref(), Some("application/problem+json")),
+            "{method} {uri}: {ct:?} for an oversized body"
+        );
+    }
+    let req = Request::builder().uri("/api/v1/cases/%ff%fe").body(Body::empty()).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let req = Request::builder().uri("/api/v1/nothing").body(Body::empty()).unwrap();
+    check(&app, req, StatusCode::NOT_FOUND, "GET /api/v1/nothing").await;
 }
 
 /// The views write what the records wrote when they were serialized straight into responses:
