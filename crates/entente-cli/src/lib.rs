@@ -229,6 +229,17 @@ enum LedgerCmd {
 /// Parses the arguments, runs the command on a tokio runtime and maps the outcome to the exit
 /// code (`Exit`), printing the error chain on failure.
 pub fn main() -> ExitCode {
+    // A closed standard output (`entente … | head -1`) ends the command quietly with 141
+    // (128 + SIGPIPE, as a shell reports a C tool that the signal ended), not with a panic
+    // message and 101. What the command did before is committed: each gate command is.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENTENTE_LOG")
         .unwrap_or_else(|_| "warn".into());

@@ -323,3 +323,26 @@ fn relative_data_dir_works_from_another_directory() {
     let listing: Vec<_> = std::fs::read_dir(tmp.path().join("b")).unwrap().collect();
     assert!(listing.is_empty(), "a command created files in its working directory");
 }
+
+/// A closed standard output ends the command quietly (141, as SIGPIPE ends C tools), not with
+/// a panic (101): `entente init … | head -0`. The node it made is whole.
+#[test]
+fn a_closed_standard_output_is_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nl");
+    let mut child = std::process::Command::new(crate::common::BIN)
+        .args(["init", "--party", "NL", "--name", "Test", "--data-dir", s(&dir)])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    let v = entente(&["ledger", "verify", "--data-dir", s(&dir)]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}
