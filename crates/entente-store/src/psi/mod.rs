@@ -23,13 +23,16 @@
 
 mod asker;
 mod holder;
+mod rotation;
 
 pub use asker::{
     PeerKeyStatus, PsiMatch, PsiQuery, PsiQueryOutput, PsiQueryStatus, PsiStatus, ReadPsiStatus,
     ReceivePsiEvaluation, ReceivePsiKey,
 };
-pub use holder::{
-    EvaluationRecord, KeyStatus, MAX_CONTACT, ReceivePsiQuery, RotatePsiKey, RotationReport,
+pub use holder::{EvaluationRecord, KeyStatus, ReceivePsiQuery};
+pub use rotation::{
+    CurrentEpoch, MAX_CONTACT, PreparedEpoch, PsiHoldings, RotatePsiKey, RotationReport,
+    SendPsiKey, check_rotation, rotation_decision,
 };
 
 use crate::gate::GateError;
