@@ -87,7 +87,7 @@ pub async fn send_pending(
     node: &Node,
     now: Timestamp,
 ) -> Result<Vec<(String, PartyCode, Result<Verdict<String>, GateError>)>, GateError> {
-    let unsent = node.store.psi_unsent(node.gate.engine(), node.gate.party()).await?;
+    let unsent = node.store.psi_unsent(node.gate.engine(), node.gate.party(), now).await?;
     let mut out = Vec::with_capacity(unsent.len());
     for (agreement, to) in unsent {
         let command = SendPsiKey { agreement: agreement.clone(), to: to.clone() };
@@ -290,6 +290,7 @@ max_selectors = 8
 max_queries = 2
 per = "P30D"
 key_rotation = "{key_rotation}"
+email_plus_addressing = "keep"
 
 [[legal_basis]]
 citation = "Test fixture"

@@ -415,8 +415,8 @@ impl Store {
     }
 
     /// The parties that should have this node's current epoch of an agreement and were not
-    /// sent it: named by the agreement's `[deconfliction]` (in `engine`), pinned, and not
-    /// among the epoch's recipients. `(agreement, party)` pairs.
+    /// sent it: named by the agreement's `[deconfliction]` (in `engine`, in force on `now`),
+    /// pinned, and not among the epoch's recipients. `(agreement, party)` pairs.
     ///
     /// # Errors
     /// Database errors.
@@ -424,7 +424,9 @@ impl Store {
         &self,
         engine: &Engine,
         me: &PartyCode,
+        now: Timestamp,
     ) -> Result<Vec<(String, PartyCode)>, StoreError> {
+        let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
         let pinned: Vec<String> = sqlx::query_scalar("SELECT party FROM peers ORDER BY party")
             .fetch_all(&self.pool)
             .await?;
@@ -439,8 +441,10 @@ impl Store {
         .collect::<Result<std::collections::BTreeSet<_>, sqlx::Error>>()?;
         let mut out = Vec::new();
         for current in self.psi_current_epochs().await? {
-            let Some(d) =
-                engine.agreement(&current.agreement).and_then(|a| a.deconfliction.as_ref())
+            let Some(d) = engine
+                .agreement(&current.agreement)
+                .filter(|a| a.in_force_on(day))
+                .and_then(|a| a.deconfliction.as_ref())
             else {
                 continue;
             };

@@ -231,7 +231,7 @@ async fn deconfliction_between_two_gates() {
         };
         assert_eq!((r.set_size, r.chunks, r.sent_to.clone()), (2, 1, vec![nl()]));
         assert!(r.holdings_at <= rotated_at && r.holdings_at > 0, "{r:?}");
-        assert!(de_db.store.psi_unsent(de_gate.engine(), &de()).await.unwrap().is_empty());
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
         let got = to_nl(now).await;
         assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
 
@@ -495,7 +495,7 @@ async fn rotation_outside_the_writer_and_partners_pinned_later() {
         assert!(decision.reason.contains(&format!("before ledger size {read_at}")), "{decision:?}");
         // NL is not pinned at DE: nothing sent, nothing pending while it is not.
         assert_eq!((r.sent_to.clone(), r.not_pinned.clone()), (vec![], vec![nl()]));
-        assert!(de_db.store.psi_unsent(de_gate.engine(), &de()).await.unwrap().is_empty());
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
         let de_st = status(&de_gate, Actor::Operator, now).await;
         assert_eq!(de_st.keys[0].holdings_at, Some(read_at));
 
@@ -515,7 +515,7 @@ async fn rotation_outside_the_writer_and_partners_pinned_later() {
 
         // NL is pinned after the rotation: its current epoch is pending for NL, and sent once.
         de_gate.submit(Actor::Operator, pin(nl(), 'e'), now).await.unwrap();
-        let unsent = de_db.store.psi_unsent(de_gate.engine(), &de()).await.unwrap();
+        let unsent = de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap();
         assert_eq!(unsent, vec![("psi-test".to_owned(), nl())]);
         let send = SendPsiKey { agreement: "psi-test".into(), to: nl() };
         let v = de_gate.submit(investigator(), send.clone(), now).await.unwrap();
@@ -527,7 +527,7 @@ async fn rotation_outside_the_writer_and_partners_pinned_later() {
         };
         assert_eq!(epoch, r2.epoch);
         assert_eq!(psi_key_rows(&de_db, &nl()).await, 1);
-        assert!(de_db.store.psi_unsent(de_gate.engine(), &de()).await.unwrap().is_empty());
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
         let v = de_gate.submit(Actor::Operator, send.clone(), now).await.unwrap();
         assert!(denied_by(&v, "psi.sent"), "{v:?}");
         assert_eq!(psi_key_rows(&de_db, &nl()).await, 1);
@@ -553,7 +553,7 @@ async fn rotation_outside_the_writer_and_partners_pinned_later() {
             panic!()
         };
         assert_eq!(r3.sent_to, vec![nl()]);
-        assert!(de_db.store.psi_unsent(de_gate.engine(), &de()).await.unwrap().is_empty());
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
         nl_db.drop_schema().await;
         de_db.drop_schema().await;
     }
