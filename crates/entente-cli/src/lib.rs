@@ -319,6 +319,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             // Packages partners offer are fetched (streamed, resumable) in the background.
             let fetcher = entente_node::transfer::Fetcher::new(node.clone())?;
             let fetching = tokio::spawn(fetcher.run(stopped()));
+            // Deconfliction keys rotated on the agreements' schedule, and sent to partners
+            // pinned since.
+            let rotator = entente_node::psi::Rotator::new(node.clone());
+            let rotating = tokio::spawn(rotator.run(stopped()));
             let federation = match federation_listen.or(node.config.federation_listen) {
                 Some(faddr) => {
                     let fl = tokio::net::TcpListener::bind(faddr)
@@ -341,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let _ = delivery.await;
             let _ = witnessing.await;
             let _ = fetching.await;
+            let _ = rotating.await;
             if let Some(f) = federation {
                 f.await.map_err(|e| fail(Exit::Failed, e))??;
             }

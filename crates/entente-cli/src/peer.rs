@@ -107,6 +107,29 @@ pub(crate) async fn run(command: PeerCmd) -> Result<(), Failure> {
             if let Some(r) = &age_recipient {
                 println!("  packages to  {r} (age)");
             }
+            // A deconfliction key rotated before the partner was pinned is owed to it now.
+            match entente_node::psi::send_pending(&node, now).await {
+                Ok(sent) => {
+                    for (agreement, to, result) in sent {
+                        match result {
+                            Ok(Verdict::Permitted { index, output: epoch, .. }) => println!(
+                                "  deconfliction key {}… of {agreement} queued for {to} (ledger entry {index})",
+                                epoch.get(..12).unwrap_or(&epoch)
+                            ),
+                            Ok(Verdict::Denied { index, decision }) => eprintln!(
+                                "warning: deconfliction key of {agreement} for {to} denied (ledger entry {index}): {}",
+                                decision.reason
+                            ),
+                            Err(e) => eprintln!(
+                                "warning: deconfliction key of {agreement} for {to} not sent: {e}"
+                            ),
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("warning: cannot find the deconfliction keys owed to partners: {e}")
+                }
+            }
             Ok(())
         }
         PeerCmd::List { data_dir, json } => {

@@ -8,7 +8,7 @@ use entente_core::PartyCode;
 use entente_node::Node;
 use entente_psi::{EmailRules, selector};
 use entente_store::Verdict;
-use entente_store::psi::{PsiQuery, PsiStatus, ReadPsiStatus, RotatePsiKey};
+use entente_store::psi::{PsiQuery, PsiStatus, ReadPsiStatus};
 use jiff::Timestamp;
 use std::path::PathBuf;
 
@@ -180,8 +180,31 @@ pub(crate) async fn run(cmd: PsiCmd) -> Result<(), Failure> {
         }
         PsiCmd::Rotate { agreement, contact, data_dir, json } => {
             let node = Node::open(&data_dir).await?;
-            let command = RotatePsiKey { agreement, contact };
-            match node.gate.submit(node.operator(), command, Timestamp::now()).await? {
+            // A bar for large sets, shown once preparing starts (after the decision).
+            let bar = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let shown = bar.clone();
+            let progress = move |done: u64, total: u64| {
+                if json || total < 10_000 {
+                    return;
+                }
+                if let Ok(mut b) = shown.lock() {
+                    b.get_or_insert_with(|| progress_bar(total, "preparing the set"))
+                        .set_position(done);
+                }
+            };
+            let verdict = entente_node::psi::rotate(
+                &node,
+                node.operator(),
+                &agreement,
+                &contact,
+                Timestamp::now(),
+                progress,
+            )
+            .await;
+            if let Some(b) = bar.lock().ok().and_then(|mut b| b.take()) {
+                b.finish_and_clear();
+            }
+            match verdict? {
                 Verdict::Permitted { index, output: r, .. } => {
                     if json {
                         let mut body = serde_json::to_value(&r)?;

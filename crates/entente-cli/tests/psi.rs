@@ -195,3 +195,119 @@ async fn deconfliction_between_two_node_processes() {
     drop(nl_server);
     drop(de_server);
 }
+
+/// A deconfliction arrangement NL–DE whose keys rotate every three seconds (a test fixture).
+const FAST_ROTATION: &str = r#"
+id = "psi-fast"
+title = "Deconfliction arrangement NL-DE with a short key rotation (test fixture)"
+kind = "mou"
+parties = ["NL", "DE"]
+in_force_from = "2026-01-01"
+offences = "any"
+categories = ["case-information"]
+purposes = ["deconfliction"]
+onward_transfer = "forbidden"
+commercial_use_prohibited = true
+
+[deconfliction]
+parties = ["NL", "DE"]
+purpose = "deconfliction"
+selectors = ["ip"]
+mode = "labelled"
+max_selectors = 8
+max_queries = 2
+per = "P30D"
+key_rotation = "PT3S"
+email_plus_addressing = "keep"
+
+[[legal_basis]]
+citation = "Test fixture"
+status = "U"
+"#;
+
+fn epochs_of<'a>(keys: &'a Value, agreement: &str) -> Vec<&'a Value> {
+    keys.as_array()
+        .map_or_else(Vec::new, |k| k.iter().filter(|k| k["agreement"] == agreement).collect())
+}
+
+/// A served node with a `[psi] contact` rotates its keys by itself on the agreements'
+/// schedule: at once when it has no epoch, then every `key_rotation`. A partner pinned after
+/// the rotation (`peer add` while DE serves) is sent the current epoch, and later rotations go
+/// to it too. The server stops on SIGINT with the schedule running.
+#[tokio::test]
+async fn a_served_node_rotates_on_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    for n in [&nl, &de] {
+        std::fs::create_dir_all(n.dir.join("agreements")).unwrap();
+        std::fs::write(n.dir.join("agreements/psi-fast.toml"), FAST_ROTATION).unwrap();
+    }
+    let config = de.dir.join("entente.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[psi]\ncontact = \"BKA desk\"\ncheck_secs = 1\n");
+    std::fs::write(&config, text).unwrap();
+    nl.pin(&de);
+    let nl_server = nl.start().await;
+    let de_server = de.start().await;
+
+    // DE rotates by itself, with nobody pinned to send it to.
+    assert!(
+        eventually(Duration::from_secs(60), || !epochs_of(&de.status()["keys"], "psi-fast")
+            .is_empty())
+        .await,
+        "DE did not rotate: {}",
+        de.status()
+    );
+    let first = epochs_of(&de.status()["keys"], "psi-fast")[0].clone();
+    assert_eq!(first["set_size"], 0, "{first}");
+
+    // NL is pinned at DE after that: DE sends it its current epoch.
+    de.pin(&nl);
+    let nl_epoch = || {
+        nl.status()["peer_keys"].as_array().and_then(|k| {
+            k.iter()
+                .find(|k| {
+                    k["peer"] == "DE" && k["agreement"] == "psi-fast" && k["received"] == k["total"]
+                })
+                .map(|k| k["epoch"].as_str().unwrap_or_default().to_owned())
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || nl_epoch().is_some()).await,
+        "NL did not receive DE's key: {}",
+        nl.status()
+    );
+    let received = nl_epoch().unwrap_or_default();
+
+    // Three seconds on, DE has rotated again (the old key destroyed) and NL gets the new key.
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let st = de.status();
+            let keys = epochs_of(&st["keys"], "psi-fast");
+            keys.len() >= 2 && keys[0]["destroyed_at"].is_string()
+        })
+        .await,
+        "DE did not rotate on schedule: {}",
+        de.status()
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || nl_epoch().is_some_and(|e| e != received)).await,
+        "NL did not receive DE's next key: {}",
+        nl.status()
+    );
+    // The shipped memorandum names DE too: rotated on its own schedule, once so far.
+    assert_eq!(epochs_of(&de.status()["keys"], "mou-deconfliction-pilot").len(), 1);
+
+    // SIGINT stops the server, schedule and all, promptly.
+    let mut de_server = de_server;
+    let pid = de_server.child.0.as_ref().map(std::process::Child::id).unwrap();
+    let killed = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let stopped =
+        eventually(Duration::from_secs(20), || de_server.child.try_wait().is_some()).await;
+    assert!(stopped, "DE did not stop on SIGINT");
+    let status = de_server.child.try_wait();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    drop(nl_server);
+}

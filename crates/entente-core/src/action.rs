@@ -206,6 +206,10 @@ pub enum Action {
     /// holdings PRF'd under it, the public key and the prepared set sent to the partners.
     #[serde(rename = "psi.key.rotate")]
     PsiKeyRotate,
+    /// Send this node's current deconfliction key epoch (public key and prepared set) to a
+    /// party of the agreement that was not sent it at the rotation (pinned since).
+    #[serde(rename = "psi.key.send")]
+    PsiKeySend,
     /// A partner's published deconfliction key and a chunk of its prepared set.
     #[serde(rename = "psi.key.receive")]
     PsiKeyReceive,
@@ -275,6 +279,7 @@ impl Action {
             Action::PackageOffer => "package.offer",
             Action::PackageArrive => "package.arrive",
             Action::PsiKeyRotate => "psi.key.rotate",
+            Action::PsiKeySend => "psi.key.send",
             Action::PsiKeyReceive => "psi.key.receive",
             Action::PsiQuery => "psi.query",
             Action::PsiQueryReceive => "psi.query.receive",

@@ -194,6 +194,7 @@ const ROLE_RULES: &[RoleRule] = &[
         action: Action::PsiKeyRotate,
         roles: &[Role::Admin],
     },
+    RoleRule { id: "role.admin.psi-key-send", action: Action::PsiKeySend, roles: &[Role::Admin] },
     RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
@@ -258,9 +259,9 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the node's fetcher records the packages it fetched from partners, digest checked",
                 Vec::new(),
             ),
-            Action::PsiKeyRotate | Action::PsiStatus => Decision::permit(
+            Action::PsiKeyRotate | Action::PsiKeySend | Action::PsiStatus => Decision::permit(
                 "operator.psi",
-                "the operator rotates the node's deconfliction keys and may read the deconfliction status (recorded)",
+                "the operator rotates the node's deconfliction keys, sends them to the partners, and may read the deconfliction status (recorded)",
                 Vec::new(),
             ),
             Action::DatumDestroy | Action::EvidenceDestroy | Action::IncidentDestroy => {
@@ -414,6 +415,9 @@ mod tests {
         assert!(!ask(&inv, Action::PsiKeyRotate).is_permit());
         assert!(ask(&admin, Action::PsiKeyRotate).is_permit());
         assert!(ask(&Actor::Operator, Action::PsiKeyRotate).is_permit());
+        assert!(ask(&Actor::Operator, Action::PsiKeySend).is_permit());
+        assert!(ask(&admin, Action::PsiKeySend).is_permit());
+        assert!(!ask(&inv, Action::PsiKeySend).is_permit());
         assert!(!ask(&Actor::Operator, Action::PsiQuery).is_permit());
         assert!(!ask(&auditor, Action::PsiQuery).is_permit());
         for a in [Action::PsiKeyReceive, Action::PsiQueryReceive, Action::PsiEvaluationReceive] {
@@ -421,7 +425,7 @@ mod tests {
             assert!(!ask(&inv, a).is_permit(), "{a}");
             assert!(!ask(&Actor::Operator, a).is_permit(), "{a}");
         }
-        for a in [Action::PsiQuery, Action::PsiKeyRotate, Action::PsiStatus] {
+        for a in [Action::PsiQuery, Action::PsiKeyRotate, Action::PsiKeySend, Action::PsiStatus] {
             assert!(!ask(&peer, a).is_permit(), "{a}");
         }
     }

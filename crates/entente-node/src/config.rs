@@ -33,6 +33,43 @@ pub struct NodeConfig {
     /// Evidence: the largest upload accepted through the API and where blobs are stored.
     #[serde(default, skip_serializing_if = "EvidenceConfig::is_default")]
     pub evidence: EvidenceConfig,
+    /// Deconfliction (`[psi]`): the contact point of the labels of keys rotated on the
+    /// agreements' schedule by `entente serve`, and how often it checks.
+    #[serde(default, skip_serializing_if = "PsiConfig::is_default")]
+    pub psi: PsiConfig,
+}
+
+/// The `[psi]` section: key rotation on the deconfliction agreements' schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiConfig {
+    /// Whom a partner with a match should ask (the contact point of every label), for the
+    /// rotations `entente serve` runs when an agreement's `key_rotation` is due. Without it,
+    /// keys are rotated only by `entente psi rotate` (and the server says so at start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// Seconds between two checks of which agreements are due (default 60).
+    #[serde(default = "default_psi_check")]
+    pub check_secs: u32,
+}
+
+/// Default interval between two checks of the rotation schedule: a minute.
+pub const DEFAULT_PSI_CHECK_SECS: u32 = 60;
+
+fn default_psi_check() -> u32 {
+    DEFAULT_PSI_CHECK_SECS
+}
+
+impl Default for PsiConfig {
+    fn default() -> Self {
+        PsiConfig { contact: None, check_secs: DEFAULT_PSI_CHECK_SECS }
+    }
+}
+
+impl PsiConfig {
+    fn is_default(&self) -> bool {
+        *self == PsiConfig::default()
+    }
 }
 
 /// The `[evidence]` section.

@@ -239,6 +239,7 @@ impl Node {
             federation_listen: opts.federation_listen,
             clock_skew_secs: crate::config::DEFAULT_CLOCK_SKEW_SECS,
             evidence: crate::config::EvidenceConfig::default(),
+            psi: crate::config::PsiConfig::default(),
         };
         let store = Store::open(&config.database_url).await?;
         if let Some(p) = store.meta("party").await? {

@@ -13,6 +13,8 @@
 //!   partner and offered to it, verified and imported, retention;
 //! - [`taxii_client`]: a TAXII 2.1 client, and a pinned partner's TAXII server called as this
 //!   node (pushing only what the gate released);
+//! - [`psi`]: deconfliction keys rotated with the set prepared outside the gate's writer, on
+//!   the agreements' schedule in `entente serve`, and sent to partners pinned since;
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -30,6 +32,7 @@ pub mod config;
 pub mod federation;
 pub mod identity;
 pub mod packages;
+pub mod psi;
 pub mod server;
 pub mod taxii;
 pub mod taxii_client;

@@ -10,7 +10,7 @@ use entente_console::{Exit, Failure, fail};
 use entente_core::Role;
 use entente_psi::{EmailRules, selector};
 use entente_store::Verdict;
-use entente_store::psi::{PsiQuery, PsiStatus, ReadPsiStatus, RotatePsiKey};
+use entente_store::psi::{PsiQuery, PsiStatus, ReadPsiStatus};
 use jiff::Timestamp;
 use std::time::{Duration, Instant};
 
@@ -105,8 +105,15 @@ pub(crate) async fn step3(nodes: &[PilotNode], checks: &mut Checks) -> Result<()
 
     // DE and the US rotate their keys; their processes send key and set to NL.
     for (n, contact) in [(de, DE_CONTACT), (us, "US agency deconfliction desk (pilot)")] {
-        let rotate = RotatePsiKey { agreement: AGREEMENT.into(), contact: contact.into() };
-        let v = n.node.gate.submit(n.node.operator(), rotate, Timestamp::now()).await?;
+        let v = entente_node::psi::rotate(
+            &n.node,
+            n.node.operator(),
+            AGREEMENT,
+            contact,
+            Timestamp::now(),
+            |_, _| {},
+        )
+        .await?;
         let ok = matches!(&v, Verdict::Permitted { output, .. } if output.sent_to.iter().any(|p| p.as_str() == "NL"));
         let detail = match &v {
             Verdict::Permitted { output: r, index, .. } => format!(

@@ -22,6 +22,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_notifications_case_mirrors.sql"),
     ),
     (12, "psi", include_str!("../migrations/sqlite/0012_psi.sql")),
+    (13, "psi rotation", include_str!("../migrations/sqlite/0013_psi_rotation.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -40,6 +41,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0011_notifications_case_mirrors.sql"),
     ),
     (12, "psi", include_str!("../migrations/postgres/0012_psi.sql")),
+    (13, "psi rotation", include_str!("../migrations/postgres/0013_psi_rotation.sql")),
 ];
 
 /// The migrator for `backend`.

@@ -10,7 +10,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use entente_core::PartyCode;
 use entente_psi::{EmailRules, selector};
-use entente_store::psi::{PsiStatus, ReadPsiStatus, RotatePsiKey};
+use entente_store::Verdict;
+use entente_store::psi::{PsiStatus, ReadPsiStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -373,8 +374,27 @@ async fn psi_rotate(
     let body = body_of(body)?;
     let actor = actor(&state.node, &headers).await?;
     let req: NewPsiKey = parse_json(&headers, &body)?;
-    let command = RotatePsiKey { agreement: req.agreement, contact: req.contact };
-    let (index, r) = through_gate(&state, actor, command).await?;
+    let authenticated = actor.is_authenticated();
+    // Decided before the holdings are read; the set is prepared outside the gate's writer.
+    let verdict = crate::psi::rotate(
+        &state.node,
+        actor,
+        &req.agreement,
+        &req.contact,
+        jiff::Timestamp::now(),
+        |_, _| {},
+    )
+    .await?;
+    let (index, r) = match verdict {
+        Verdict::Permitted { index, output, .. } => {
+            state.metrics.permits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (index, output)
+        }
+        Verdict::Denied { index, decision } => {
+            state.metrics.denies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Problem::denied(index, &decision, authenticated));
+        }
+    };
     json(
         StatusCode::CREATED,
         &PsiKeyRotated {

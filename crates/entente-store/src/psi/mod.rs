@@ -5,10 +5,14 @@
 //! that a query of the agreement's padded size was made, for which case.
 //!
 //! The protocol is `entente-psi`'s (RFC 9497 VOPRF, ristretto255-SHA512). Here:
-//! - the holder (`holder.rs`): [`RotatePsiKey`] makes a key epoch, PRFs the node's holdings
-//!   of the kinds the agreement names (data items, evidence, STIX observables), keeps key and
-//!   set sealed, and sends the public key with the prepared set in chunks (`psi.key`) to the
-//!   agreement's other parties; [`ReceivePsiQuery`] evaluates a partner's query with the key
+//! - the holder's key epochs (`rotation.rs`): [`rotation_decision`] decides a rotation
+//!   before anything is read, [`crate::Store::psi_holdings`] reads the node's holdings of the
+//!   kinds the agreement names (data items, evidence, STIX observables) with the ledger size
+//!   as watermark, [`PsiHoldings::prepare`] PRFs them outside the gate, and [`RotatePsiKey`]
+//!   records the epoch (key and set sealed) and sends the public key with the prepared set in
+//!   chunks (`psi.key`) to the agreement's other parties; [`SendPsiKey`] sends the current
+//!   epoch to a party pinned since;
+//! - the holder (`holder.rs`): [`ReceivePsiQuery`] evaluates a partner's query with the key
 //!   of the epoch (`psi.evaluation`), or refuses it with the reason;
 //! - the asker (`asker.rs`): [`ReceivePsiKey`] keeps a partner's key and set chunks;
 //!   [`PsiQuery`] blinds the selectors, pads them to the agreement's size and sends them
@@ -23,13 +27,16 @@
 
 mod asker;
 mod holder;
+mod rotation;
 
 pub use asker::{
     PeerKeyStatus, PsiMatch, PsiQuery, PsiQueryOutput, PsiQueryStatus, PsiStatus, ReadPsiStatus,
     ReceivePsiEvaluation, ReceivePsiKey,
 };
-pub use holder::{
-    EvaluationRecord, KeyStatus, MAX_CONTACT, ReceivePsiQuery, RotatePsiKey, RotationReport,
+pub use holder::{EvaluationRecord, KeyStatus, ReceivePsiQuery};
+pub use rotation::{
+    CurrentEpoch, MAX_CONTACT, PreparedEpoch, PsiHoldings, RotatePsiKey, RotationReport,
+    SendPsiKey, check_rotation, rotation_decision,
 };
 
 use crate::gate::GateError;

@@ -1,7 +1,7 @@
 //! Deconfliction by private set intersection between two nodes' gates, on both backends.
 
 use super::*;
-use crate::psi::{PsiQuery, ReadPsiStatus, RotatePsiKey};
+use crate::psi::{PsiQuery, ReadPsiStatus, RotatePsiKey, RotationReport, SendPsiKey};
 use crate::store::Backend;
 use base64::Engine as _;
 use entente_policy::agreement::DataCategory;
@@ -10,7 +10,7 @@ use sha2::Digest as _;
 
 /// A deconfliction arrangement with small limits (a test fixture): 8 selectors per query, two
 /// queries per case and partner in 30 days.
-fn fixture(max_queries: u32) -> String {
+fn fixture(max_queries: u32, mode: &str) -> String {
     format!(
         r#"
 id = "psi-test"
@@ -28,7 +28,7 @@ commercial_use_prohibited = true
 parties = ["NL", "DE"]
 purpose = "deconfliction"
 selectors = ["ip", "email", "btc"]
-mode = "labelled"
+mode = "{mode}"
 max_selectors = 8
 max_queries = {max_queries}
 per = "P30D"
@@ -43,8 +43,12 @@ status = "U"
 }
 
 fn engine(max_queries: u32) -> std::sync::Arc<entente_policy::engine::Engine> {
+    engine_in(max_queries, "labelled")
+}
+
+fn engine_in(max_queries: u32, mode: &str) -> std::sync::Arc<entente_policy::engine::Engine> {
     let lexicon = entente_core::lexicon::Lexicon::builtin().unwrap();
-    let text = fixture(max_queries);
+    let text = fixture(max_queries, mode);
     let agreements =
         entente_policy::agreement::parse_agreements(&[("psi.toml", text.as_str())], &lexicon)
             .unwrap();
@@ -59,6 +63,42 @@ const C2: &str = "203.0.113.7";
 const WALLET: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 const ONLY_NL: &str = "198.51.100.23";
 const EMAIL: &str = "lantern.ops+x@mail.example";
+
+/// A rotation as the node runs it: decided first, the holdings read and prepared outside the
+/// gate, then recorded (or the refusal recorded).
+async fn rotate(
+    store: &Store,
+    gate: &Gate,
+    actor: Actor,
+    now: Timestamp,
+) -> Verdict<RotationReport> {
+    let (agreement, contact) = ("psi-test", "BKA SO4 desk");
+    let decision =
+        crate::psi::rotation_decision(gate.engine(), gate.party(), &actor, agreement, now);
+    if !decision.is_permit() {
+        let refused = RotatePsiKey::unprepared(agreement, contact);
+        return gate.submit(actor, refused, now).await.unwrap();
+    }
+    let prepared = prepare(store, gate, contact).await;
+    gate.submit(actor, RotatePsiKey::new(prepared), now).await.unwrap()
+}
+
+async fn prepare(store: &Store, gate: &Gate, contact: &str) -> crate::psi::PreparedEpoch {
+    let d = gate.engine().agreement("psi-test").unwrap().deconfliction.as_ref().unwrap();
+    let holdings = store.psi_holdings("psi-test", d, contact).await.unwrap();
+    holdings.prepare(2, |_, _| true).unwrap()
+}
+
+fn pin(party: PartyCode, cert: char) -> crate::peers::AddPeer {
+    crate::peers::AddPeer {
+        party,
+        url: "https://127.0.0.1:1".into(),
+        cert_pem: "-".into(),
+        cert_sha256: cert.to_string().repeat(64),
+        signing_key: "b".repeat(64),
+        age_recipient: None,
+    }
+}
 
 async fn status(gate: &Gate, actor: Actor, now: Timestamp) -> crate::psi::PsiStatus {
     match gate.submit(actor, ReadPsiStatus::default(), now).await.unwrap() {
@@ -142,14 +182,6 @@ async fn deconfliction_between_two_gates() {
         let nl_gate = Gate::start(nl_db.store.clone(), key(), nl(), engine(2));
         let de_gate =
             Gate::start(de_db.store.clone(), SigningKey::from_bytes(&[7u8; 32]), de(), engine(2));
-        let pin = |party: PartyCode, cert: char| crate::peers::AddPeer {
-            party,
-            url: "https://127.0.0.1:1".into(),
-            cert_pem: "-".into(),
-            cert_sha256: cert.to_string().repeat(64),
-            signing_key: "b".repeat(64),
-            age_recipient: None,
-        };
         nl_gate.submit(Actor::Operator, pin(de(), 'd'), now).await.unwrap();
         de_gate.submit(Actor::Operator, pin(nl(), 'e'), now).await.unwrap();
         // The certificates each side pinned: DE's is `d…`, NL's `e…`.
@@ -191,15 +223,16 @@ async fn deconfliction_between_two_gates() {
         assert_eq!(outbox_count(&nl_db).await, 0);
 
         // DE rotates: only the operator or an admin may.
-        let rotate = RotatePsiKey { agreement: "psi-test".into(), contact: "BKA SO4 desk".into() };
-        let v = de_gate.submit(investigator(), rotate.clone(), now).await.unwrap();
+        let v = rotate(&de_db.store, &de_gate, investigator(), now).await;
         assert!(denied_by(&v, "default-deny"), "{v:?}");
-        let Verdict::Permitted { output: r, .. } =
-            de_gate.submit(Actor::Operator, rotate.clone(), now).await.unwrap()
+        let Verdict::Permitted { output: r, index: rotated_at, .. } =
+            rotate(&de_db.store, &de_gate, Actor::Operator, now).await
         else {
             panic!()
         };
         assert_eq!((r.set_size, r.chunks, r.sent_to.clone()), (2, 1, vec![nl()]));
+        assert!(r.holdings_at <= rotated_at && r.holdings_at > 0, "{r:?}");
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
         let got = to_nl(now).await;
         assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
 
@@ -377,7 +410,7 @@ async fn deconfliction_between_two_gates() {
 
         // A rotation destroys the old key.
         let Verdict::Permitted { output: r2, .. } =
-            de_gate.submit(Actor::Operator, rotate.clone(), now).await.unwrap()
+            rotate(&de_db.store, &de_gate, Actor::Operator, now).await
         else {
             panic!()
         };
@@ -396,6 +429,307 @@ async fn deconfliction_between_two_gates() {
         nl_db.drop_schema().await;
         de_db.drop_schema().await;
     }
+}
+
+async fn add_datum(
+    gate: &Gate,
+    id: &str,
+    case: &str,
+    content: serde_json::Value,
+    now: Timestamp,
+) -> u64 {
+    let add = crate::flows::AddDatum {
+        id: id.parse().unwrap(),
+        case_id: case.parse().unwrap(),
+        category: DataCategory::CaseInformation,
+        content: content.as_object().unwrap().clone(),
+    };
+    match gate.submit(investigator(), add, now).await.unwrap() {
+        Verdict::Permitted { index, .. } => index,
+        v => panic!("{v:?}"),
+    }
+}
+
+async fn psi_key_rows(db: &Db, to: &PartyCode) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'psi.key' AND recipient = $1",
+    )
+    .bind(to.as_str())
+    .fetch_one(&db.store.pool)
+    .await
+    .unwrap()
+}
+
+/// A rotation is prepared from the holdings read outside the gate: a datum added between the
+/// read and the commit is not in the epoch's set, the epoch records the ledger size it was
+/// read at, and the next rotation has it. A set prepared before another rotation committed is
+/// refused (`psi.superseded`). A partner pinned after the rotation is sent the current epoch
+/// (`psi.key.send`), once.
+#[tokio::test]
+async fn rotation_outside_the_writer_and_partners_pinned_later() {
+    let now: Timestamp = "2026-04-01T08:00:00Z".parse().unwrap();
+    let pairs = backends().await.into_iter().zip(backends().await);
+    for (nl_db, de_db) in pairs {
+        let nl_gate = Gate::start(nl_db.store.clone(), key(), nl(), engine(2));
+        let de_gate =
+            Gate::start(de_db.store.clone(), SigningKey::from_bytes(&[7u8; 32]), de(), engine(2));
+        nl_gate.submit(Actor::Operator, pin(de(), 'd'), now).await.unwrap();
+        de_gate.submit(investigator(), open("DE-0042"), now).await.unwrap();
+        add_datum(&de_gate, "de-d1", "DE-0042", serde_json::json!({"c2": C2}), now).await;
+
+        // Read, then a datum is added, then the set is prepared and recorded.
+        let d = de_gate.engine().agreement("psi-test").unwrap().deconfliction.as_ref().unwrap();
+        let holdings = de_db.store.psi_holdings("psi-test", d, "BKA SO4 desk").await.unwrap();
+        let read_at = holdings.watermark();
+        assert_eq!(holdings.len(), 1);
+        let added =
+            add_datum(&de_gate, "de-d2", "DE-0042", serde_json::json!({"w": WALLET}), now).await;
+        assert!(added >= read_at);
+        let prepared = holdings.prepare(2, |_, _| true).unwrap();
+        let Verdict::Permitted { output: r, index, decision } =
+            de_gate.submit(Actor::Operator, RotatePsiKey::new(prepared), now).await.unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((r.set_size, r.holdings_at), (1, read_at));
+        assert!(index > added);
+        assert!(decision.reason.contains(&format!("before ledger size {read_at}")), "{decision:?}");
+        // NL is not pinned at DE: nothing sent, nothing pending while it is not.
+        assert_eq!((r.sent_to.clone(), r.not_pinned.clone()), (vec![], vec![nl()]));
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
+        let de_st = status(&de_gate, Actor::Operator, now).await;
+        assert_eq!(de_st.keys[0].holdings_at, Some(read_at));
+
+        // A set prepared from holdings read before another rotation committed is refused.
+        let stale = prepare(&de_db.store, &de_gate, "BKA SO4 desk").await;
+        let Verdict::Permitted { output: r2, .. } =
+            rotate(&de_db.store, &de_gate, Actor::Operator, now).await
+        else {
+            panic!()
+        };
+        assert_eq!(r2.set_size, 2, "the next rotation has the datum added meanwhile");
+        let v = de_gate.submit(Actor::Operator, RotatePsiKey::new(stale), now).await.unwrap();
+        assert!(denied_by(&v, "psi.superseded"), "{v:?}");
+        let current = de_db.store.psi_current_epochs().await.unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].epoch, r2.epoch);
+
+        // NL is pinned after the rotation: its current epoch is pending for NL, and sent once.
+        de_gate.submit(Actor::Operator, pin(nl(), 'e'), now).await.unwrap();
+        let unsent = de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap();
+        assert_eq!(unsent, vec![("psi-test".to_owned(), nl())]);
+        let send = SendPsiKey { agreement: "psi-test".into(), to: nl() };
+        let v = de_gate.submit(investigator(), send.clone(), now).await.unwrap();
+        assert!(denied_by(&v, "default-deny"), "{v:?}");
+        let Verdict::Permitted { output: epoch, .. } =
+            de_gate.submit(Actor::Operator, send.clone(), now).await.unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(epoch, r2.epoch);
+        assert_eq!(psi_key_rows(&de_db, &nl()).await, 1);
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
+        let v = de_gate.submit(Actor::Operator, send.clone(), now).await.unwrap();
+        assert!(denied_by(&v, "psi.sent"), "{v:?}");
+        assert_eq!(psi_key_rows(&de_db, &nl()).await, 1);
+        let (nl_party, de_party) = (nl(), de());
+        let got = hand_over(
+            (&de_db.store, &de_gate, &de_party),
+            (&nl_gate, &nl_party, &"d".repeat(64)),
+            now,
+        )
+        .await;
+        assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
+        let nl_st = status(&nl_gate, investigator(), now).await;
+        let k = &nl_st.peer_keys[0];
+        assert_eq!(
+            (k.epoch.as_str(), k.received, k.total, k.set_size),
+            (r2.epoch.as_str(), 1, 1, 2)
+        );
+
+        // The next rotation sends to NL itself.
+        let Verdict::Permitted { output: r3, .. } =
+            rotate(&de_db.store, &de_gate, Actor::Operator, now).await
+        else {
+            panic!()
+        };
+        assert_eq!(r3.sent_to, vec![nl()]);
+        assert!(de_db.store.psi_unsent(de_gate.engine(), &de(), now).await.unwrap().is_empty());
+        nl_db.drop_schema().await;
+        de_db.drop_schema().await;
+    }
+}
+
+/// An agreement in `mode = "cardinality"`: the holder's set carries no labels, its answer is
+/// shuffled, and the asker learns only how many of her selectors match.
+#[tokio::test]
+async fn cardinality_mode_through_the_gate() {
+    let now: Timestamp = "2026-04-01T08:00:00Z".parse().unwrap();
+    let pairs = backends().await.into_iter().zip(backends().await);
+    for (nl_db, de_db) in pairs {
+        let nl_gate = Gate::start(nl_db.store.clone(), key(), nl(), engine_in(2, "cardinality"));
+        let de_seed = [7u8; 32];
+        let de_gate = Gate::start(
+            de_db.store.clone(),
+            SigningKey::from_bytes(&de_seed),
+            de(),
+            engine_in(2, "cardinality"),
+        );
+        nl_gate.submit(Actor::Operator, pin(de(), 'd'), now).await.unwrap();
+        de_gate.submit(Actor::Operator, pin(nl(), 'e'), now).await.unwrap();
+        let (nl_party, de_party) = (nl(), de());
+        let (de_cert, nl_cert) = ("d".repeat(64), "e".repeat(64));
+        let to_nl = |now| {
+            hand_over((&de_db.store, &de_gate, &de_party), (&nl_gate, &nl_party, &de_cert), now)
+        };
+        let to_de = |now| {
+            hand_over((&nl_db.store, &nl_gate, &nl_party), (&de_gate, &de_party, &nl_cert), now)
+        };
+        de_gate.submit(investigator(), open("DE-0042"), now).await.unwrap();
+        add_datum(&de_gate, "de-d1", "DE-0042", serde_json::json!({"c2": C2, "w": WALLET}), now)
+            .await;
+        let Verdict::Permitted { output: r, .. } =
+            rotate(&de_db.store, &de_gate, Actor::Operator, now).await
+        else {
+            panic!()
+        };
+        assert_eq!((r.set_size, r.sent_to.clone()), (2, vec![nl()]));
+        let got = to_nl(now).await;
+        assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
+
+        nl_gate.submit(investigator(), open("LANTERN"), now).await.unwrap();
+        let ask = PsiQuery {
+            agreement: None,
+            case_id: "LANTERN".parse().unwrap(),
+            to: de(),
+            selectors: vec![sel(C2), sel(WALLET), sel(ONLY_NL), sel(EMAIL)],
+        };
+        let Verdict::Permitted { output: q, .. } =
+            nl_gate.submit(investigator(), ask, now).await.unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((q.selectors, q.padded), (4, 8));
+        let got = to_de(now).await;
+        assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
+
+        // DE's answer is the query's elements evaluated, in another order: evaluated one by
+        // one with DE's key, they are the same elements.
+        let payload = |rows: Vec<Vec<u8>>| -> serde_json::Value {
+            serde_json::from_slice(rows.last().unwrap()).unwrap()
+        };
+        let query = payload(
+            sqlx::query_scalar("SELECT payload FROM outbox WHERE kind = 'psi.query' ORDER BY seq")
+                .fetch_all(&nl_db.store.pool)
+                .await
+                .unwrap(),
+        );
+        let answer = payload(
+            sqlx::query_scalar(
+                "SELECT payload FROM outbox WHERE kind = 'psi.evaluation' ORDER BY seq",
+            )
+            .fetch_all(&de_db.store.pool)
+            .await
+            .unwrap(),
+        );
+        let (sealed, size, digest): (Vec<u8>, i64, String) = {
+            let row = sqlx::query(
+                "SELECT sealed_secret, set_size, set_digest FROM psi_keys WHERE epoch = $1",
+            )
+            .bind(&r.epoch)
+            .fetch_one(&de_db.store.pool)
+            .await
+            .unwrap();
+            (row.try_get(0).unwrap(), row.try_get(1).unwrap(), row.try_get(2).unwrap())
+        };
+        let secret: [u8; 32] = {
+            let mut h = sha2::Sha256::new();
+            h.update(b"entente pseudonym secret v1\0");
+            h.update(de_seed);
+            h.finalize().into()
+        };
+        let holder = entente_psi::HolderKey::from_bytes(
+            &crate::psi::open(&secret, "psi key", &r.epoch, &sealed).unwrap(),
+        )
+        .unwrap();
+        let summary = entente_psi::SetSummary {
+            epoch: holder.epoch(),
+            mode: entente_psi::Mode::Cardinality,
+            size: size as u64,
+            digest: entente_psi::SetDigest::from_bytes(
+                hex::decode(digest).unwrap().try_into().unwrap(),
+            ),
+        };
+        let one_by_one: Vec<serde_json::Value> = query["query"]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let mut single = query["query"].clone();
+                single["elements"] = serde_json::json!([e]);
+                let m = entente_psi::QueryMessage::decode(
+                    single.to_string().as_bytes(),
+                    &crate::psi::LIMITS,
+                )
+                .unwrap();
+                let ev = holder
+                    .evaluate_for(&summary, &m, &crate::psi::LIMITS, &mut rand::rngs::OsRng)
+                    .unwrap();
+                let ev: serde_json::Value = serde_json::from_slice(&ev.to_json().unwrap()).unwrap();
+                ev["evaluations"][0].clone()
+            })
+            .collect();
+        let answered = answer["evaluation"]["evaluations"].as_array().unwrap().clone();
+        assert_eq!(answered.len(), 8);
+        assert_ne!(answered, one_by_one, "the answer is shuffled");
+        let sorted = |mut v: Vec<serde_json::Value>| {
+            v.sort_by_key(|x| x.to_string());
+            v
+        };
+        assert_eq!(sorted(answered), sorted(one_by_one));
+
+        // NL learns the count, and nothing else: no labels in DE's set, no matches stored.
+        let got = to_nl(now).await;
+        assert!(matches!(got.as_slice(), [Ok(Verdict::Permitted { .. })]), "{got:?}");
+        let st = status(&nl_gate, investigator(), now).await;
+        let answered = &st.queries[0];
+        assert_eq!(
+            (answered.status.as_str(), answered.mode.as_str(), answered.matched),
+            ("answered", "cardinality", Some(2))
+        );
+        assert!(answered.matches.is_empty());
+        let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT chunk FROM psi_peer_chunks")
+            .fetch_all(&nl_db.store.pool)
+            .await
+            .unwrap();
+        assert_eq!(chunks.len(), 1);
+        let chunk: serde_json::Value = serde_json::from_slice(&chunks[0]).unwrap();
+        let elements = chunk["elements"].as_array().unwrap();
+        assert_eq!(elements.len(), 2);
+        assert!(elements.iter().all(|e| e.get("label").is_none()), "{chunk}");
+        let sealed_result: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT sealed_result FROM psi_queries WHERE id = $1")
+                .bind(&q.id)
+                .fetch_one(&nl_db.store.pool)
+                .await
+                .unwrap();
+        let result =
+            crate::psi::open(&nl_secret(), "psi result", &q.id, &sealed_result.unwrap()).unwrap();
+        let text = String::from_utf8_lossy(&result);
+        assert!(!text.contains("DE-0042") && !text.contains("BKA"), "{text}");
+        let all = [sel(C2), sel(WALLET), sel(ONLY_NL), sel(EMAIL)];
+        assert_absent(&nl_db.store, &[], &all).await;
+        assert_absent(&de_db.store, &["data_items", "identifier_index"], &all).await;
+        nl_db.drop_schema().await;
+        de_db.drop_schema().await;
+    }
+}
+
+fn nl_secret() -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(b"entente pseudonym secret v1\0");
+    h.update(key().to_bytes());
+    h.finalize().into()
 }
 
 /// The shipped deconfliction memorandum parses and names the pilot's parties.
