@@ -128,6 +128,10 @@ pub(crate) enum Admission {
     Fresh,
     /// Seen before: the stored outcome, acknowledged again.
     Replay(AckItem),
+    /// The sequence number and id of an envelope already applied, with another payload: a
+    /// partner (or its key) sending two messages under one number. Refused and recorded,
+    /// never acknowledged as a replay; the applied one stands.
+    Reused(String),
 }
 
 /// `batch_last`: the last sequence number from this sender admitted earlier in the same
@@ -146,7 +150,8 @@ pub(crate) async fn admit(
          (SELECT status FROM inbox WHERE sender = $1 AND seq = $2), \
          (SELECT ledger_index FROM inbox WHERE sender = $1 AND seq = $2), \
          (SELECT MAX(seq) FROM inbox WHERE sender = $1), \
-         (SELECT signing_key FROM peers WHERE party = $1)",
+         (SELECT signing_key FROM peers WHERE party = $1), \
+         (SELECT payload_sha256 FROM inbox WHERE sender = $1 AND seq = $2)",
     )
     .bind(m.from.as_str())
     .bind(seq)
@@ -178,6 +183,13 @@ pub(crate) async fn admit(
             return Err(GateError::Conflict(format!(
                 "sequence number {} from {} was already used by message {id}",
                 m.seq, m.from
+            )));
+        }
+        let applied: Option<String> = row.try_get(6)?;
+        if let Some(applied) = applied.filter(|a| *a != m.payload_sha256) {
+            return Ok(Admission::Reused(format!(
+                "sequence number {} and message {id} from {} were applied with payload {applied}; this envelope carries {} under the same number",
+                m.seq, m.from, m.payload_sha256
             )));
         }
         let status = AckStatus::parse(&status)

@@ -994,8 +994,14 @@ async fn requests_travel_between_nodes() {
             assert_eq!(r.clocks[0].due.to_string(), "2026-09-14T17:00:00Z");
         }
 
-        // The same envelope again (seq 1 from DE) is answered with the stored outcome.
-        let replay = crate::federation::InboundEnvelope {
+        // The same envelope again (seq 1 from DE, its payload digest as applied) is answered
+        // with the stored outcome.
+        let applied: String =
+            sqlx::query_scalar("SELECT payload_sha256 FROM inbox WHERE sender = 'DE' AND seq = 1")
+                .fetch_one(&nl_db.store.pool)
+                .await
+                .unwrap();
+        let replay = |payload_sha256: String| crate::federation::InboundEnvelope {
             from: de(),
             cert_sha256: "d".repeat(64),
             id: "DE-NL-1".into(),
@@ -1003,12 +1009,41 @@ async fn requests_travel_between_nodes() {
             kind: "request-event".into(),
             payload: serde_json::json!({}),
             envelope_sha256: "sha256:00".into(),
-            payload_sha256: "sha256:00".into(),
+            payload_sha256,
         };
-        let e =
-            receive(&nl_gate, Actor::Peer { party: de() }, replay, t("2026-09-05T08:00:00Z")).await;
+        let e = receive(
+            &nl_gate,
+            Actor::Peer { party: de() },
+            replay(applied.clone()),
+            t("2026-09-05T08:00:00Z"),
+        )
+        .await;
         assert!(matches!(&e, Err(GateError::Replayed(item)) if item.replayed), "{e:?}");
         assert_eq!(nl_db.store.request_event_count("r1").await.unwrap(), 2);
+        // The same number and id with another payload is refused loudly and recorded (rule
+        // federation#seq-reuse); the applied message stands, nothing of the other is kept.
+        let before = nl_db.store.ledger_head().await.unwrap().0;
+        let v = receive(
+            &nl_gate,
+            Actor::Peer { party: de() },
+            replay(format!("sha256:{}", "0".repeat(64))),
+            t("2026-09-05T08:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
+        assert_eq!(decision.rules, ["federation#seq-reuse"]);
+        assert!(decision.reason.contains(&applied), "{}", decision.reason);
+        assert_eq!(nl_db.store.ledger_head().await.unwrap().0, before + 1);
+        assert_eq!(nl_db.store.request_event_count("r1").await.unwrap(), 2);
+        let again = receive(
+            &nl_gate,
+            Actor::Peer { party: de() },
+            replay(applied),
+            t("2026-09-05T08:00:00Z"),
+        )
+        .await;
+        assert!(matches!(&again, Err(GateError::Replayed(item)) if item.replayed), "{again:?}");
 
         // NL may not send DE an approval of its own request: refused on content, recorded.
         let forged = crate::federation::InboundEnvelope {

@@ -223,6 +223,21 @@ impl InboundJob {
                 self.result = Some(Err(GateError::Replayed(item)));
                 return Ok(());
             }
+            Ok(Admission::Reused(reason)) => {
+                // Recorded as a refusal (no inbox row: the applied envelope keeps its number)
+                // and raised as an alarm in the log.
+                tracing::error!(from = %envelope.from, seq = envelope.seq, %reason, "federation alarm: a sequence number reused with another payload");
+                let refusal = crate::peers::RejectEnvelope {
+                    from: Some(envelope.from.clone()),
+                    cert_sha256: Some(envelope.cert_sha256.clone()),
+                    rule: "federation#seq-reuse".into(),
+                    reason: format!("envelope {}: {reason}", envelope.id),
+                    body_sha256: envelope.envelope_sha256.clone(),
+                };
+                let r = execute(st, &self.actor, refusal, self.now, None).await?.map(unit);
+                self.result = Some(r);
+                return Ok(());
+            }
             Err(e) if e.is_fatal() => return Err(e),
             Err(e) => {
                 self.result = Some(Err(e));

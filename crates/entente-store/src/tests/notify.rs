@@ -215,7 +215,7 @@ async fn notifications_and_case_updates_travel() {
             kind: "incident.notification".into(),
             payload: payload.clone(),
             envelope_sha256: "sha256:00".into(),
-            payload_sha256: "sha256:00".into(),
+            payload_sha256: entente_wire::envelope::payload_digest(&payload).unwrap(),
         };
         let e = de_gate.receive(Actor::Peer { party: nl() }, again, now).await;
         assert!(matches!(&e, Err(GateError::Replayed(item)) if item.replayed), "{e:?}");
