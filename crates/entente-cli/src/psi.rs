@@ -46,7 +46,7 @@ pub(crate) enum PsiCmd {
     Status {
         /// Only the queries of this case
         #[arg(long = "case")]
-        case_id: Option<String>,
+        case_id: Option<entente_core::CaseId>,
         /// Read as this user of the node (default: the operator)
         #[arg(long)]
         user: Option<String>,

@@ -358,6 +358,7 @@ pub async fn serve(
             crate::taxii::router_for_peers(node.clone())
                 .layer(axum::middleware::from_fn(mark_peer)),
         )
+        .layer(axum::middleware::from_fn(crate::server::errors_are_problems))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .with_state(FedState { node, skew });

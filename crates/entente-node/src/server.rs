@@ -232,7 +232,7 @@ pub async fn serve(
 /// handlers' own errors already are, and this turns the framework's (a method not allowed, a
 /// body over the limit, a path that does not decode, an extractor's rejection) into one, its
 /// text as the detail and its `Allow` header kept.
-async fn errors_are_problems(
+pub(crate) async fn errors_are_problems(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {

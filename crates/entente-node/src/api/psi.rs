@@ -331,7 +331,12 @@ async fn psi_status(
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?case=ID")))?;
     let actor = actor(&state.node, &headers).await?;
-    let (index, status) = through_gate(&state, actor, ReadPsiStatus { case_id: q.case }).await?;
+    let (index, status) = through_gate(
+        &state,
+        actor,
+        ReadPsiStatus { case_id: q.case.map(crate::server::parse_id).transpose()? },
+    )
+    .await?;
     json(StatusCode::OK, &PsiStatusView::new(&status, index))
 }
 

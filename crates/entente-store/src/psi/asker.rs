@@ -915,7 +915,7 @@ pub struct PsiStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ReadPsiStatus {
     /// Only the queries of this case.
-    pub case_id: Option<String>,
+    pub case_id: Option<CaseId>,
 }
 
 impl GateCommand for ReadPsiStatus {
@@ -938,13 +938,6 @@ impl GateCommand for ReadPsiStatus {
         Ok(PayloadDigests::FromEffect)
     }
 
-    fn validate(&self) -> Result<(), GateError> {
-        if let Some(c) = &self.case_id {
-            ids::check_identifier("case id", c).map_err(GateError::Invalid)?;
-        }
-        Ok(())
-    }
-
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<PsiStatus, GateError> {
@@ -955,7 +948,7 @@ impl GateCommand for ReadPsiStatus {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "{COLUMNS} WHERE case_id = $1 ORDER BY ledger_index"
                 )))
-                .bind(c)
+                .bind(c.as_str())
                 .fetch_all(&mut **cx.tx)
                 .await?
             }
