@@ -196,6 +196,18 @@ pub enum PackageError {
         /// The limit.
         limit: u64,
     },
+    /// A payload member whose size in the archive is not the one its manifest declares.
+    #[error(
+        "member `{name}` is {size} bytes in the archive; the manifest declares {declared}; refused unread"
+    )]
+    SizeMismatch {
+        /// The member.
+        name: String,
+        /// Its size in the archive.
+        size: u64,
+        /// The size the manifest declares.
+        declared: u64,
+    },
     /// `manifest.json` is not a valid manifest.
     #[error("manifest.json: {0}")]
     Manifest(String),
@@ -688,7 +700,7 @@ fn verify_plain(
             return Err(PackageError::Layout(format!("member `{name}` appears twice")));
         }
         if size != declared.size {
-            return Err(PackageError::TooLarge { name, size, limit: declared.size });
+            return Err(PackageError::SizeMismatch { name, size, declared: declared.size });
         }
         let mut reader = HashingReader { inner: tar.data(), hasher: Sha256::new(), n: 0 };
         sink.payload(&name, &declared.sha256, &mut reader)

@@ -223,7 +223,18 @@ async fn packages_verify_and_every_tampering_is_refused() {
     m[i].1 = b;
     m[j].1 = a;
     let e = check(&f, &pack(&m)).unwrap_err();
-    assert!(matches!(e, PackageError::Digest { .. } | PackageError::TooLarge { .. }), "{e}");
+    assert!(matches!(e, PackageError::Digest { .. } | PackageError::SizeMismatch { .. }), "{e}");
+    // A payload shorter than its manifest says is named as such, not as too large.
+    let mut m = members(&f.plain);
+    let last = m.len() - 1;
+    let half = m[last].1.len() / 2;
+    m[last].1.truncate(half);
+    let e = check(&f, &pack(&m)).unwrap_err();
+    assert!(
+        matches!(e, PackageError::SizeMismatch { size, declared, .. } if size < declared),
+        "{e}"
+    );
+    assert!(e.to_string().contains("the manifest declares"), "{e}");
     // Replace the signature.
     let mut m = members(&f.plain);
     m[1].1 = vec![0u8; 64];
