@@ -563,20 +563,52 @@ pub fn verify(
                 "the package is encrypted and no key to open it was given".into(),
             ));
         };
-        let dec = age::Decryptor::new_buffered(buffered)
-            .map_err(|e| PackageError::Io(format!("the encrypted package is damaged: {e}")))?;
-        let mut plain =
+        let dec = age::Decryptor::new_buffered(buffered).map_err(|e| {
+            PackageError::Io(format!("the encrypted package's age header is damaged: {e}"))
+        })?;
+        let plain =
             dec.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(|e| match e {
                 age::DecryptError::NoMatchingKeys => PackageError::NotAddressedToUs(
                     "the package is encrypted to another recipient".into(),
                 ),
-                e => PackageError::Io(format!("the encrypted package is damaged: {e}")),
+                e => PackageError::Io(format!(
+                    "the encrypted package's age header does not open with this node's key: {e}"
+                )),
             })?;
+        let mut plain = NamedDecryption { inner: plain, at: 0 };
         let mut verified = verify_plain(&mut plain, opts, sink)?;
         verified.encrypted = true;
         Ok(verified)
     } else {
         verify_plain(&mut buffered, opts, sink)
+    }
+}
+
+/// The decrypted stream of an encrypted package, whose failures say where: age authenticates
+/// its payload in 64 KiB chunks, so a failure names the chunk whose ciphertext was altered or
+/// cut short.
+struct NamedDecryption<R> {
+    inner: R,
+    /// Plaintext bytes read so far.
+    at: u64,
+}
+
+impl<R: Read> Read for NamedDecryption<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.at += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "the encrypted package's payload does not authenticate in its chunk {} (plaintext from byte {}): {e}; the ciphertext was altered or cut short",
+                    self.at / 65_536,
+                    self.at / 65_536 * 65_536
+                ),
+            )),
+        }
     }
 }
 

@@ -168,6 +168,12 @@ async fn packages_verify_and_every_tampering_is_refused() {
         VerifyOptions { trusted: &[key], identity: Some(other.identity()), our_recipient: None };
     let e = package::verify(&mut &enc[..], &opts, &mut Discard).unwrap_err();
     assert!(matches!(e, PackageError::NotAddressedToUs(_)), "{e}");
+    // Ciphertext altered past the age header: the failure names the payload chunk.
+    let mut altered = enc.clone();
+    let at = altered.len() - 40;
+    altered[at] ^= 1;
+    let e = check(&f, &altered).unwrap_err().to_string();
+    assert!(e.contains("payload does not authenticate in its chunk"), "{e}");
     // Addressed (in a plain package) to another node.
     let opts =
         VerifyOptions { trusted: &[key], identity: None, our_recipient: Some("age1someoneelse") };
