@@ -4,28 +4,13 @@
 //! adds a file, packages it and the package verifies; the bucket holds the blob encrypted,
 //! never the plaintext, and the local blob directory holds nothing.
 
-use crate::common::{BIN, ChildGuard, add_user, free_port, init_node, s};
+use crate::common::{BIN, ChildGuard, add_user, free_port, init_node, s, tool};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const KEY_VAR: &str = "ENTENTE_TEST_S3_KEY_ID";
 const SECRET_VAR: &str = "ENTENTE_TEST_S3_SECRET";
-
-/// The path of a tool on PATH; `None` (with a note) when it is missing and interop is not
-/// required.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
-    if found.is_none() {
-        assert!(
-            std::env::var("ENTENTE_INTEROP").as_deref() != Ok("required"),
-            "{name} not on PATH and ENTENTE_INTEROP=required (run scripts/pyenv.sh)"
-        );
-        eprintln!("skipped: {name} not on PATH");
-    }
-    found
-}
 
 /// `entente ARGS` with the object store's credentials in its environment.
 fn run(args: &[&str]) -> Output {

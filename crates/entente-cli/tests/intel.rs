@@ -4,26 +4,11 @@
 //! and bad input (media types, sizes, forged cursors, invalid STIX) refused with TAXII errors
 //! and nothing half-imported.
 
-use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout};
+use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout, tool};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const TAXII: &str = "application/taxii+json;version=2.1";
-
-/// The path of an external tool on PATH; `None` (with a note) when it is missing and interop
-/// is not required.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
-    if found.is_none() {
-        assert!(
-            std::env::var("ENTENTE_INTEROP").as_deref() != Ok("required"),
-            "{name} not on PATH and ENTENTE_INTEROP=required (run scripts/pyenv.sh)"
-        );
-        eprintln!("skipped: {name} not on PATH");
-    }
-    found
-}
 
 fn node_with_collection(dir: &Path) -> (String, String) {
     init_node(dir, "NL");

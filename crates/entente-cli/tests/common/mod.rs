@@ -25,6 +25,22 @@ pub(crate) fn entente(args: &[&str]) -> Output {
     entente_in(None, args)
 }
 
+/// The path of a tool the project did not write, on PATH (the interop venv puts them there);
+/// `None` (with a note) when it is missing and interop is not required
+/// (`ENTENTE_INTEROP=required`, as scripts/test.sh sets it, makes a missing tool a failure).
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(
+            std::env::var("ENTENTE_INTEROP").as_deref() != Ok("required"),
+            "{name} not on PATH and ENTENTE_INTEROP=required (run scripts/pyenv.sh)"
+        );
+        eprintln!("skipped: {name} not on PATH");
+    }
+    found
+}
+
 /// Bytes as text (lossy).
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
