@@ -5,7 +5,7 @@
 //! never the plaintext, and the local blob directory holds nothing.
 
 use crate::common::{BIN, ChildGuard, add_user, free_port, init_node, s, tool};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! and nothing half-imported.
 
 use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout, tool};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const TAXII: &str = "application/taxii+json;version=2.1";
