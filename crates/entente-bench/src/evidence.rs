@@ -10,9 +10,14 @@ use jiff::Timestamp;
 
 /// CPU time (user + system, all threads) this process has used, in seconds.
 fn cpu_secs() -> f64 {
-    // /proc/self/stat: fields 14 and 15 (utime, stime) in clock ticks of 1/100 s, after the
+    cpu_of("self")
+}
+
+/// CPU time (user + system, all threads) process `pid` (or `self`) has used, in seconds.
+pub(crate) fn cpu_of(pid: &str) -> f64 {
+    // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks of 1/100 s, after the
     // command name in parentheses.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
@@ -27,7 +32,12 @@ pub(crate) fn load_average() -> String {
 }
 
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_mib_of("self")
+}
+
+/// Peak resident set of process `pid` (or `self`), in MiB (`VmHWM`).
+pub(crate) fn peak_rss_mib_of(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)

@@ -8,7 +8,6 @@ use entente_intel::stix;
 use entente_node::{InitOptions, Node};
 use entente_store::Verdict;
 use jiff::Timestamp;
-use sha2::Digest as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,14 +167,7 @@ pub(crate) async fn run(
         Timestamp::now(),
     )
     .await?;
-    let token = entente_node::identity::random_hex(32)?;
-    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-    let add = entente_store::users::AddUser {
-        name: "bench".into(),
-        role: Role::Csirt,
-        token_sha256: digest,
-    };
-    node.gate.submit(node.operator(), add, Timestamp::now()).await?;
+    let token = crate::bench_token(&node, "bench", Role::Csirt).await?;
     let create = entente_store::intel::IntelCollectionCreate {
         id: COLLECTION.into(),
         title: "bench".into(),

@@ -264,12 +264,17 @@ async fn make_node(dir: &std::path::Path, database_url: Option<String>) -> Resul
 /// A user of `node` with `role`, added with a fresh token, as its token authenticates it: the
 /// benchmarks act as a user would, through the same authenticator.
 pub(crate) async fn bench_user(node: &Node, role: Role) -> Result<Principal, Failure> {
+    let token = bench_token(node, &format!("bench-{role}"), role).await?;
+    Ok(node.store.authenticate_token(&token).await?)
+}
+
+/// Adds user `name` with `role` through the gate; its bearer token.
+pub(crate) async fn bench_token(node: &Node, name: &str, role: Role) -> Result<String, Failure> {
     let token = entente_node::identity::random_hex(32)?;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
-    let name = format!("bench-{role}");
-    let add = entente_store::users::AddUser { name, role, token_sha256: digest };
-    node.gate.submit(node.operator(), add, Timestamp::now()).await?;
-    Ok(node.store.authenticate_token(&token).await?)
+    let add = entente_store::users::AddUser { name: name.into(), role, token_sha256: digest };
+    entente_console::permitted(node.gate.submit(node.operator(), add, Timestamp::now()).await?)?;
+    Ok(token)
 }
 
 async fn append(

@@ -19,10 +19,11 @@
 //!    measured from the POST to NL's API until NL's status shows the result. Peak RSS and CPU
 //!    of each node process.
 
-use crate::federation::{Serve, free_port, pin, serve_dir};
+use crate::evidence::{cpu_of, peak_rss_mib_of};
+use crate::federation::{Serve, pin, serve_dir};
 use entente_console::{Exit, Failure, fail, progress_bar};
 use entente_core::Role;
-use entente_node::{InitOptions, Node};
+use entente_node::Node;
 use entente_psi::{
     HolderEntry, HolderKey, Label, LabelledQuery, Limits, Mode, Selector, SelectorKind, selector,
 };
@@ -58,25 +59,6 @@ fn parse_all(items: &[String]) -> Result<Vec<Selector>, Failure> {
         .map(|s| selector::parse(SelectorKind::Ip, s, Default::default()))
         .collect::<Result<_, _>>()
         .map_err(|e| fail(Exit::Failed, e))
-}
-
-/// Seconds of CPU (user + system) of process `pid` (`self` for this one).
-fn cpu_of(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (field(11) + field(12)) / 100.0
-}
-
-/// Peak resident set of process `pid`, in MiB (`VmHWM`).
-fn peak_rss_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Runs `f`, returning its result and the CPU seconds of this process it took.
@@ -238,29 +220,11 @@ status = "U"
 }
 
 async fn init(root: &Path, party: &str) -> Result<Node, Failure> {
-    let data_dir = root.join(party.to_lowercase());
-    let opts = InitOptions {
-        data_dir: data_dir.clone(),
-        party: party.parse()?,
-        name: format!("benchmark node {party}"),
-        database_url: None,
-        listen: ([127, 0, 0, 1], free_port()?).into(),
-        federation_listen: Some(([127, 0, 0, 1], free_port()?).into()),
-    };
-    let node = Node::init(&opts, Timestamp::now()).await?;
-    let dir = data_dir.join(entente_node::identity::AGREEMENTS_DIR);
+    let node = crate::federation::node(root, party).await?;
+    let dir = node.data_dir.join(entente_node::identity::AGREEMENTS_DIR);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join(format!("{AGREEMENT}.toml")), agreement_toml())?;
     Ok(node)
-}
-
-/// A user with a bearer token, for the node's API.
-async fn token_user(node: &Node, name: &str, role: Role) -> Result<String, Failure> {
-    let token = entente_node::identity::random_hex(32)?;
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
-    let add = entente_store::users::AddUser { name: name.into(), role, token_sha256: digest };
-    entente_console::permitted(node.gate.submit(node.operator(), add, Timestamp::now()).await?)?;
-    Ok(token)
 }
 
 async fn api(
@@ -306,8 +270,8 @@ async fn nodes(holder: &[String], asker: &[String], rounds: usize) -> Result<Nod
         let de = init(root, "DE").await?;
         pin(&nl, &de).await?;
         pin(&de, &nl).await?;
-        nl_token = token_user(&nl, "psi-investigator", Role::Investigator).await?;
-        de_token = token_user(&de, "psi-admin", Role::Admin).await?;
+        nl_token = crate::bench_token(&nl, "psi-investigator", Role::Investigator).await?;
+        de_token = crate::bench_token(&de, "psi-admin", Role::Admin).await?;
         let de_inv = crate::bench_user(&de, Role::Investigator).await?;
         let nl_inv = crate::bench_user(&nl, Role::Investigator).await?;
         for (node, actor, case) in [(&de, &de_inv, "DE-BENCH"), (&nl, &nl_inv, "BENCH")] {
@@ -424,8 +388,8 @@ async fn nodes(holder: &[String], asker: &[String], rounds: usize) -> Result<Nod
         key_arrived,
         online,
         matched,
-        de: (cpu_of(&dp), peak_rss_mib(&dp)),
-        nl: (cpu_of(&np), peak_rss_mib(&np)),
+        de: (cpu_of(&dp), peak_rss_mib_of(&dp).unwrap_or(f64::NAN)),
+        nl: (cpu_of(&np), peak_rss_mib_of(&np).unwrap_or(f64::NAN)),
     };
     drop((de_serve, nl_serve));
     Ok(out)
