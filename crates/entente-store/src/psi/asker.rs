@@ -42,9 +42,7 @@ impl GateCommand for ReceivePsiKey {
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        Ok(PayloadDigests::Of(
-            [("chunk".to_owned(), digest_json(&json(&self.message)?)?)].into_iter().collect(),
-        ))
+        PayloadDigests::canonical([("chunk", json(&self.message)?)])
     }
 
     fn validate(&self) -> Result<(), GateError> {
@@ -705,9 +703,7 @@ impl GateCommand for ReceivePsiEvaluation {
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        Ok(PayloadDigests::Of(
-            [("evaluation".to_owned(), digest_json(&json(&self.message)?)?)].into_iter().collect(),
-        ))
+        PayloadDigests::canonical([("evaluation", json(&self.message)?)])
     }
 
     fn validate(&self) -> Result<(), GateError> {

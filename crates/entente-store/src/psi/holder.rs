@@ -51,9 +51,7 @@ impl GateCommand for ReceivePsiQuery {
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        Ok(PayloadDigests::Of(
-            [("query".to_owned(), digest_json(&json(&self.message)?)?)].into_iter().collect(),
-        ))
+        PayloadDigests::canonical([("query", json(&self.message)?)])
     }
 
     fn validate(&self) -> Result<(), GateError> {
