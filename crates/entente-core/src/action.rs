@@ -225,6 +225,19 @@ pub enum Action {
     /// Read the deconfliction queries, their results, and the keys and evaluations.
     #[serde(rename = "psi.status")]
     PsiStatus,
+    /// Read the exact statistics of a period (requests, flows, denials, notifications,
+    /// complaints, deconfliction, packages, e-Evidence Art 28), computed from the ledger and
+    /// the store; the entry holds the digest of what was served.
+    #[serde(rename = "report.stats")]
+    ReportStats,
+    /// Read the oversight view of the ledger for a period (entries per action and outcome,
+    /// denials by rule, witness coverage, alarms, anomalies).
+    #[serde(rename = "report.ledger")]
+    ReportLedger,
+    /// Publish the differentially private public report of a period (a new release spends
+    /// privacy budget; publishing again returns the stored release).
+    #[serde(rename = "report.publish")]
+    ReportPublish,
 }
 
 impl Action {
@@ -285,6 +298,9 @@ impl Action {
             Action::PsiQueryReceive => "psi.query.receive",
             Action::PsiEvaluationReceive => "psi.evaluation.receive",
             Action::PsiStatus => "psi.status",
+            Action::ReportStats => "report.stats",
+            Action::ReportLedger => "report.ledger",
+            Action::ReportPublish => "report.publish",
         }
     }
 }
@@ -335,6 +351,8 @@ pub enum SubjectKind {
     PsiQueries,
     /// `psi-query`: one deconfliction query (its id).
     PsiQuery,
+    /// `report`: a report of a period (its label, `2026-H2`, or `FROM/TO`).
+    Report,
     /// `request`: a cross-border request.
     Request,
     /// `requests`: the listing of open requests.
@@ -347,7 +365,7 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     /// Every kind.
-    pub const ALL: [SubjectKind; 21] = [
+    pub const ALL: [SubjectKind; 22] = [
         SubjectKind::Case,
         SubjectKind::Certificate,
         SubjectKind::Collection,
@@ -365,6 +383,7 @@ impl SubjectKind {
         SubjectKind::PsiKey,
         SubjectKind::PsiQueries,
         SubjectKind::PsiQuery,
+        SubjectKind::Report,
         SubjectKind::Request,
         SubjectKind::Requests,
         SubjectKind::Status,
@@ -391,6 +410,7 @@ impl SubjectKind {
             SubjectKind::PsiKey => "psi-key",
             SubjectKind::PsiQueries => "psi-queries",
             SubjectKind::PsiQuery => "psi-query",
+            SubjectKind::Report => "report",
             SubjectKind::Request => "request",
             SubjectKind::Requests => "requests",
             SubjectKind::Status => "status",

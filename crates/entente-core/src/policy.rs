@@ -196,6 +196,17 @@ const ROLE_RULES: &[RoleRule] = &[
     },
     RoleRule { id: "role.admin.psi-key-send", action: Action::PsiKeySend, roles: &[Role::Admin] },
     RoleRule {
+        id: "role.oversight.report-stats",
+        action: Action::ReportStats,
+        roles: &[Role::Auditor, Role::Dpo],
+    },
+    RoleRule {
+        id: "role.oversight.report-ledger",
+        action: Action::ReportLedger,
+        roles: &[Role::Auditor, Role::Dpo],
+    },
+    RoleRule { id: "role.dpo.report-publish", action: Action::ReportPublish, roles: &[Role::Dpo] },
+    RoleRule {
         id: "role.oversight.ledger-read",
         action: Action::LedgerRead,
         roles: &[Role::Auditor, Role::Dpo, Role::Admin],
@@ -219,6 +230,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
             Action::AlertsRead | Action::RequestRead | Action::ComplaintRead => Decision::permit(
                 "operator.read",
                 "the operator may read requests, the clocks of open requests and complaints",
+                Vec::new(),
+            ),
+            Action::ReportStats | Action::ReportLedger => Decision::permit(
+                "operator.report",
+                "the operator may read the node's statistics and the oversight view of its ledger",
                 Vec::new(),
             ),
             Action::CaseStatus => Decision::permit(

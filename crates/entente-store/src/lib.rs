@@ -23,6 +23,7 @@ pub mod peers;
 mod principal;
 pub mod psi;
 pub mod redress;
+pub mod reports;
 pub mod requests;
 mod schema;
 mod store;

@@ -1,0 +1,657 @@
+//! Transparency and oversight reports (`docs/transparency.md`), on `entente-report`.
+//!
+//! Reports read a lot (the period's ledger entries and the state tables), so they are read
+//! outside the gate's writer, like a deconfliction set: the role is decided first
+//! ([`read_decision`], pure and cheap: nothing is read for a caller who may not see it), the
+//! facts are read in one read transaction with the ledger size they correspond to
+//! ([`Store::report_facts`]), the report is computed by the pure crate, and the read is
+//! recorded through the gate with the digest of what was served ([`RecordReportRead`]).
+//! A public release ([`PublishReport`]) is decided in the gate, where the budget spent on
+//! the period is read and the noisy figures are drawn (from the operating system's generator)
+//! and stored in the transaction that records them.
+
+use crate::gate::{
+    DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, role_decision,
+};
+use crate::store::{Store, StoreError, to_i64, to_u64};
+use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
+use entente_report::facts::{
+    ComplaintFact, EntryFact, EventFact, IncidentFact, PackageFact, PsiAnsweredFact, PsiAskedFact,
+    RequestFact,
+};
+use entente_report::oversight::LedgerView;
+use entente_report::public::{self, ReleaseParams};
+use entente_report::{Bounds, Facts, Period, PublicReport, Ratio, ReportError, Statistics};
+use jiff::Timestamp;
+use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Ledger entries read per query while the facts are gathered.
+const PAGE: u64 = 10_000;
+
+fn ts(s: &str, what: &str) -> Result<Timestamp, StoreError> {
+    s.parse().map_err(|e| StoreError::Inconsistent(format!("{what} `{s}`: {e}")))
+}
+
+fn party(s: &str, what: &str) -> Result<PartyCode, StoreError> {
+    s.parse().map_err(|e| StoreError::Inconsistent(format!("{what} `{s}`: {e}")))
+}
+
+fn report_subject(label: &str) -> Subject {
+    Subject::new(SubjectKind::Report, label)
+}
+
+/// Whether `actor` may have `action` (`report.stats`, `report.ledger` or `report.publish`)
+/// for `period`: the role rule. Pure and cheap: what a caller decides before reading
+/// anything. The gate decides the same again when the report is recorded.
+pub fn read_decision(
+    action: Action,
+    period: &Period,
+    actor: &Actor,
+    party: &PartyCode,
+    now: Timestamp,
+) -> Decision {
+    role_decision(action, &[report_subject(&period.label)], actor, party, now)
+}
+
+impl Store {
+    /// The facts of `period` counted up to `as_of`, read in one read transaction: requests
+    /// with their events, the ledger entries whose time falls in the period (read page by
+    /// page), the categories of the items they name, incident notifications, complaints,
+    /// deconfliction queries and evidence packages, and the ledger size as the watermark.
+    /// `partners` are the fixed rows of the public report.
+    ///
+    /// # Errors
+    /// Database errors, or stored data that contradicts itself.
+    pub async fn report_facts(
+        &self,
+        partners: Vec<PartyCode>,
+        period: &Period,
+    ) -> Result<Facts, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend() == crate::store::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let watermark = to_u64(
+            sqlx::query_scalar("SELECT size FROM ledger_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let mut facts = Facts { watermark, partners, ..Facts::default() };
+
+        let mut events: BTreeMap<String, Vec<EventFact>> = BTreeMap::new();
+        for r in sqlx::query(
+            "SELECT request_id, event, grounds, at, ledger_index FROM request_events ORDER BY request_id, seq",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let id: String = r.try_get(0)?;
+            let grounds: String = r.try_get(2)?;
+            let at: String = r.try_get(3)?;
+            events.entry(id).or_default().push(EventFact {
+                name: r.try_get(1)?,
+                grounds: serde_json::from_str(&grounds)
+                    .map_err(|e| StoreError::Inconsistent(format!("request event grounds: {e}")))?,
+                at: ts(&at, "request event time")?,
+                index: to_u64(r.try_get(4)?)?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT id, case_id, kind, agreement, requesting, requested, emergency, ledger_index FROM requests ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let id: String = r.try_get(0)?;
+            let requesting: String = r.try_get(4)?;
+            let requested: String = r.try_get(5)?;
+            let emergency: i64 = r.try_get(6)?;
+            facts.requests.push(RequestFact {
+                events: events.remove(&id).unwrap_or_default(),
+                id,
+                case_id: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                agreement: r.try_get(3)?,
+                requesting: party(&requesting, "requesting party")?,
+                requested: party(&requested, "requested party")?,
+                emergency: emergency != 0,
+                index: to_u64(r.try_get(7)?)?,
+            });
+        }
+
+        let mut from = 0u64;
+        while from < watermark {
+            let to = (from + PAGE).min(watermark);
+            for r in sqlx::query(
+                "SELECT entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            )
+            .bind(to_i64(from)?)
+            .bind(to_i64(to)?)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let bytes: Vec<u8> = r.try_get(0)?;
+                let e = EntryFact::decode(&bytes)
+                    .map_err(|e| StoreError::Inconsistent(format!("ledger entry: {e}")))?;
+                if period.contains(e.time) {
+                    facts.entries.push(e);
+                }
+            }
+            from = to;
+        }
+        let mut wanted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for e in &facts.entries {
+            let item = match e.action.as_str() {
+                "datum.share" | "datum.receive" => "datum",
+                "evidence.export" | "evidence.receive" => "evidence",
+                _ => continue,
+            };
+            if let Some(id) = e.subject(item) {
+                wanted.entry(item).or_default().insert(id.to_owned());
+            }
+        }
+        for (item, ids) in wanted {
+            let table = if item == "datum" { "data_items" } else { "evidence_items" };
+            let ids: Vec<String> = ids.into_iter().collect();
+            for chunk in ids.chunks(500) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                // Only the table name (one of two constants) and placeholders are formatted in;
+                // every id is bound.
+                let sql =
+                    format!("SELECT id, category FROM {table} WHERE id IN ({})", marks.join(", "));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                for r in q.fetch_all(&mut *tx).await? {
+                    let id: String = r.try_get(0)?;
+                    facts.categories.insert(format!("{item}:{id}"), r.try_get(1)?);
+                }
+            }
+        }
+
+        for r in sqlx::query("SELECT direction, party, notice, at, ledger_index FROM incident_notifications ORDER BY at")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let direction: String = r.try_get(0)?;
+            let partner: String = r.try_get(1)?;
+            let notice: Option<String> = r.try_get(2)?;
+            let at: String = r.try_get(3)?;
+            let mut regimes: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
+            if let Some(n) = notice {
+                let n: entente_wire::IncidentNotice = serde_json::from_str(&n)
+                    .map_err(|e| StoreError::Inconsistent(format!("incident notice: {e}")))?;
+                for o in n.obligations {
+                    let due = o.due.parse::<Timestamp>().ok();
+                    let slot = regimes.entry(o.regime).or_insert(due);
+                    *slot = match (*slot, due) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+            }
+            facts.incidents.push(IncidentFact {
+                sent: direction == "sent",
+                partner: party(&partner, "incident notification party")?,
+                at: ts(&at, "incident notification time")?,
+                index: to_u64(r.try_get(4)?)?,
+                regimes,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT filed_at, due_at, answered_at, decision, ledger_index, answer_ledger_index FROM complaints ORDER BY filed_at",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let (filed, due): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let answered: Option<String> = r.try_get(2)?;
+            let answer_index: Option<i64> = r.try_get(5)?;
+            facts.complaints.push(ComplaintFact {
+                filed_at: ts(&filed, "complaint filed_at")?,
+                due_at: ts(&due, "complaint due_at")?,
+                answered_at: answered.as_deref().map(|a| ts(a, "complaint answered_at")).transpose()?,
+                decision: r.try_get(3)?,
+                index: to_u64(r.try_get(4)?)?,
+                answer_index: answer_index.map(to_u64).transpose()?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT case_id, peer, selectors, status, created_at, ledger_index FROM psi_queries ORDER BY created_at",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let (peer, at): (String, String) = (r.try_get(1)?, r.try_get(4)?);
+            facts.psi_asked.push(PsiAskedFact {
+                case_id: r.try_get(0)?,
+                partner: party(&peer, "deconfliction peer")?,
+                selectors: to_u64(r.try_get(2)?)?,
+                status: r.try_get(3)?,
+                at: ts(&at, "deconfliction query time")?,
+                index: to_u64(r.try_get(5)?)?,
+            });
+        }
+        for r in
+            sqlx::query("SELECT asker, status, at, ledger_index FROM psi_evaluations ORDER BY at")
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            let (asker, at): (String, String) = (r.try_get(0)?, r.try_get(2)?);
+            facts.psi_answered.push(PsiAnsweredFact {
+                partner: party(&asker, "deconfliction asker")?,
+                status: r.try_get(1)?,
+                at: ts(&at, "deconfliction evaluation time")?,
+                index: to_u64(r.try_get(3)?)?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT recipient, size, sent_at, ledger_index FROM packages_out ORDER BY sent_at",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let (to, at): (String, String) = (r.try_get(0)?, r.try_get(2)?);
+            facts.packages.push(PackageFact {
+                sent: true,
+                partner: party(&to, "package recipient")?,
+                size: to_u64(r.try_get(1)?)?,
+                status: "sent".to_owned(),
+                at: ts(&at, "package sent_at")?,
+                index: to_u64(r.try_get(3)?)?,
+            });
+        }
+        for r in sqlx::query("SELECT sender, size, status, offered_at, offer_index FROM packages_in ORDER BY offered_at")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let (from, at): (String, String) = (r.try_get(0)?, r.try_get(3)?);
+            facts.packages.push(PackageFact {
+                sent: false,
+                partner: party(&from, "package sender")?,
+                size: to_u64(r.try_get(1)?)?,
+                status: r.try_get(2)?,
+                at: ts(&at, "package offered_at")?,
+                index: to_u64(r.try_get(4)?)?,
+            });
+        }
+        tx.commit().await?;
+        Ok(facts)
+    }
+
+    /// The releases of `period` so far: `(release, ε)` in order, and the latest file.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn report_releases(&self, period: &str) -> Result<Releases, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        releases(&mut conn, period).await
+    }
+}
+
+/// The releases of one period.
+#[derive(Clone, Debug, Default)]
+pub struct Releases {
+    /// `(release, ε)` of each, in order.
+    pub spent: Vec<(u32, Ratio)>,
+    /// The latest release's file.
+    pub latest: Option<Vec<u8>>,
+}
+
+impl Releases {
+    /// ε spent on the period.
+    pub fn total(&self) -> Option<Ratio> {
+        self.spent.iter().try_fold(None, |acc: Option<Ratio>, (_, e)| match acc {
+            None => Some(Some(*e)),
+            Some(a) => a.checked_add(*e).map(Some),
+        })?
+    }
+}
+
+async fn releases(conn: &mut sqlx::AnyConnection, period: &str) -> Result<Releases, StoreError> {
+    let rows = sqlx::query(
+        "SELECT release, epsilon, report FROM report_releases WHERE period = $1 ORDER BY release",
+    )
+    .bind(period)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Releases::default();
+    for r in rows {
+        let n = u32::try_from(r.try_get::<i64, _>(0)?)
+            .map_err(|_| StoreError::Inconsistent("release number out of range".into()))?;
+        let e: String = r.try_get(1)?;
+        let e = Ratio::parse(&e).map_err(|m| StoreError::Inconsistent(format!("release ε {m}")))?;
+        out.spent.push((n, e));
+        out.latest = Some(r.try_get(2)?);
+    }
+    Ok(out)
+}
+
+/// What a recorded report read served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportRead {
+    /// Exact statistics (`report.stats`).
+    Statistics,
+    /// The oversight view of the ledger (`report.ledger`).
+    Ledger,
+}
+
+/// Records a report read through the gate: the period, the ledger size the facts were read
+/// at and the digest of what is served (RFC 8785 form). Built from the report itself, so the
+/// digest is that of what the caller gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordReportRead {
+    read: ReportRead,
+    label: String,
+    digest: Option<String>,
+    watermark: u64,
+}
+
+impl RecordReportRead {
+    /// The read of `s`.
+    ///
+    /// # Errors
+    /// Encoding faults.
+    pub fn statistics(s: &Statistics) -> Result<Self, GateError> {
+        Ok(RecordReportRead {
+            read: ReportRead::Statistics,
+            label: s.period.label.clone(),
+            digest: Some(
+                entente_core::canonical::canonical_digest(s).map_err(GateError::encoding)?,
+            ),
+            watermark: s.watermark,
+        })
+    }
+
+    /// The read of `v`.
+    ///
+    /// # Errors
+    /// Encoding faults.
+    pub fn ledger(v: &LedgerView) -> Result<Self, GateError> {
+        Ok(RecordReportRead {
+            read: ReportRead::Ledger,
+            label: v.period.label.clone(),
+            digest: Some(
+                entente_core::canonical::canonical_digest(v).map_err(GateError::encoding)?,
+            ),
+            watermark: v.watermark,
+        })
+    }
+
+    /// A read refused before anything was read ([`read_decision`] denied): recorded so.
+    pub fn refused(read: ReportRead, period: &Period) -> Self {
+        RecordReportRead { read, label: period.label.clone(), digest: None, watermark: 0 }
+    }
+}
+
+impl GateCommand for RecordReportRead {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        match self.read {
+            ReportRead::Statistics => Action::ReportStats,
+            ReportRead::Ledger => Action::ReportLedger,
+        }
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![report_subject(&self.label)]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(match &self.digest {
+            Some(d) => PayloadDigests::Of(BTreeMap::from([
+                ("report".to_owned(), d.clone()),
+                ("watermark".to_owned(), self.watermark.to_string()),
+            ])),
+            None => PayloadDigests::SubjectsOnly,
+        })
+    }
+
+    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    fn decide(&self, cx: &DecideCx<'_>, _: &()) -> Ruling {
+        if self.digest.is_none() {
+            // Decided as refused beforehand; a role granted since does not make a read of
+            // nothing into a permitted read.
+            return Ruling::of(cx.role.followed_by(Decision::deny(
+                "report.refused-before-read",
+                "the read was refused before anything was read",
+            )));
+        }
+        Ruling::of(cx.role.clone())
+    }
+
+    async fn apply(self, _cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        Ok(())
+    }
+}
+
+/// A published release, as the gate returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The report.
+    pub report: PublicReport,
+    /// The published file (canonical JSON).
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of the file, as the ledger records it.
+    pub digest: String,
+    /// Whether this is the stored release again (no budget spent).
+    pub reissued: bool,
+}
+
+/// Publish the public report of a period: the stored release again, or (`new_release`, or
+/// none yet) a new one drawn from `facts`, if the period's budget allows its ε.
+#[derive(Clone, Debug)]
+pub struct PublishReport {
+    period: Period,
+    as_of: Timestamp,
+    epsilon: Ratio,
+    bounds: Bounds,
+    per_period: Ratio,
+    new_release: bool,
+    facts: Option<Box<Facts>>,
+}
+
+impl PublishReport {
+    /// The stored release of `period` again (no facts read, nothing spent).
+    pub fn reissue(
+        period: Period,
+        as_of: Timestamp,
+        epsilon: Ratio,
+        bounds: Bounds,
+        per_period: Ratio,
+    ) -> Self {
+        PublishReport {
+            period,
+            as_of,
+            epsilon,
+            bounds,
+            per_period,
+            new_release: false,
+            facts: None,
+        }
+    }
+
+    /// A new release drawn from `facts` (read by [`Store::report_facts`]).
+    pub fn draw(
+        period: Period,
+        as_of: Timestamp,
+        epsilon: Ratio,
+        bounds: Bounds,
+        per_period: Ratio,
+        facts: Facts,
+    ) -> Self {
+        PublishReport {
+            period,
+            as_of,
+            epsilon,
+            bounds,
+            per_period,
+            new_release: true,
+            facts: Some(Box::new(facts)),
+        }
+    }
+}
+
+/// What the publish decision reads: the releases of the period so far.
+pub struct PublishFacts(Releases);
+
+fn invalid(e: ReportError) -> GateError {
+    GateError::Invalid(e.to_string())
+}
+
+impl GateCommand for PublishReport {
+    type Output = Published;
+    type Facts = PublishFacts;
+
+    fn action(&self) -> Action {
+        Action::ReportPublish
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![report_subject(&self.period.label)]
+    }
+
+    /// The digest of the published file, known once it is drawn or read back.
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        Ok(PayloadDigests::FromEffect)
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        self.bounds.check().map_err(invalid)?;
+        if !self.epsilon.le(self.per_period) {
+            return Err(invalid(ReportError::Parameter(format!(
+                "ε = {} exceeds the period's whole budget of {}",
+                self.epsilon, self.per_period
+            ))));
+        }
+        Ok(())
+    }
+
+    async fn load(&self, cx: &mut EffectCx<'_>) -> Result<PublishFacts, GateError> {
+        Ok(PublishFacts(releases(&mut *cx.tx, &self.period.label).await?))
+    }
+
+    fn decide(&self, cx: &DecideCx<'_>, facts: &PublishFacts) -> Ruling {
+        let r = &facts.0;
+        if r.latest.is_some() && (!self.new_release || self.facts.is_none()) {
+            return Ruling::of(cx.role.followed_by(Decision::permit(
+                "report.same-release",
+                format!(
+                    "release {} of {} again: the stored figures, no budget spent",
+                    r.spent.len(),
+                    self.period.label
+                ),
+                Vec::new(),
+            )));
+        }
+        if self.facts.is_none() {
+            return Ruling::of(cx.role.followed_by(Decision::deny(
+                "report.no-release",
+                format!(
+                    "{} has no release yet; a first release draws new figures",
+                    self.period.label
+                ),
+            )));
+        }
+        let b = self.bounds;
+        let mechanism = format!(
+            "discrete Laplace, ε = {}, unit: case, at most {} requests and {} selectors per case, L1 sensitivity {}",
+            self.epsilon,
+            b.requests_per_case,
+            b.selectors_per_case,
+            b.sensitivity()
+        );
+        match public::spend(self.per_period, r.total(), self.epsilon) {
+            Ok((spent, left)) => Ruling::of(cx.role.followed_by(Decision::permit(
+                "report.budget",
+                format!(
+                    "release {} of {}: {mechanism}; budget {}: spent {spent}, remaining {}",
+                    r.spent.len() + 1,
+                    self.period.label,
+                    self.per_period,
+                    left.map_or_else(|| "0".to_owned(), |l| l.to_string())
+                ),
+                Vec::new(),
+            ))),
+            Err(e) => Ruling::of(
+                cx.role.followed_by(Decision::deny("report.budget", format!("{e}; {mechanism}"))),
+            ),
+        }
+    }
+
+    async fn apply(
+        self,
+        cx: &mut EffectCx<'_>,
+        facts: PublishFacts,
+        ruling: &Ruling,
+    ) -> Result<Published, GateError> {
+        let r = facts.0;
+        let reissue = ruling.decision.rules.iter().any(|x| x == "report.same-release");
+        let (report, bytes, reissued) = match (reissue, r.latest, self.facts) {
+            (true, Some(bytes), _) => {
+                let report = PublicReport::from_bytes(&bytes).map_err(|e| {
+                    GateError::Store(StoreError::Inconsistent(format!("stored release: {e}")))
+                })?;
+                (report, bytes, true)
+            }
+            (_, _, Some(f)) => {
+                let release = u32::try_from(r.spent.len() + 1)
+                    .map_err(|_| GateError::Internal("too many releases".into()))?;
+                let params = ReleaseParams {
+                    node: cx.party.clone(),
+                    period: self.period.clone(),
+                    as_of: self.as_of,
+                    epsilon: self.epsilon,
+                    bounds: self.bounds,
+                    per_period: self.per_period,
+                    spent_before: r
+                        .spent
+                        .iter()
+                        .try_fold(None, |acc: Option<Ratio>, (_, e)| match acc {
+                            None => Some(Some(*e)),
+                            Some(a) => a.checked_add(*e).map(Some),
+                        })
+                        .flatten(),
+                    release,
+                    ledger_index: cx.index,
+                };
+                let report =
+                    public::release(&f, &params, &mut rand::rngs::OsRng).map_err(|e| match e {
+                        ReportError::Internal(m) => GateError::Internal(m),
+                        other => invalid(other),
+                    })?;
+                let bytes = report.to_bytes().map_err(|e| GateError::Internal(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO report_releases (period, release, epsilon, report, report_sha256, created_at, ledger_index) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&self.period.label)
+                .bind(i64::from(release))
+                .bind(self.epsilon.to_string())
+                .bind(bytes.clone())
+                .bind(entente_core::canonical::sha256_tagged(&bytes))
+                .bind(cx.now_text())
+                .bind(to_i64(cx.index)?)
+                .execute(&mut **cx.tx)
+                .await?;
+                (report, bytes, false)
+            }
+            _ => {
+                return Err(GateError::Internal(
+                    "a publish with neither a release nor facts".into(),
+                ));
+            }
+        };
+        let digest = entente_core::canonical::sha256_tagged(&bytes);
+        cx.record_digests(vec![("report".to_owned(), digest.clone())]);
+        Ok(Published { report, bytes, digest, reissued })
+    }
+}
