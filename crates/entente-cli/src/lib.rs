@@ -17,6 +17,7 @@ mod intel;
 mod lexicon;
 mod peer;
 mod psi;
+mod report;
 mod request;
 mod retention;
 
@@ -165,6 +166,12 @@ enum Cmd {
     Psi {
         #[command(subcommand)]
         command: psi::PsiCmd,
+    },
+    /// Transparency and oversight: exact statistics, the ledger seen by an oversight body, the
+    /// differentially private public report and its verification
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCmd,
     },
 }
 
@@ -353,6 +360,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Peer { command } => peer::run(command).await,
         Cmd::Psi { command } => psi::run(command).await,
+        Cmd::Report { command } => report::run(command).await,
         Cmd::User { command: UserCmd::Add { data_dir, name, role } } => {
             let role: Role = role.parse()?;
             let node = Node::open(&data_dir).await?;

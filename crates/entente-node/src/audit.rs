@@ -150,6 +150,23 @@ pub async fn audit(
     trusted: Option<&[u8]>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
+    audit_keeping(base_url, verifier_key, trusted, &[], progress).await.map(|(r, _)| r)
+}
+
+/// [`audit`], keeping the canonical bytes of the entries at `keep` as the audit checked them
+/// (in the tree the checkpoint signs): what an auditor reads an entry from, never from a
+/// second download that the node could answer differently.
+///
+/// # Errors
+/// As [`audit`].
+pub async fn audit_keeping(
+    base_url: &str,
+    verifier_key: &str,
+    trusted: Option<&[u8]>,
+    keep: &[u64],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(AuditReport, BTreeMap<u64, Vec<u8>>), AuditError> {
+    let mut kept = BTreeMap::new();
     let f = fetcher(base_url)?;
     let note = f.get("ledger/checkpoint").await?;
     let cp = ledger::verify_checkpoint(&note, verifier_key)
@@ -210,6 +227,9 @@ pub async fn audit(
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             *report.actions.entry((entry.action.to_string(), decision)).or_default() += 1;
+            if keep.contains(&index) {
+                kept.insert(index, bytes.to_vec());
+            }
             let leaf = ledger::record_hash(bytes);
             leaves.push(leaf);
             for (stored, h) in frontier.push(leaf) {
@@ -265,5 +285,5 @@ pub async fn audit(
     if old.is_some() && report.consistent_with.is_none() {
         report.consistent_with = old.map(|o| o.size);
     }
-    Ok(report)
+    Ok((report, kept))
 }

@@ -37,6 +37,69 @@ pub struct NodeConfig {
     /// agreements' schedule by `entente serve`, and how often it checks.
     #[serde(default, skip_serializing_if = "PsiConfig::is_default")]
     pub psi: PsiConfig,
+    /// The public transparency report (`[reports]`): the privacy budget per period, the ε of
+    /// a release, and the contribution bounds per case (`docs/transparency.md`).
+    #[serde(default, skip_serializing_if = "ReportsConfig::is_default")]
+    pub reports: ReportsConfig,
+}
+
+/// The `[reports]` section: differential privacy of the public report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// ε allowed per period (half-year), over all its releases (default 1).
+    #[serde(default = "default_budget")]
+    pub budget: entente_report::Ratio,
+    /// ε of one release unless the command says otherwise (default 1/2).
+    #[serde(default = "default_epsilon")]
+    pub epsilon: entente_report::Ratio,
+    /// Requests counted per case and period (default 2).
+    #[serde(default = "default_requests_per_case")]
+    pub requests_per_case: u32,
+    /// Deconfliction selectors counted per case and period (default 8).
+    #[serde(default = "default_selectors_per_case")]
+    pub selectors_per_case: u32,
+}
+
+fn default_budget() -> entente_report::Ratio {
+    entente_report::Ratio::ONE
+}
+
+fn default_epsilon() -> entente_report::Ratio {
+    entente_report::Ratio::HALF
+}
+
+fn default_requests_per_case() -> u32 {
+    entente_report::Bounds::default().requests_per_case
+}
+
+fn default_selectors_per_case() -> u32 {
+    entente_report::Bounds::default().selectors_per_case
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            budget: default_budget(),
+            epsilon: default_epsilon(),
+            requests_per_case: default_requests_per_case(),
+            selectors_per_case: default_selectors_per_case(),
+        }
+    }
+}
+
+impl ReportsConfig {
+    fn is_default(&self) -> bool {
+        *self == ReportsConfig::default()
+    }
+
+    /// The contribution bounds.
+    pub fn bounds(&self) -> entente_report::Bounds {
+        entente_report::Bounds {
+            requests_per_case: self.requests_per_case,
+            selectors_per_case: self.selectors_per_case,
+        }
+    }
 }
 
 /// The `[psi]` section: key rotation on the deconfliction agreements' schedule.

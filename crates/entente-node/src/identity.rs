@@ -240,6 +240,7 @@ impl Node {
             clock_skew_secs: crate::config::DEFAULT_CLOCK_SKEW_SECS,
             evidence: crate::config::EvidenceConfig::default(),
             psi: crate::config::PsiConfig::default(),
+            reports: crate::config::ReportsConfig::default(),
         };
         let store = Store::open(&config.database_url).await?;
         if let Some(p) = store.meta("party").await? {

@@ -33,6 +33,7 @@ pub mod federation;
 pub mod identity;
 pub mod packages;
 pub mod psi;
+pub mod reports;
 pub mod server;
 pub mod taxii;
 pub mod taxii_client;

@@ -30,6 +30,11 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
 }
 
 impl Ratio {
+    /// One.
+    pub const ONE: Ratio = Ratio { num: 1, den: 1 };
+    /// One half.
+    pub const HALF: Ratio = Ratio { num: 1, den: 2 };
+
     /// `num/den` in lowest terms; `None` unless `0 < num`, `0 < den` and both are at most 10¹².
     pub fn new(num: u64, den: u64) -> Option<Ratio> {
         Ratio::reduce(u128::from(num), u128::from(den))
