@@ -15,6 +15,7 @@ mod evidence;
 mod intel;
 mod notify;
 mod psi;
+mod report;
 
 use entente_console::{Exit, Failure, fail};
 use entente_core::{PartyCode, Role};
@@ -94,6 +95,11 @@ impl PilotNode {
 pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let started = Instant::now();
     let _tmp;
+    // The transparency report of step 10 outlives a temporary pilot directory.
+    let reports_dir = match &dir {
+        Some(d) => d.join("reports"),
+        None => PathBuf::from("entente-pilot-reports"),
+    };
     let root = match dir {
         Some(d) => {
             if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
@@ -332,6 +338,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     }
 
     witnessed_audits(&nodes, &processes, &mut checks).await?;
+    crate::report::step10(nl, &nl_url, &reports_dir, &mut checks).await?;
     drop(processes);
 
     retention(&nodes, &mut checks).await?;
@@ -358,8 +365,6 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
         failed,
         started.elapsed().as_secs_f64()
     );
-    println!();
-    println!("Not yet in this pilot: DP transparency reports (10).");
     if failed > 0 {
         return Err(fail(Exit::Failed, format!("{failed} pilot checks failed")));
     }

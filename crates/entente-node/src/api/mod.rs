@@ -37,6 +37,7 @@ pub(crate) mod ledger;
 pub(crate) mod node;
 pub(crate) mod psi;
 pub(crate) mod redress;
+pub(crate) mod reports;
 pub(crate) mod requests;
 
 /// An RFC 9457 problem, as every error of the API is written (`application/problem+json`).
@@ -113,6 +114,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(incidents::routes())
         .merge(psi::routes())
         .merge(redress::routes())
+        .merge(reports::routes())
 }
 
 /// The document as served: the routes' operations, the TAXII routes, and axum's catch-all
