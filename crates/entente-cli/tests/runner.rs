@@ -26,6 +26,7 @@ mod lexicon;
 mod pilot;
 mod psi;
 mod redress;
+mod reports;
 mod requests;
 mod transfer;
 

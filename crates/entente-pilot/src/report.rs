@@ -48,7 +48,9 @@ pub(crate) async fn step10(
 ) -> Result<(), Failure> {
     let period = half_year(jiff::Timestamp::now());
     println!();
-    println!("Step 10 — transparency: NL's statistics for {period} and its differentially private public report");
+    println!(
+        "Step 10 — transparency: NL's statistics for {period} and its differentially private public report"
+    );
     let http = reqwest::Client::new();
     let resp = http
         .get(format!("{url}/api/v1/reports/stats?period={period}"))
@@ -90,7 +92,9 @@ pub(crate) async fn step10(
     }
     checks.record(
         "a figure traced to its ledger entries",
-        !indexes.is_empty() && actions.len() == indexes.len() && actions.iter().all(|a| a.starts_with("request.")),
+        !indexes.is_empty()
+            && actions.len() == indexes.len()
+            && actions.iter().all(|a| a.starts_with("request.")),
         format!("row requests-issued.1 counts entries {indexes:?} ({})", actions.join(", ")),
     );
     let resp = http
@@ -131,11 +135,16 @@ pub(crate) async fn step10(
     let published = match &report {
         Ok(r) => {
             std::fs::write(&html_path, render::public_html(r, &digest))?;
-            std::fs::write(reports_dir.join(format!("transparency-NL-{period}.csv")), render::public_csv(r))?;
+            std::fs::write(
+                reports_dir.join(format!("transparency-NL-{period}.csv")),
+                render::public_csv(r),
+            )?;
             let totals: Vec<String> = r
                 .totals
                 .iter()
-                .map(|t| format!("requests {} {} ± {}", t.direction, t.requests, r.mechanism.noise_95))
+                .map(|t| {
+                    format!("requests {} {} ± {}", t.direction, t.requests, r.mechanism.noise_95)
+                })
                 .collect();
             format!(
                 "release {} at NL ledger entry {}: discrete Laplace, ε = {}, budget {} of {} spent; {}",
@@ -161,21 +170,30 @@ pub(crate) async fn step10(
         "public report verified against NL's tiles",
         verified.is_ok(),
         match &verified {
-            Ok(v) => format!("{} recorded at entry {}, ledger audited at size {}", v.digest, v.entry.index, v.checkpoint_size),
+            Ok(v) => format!(
+                "{} recorded at entry {}, ledger audited at size {}",
+                v.digest, v.entry.index, v.checkpoint_size
+            ),
             Err(e) => e.to_string(),
         },
     );
     let (status, again) = publish(false).await?;
     checks.record(
         "publishing again returns the same figures",
-        status == reqwest::StatusCode::OK && again["digest"] == first["digest"] && again["reissued"] == true,
+        status == reqwest::StatusCode::OK
+            && again["digest"] == first["digest"]
+            && again["reissued"] == true,
         format!("HTTP {status}, digest {} (no budget spent)", again["digest"]),
     );
     if let Ok(mut altered) = report {
         if let Some(row) = altered.rows.first_mut() {
             row.requests += 1;
         }
-        if let Some(t) = altered.totals.iter_mut().find(|t| Some(&t.direction) == altered.rows.first().map(|r| &r.direction)) {
+        if let Some(t) = altered
+            .totals
+            .iter_mut()
+            .find(|t| Some(&t.direction) == altered.rows.first().map(|r| &r.direction))
+        {
             t.requests += 1;
         }
         let bytes = altered.to_bytes()?;

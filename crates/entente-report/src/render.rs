@@ -44,6 +44,7 @@ fn page(title: &str, body: &str) -> String {
 /// A Sankey-style diagram of flows `(from, to, count)`: origins left, destinations right,
 /// each band as wide as its count.
 pub fn sankey(id: &str, title: &str, flows: &[(String, String, u64)]) -> String {
+    let flows: Vec<&(String, String, u64)> = flows.iter().filter(|f| f.2 > 0).collect();
     let total: u64 = flows.iter().map(|f| f.2).sum();
     let (w, h, pad) = (560.0_f64, 320.0_f64, 24.0_f64);
     let mut svg = format!(
@@ -56,7 +57,7 @@ pub fn sankey(id: &str, title: &str, flows: &[(String, String, u64)]) -> String 
     }
     let mut left: BTreeMap<&str, u64> = BTreeMap::new();
     let mut right: BTreeMap<&str, u64> = BTreeMap::new();
-    for (a, b, n) in flows {
+    for (a, b, n) in flows.iter().copied() {
         *left.entry(a).or_default() += n;
         *right.entry(b).or_default() += n;
     }
@@ -78,7 +79,7 @@ pub fn sankey(id: &str, title: &str, flows: &[(String, String, u64)]) -> String 
         left.keys().enumerate().map(|(i, k)| (*k, PALETTE[i % PALETTE.len()])).collect();
     let mut lcur = ly.clone();
     let mut rcur = ry.clone();
-    for (a, b, n) in flows {
+    for (a, b, n) in flows.iter().copied() {
         let t = *n as f64 * scale;
         let (Some(y0), Some(y1)) = (lcur.get_mut(a.as_str()), rcur.get_mut(b.as_str())) else {
             continue;
@@ -127,7 +128,8 @@ pub fn bars(
 ) -> String {
     let (h, pad, bw) = (260.0_f64, 34.0_f64, 18.0_f64);
     let groups = labels.len().max(1);
-    let per = series.len().max(1) as f64 * bw + 16.0;
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+    let per = (series.len().max(1) as f64 * bw + 16.0).max(longest * 6.8 + 12.0);
     let w = (pad * 2.0 + groups as f64 * per).max(320.0);
     let top = series
         .iter()
@@ -279,7 +281,7 @@ pub fn statistics_html(s: &Statistics) -> String {
         esc(&s.period.label),
         s.period.from,
         s.period.to,
-        s.as_of,
+        format_args!("{:.0}", s.as_of),
         s.watermark
     );
     let _ = write!(
@@ -364,7 +366,7 @@ pub fn public_html(r: &PublicReport, digest: &str) -> String {
         esc(&r.period),
         r.from,
         r.to,
-        r.as_of,
+        format_args!("{:.0}", r.as_of),
         m.scale,
         m.epsilon,
         m.noise_95,

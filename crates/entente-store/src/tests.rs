@@ -11,6 +11,7 @@ use jiff::Timestamp;
 
 mod notify;
 mod psi;
+mod reports;
 
 struct Db {
     store: Store,
