@@ -12,7 +12,7 @@ use crate::audit::{self, AuditError};
 use entente_core::ledger::LedgerEntry;
 use entente_core::{Action, Outcome, PartyCode, witness};
 use entente_policy::engine::Engine;
-use entente_report::oversight::{LedgerView, WitnessFact};
+use entente_report::oversight::{LedgerView, Tally, WitnessFact};
 use entente_report::{Period, PublicReport, Ratio, ReportError, Statistics};
 use entente_store::reports::{
     PublishReport, Published, RecordReportRead, ReportRead, read_decision,
@@ -87,7 +87,8 @@ pub async fn statistics(
         let v = gate.submit(who, RecordReportRead::refused(ReportRead::Statistics, period), now);
         return refused(v.await?);
     }
-    let facts = node.store.report_facts(partners(gate.engine(), gate.party()), period).await?;
+    let partners = partners(gate.engine(), gate.party());
+    let facts = node.store.report_facts(partners, period, &mut |_| {}).await?;
     let stats = entente_report::stats::compute(&facts, gate.party().clone(), period, as_of);
     let v = gate.submit(who, RecordReportRead::statistics(&stats)?, now).await?;
     Ok(with(v, stats))
@@ -142,10 +143,12 @@ pub async fn ledger_view(
         let v = gate.submit(who, RecordReportRead::refused(ReportRead::Ledger, period), now);
         return refused(v.await?);
     }
-    let facts = node.store.report_facts(Vec::new(), period).await?;
+    let mut tally = Tally::new(period);
+    let facts = node.store.report_facts(Vec::new(), period, &mut |e| tally.add(e)).await?;
     let witnesses = witness_coverage(node).await?;
     let view = entente_report::oversight::ledger_view(
-        &facts,
+        tally,
+        facts.watermark,
         gate.party().clone(),
         period,
         as_of,
@@ -191,7 +194,8 @@ pub async fn publish(
         // release already drawn is returned again, nothing read or spent.
         PublishReport::reissue(period.clone(), as_of, epsilon, bounds, cfg.budget)
     } else {
-        let facts = node.store.report_facts(partners(gate.engine(), gate.party()), period).await?;
+        let partners = partners(gate.engine(), gate.party());
+        let facts = node.store.report_facts(partners, period, &mut |_| {}).await?;
         PublishReport::draw(period.clone(), as_of, epsilon, bounds, cfg.budget, facts)
     };
     Ok(gate.submit(who, command, now).await?)

@@ -126,40 +126,115 @@ struct EntryView<'a> {
     rules: Vec<&'a str>,
 }
 
-impl EntryFact {
+/// An entry as read from its canonical bytes, borrowing them: what the store checks (the
+/// period, the action) before it keeps anything.
+pub struct EntryRef<'a> {
+    view: EntryView<'a>,
+    /// Time.
+    pub time: Timestamp,
+}
+
+impl<'a> EntryRef<'a> {
     /// Reads the fields a report needs from an entry's canonical bytes (the entry itself is
     /// checked by `ledger verify`; here only what is counted is read).
     ///
     /// # Errors
     /// Bytes that are not an entry.
-    pub fn decode(bytes: &[u8]) -> Result<EntryFact, String> {
-        let v: EntryView<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        let time: Timestamp = v.time.parse().map_err(|e| format!("time {}: {e}", v.time))?;
-        let (actor, peer) = match (v.actor.kind, v.actor.name, v.actor.role, v.actor.party) {
-            ("user", Some(n), Some(r), _) => (format!("{n} ({r})"), None),
-            ("operator-for", Some(n), Some(r), _) => (format!("operator for {n} ({r})"), None),
-            ("peer", _, _, Some(p)) => {
-                let party: PartyCode = p.parse().map_err(|e| format!("actor party: {e}"))?;
-                (format!("peer {party}"), Some(party))
-            }
-            ("operator", ..) => ("operator".to_owned(), None),
-            ("anonymous", ..) => ("anonymous caller".to_owned(), None),
+    pub fn decode(bytes: &'a [u8]) -> Result<EntryRef<'a>, String> {
+        let view: EntryView<'a> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let time: Timestamp = view.time.parse().map_err(|e| format!("time {}: {e}", view.time))?;
+        if !matches!(view.decision, "permit" | "deny") {
+            return Err(format!("decision {}", view.decision));
+        }
+        Ok(EntryRef { view, time })
+    }
+
+    /// Index.
+    pub fn index(&self) -> u64 {
+        self.view.index
+    }
+
+    /// Action.
+    pub fn action(&self) -> &'a str {
+        self.view.action
+    }
+
+    /// Permit or deny.
+    pub fn permit(&self) -> bool {
+        self.view.decision == "permit"
+    }
+
+    /// Rules that decided.
+    pub fn rules(&self) -> &[&'a str] {
+        &self.view.rules
+    }
+
+    /// The partner party when the actor is a peer.
+    pub fn peer(&self) -> Option<&'a str> {
+        (self.view.actor.kind == "peer").then_some(self.view.actor.party).flatten()
+    }
+
+    /// Actor in words (`eva (investigator)`, `peer DE`, `operator`, `anonymous caller`).
+    ///
+    /// # Errors
+    /// An actor kind the ledger does not have.
+    pub fn actor(&self) -> Result<String, String> {
+        let a = &self.view.actor;
+        Ok(match (a.kind, a.name, a.role, a.party) {
+            ("user", Some(n), Some(r), _) => format!("{n} ({r})"),
+            ("operator-for", Some(n), Some(r), _) => format!("operator for {n} ({r})"),
+            ("peer", _, _, Some(p)) => format!("peer {p}"),
+            ("operator", ..) => "operator".to_owned(),
+            ("anonymous", ..) => "anonymous caller".to_owned(),
             (k, ..) => return Err(format!("actor kind {k}")),
+        })
+    }
+
+    /// Whether the exact statistics count entries of this action (flows and consents); the
+    /// store keeps only those as [`EntryFact`]s, so that a long ledger is not held in memory.
+    pub fn counted_by_statistics(&self) -> bool {
+        matches!(
+            self.view.action,
+            "datum.share"
+                | "datum.receive"
+                | "evidence.export"
+                | "evidence.receive"
+                | "incident.notify"
+                | "incident.receive"
+                | "consent.give"
+                | "consent.receive"
+        )
+    }
+
+    /// The entry as an owned [`EntryFact`].
+    ///
+    /// # Errors
+    /// An actor that is not one of the ledger's.
+    pub fn to_fact(&self) -> Result<EntryFact, String> {
+        let peer = match self.peer() {
+            Some(p) => Some(p.parse::<PartyCode>().map_err(|e| format!("actor party: {e}"))?),
+            None => None,
         };
         Ok(EntryFact {
-            index: v.index,
-            time,
-            action: v.action.to_owned(),
-            permit: match v.decision {
-                "permit" => true,
-                "deny" => false,
-                d => return Err(format!("decision {d}")),
-            },
-            rules: v.rules.iter().map(|r| (*r).to_owned()).collect(),
-            subjects: v.subjects.iter().map(|s| (*s).to_owned()).collect(),
-            actor,
+            index: self.view.index,
+            time: self.time,
+            action: self.view.action.to_owned(),
+            permit: self.permit(),
+            rules: self.view.rules.iter().map(|r| (*r).to_owned()).collect(),
+            subjects: self.view.subjects.iter().map(|s| (*s).to_owned()).collect(),
+            actor: self.actor()?,
             peer,
         })
+    }
+}
+
+impl EntryFact {
+    /// Reads an entry's canonical bytes as an [`EntryFact`].
+    ///
+    /// # Errors
+    /// Bytes that are not an entry.
+    pub fn decode(bytes: &[u8]) -> Result<EntryFact, String> {
+        EntryRef::decode(bytes)?.to_fact()
     }
 
     /// The id of the first subject of `kind`.

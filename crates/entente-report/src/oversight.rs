@@ -1,7 +1,7 @@
 //! Oversight views of the ledger: entries per action and outcome, denials by rule, witness
 //! cosignature coverage, alarms, and anomalies to look at (not verdicts).
 
-use crate::facts::{EntryFact, Facts};
+use crate::facts::EntryRef;
 use crate::period::Period;
 use entente_core::PartyCode;
 use jiff::Timestamp;
@@ -132,64 +132,100 @@ fn flag(
     out
 }
 
-/// The ledger oversight view of `facts` (its entries) for `period`.
+/// The oversight counts of a period's entries, fed one entry at a time (the store reads the
+/// ledger page by page; nothing but the counts is kept).
+#[derive(Clone, Debug)]
+pub struct Tally {
+    from: Timestamp,
+    entries: u64,
+    actions: BTreeMap<String, (u64, u64)>,
+    denials: BTreeMap<String, u64>,
+    alarms: Vec<u64>,
+    reads: BTreeMap<String, BTreeMap<usize, Vec<u64>>>,
+    refused: BTreeMap<String, BTreeMap<usize, Vec<u64>>>,
+}
+
+impl Tally {
+    /// An empty tally for `period`.
+    pub fn new(period: &Period) -> Tally {
+        Tally {
+            from: period.from,
+            entries: 0,
+            actions: BTreeMap::new(),
+            denials: BTreeMap::new(),
+            alarms: Vec::new(),
+            reads: BTreeMap::new(),
+            refused: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one entry of the period.
+    pub fn add(&mut self, e: &EntryRef<'_>) {
+        self.entries += 1;
+        let action = e.action();
+        if !self.actions.contains_key(action) {
+            self.actions.insert(action.to_owned(), (0, 0));
+        }
+        let permit = e.permit();
+        if let Some(slot) = self.actions.get_mut(action) {
+            if permit { slot.0 += 1 } else { slot.1 += 1 }
+        }
+        if !permit {
+            for r in e.rules() {
+                *self.denials.entry((*r).to_owned()).or_default() += 1;
+            }
+        }
+        if action == "witness.alarm" {
+            self.alarms.push(e.index());
+        }
+        let secs = e.time.as_second().saturating_sub(self.from.as_second());
+        let week = usize::try_from(secs / (7 * 86_400)).unwrap_or(0);
+        if let Some(p) = e.peer() {
+            if !permit {
+                self.refused
+                    .entry(p.to_owned())
+                    .or_default()
+                    .entry(week)
+                    .or_default()
+                    .push(e.index());
+            }
+        } else if is_read(action)
+            && let Ok(who) = e.actor()
+            && who != "anonymous caller"
+        {
+            self.reads.entry(who).or_default().entry(week).or_default().push(e.index());
+        }
+    }
+}
+
+/// The ledger oversight view for `period`, from the tally of its entries.
 pub fn ledger_view(
-    facts: &Facts,
+    tally: Tally,
+    watermark: u64,
     node: PartyCode,
     period: &Period,
     as_of: Timestamp,
     witnesses: Vec<WitnessFact>,
 ) -> LedgerView {
-    let mut actions: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut denials: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut alarms = Vec::new();
-    let mut reads: BTreeMap<String, BTreeMap<usize, Vec<u64>>> = BTreeMap::new();
-    let mut refused: BTreeMap<String, BTreeMap<usize, Vec<u64>>> = BTreeMap::new();
-    let week = |e: &EntryFact| {
-        let secs = e.time.as_second().saturating_sub(period.from.as_second());
-        usize::try_from(secs / (7 * 86_400)).unwrap_or(0)
-    };
     let span = as_of.as_second().saturating_sub(period.from.as_second());
     let weeks = usize::try_from(span / (7 * 86_400) + 1).unwrap_or(1);
-    for e in &facts.entries {
-        let slot = actions.entry(&e.action).or_default();
-        if e.permit {
-            slot.0 += 1;
-        } else {
-            slot.1 += 1;
-            for r in &e.rules {
-                *denials.entry(r).or_default() += 1;
-            }
-        }
-        if e.action == "witness.alarm" {
-            alarms.push(e.index);
-        }
-        if is_read(&e.action) && !e.actor.starts_with("peer ") && e.actor != "anonymous caller" {
-            reads.entry(e.actor.clone()).or_default().entry(week(e)).or_default().push(e.index);
-        }
-        if let (Some(p), false) = (&e.peer, e.permit) {
-            refused.entry(p.to_string()).or_default().entry(week(e)).or_default().push(e.index);
-        }
-    }
-    let mut anomalies = flag("reads", weeks, reads, 20, period);
-    anomalies.extend(flag("denials", weeks, refused, 5, period));
+    let mut anomalies = flag("reads", weeks, tally.reads, 20, period);
+    anomalies.extend(flag("denials", weeks, tally.refused, 5, period));
     LedgerView {
         format: FORMAT,
         node,
         period: period.clone(),
         as_of,
-        watermark: facts.watermark,
-        entries: facts.entries.len() as u64,
-        actions: actions
+        watermark,
+        entries: tally.entries,
+        actions: tally
+            .actions
             .into_iter()
-            .map(|(a, (p, d))| ActionRow { action: a.to_owned(), permits: p, denies: d })
+            .map(|(a, (p, d))| ActionRow { action: a, permits: p, denies: d })
             .collect(),
-        denials: denials
-            .into_iter()
-            .map(|(r, n)| RuleRow { rule: r.to_owned(), denies: n })
-            .collect(),
+        denials: tally.denials.into_iter().map(|(r, n)| RuleRow { rule: r, denies: n }).collect(),
         witnesses,
-        alarms,
+        alarms: tally.alarms,
         anomalies,
     }
 }

@@ -532,7 +532,21 @@ fn oversight_view_counts_and_flags() {
         None,
     ));
     let h2 = Period::parse("2026-H2").unwrap();
-    let v = crate::oversight::ledger_view(&f, p("NL"), &h2, t("2026-12-02T00:00:00Z"), vec![]);
+    let mut tally = crate::oversight::Tally::new(&h2);
+    for e in &f.entries {
+        let actor = match &e.peer {
+            Some(p) => serde_json::json!({"kind": "peer", "party": p.as_str()}),
+            None => serde_json::json!({"kind": "user", "name": "eva", "role": "investigator"}),
+        };
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "index": e.index, "time": e.time.to_string(), "action": e.action, "actor": actor,
+            "decision": if e.permit { "permit" } else { "deny" }, "rules": e.rules, "subjects": e.subjects,
+        }))
+        .unwrap();
+        tally.add(&EntryRef::decode(&bytes).unwrap());
+    }
+    let v =
+        crate::oversight::ledger_view(tally, 500, p("NL"), &h2, t("2026-12-02T00:00:00Z"), vec![]);
     assert_eq!(v.entries, 45);
     assert_eq!(v.alarms, [400]);
     assert!(v.actions.iter().any(|a| a.action == "datum.share" && a.permits == 1 && a.denies == 1));

@@ -16,7 +16,7 @@ use crate::gate::{
 use crate::store::{Store, StoreError, to_i64, to_u64};
 use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
 use entente_report::facts::{
-    ComplaintFact, EntryFact, EventFact, IncidentFact, PackageFact, PsiAnsweredFact, PsiAskedFact,
+    ComplaintFact, EntryRef, EventFact, IncidentFact, PackageFact, PsiAnsweredFact, PsiAskedFact,
     RequestFact,
 };
 use entente_report::oversight::LedgerView;
@@ -55,11 +55,13 @@ pub fn read_decision(
 }
 
 impl Store {
-    /// The facts of `period` counted up to `as_of`, read in one read transaction: requests
-    /// with their events, the ledger entries whose time falls in the period (read page by
-    /// page), the categories of the items they name, incident notifications, complaints,
+    /// The facts of `period`, read in one read transaction: requests with their events, the
+    /// ledger entries of the period that the statistics count (flows and consents; every entry
+    /// of the period is also handed to `each`, page by page, for counts that keep nothing
+    /// else), the categories of the items they name, incident notifications, complaints,
     /// deconfliction queries and evidence packages, and the ledger size as the watermark.
-    /// `partners` are the fixed rows of the public report.
+    /// `partners` are the fixed rows of the public report. Rows are read in pages, so memory
+    /// stays bounded by what is kept, not by the ledger's length.
     ///
     /// # Errors
     /// Database errors, or stored data that contradicts itself.
@@ -67,6 +69,7 @@ impl Store {
         &self,
         partners: Vec<PartyCode>,
         period: &Period,
+        each: &mut (dyn FnMut(&EntryRef<'_>) + Send),
     ) -> Result<Facts, StoreError> {
         let mut tx = self.pool.begin().await?;
         if self.backend() == crate::store::Backend::Postgres {
@@ -81,45 +84,59 @@ impl Store {
         )?;
         let mut facts = Facts { watermark, partners, ..Facts::default() };
 
-        let mut events: BTreeMap<String, Vec<EventFact>> = BTreeMap::new();
-        for r in sqlx::query(
-            "SELECT request_id, event, grounds, at, ledger_index FROM request_events ORDER BY request_id, seq",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let id: String = r.try_get(0)?;
-            let grounds: String = r.try_get(2)?;
-            let at: String = r.try_get(3)?;
-            events.entry(id).or_default().push(EventFact {
-                name: r.try_get(1)?,
-                grounds: serde_json::from_str(&grounds)
-                    .map_err(|e| StoreError::Inconsistent(format!("request event grounds: {e}")))?,
-                at: ts(&at, "request event time")?,
-                index: to_u64(r.try_get(4)?)?,
-            });
-        }
-        for r in sqlx::query(
-            "SELECT id, case_id, kind, agreement, requesting, requested, emergency, ledger_index FROM requests ORDER BY id",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let id: String = r.try_get(0)?;
-            let requesting: String = r.try_get(4)?;
-            let requested: String = r.try_get(5)?;
-            let emergency: i64 = r.try_get(6)?;
-            facts.requests.push(RequestFact {
-                events: events.remove(&id).unwrap_or_default(),
-                id,
-                case_id: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                agreement: r.try_get(3)?,
-                requesting: party(&requesting, "requesting party")?,
-                requested: party(&requested, "requested party")?,
-                emergency: emergency != 0,
-                index: to_u64(r.try_get(7)?)?,
-            });
+        // Requests and their events, both in id order, a page at a time (keyset pagination).
+        let mut last = String::new();
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, case_id, kind, agreement, requesting, requested, emergency, ledger_index FROM requests WHERE id > $1 ORDER BY id LIMIT 5000",
+            )
+            .bind(&last)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(end) = rows.last().map(|r| r.try_get::<String, _>(0)).transpose()? else {
+                break;
+            };
+            let first = facts.requests.len();
+            for r in rows {
+                let (requesting, requested): (String, String) = (r.try_get(4)?, r.try_get(5)?);
+                let emergency: i64 = r.try_get(6)?;
+                facts.requests.push(RequestFact {
+                    events: Vec::new(),
+                    id: r.try_get(0)?,
+                    case_id: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    agreement: r.try_get(3)?,
+                    requesting: party(&requesting, "requesting party")?,
+                    requested: party(&requested, "requested party")?,
+                    emergency: emergency != 0,
+                    index: to_u64(r.try_get(7)?)?,
+                });
+            }
+            let page = &mut facts.requests[first..];
+            for r in sqlx::query(
+                "SELECT request_id, event, grounds, at, ledger_index FROM request_events WHERE request_id > $1 AND request_id <= $2 ORDER BY request_id, seq",
+            )
+            .bind(&last)
+            .bind(&end)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let id: String = r.try_get(0)?;
+                let grounds: String = r.try_get(2)?;
+                let at: String = r.try_get(3)?;
+                let event = EventFact {
+                    name: r.try_get(1)?,
+                    grounds: serde_json::from_str(&grounds).map_err(|e| {
+                        StoreError::Inconsistent(format!("request event grounds: {e}"))
+                    })?,
+                    at: ts(&at, "request event time")?,
+                    index: to_u64(r.try_get(4)?)?,
+                };
+                if let Ok(k) = page.binary_search_by(|q| q.id.as_str().cmp(&id)) {
+                    page[k].events.push(event);
+                }
+            }
+            last = end;
         }
 
         let mut from = 0u64;
@@ -134,10 +151,13 @@ impl Store {
             .await?
             {
                 let bytes: Vec<u8> = r.try_get(0)?;
-                let e = EntryFact::decode(&bytes)
-                    .map_err(|e| StoreError::Inconsistent(format!("ledger entry: {e}")))?;
+                let bad = |e: String| StoreError::Inconsistent(format!("ledger entry: {e}"));
+                let e = EntryRef::decode(&bytes).map_err(bad)?;
                 if period.contains(e.time) {
-                    facts.entries.push(e);
+                    each(&e);
+                    if e.counted_by_statistics() {
+                        facts.entries.push(e.to_fact().map_err(bad)?);
+                    }
                 }
             }
             from = to;

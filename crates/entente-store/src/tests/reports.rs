@@ -53,10 +53,13 @@ async fn reports_count_what_the_gate_recorded_and_spend_budget_once() {
         }
         let h2 = Period::parse("2026-H2").unwrap();
         let now = t("2026-12-02T00:00:00Z");
-        let facts = db.store.report_facts(vec![de(), "US".parse().unwrap()], &h2).await.unwrap();
+        let mut seen = 0u64;
+        let partners = vec![de(), "US".parse().unwrap()];
+        let facts = db.store.report_facts(partners, &h2, &mut |_| seen += 1).await.unwrap();
         let size = db.store.ledger_head().await.unwrap().0;
         assert_eq!(facts.watermark, size);
-        assert_eq!(facts.entries.len() as u64, size, "every entry so far is in 2026-H2");
+        assert_eq!(seen, size, "every entry so far is in 2026-H2");
+        assert!(facts.entries.is_empty(), "no flow or consent yet");
         assert_eq!(facts.requests.len(), 1);
         let names: Vec<&str> = facts.requests[0].events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
