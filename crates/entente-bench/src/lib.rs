@@ -5,6 +5,7 @@ mod evidence;
 mod federation;
 mod intel;
 mod psi;
+mod report;
 mod transfer;
 
 use clap::{Subcommand, ValueEnum};
@@ -111,6 +112,18 @@ pub enum BenchCmd {
         /// Threads deciding concurrently in the throughput run
         #[arg(long, default_value_t = 2)]
         threads: usize,
+    },
+    /// Transparency reports over a ledger of N entries holding M requests generated through the gate: exact statistics, the ledger's oversight view and a public release, each by a fresh process (wall time, peak RSS)
+    Report {
+        /// Ledger entries (filled up with case openings after the requests' own entries)
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Requests, each drafted, submitted and received, half of them answered and a fifth refused
+        #[arg(long, default_value_t = 100_000)]
+        requests: u64,
+        /// Runs of each report command
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
     },
     /// TAXII 2.1 server vs medallion (same collection, same run): POST envelopes and paged GET; bundle import vs stix2.parse
     Intel {
@@ -222,6 +235,9 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
         BenchCmd::Psi { holder, asker, rounds, python, no_nodes } => {
             crate::psi::run(holder, asker, rounds, &python, !no_nodes).await
         }
+        BenchCmd::Report { entries, requests, runs } => {
+            crate::report::run(entries, requests, runs).await
+        }
         BenchCmd::Intel { objects, page, per_envelope, import, medallion, python } => {
             crate::intel::run(objects, page, per_envelope, import, &medallion, &python).await
         }
@@ -248,7 +264,10 @@ fn report(what: &str, size: u64, samples: &mut [Duration]) {
     );
 }
 
-async fn make_node(dir: &std::path::Path, database_url: Option<String>) -> Result<Node, Failure> {
+pub(crate) async fn make_node(
+    dir: &std::path::Path,
+    database_url: Option<String>,
+) -> Result<Node, Failure> {
     let party: PartyCode = "NL".parse()?;
     let opts = InitOptions {
         data_dir: dir.join("node"),
@@ -277,7 +296,7 @@ pub(crate) async fn bench_token(node: &Node, name: &str, role: Role) -> Result<S
     Ok(token)
 }
 
-async fn append(
+pub(crate) async fn append(
     node: &Node,
     entries: u64,
     concurrency: u64,
