@@ -233,6 +233,22 @@ enum LedgerCmd {
     },
 }
 
+/// The ledger verifier key given with `--key`, or fetched from the node at `url` (trust on
+/// first use, said on standard error).
+///
+/// # Errors
+/// The node cannot be reached.
+pub(crate) async fn verifier_key(url: &str, key: Option<String>) -> Result<String, Failure> {
+    Ok(match key {
+        Some(k) => k,
+        None => {
+            let k = entente_node::audit::fetch_verifier_key(url).await?;
+            eprintln!("note: verifier key taken from the node itself ({k}); pin it with --key");
+            k
+        }
+    })
+}
+
 /// Parses the arguments, runs the command on a tokio runtime and maps the outcome to the exit
 /// code (`Exit`), printing the error chain on failure.
 pub fn main() -> ExitCode {
@@ -483,16 +499,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
             Ok(())
         }
         LedgerCmd::Audit { url, key, trusted_checkpoint, witnesses, witness_threshold } => {
-            let key = match key {
-                Some(k) => k,
-                None => {
-                    let k = entente_node::audit::fetch_verifier_key(&url).await?;
-                    eprintln!(
-                        "note: verifier key taken from the node itself ({k}); pin it with --key"
-                    );
-                    k
-                }
-            };
+            let key = verifier_key(&url, key).await?;
             if witness_threshold > witnesses.len() {
                 return Err(fail(
                     Exit::BadInput,

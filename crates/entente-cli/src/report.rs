@@ -11,21 +11,28 @@ use entente_store::{GateError, Principal};
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};
 
+/// The period of a report: `--period 2026-H2`, or `--from` and `--to`.
+#[derive(clap::Args)]
+pub(crate) struct PeriodArgs {
+    /// A half-year (2026-H2) or a calendar year (2026)
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    period: Option<String>,
+    /// Start of the period (RFC 3339 instant or YYYY-MM-DD, UTC), with --to
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// End of the period, exclusive (RFC 3339 instant or YYYY-MM-DD, UTC), with --from
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+}
+
 /// `entente report …`
 #[derive(Subcommand)]
 pub(crate) enum ReportCmd {
     /// Exact statistics of a period for oversight bodies and the Commission, computed from the
     /// ledger and the store; each row names the ledger entries it counts (--explain ROW)
     Stats {
-        /// A half-year (2026-H2) or a calendar year (2026)
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        period: Option<String>,
-        /// Start of the period (RFC 3339 instant or YYYY-MM-DD, UTC), with --to
-        #[arg(long, requires = "to")]
-        from: Option<String>,
-        /// End of the period, exclusive (RFC 3339 instant or YYYY-MM-DD, UTC), with --from
-        #[arg(long, requires = "from")]
-        to: Option<String>,
+        #[command(flatten)]
+        period: PeriodArgs,
         /// List the ledger entries one row counts (a row id such as requests-issued.2)
         #[arg(long)]
         explain: Option<String>,
@@ -51,15 +58,8 @@ pub(crate) enum ReportCmd {
     /// The oversight view of the ledger for a period: entries per action and outcome, denials by
     /// rule, witness cosignatures, alarms, and weeks to look at
     Ledger {
-        /// A half-year (2026-H2) or a calendar year (2026)
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        period: Option<String>,
-        /// Start of the period, with --to
-        #[arg(long, requires = "to")]
-        from: Option<String>,
-        /// End of the period (exclusive), with --from
-        #[arg(long, requires = "from")]
-        to: Option<String>,
+        #[command(flatten)]
+        period: PeriodArgs,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -153,12 +153,8 @@ fn bound(flag: &str, text: &str) -> Result<Timestamp, Failure> {
         })
 }
 
-fn period_of(
-    period: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-) -> Result<Period, Failure> {
-    match (period, from, to) {
+fn period_of(p: PeriodArgs) -> Result<Period, Failure> {
+    match (p.period, p.from, p.to) {
         (Some(p), None, None) => Period::parse(&p).map_err(|e| fail(Exit::BadInput, e)),
         (None, Some(f), Some(t)) => Period::between(bound("--from", &f)?, bound("--to", &t)?)
             .map_err(|e| fail(Exit::BadInput, e)),
@@ -180,8 +176,8 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 pub(crate) async fn run(cmd: ReportCmd) -> Result<(), Failure> {
     match cmd {
-        ReportCmd::Stats { period, from, to, explain, json, csv, html, user, data_dir, now } => {
-            let period = period_of(period, from, to)?;
+        ReportCmd::Stats { period, explain, json, csv, html, user, data_dir, now } => {
+            let period = period_of(period)?;
             let now = instant(now)?;
             let node = Node::open(&data_dir).await?;
             let who = who(&node, user.as_deref()).await?;
@@ -241,8 +237,8 @@ pub(crate) async fn run(cmd: ReportCmd) -> Result<(), Failure> {
             }
             Ok(())
         }
-        ReportCmd::Ledger { period, from, to, json, user, data_dir, now } => {
-            let period = period_of(period, from, to)?;
+        ReportCmd::Ledger { period, json, user, data_dir, now } => {
+            let period = period_of(period)?;
             let now = instant(now)?;
             let node = Node::open(&data_dir).await?;
             let who = who(&node, user.as_deref()).await?;
@@ -330,16 +326,7 @@ pub(crate) async fn run(cmd: ReportCmd) -> Result<(), Failure> {
         ReportCmd::Verify { file, url, key, json } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| fail(Exit::BadInput, format!("{}: {e}", file.display())))?;
-            let key = match key {
-                Some(k) => k,
-                None => {
-                    let k = entente_node::audit::fetch_verifier_key(&url).await?;
-                    eprintln!(
-                        "note: verifier key taken from the node itself ({k}); pin it with --key"
-                    );
-                    k
-                }
-            };
+            let key = crate::verifier_key(&url, key).await?;
             let bar = progress_bar(0, "auditing the ledger");
             let result = reports::verify(&bytes, &url, &key, &mut |d, t| {
                 bar.set_length(t);

@@ -323,12 +323,18 @@ pub struct Releases {
 }
 
 impl Releases {
-    /// ε spent on the period.
-    pub fn total(&self) -> Option<Ratio> {
+    /// ε spent on the period (`None`: nothing yet).
+    ///
+    /// # Errors
+    /// A sum beyond the exact range: the budget is then treated as spent (fail closed).
+    pub fn total(&self) -> Result<Option<Ratio>, String> {
         self.spent.iter().try_fold(None, |acc: Option<Ratio>, (_, e)| match acc {
-            None => Some(Some(*e)),
-            Some(a) => a.checked_add(*e).map(Some),
-        })?
+            None => Ok(Some(*e)),
+            Some(a) => a
+                .checked_add(*e)
+                .map(Some)
+                .ok_or_else(|| "the ε spent on the period cannot be summed exactly".to_owned()),
+        })
     }
 }
 
@@ -590,7 +596,11 @@ impl GateCommand for PublishReport {
             b.selectors_per_case,
             b.sensitivity()
         );
-        match public::spend(self.per_period, r.total(), self.epsilon) {
+        let spent = match r.total() {
+            Ok(s) => s,
+            Err(e) => return Ruling::of(cx.role.followed_by(Decision::deny("report.budget", e))),
+        };
+        match public::spend(self.per_period, spent, self.epsilon) {
             Ok((spent, left)) => Ruling::of(cx.role.followed_by(Decision::permit(
                 "report.budget",
                 format!(
@@ -616,6 +626,7 @@ impl GateCommand for PublishReport {
     ) -> Result<Published, GateError> {
         let r = facts.0;
         let reissue = ruling.decision.rules.iter().any(|x| x == "report.same-release");
+        let spent_before = r.total().map_err(GateError::Internal)?;
         let (report, bytes, reissued) = match (reissue, r.latest, self.facts) {
             (true, Some(bytes), _) => {
                 let report = PublicReport::from_bytes(&bytes).map_err(|e| {
@@ -633,14 +644,7 @@ impl GateCommand for PublishReport {
                     epsilon: self.epsilon,
                     bounds: self.bounds,
                     per_period: self.per_period,
-                    spent_before: r
-                        .spent
-                        .iter()
-                        .try_fold(None, |acc: Option<Ratio>, (_, e)| match acc {
-                            None => Some(Some(*e)),
-                            Some(a) => a.checked_add(*e).map(Some),
-                        })
-                        .flatten(),
+                    spent_before,
                     release,
                     ledger_index: cx.index,
                 };
