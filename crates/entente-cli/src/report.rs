@@ -33,6 +33,9 @@ pub(crate) enum ReportCmd {
     Stats {
         #[command(flatten)]
         period: PeriodArgs,
+        /// Only what concerns this partner party (e.g. DE)
+        #[arg(long)]
+        partner: Option<entente_core::PartyCode>,
         /// List the ledger entries one row counts (a row id such as requests-issued.2)
         #[arg(long)]
         explain: Option<String>,
@@ -176,13 +179,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 pub(crate) async fn run(cmd: ReportCmd) -> Result<(), Failure> {
     match cmd {
-        ReportCmd::Stats { period, explain, json, csv, html, user, data_dir, now } => {
+        ReportCmd::Stats { period, partner, explain, json, csv, html, user, data_dir, now } => {
             let period = period_of(period)?;
             let now = instant(now)?;
             let node = Node::open(&data_dir).await?;
             let who = who(&node, user.as_deref()).await?;
-            let verdict =
-                reports::statistics(&node, who, &period, now).await.map_err(reports_failure)?;
+            let verdict = reports::statistics(&node, who, &period, partner.as_ref(), now)
+                .await
+                .map_err(reports_failure)?;
             let (index, stats) = permitted(verdict)?;
             if let Some(path) = &html {
                 write(path, render::statistics_html(&stats).as_bytes())?;

@@ -148,6 +148,8 @@ async fn statistics_public_report_and_its_verification() {
             "expected an RFC 3339 instant or a date",
         ),
         (vec!["--period", &period, "--explain", "nothing.9"], "no such row"),
+        (vec!["--period", &period, "--partner", "FR"], "no agreement of this node names it"),
+        (vec!["--period", &period, "--partner", "XX"], "XX"),
     ] {
         let mut all = vec!["report", "stats", "--data-dir", d];
         all.extend(args.iter().copied());
@@ -157,6 +159,26 @@ async fn statistics_public_report_and_its_verification() {
     }
     // (the --explain of a row that does not exist reads, and records, the statistics first)
     assert_eq!(ledger_size(&dir), before + 1);
+    // (the statistics with US below are recorded too)
+    let o = entente_ok(&[
+        "report",
+        "stats",
+        "--period",
+        &period,
+        "--data-dir",
+        d,
+        "--partner",
+        "US",
+        "--json",
+    ]);
+    let us: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let issued =
+        us["tables"].as_array().unwrap().iter().find(|t| t["id"] == "requests-issued").unwrap();
+    assert_eq!(
+        (us["partner"].as_str(), issued["rows"].as_array().unwrap().len()),
+        (Some("US"), 1),
+        "{us}"
+    );
     let o = entente(&["report", "stats", "--period", &period, "--data-dir", d, "--user", "eva"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("denied by default-deny (ledger entry"), "{}", stderr(&o));

@@ -70,17 +70,28 @@ fn with<T>(v: Verdict<()>, output: T) -> Verdict<T> {
     }
 }
 
-/// The exact statistics of `period` for `who` at `now`.
+/// The exact statistics of `period` for `who` at `now`, restricted to `partner` if given.
 ///
 /// # Errors
-/// A period in the future (nothing recorded); store or gate failures.
+/// A period in the future or a partner no agreement names (nothing recorded); store or gate
+/// failures.
 pub async fn statistics(
     node: &Node,
     who: Principal,
     period: &Period,
+    partner: Option<&PartyCode>,
     now: Timestamp,
 ) -> Result<Verdict<Statistics>, ReportsError> {
     let as_of = period.as_of(now)?;
+    let known = partners(node.gate.engine(), node.gate.party());
+    if let Some(p) = partner.filter(|p| !known.contains(p)) {
+        let names: Vec<&str> = known.iter().map(PartyCode::as_str).collect();
+        return Err(ReportError::Parameter(format!(
+            "partner {p}: no agreement of this node names it; the partners are {}",
+            names.join(", ")
+        ))
+        .into());
+    }
     let gate = &node.gate;
     let decision = read_decision(Action::ReportStats, period, who.actor(), gate.party(), now);
     if !decision.is_permit() {
@@ -89,7 +100,11 @@ pub async fn statistics(
     }
     let partners = partners(gate.engine(), gate.party());
     let facts = node.store.report_facts(partners, period, &mut |_| {}).await?;
-    let stats = entente_report::stats::compute(&facts, gate.party().clone(), period, as_of);
+    let party = gate.party().clone();
+    let stats = match partner {
+        Some(p) => entente_report::stats::compute_for(facts, party, p, period, as_of),
+        None => entente_report::stats::compute(&facts, party, period, as_of),
+    };
     let v = gate.submit(who, RecordReportRead::statistics(&stats)?, now).await?;
     Ok(with(v, stats))
 }

@@ -34,6 +34,26 @@ pub struct Facts {
     pub packages: Vec<PackageFact>,
 }
 
+impl Facts {
+    /// The facts that concern `partner` only: its requests (either way), flows and consents
+    /// with it, notifications, deconfliction queries and packages exchanged with it.
+    /// Complaints concern individuals, not a partner, and are left out.
+    pub fn for_partner(mut self, node: &PartyCode, partner: &PartyCode) -> Facts {
+        self.requests.retain(|r| {
+            let other = if &r.requesting == node { &r.requested } else { &r.requesting };
+            other == partner
+        });
+        self.entries.retain(|e| e.partner().as_deref() == Some(partner.as_str()));
+        self.incidents.retain(|n| &n.partner == partner);
+        self.complaints.clear();
+        self.psi_asked.retain(|q| &q.partner == partner);
+        self.psi_answered.retain(|q| &q.partner == partner);
+        self.packages.retain(|p| &p.partner == partner);
+        self.partners.retain(|p| p == partner);
+        self
+    }
+}
+
 /// One event of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventFact {

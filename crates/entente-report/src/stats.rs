@@ -114,6 +114,9 @@ pub struct Statistics {
     pub as_of: Timestamp,
     /// The ledger size the facts were read at.
     pub watermark: u64,
+    /// The partner the statistics are restricted to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartyCode>,
     /// The tables.
     pub tables: Vec<Table>,
 }
@@ -150,8 +153,9 @@ impl Statistics {
     /// The statistics as aligned text tables, for a terminal.
     pub fn to_text(&self) -> String {
         let mut out = format!(
-            "Statistics of {} for {} ({} to {}), counted as of {}, ledger size {}\n",
+            "Statistics of {}{} for {} ({} to {}), counted as of {:.0}, ledger size {}\n",
             self.node,
+            self.partner.as_ref().map(|p| format!(" with {p}")).unwrap_or_default(),
             self.period.label,
             self.period.from,
             self.period.to,
@@ -876,6 +880,21 @@ pub fn compute(facts: &Facts, node: PartyCode, period: &Period, as_of: Timestamp
         period: period.clone(),
         as_of,
         watermark: facts.watermark,
+        partner: None,
         tables,
     }
+}
+
+/// The statistics of `node` over `period` restricted to what concerns `partner`.
+pub fn compute_for(
+    facts: Facts,
+    node: PartyCode,
+    partner: &PartyCode,
+    period: &Period,
+    as_of: Timestamp,
+) -> Statistics {
+    let facts = facts.for_partner(&node, partner);
+    let mut s = compute(&facts, node, period, as_of);
+    s.partner = Some(partner.clone());
+    s
 }

@@ -383,6 +383,18 @@ fn every_row_of_the_seeded_history() {
 }
 
 #[test]
+fn statistics_with_one_partner() {
+    let h2 = Period::parse("2026-H2").unwrap();
+    let s = stats::compute_for(history(), p("NL"), &p("US"), &h2, t("2026-12-02T00:00:00Z"));
+    assert_eq!(s.partner, Some(p("US")));
+    assert!(rendered(&s, "requests-issued").is_empty());
+    assert_eq!(rendered(&s, "requests-received").len(), 1);
+    assert_eq!(rendered(&s, "flow-denials").len(), 1);
+    assert!(rendered(&s, "data-flows").is_empty() && rendered(&s, "complaints").is_empty());
+    assert_eq!(rendered(&s, "psi"), ["psi.1 | answered | US | evaluated | 1 | n/a | [61]"]);
+}
+
+#[test]
 fn the_count_stops_at_the_end_of_the_count() {
     // Counted as of 2026-07-12T12:00: r1 approved but not yet answered, and nothing later.
     let h2 = Period::parse("2026-H2").unwrap();

@@ -58,6 +58,8 @@ pub(crate) struct StatsQuery {
     to: Option<String>,
     /// A row id (`requests-issued.2`): answer with the ledger entries that row counts.
     explain: Option<String>,
+    /// Only what concerns this partner party (`DE`).
+    partner: Option<String>,
 }
 
 fn period_of(q: &StatsQuery) -> Result<Period, Problem> {
@@ -179,6 +181,10 @@ pub(crate) struct StatisticsView {
     as_of: String,
     /// The ledger size the facts were read at.
     watermark: u64,
+    /// The partner the statistics are restricted to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::party)]
+    partner: Option<String>,
     /// The tables.
     tables: Vec<StatsTableView>,
     /// The ledger entry that recorded this reading.
@@ -195,6 +201,7 @@ impl StatisticsView {
             to: s.period.to.to_string(),
             as_of: s.as_of.to_string(),
             watermark: s.watermark,
+            partner: s.partner.as_ref().map(|p| p.to_string()),
             tables: s.tables.iter().map(StatsTableView::new).collect(),
             access_ledger_index,
         }
@@ -237,9 +244,24 @@ async fn report_stats(
         ))
     })?;
     let period = period_of(&q)?;
-    let v = reports::statistics(&state.node, actor, &period, jiff::Timestamp::now())
-        .await
-        .map_err(problem)?;
+    let partner = q
+        .partner
+        .as_deref()
+        .map(|p| {
+            p.parse::<entente_core::PartyCode>().map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "The request is invalid",
+                    format!("partner: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    let v =
+        reports::statistics(&state.node, actor, &period, partner.as_ref(), jiff::Timestamp::now())
+            .await
+            .map_err(problem)?;
     let (index, stats) = verdict(&state, v, authenticated)?;
     if let Some(row) = &q.explain {
         let Some((table, r)) = stats.explain(row) else {
