@@ -99,7 +99,7 @@ pub async fn statistics(
         return refused(v.await?);
     }
     let partners = partners(gate.engine(), gate.party());
-    let facts = node.store.report_facts(partners, period, &mut |_| {}).await?;
+    let facts = node.store.report_facts(partners, period, None).await?;
     let party = gate.party().clone();
     let stats = match partner {
         Some(p) => entente_report::stats::compute_for(facts, party, p, period, as_of),
@@ -159,7 +159,7 @@ pub async fn ledger_view(
         return refused(v.await?);
     }
     let mut tally = Tally::new(period);
-    let facts = node.store.report_facts(Vec::new(), period, &mut |e| tally.add(e)).await?;
+    let facts = node.store.report_facts(Vec::new(), period, Some(&mut |e| tally.add(e))).await?;
     let witnesses = witness_coverage(node).await?;
     let view = entente_report::oversight::ledger_view(
         tally,
@@ -210,7 +210,7 @@ pub async fn publish(
         PublishReport::reissue(period.clone(), as_of, epsilon, bounds, cfg.budget)
     } else {
         let partners = partners(gate.engine(), gate.party());
-        let facts = node.store.report_facts(partners, period, &mut |_| {}).await?;
+        let facts = node.store.report_facts(partners, period, None).await?;
         PublishReport::draw(period.clone(), as_of, epsilon, bounds, cfg.budget, facts)
     };
     Ok(gate.submit(who, command, now).await?)

@@ -146,6 +146,30 @@ struct EntryView<'a> {
     rules: Vec<&'a str>,
 }
 
+/// Whether the exact statistics count entries of `action` (flows and consents).
+pub fn counted_by_statistics(action: &str) -> bool {
+    matches!(
+        action,
+        "datum.share"
+            | "datum.receive"
+            | "evidence.export"
+            | "evidence.receive"
+            | "incident.notify"
+            | "incident.receive"
+            | "consent.give"
+            | "consent.receive"
+    )
+}
+
+/// The action of an entry in RFC 8785 form, whose first key is `action` (keys are sorted),
+/// read without parsing the entry: `None` when the bytes do not start that way (the caller
+/// then decodes them).
+pub fn canonical_action(bytes: &[u8]) -> Option<&str> {
+    let rest = bytes.strip_prefix(br#"{"action":""#)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 /// An entry as read from its canonical bytes, borrowing them: what the store checks (the
 /// period, the action) before it keeps anything.
 pub struct EntryRef<'a> {
@@ -213,17 +237,7 @@ impl<'a> EntryRef<'a> {
     /// Whether the exact statistics count entries of this action (flows and consents); the
     /// store keeps only those as [`EntryFact`]s, so that a long ledger is not held in memory.
     pub fn counted_by_statistics(&self) -> bool {
-        matches!(
-            self.view.action,
-            "datum.share"
-                | "datum.receive"
-                | "evidence.export"
-                | "evidence.receive"
-                | "incident.notify"
-                | "incident.receive"
-                | "consent.give"
-                | "consent.receive"
-        )
+        counted_by_statistics(self.view.action)
     }
 
     /// The entry as an owned [`EntryFact`].
@@ -368,6 +382,8 @@ mod tests {
         let e = EntryFact::decode(bytes).unwrap();
         assert_eq!((e.index, e.permit, e.actor.as_str()), (7, false, "eva (investigator)"));
         assert_eq!(e.subject("datum"), Some("d-1"));
+        assert_eq!(canonical_action(bytes), Some("datum.share"));
+        assert_eq!(canonical_action(br#"{"actor":{}}"#), None);
         assert_eq!(e.partner().as_deref(), Some("US"));
         assert_eq!(e.agreement(), Some("eu-2023-1543"));
         let peer = br#"{"action":"datum.receive","actor":{"kind":"peer","party":"DE"},"decision":"permit","index":8,"rules":["federation#x","jit#share"],"subjects":["datum:d-2"],"time":"2026-11-03T09:00:00Z"}"#;

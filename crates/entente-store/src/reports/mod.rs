@@ -17,7 +17,7 @@ use crate::store::{Store, StoreError, to_i64, to_u64};
 use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
 use entente_report::facts::{
     ComplaintFact, EntryRef, EventFact, IncidentFact, PackageFact, PsiAnsweredFact, PsiAskedFact,
-    RequestFact,
+    RequestFact, canonical_action, counted_by_statistics,
 };
 use entente_report::oversight::LedgerView;
 use entente_report::public::{self, ReleaseParams};
@@ -56,9 +56,9 @@ pub fn read_decision(
 
 impl Store {
     /// The facts of `period`, read in one read transaction: requests with their events, the
-    /// ledger entries of the period that the statistics count (flows and consents; every entry
-    /// of the period is also handed to `each`, page by page, for counts that keep nothing
-    /// else), the categories of the items they name, incident notifications, complaints,
+    /// ledger entries of the period that the statistics count (flows and consents; with
+    /// `each`, every entry of the period is also handed to it, page by page, for counts that
+    /// keep nothing else; without, the other entries are not even decoded), the categories of the items they name, incident notifications, complaints,
     /// deconfliction queries and evidence packages, and the ledger size as the watermark.
     /// `partners` are the fixed rows of the public report. Rows are read in pages, so memory
     /// stays bounded by what is kept, not by the ledger's length.
@@ -69,7 +69,7 @@ impl Store {
         &self,
         partners: Vec<PartyCode>,
         period: &Period,
-        each: &mut (dyn FnMut(&EntryRef<'_>) + Send),
+        mut each: Option<&mut (dyn FnMut(&EntryRef<'_>) + Send)>,
     ) -> Result<Facts, StoreError> {
         let mut tx = self.pool.begin().await?;
         if self.backend() == crate::store::Backend::Postgres {
@@ -151,10 +151,18 @@ impl Store {
             .await?
             {
                 let bytes: Vec<u8> = r.try_get(0)?;
+                // Without a caller for every entry, only flows and consents are decoded.
+                if each.is_none()
+                    && canonical_action(&bytes).is_some_and(|a| !counted_by_statistics(a))
+                {
+                    continue;
+                }
                 let bad = |e: String| StoreError::Inconsistent(format!("ledger entry: {e}"));
                 let e = EntryRef::decode(&bytes).map_err(bad)?;
                 if period.contains(e.time) {
-                    each(&e);
+                    if let Some(f) = each.as_mut() {
+                        f(&e);
+                    }
                     if e.counted_by_statistics() {
                         facts.entries.push(e.to_fact().map_err(bad)?);
                     }

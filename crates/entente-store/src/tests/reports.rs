@@ -55,7 +55,10 @@ async fn reports_count_what_the_gate_recorded_and_spend_budget_once() {
         let now = t("2026-12-02T00:00:00Z");
         let mut seen = 0u64;
         let partners = vec![de(), "US".parse().unwrap()];
-        let facts = db.store.report_facts(partners, &h2, &mut |_| seen += 1).await.unwrap();
+        let facts =
+            db.store.report_facts(partners.clone(), &h2, Some(&mut |_| seen += 1)).await.unwrap();
+        let lean = db.store.report_facts(partners, &h2, None).await.unwrap();
+        assert_eq!((lean.requests.len(), lean.entries.len()), (1, 0));
         let size = db.store.ledger_head().await.unwrap().0;
         assert_eq!(facts.watermark, size);
         assert_eq!(seen, size, "every entry so far is in 2026-H2");
