@@ -225,6 +225,12 @@ pub enum Action {
     /// Read the deconfliction queries, their results, and the keys and evaluations.
     #[serde(rename = "psi.status")]
     PsiStatus,
+    /// The refusals of callers that no authenticator admitted (anonymous API calls, unpinned
+    /// federation clients, refused federation batches), counted per source and time window
+    /// and recorded by the node as one entry: counts per rule and route template, a keyed
+    /// hash of the source, never the caller's own text.
+    #[serde(rename = "refusals.record")]
+    RefusalsRecord,
 }
 
 impl Action {
@@ -285,6 +291,7 @@ impl Action {
             Action::PsiQueryReceive => "psi.query.receive",
             Action::PsiEvaluationReceive => "psi.evaluation.receive",
             Action::PsiStatus => "psi.status",
+            Action::RefusalsRecord => "refusals.record",
         }
     }
 }
@@ -339,6 +346,9 @@ pub enum SubjectKind {
     Request,
     /// `requests`: the listing of open requests.
     Requests,
+    /// `source`: where refused calls came from, as a keyed hash of the network address (never
+    /// the address).
+    Source,
     /// `status`: a TAXII status resource.
     Status,
     /// `user`: a user of this node.
@@ -347,7 +357,7 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     /// Every kind.
-    pub const ALL: [SubjectKind; 21] = [
+    pub const ALL: [SubjectKind; 22] = [
         SubjectKind::Case,
         SubjectKind::Certificate,
         SubjectKind::Collection,
@@ -367,6 +377,7 @@ impl SubjectKind {
         SubjectKind::PsiQuery,
         SubjectKind::Request,
         SubjectKind::Requests,
+        SubjectKind::Source,
         SubjectKind::Status,
         SubjectKind::User,
     ];
@@ -393,6 +404,7 @@ impl SubjectKind {
             SubjectKind::PsiQuery => "psi-query",
             SubjectKind::Request => "request",
             SubjectKind::Requests => "requests",
+            SubjectKind::Source => "source",
             SubjectKind::Status => "status",
             SubjectKind::User => "user",
         }
@@ -416,7 +428,14 @@ impl FromStr for SubjectKind {
 }
 
 /// What an action is about: a typed reference such as `case:LANTERN` or `user:alice`.
-/// Subjects carry identifiers, never personal data.
+///
+/// Subjects carry identifiers, never personal data, and never text an unauthenticated caller
+/// chose: a subject's id is an id this node issued or validated (`CaseId`, `RequestId`,
+/// `DatumId`, `ItemId`, `CollectionId`, `PartyCode`, a user name, parsed at the edge for an
+/// authenticated caller), or a digest ([`Subject::digest`]). The store's gate records no entry
+/// for an anonymous caller at all: such refusals are counted per source and window and
+/// recorded by the node in aggregate (`refusals.record`, its subject the keyed hash of the
+/// source).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct Subject {
@@ -428,6 +447,10 @@ impl Subject {
     /// A subject of the given kind and id.
     pub fn new(kind: SubjectKind, id: impl AsRef<str>) -> Self {
         Self { kind, id: id.as_ref().to_owned() }
+    }
+    /// A subject named by a digest (a certificate, a package, a keyed hash of a source).
+    pub fn digest(kind: SubjectKind, digest: &crate::digest::Sha256) -> Self {
+        Self { kind, id: digest.to_hex() }
     }
     /// The subject's kind.
     pub fn kind(&self) -> SubjectKind {
