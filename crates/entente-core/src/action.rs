@@ -444,9 +444,23 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// A subject of the given kind and id.
+    /// A subject of the given kind and id. The id is kept as given when it has the shape of
+    /// an id (what [`crate::ids::check_identifier`] accepts: the typed ids, party codes, user
+    /// names) or of a SHA-256 digest; anything else — free text — is replaced by its
+    /// `sha256:` digest, so that a subject never carries text of another shape into an entry.
     pub fn new(kind: SubjectKind, id: impl AsRef<str>) -> Self {
-        Self { kind, id: id.as_ref().to_owned() }
+        let id = id.as_ref();
+        let id = if Self::is_id(id) {
+            id.to_owned()
+        } else {
+            crate::digest::Sha256::of(id.as_bytes()).to_string()
+        };
+        Self { kind, id }
+    }
+    /// Whether `id` may stand in a subject as it is: an identifier or a digest.
+    pub fn is_id(id: &str) -> bool {
+        crate::ids::check_identifier("subject id", id).is_ok()
+            || id.parse::<crate::digest::Sha256>().is_ok()
     }
     /// A subject named by a digest (a certificate, a package, a keyed hash of a source).
     pub fn digest(kind: SubjectKind, digest: &crate::digest::Sha256) -> Self {
@@ -472,7 +486,8 @@ impl TryFrom<String> for Subject {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         match s.split_once(':') {
-            Some((k, i)) if !i.is_empty() => Ok(Subject::new(k.parse()?, i)),
+            // Read as written (entries recorded before ids were checked stay readable).
+            Some((k, i)) if !i.is_empty() => Ok(Subject { kind: k.parse()?, id: i.to_owned() }),
             _ => Err(format!("subject `{s}` is not of the form kind:id")),
         }
     }
@@ -481,5 +496,32 @@ impl TryFrom<String> for Subject {
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_holds_an_id_or_a_digest_never_free_text() {
+        let ids = ["LANTERN", "NL", "eva", "0-10", "2f1c8a4e-9d7b-4c1a-8b2e-3f5d6a7b8c9d"];
+        for id in ids {
+            assert_eq!(Subject::new(SubjectKind::Case, id).id(), id);
+        }
+        let hex = "ab".repeat(32);
+        assert_eq!(Subject::new(SubjectKind::Package, &hex).id(), hex);
+        let tagged = format!("sha256:{hex}");
+        assert_eq!(Subject::new(SubjectKind::Package, &tagged).id(), tagged);
+        let digest = crate::digest::Sha256::of(b"x");
+        assert_eq!(Subject::digest(SubjectKind::Source, &digest).id(), digest.to_hex());
+        for text in ["Jane Doe, born 1980", "../../etc/passwd", "", &"a".repeat(65), "j@x.org"] {
+            let s = Subject::new(SubjectKind::Case, text);
+            assert_eq!(s.id(), crate::digest::Sha256::of(text.as_bytes()).to_string(), "{text}");
+            assert!(!s.to_string().contains(text) || text.is_empty());
+        }
+        // Entries are read as written.
+        let read = Subject::try_from("case:Jane Doe".to_owned()).unwrap();
+        assert_eq!(read.id(), "Jane Doe");
     }
 }
