@@ -50,7 +50,9 @@ pub struct LimitsConfig {
     /// Seconds a client has to send a request's headers, on both listeners (a connection
     /// that has not sent them by then is closed).
     pub header_timeout_secs: u32,
-    /// Seconds an API connection may stay open with no bytes read or written.
+    /// Seconds an API connection may stay open with no bytes read or written (a stalled body
+    /// or a client that stops reading its answer; a request in progress is finished first).
+    /// Between requests the header deadline applies.
     pub idle_timeout_secs: u32,
     /// Most connections open on the API at once.
     pub max_connections: u32,
@@ -85,7 +87,7 @@ impl Default for LimitsConfig {
             max_unpinned_connections: 256,
             max_partner_connections: 256,
             refusal_window_secs: 60,
-            refusal_sources_per_window: 1024,
+            refusal_sources_per_window: 256,
         }
     }
 }
