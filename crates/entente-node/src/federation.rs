@@ -400,11 +400,11 @@ pub async fn serve(
                 r = handshake => match r {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::info!(%addr, error = %e, "federation TLS handshake refused");
+                        tracing::debug!(%addr, error = %e, "federation TLS handshake refused");
                         return;
                     }
                     Err(_) => {
-                        tracing::info!(%addr, "federation TLS handshake timed out");
+                        tracing::debug!(%addr, "federation TLS handshake timed out");
                         return;
                     }
                 },
@@ -429,7 +429,7 @@ pub async fn serve(
             };
             let budget = if pinned.is_some() { partners } else { unpinned };
             let Ok(_slot) = budget.try_acquire_owned() else {
-                tracing::warn!(%addr, pinned = pinned.is_some(), "federation connection refused: its budget is full");
+                tracing::debug!(%addr, pinned = pinned.is_some(), "federation connection refused: its budget is full");
                 return;
             };
             let conn = PeerConn { cert_sha256, addr, pinned };
@@ -537,7 +537,8 @@ async fn refuse(
     let actor = match st.node.store.peer_by_certificate(&conn.cert_sha256).await {
         Ok(Some(p)) => p,
         _ => {
-            tracing::info!(addr = %conn.addr, rule, "federation batch of an unpinned client refused");
+            // Not logged above debug: one line per attempt would be the ledger's flood again.
+            tracing::debug!(addr = %conn.addr, rule, "federation batch of an unpinned client refused");
             return refused_unrecorded(status, rule, "Envelope batch refused", &reason);
         }
     };
