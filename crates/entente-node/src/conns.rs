@@ -305,9 +305,9 @@ async fn connection(
         let guard = Busy::new(busy.clone());
         let app = app.clone();
         async move {
-            let r = app.oneshot(req).await;
-            drop(guard);
-            r
+            // The connection stays busy until the answer's body is written to the end.
+            let Ok(resp) = app.oneshot(req).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|inner| HeldBody { inner, _busy: guard }))
         }
     });
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -348,6 +348,32 @@ async fn connection(
                 last.touch();
             }
         }
+    }
+}
+
+/// An answer's body that keeps its connection counted busy until it is written or dropped.
+struct HeldBody {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
