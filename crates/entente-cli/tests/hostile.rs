@@ -211,6 +211,17 @@ async fn idle_and_slow_api_connections_are_closed_and_the_node_keeps_answering()
         closed_within(&mut keep, Duration::from_secs(15)).await,
         "an idle connection stayed open"
     );
+    // A body that stalls: the request is in progress, so it is not cut at once, but a
+    // connection silent for the idle deadline (twice, the request included) is closed.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"POST /api/v1/cases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(20)).await,
+        "a stalled body held its connection"
+    );
     let r = c.get(format!("{}/healthz", server.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
