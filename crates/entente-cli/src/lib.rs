@@ -346,6 +346,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             // pinned since.
             let rotator = entente_node::psi::Rotator::new(node.clone());
             let rotating = tokio::spawn(rotator.run(stopped()));
+            // Refusals of unauthenticated callers, recorded per source and window.
+            let flusher = entente_node::refusals::Flusher::new(node.clone());
+            let flushing = tokio::spawn(flusher.run(stopped()));
             let federation = match federation_listen.or(node.config.federation_listen) {
                 Some(faddr) => {
                     let fl = tokio::net::TcpListener::bind(faddr)
@@ -364,15 +367,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = stop_tx.send(true);
             };
-            entente_node::server::serve(node, listener, shutdown).await?;
+            entente_node::server::serve(node.clone(), listener, shutdown).await?;
             let _ = delivery.await;
             let _ = witnessing.await;
             let _ = fetching.await;
             let _ = rotating.await;
-            if let Some(f) = federation {
-                f.await.map_err(|e| fail(Exit::Failed, e))??;
-            }
-            Ok(())
+            let _ = flushing.await;
+            let served = match federation {
+                Some(f) => f.await.map_err(|e| fail(Exit::Failed, e)).and_then(|r| Ok(r?)),
+                None => Ok(()),
+            };
+            // What was counted after the flusher stopped (the listeners' last calls).
+            entente_node::refusals::flush_all(&node).await;
+            served
         }
         Cmd::Peer { command } => peer::run(command).await,
         Cmd::Psi { command } => psi::run(command).await,

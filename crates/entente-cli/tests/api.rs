@@ -78,14 +78,14 @@ async fn api_refusals_records_and_ledger_endpoints() {
     let cases = format!("{url}/api/v1/cases");
     let good = json!({"id": "LANTERN", "title": "Ransomware on a hospital", "concepts": []});
 
-    // No token: 401, recorded.
+    // No token: 401, counted for the caller's source and recorded in aggregate (when its
+    // window ends, tests/hostile.rs), not one entry per call.
     let p = problem(&mut seen, CASES, c.post(&cases).json(&good), 401).await;
-    assert_eq!(p["ledger_index"].as_u64(), Some(expected_entries), "{p}");
-    expected_entries += 1;
+    assert!(p.get("ledger_index").is_none(), "{p}");
+    assert_eq!(p["rules"], json!(["authn.required"]), "{p}");
     // A token nobody holds is anonymous too.
     let p = problem(&mut seen, CASES, c.post(&cases).bearer_auth("0ff1ce").json(&good), 401).await;
-    assert_eq!(p["ledger_index"].as_u64(), Some(expected_entries), "{p}");
-    expected_entries += 1;
+    assert!(p.get("ledger_index").is_none(), "{p}");
 
     // An auditor may not open cases: 403 by default-deny, recorded.
     let p = problem(&mut seen, CASES, c.post(&cases).bearer_auth(&otto).json(&good), 403).await;

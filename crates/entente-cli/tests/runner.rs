@@ -20,6 +20,7 @@ mod evidence_s3;
 mod federation;
 mod framework;
 mod gaps;
+mod hostile;
 mod incident;
 mod intel;
 mod lexicon;

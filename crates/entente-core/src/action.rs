@@ -238,6 +238,12 @@ pub enum Action {
     /// privacy budget; publishing again returns the stored release).
     #[serde(rename = "report.publish")]
     ReportPublish,
+    /// The refusals of callers that no authenticator admitted (anonymous API calls, unpinned
+    /// federation clients, refused federation batches), counted per source and time window
+    /// and recorded by the node as one entry: counts per rule and route template, a keyed
+    /// hash of the source, never the caller's own text.
+    #[serde(rename = "refusals.record")]
+    RefusalsRecord,
 }
 
 impl Action {
@@ -301,6 +307,7 @@ impl Action {
             Action::ReportStats => "report.stats",
             Action::ReportLedger => "report.ledger",
             Action::ReportPublish => "report.publish",
+            Action::RefusalsRecord => "refusals.record",
         }
     }
 }
@@ -357,6 +364,9 @@ pub enum SubjectKind {
     Request,
     /// `requests`: the listing of open requests.
     Requests,
+    /// `source`: where refused calls came from, as a keyed hash of the network address (never
+    /// the address).
+    Source,
     /// `status`: a TAXII status resource.
     Status,
     /// `user`: a user of this node.
@@ -365,7 +375,7 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     /// Every kind.
-    pub const ALL: [SubjectKind; 22] = [
+    pub const ALL: [SubjectKind; 23] = [
         SubjectKind::Case,
         SubjectKind::Certificate,
         SubjectKind::Collection,
@@ -386,6 +396,7 @@ impl SubjectKind {
         SubjectKind::Report,
         SubjectKind::Request,
         SubjectKind::Requests,
+        SubjectKind::Source,
         SubjectKind::Status,
         SubjectKind::User,
     ];
@@ -413,6 +424,7 @@ impl SubjectKind {
             SubjectKind::Report => "report",
             SubjectKind::Request => "request",
             SubjectKind::Requests => "requests",
+            SubjectKind::Source => "source",
             SubjectKind::Status => "status",
             SubjectKind::User => "user",
         }
@@ -436,7 +448,14 @@ impl FromStr for SubjectKind {
 }
 
 /// What an action is about: a typed reference such as `case:LANTERN` or `user:alice`.
-/// Subjects carry identifiers, never personal data.
+///
+/// Subjects carry identifiers, never personal data, and never text an unauthenticated caller
+/// chose: a subject's id is an id this node issued or validated (`CaseId`, `RequestId`,
+/// `DatumId`, `ItemId`, `CollectionId`, `PartyCode`, a user name, parsed at the edge for an
+/// authenticated caller), or a digest ([`Subject::digest`]). The store's gate records no entry
+/// for an anonymous caller at all: such refusals are counted per source and window and
+/// recorded by the node in aggregate (`refusals.record`, its subject the keyed hash of the
+/// source).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct Subject {
@@ -445,9 +464,27 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// A subject of the given kind and id.
+    /// A subject of the given kind and id. The id is kept as given when it has the shape of
+    /// an id (what [`crate::ids::check_identifier`] accepts: the typed ids, party codes, user
+    /// names) or of a SHA-256 digest; anything else — free text — is replaced by its
+    /// `sha256:` digest, so that a subject never carries text of another shape into an entry.
     pub fn new(kind: SubjectKind, id: impl AsRef<str>) -> Self {
-        Self { kind, id: id.as_ref().to_owned() }
+        let id = id.as_ref();
+        let id = if Self::is_id(id) {
+            id.to_owned()
+        } else {
+            crate::digest::Sha256::of(id.as_bytes()).to_string()
+        };
+        Self { kind, id }
+    }
+    /// Whether `id` may stand in a subject as it is: an identifier or a digest.
+    pub fn is_id(id: &str) -> bool {
+        crate::ids::check_identifier("subject id", id).is_ok()
+            || id.parse::<crate::digest::Sha256>().is_ok()
+    }
+    /// A subject named by a digest (a certificate, a package, a keyed hash of a source).
+    pub fn digest(kind: SubjectKind, digest: &crate::digest::Sha256) -> Self {
+        Self { kind, id: digest.to_hex() }
     }
     /// The subject's kind.
     pub fn kind(&self) -> SubjectKind {
@@ -469,7 +506,8 @@ impl TryFrom<String> for Subject {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         match s.split_once(':') {
-            Some((k, i)) if !i.is_empty() => Ok(Subject::new(k.parse()?, i)),
+            // Read as written (entries recorded before ids were checked stay readable).
+            Some((k, i)) if !i.is_empty() => Ok(Subject { kind: k.parse()?, id: i.to_owned() }),
             _ => Err(format!("subject `{s}` is not of the form kind:id")),
         }
     }
@@ -478,5 +516,32 @@ impl TryFrom<String> for Subject {
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_holds_an_id_or_a_digest_never_free_text() {
+        let ids = ["LANTERN", "NL", "eva", "0-10", "2f1c8a4e-9d7b-4c1a-8b2e-3f5d6a7b8c9d"];
+        for id in ids {
+            assert_eq!(Subject::new(SubjectKind::Case, id).id(), id);
+        }
+        let hex = "ab".repeat(32);
+        assert_eq!(Subject::new(SubjectKind::Package, &hex).id(), hex);
+        let tagged = format!("sha256:{hex}");
+        assert_eq!(Subject::new(SubjectKind::Package, &tagged).id(), tagged);
+        let digest = crate::digest::Sha256::of(b"x");
+        assert_eq!(Subject::digest(SubjectKind::Source, &digest).id(), digest.to_hex());
+        for text in ["Jane Doe, born 1980", "../../etc/passwd", "", &"a".repeat(65), "j@x.org"] {
+            let s = Subject::new(SubjectKind::Case, text);
+            assert_eq!(s.id(), crate::digest::Sha256::of(text.as_bytes()).to_string(), "{text}");
+            assert!(!s.to_string().contains(text) || text.is_empty());
+        }
+        // Entries are read as written.
+        let read = Subject::try_from("case:Jane Doe".to_owned()).unwrap();
+        assert_eq!(read.id(), "Jane Doe");
     }
 }

@@ -287,6 +287,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                     Vec::new(),
                 )
             }
+            Action::RefusalsRecord => Decision::permit(
+                "operator.refusals",
+                "the node records, in aggregate, the refusals of callers no authenticator admitted",
+                Vec::new(),
+            ),
             _ => Decision::deny(
                 "default-deny",
                 format!("the operator may only bootstrap the node and add users, not {action}"),

@@ -37,6 +37,10 @@ pub struct NodeConfig {
     /// agreements' schedule by `entente serve`, and how often it checks.
     #[serde(default, skip_serializing_if = "PsiConfig::is_default")]
     pub psi: PsiConfig,
+    /// Limits against hostile clients (`[limits]`): deadlines and connection budgets of the
+    /// API and the federation port, and the window in which refusals are counted.
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_default")]
+    pub limits: LimitsConfig,
     /// The public transparency report (`[reports]`): the privacy budget per period, the ε of
     /// a release, and the contribution bounds per case (`docs/transparency.md`).
     #[serde(default, skip_serializing_if = "ReportsConfig::is_default")]
@@ -99,6 +103,71 @@ impl ReportsConfig {
             requests_per_case: self.requests_per_case,
             selectors_per_case: self.selectors_per_case,
         }
+    }
+}
+
+/// The `[limits]` section. Every field has a default; a test sets small deadlines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Seconds a client has to send a request's headers, on both listeners (a connection
+    /// that has not sent them by then is closed).
+    pub header_timeout_secs: u32,
+    /// Seconds an API connection may stay open with no bytes read or written (a stalled body
+    /// or a client that stops reading its answer; a request in progress is finished first).
+    /// Between requests the header deadline applies.
+    pub idle_timeout_secs: u32,
+    /// Most connections open on the API at once.
+    pub max_connections: u32,
+    /// Most API connections open at once from one address (an IPv6 address by its /64).
+    pub max_connections_per_address: u32,
+    /// Seconds a client has to complete the federation port's TLS handshake.
+    pub handshake_timeout_secs: u32,
+    /// Most federation connections from one address that have not completed the handshake.
+    pub max_handshakes_per_address: u32,
+    /// Most federation connections at once that are not (yet) a pinned partner's:
+    /// handshakes under way and unpinned certificates.
+    pub max_unpinned_connections: u32,
+    /// Most federation connections at once whose certificate is a pinned partner's; a
+    /// separate budget, so that unpinned clients never starve partners.
+    pub max_partner_connections: u32,
+    /// Seconds of the window in which refusals of unauthenticated callers are counted per
+    /// source and recorded as one ledger entry.
+    pub refusal_window_secs: u32,
+    /// Most sources kept apart in one window; beyond it, sources are counted together.
+    pub refusal_sources_per_window: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            max_connections_per_address: 256,
+            handshake_timeout_secs: 10,
+            max_handshakes_per_address: 16,
+            max_unpinned_connections: 256,
+            max_partner_connections: 256,
+            refusal_window_secs: 60,
+            refusal_sources_per_window: 256,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn is_default(&self) -> bool {
+        *self == LimitsConfig::default()
+    }
+
+    /// A deadline of `secs` seconds (at least one).
+    pub fn secs(secs: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(secs.max(1)))
+    }
+
+    /// A budget of `n` (at least one).
+    pub fn count(n: u32) -> usize {
+        usize::try_from(n.max(1)).unwrap_or(usize::MAX)
     }
 }
 
@@ -331,6 +400,21 @@ mod tests {
         assert_eq!(NodeConfig::parse(Path::new("x"), &c.to_toml().unwrap()).unwrap(), c);
         let e = err(&format!("{GOOD}[evidence.store]\nkind = \"ftp\"\nbucket = \"b\"\n"));
         assert!(e.contains("kind") && e.contains("s3"), "{e}");
+    }
+
+    #[test]
+    fn limits_section() {
+        let c = NodeConfig::parse(Path::new("x"), GOOD).unwrap();
+        assert_eq!(c.limits, LimitsConfig::default());
+        let text =
+            format!("{GOOD}[limits]\nheader_timeout_secs = 1\nmax_partner_connections = 4\n");
+        let c = NodeConfig::parse(Path::new("x"), &text).unwrap();
+        assert_eq!(c.limits.header_timeout_secs, 1);
+        assert_eq!(c.limits.max_partner_connections, 4);
+        assert_eq!(c.limits.idle_timeout_secs, LimitsConfig::default().idle_timeout_secs);
+        assert_eq!(NodeConfig::parse(Path::new("x"), &c.to_toml().unwrap()).unwrap(), c);
+        let e = err(&format!("{GOOD}[limits]\nmax_sockets = 3\n"));
+        assert!(e.contains("unknown field `max_sockets`"), "{e}");
     }
 
     #[test]

@@ -11,15 +11,21 @@
 //! - **In.** `POST /federation/v1/envelopes` takes a batch of envelopes from one partner; each
 //!   is checked (sender = pinned party, recipient, payload digest, signature, freshness), then
 //!   applied by the gate exactly once and in the sender's order; the answer is an
-//!   acknowledgement signed by this node. A refused batch is recorded in the ledger with the
-//!   check that failed and answered with an RFC 9457 problem.
+//!   acknowledgement signed by this node. A pinned partner's batch refused by a check is
+//!   recorded in the ledger with the check that failed and answered with an RFC 9457 problem;
+//!   refusals that reach no decision are counted per source and recorded in aggregate.
 //! - **Out.** [`Deliverer`] sends what the gate wrote to the outbox, in sequence order per
 //!   partner, with exponential backoff and jitter while a partner is unreachable, and marks
 //!   messages delivered only on a verified, recorded acknowledgement.
-//! - **Hostile clients.** TLS handshakes and request headers have deadlines, bodies have a
-//!   size limit and a read deadline, and concurrent connections are bounded, so a slow or
-//!   hostile client holds one connection slot, never the node.
+//! - **Hostile clients.** TLS handshakes and request headers have deadlines (`[limits]`),
+//!   bodies have a size limit and a read deadline. Handshakes under way are bounded per
+//!   address and in total, the oldest giving way to a newcomer; a completed connection counts
+//!   in the partners' budget when its certificate is pinned and in the unpinned budget
+//!   otherwise, so unpinned clients never starve a partner. Refusals that reach no decision
+//!   (an unpinned client, a sequence gap or reuse, a body over the limit) are counted per
+//!   source and recorded in aggregate (`refusals.record`), never one entry per attempt.
 
+use crate::conns::Registry;
 use crate::identity::{CERT_FILE, KEY_FILE, Node};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -54,14 +60,8 @@ pub const ENVELOPES_PATH: &str = "/federation/v1/envelopes";
 pub const MAX_BATCH_BODY: usize = 16 << 20;
 /// Most envelopes in one batch.
 pub const MAX_BATCH: usize = 1000;
-/// Deadline for a TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deadline for a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for a request's body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most concurrent federation connections.
-pub const MAX_CONNECTIONS: usize = 256;
 
 /// A federation failure outside the envelope checks (files, TLS set-up, transport).
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +324,8 @@ impl TlsIdentity {
 pub(crate) struct PeerConn {
     pub(crate) cert_sha256: String,
     pub(crate) addr: std::net::SocketAddr,
+    /// The partner pinned with the certificate when the connection was made.
+    pub(crate) pinned: Option<PartyCode>,
 }
 
 #[derive(Clone)]
@@ -344,6 +346,8 @@ pub async fn serve(
     let tls = TlsIdentity::load(&node.data_dir)?.server_config()?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let skew = SignedDuration::from_secs(i64::from(node.config.clock_skew_secs));
+    let limits = fed_limits(&node.config.limits);
+    let st_node = node.clone();
     let app = Router::new()
         .route(ENVELOPES_PATH, post(receive))
         .route("/federation/v1/checkpoint", axum::routing::get(checkpoint))
@@ -359,10 +363,13 @@ pub async fn serve(
                 .layer(axum::middleware::from_fn(mark_peer)),
         )
         .layer(axum::middleware::from_fn(crate::server::errors_are_problems))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), count_refusals))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .with_state(FedState { node, skew });
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let handshakes = Registry::new(limits.handshakes_per_address, limits.unpinned);
+    let unpinned = Arc::new(tokio::sync::Semaphore::new(limits.unpinned));
+    let partners = Arc::new(tokio::sync::Semaphore::new(limits.partners));
     tokio::pin!(shutdown);
     loop {
         let (tcp, addr) = tokio::select! {
@@ -376,36 +383,85 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "federation connection refused: {MAX_CONNECTIONS} connections open");
+        // A handshake holds a place among its address's and all handshakes under way; when
+        // they are full, the oldest gives way to the newcomer (a partner's handshake takes
+        // milliseconds, a hostile one holds its place until the deadline at most).
+        let Some(mut pending) = handshakes.admit(addr.ip()) else {
+            tracing::debug!(%addr, "federation connection refused: no handshake place");
             continue;
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let (unpinned, partners) = (unpinned.clone(), partners.clone());
+        let node = st_node.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%addr, error = %e, "federation TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%addr, "federation TLS handshake timed out");
+            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%addr, error = %e, "federation TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%addr, "federation TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = &mut pending.evicted => {
+                    tracing::debug!(%addr, "federation handshake closed to make room for another");
                     return;
                 }
             };
+            drop(pending);
             let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
                 return;
             };
-            let conn = PeerConn { cert_sha256: hex::encode(sha2::Sha256::digest(cert)), addr };
+            let cert_sha256 = hex::encode(sha2::Sha256::digest(cert));
+            // A pinned partner's connection counts in the partners' budget, any other in the
+            // unpinned one: unpinned clients never take a partner's place.
+            let pinned = match node.store.peer_by_cert(&cert_sha256).await {
+                Ok(p) => p.map(|p| p.party),
+                Err(e) => {
+                    tracing::error!(error = %e, "peer lookup failed");
+                    return;
+                }
+            };
+            let budget = if pinned.is_some() { partners } else { unpinned };
+            let Ok(_slot) = budget.try_acquire_owned() else {
+                tracing::debug!(%addr, pinned = pinned.is_some(), "federation connection refused: its budget is full");
+                return;
+            };
+            let conn = PeerConn { cert_sha256, addr, pinned };
             let svc = hyper_util::service::TowerToHyperService::new(app.layer(Extension(conn)));
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
             if let Err(e) = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await {
                 tracing::info!(%addr, error = %e, "federation connection closed with an error");
             }
         });
+    }
+}
+
+/// The federation port's deadlines and budgets (`[limits]` in entente.toml).
+#[derive(Clone, Copy, Debug)]
+struct FedLimits {
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+    handshakes_per_address: usize,
+    unpinned: usize,
+    partners: usize,
+}
+
+fn fed_limits(l: &crate::config::LimitsConfig) -> FedLimits {
+    use crate::config::LimitsConfig;
+    FedLimits {
+        handshake_timeout: LimitsConfig::secs(l.handshake_timeout_secs),
+        header_timeout: LimitsConfig::secs(l.header_timeout_secs),
+        handshakes_per_address: LimitsConfig::count(l.max_handshakes_per_address),
+        unpinned: LimitsConfig::count(l.max_unpinned_connections),
+        partners: LimitsConfig::count(l.max_partner_connections),
     }
 }
 
@@ -435,7 +491,39 @@ pub(crate) fn problem(
     (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
 }
 
-/// Records a refused batch in the ledger and answers with the problem.
+/// A refusal not recorded on its own: the problem, marked so that the port's counting layer
+/// counts it for the connection's source (recorded in aggregate, `refusals.record`).
+fn refused_unrecorded(status: StatusCode, rule: &str, title: &str, detail: &str) -> Response {
+    let slug = rule.trim_start_matches("federation#");
+    let mut resp = problem(status, slug, title, detail, None);
+    resp.extensions_mut().insert(crate::refusals::Unrecorded(rule.to_owned()));
+    resp
+}
+
+/// Counts the refusals the gate did not record (unpinned clients, refused batches that
+/// never reached a decision), for the connection's source: the pinned partner, else the
+/// keyed hash of the address.
+async fn count_refusals(
+    State(node): State<Node>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let conn = req.extensions().get::<PeerConn>().cloned();
+    let route = crate::refusals::route_of(&req);
+    let resp = next.run(req).await;
+    if let Some(crate::refusals::Unrecorded(rule)) = resp.extensions().get() {
+        let source = match conn {
+            Some(PeerConn { pinned: Some(p), .. }) => entente_store::peers::RefusalSource::Peer(p),
+            Some(c) => node.gate.source(c.addr.ip()),
+            None => entente_store::peers::RefusalSource::Others,
+        };
+        node.refusals.count(source, rule, &route, Timestamp::now());
+    }
+    resp
+}
+
+/// Records a refused batch in the ledger and answers with the problem. From a client that is
+/// no pinned partner nothing is recorded on its own: the refusal is counted for its source.
 async fn refuse(
     st: &FedState,
     conn: &PeerConn,
@@ -448,7 +536,11 @@ async fn refuse(
     // Recorded as the partner the connection's pinned certificate names, if any.
     let actor = match st.node.store.peer_by_certificate(&conn.cert_sha256).await {
         Ok(Some(p)) => p,
-        _ => Principal::anonymous(),
+        _ => {
+            // Not logged above debug: one line per attempt would be the ledger's flood again.
+            tracing::debug!(addr = %conn.addr, rule, "federation batch of an unpinned client refused");
+            return refused_unrecorded(status, rule, "Envelope batch refused", &reason);
+        }
     };
     let command = entente_store::peers::RejectEnvelope {
         from: from.cloned(),
@@ -484,8 +576,27 @@ async fn receive(
     State(st): State<FedState>,
     Extension(conn): Extension<PeerConn>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    // A body over the limit (or one that broke off) is refused before anything is decided:
+    // counted for the connection's source, recorded in aggregate.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let status = e.status();
+            let rule = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "federation#too-large"
+            } else {
+                "federation#body"
+            };
+            let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("a batch body is at most {MAX_BATCH_BODY} bytes")
+            } else {
+                e.body_text()
+            };
+            return refused_unrecorded(status, rule, "Envelope batch refused", &detail);
+        }
+    };
     let body_sha256 = sha256_tagged(&body);
     let peer = match st.node.store.peer_by_cert(&conn.cert_sha256).await {
         Ok(Some(p)) => p,
@@ -702,7 +813,16 @@ async fn receive(
     }
     if items.is_empty() {
         let (status, slug, detail) = match stop {
-            Some(GateError::Conflict(d)) => (StatusCode::CONFLICT, "out-of-order", d),
+            // A gap, or a sequence number another message used: refused before any decision,
+            // counted for the partner and recorded in aggregate.
+            Some(GateError::Conflict(d)) => {
+                return refused_unrecorded(
+                    StatusCode::CONFLICT,
+                    "federation#out-of-order",
+                    "Envelope batch not applied",
+                    &d,
+                );
+            }
             Some(GateError::Invalid(d)) => (StatusCode::FORBIDDEN, "unpinned", d),
             Some(e) => {
                 tracing::error!(error = %e, "applying a federation batch failed");

@@ -127,6 +127,17 @@ pub struct Node {
     pub gate: Gate,
     /// The shared lock on the data directory this process holds: what makes it the operator.
     lock: std::sync::Arc<DataDirLock>,
+    /// Refusals of unauthenticated callers counted and not yet recorded (shared by the API
+    /// and the federation port, recorded by [`crate::refusals::Flusher`]).
+    pub(crate) refusals: std::sync::Arc<crate::refusals::Refusals>,
+}
+
+fn refusals_for(config: &NodeConfig) -> std::sync::Arc<crate::refusals::Refusals> {
+    use crate::config::LimitsConfig;
+    std::sync::Arc::new(crate::refusals::Refusals::new(
+        LimitsConfig::secs(config.limits.refusal_window_secs),
+        LimitsConfig::count(config.limits.refusal_sources_per_window),
+    ))
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> NodeError + 'a {
@@ -241,6 +252,7 @@ impl Node {
             evidence: crate::config::EvidenceConfig::default(),
             psi: crate::config::PsiConfig::default(),
             reports: crate::config::ReportsConfig::default(),
+            limits: crate::config::LimitsConfig::default(),
         };
         let store = Store::open(&config.database_url).await?;
         if let Some(p) = store.meta("party").await? {
@@ -268,7 +280,8 @@ impl Node {
         }
         let text = config.to_toml().map_err(|e| NodeError::Invalid(e.to_string()))?;
         write_new(&dir.join(CONFIG_FILE), text.as_bytes(), 0o644)?;
-        Ok(Node { data_dir: dir.clone(), config, key, store, gate, lock: lock.into() })
+        let refusals = refusals_for(&config);
+        Ok(Node { data_dir: dir.clone(), config, key, store, gate, lock: lock.into(), refusals })
     }
 
     /// Opens the node in `data_dir`: configuration, key, database (migrated), gate.
@@ -301,7 +314,16 @@ impl Node {
         }
         let engine = agreement_engine_for(data_dir)?;
         let gate = Gate::start(store.clone(), key.clone(), config.party.clone(), engine);
-        Ok(Node { data_dir: data_dir.to_owned(), config, key, store, gate, lock: lock.into() })
+        let refusals = refusals_for(&config);
+        Ok(Node {
+            data_dir: data_dir.to_owned(),
+            config,
+            key,
+            store,
+            gate,
+            lock: lock.into(),
+            refusals,
+        })
     }
 
     /// The operator of this node: this process holds its data directory.

@@ -15,6 +15,8 @@
 //!   node (pushing only what the gate released);
 //! - [`psi`]: deconfliction keys rotated with the set prepared outside the gate's writer, on
 //!   the agreements' schedule in `entente serve`, and sent to partners pinned since;
+//! - [`refusals`]: refusals of unauthenticated callers counted per source and window, and
+//!   recorded in aggregate (never one entry per call, never the caller's text);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -29,10 +31,12 @@
 mod api;
 pub mod audit;
 pub mod config;
+mod conns;
 pub mod federation;
 pub mod identity;
 pub mod packages;
 pub mod psi;
+pub mod refusals;
 pub mod reports;
 pub mod server;
 pub mod taxii;

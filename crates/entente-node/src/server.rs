@@ -13,7 +13,9 @@
 //! capability; they are registered with their OpenAPI operations (utoipa-axum), so the document
 //! at `/openapi.json` is generated from the routes the router serves.
 
+use crate::config::LimitsConfig;
 use crate::identity::Node;
+use crate::refusals::ClientAddr;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -63,6 +65,9 @@ pub struct Problem {
     detail: String,
     ledger_index: Option<u64>,
     rules: Vec<String>,
+    /// A refusal the gate did not record (an unauthenticated caller's, by its first rule),
+    /// counted by the listener for the caller's source.
+    unrecorded: bool,
 }
 
 impl Problem {
@@ -72,7 +77,32 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self { status, slug, title, detail: detail.into(), ledger_index: None, rules: Vec::new() }
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            ledger_index: None,
+            rules: Vec::new(),
+            unrecorded: false,
+        }
+    }
+
+    /// A 401 for a caller no authenticator admitted: not recorded on its own (it has no
+    /// ledger index); counted for its source and recorded in aggregate.
+    pub(crate) fn unauthenticated(decision: &Decision) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            slug: "unauthenticated",
+            title: "Authentication required",
+            detail: format!(
+                "{}; refusals of unauthenticated callers are recorded in aggregate, per source and time window",
+                decision.reason
+            ),
+            ledger_index: None,
+            rules: decision.rules.clone(),
+            unrecorded: true,
+        }
     }
 
     /// A 500 whose detail reveals nothing of the node's internals; the cause goes to the log.
@@ -97,6 +127,7 @@ impl Problem {
             detail: decision.reason.clone(),
             ledger_index: Some(index),
             rules: decision.rules.clone(),
+            unrecorded: false,
         }
     }
 }
@@ -122,6 +153,7 @@ impl From<GateError> for Problem {
                 "Not found",
                 format!("{d} not found"),
             ),
+            GateError::Unauthenticated(decision) => Problem::unauthenticated(&decision),
             other => {
                 tracing::error!(error = %other, "gate failure");
                 Problem::internal("the node could not complete the action; nothing was changed")
@@ -149,6 +181,9 @@ impl From<StoreError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let unrecorded = self
+            .unrecorded
+            .then(|| self.rules.first().cloned().unwrap_or_else(|| "authn.required".to_owned()));
         let body = crate::api::ProblemBody {
             kind: format!("urn:entente:problem:{}", self.slug),
             title: self.title.to_owned(),
@@ -164,6 +199,9 @@ impl IntoResponse for Problem {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(rule) = unrecorded {
+            resp.extensions_mut().insert(crate::refusals::Unrecorded(rule));
         }
         resp
     }
@@ -225,7 +263,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+    let limits = &node.config.limits;
+    let conns = crate::conns::Limits {
+        header_timeout: LimitsConfig::secs(limits.header_timeout_secs),
+        idle_timeout: LimitsConfig::secs(limits.idle_timeout_secs),
+        max_connections: LimitsConfig::count(limits.max_connections),
+        max_per_address: LimitsConfig::count(limits.max_connections_per_address),
+    };
+    crate::conns::serve(listener, router(node), conns, shutdown).await
 }
 
 /// Every error answer is a problem (RFC 9457), or on the TAXII routes a TAXII error: the
@@ -281,7 +326,10 @@ async fn count_responses(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let addr = req.extensions().get::<ClientAddr>().copied();
+    let route = crate::refusals::route_of(&req);
     let resp = next.run(req).await;
+    crate::refusals::count_response(&state.node, addr, &route, &resp);
     let counter = match resp.status().as_u16() {
         200..=399 => &state.metrics.responses_2xx,
         400..=499 => &state.metrics.responses_4xx,

@@ -73,11 +73,14 @@ pub struct TaxiiError {
     title: &'static str,
     description: String,
     details: Option<Box<Value>>,
+    /// The rule of a refusal the gate did not record (an unauthenticated caller's): counted
+    /// by the listener for the caller's source.
+    unrecorded: Option<String>,
 }
 
 impl TaxiiError {
     fn new(status: StatusCode, title: &'static str, description: impl Into<String>) -> Self {
-        Self { status, title, description: description.into(), details: None }
+        Self { status, title, description: description.into(), details: None, unrecorded: None }
     }
 
     fn bad(description: impl Into<String>) -> Self {
@@ -92,6 +95,16 @@ impl From<GateError> for TaxiiError {
             GateError::Conflict(d) => TaxiiError::new(StatusCode::CONFLICT, "Conflict", d),
             GateError::NotFound(d) => {
                 TaxiiError::new(StatusCode::NOT_FOUND, "Not found", format!("{d} not found"))
+            }
+            GateError::Unauthenticated(decision) => {
+                let mut e = TaxiiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Authentication required",
+                    decision.reason.clone(),
+                );
+                e.details = Some(Box::new(json!({"rules": decision.rules})));
+                e.unrecorded = decision.rules.first().cloned();
+                e
             }
             other => {
                 tracing::error!(error = %other, "gate failure");
@@ -135,6 +148,9 @@ impl IntoResponse for TaxiiError {
         }
         let mut resp = (self.status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(TAXII_MEDIA_TYPE));
+        if let Some(rule) = self.unrecorded {
+            resp.extensions_mut().insert(crate::refusals::Unrecorded(rule));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -5,7 +5,8 @@
 //! federation endpoint (mutual TLS) on loopback ports, so every message between parties
 //! travels as a signed envelope from one process's outbox to another's gate. An NL
 //! investigator opens case LANTERN over HTTP; an auditor's attempt
-//! to open a case and an unauthenticated call are refused and recorded; the investigator
+//! to open a case and an unauthenticated call are refused (the first recorded, the second
+//! counted and recorded in aggregate); the investigator
 //! reads the case (the access is recorded); the offence is checked for dual criminality at DE
 //! and US against the shipped lexicon; every ledger is verified from its database; NL's
 //! data-protection authority audits NL's ledger over HTTP from its checkpoint and tiles alone,
@@ -221,8 +222,10 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let body: Value = resp.json().await?;
     checks.record(
         "unauthenticated read refused",
-        status == reqwest::StatusCode::UNAUTHORIZED && body["ledger_index"].is_u64(),
-        format!("HTTP {status}, refusal recorded at entry {}", body["ledger_index"]),
+        status == reqwest::StatusCode::UNAUTHORIZED
+            && body.get("ledger_index").is_none()
+            && body["rules"] == json!(["authn.required"]),
+        format!("HTTP {status}, counted for its source, recorded in aggregate (refusals.record)"),
     );
 
     let resp = http

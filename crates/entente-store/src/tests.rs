@@ -1816,3 +1816,74 @@ async fn envelopes_checked_with_another_key_than_the_pin_are_refused() {
         db.drop_schema().await;
     }
 }
+
+#[tokio::test]
+async fn anonymous_callers_are_refused_unrecorded_and_their_refusals_recorded_in_aggregate() {
+    use crate::peers::{RecordRefusals, RefusalCount, RefusalSource};
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
+        // Whatever an anonymous caller names, the gate refuses it without a ledger entry.
+        let chosen = "Jane.Doe_born-1980";
+        let e = gate.submit(Actor::Anonymous, open(chosen), t0()).await.unwrap_err();
+        let GateError::Unauthenticated(decision) = e else { panic!("{e}") };
+        assert_eq!(decision.rules, ["authn.required"]);
+        let many = gate.submit_many(Actor::Anonymous, vec![open("A1"), open("A2")], t0()).await;
+        assert!(many.iter().all(|r| matches!(r, Err(GateError::Unauthenticated(_)))));
+        assert_eq!(db.store.ledger_head().await.unwrap().0, 0);
+
+        // The node records them in aggregate: the source as a keyed hash of its address
+        // (one /64 is one source), counts by rule and route template.
+        let a = gate.source("192.0.2.7".parse().unwrap());
+        assert_eq!(a, gate.source("::ffff:192.0.2.7".parse().unwrap()));
+        assert_ne!(a, gate.source("192.0.2.8".parse().unwrap()));
+        assert_eq!(
+            gate.source("2001:db8::1".parse().unwrap()),
+            gate.source("2001:db8::2".parse().unwrap())
+        );
+        let other_node = Gate::start(
+            db.store.clone(),
+            SigningKey::from_bytes(&[9u8; 32]),
+            nl(),
+            no_agreements(),
+        );
+        assert_ne!(a, other_node.source("192.0.2.7".parse().unwrap()), "the key is the node's");
+        let record = |source: RefusalSource, route: &str| RecordRefusals {
+            source,
+            from: t0(),
+            until: t0() + jiff::SignedDuration::from_secs(60),
+            counts: vec![RefusalCount {
+                rule: "authn.required".into(),
+                route: route.into(),
+                count: 8000,
+            }],
+        };
+        let v = gate
+            .submit(Actor::Operator, record(a.clone(), "GET /api/v1/cases/{id}"), t0())
+            .await
+            .unwrap();
+        let Verdict::Denied { index: 0, decision } = v else { panic!("{v:?}") };
+        assert_eq!(decision.rules, ["authn.required"]);
+        // Only the node records refusals, and only with its own rule and route names.
+        let e = gate
+            .submit(
+                Actor::Operator,
+                record(a.clone(), &format!("GET /api/v1/cases/{chosen} x")),
+                t0(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, GateError::Invalid(_)), "{e}");
+        let v = gate.submit(investigator(), record(a, "GET /x"), t0()).await.unwrap();
+        assert!(
+            matches!(v, Verdict::Denied { ref decision, .. } if decision.rules == ["default-deny"])
+        );
+        let entries = db.store.entries(0, 10).await.unwrap();
+        let text = String::from_utf8(entries[0].1.clone()).unwrap();
+        assert!(text.contains(r#""action":"refusals.record""#), "{text}");
+        assert!(text.contains("8000 authn.required on GET /api/v1/cases/{id}"), "{text}");
+        assert!(text.contains(r#""subjects":["source:"#), "{text}");
+        assert!(!text.contains("192.0.2.7") && !text.contains(chosen), "{text}");
+        assert!(text.contains(r#""refusals":"sha256:"#), "{text}");
+        db.drop_schema().await;
+    }
+}

@@ -53,7 +53,8 @@ pub(crate) struct ProblemBody {
     pub(crate) status: u16,
     /// What went wrong in this occurrence.
     pub(crate) detail: String,
-    /// The ledger entry that recorded a refusal (401, 403).
+    /// The ledger entry that recorded a refusal (403; a 401 is recorded in aggregate, per
+    /// source and time window, without an index).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ledger_index: Option<u64>,
     /// The rules that decided a refusal (`default-deny`, `agreement#rule`, …).

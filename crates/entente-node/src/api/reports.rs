@@ -7,6 +7,7 @@ use crate::server::{ApiResult, AppState, MAX_BODY, Problem, actor, json, parse_j
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use entente_core::{Action, Decision};
 use entente_report::stats::{Citation, Table};
 use entente_report::{Period, Ratio, Statistics};
 use entente_store::Verdict;
@@ -29,6 +30,18 @@ fn problem(e: ReportsError) -> Problem {
         ),
         ReportsError::Gate(e) => e.into(),
     }
+}
+
+/// An unauthenticated caller is refused before its query or body is looked at (it learns
+/// nothing about what would be valid); the refusal is counted in aggregate like any other.
+fn unauthenticated_first(authenticated: bool, action: Action) -> Result<(), Problem> {
+    if authenticated {
+        return Ok(());
+    }
+    Err(Problem::unauthenticated(&Decision::deny(
+        "authn.required",
+        format!("{action} needs an authenticated caller"),
+    )))
 }
 
 fn verdict<T>(state: &AppState, v: Verdict<T>, authenticated: bool) -> Result<(u64, T), Problem> {
@@ -238,6 +251,7 @@ async fn report_stats(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let authenticated = actor.is_authenticated();
+    unauthenticated_first(authenticated, Action::ReportStats)?;
     let Query(q) = q.map_err(|e| {
         Problem::bad_request(format!(
             "{e}; expected ?period=2026-H2 or ?from=…&to=…, and optionally explain=ROW"
@@ -342,6 +356,7 @@ async fn report_publish(
 ) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;
     let authenticated = actor.is_authenticated();
+    unauthenticated_first(authenticated, Action::ReportPublish)?;
     let body = body.map_err(|e| {
         Problem::new(
             e.status(),

@@ -349,6 +349,12 @@ pub enum GateError {
     /// The gate's writer has stopped.
     #[error("the gate is shut down")]
     Closed,
+    /// A caller that no authenticator admitted (an anonymous principal): refused by the role
+    /// policy before anything is read, and not recorded one by one — no entry holds what an
+    /// unauthenticated caller chose. The edge that took the call counts it for its source
+    /// and records the counts in aggregate ([`crate::peers::RecordRefusals`]).
+    #[error("unauthenticated: {}", .0.reason)]
+    Unauthenticated(Decision),
     /// An envelope applied before: its stored outcome, to acknowledge again. Nothing was
     /// applied or recorded this time.
     #[error("envelope {} was applied before (ledger entry {})", .0.id, .0.ledger_index)]
@@ -387,6 +393,9 @@ pub struct Gate {
     engine: Arc<Engine>,
     party: PartyCode,
     origin: String,
+    /// The key of the keyed hashes of refused callers' addresses, derived from the node
+    /// secret.
+    source_key: Arc<[u8; 32]>,
 }
 
 impl Gate {
@@ -396,9 +405,38 @@ impl Gate {
     pub fn start(store: Store, key: SigningKey, party: PartyCode, engine: Arc<Engine>) -> Gate {
         let origin = ledger::origin_for(&party, &key.verifying_key());
         let (jobs, rx) = mpsc::channel(8192);
+        let source_key = Arc::new(crate::peers::source_key(&writer::pseudonym_secret(&key)));
         let writer = writer::Writer::new(store, key, party.clone(), origin.clone(), engine.clone());
         tokio::spawn(writer.run(rx));
-        Gate { jobs, engine, party, origin }
+        Gate { jobs, engine, party, origin, source_key }
+    }
+
+    /// The source a refused call came from, as the ledger may name it: a keyed hash of its
+    /// network address (an IPv6 address by its /64), under a key derived from the node
+    /// secret. The address itself is personal data and never recorded.
+    pub fn source(&self, addr: std::net::IpAddr) -> crate::peers::RefusalSource {
+        crate::peers::RefusalSource::of_address(&self.source_key, addr)
+    }
+
+    /// The role decision for a command of an unauthenticated caller: always a refusal,
+    /// decided before anything is read, and never recorded on its own.
+    fn unauthenticated<C: GateCommand>(
+        &self,
+        who: &Principal,
+        command: &C,
+        now: Timestamp,
+    ) -> GateError {
+        let subjects = command.subjects();
+        let role = command.role(&subjects, who.actor(), &self.party, now);
+        let decision = if role.is_permit() {
+            Decision::deny(
+                "authn.required",
+                format!("{} needs an authenticated caller", command.action()),
+            )
+        } else {
+            role
+        };
+        GateError::Unauthenticated(decision)
     }
 
     /// The agreements this gate decides flows with.
@@ -428,8 +466,12 @@ impl Gate {
         command: C,
         now: Timestamp,
     ) -> Result<Verdict<C::Output>, GateError> {
+        let who = who.into();
+        if !who.is_authenticated() {
+            return Err(self.unauthenticated(&who, &command, now));
+        }
         command.validate()?;
-        let (job, rx) = writer::Typed::new(who.into().actor().clone(), command, now);
+        let (job, rx) = writer::Typed::new(who.actor().clone(), command, now);
         self.jobs.send(Box::new(job)).await.map_err(|_| GateError::Closed)?;
         rx.await.map_err(|_| GateError::Closed)?
     }
@@ -443,9 +485,14 @@ impl Gate {
         commands: Vec<C>,
         now: Timestamp,
     ) -> Vec<Result<Verdict<C::Output>, GateError>> {
-        let actor = who.into().actor().clone();
+        let who = who.into();
+        let actor = who.actor().clone();
         let mut waits = Vec::with_capacity(commands.len());
         for command in commands {
+            if !who.is_authenticated() {
+                waits.push(Err(self.unauthenticated(&who, &command, now)));
+                continue;
+            }
             if let Err(e) = command.validate() {
                 waits.push(Err(e));
                 continue;

@@ -452,6 +452,14 @@ impl Step<'_> {
         inbound: Option<(&InboundEnvelope, AckStatus)>,
         now: Timestamp,
     ) -> Result<u64, GateError> {
+        // No entry for a caller that no authenticator admitted: what it chose (a path, an
+        // id) would stay in the public log for good. Its refusals are recorded in aggregate
+        // by the node (`refusals.record`).
+        if matches!(actor, Actor::Anonymous) {
+            return Err(GateError::Internal(format!(
+                "{action}: an unauthenticated caller's command reached the ledger"
+            )));
+        }
         let index = self.frontier.size();
         let entry = LedgerEntry {
             v: ledger::ENTRY_FORMAT,
@@ -481,6 +489,16 @@ impl Step<'_> {
     }
 }
 
+/// The pseudonymization secret, derived from the node key: the root of the keys the store
+/// derives (keyed hashes, at-rest sealing). It never leaves the node.
+pub(crate) fn pseudonym_secret(key: &SigningKey) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"entente pseudonym secret v1\0");
+    h.update(key.to_bytes());
+    h.finalize().into()
+}
+
 pub(crate) struct Writer {
     store: Store,
     key: SigningKey,
@@ -501,13 +519,7 @@ impl Writer {
         origin: String,
         engine: Arc<Engine>,
     ) -> Writer {
-        let secret = {
-            use sha2::Digest as _;
-            let mut h = sha2::Sha256::new();
-            h.update(b"entente pseudonym secret v1\0");
-            h.update(key.to_bytes());
-            h.finalize().into()
-        };
+        let secret = pseudonym_secret(&key);
         Writer { store, key, party, origin, cache: None, engine, secret }
     }
 

@@ -7,6 +7,7 @@ use crate::gate::{
     digest_json,
 };
 use crate::store::to_i64;
+use entente_core::digest::Sha256;
 use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
 use entente_wire::AckItem;
 use jiff::Timestamp;
@@ -316,6 +317,195 @@ impl GateCommand for WitnessAlarm {
     decided_by_role!();
 
     /// The alarm is the ledger entry itself; the evidence stays with the witness.
+    async fn apply(self, _cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        Ok(())
+    }
+}
+
+/// Where refused calls came from, as the ledger may name it: never an address, never text
+/// the caller chose.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RefusalSource {
+    /// A network address, by its keyed hash ([`crate::Gate::source`]; an IPv6 address by its
+    /// /64).
+    Address(Sha256),
+    /// A pinned partner (its refused batches).
+    Peer(PartyCode),
+    /// The sources of a window beyond the number the node keeps apart, together.
+    Others,
+}
+
+/// The key of the keyed hashes of refused callers' addresses, derived from the node secret.
+pub(crate) fn source_key(secret: &[u8; 32]) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"entente refusal source v1\0");
+    h.update(secret);
+    h.finalize().into()
+}
+
+impl RefusalSource {
+    /// HMAC-SHA-256 under `key` of the address (4 bytes for IPv4, an IPv4-mapped IPv6
+    /// address as IPv4, the first 8 bytes of any other IPv6 address: one /64 is one source).
+    pub(crate) fn of_address(key: &[u8; 32], addr: std::net::IpAddr) -> RefusalSource {
+        use hmac::Mac as _;
+        let bytes: Vec<u8> = match addr.to_canonical() {
+            std::net::IpAddr::V4(v4) => [&[4u8][..], &v4.octets()].concat(),
+            std::net::IpAddr::V6(v6) => [&[6u8][..], &v6.octets()[..8]].concat(),
+        };
+        // HMAC takes a key of any length.
+        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+            Ok(m) => m,
+            Err(_) => return RefusalSource::Others,
+        };
+        mac.update(&bytes);
+        RefusalSource::Address(Sha256::from_bytes(mac.finalize().into_bytes().into()))
+    }
+
+    /// The subject of its entry.
+    pub fn subject(&self) -> Subject {
+        match self {
+            RefusalSource::Address(d) => Subject::digest(SubjectKind::Source, d),
+            RefusalSource::Peer(p) => Subject::new(SubjectKind::Peer, p.as_str()),
+            RefusalSource::Others => Subject::new(SubjectKind::Source, "others"),
+        }
+    }
+}
+
+/// How many calls one rule refused on one route in a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusalCount {
+    /// The rule that refused (`authn.required`, `federation#unpinned`, …): the node's own.
+    pub rule: String,
+    /// The route, as the node's router names it (`GET /api/v1/cases/{id}`): its template,
+    /// never the path the caller sent.
+    pub route: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Whether `s` may name a rule in a refusal count: the node's rule ids only.
+pub fn is_rule_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".#_-".contains(&b))
+}
+
+/// Whether `s` may name a route in a refusal count: a method and a route template of the
+/// node's routers (`{id}` where the caller's text was).
+pub fn is_route_name(s: &str) -> bool {
+    let Some((method, path)) = s.split_once(' ') else {
+        return false;
+    };
+    (1..=10).contains(&method.len())
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && (1..=120).contains(&path.len())
+        && path.starts_with('/')
+        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/{}_.*-".contains(&b))
+}
+
+/// Most counts named in an entry's reason (all are in its digest).
+const REASON_COUNTS: usize = 16;
+
+/// Record, in one entry, the refusals of one source in one time window: the calls that no
+/// authenticator admitted (the gate answers those with [`GateError::Unauthenticated`] and
+/// records nothing) and the federation batches refused before any envelope was decided. The
+/// node records it (the operator's role rule), counts per rule and route template in the
+/// reason, their digest in the payload, the source as a keyed hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRefusals {
+    /// Where the calls came from.
+    pub source: RefusalSource,
+    /// Start of the window.
+    pub from: Timestamp,
+    /// End of the window.
+    pub until: Timestamp,
+    /// The counts (at least one).
+    pub counts: Vec<RefusalCount>,
+}
+
+impl RecordRefusals {
+    fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.count).sum()
+    }
+
+    fn canonical(&self) -> serde_json::Value {
+        let counts: Vec<serde_json::Value> = self
+            .counts
+            .iter()
+            .map(|c| serde_json::json!({"rule": c.rule, "route": c.route, "count": c.count}))
+            .collect();
+        serde_json::json!({
+            "source": self.source.subject().to_string(),
+            "from": format!("{:.6}", self.from),
+            "until": format!("{:.6}", self.until),
+            "counts": counts,
+        })
+    }
+}
+
+impl GateCommand for RecordRefusals {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::RefusalsRecord
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![self.source.subject()]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        PayloadDigests::canonical([("refusals", self.canonical())])
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if self.counts.is_empty() || self.until <= self.from {
+            return Err(GateError::Invalid(
+                "a refusal record holds at least one count over a window that ends after it starts"
+                    .into(),
+            ));
+        }
+        for c in &self.counts {
+            if !is_rule_name(&c.rule) || !is_route_name(&c.route) {
+                return Err(GateError::Invalid(
+                    "a refusal count names one of the node's rules and route templates".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    /// The entry records the refusals themselves: a deny, by the rules that refused.
+    fn decide(&self, _cx: &DecideCx<'_>, _facts: &()) -> Ruling {
+        let mut rules: Vec<String> = self.counts.iter().map(|c| c.rule.clone()).collect();
+        rules.sort();
+        rules.dedup();
+        let mut named: Vec<String> = self
+            .counts
+            .iter()
+            .take(REASON_COUNTS)
+            .map(|c| format!("{} {} on {}", c.count, c.rule, c.route))
+            .collect();
+        if self.counts.len() > REASON_COUNTS {
+            named
+                .push(format!("{} more counts (in the digest)", self.counts.len() - REASON_COUNTS));
+        }
+        let reason = format!(
+            "{} calls refused from {} between {:.0} and {:.0}: {}",
+            self.total(),
+            self.source.subject(),
+            self.from,
+            self.until,
+            named.join(", ")
+        );
+        Ruling::of(Decision { rules, ..Decision::deny("refusals", reason) })
+    }
+
     async fn apply(self, _cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
         Ok(())
     }
