@@ -124,6 +124,9 @@ pub enum BenchCmd {
         /// Runs of each report command
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Keep the generated node in this directory (a node already there is reused as is)
+        #[arg(long)]
+        keep: Option<std::path::PathBuf>,
     },
     /// TAXII 2.1 server vs medallion (same collection, same run): POST envelopes and paged GET; bundle import vs stix2.parse
     Intel {
@@ -235,8 +238,8 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
         BenchCmd::Psi { holder, asker, rounds, python, no_nodes } => {
             crate::psi::run(holder, asker, rounds, &python, !no_nodes).await
         }
-        BenchCmd::Report { entries, requests, runs } => {
-            crate::report::run(entries, requests, runs).await
+        BenchCmd::Report { entries, requests, runs, keep } => {
+            crate::report::run(entries, requests, runs, keep).await
         }
         BenchCmd::Intel { objects, page, per_envelope, import, medallion, python } => {
             crate::intel::run(objects, page, per_envelope, import, &medallion, &python).await

@@ -75,10 +75,21 @@ fn timed(args: &[&str]) -> Result<(f64, f64, String), Failure> {
 ///
 /// # Errors
 /// A step failed.
-pub(crate) async fn run(entries: u64, requests: u64, runs: u32) -> Result<(), Failure> {
-    let dir = tempfile::tempdir()?;
-    let node = make_node(dir.path(), None).await?;
-    let data_dir = dir.path().join("node");
+pub(crate) async fn run(
+    entries: u64,
+    requests: u64,
+    runs: u32,
+    keep: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    let tmp = tempfile::tempdir()?;
+    let root = keep.unwrap_or_else(|| tmp.path().to_owned());
+    let data_dir = root.join("node");
+    let period = half_year(Timestamp::now());
+    if data_dir.join("entente.toml").exists() {
+        println!("reusing the node in {}", data_dir.display());
+        return measure(&root, &data_dir, &period, requests, runs);
+    }
+    let node = make_node(&root, None).await?;
     let ca = bench_user(&node, Role::CentralAuthority).await?;
     entente_console::permitted(
         node.gate
@@ -94,7 +105,6 @@ pub(crate) async fn run(entries: u64, requests: u64, runs: u32) -> Result<(), Fa
             .await?,
     )?;
     let now = Timestamp::now();
-    let period = half_year(now);
     // Every generated instant lies in the current half-year, before now, and after the
     // e-Evidence Regulation applies (18 August 2026).
     let p = entente_report::Period::parse(&period).map_err(|e| fail(Exit::Failed, e))?;
@@ -191,14 +201,25 @@ pub(crate) async fn run(entries: u64, requests: u64, runs: u32) -> Result<(), Fa
     );
     node.store.close().await;
     drop(node);
+    measure(&root, &data_dir, &period, requests, runs)
+}
 
+/// Times each report command `runs` times on the node in `data_dir`.
+fn measure(
+    root: &std::path::Path,
+    data_dir: &std::path::Path,
+    period: &str,
+    requests: u64,
+    runs: u32,
+) -> Result<(), Failure> {
+    let size = std::fs::metadata(data_dir.join("entente.sqlite")).map(|m| m.len()).unwrap_or(0);
     let d = data_dir.to_str().ok_or_else(|| fail(Exit::Failed, "data dir is not UTF-8"))?;
-    let out = dir.path().join("out");
+    let out = root.join("out");
     let out_s = out.to_str().ok_or_else(|| fail(Exit::Failed, "out dir is not UTF-8"))?;
     let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let commands: [(&str, Vec<&str>); 3] = [
-        ("report stats", vec!["report", "stats", "--period", &period, "--data-dir", d, "--json"]),
-        ("report ledger", vec!["report", "ledger", "--period", &period, "--data-dir", d, "--json"]),
+        ("report stats", vec!["report", "stats", "--period", period, "--data-dir", d, "--json"]),
+        ("report ledger", vec!["report", "ledger", "--period", period, "--data-dir", d, "--json"]),
         (
             "report publish (new release)",
             vec![

@@ -146,19 +146,21 @@ struct EntryView<'a> {
     rules: Vec<&'a str>,
 }
 
+/// The actions whose entries the exact statistics count (flows and consents).
+pub const STATISTICS_ACTIONS: [&str; 8] = [
+    "datum.share",
+    "datum.receive",
+    "evidence.export",
+    "evidence.receive",
+    "incident.notify",
+    "incident.receive",
+    "consent.give",
+    "consent.receive",
+];
+
 /// Whether the exact statistics count entries of `action` (flows and consents).
 pub fn counted_by_statistics(action: &str) -> bool {
-    matches!(
-        action,
-        "datum.share"
-            | "datum.receive"
-            | "evidence.export"
-            | "evidence.receive"
-            | "incident.notify"
-            | "incident.receive"
-            | "consent.give"
-            | "consent.receive"
-    )
+    STATISTICS_ACTIONS.contains(&action)
 }
 
 /// The action of an entry in RFC 8785 form, whose first key is `action` (keys are sorted),

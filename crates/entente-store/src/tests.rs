@@ -526,6 +526,29 @@ async fn data_flows_under_agreements() {
         )
         .await
         .unwrap();
+        // The reports' facts: the database's filter on each entry's first bytes keeps exactly
+        // the flow and consent entries that decoding every entry finds.
+        for store in [&db.store, &nl_db.store] {
+            let h2 = entente_report::Period::parse("2026-H2").unwrap();
+            let mut decoded = Vec::new();
+            let all = store
+                .report_facts(
+                    Vec::new(),
+                    &h2,
+                    Some(&mut |e| {
+                        if entente_report::facts::counted_by_statistics(e.action()) {
+                            decoded.push(e.index());
+                        }
+                    }),
+                )
+                .await
+                .unwrap();
+            let lean = store.report_facts(Vec::new(), &h2, None).await.unwrap();
+            let kept: Vec<u64> = lean.entries.iter().map(|e| e.index).collect();
+            assert!(!kept.is_empty());
+            assert_eq!(kept, decoded);
+            assert_eq!(all.entries, lean.entries);
+        }
         nl_db.drop_schema().await;
         db.drop_schema().await;
     }
