@@ -8,6 +8,7 @@ use entente_console::{Exit, Failure, fail, progress_bar};
 use entente_core::Role;
 use entente_policy::agreement::RequestKind;
 use entente_policy::request::RequestEvent;
+use entente_report::Ratio;
 use entente_store::Verdict;
 use entente_store::requests::{CreateRequest, TransitionRequest};
 use jiff::{SignedDuration, Timestamp};
@@ -87,7 +88,7 @@ pub(crate) async fn run(
     let period = half_year(Timestamp::now());
     if data_dir.join("entente.toml").exists() {
         println!("reusing the node in {}", data_dir.display());
-        return measure(&root, &data_dir, &period, requests, runs);
+        return measure(&root, &data_dir, &period, requests, runs).await;
     }
     let node = make_node(&root, None).await?;
     let ca = bench_user(&node, Role::CentralAuthority).await?;
@@ -201,11 +202,25 @@ pub(crate) async fn run(
     );
     node.store.close().await;
     drop(node);
-    measure(&root, &data_dir, &period, requests, runs)
+    measure(&root, &data_dir, &period, requests, runs).await
 }
 
-/// Times each report command `runs` times on the node in `data_dir`.
-fn measure(
+fn reset_peak_rss() {
+    // Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn row(name: &str, s: &[(f64, f64)]) {
+    let best = s.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
+    let worst = s.iter().map(|x| x.0).fold(0.0, f64::max);
+    let rss = s.iter().map(|x| x.1).fold(0.0, f64::max);
+    println!("  {name:<34} {best:>10.2} {worst:>10.2} {rss:>14.0}");
+}
+
+/// Times each report `runs` times on the node in `data_dir`: in a node process as the API
+/// serves it (the node already open), then as a fresh `entente report` process (opening the
+/// node, with its integrity check, included).
+async fn measure(
     root: &std::path::Path,
     data_dir: &std::path::Path,
     period: &str,
@@ -213,6 +228,90 @@ fn measure(
     runs: u32,
 ) -> Result<(), Failure> {
     let size = std::fs::metadata(data_dir.join("entente.sqlite")).map(|m| m.len()).unwrap_or(0);
+    let p = entente_report::Period::parse(period).map_err(|e| fail(Exit::Failed, e))?;
+    {
+        let node = entente_node::Node::open(data_dir).await?;
+        let (entries, _) = node.store.ledger_head().await?;
+        println!(
+            "in the node process, over {entries} entries and {requests} requests, database {} MiB (best and worst of {runs}; peak RSS of the process):",
+            size / (1 << 20)
+        );
+        println!("  {:<34} {:>10} {:>10} {:>14}", "report", "best s", "worst s", "peak RSS MiB");
+        let mut stats = Vec::new();
+        let mut ledger = Vec::new();
+        let mut publish = Vec::new();
+        for _ in 0..runs {
+            reset_peak_rss();
+            let t = Instant::now();
+            let v = entente_node::reports::statistics(
+                &node,
+                node.operator(),
+                &p,
+                None,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(|e| fail(Exit::Failed, e))?;
+            let (_, st) = entente_console::permitted(v)?;
+            let issued: u64 = st
+                .tables
+                .iter()
+                .filter(|t| t.id == "requests-issued")
+                .flat_map(|t| t.rows.iter())
+                .filter_map(|r| match r.cells.get(4) {
+                    Some(entente_report::stats::Cell::Count(n)) => Some(*n),
+                    _ => None,
+                })
+                .sum();
+            if issued != requests {
+                println!(
+                    "  (note: the statistics count {issued} requests issued, {requests} were made)"
+                );
+            }
+            stats.push((
+                t.elapsed().as_secs_f64(),
+                crate::evidence::peak_rss_mib_of("self").unwrap_or(f64::NAN),
+            ));
+            reset_peak_rss();
+            let t = Instant::now();
+            let v =
+                entente_node::reports::ledger_view(&node, node.operator(), &p, Timestamp::now())
+                    .await
+                    .map_err(|e| fail(Exit::Failed, e))?;
+            entente_console::permitted(v)?;
+            ledger.push((
+                t.elapsed().as_secs_f64(),
+                crate::evidence::peak_rss_mib_of("self").unwrap_or(f64::NAN),
+            ));
+            reset_peak_rss();
+            let dpo = node.operator_for("bench-dpo").await?;
+            let t = Instant::now();
+            let eps = Ratio::parse("1/1000").map_err(|e| fail(Exit::Failed, e))?;
+            let v =
+                entente_node::reports::publish(&node, dpo, &p, Some(eps), true, Timestamp::now())
+                    .await
+                    .map_err(|e| fail(Exit::Failed, e))?;
+            entente_console::permitted(v)?;
+            publish.push((
+                t.elapsed().as_secs_f64(),
+                crate::evidence::peak_rss_mib_of("self").unwrap_or(f64::NAN),
+            ));
+        }
+        row("statistics", &stats);
+        row("oversight view of the ledger", &ledger);
+        row("public release (new, drawn)", &publish);
+        node.store.close().await;
+    }
+    fresh(root, data_dir, period, runs)
+}
+
+/// Times each report command `runs` times as a fresh process on the node in `data_dir`.
+fn fresh(
+    root: &std::path::Path,
+    data_dir: &std::path::Path,
+    period: &str,
+    runs: u32,
+) -> Result<(), Failure> {
     let d = data_dir.to_str().ok_or_else(|| fail(Exit::Failed, "data dir is not UTF-8"))?;
     let out = root.join("out");
     let out_s = out.to_str().ok_or_else(|| fail(Exit::Failed, "out dir is not UTF-8"))?;
@@ -236,7 +335,7 @@ fn measure(
                 "--json",
                 "--new-release",
                 "--epsilon",
-                "1/100",
+                "1/1000",
             ],
         ),
     ];
@@ -249,14 +348,11 @@ fn measure(
         rows.push(((*name).to_owned(), samples));
     }
     println!(
-        "each report by a fresh `entente report` process over {size} entries and {requests} requests (best and worst of {runs}):"
+        "as a fresh `entente report` process (opening the node and its integrity check included):"
     );
-    println!("  {:<30} {:>10} {:>10} {:>14}", "command", "best s", "worst s", "peak RSS MiB");
-    for (name, s) in rows {
-        let best = s.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
-        let worst = s.iter().map(|x| x.0).fold(0.0, f64::max);
-        let rss = s.iter().map(|x| x.1).fold(0.0, f64::max);
-        println!("  {name:<30} {best:>10.2} {worst:>10.2} {rss:>14.0}");
+    println!("  {:<34} {:>10} {:>10} {:>14}", "command", "best s", "worst s", "peak RSS MiB");
+    for (name, samples) in &rows {
+        row(name, samples);
     }
     println!("machine load average: {}", crate::evidence::load_average());
     Ok(())

@@ -29,7 +29,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Ledger entries read per query while the facts are gathered.
 const PAGE: u64 = 10_000;
 
+/// Requests read per query (with all their events) while the facts are gathered.
+const REQUEST_PAGE: u32 = 5_000;
+
 fn ts(s: &str, what: &str) -> Result<Timestamp, StoreError> {
+    s.parse().map_err(|e| StoreError::Inconsistent(format!("{what} `{s}`: {e}")))
+}
+
+fn number(s: &str, what: &str) -> Result<u64, StoreError> {
     s.parse().map_err(|e| StoreError::Inconsistent(format!("{what} `{s}`: {e}")))
 }
 
@@ -84,57 +91,94 @@ impl Store {
         )?;
         let mut facts = Facts { watermark, partners, ..Facts::default() };
 
-        // Requests and their events, both in id order, a page at a time (keyset pagination).
+        // Requests and their events, a page of requests at a time (keyset pagination by id),
+        // each page as two rows: its requests and its events, fields joined by a unit
+        // separator and records by a record separator in the database (neither can occur in
+        // ids, names, timestamps or the grounds' JSON), so that 100,000 requests and their
+        // events cross the driver as a few dozen rows.
+        let (unit, record) = ("\u{1f}", "\u{1e}");
+        let agg = |expr: &str, sep: &str| match self.backend() {
+            crate::store::Backend::Sqlite => format!("group_concat({expr}, {sep})"),
+            crate::store::Backend::Postgres => format!("string_agg({expr}, {sep})"),
+        };
+        let requests_sql = format!(
+            "SELECT {} FROM (SELECT * FROM requests WHERE id > $1 ORDER BY id LIMIT {REQUEST_PAGE}) AS page",
+            agg(
+                "id || $2 || case_id || $2 || kind || $2 || agreement || $2 || requesting || $2 || requested || $2 || CAST(emergency AS TEXT) || $2 || CAST(ledger_index AS TEXT)",
+                "$3"
+            )
+        );
+        let events_sql = format!(
+            "SELECT {} FROM request_events WHERE request_id > $1 AND request_id <= $2",
+            agg(
+                "request_id || $3 || CAST(seq AS TEXT) || $3 || event || $3 || grounds || $3 || at || $3 || CAST(ledger_index AS TEXT)",
+                "$4"
+            )
+        );
+        let bad = |what: &str| StoreError::Inconsistent(format!("{what}: a field is missing"));
         let mut last = String::new();
         loop {
-            let rows = sqlx::query(
-                "SELECT id, case_id, kind, agreement, requesting, requested, emergency, ledger_index FROM requests WHERE id > $1 ORDER BY id LIMIT 5000",
-            )
-            .bind(&last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some(end) = rows.last().map(|r| r.try_get::<String, _>(0)).transpose()? else {
-                break;
-            };
+            let page: Option<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(requests_sql.clone()))
+                    .bind(&last)
+                    .bind(unit)
+                    .bind(record)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let Some(page) = page.filter(|p| !p.is_empty()) else { break };
             let first = facts.requests.len();
-            for r in rows {
-                let (requesting, requested): (String, String) = (r.try_get(4)?, r.try_get(5)?);
-                let emergency: i64 = r.try_get(6)?;
+            for rec in page.split(record) {
+                let f: Vec<&str> = rec.split(unit).collect();
+                let [id, case_id, kind, agreement, requesting, requested, emergency, index] =
+                    f.as_slice()
+                else {
+                    return Err(bad("request"));
+                };
                 facts.requests.push(RequestFact {
                     events: Vec::new(),
-                    id: r.try_get(0)?,
-                    case_id: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    agreement: r.try_get(3)?,
-                    requesting: party(&requesting, "requesting party")?,
-                    requested: party(&requested, "requested party")?,
-                    emergency: emergency != 0,
-                    index: to_u64(r.try_get(7)?)?,
+                    id: (*id).to_owned(),
+                    case_id: (*case_id).to_owned(),
+                    kind: (*kind).to_owned(),
+                    agreement: (*agreement).to_owned(),
+                    requesting: party(requesting, "requesting party")?,
+                    requested: party(requested, "requested party")?,
+                    emergency: *emergency != "0",
+                    index: number(index, "request ledger index")?,
                 });
             }
             let page = &mut facts.requests[first..];
-            for r in sqlx::query(
-                "SELECT request_id, event, grounds, at, ledger_index FROM request_events WHERE request_id > $1 AND request_id <= $2 ORDER BY request_id, seq",
-            )
-            .bind(&last)
-            .bind(&end)
-            .fetch_all(&mut *tx)
-            .await?
+            page.sort_by(|a, b| a.id.cmp(&b.id));
+            let end = page.last().map(|r| r.id.clone()).unwrap_or_default();
+            let events: Option<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(events_sql.clone()))
+                    .bind(&last)
+                    .bind(&end)
+                    .bind(unit)
+                    .bind(record)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let mut seqs: BTreeMap<usize, Vec<(u64, EventFact)>> = BTreeMap::new();
+            for rec in events.as_deref().unwrap_or_default().split(record).filter(|r| !r.is_empty())
             {
-                let id: String = r.try_get(0)?;
-                let grounds: String = r.try_get(2)?;
-                let at: String = r.try_get(3)?;
+                let f: Vec<&str> = rec.split(unit).collect();
+                let [id, seq, name, grounds, at, index] = f.as_slice() else {
+                    return Err(bad("request event"));
+                };
                 let event = EventFact {
-                    name: r.try_get(1)?,
-                    grounds: serde_json::from_str(&grounds).map_err(|e| {
+                    name: (*name).to_owned(),
+                    grounds: serde_json::from_str(grounds).map_err(|e| {
                         StoreError::Inconsistent(format!("request event grounds: {e}"))
                     })?,
-                    at: ts(&at, "request event time")?,
-                    index: to_u64(r.try_get(4)?)?,
+                    at: ts(at, "request event time")?,
+                    index: number(index, "request event ledger index")?,
                 };
-                if let Ok(k) = page.binary_search_by(|q| q.id.as_str().cmp(&id)) {
-                    page[k].events.push(event);
+                if let Ok(k) = page.binary_search_by(|q| q.id.as_str().cmp(id)) {
+                    seqs.entry(k).or_default().push((number(seq, "request event seq")?, event));
                 }
+            }
+            for (k, mut evs) in seqs {
+                evs.sort_by_key(|(seq, _)| *seq);
+                page[k].events = evs.into_iter().map(|(_, e)| e).collect();
             }
             last = end;
         }
