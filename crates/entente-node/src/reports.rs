@@ -83,7 +83,8 @@ pub async fn statistics(
     now: Timestamp,
 ) -> Result<Verdict<Statistics>, ReportsError> {
     let as_of = period.as_of(now)?;
-    let known = partners(node.gate.engine(), node.gate.party());
+    let gate = &node.gate;
+    let known = partners(gate.engine(), gate.party());
     if let Some(p) = partner.filter(|p| !known.contains(p)) {
         let names: Vec<&str> = known.iter().map(PartyCode::as_str).collect();
         return Err(ReportError::Parameter(format!(
@@ -92,14 +93,12 @@ pub async fn statistics(
         ))
         .into());
     }
-    let gate = &node.gate;
     let decision = read_decision(Action::ReportStats, period, who.actor(), gate.party(), now);
     if !decision.is_permit() {
         let v = gate.submit(who, RecordReportRead::refused(ReportRead::Statistics, period), now);
         return refused(v.await?);
     }
-    let partners = partners(gate.engine(), gate.party());
-    let facts = node.store.report_facts(partners, period, None).await?;
+    let facts = node.store.report_facts(known, period, None).await?;
     let party = gate.party().clone();
     let stats = match partner {
         Some(p) => entente_report::stats::compute_for(facts, party, p, period, as_of),

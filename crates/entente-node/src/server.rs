@@ -364,7 +364,18 @@ pub(crate) async fn through_gate<C: GateCommand>(
     command: C,
 ) -> Result<(u64, C::Output), Problem> {
     let authenticated = actor.is_authenticated();
-    match state.node.gate.submit(actor, command, Timestamp::now()).await? {
+    let verdict = state.node.gate.submit(actor, command, Timestamp::now()).await?;
+    settle(state, verdict, authenticated)
+}
+
+/// A verdict as the API answers it: a permit's index and output, or a deny as 401/403 (the
+/// response counters updated either way).
+pub(crate) fn settle<T>(
+    state: &AppState,
+    verdict: Verdict<T>,
+    authenticated: bool,
+) -> Result<(u64, T), Problem> {
+    match verdict {
         Verdict::Permitted { index, output, .. } => {
             state.metrics.permits.fetch_add(1, Ordering::Relaxed);
             Ok((index, output))
@@ -374,6 +385,21 @@ pub(crate) async fn through_gate<C: GateCommand>(
             Err(Problem::denied(index, &decision, authenticated))
         }
     }
+}
+
+/// A request body as read by axum, or the problem that says why it could not be (over
+/// [`MAX_BODY`], a broken stream).
+pub(crate) fn body_of(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, Problem> {
+    body.map_err(|e| {
+        Problem::new(
+            e.status(),
+            "body",
+            "The request body cannot be read",
+            format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
+        )
+    })
 }
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(

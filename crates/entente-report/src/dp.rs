@@ -223,11 +223,21 @@ pub fn discrete_laplace<R: RngCore + CryptoRng>(rng: &mut R, scale: Ratio) -> i6
 pub fn half_width(scale: Ratio, confidence: f64) -> u64 {
     let q = (-1.0 / scale.approx()).exp();
     let tail = 1.0 - confidence;
-    let mut w = 0u64;
-    while 2.0 * q.powf(w as f64 + 1.0) / (1.0 + q) > tail && w < 1_000_000_000 {
-        w += 1;
+    if q >= 1.0 || !(0.0..1.0).contains(&tail) || tail == 0.0 {
+        // A scale too large for a double to tell the noise from none: unbounded in practice.
+        return u64::MAX;
     }
-    w
+    let outside = |w: f64| 2.0 * q.powf(w + 1.0) / (1.0 + q) > tail;
+    // Closed form (w + 1 ≥ ln(2 / ((1 + q)·tail)) / −ln q), then the integer on either side.
+    let estimate = ((2.0 / ((1.0 + q) * tail)).ln() / -q.ln() - 1.0).ceil().max(0.0);
+    let mut w = estimate;
+    while w > 0.0 && !outside(w - 1.0) {
+        w -= 1.0;
+    }
+    while outside(w) {
+        w += 1.0;
+    }
+    w as u64
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! status with the results, key rotation.
 
 use super::ProblemDetails;
-use crate::server::{
-    ApiResult, AppState, MAX_BODY, Problem, actor, json, parse_json, through_gate,
-};
+use crate::server::{ApiResult, AppState, Problem, actor, body_of, json, parse_json, through_gate};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,19 +20,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(psi_query))
         .routes(routes!(psi_status))
         .routes(routes!(psi_rotate))
-}
-
-fn body_of(
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Bytes, Problem> {
-    body.map_err(|e| {
-        Problem::new(
-            e.status(),
-            "body",
-            "The request body cannot be read",
-            format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
-        )
-    })
 }
 
 /// A deconfliction query to one or more partners.

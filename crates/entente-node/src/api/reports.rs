@@ -3,14 +3,14 @@
 
 use super::ProblemDetails;
 use crate::reports::{self, ReportsError};
-use crate::server::{ApiResult, AppState, MAX_BODY, Problem, actor, json, parse_json};
+use crate::server::{ApiResult, AppState, Problem, actor, body_of, json, parse_json, settle};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use entente_core::{Action, Decision};
 use entente_report::stats::{Citation, Table};
 use entente_report::{Period, Ratio, Statistics};
-use entente_store::Verdict;
+use entente_store::GateError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -20,14 +20,14 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(report_stats)).routes(routes!(report_publish))
 }
 
+/// A 422 for the caller's mistake (the same problem as the gate's `Invalid`).
+fn invalid(detail: String) -> Problem {
+    GateError::Invalid(detail).into()
+}
+
 fn problem(e: ReportsError) -> Problem {
     match e {
-        ReportsError::Report(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "The request is invalid",
-            e.to_string(),
-        ),
+        ReportsError::Report(e) => invalid(e.to_string()),
         ReportsError::Gate(e) => e.into(),
     }
 }
@@ -42,20 +42,6 @@ fn unauthenticated_first(authenticated: bool, action: Action) -> Result<(), Prob
         "authn.required",
         format!("{action} needs an authenticated caller"),
     )))
-}
-
-fn verdict<T>(state: &AppState, v: Verdict<T>, authenticated: bool) -> Result<(u64, T), Problem> {
-    use std::sync::atomic::Ordering::Relaxed;
-    match v {
-        Verdict::Permitted { index, output, .. } => {
-            state.metrics.permits.fetch_add(1, Relaxed);
-            Ok((index, output))
-        }
-        Verdict::Denied { index, decision } => {
-            state.metrics.denies.fetch_add(1, Relaxed);
-            Err(Problem::denied(index, &decision, authenticated))
-        }
-    }
 }
 
 /// Which period: `period` (a half-year such as `2026-H2`, or a year) or `from` and `to`.
@@ -76,22 +62,18 @@ pub(crate) struct StatsQuery {
 }
 
 fn period_of(q: &StatsQuery) -> Result<Period, Problem> {
-    let bad = |d: String| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "The request is invalid", d)
-    };
     let instant = |name: &str, v: &str| {
         v.parse::<jiff::Timestamp>().map_err(|e| {
-            bad(format!(
+            invalid(format!(
                 "{name} `{v}`: {e}; expected an RFC 3339 instant such as 2026-07-01T00:00:00Z"
             ))
         })
     };
     match (&q.period, &q.from, &q.to) {
-        (Some(p), None, None) => Period::parse(p).map_err(|e| bad(e.to_string())),
-        (None, Some(f), Some(t)) => {
-            Period::between(instant("from", f)?, instant("to", t)?).map_err(|e| bad(e.to_string()))
-        }
-        _ => Err(bad("give period (e.g. 2026-H2), or both from and to".to_owned())),
+        (Some(p), None, None) => Period::parse(p).map_err(|e| invalid(e.to_string())),
+        (None, Some(f), Some(t)) => Period::between(instant("from", f)?, instant("to", t)?)
+            .map_err(|e| invalid(e.to_string())),
+        _ => Err(invalid("give period (e.g. 2026-H2), or both from and to".to_owned())),
     }
 }
 
@@ -261,22 +243,13 @@ async fn report_stats(
     let partner = q
         .partner
         .as_deref()
-        .map(|p| {
-            p.parse::<entente_core::PartyCode>().map_err(|e| {
-                Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid",
-                    "The request is invalid",
-                    format!("partner: {e}"),
-                )
-            })
-        })
+        .map(|p| p.parse::<entente_core::PartyCode>().map_err(|e| invalid(format!("partner: {e}"))))
         .transpose()?;
     let v =
         reports::statistics(&state.node, actor, &period, partner.as_ref(), jiff::Timestamp::now())
             .await
             .map_err(problem)?;
-    let (index, stats) = verdict(&state, v, authenticated)?;
+    let (index, stats) = settle(&state, v, authenticated)?;
     if let Some(row) = &q.explain {
         let Some((table, r)) = stats.explain(row) else {
             return Err(Problem::new(
@@ -357,25 +330,15 @@ async fn report_publish(
     let actor = actor(&state.node, &headers).await?;
     let authenticated = actor.is_authenticated();
     unauthenticated_first(authenticated, Action::ReportPublish)?;
-    let body = body.map_err(|e| {
-        Problem::new(
-            e.status(),
-            "body",
-            "The request body cannot be read",
-            format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
-        )
-    })?;
+    let body = body_of(body)?;
     let req: NewPublication = parse_json(&headers, &body)?;
-    let bad = |d: String| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "The request is invalid", d)
-    };
-    let period = Period::parse(&req.period).map_err(|e| bad(e.to_string()))?;
+    let period = Period::parse(&req.period).map_err(|e| invalid(e.to_string()))?;
     let epsilon = req
         .epsilon
         .as_deref()
         .map(Ratio::parse)
         .transpose()
-        .map_err(|m| bad(format!("epsilon {m}")))?;
+        .map_err(|m| invalid(format!("epsilon {m}")))?;
     let v = reports::publish(
         &state.node,
         actor,
@@ -386,7 +349,7 @@ async fn report_publish(
     )
     .await
     .map_err(problem)?;
-    let (index, p) = verdict(&state, v, authenticated)?;
+    let (index, p) = settle(&state, v, authenticated)?;
     let status = if p.reissued { StatusCode::OK } else { StatusCode::CREATED };
     json(
         status,

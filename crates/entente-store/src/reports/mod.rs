@@ -208,7 +208,7 @@ impl Store {
             crate::store::Backend::Sqlite => "group_concat(CAST(entry AS TEXT), $3)",
             crate::store::Backend::Postgres => "string_agg(convert_from(entry, 'UTF8'), $3)",
         };
-        // Only constants and placeholders are formatted in; every value is bound.
+        // Only constants and `$N` bind markers are formatted into the SQL; every value is bound.
         let sql = format!(
             "SELECT {join} FROM (SELECT entry FROM ledger_entries WHERE idx >= $1 AND idx < $2{filter}) AS page"
         );
@@ -251,12 +251,11 @@ impl Store {
         for (item, ids) in wanted {
             let table = if item == "datum" { "data_items" } else { "evidence_items" };
             let ids: Vec<String> = ids.into_iter().collect();
-            for chunk in ids.chunks(500) {
-                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-                // Only the table name (one of two constants) and placeholders are formatted in;
-                // every id is bound.
-                let sql =
-                    format!("SELECT id, category FROM {table} WHERE id IN ({})", marks.join(", "));
+            for chunk in ids.chunks(crate::gate::MAX_PARAMS) {
+                // `(p1),(p2),…` is a valid IN list on both backends (the gate's own helper);
+                // only the table name (one of two constants) is formatted in, every id bound.
+                let list = crate::gate::placeholders(self.backend(), 1, chunk.len());
+                let sql = format!("SELECT id, category FROM {table} WHERE id IN ({list})");
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for id in chunk {
                     q = q.bind(id);
@@ -458,14 +457,7 @@ impl RecordReportRead {
     /// # Errors
     /// Encoding faults.
     pub fn statistics(s: &Statistics) -> Result<Self, GateError> {
-        Ok(RecordReportRead {
-            read: ReportRead::Statistics,
-            label: s.period.label.clone(),
-            digest: Some(
-                entente_core::canonical::canonical_digest(s).map_err(GateError::encoding)?,
-            ),
-            watermark: s.watermark,
-        })
+        Self::served(ReportRead::Statistics, &s.period, s.watermark, s)
     }
 
     /// The read of `v`.
@@ -473,14 +465,18 @@ impl RecordReportRead {
     /// # Errors
     /// Encoding faults.
     pub fn ledger(v: &LedgerView) -> Result<Self, GateError> {
-        Ok(RecordReportRead {
-            read: ReportRead::Ledger,
-            label: v.period.label.clone(),
-            digest: Some(
-                entente_core::canonical::canonical_digest(v).map_err(GateError::encoding)?,
-            ),
-            watermark: v.watermark,
-        })
+        Self::served(ReportRead::Ledger, &v.period, v.watermark, v)
+    }
+
+    fn served(
+        read: ReportRead,
+        period: &Period,
+        watermark: u64,
+        report: &impl serde::Serialize,
+    ) -> Result<Self, GateError> {
+        let digest =
+            entente_core::canonical::canonical_digest(report).map_err(GateError::encoding)?;
+        Ok(RecordReportRead { read, label: period.label.clone(), digest: Some(digest), watermark })
     }
 
     /// A read refused before anything was read ([`read_decision`] denied): recorded so.
