@@ -98,6 +98,66 @@ fn indicator(n: u32, extra: &str) -> String {
     )
 }
 
+/// Issue 16 finding 7: the status resource of an import was one unbounded document, readable
+/// by every role, listing the ids of RED objects. It is now paged and only its requester's.
+#[tokio::test]
+async fn a_status_is_paged_and_only_its_requester_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nl");
+    let (token, coll) = node_with_collection(&dir);
+    let other = add_user(&dir, "cert2", "csirt");
+    let server = Server::start(&dir, Duration::from_secs(30)).await;
+    let http = reqwest::Client::new();
+    let objs: Vec<String> = (1..=3)
+        .map(|n| {
+            indicator(
+                n,
+                r#","object_marking_refs":["marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"],"x_entente_recipients":["DE"]"#,
+            )
+        })
+        .collect();
+    let r = http
+        .post(format!("{}/taxii2/api/collections/{coll}/objects/", server.url))
+        .bearer_auth(&token)
+        .header("Content-Type", TAXII)
+        .body(format!(r#"{{"objects":[{}]}}"#, objs.join(",")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let posted: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(posted["successes"].as_array().unwrap().len(), 3, "{posted}");
+    assert!(posted.get("next").is_none(), "{posted}");
+    let id = posted["id"].as_str().unwrap().to_owned();
+    let status = format!("{}/taxii2/api/status/{id}/", server.url);
+    let get = |q: &str, t: &str| http.get(format!("{status}{q}")).bearer_auth(t).send();
+
+    let r = get("?limit=2", &token).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, TAXII));
+    let p1: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((p1["success_count"].as_u64(), p1["next"].as_str()), (Some(3), Some("2")), "{p1}");
+    assert_eq!(p1["successes"].as_array().unwrap().len(), 2, "{p1}");
+    let p2: serde_json::Value = get("?limit=2&next=2", &token).await.unwrap().json().await.unwrap();
+    assert_eq!(p2["successes"].as_array().unwrap().len(), 1, "{p2}");
+    assert!(p2.get("next").is_none(), "{p2}");
+    let mut seen: Vec<&serde_json::Value> = p1["successes"].as_array().unwrap().iter().collect();
+    seen.extend(p2["successes"].as_array().unwrap());
+    assert_eq!(seen, posted["successes"].as_array().unwrap().iter().collect::<Vec<_>>());
+
+    // Another user of the same role sees no such status: not even that it exists.
+    let r = get("", &other).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("\"http_status\":\"404\"") && !body.contains("indicator--"), "{body}");
+    // Bad paging parameters are TAXII errors naming the parameter.
+    for (q, needle) in [("?limit=0", "limit"), ("?next=x", "next"), ("?page=2", "`page`")] {
+        let r = get(q, &token).await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{q}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(needle), "{q}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_with_taxii_errors_and_nothing_half_imported() {
     let tmp = tempfile::tempdir().unwrap();

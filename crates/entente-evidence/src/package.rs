@@ -718,9 +718,19 @@ fn verify_plain(
     }
     let (proven, carried) = check_items(&manifest, cp.size, cp.root)?;
 
-    // The payloads: each declared, once, of its declared size, hashed as it is read.
+    // The payloads: each declared, once, of its declared size, hashed as it is read, in the
+    // order `write_package` emits them (each item's payload where it first appears), so that a
+    // package has one encoding and one hash.
     let mut seen = BTreeSet::from([MANIFEST.to_owned(), SIGNATURE.to_owned(), SENDER_KEY.into()]);
     seen.extend([SUMS.to_owned(), CHECKPOINT.to_owned(), CASE_FILE.to_owned()]);
+    let mut order = Vec::with_capacity(manifest.items.len());
+    let mut listed = BTreeSet::new();
+    for item in &manifest.items {
+        if listed.insert(item.payload.as_str()) {
+            order.push(item.payload.as_str());
+        }
+    }
+    let mut next = order.iter();
     while let Some((name, size)) = tar.next_member()? {
         check_path(&name)?;
         let Some(declared) = manifest.files.get(&name) else {
@@ -730,6 +740,20 @@ fn verify_plain(
         };
         if !seen.insert(name.clone()) {
             return Err(PackageError::Layout(format!("member `{name}` appears twice")));
+        }
+        match next.next() {
+            Some(expected) if *expected == name => {}
+            Some(expected) => {
+                return Err(PackageError::Layout(format!(
+                    "member `{name}` is out of order: `{expected}` comes here (payloads follow \
+                     the order of the items that first name them)"
+                )));
+            }
+            None => {
+                return Err(PackageError::Layout(format!(
+                    "member `{name}` is not the payload of any item"
+                )));
+            }
         }
         if size != declared.size {
             return Err(PackageError::SizeMismatch { name, size, declared: declared.size });

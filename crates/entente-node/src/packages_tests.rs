@@ -267,6 +267,17 @@ async fn packages_verify_and_every_tampering_is_refused() {
     let mut m = members(&f.plain);
     m.swap(0, 1);
     assert!(matches!(check(&f, &pack(&m)).unwrap_err(), PackageError::Layout(_)));
+    // The two payloads in the other order: every byte is signed and hashed, yet the encoding
+    // is not the one `write_package` emits, so the package would have a second hash.
+    let mut m = members(&f.plain);
+    let n = m.len();
+    assert!(m[n - 2].0.starts_with("payloads/") && m[n - 1].0.starts_with("payloads/"));
+    m.swap(n - 2, n - 1);
+    let e = check(&f, &pack(&m)).unwrap_err();
+    assert!(
+        matches!(&e, PackageError::Layout(d) if d.contains("out of order") && d.contains(&m[n - 1].0)),
+        "{e}"
+    );
     let _ = &f.root;
 }
 

@@ -30,7 +30,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::prelude::{BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use entente_core::policy::{DecisionRequest, decide};
-use entente_core::{Action, Actor, Subject, SubjectKind};
+use entente_core::{Action, Actor, Role, Subject, SubjectKind};
 use entente_intel::stix;
 use entente_store::Principal;
 use entente_store::{
@@ -378,14 +378,66 @@ async fn collection(
     Ok(taxii_json(StatusCode::OK, collection_json(&c, actor.actor(), &state).to_string()))
 }
 
+/// A status resource: readable only by whoever made its import (its list of object ids is
+/// theirs; a RED object's id is no one else's business), to everyone else as if it did not
+/// exist. The objects come a page at a time (`limit`, default 1,000, at most 10,000; `next`,
+/// the position the previous page gave), the counts always whole.
 async fn status(
     State(state): State<TaxiiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> TaxiiResult {
-    authenticated(&state, &headers).await?;
-    let s = state.node.store.intel_status(&id).await?;
-    let body = json!({
+    let actor = authenticated(&state, &headers).await?;
+    let (mut first, mut limit) = (0, entente_store::intel::STATUS_PAGE);
+    for (k, v) in &params {
+        let n = || {
+            v.parse::<u64>().map_err(|_| {
+                TaxiiError::bad(format!("{k}: `{v}` is not a whole number of objects"))
+            })
+        };
+        match k.as_str() {
+            "next" => first = n()?,
+            "limit" => {
+                limit = n()?;
+                if limit == 0 {
+                    return Err(TaxiiError::bad("limit: give at least 1"));
+                }
+            }
+            _ => {
+                return Err(TaxiiError::bad(format!(
+                    "`{k}` is not a parameter of a status resource (limit, next)"
+                )));
+            }
+        }
+    }
+    let gone = || {
+        TaxiiError::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("no status `{id}` that this caller may read"),
+        )
+    };
+    let s = match state.node.store.intel_status(&id, first, limit).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound(_)) => return Err(gone()),
+        Err(e) => return Err(e.into()),
+    };
+    let own = s.requested_by.as_deref()
+        == Some(entente_store::intel::requester_of(actor.actor()).as_str());
+    // A status kept before its requester was recorded: the node's administrators only.
+    let legacy = s.requested_by.is_none()
+        && matches!(actor.actor(), Actor::User { role: Role::Admin, .. });
+    if !own && !legacy {
+        return Err(gone());
+    }
+    Ok(taxii_json(StatusCode::OK, status_json(&s).to_string()))
+}
+
+/// The TAXII 2.1 status resource, with `next` (the position of the following page) when
+/// its objects do not all fit on this one.
+fn status_json(s: &entente_store::IntelStatus) -> Value {
+    let mut body = json!({
         "id": s.id,
         "status": s.status,
         "request_timestamp": s.request_timestamp,
@@ -397,7 +449,10 @@ async fn status(
         "failures": s.failures,
         "pendings": [],
     });
-    Ok(taxii_json(StatusCode::OK, body.to_string()))
+    if let (Some(next), Some(map)) = (s.next, body.as_object_mut()) {
+        map.insert("next".into(), json!(next.to_string()));
+    }
+    body
 }
 
 /// The query parameters of a read, and the fingerprint a cursor is bound to.
@@ -784,19 +839,7 @@ async fn add_objects(
         status_id,
     };
     let (_, s) = through_gate(&state, actor, command).await?;
-    let body = json!({
-        "id": s.id,
-        "status": s.status,
-        "request_timestamp": s.request_timestamp,
-        "total_count": s.total_count,
-        "success_count": s.success_count,
-        "failure_count": s.failure_count,
-        "pending_count": s.pending_count,
-        "successes": s.successes,
-        "failures": s.failures,
-        "pendings": [],
-    });
-    Ok(taxii_json(StatusCode::ACCEPTED, body.to_string()))
+    Ok(taxii_json(StatusCode::ACCEPTED, status_json(&s).to_string()))
 }
 
 #[cfg(test)]

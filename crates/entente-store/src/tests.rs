@@ -1189,7 +1189,16 @@ async fn intel_import_and_tlp_reads() {
         let v = gate.submit(csirt.clone(), import(first.clone(), s1), now).await.unwrap();
         let Verdict::Permitted { output: st, .. } = v else { panic!("{v:?}") };
         assert_eq!((st.total_count, st.success_count), (3, 3));
-        assert_eq!(db.store.intel_status(s1).await.unwrap().success_count, 3);
+        let page = db.store.intel_status(s1, 0, 1000).await.unwrap();
+        assert_eq!((page.success_count, page.successes.len(), page.next), (3, 3, None));
+        assert_eq!(page.successes, st.successes);
+        assert_eq!(page.requested_by.as_deref(), Some("user:cert"), "{page:?}");
+        // Read a page at a time: two, then the last one.
+        let p1 = db.store.intel_status(s1, 0, 2).await.unwrap();
+        assert_eq!((p1.successes.len(), p1.next), (2, Some(2)));
+        let p2 = db.store.intel_status(s1, 2, 2).await.unwrap();
+        assert_eq!((p2.successes.len(), p2.next, p2.success_count), (1, None, 3));
+        assert_eq!([&p1.successes[..], &p2.successes[..]].concat(), page.successes);
         // A new version of 1, the same 3 again (a success, not a failure), and a changed 2
         // with the stored version: the whole import is refused.
         let s2 = "22222222-2222-4222-8222-222222222222";
@@ -1200,7 +1209,7 @@ async fn intel_import_and_tlp_reads() {
         ];
         let e = gate.submit(csirt.clone(), import(bad.clone(), s2), now).await;
         assert!(matches!(&e, Err(GateError::Conflict(m)) if m.contains("000000000002")), "{e:?}");
-        assert!(db.store.intel_status(s2).await.is_err());
+        assert!(db.store.intel_status(s2, 0, 10).await.is_err());
         let v = gate.submit(csirt.clone(), import(bad[..2].to_vec(), s2), now).await.unwrap();
         let Verdict::Permitted { output: st, .. } = v else { panic!("{v:?}") };
         assert_eq!(st.success_count, 2);

@@ -151,11 +151,34 @@ fn routes_outside_the_document_are_taxiis_and_described() {
     let described: BTreeSet<_> = super::intel::ROUTES
         .iter()
         .flat_map(|(path, methods)| {
-            methods.iter().map(|(m, _)| ((*m).to_owned(), (*path).to_owned()))
+            methods.iter().map(|(m, _, _)| ((*m).to_owned(), (*path).to_owned()))
         })
         .collect();
     assert!(!served.is_empty());
     assert_eq!(served, described, "the TAXII routes served and described differ");
+    // Every query parameter a TAXII read accepts is in the document, and none it does not.
+    let taxii = include_str!("../taxii.rs");
+    let mut doc = utoipa::openapi::OpenApi::default();
+    super::intel::describe(&mut doc);
+    let doc = serde_json::to_value(&doc).unwrap();
+    let names = |path: &str| -> BTreeSet<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let objects = names("/taxii2/api/collections/{id}/objects/");
+    assert_eq!(objects.len(), 7, "{objects:?}");
+    for name in &objects {
+        assert!(taxii.contains(&format!("\"{name}\" =>")), "`{name}` is described, not parsed");
+    }
+    assert_eq!(
+        names("/taxii2/api/status/{id}/"),
+        BTreeSet::from(["limit".to_owned(), "next".to_owned()])
+    );
 }
 
 async fn node(dir: &std::path::Path) -> Node {

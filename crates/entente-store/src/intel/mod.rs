@@ -155,10 +155,33 @@ pub struct IntelStatus {
     pub failure_count: u64,
     /// Objects pending.
     pub pending_count: u64,
-    /// The objects stored.
+    /// The objects stored: one page of them, from `first` (the whole count is
+    /// `success_count`).
     pub successes: Vec<StatusDetail>,
-    /// The objects refused.
+    /// The objects refused (on the same page).
     pub failures: Vec<StatusDetail>,
+    /// Who made the import (`user:NAME`, `peer:XX`, `operator`); only they may read the
+    /// status. `None` for a status recorded before this was kept.
+    pub requested_by: Option<String>,
+    /// The position of the first object on this page.
+    pub first: u64,
+    /// The position of the first object of the next page, if there is one.
+    pub next: Option<u64>,
+}
+
+/// Objects of a status resource listed per page by default.
+pub const STATUS_PAGE: u64 = 1000;
+/// The most objects of a status resource one page may list.
+pub const MAX_STATUS_PAGE: u64 = 10_000;
+
+/// Who made an import, as its status resource records it.
+pub fn requester_of(actor: &Actor) -> String {
+    match actor {
+        Actor::User { name, .. } | Actor::OperatorFor { name, .. } => format!("user:{name}"),
+        Actor::Peer { party } => format!("peer:{party}"),
+        Actor::Operator => "operator".into(),
+        Actor::Anonymous => "anonymous".into(),
+    }
 }
 
 fn not_found(id: &str) -> GateError {
@@ -333,7 +356,7 @@ impl GateCommand for IntelImport {
             &objects,
             &originator,
             importer,
-            &status_id,
+            (&status_id, requester_of(cx.actor)),
             cx.now,
             cx.index,
         )
@@ -583,7 +606,7 @@ async fn import(
     objects: &Arc<Vec<StixObject>>,
     originator: &PartyCode,
     importer: Option<String>,
-    status_id: &str,
+    (status_id, requested_by): (&str, String),
     now: Timestamp,
     index: u64,
 ) -> Result<(IntelStatus, Vec<(String, String)>), GateError> {
@@ -729,18 +752,6 @@ async fn import(
         }
         q.execute(&mut **tx).await?;
     }
-    let status = IntelStatus {
-        id: status_id.to_owned(),
-        collection_id: collection.to_owned(),
-        status: "complete".into(),
-        request_timestamp: now_text,
-        total_count: objects.len() as u64,
-        success_count: successes.len() as u64,
-        failure_count: 0,
-        pending_count: 0,
-        successes,
-        failures: Vec::new(),
-    };
     let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM intel_status WHERE id = $1")
         .bind(status_id)
         .fetch_optional(&mut **tx)
@@ -749,22 +760,61 @@ async fn import(
         return Err(GateError::Conflict(format!("status `{status_id}` already exists")));
     }
     sqlx::query(
-        "INSERT INTO intel_status (id, collection_id, status, request_timestamp, total_count, success_count, failure_count, pending_count, successes, failures, ledger_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO intel_status (id, collection_id, status, request_timestamp, total_count, success_count, failure_count, pending_count, successes, failures, ledger_index, requested_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]', '[]', $9, $10)",
     )
-    .bind(&status.id)
-    .bind(&status.collection_id)
-    .bind(&status.status)
-    .bind(&status.request_timestamp)
-    .bind(to_i64(status.total_count)?)
-    .bind(to_i64(status.success_count)?)
+    .bind(status_id)
+    .bind(collection)
+    .bind("complete")
+    .bind(&now_text)
+    .bind(to_i64(objects.len() as u64)?)
+    .bind(to_i64(successes.len() as u64)?)
     .bind(0i64)
     .bind(0i64)
-    .bind(serde_json::to_string(&status.successes).map_err(|e| GateError::Encoding(e.to_string()))?)
-    .bind("[]")
     .bind(index_i)
+    .bind(&requested_by)
     .execute(&mut **tx)
     .await?;
+    // One row per object, so that the status is read a page at a time.
+    const DETAIL_COLS: usize = 6;
+    for (c, chunk) in successes.chunks(MAX_PARAMS / DETAIL_COLS).enumerate() {
+        let sql = multi_row_insert(
+            backend,
+            "intel_status_objects (status_id, n, outcome, id, version, message)",
+            DETAIL_COLS,
+            chunk.len(),
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for (i, d) in chunk.iter().enumerate() {
+            let n = c * (MAX_PARAMS / DETAIL_COLS) + i;
+            q = q
+                .bind(status_id)
+                .bind(to_i64(n as u64)?)
+                .bind("success")
+                .bind(&d.id)
+                .bind(&d.version)
+                .bind(&d.message);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let total = successes.len() as u64;
+    let mut successes = successes;
+    successes.truncate(STATUS_PAGE as usize);
+    let status = IntelStatus {
+        id: status_id.to_owned(),
+        collection_id: collection.to_owned(),
+        status: "complete".into(),
+        request_timestamp: now_text,
+        total_count: objects.len() as u64,
+        success_count: total,
+        failure_count: 0,
+        pending_count: 0,
+        successes,
+        failures: Vec::new(),
+        requested_by: Some(requested_by),
+        first: 0,
+        next: (total > STATUS_PAGE).then_some(STATUS_PAGE),
+    };
     let hashes = vec![
         ("objects".to_owned(), format!("sha256:{}", hex::encode(digests.finalize()))),
         (
@@ -981,20 +1031,44 @@ impl Store {
     ///
     /// # Errors
     /// `NotFound` for an unknown id; database failures.
-    pub async fn intel_status(&self, id: &str) -> Result<IntelStatus, StoreError> {
+    pub async fn intel_status(
+        &self,
+        id: &str,
+        first: u64,
+        limit: u64,
+    ) -> Result<IntelStatus, StoreError> {
+        let limit = limit.clamp(1, MAX_STATUS_PAGE);
         let row = sqlx::query(
-            "SELECT id, collection_id, status, request_timestamp, total_count, success_count, failure_count, pending_count, successes, failures \
+            "SELECT id, collection_id, status, request_timestamp, total_count, success_count, failure_count, pending_count, requested_by \
              FROM intel_status WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("status `{id}`")))?;
-        let list = |i: usize| -> Result<Vec<StatusDetail>, StoreError> {
-            let s: String = row.try_get(i)?;
-            serde_json::from_str(&s)
-                .map_err(|e| StoreError::Inconsistent(format!("status {id}: {e}")))
-        };
+        let rows = sqlx::query(
+            "SELECT n, outcome, id, version, message FROM intel_status_objects \
+             WHERE status_id = $1 AND n >= $2 ORDER BY n LIMIT $3",
+        )
+        .bind(id)
+        .bind(to_i64(first)?)
+        .bind(to_i64(limit + 1)?)
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut successes, mut failures, mut next) = (Vec::new(), Vec::new(), None);
+        for (i, r) in rows.iter().enumerate() {
+            let n = to_u64(r.try_get(0)?)?;
+            if i as u64 == limit {
+                next = Some(n);
+                break;
+            }
+            let outcome: String = r.try_get(1)?;
+            let d = StatusDetail { id: r.try_get(2)?, version: r.try_get(3)?, message: r.try_get(4)? };
+            match outcome.as_str() {
+                "success" => successes.push(d),
+                _ => failures.push(d),
+            }
+        }
         Ok(IntelStatus {
             id: row.try_get(0)?,
             collection_id: row.try_get(1)?,
@@ -1004,8 +1078,11 @@ impl Store {
             success_count: to_u64(row.try_get(5)?)?,
             failure_count: to_u64(row.try_get(6)?)?,
             pending_count: to_u64(row.try_get(7)?)?,
-            successes: list(8)?,
-            failures: list(9)?,
+            successes,
+            failures,
+            requested_by: row.try_get(8)?,
+            first,
+            next,
         })
     }
 }
