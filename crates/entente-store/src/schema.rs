@@ -24,6 +24,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (12, "psi", include_str!("../migrations/sqlite/0012_psi.sql")),
     (13, "psi rotation", include_str!("../migrations/sqlite/0013_psi_rotation.sql")),
     (14, "reports", include_str!("../migrations/sqlite/0014_reports.sql")),
+    (15, "maintenance", include_str!("../migrations/sqlite/0015_maintenance.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -44,6 +45,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (12, "psi", include_str!("../migrations/postgres/0012_psi.sql")),
     (13, "psi rotation", include_str!("../migrations/postgres/0013_psi_rotation.sql")),
     (14, "reports", include_str!("../migrations/postgres/0014_reports.sql")),
+    (15, "maintenance", include_str!("../migrations/postgres/0015_maintenance.sql")),
 ];
 
 /// The migrator for `backend`.
