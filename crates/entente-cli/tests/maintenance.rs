@@ -370,6 +370,7 @@ async fn status_and_metrics() {
     let fresh = json_of(&entente_ok(&["status", "--data-dir", s(&nl), "--json"]));
     insta::assert_snapshot!("status_fresh", redacted(fresh));
     entente_ok(&["backup", "--data-dir", s(&nl), "--to", s(&tmp.path().join("bk"))]);
+    std::fs::create_dir_all(nl.join("blobs/tmp")).unwrap();
     std::fs::write(nl.join("blobs/tmp/00ff00ff00ff00ff00ff00ff.part"), b"x").unwrap();
     entente_ok(&["maintenance", "sweep", "--data-dir", s(&nl), "--grace", "0"]);
     let after = json_of(&entente_ok(&["status", "--data-dir", s(&nl), "--json"]));
