@@ -15,6 +15,7 @@ mod framework;
 mod incident;
 mod intel;
 mod lexicon;
+mod maintenance;
 mod peer;
 mod psi;
 mod report;
@@ -166,6 +167,38 @@ enum Cmd {
     Psi {
         #[command(subcommand)]
         command: psi::PsiCmd,
+    },
+    /// Back the node up, consistently, while it may be serving (database snapshot, blobs, keys, configuration, manifest)
+    Backup {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A new (or empty) directory for the backup
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a new data directory, verified before it is put in place
+    Restore {
+        /// The backup directory (made by `entente backup`)
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not exist, or be empty)
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Maintenance: sweep crash leftovers from the blob store
+    Maintenance {
+        #[command(subcommand)]
+        command: maintenance::MaintenanceCmd,
+    },
+    /// The operator's view: version, database, blob store, ledger, witnesses, outbox, fetches, last backup and sweep
+    Status {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Transparency and oversight: exact statistics, the ledger seen by an oversight body, the
     /// differentially private public report and its verification
@@ -321,6 +354,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Serve { data_dir, listen, federation_listen } => {
             let node = Node::open(&data_dir).await?;
+            // Crash leftovers of earlier runs, after the grace period (`[maintenance]`).
+            maintenance::sweep_at_start(&node).await;
             let addr = listen.unwrap_or(node.config.listen);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -384,6 +419,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Peer { command } => peer::run(command).await,
         Cmd::Psi { command } => psi::run(command).await,
         Cmd::Report { command } => report::run(command).await,
+        Cmd::Backup { data_dir, to } => maintenance::backup(&data_dir, &to).await,
+        Cmd::Restore { from, data_dir } => maintenance::restore(&from, &data_dir).await,
+        Cmd::Maintenance { command } => maintenance::run(command).await,
+        Cmd::Status { data_dir, json } => maintenance::status(&data_dir, json).await,
         Cmd::User { command: UserCmd::Add { data_dir, name, role } } => {
             let role: Role = role.parse()?;
             let node = Node::open(&data_dir).await?;

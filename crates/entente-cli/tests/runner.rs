@@ -24,6 +24,7 @@ mod hostile;
 mod incident;
 mod intel;
 mod lexicon;
+mod maintenance;
 mod pilot;
 mod psi;
 mod redress;

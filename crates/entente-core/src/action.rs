@@ -244,6 +244,14 @@ pub enum Action {
     /// hash of the source, never the caller's own text.
     #[serde(rename = "refusals.record")]
     RefusalsRecord,
+    /// A backup of the node taken by its operator (`entente backup`): the subject is the
+    /// digest of the backup's manifest, which names the ledger size and root it holds.
+    #[serde(rename = "node.backup")]
+    NodeBackup,
+    /// Crash leftovers swept from the blob store (temporary parts, blobs with no committed
+    /// row): counts and bytes only.
+    #[serde(rename = "maintenance.sweep")]
+    MaintenanceSweep,
 }
 
 impl Action {
@@ -308,6 +316,8 @@ impl Action {
             Action::ReportLedger => "report.ledger",
             Action::ReportPublish => "report.publish",
             Action::RefusalsRecord => "refusals.record",
+            Action::NodeBackup => "node.backup",
+            Action::MaintenanceSweep => "maintenance.sweep",
         }
     }
 }
@@ -324,6 +334,8 @@ impl fmt::Display for Action {
 /// (`requests:open`, `incident-notifications:all`), read as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SubjectKind {
+    /// `backup`: a backup of the node (the SHA-256 of its manifest).
+    Backup,
     /// `case`: a case (its id).
     Case,
     /// `certificate`: a TLS certificate (its SHA-256), before it is known as a peer.
@@ -375,7 +387,8 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     /// Every kind.
-    pub const ALL: [SubjectKind; 23] = [
+    pub const ALL: [SubjectKind; 24] = [
+        SubjectKind::Backup,
         SubjectKind::Case,
         SubjectKind::Certificate,
         SubjectKind::Collection,
@@ -404,6 +417,7 @@ impl SubjectKind {
     /// Its name in ledger entries.
     pub const fn as_str(self) -> &'static str {
         match self {
+            SubjectKind::Backup => "backup",
             SubjectKind::Case => "case",
             SubjectKind::Certificate => "certificate",
             SubjectKind::Collection => "collection",

@@ -16,7 +16,9 @@ pub struct NodeConfig {
     pub party: PartyCode,
     /// The authority running the node.
     pub name: String,
-    /// Storage URL: `sqlite://…` (default, inside the data directory) or `postgres://…`.
+    /// Storage URL: `sqlite://entente.sqlite` (default: a path relative to the data
+    /// directory, so that the directory can be moved or copied), an absolute
+    /// `sqlite:///path`, or `postgres://…`. Use [`NodeConfig::database_url_in`] to open it.
     pub database_url: String,
     /// Directory for blobs (evidence), relative to the data directory unless absolute.
     pub blob_dir: PathBuf,
@@ -45,6 +47,64 @@ pub struct NodeConfig {
     /// a release, and the contribution bounds per case (`docs/transparency.md`).
     #[serde(default, skip_serializing_if = "ReportsConfig::is_default")]
     pub reports: ReportsConfig,
+    /// Maintenance (`[maintenance]`): the grace period after which crash leftovers in the
+    /// blob store are swept.
+    #[serde(default, skip_serializing_if = "MaintenanceConfig::is_default")]
+    pub maintenance: MaintenanceConfig,
+}
+
+/// The `[maintenance]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// Seconds a temporary blob part, or a blob no committed row names, must be left
+    /// untouched before a sweep removes it (default one hour: an upload in progress keeps
+    /// writing its part, and a blob is committed moments before its row).
+    pub sweep_grace_secs: u64,
+    /// Whether `entente serve` sweeps at start-up (default true).
+    pub sweep_at_start: bool,
+}
+
+/// Default grace period of a sweep: an hour.
+pub const DEFAULT_SWEEP_GRACE_SECS: u64 = 3600;
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig { sweep_grace_secs: DEFAULT_SWEEP_GRACE_SECS, sweep_at_start: true }
+    }
+}
+
+impl MaintenanceConfig {
+    fn is_default(&self) -> bool {
+        *self == MaintenanceConfig::default()
+    }
+}
+
+/// The default `database_url` that `entente init` writes: the SQLite file
+/// [`crate::identity::DB_FILE`], relative to the data directory.
+pub fn default_sqlite_url() -> String {
+    format!("sqlite://{}", crate::identity::DB_FILE)
+}
+
+/// `url` with a relative SQLite path resolved against `data_dir` (made absolute); absolute
+/// SQLite paths, `:memory:` and PostgreSQL URLs unchanged.
+pub fn resolve_database_url(url: &str, data_dir: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_owned();
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
+        return url.to_owned();
+    }
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let joined = dir.join(path);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", joined.display()),
+        None => format!("sqlite://{}", joined.display()),
+    }
 }
 
 /// The `[reports]` section: differential privacy of the public report.
@@ -366,6 +426,11 @@ impl NodeConfig {
         })
     }
 
+    /// The database URL to open for the node in `data_dir`: [`resolve_database_url`].
+    pub fn database_url_in(&self, data_dir: &Path) -> String {
+        resolve_database_url(&self.database_url, data_dir)
+    }
+
     /// The configuration as TOML.
     ///
     /// # Errors
@@ -415,6 +480,37 @@ mod tests {
         assert_eq!(NodeConfig::parse(Path::new("x"), &c.to_toml().unwrap()).unwrap(), c);
         let e = err(&format!("{GOOD}[limits]\nmax_sockets = 3\n"));
         assert!(e.contains("unknown field `max_sockets`"), "{e}");
+    }
+
+    #[test]
+    fn database_url_resolution() {
+        let d = Path::new("/srv/nl");
+        assert_eq!(
+            resolve_database_url("sqlite://entente.sqlite", d),
+            "sqlite:///srv/nl/entente.sqlite"
+        );
+        assert_eq!(
+            resolve_database_url("sqlite:db/x.sqlite?mode=rwc", d),
+            "sqlite:///srv/nl/db/x.sqlite?mode=rwc"
+        );
+        for same in [
+            "sqlite:///var/lib/entente.sqlite?mode=rwc",
+            "sqlite::memory:",
+            "postgres://u@h:5432/db",
+        ] {
+            assert_eq!(resolve_database_url(same, d), same);
+        }
+        let c = NodeConfig::parse(Path::new("x"), GOOD).unwrap();
+        assert_eq!(c.database_url_in(d), "sqlite:///srv/nl/x");
+        assert_eq!(c.maintenance, MaintenanceConfig::default());
+        let c = NodeConfig::parse(
+            Path::new("x"),
+            &format!("{GOOD}[maintenance]\nsweep_grace_secs = 0\n"),
+        )
+        .unwrap();
+        assert_eq!(c.maintenance.sweep_grace_secs, 0);
+        assert!(c.maintenance.sweep_at_start);
+        assert_eq!(NodeConfig::parse(Path::new("x"), &c.to_toml().unwrap()).unwrap(), c);
     }
 
     #[test]

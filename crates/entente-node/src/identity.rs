@@ -177,7 +177,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
     f.sync_all().map_err(io("cannot sync", path))
 }
 
-/// The SQLite URL of the database inside `data_dir`.
+/// The absolute SQLite URL of the database inside `data_dir` (created if missing).
 pub fn sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join(DB_FILE).display())
 }
@@ -239,11 +239,11 @@ impl Node {
         let config = NodeConfig {
             party: opts.party.clone(),
             name: opts.name.clone(),
-            // An absolute path: a relative one would be resolved against the working
-            // directory of each later command, not against the data directory.
+            // A path relative to the data directory (resolved by `database_url_in`), so
+            // that a moved or copied directory uses its own database.
             database_url: match &opts.database_url {
                 Some(url) => url.clone(),
-                None => sqlite_url(&std::path::absolute(dir).map_err(io("cannot resolve", dir))?),
+                None => crate::config::default_sqlite_url(),
             },
             blob_dir: PathBuf::from("blobs"),
             listen: opts.listen,
@@ -253,8 +253,16 @@ impl Node {
             psi: crate::config::PsiConfig::default(),
             reports: crate::config::ReportsConfig::default(),
             limits: crate::config::LimitsConfig::default(),
+            maintenance: crate::config::MaintenanceConfig::default(),
         };
-        let store = Store::open(&config.database_url).await?;
+        // The file is created here, and only here.
+        let url = config.database_url_in(dir);
+        let url = if url.starts_with("sqlite:") && !url.contains('?') {
+            format!("{url}?mode=rwc")
+        } else {
+            url
+        };
+        let store = Store::open(&url).await?;
         if let Some(p) = store.meta("party").await? {
             return Err(NodeError::AlreadyInitialized {
                 path: dir.clone(),
@@ -295,7 +303,7 @@ impl Node {
         let config = NodeConfig::load(data_dir)?;
         let key = load_key(&data_dir.join(KEY_FILE))?;
         let lock = DataDirLock::acquire(data_dir).map_err(io("cannot lock", data_dir))?;
-        let store = Store::open(&config.database_url).await?;
+        let store = Store::open(&config.database_url_in(data_dir)).await?;
         let found = store.meta("party").await?;
         let origin = ledger::origin_for(&config.party, &key.verifying_key());
         let stored_origin = store.meta("origin").await?;

@@ -17,6 +17,8 @@
 //!   the agreements' schedule in `entente serve`, and sent to partners pinned since;
 //! - [`refusals`]: refusals of unauthenticated callers counted per source and window, and
 //!   recorded in aggregate (never one entry per call, never the caller's text);
+//! - [`maintenance`]: backups, verified restores and the sweep of crash leftovers;
+//!   [`status`]: the operator's view (`entente status`, gauges on `/metrics`);
 //! - [`audit`]: verifying a running node from its checkpoint and tiles alone, as an outside
 //!   auditor would.
 //!
@@ -34,11 +36,13 @@ pub mod config;
 mod conns;
 pub mod federation;
 pub mod identity;
+pub mod maintenance;
 pub mod packages;
 pub mod psi;
 pub mod refusals;
 pub mod reports;
 pub mod server;
+pub mod status;
 pub mod taxii;
 pub mod taxii_client;
 pub mod transfer;

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod incidents;
 pub mod intel;
 pub mod ledger_reads;
+pub mod maintenance;
 pub mod packages;
 pub mod peers;
 mod principal;

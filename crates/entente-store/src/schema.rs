@@ -24,6 +24,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (12, "psi", include_str!("../migrations/sqlite/0012_psi.sql")),
     (13, "psi rotation", include_str!("../migrations/sqlite/0013_psi_rotation.sql")),
     (14, "reports", include_str!("../migrations/sqlite/0014_reports.sql")),
+    (15, "maintenance", include_str!("../migrations/sqlite/0015_maintenance.sql")),
     (16, "intel status pages", include_str!("../migrations/sqlite/0016_intel_status_pages.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -45,6 +46,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (12, "psi", include_str!("../migrations/postgres/0012_psi.sql")),
     (13, "psi rotation", include_str!("../migrations/postgres/0013_psi_rotation.sql")),
     (14, "reports", include_str!("../migrations/postgres/0014_reports.sql")),
+    (15, "maintenance", include_str!("../migrations/postgres/0015_maintenance.sql")),
     (16, "intel status pages", include_str!("../migrations/postgres/0016_intel_status_pages.sql")),
 ];
 

@@ -1919,3 +1919,76 @@ async fn anonymous_callers_are_refused_unrecorded_and_their_refusals_recorded_in
         db.drop_schema().await;
     }
 }
+
+#[tokio::test]
+async fn maintenance_events_are_recorded_through_the_gate() {
+    use crate::maintenance::{KIND_BACKUP, KIND_SWEEP, RecordBackup, RecordSweep};
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
+        gate.submit(investigator(), open("LANTERN"), t0()).await.unwrap();
+        assert_eq!(db.store.last_maintenance(KIND_BACKUP).await.unwrap(), None);
+        let root = db.store.tree_root(1).await.unwrap().to_string();
+        let backup = RecordBackup {
+            manifest_sha256: entente_core::digest::Sha256::of(b"manifest"),
+            ledger_size: 1,
+            ledger_root: root.clone(),
+            files: 5,
+            bytes: 1234,
+        };
+        // Only the operator backs the node up.
+        let v = gate.submit(investigator(), backup.clone(), t0()).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        let v = gate.submit(Actor::Operator, backup, t0()).await.unwrap();
+        let Verdict::Permitted { index: 2, .. } = v else { panic!("{v:?}") };
+        let e = db.store.last_maintenance(KIND_BACKUP).await.unwrap().unwrap();
+        assert_eq!(e.ledger_index, 2);
+        assert_eq!(e.detail["ledger_root"], root.as_str());
+        assert_eq!(e.detail["bytes"], 1234);
+        let entry = String::from_utf8(db.store.entries(2, 3).await.unwrap()[0].1.clone()).unwrap();
+        assert!(entry.contains("node.backup") && entry.contains("backup:"), "{entry}");
+
+        // A sweep that removed nothing is not recorded; one that did is, counts only.
+        let sweep = |parts, orphans| RecordSweep {
+            party: nl(),
+            parts,
+            part_bytes: parts * 10,
+            orphans,
+            orphan_bytes: orphans * 100,
+            grace_secs: 3600,
+        };
+        let e = gate.submit(Actor::Operator, sweep(0, 0), t0()).await.unwrap_err();
+        assert!(matches!(e, GateError::Invalid(_)), "{e}");
+        let v = gate.submit(Actor::Operator, sweep(2, 1), t0()).await.unwrap();
+        assert!(matches!(v, Verdict::Permitted { index: 3, .. }), "{v:?}");
+        let e = db.store.last_maintenance(KIND_SWEEP).await.unwrap().unwrap();
+        assert_eq!(
+            (e.detail["parts"].as_u64(), e.detail["orphan_bytes"].as_u64()),
+            (Some(2), Some(100))
+        );
+        assert!(db.store.committed_blob_names().await.unwrap().is_empty());
+
+        // The tree root at an earlier size is that size's checkpoint root.
+        let (size, note) = db.store.ledger_head().await.unwrap();
+        let cp = verify_checkpoint(&note.unwrap(), &vkey(&gate)).unwrap();
+        assert_eq!(db.store.tree_root(size).await.unwrap(), cp.root);
+        assert!(db.store.tree_root(size + 1).await.is_err());
+
+        // A snapshot: SQLite's VACUUM INTO; PostgreSQL is pg_dump's.
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.sqlite");
+        match db.store.backend() {
+            crate::store::Backend::Sqlite => {
+                db.store.sqlite_snapshot(&snap).await.unwrap();
+                let copy = Store::open(&format!("sqlite://{}", snap.display())).await.unwrap();
+                assert_eq!(copy.ledger_head().await.unwrap().0, size);
+                copy.close().await;
+            }
+            crate::store::Backend::Postgres => {
+                let e = db.store.sqlite_snapshot(&snap).await.unwrap_err().to_string();
+                assert!(e.contains("pg_dump"), "{e}");
+            }
+        }
+        verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        db.drop_schema().await;
+    }
+}

@@ -20,4 +20,26 @@ pub mod danger {
         pool.close().await;
         Ok(())
     }
+
+    /// Reads rows of text columns from the database at `url` (a test checking what a node
+    /// stored, behind its back). Cast non-text columns in the query.
+    ///
+    /// # Errors
+    /// Connection or statement errors.
+    pub async fn admin_fetch(url: &str, sql: &str) -> Result<Vec<Vec<String>>, sqlx::Error> {
+        use sqlx::Row as _;
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql.to_owned())).fetch_all(&pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut cols = Vec::with_capacity(r.len());
+            for i in 0..r.len() {
+                cols.push(r.try_get::<String, _>(i)?);
+            }
+            out.push(cols);
+        }
+        pool.close().await;
+        Ok(out)
+    }
 }

@@ -117,7 +117,7 @@ async fn metrics(State(state): State<AppState>) -> ApiResult {
             }
         };
     let m = &state.metrics;
-    let text = format!(
+    let mut text = format!(
         "# HELP entente_ledger_entries Entries in the node's ledger.\n\
          # TYPE entente_ledger_entries gauge\n\
          entente_ledger_entries {size}\n\
@@ -139,6 +139,11 @@ async fn metrics(State(state): State<AppState>) -> ApiResult {
         m.responses_4xx.load(Ordering::Relaxed),
         m.responses_5xx.load(Ordering::Relaxed),
     );
+    // The operator's view (`entente status`) as gauges.
+    match crate::status::status(&state.node).await {
+        Ok(s) => text.push_str(&crate::status::prometheus(&s)),
+        Err(e) => tracing::error!(error = %e, "cannot read the node's status"),
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

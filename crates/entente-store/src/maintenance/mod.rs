@@ -1,0 +1,248 @@
+//! The operator's maintenance of the node: backups (`entente backup`) and crash leftovers
+//! swept from the blob store. Each is one ledger entry and one `maintenance_events` row
+//! whose detail is counts, sizes and digests only.
+
+use crate::gate::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
+use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
+use entente_core::digest::Sha256;
+use entente_core::ledger::Hash;
+use entente_core::{Action, PartyCode, Subject, SubjectKind};
+use sqlx::Row as _;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// `maintenance_events.kind` of a backup.
+pub const KIND_BACKUP: &str = "backup";
+/// `maintenance_events.kind` of a sweep.
+pub const KIND_SWEEP: &str = "sweep";
+
+/// Record a backup: the digest of its manifest, the ledger it holds, its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBackup {
+    /// SHA-256 of the manifest file.
+    pub manifest_sha256: Sha256,
+    /// Ledger size the backup holds.
+    pub ledger_size: u64,
+    /// Root hash of that ledger.
+    pub ledger_root: String,
+    /// Files in the backup.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl RecordBackup {
+    fn detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "manifest_sha256": self.manifest_sha256.to_hex(),
+            "ledger_size": self.ledger_size,
+            "ledger_root": self.ledger_root,
+            "files": self.files,
+            "bytes": self.bytes,
+        })
+    }
+}
+
+impl GateCommand for RecordBackup {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::NodeBackup
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::digest(SubjectKind::Backup, &self.manifest_sha256)]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        PayloadDigests::canonical([("backup", self.detail())])
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if self.ledger_root.is_empty() || self.ledger_root.len() > 128 {
+            return Err(GateError::Invalid("ledger_root: expected a tree hash".into()));
+        }
+        Ok(())
+    }
+
+    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    fn decide(&self, cx: &DecideCx<'_>, _facts: &()) -> Ruling {
+        Ruling::of(cx.role.clone())
+    }
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        insert_event(cx, KIND_BACKUP, &self.detail()).await
+    }
+}
+
+/// Record a sweep of crash leftovers that removed something: counts and bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSweep {
+    /// The node's party (the subject).
+    pub party: PartyCode,
+    /// Temporary blob parts removed.
+    pub parts: u64,
+    /// Their bytes.
+    pub part_bytes: u64,
+    /// Blobs with no committed row removed.
+    pub orphans: u64,
+    /// Their bytes.
+    pub orphan_bytes: u64,
+    /// The grace period applied, in seconds.
+    pub grace_secs: u64,
+}
+
+impl RecordSweep {
+    fn detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "parts": self.parts,
+            "part_bytes": self.part_bytes,
+            "orphans": self.orphans,
+            "orphan_bytes": self.orphan_bytes,
+            "grace_secs": self.grace_secs,
+        })
+    }
+}
+
+impl GateCommand for RecordSweep {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::MaintenanceSweep
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new(SubjectKind::Node, self.party.as_str())]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        PayloadDigests::canonical([("sweep", self.detail())])
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if self.parts + self.orphans == 0 {
+            return Err(GateError::Invalid(
+                "a sweep is recorded only when it removed something".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
+        Ok(())
+    }
+
+    fn decide(&self, cx: &DecideCx<'_>, _facts: &()) -> Ruling {
+        Ruling::of(cx.role.clone())
+    }
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        insert_event(cx, KIND_SWEEP, &self.detail()).await
+    }
+}
+
+async fn insert_event(
+    cx: &mut EffectCx<'_>,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<(), GateError> {
+    let detail = entente_core::canonical::to_canonical_vec(detail)
+        .map_err(|e| GateError::Encoding(e.to_string()))?;
+    let detail = String::from_utf8(detail).map_err(|e| GateError::Encoding(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO maintenance_events (ledger_index, kind, at, detail) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(to_i64(cx.index)?)
+    .bind(kind)
+    .bind(cx.now_text())
+    .bind(detail)
+    .execute(&mut **cx.tx)
+    .await?;
+    Ok(())
+}
+
+/// One recorded maintenance event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaintenanceEvent {
+    /// Its ledger entry.
+    pub ledger_index: u64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Counts, sizes and digests.
+    pub detail: serde_json::Value,
+}
+
+impl Store {
+    /// The latest maintenance event of `kind` ([`KIND_BACKUP`], [`KIND_SWEEP`]).
+    ///
+    /// # Errors
+    /// Database errors, a stored detail that is not JSON.
+    pub async fn last_maintenance(
+        &self,
+        kind: &str,
+    ) -> Result<Option<MaintenanceEvent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT ledger_index, at, detail FROM maintenance_events WHERE kind = $1 \
+             ORDER BY ledger_index DESC LIMIT 1",
+        )
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let detail: String = r.try_get(2)?;
+        Ok(Some(MaintenanceEvent {
+            ledger_index: to_u64(r.try_get(0)?)?,
+            at: r.try_get(1)?,
+            detail: serde_json::from_str(&detail)
+                .map_err(|e| StoreError::Inconsistent(format!("maintenance event detail: {e}")))?,
+        }))
+    }
+
+    /// The names of every blob that a committed row refers to (destroyed ones included).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn committed_blob_names(&self) -> Result<HashSet<String>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT blob_name FROM evidence_blobs")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(names.into_iter().collect())
+    }
+
+    /// The root hash of the ledger's tree of `size` entries, from the stored hashes.
+    ///
+    /// # Errors
+    /// Database errors, a size beyond the ledger.
+    pub async fn tree_root(&self, size: u64) -> Result<Hash, StoreError> {
+        let (head, _) = self.ledger_head().await?;
+        if size > head {
+            return Err(StoreError::Inconsistent(format!(
+                "the ledger has {head} entries, fewer than {size}"
+            )));
+        }
+        Ok(crate::store::load_frontier(&self.pool, size).await?.root())
+    }
+
+    /// A consistent copy of a SQLite database, taken while it is in use (`VACUUM INTO`): a
+    /// read of the database, which it does not change. `to` must not exist.
+    ///
+    /// # Errors
+    /// A PostgreSQL store (use `pg_dump`), an existing target, database errors.
+    pub async fn sqlite_snapshot(&self, to: &Path) -> Result<(), StoreError> {
+        if self.backend() != Backend::Sqlite {
+            return Err(StoreError::Inconsistent(
+                "a snapshot with VACUUM INTO is SQLite's; back a PostgreSQL database up with pg_dump".into(),
+            ));
+        }
+        let target = to.to_str().ok_or_else(|| {
+            StoreError::Inconsistent(format!("{}: not a UTF-8 path", to.display()))
+        })?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
+}
