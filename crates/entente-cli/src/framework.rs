@@ -429,7 +429,7 @@ fn explain(lexicon: &Lexicon, args: &ExplainArgs, dir: Option<&Path>) -> Result<
         .collect();
     let grounding = d.agreement.as_deref().and_then(|id| engine.agreement(id));
     let deadline = match (grounding, request_kind) {
-        (Some(a), Some(k)) => gaps::deadline(a, k, args.urgent, at),
+        (Some(a), Some(k)) => gaps::deadline(a, k, args.urgent, at, &to),
         _ => None,
     };
     let permit = d.decision.outcome == Outcome::Permit;
@@ -471,6 +471,12 @@ fn explain(lexicon: &Lexicon, args: &ExplainArgs, dir: Option<&Path>) -> Result<
         }
         if let Some(dl) = &deadline {
             out.push(format!("deadline: {} — {}", dl.short(), dl.citation));
+            if let Some(r) = &dl.rule {
+                out.push(format!("deadline rule: {r}"));
+            }
+            if let Some(n) = &dl.note {
+                out.push(format!("deadline note: {n}"));
+            }
         }
         out.push("obligations:".to_owned());
         if d.decision.obligations.is_empty() {

@@ -530,6 +530,8 @@ pub struct Deadline {
     pub citation: String,
     /// A note (e.g. no emergency deadline stated, the normal one applies).
     pub note: Option<String>,
+    /// The rule that produced `due` (article, roll-over, holiday), when computed.
+    pub rule: Option<String>,
 }
 
 impl Deadline {
@@ -553,22 +555,36 @@ impl Deadline {
     }
 }
 
-/// The deadline of `kind` under `a` for a request decided at `at`, if `a` provides `kind`.
-pub fn deadline(a: &Agreement, kind: RequestKind, urgent: bool, at: Timestamp) -> Option<Deadline> {
+/// The deadline of `kind` under `a` for a request decided at `at` and addressed to `to`, if
+/// `a` provides `kind`; counted as the request clocks count it
+/// ([`crate::request::clock_end`]: Regulation 1182/71 for an EU regulation).
+pub fn deadline(
+    a: &Agreement,
+    kind: RequestKind,
+    urgent: bool,
+    at: Timestamp,
+    to: &PartyCode,
+) -> Option<Deadline> {
     let rule = a.requests.iter().find(|r| r.kind == kind)?;
-    let (chosen, note) = match (urgent, &rule.emergency_deadline, &rule.deadline) {
+    let (chosen, mut note) = match (urgent, &rule.emergency_deadline, &rule.deadline) {
         (true, Some(e), _) => (Some(e), None),
         (true, None, Some(d)) => {
             (Some(d), Some("no emergency deadline stated; the normal deadline applies".to_owned()))
         }
         (_, _, d) => (d.as_ref(), None),
     };
-    let due = chosen.and_then(|d| {
-        at.to_zoned(jiff::tz::TimeZone::UTC)
-            .checked_add(d.span)
-            .ok()
-            .map(|z| z.timestamp().to_string())
-    });
+    let counted = chosen.map(|d| crate::request::clock_end(a, &d.span, at, to));
+    let (due, counting) = match counted {
+        Some(Ok((t, r, definite))) => {
+            if !definite {
+                let n = "the end is not definite (a day that decides it is not in the holiday calendar): the due instant is the earliest possible".to_owned();
+                note = Some(note.map_or(n.clone(), |o| format!("{o}; {n}")));
+            }
+            (Some(t.to_string()), Some(r))
+        }
+        Some(Err(e)) => (None, Some(format!("not computed: {e}"))),
+        None => (None, None),
+    };
     Some(Deadline {
         request_kind: kind,
         urgent: urgent && rule.emergency_deadline.is_some(),
@@ -581,6 +597,7 @@ pub fn deadline(a: &Agreement, kind: RequestKind, urgent: bool, at: Timestamp) -
         }),
         citation: rule.basis.citation.clone(),
         note,
+        rule: counting,
     })
 }
 
@@ -868,7 +885,7 @@ fn analyze_flow(
             }
             // (b) The request kind's deadline, and whether its rule names the category.
             if let Some(kind) = f.request_kind {
-                deadline_info = deadline(a, kind, f.urgent, scenario.at);
+                deadline_info = deadline(a, kind, f.urgent, scenario.at, &f.to);
                 if let Some(rule) = a.requests.iter().find(|r| r.kind == kind)
                     && !rule.categories.contains(&f.category)
                 {

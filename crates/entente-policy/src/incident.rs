@@ -1260,6 +1260,41 @@ pub fn add_bound(from: Timestamp, bound: &Bound, tz: &TimeZone) -> Option<Timest
 struct Computed {
     due: Due,
     clock: String,
+    /// The rule that produced the due instant (empty when none was computed).
+    rule: String,
+}
+
+/// The due instant of `bound` from `t`, and the rule that produced it. SEC Form 8-K business
+/// days are counted by [`crate::period`] (General Instruction B.1, US federal holidays);
+/// every other bound is elapsed time (calendar days and months in the incident's time zone),
+/// never extended for weekends or holidays.
+fn due_of(
+    regime: &Regime,
+    t: Timestamp,
+    b: &Bound,
+    facts: &IncidentFacts,
+) -> Option<(Timestamp, String)> {
+    use crate::period::{Length, Place, Rule, calendar::Calendars, compute};
+    if regime.id == "sec-8k" && b.unit == Unit::BusinessDays {
+        let cals = Calendars::builtin().unwrap_or_default();
+        let end = compute(
+            &cals,
+            t,
+            Length::BusinessDays(b.amount),
+            &Rule::SecBusinessDays,
+            Place { party: "US", region: None },
+        )
+        .ok()?;
+        return Some((end.end, end.summary()));
+    }
+    let due = add_bound(t, b, &facts.time_zone)?;
+    let mut rule = format!(
+        "{b}: elapsed time from the anchor (calendar days and months in the incident's time zone), not extended for weekends or public holidays (the regime states no roll-over)"
+    );
+    if regime.id == "dora" {
+        rule.push_str("; the weekend/holiday relief of Delegated Regulation (EU) 2025/301 Art 5(4)-(5) (status U) is not applied: whether it applies to the entity is not known");
+    }
+    Some((due, rule))
 }
 
 fn compute_due(
@@ -1272,10 +1307,11 @@ fn compute_due(
         return Computed {
             due: Due::WithoutUndueDelay,
             clock: "no fixed ceiling in the text".to_owned(),
+            rule: String::new(),
         };
     }
     let mut missing = Vec::new();
-    let mut candidates: Vec<(Timestamp, String, bool)> = Vec::new();
+    let mut candidates: Vec<(Timestamp, String, bool, String)> = Vec::new();
     for b in &report.deadline {
         let start: Option<(Timestamp, String, bool)> = match (b.anchor.fact(), &b.prior_report) {
             (Some(f), _) => match facts.instants.get(f) {
@@ -1306,9 +1342,9 @@ fn compute_due(
             (None, None) => None,
         };
         if let Some((t, label, prov)) = start
-            && let Some(due) = add_bound(t, b, &facts.time_zone)
+            && let Some((due, rule)) = due_of(regime, t, b, facts)
         {
-            candidates.push((due, format!("{} ({label})", b.anchor), prov));
+            candidates.push((due, format!("{} ({label})", b.anchor), prov, rule));
         }
     }
     if let Some(from) = report.obliged_from {
@@ -1321,19 +1357,21 @@ fn compute_due(
                 return Computed {
                     due: Due::Unknown { missing },
                     clock: format!("the obligation arises at {from} ({field})"),
+                    rule: String::new(),
                 };
             }
-            Some(t) => candidates.retain(|(due, _, _)| due >= t),
+            Some(t) => candidates.retain(|(due, _, _, _)| due >= t),
         }
     }
     if !missing.is_empty() {
         return Computed {
             due: Due::Unknown { missing: missing.clone() },
             clock: format!("needs {}", missing.join(", ")),
+            rule: String::new(),
         };
     }
-    match candidates.into_iter().min_by_key(|(t, _, _)| *t) {
-        Some((utc, clock, prov)) => Computed {
+    match candidates.into_iter().min_by_key(|(t, _, _, _)| *t) {
+        Some((utc, clock, prov, rule)) => Computed {
             due: Due::At {
                 utc,
                 local: utc.to_zoned(facts.time_zone.clone()),
@@ -1342,10 +1380,12 @@ fn compute_due(
                 }),
             },
             clock,
+            rule,
         },
         None => Computed {
             due: Due::Unknown { missing: vec!["a deadline bound".to_owned()] },
             clock: "no bound could be computed".to_owned(),
+            rule: String::new(),
         },
     }
 }
@@ -1441,8 +1481,12 @@ pub fn assess(facts: &IncidentFacts, regimes: &[Regime]) -> Assessment {
                     "UNVERIFIED deadline (status U): stated without a source; check it before relying on it".to_owned(),
                 );
             }
-            if report.deadline.iter().any(|b| b.unit == Unit::BusinessDays) {
-                notes.push("business days counted Monday-Friday in the incident's time zone; public holidays not skipped (no calendar in the facts)".to_owned());
+            if regime.id != "sec-8k" && report.deadline.iter().any(|b| b.unit == Unit::BusinessDays)
+            {
+                notes.push("business days counted Monday-Friday in the incident's time zone; public holidays not skipped (no calendar for this regime)".to_owned());
+            }
+            if !computed.rule.is_empty() {
+                notes.push(format!("rule: {}", computed.rule));
             }
             if let Some(n) = &report.note {
                 notes.push(n.clone());

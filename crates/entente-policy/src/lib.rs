@@ -16,4 +16,5 @@ pub mod gaps;
 pub mod incident;
 pub mod incoming;
 pub mod minimize;
+pub mod period;
 pub mod request;

@@ -13,17 +13,21 @@
 //! - `period` (a preservation that ends unless followed up, e.g. EPOC-PR 60 days), lengthened
 //!   once by `extension` (EPOC-PR: 30 days) through [`RequestEvent::Extend`].
 //!
-//! Arithmetic ([`Arithmetic`]): a duration made only of time units (`PT8H`) is elapsed time,
-//! added to the instant (a daylight-saving change does not lengthen or shorten it); a duration
-//! with calendar units (`P10D`) is counted in calendar days in the time zone of the requested
-//! party, keeping the local wall-clock time (so across a daylight-saving change the elapsed
-//! time is 23 or 25 hours per changed day). Working days ([`add_working_days`]) are Monday to
-//! Friday, without any holiday calendar; no shipped agreement uses them.
+//! Counting ([`Counting`]): the clocks of an EU regulation (the e-Evidence Regulation) are
+//! counted by Regulation (EEC, Euratom) No 1182/71 through [`crate::period`]: the day of
+//! receipt is not counted, a period in days ends at the end of its last day, a last day on a
+//! Saturday, Sunday or public holiday of the requested party moves to the end of the next
+//! working day, hour periods start at the next full hour and are not extended. Each clock
+//! carries the explanation (`rule`) and whether its end is definite (a day outside the holiday
+//! calendar's years is never assumed a working day). Other instruments state no counting rule
+//! in Entente's data: their clocks keep plain arithmetic ([`Arithmetic`]) — elapsed time for
+//! hours, calendar days in the requested party's time zone keeping the wall-clock time — and
+//! say so.
 //!
-//! Time zone: the research notes (`legal-facts.md`) do not say which time zone the law
-//! designates for counting. The clocks use the requested party's capital (see
-//! [`party_time_zone`]); this is a **documented default, not a legal fact**, and every clock
-//! says so. Time-zone rules come from the IANA database that `jiff` reads.
+//! Time zone: a party with a holiday calendar (`data/holidays/`) is counted in its calendar's
+//! zone, the place where the act is to be done. Otherwise the requested party's capital (see
+//! [`party_time_zone`]) is used; this is a **documented default, not a legal fact**, and every
+//! clock says so. Time-zone rules come from the IANA database that `jiff` reads.
 //!
 //! Suspension: [`RequestEvent::Suspend`] stops every running clock (waiting for the requesting
 //! party), [`RequestEvent::Resume`] restarts them and pushes each due instant by the time spent
@@ -621,8 +625,13 @@ pub struct Clock {
     pub time_zone: TimeZone,
     /// Name of `time_zone`.
     pub time_zone_name: &'static str,
-    /// Why this time zone (a documented default, not a legal designation).
+    /// Why this time zone (the place where the act is to be done, or a documented default).
     pub time_zone_note: String,
+    /// The rule that produced `base_due`, step by step (article, roll-over, holiday).
+    pub rule: String,
+    /// False when a day that decided the end was not known (outside a holiday calendar's
+    /// years, no calendar): `base_due` is then the earliest possible end.
+    pub definite: bool,
     /// The extension applied, if any.
     pub extension: Option<IsoDuration>,
     /// Due instant before any suspension (start + duration [+ extension]).
@@ -703,7 +712,7 @@ impl Clock {
             format!(", pushed by {} stopped", format_duration(self.paused))
         };
         format!(
-            "{name} {dur}{ext} ({arith}){verified}\n  basis: {basis}\n  start: {start_event} at {start}\n  due: {due} UTC = {local} ({tz}: {note}){paused}\n  remaining: {remaining}\n  status: {status}",
+            "{name} {dur}{ext} ({arith}){verified}\n  basis: {basis}\n  rule: {rule}\n  start: {start_event} at {start}\n  due: {due} UTC = {local} ({tz}: {note}){paused}{indefinite}\n  remaining: {remaining}\n  status: {status}",
             name = self.kind.name(),
             dur = self.duration.text,
             arith = self.arithmetic.describe(),
@@ -714,6 +723,12 @@ impl Clock {
             local = self.due_local().strftime("%Y-%m-%d %H:%M:%S %Z (%:z)"),
             tz = self.time_zone_name,
             note = self.time_zone_note,
+            rule = self.rule,
+            indefinite = if self.definite {
+                ""
+            } else {
+                " NOT DEFINITE: the earliest possible end; it may be later"
+            },
             remaining = format_duration(self.remaining(now)),
             status = self.status(now),
         )
@@ -725,21 +740,24 @@ impl Clock {
         basis: &Citation,
         started_at: Timestamp,
         zone: &ZoneInfo,
+        counting: Counting,
     ) -> Result<Clock, RequestError> {
-        let due = add_duration(started_at, duration.span, &zone.tz)?;
+        let counted = count(counting, started_at, &duration.span, zone)?;
         Ok(Clock {
             kind,
             basis: basis.clone(),
             duration: duration.clone(),
-            arithmetic: Arithmetic::of(&duration.span),
+            arithmetic: counted.arithmetic,
             start_event: "receive",
             started_at,
             time_zone: zone.tz.clone(),
             time_zone_name: zone.name,
-            time_zone_note: zone.note.clone(),
+            time_zone_note: counted.zone_note.unwrap_or_else(|| zone.note.clone()),
+            rule: counted.rule,
+            definite: counted.definite,
             extension: None,
-            base_due: due,
-            due,
+            base_due: counted.due,
+            due: counted.due,
             paused: SignedDuration::ZERO,
             paused_since: None,
             answered_at: None,
@@ -755,6 +773,7 @@ impl Clock {
 /// The resolved time zone of a requested party.
 #[derive(Clone, Debug, PartialEq)]
 struct ZoneInfo {
+    party: PartyCode,
     name: &'static str,
     tz: TimeZone,
     note: String,
@@ -775,7 +794,111 @@ fn zone_of(party: &PartyCode) -> Result<ZoneInfo, RequestError> {
     if pz.representative {
         note.push_str("; representative zone of a party with several");
     }
-    Ok(ZoneInfo { name: pz.iana, tz, note })
+    Ok(ZoneInfo { party: party.clone(), name: pz.iana, tz, note })
+}
+
+/// How a request's clocks are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counting {
+    /// An EU act: Regulation (EEC, Euratom) No 1182/71, with the requested party's public
+    /// holidays (`crate::period`).
+    Eu1182,
+    /// The instrument states no counting rule in Entente's data: plain arithmetic
+    /// ([`add_duration`]), no roll-over.
+    Plain,
+}
+
+impl Counting {
+    /// The counting of an agreement's clocks: 1182/71 for an EU regulation.
+    pub fn of(agreement: &Agreement) -> Counting {
+        if agreement.kind == crate::agreement::AgreementKind::Regulation {
+            Counting::Eu1182
+        } else {
+            Counting::Plain
+        }
+    }
+}
+
+struct Counted {
+    due: Timestamp,
+    arithmetic: Arithmetic,
+    rule: String,
+    zone_note: Option<String>,
+    definite: bool,
+}
+
+/// The shipped holiday calendars, parsed once. Should they not parse (a test guards them),
+/// no calendar is known and every period is reported as not definite.
+fn calendars() -> &'static crate::period::calendar::Calendars {
+    static CALENDARS: std::sync::OnceLock<crate::period::calendar::Calendars> =
+        std::sync::OnceLock::new();
+    CALENDARS.get_or_init(|| crate::period::calendar::Calendars::builtin().unwrap_or_default())
+}
+
+fn count(
+    counting: Counting,
+    from: Timestamp,
+    span: &Span,
+    zone: &ZoneInfo,
+) -> Result<Counted, RequestError> {
+    use crate::period::{Length, Place, Rule, compute};
+    let length = Length::of_span(span);
+    match (counting, length) {
+        (Counting::Eu1182, Some(length)) => {
+            let end = compute(
+                calendars(),
+                from,
+                length,
+                &Rule::Eu1182,
+                Place { party: zone.party.as_str(), region: None },
+            )
+            .map_err(|e| RequestError::Arithmetic(e.to_string()))?;
+            Ok(Counted {
+                due: end.end,
+                arithmetic: Arithmetic::of(span),
+                rule: end.summary(),
+                zone_note: Some(end.zone_note.clone()),
+                definite: end.is_definite(),
+            })
+        }
+        _ => {
+            let arithmetic = Arithmetic::of(span);
+            let rule = match counting {
+                Counting::Plain => format!(
+                    "the instrument states no counting rule in Entente's data: {}, not extended for weekends or holidays (a default of this node)",
+                    arithmetic.describe()
+                ),
+                Counting::Eu1182 => format!(
+                    "Regulation (EEC, Euratom) No 1182/71 cannot count a duration of mixed units: {}, not extended",
+                    arithmetic.describe()
+                ),
+            };
+            Ok(Counted {
+                due: add_duration(from, *span, &zone.tz)?,
+                arithmetic,
+                rule,
+                zone_note: None,
+                definite: true,
+            })
+        }
+    }
+}
+
+/// The end of a clock of `span` under `agreement` started at `from` for requested party `to`,
+/// counted as the request clocks count it: the end, the rule that produced it, and whether
+/// it is definite.
+///
+/// # Errors
+/// No time zone for `to`, or arithmetic overflow.
+pub fn clock_end(
+    agreement: &Agreement,
+    span: &Span,
+    from: Timestamp,
+    to: &PartyCode,
+) -> Result<(Timestamp, String, bool), RequestError> {
+    let zone = zone_of(to)?;
+    let c = count(Counting::of(agreement), from, span, &zone)?;
+    Ok((c.due, c.rule, c.definite))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -813,6 +936,8 @@ pub struct Request {
     pub history: Vec<(RequestEvent, Timestamp)>,
     /// The legal clocks (started on receipt).
     pub clocks: Vec<Clock>,
+    /// How the clocks are counted (1182/71 for an EU regulation).
+    pub counting: Counting,
     zone: ZoneInfo,
 }
 
@@ -881,6 +1006,7 @@ impl Request {
             suspended_since: None,
             history: Vec::new(),
             clocks: Vec::new(),
+            counting: Counting::of(agreement),
             zone,
         })
     }
@@ -997,10 +1123,17 @@ impl Request {
         };
         let mut clocks = Vec::new();
         if let Some((kind, d)) = answer {
-            clocks.push(Clock::new(kind, d, &r.basis, now, &self.zone)?);
+            clocks.push(Clock::new(kind, d, &r.basis, now, &self.zone, self.counting)?);
         }
         if let Some(p) = &r.period {
-            clocks.push(Clock::new(ClockKind::Period, p, &r.basis, now, &self.zone)?);
+            clocks.push(Clock::new(
+                ClockKind::Period,
+                p,
+                &r.basis,
+                now,
+                &self.zone,
+                self.counting,
+            )?);
         }
         self.clocks = clocks;
         Ok(())
@@ -1028,10 +1161,20 @@ impl Request {
                 c.due
             )));
         }
-        let tz = c.time_zone.clone();
-        let end = add_duration(c.base_due, ext.span, &tz)?;
+        // The extension runs on from the end of the period: under 1182/71 the period's last
+        // day is the day of the "event" (not counted), so the extension's days follow it.
+        let last_instant = c
+            .base_due
+            .checked_sub(SignedDuration::from_nanos(1))
+            .map_err(|e| RequestError::Arithmetic(e.to_string()))?;
+        let (from, zone) =
+            (if self.counting == Counting::Eu1182 { last_instant } else { c.base_due }, &self.zone);
+        let counted = count(self.counting, from, &ext.span, zone)?;
+        let end = counted.due.max(c.base_due);
         let added = end.duration_since(c.base_due);
         c.base_due = end;
+        c.rule = format!("{}; extension {}: {}", c.rule, ext.text, counted.rule);
+        c.definite = c.definite && counted.definite;
         c.due = c.due.checked_add(added).map_err(|e| RequestError::Arithmetic(e.to_string()))?;
         c.extension = Some(ext);
         self.extended = true;

@@ -272,7 +272,7 @@ fn deadlines_normal_emergency_and_unverified() {
     );
     let d = f.deadline.unwrap();
     assert_eq!(d.duration.as_deref(), Some("PT8H"));
-    assert_eq!(d.due.as_deref(), Some("2026-09-01T20:00:00Z"));
+    assert_eq!(d.due.as_deref(), Some("2026-09-01T21:00:00Z"));
     assert!(!d.unverified);
     let f = single(
         &flow(

@@ -66,7 +66,7 @@ fn cets() -> Agreement {
 
 const CASES: &[Case] = &[
     Case {
-        name: "EPOC emergency 8 h across the spring DST change (elapsed hours; Regulation treated as applicable early)",
+        name: "EPOC emergency 8 h across the spring DST change (1182/71 Art 3(1): from the next full hour, elapsed; Regulation treated as applicable early)",
         agreement: eu_early,
         kind: RequestKind::Production,
         from: "DE",
@@ -76,10 +76,10 @@ const CASES: &[Case] = &[
         events: &[],
         now: "2026-03-29T01:30:00Z",
         clock: ClockKind::EmergencyDeadline,
-        due_utc: "2026-03-29T06:30:00Z",
-        due_local: "2026-03-29 08:30:00 CEST (+02:00)",
+        due_utc: "2026-03-29T07:00:00Z",
+        due_local: "2026-03-29 09:00:00 CEST (+02:00)",
         status: ClockStatus::Running,
-        remaining: "5h 0m",
+        remaining: "5h 30m",
     },
     Case {
         name: "EPOC emergency 8 h across the autumn DST change",
@@ -90,31 +90,31 @@ const CASES: &[Case] = &[
         emergency: true,
         received: "2026-10-25T00:30:00+02:00",
         events: &[],
-        now: "2026-10-25T07:00:00Z",
+        now: "2026-10-25T07:30:00Z",
         clock: ClockKind::EmergencyDeadline,
-        due_utc: "2026-10-25T06:30:00Z",
-        due_local: "2026-10-25 07:30:00 CET (+01:00)",
+        due_utc: "2026-10-25T07:00:00Z",
+        due_local: "2026-10-25 08:00:00 CET (+01:00)",
         status: ClockStatus::Missed,
         remaining: "-0h 30m",
     },
     Case {
-        name: "EPOC emergency answered after 9 h: missed",
+        name: "EPOC emergency answered after 10 h: missed (8 h from the next full hour)",
         agreement: eu,
         kind: RequestKind::Production,
         from: "NL",
         to: "DE",
         emergency: true,
         received: "2026-09-01T08:00:00Z",
-        events: &[(TO_ANSWER, "2026-09-01T17:00:00Z")],
+        events: &[(TO_ANSWER, "2026-09-01T18:00:00Z")],
         now: "2026-09-02T00:00:00Z",
         clock: ClockKind::EmergencyDeadline,
-        due_utc: "2026-09-01T16:00:00Z",
-        due_local: "2026-09-01 18:00:00 CEST (+02:00)",
+        due_utc: "2026-09-01T17:00:00Z",
+        due_local: "2026-09-01 19:00:00 CEST (+02:00)",
         status: ClockStatus::Missed,
         remaining: "-1h 0m",
     },
     Case {
-        name: "EPOC 10 days received on a Friday evening (weekends count)",
+        name: "EPOC 10 days received on a Friday evening (weekends count; ends with the last day, 1182/71 Art 3(2)(b))",
         agreement: eu,
         kind: RequestKind::Production,
         from: "NL",
@@ -124,13 +124,13 @@ const CASES: &[Case] = &[
         events: &[(TO_ANSWER, "2026-09-10T12:00:00Z")],
         now: "2026-09-20T00:00:00Z",
         clock: ClockKind::Deadline,
-        due_utc: "2026-09-14T17:00:00Z",
-        due_local: "2026-09-14 19:00:00 CEST (+02:00)",
+        due_utc: "2026-09-14T22:00:00Z",
+        due_local: "2026-09-15 00:00:00 CEST (+02:00)",
         status: ClockStatus::Met,
-        remaining: "4d 5h 0m",
+        remaining: "4d 10h 0m",
     },
     Case {
-        name: "EPOC 10 days received on a Friday evening before the autumn DST change (calendar days keep 19:00 local)",
+        name: "EPOC 10 days received on a Friday evening before the autumn DST change (ends 24:00 local CET)",
         agreement: eu,
         kind: RequestKind::Production,
         from: "DE",
@@ -140,13 +140,13 @@ const CASES: &[Case] = &[
         events: &[],
         now: "2026-10-24T17:00:00Z",
         clock: ClockKind::Deadline,
-        due_utc: "2026-11-02T18:00:00Z",
-        due_local: "2026-11-02 19:00:00 CET (+01:00)",
+        due_utc: "2026-11-02T23:00:00Z",
+        due_local: "2026-11-03 00:00:00 CET (+01:00)",
         status: ClockStatus::Running,
-        remaining: "9d 1h 0m",
+        remaining: "9d 6h 0m",
     },
     Case {
-        name: "EPOC-PR 60 days",
+        name: "EPOC-PR 60 days: last day Saturday 31 October rolls to Monday 2 November (1182/71 Art 3(4))",
         agreement: eu,
         kind: RequestKind::Preservation,
         from: "NL",
@@ -156,10 +156,10 @@ const CASES: &[Case] = &[
         events: &[],
         now: "2026-11-01T00:00:00Z",
         clock: ClockKind::Period,
-        due_utc: "2026-10-31T09:00:00Z",
-        due_local: "2026-10-31 10:00:00 CET (+01:00)",
-        status: ClockStatus::Met,
-        remaining: "-15h 0m",
+        due_utc: "2026-11-02T23:00:00Z",
+        due_local: "2026-11-03 00:00:00 CET (+01:00)",
+        status: ClockStatus::Running,
+        remaining: "1d 23h 0m",
     },
     Case {
         name: "EPOC-PR 60 days + 30-day extension (Annex VI, during the period)",
@@ -172,10 +172,10 @@ const CASES: &[Case] = &[
         events: &[(&[E::Extend], "2026-10-01T12:00:00Z")],
         now: "2026-11-01T00:00:00Z",
         clock: ClockKind::Period,
-        due_utc: "2026-11-30T09:00:00Z",
-        due_local: "2026-11-30 10:00:00 CET (+01:00)",
+        due_utc: "2026-12-02T23:00:00Z",
+        due_local: "2026-12-03 00:00:00 CET (+01:00)",
         status: ClockStatus::Running,
-        remaining: "29d 9h 0m",
+        remaining: "31d 23h 0m",
     },
     Case {
         name: "EPOC 10 days stopped for 3 days, resumed: due pushed by 3 days",
@@ -188,10 +188,10 @@ const CASES: &[Case] = &[
         events: &[(&[E::Suspend], "2026-09-08T09:00:00Z"), (&[E::Resume], "2026-09-11T09:00:00Z")],
         now: "2026-09-15T07:00:00Z",
         clock: ClockKind::Deadline,
-        due_utc: "2026-09-20T07:00:00Z",
-        due_local: "2026-09-20 09:00:00 CEST (+02:00)",
+        due_utc: "2026-09-20T22:00:00Z",
+        due_local: "2026-09-21 00:00:00 CEST (+02:00)",
         status: ClockStatus::Running,
-        remaining: "5d 0h 0m",
+        remaining: "5d 15h 0m",
     },
     Case {
         name: "EPOC 10 days while stopped: remaining frozen at the stop",
@@ -204,10 +204,10 @@ const CASES: &[Case] = &[
         events: &[(&[E::Suspend], "2026-09-08T09:00:00Z")],
         now: "2026-09-30T00:00:00Z",
         clock: ClockKind::Deadline,
-        due_utc: "2026-09-17T07:00:00Z",
-        due_local: "2026-09-17 09:00:00 CEST (+02:00)",
+        due_utc: "2026-09-17T22:00:00Z",
+        due_local: "2026-09-18 00:00:00 CEST (+02:00)",
         status: ClockStatus::Stopped,
-        remaining: "8d 22h 0m",
+        remaining: "9d 13h 0m",
     },
     Case {
         name: "CETS 224 Art 8 subscriber data 20 days (U) to the US across the US DST change",
@@ -510,7 +510,7 @@ fn extension_rules() {
     assert_eq!(r, before);
 
     let (mut r, _) = received(&agr, RequestKind::Preservation);
-    let err = r.apply(E::Extend, ts("2026-11-01T00:00:00Z"), &agr).unwrap_err();
+    let err = r.apply(E::Extend, ts("2026-11-03T00:00:00Z"), &agr).unwrap_err();
     assert!(err.to_string().contains("during the period"), "{err}");
 
     let (mut r, _) = received(&agr, RequestKind::Production);
@@ -621,7 +621,7 @@ fn withdrawal_while_stopped_stops_the_clock_for_good() {
     assert_eq!(c.ended_at, Some(stop));
     let much_later = ts("2027-01-01T00:00:00Z");
     assert_eq!(c.status(much_later), ClockStatus::Stopped);
-    assert_eq!(format_duration(c.remaining(much_later)), "9d 0h 0m");
+    assert_eq!(format_duration(c.remaining(much_later)), "9d 14h 0m");
     let before = r.clone();
     let err = r.apply(E::Resume, much_later, &agr).unwrap_err();
     assert_eq!(
