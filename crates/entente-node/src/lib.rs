@@ -42,6 +42,7 @@ pub mod server;
 pub mod taxii;
 pub mod taxii_client;
 pub mod transfer;
+mod ui;
 pub mod vault;
 pub mod witness;
 
