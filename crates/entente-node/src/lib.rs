@@ -46,6 +46,7 @@ pub mod status;
 pub mod taxii;
 pub mod taxii_client;
 pub mod transfer;
+mod ui;
 pub mod vault;
 pub mod witness;
 

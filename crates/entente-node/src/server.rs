@@ -234,6 +234,8 @@ pub fn router(node: Node) -> Router {
         // its own media types, error format and body limit; described in the document by
         // `api::intel`.
         .merge(crate::taxii::router(state.node.clone()))
+        // The web interface, HTML under /ui/ (crates/entente-node/src/ui/, docs/ui.md).
+        .merge(crate::ui::routes())
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
@@ -282,9 +284,11 @@ pub(crate) async fn errors_are_problems(
     next: axum::middleware::Next,
 ) -> Response {
     let taxii = req.uri().path().starts_with("/taxii2/");
+    // The web interface answers its errors as pages.
+    let ui = req.uri().path() == "/ui" || req.uri().path().starts_with("/ui/");
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if ui || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
     let ct = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,0 +1,294 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step should stop the test loudly"
+)]
+
+use super::pages::{CaseNewPage, CasePage, Chrome, HomePage, RequestList, SignInPage};
+use super::text::EN;
+use crate::identity::{InitOptions, Node};
+use askama::Template as _;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use entente_core::Role;
+use entente_store::CaseRecord;
+use entente_store::cases::{CaseStatus, TimelineEntry};
+use sha2::Digest as _;
+use tower::ServiceExt as _;
+
+fn chrome() -> Chrome {
+    Chrome {
+        party: "NL".to_owned(),
+        who: Some("eva (investigator)".to_owned()),
+        csrf: "c".repeat(64),
+        can_open_case: true,
+        notice: None,
+    }
+}
+
+#[test]
+fn sign_in_page_snapshot() {
+    let page = SignInPage { t: &EN, chrome: Chrome::anonymous("NL".into()), error: None };
+    insta::assert_snapshot!("sign_in", page.render().unwrap());
+    let failed = SignInPage {
+        t: &EN,
+        chrome: Chrome::anonymous("NL".into()),
+        error: Some(EN.sign_in_failed.into()),
+    };
+    insta::assert_snapshot!("sign_in_failed", failed.render().unwrap());
+}
+
+#[test]
+fn home_page_snapshot() {
+    let page = HomePage {
+        t: &EN,
+        chrome: chrome(),
+        heading: "Home · investigator".into(),
+        intro: EN.home_intro_investigator.into(),
+        requests: Some(RequestList { rows: Vec::new(), ledger_index: 7 }),
+        ledger: None,
+    };
+    insta::assert_snapshot!("home_investigator", page.render().unwrap());
+}
+
+#[test]
+fn home_page_of_a_dpo_snapshot() {
+    let note = "nl.entente.example/ledger\n12\nAAAA\n\n\u{2014} nl.entente.example/ledger sig\n";
+    let cosigned = format!("{note}\u{2014} de.entente.example/witness sig2\n");
+    let page = HomePage {
+        t: &EN,
+        chrome: chrome(),
+        heading: "Home · dpo".into(),
+        intro: EN.home_intro_dpo.into(),
+        requests: Some(RequestList {
+            rows: vec![super::pages::ClockRow {
+                request: "req-1".into(),
+                kind: "preservation".into(),
+                parties: "NL → DE".into(),
+                state: "received".into(),
+                clock: "deadline (P10D)".into(),
+                due: "2026-12-01T12:00:00Z".into(),
+                remaining: "−1 d 0 h 0 min".into(),
+                overdue: true,
+                rule: "ETS 185 Art 29".into(),
+                unverified: false,
+            }],
+            ledger_index: 9,
+        }),
+        ledger: Some(super::pages::LedgerHealth::new(
+            12,
+            Some(note.as_bytes()),
+            Some(cosigned.as_bytes()),
+        )),
+    };
+    let html = page.render().unwrap();
+    assert!(html.contains("class=\"overdue\"") && html.contains("de.entente.example/witness"));
+    insta::assert_snapshot!("home_dpo", html);
+}
+
+#[test]
+fn case_form_snapshot_with_errors_next_to_fields() {
+    let mut page = CaseNewPage::empty(&EN, chrome());
+    page.id = "bad id!".into();
+    page.title = String::new();
+    page.concepts = "ok, <script>".into();
+    assert!(super::pages::validate_case(&mut page).is_none());
+    page.form_error = Some(EN.form_has_errors.into());
+    let html = page.render().unwrap();
+    // Escaped, never executed.
+    assert!(!html.contains("<script>"), "{html}");
+    insta::assert_snapshot!("case_new_errors", html);
+}
+
+#[test]
+fn case_page_snapshot() {
+    let status = CaseStatus {
+        case: CaseRecord {
+            id: "LANTERN".into(),
+            title: "Ransomware on a hospital".into(),
+            concepts: vec!["illegal-access".into()],
+            opened_by: "eva (investigator)".into(),
+            opened_at: "2026-12-02T09:00:00Z".into(),
+            ledger_index: 3,
+        },
+        members: vec![entente_wire::CaseMember {
+            party: "NL".into(),
+            role: "lead".into(),
+            agreement: None,
+            added_at: "2026-12-02T09:00:00Z".into(),
+            ledger_index: 3,
+        }],
+        timeline: vec![TimelineEntry {
+            index: 3,
+            time: "2026-12-02T09:00:00Z".into(),
+            actor: "eva (investigator)".into(),
+            action: "case.open".into(),
+            decision: "permit".into(),
+        }],
+        mirror: None,
+    };
+    let page = CasePage::new(&EN, chrome(), &status, 4);
+    insta::assert_snapshot!("case", page.render().unwrap());
+}
+
+#[test]
+fn durations_read_as_words() {
+    use jiff::SignedDuration;
+    assert_eq!(super::pages::duration_words(SignedDuration::from_secs(90_061)), "1 d 1 h 1 min");
+    assert_eq!(super::pages::duration_words(SignedDuration::from_secs(-3_600)), "−1 h 0 min");
+    assert_eq!(super::pages::duration_words(SignedDuration::from_secs(59)), "0 min");
+}
+
+// In-process: the router as served, a fresh node, users made through the gate.
+
+async fn node_with_users(dir: &std::path::Path) -> (Node, Vec<(Role, String)>) {
+    let opts = InitOptions {
+        data_dir: dir.join("node"),
+        party: "NL".parse().unwrap(),
+        name: "Test authority".to_owned(),
+        database_url: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        federation_listen: None,
+    };
+    let node = Node::init(&opts, jiff::Timestamp::now()).await.unwrap();
+    let mut users = Vec::new();
+    for (name, role) in [("eva", Role::Investigator), ("cesar", Role::Csirt)] {
+        let token = format!("token-of-{name}-0123456789");
+        let cmd = entente_store::users::AddUser {
+            name: name.into(),
+            role: role.clone(),
+            token_sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
+        };
+        let v = node.gate.submit(node.operator(), cmd, jiff::Timestamp::now()).await.unwrap();
+        assert!(matches!(v, entente_store::Verdict::Permitted { .. }));
+        users.push((role, token));
+    }
+    (node, users)
+}
+
+async fn send(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn form(uri: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    let mut b = Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "node.test");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+fn get(uri: &str, cookie: &str) -> Request<Body> {
+    Request::get(uri).header(header::COOKIE, cookie).body(Body::empty()).unwrap()
+}
+
+async fn sign_in(app: &axum::Router, token: &str) -> String {
+    let (status, headers, body) =
+        send(app, form("/ui/sign-in", None, &format!("token={token}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let set = headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set.contains("HttpOnly; SameSite=Strict; Path=/ui"), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..at + 64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_csrf_gate_and_sign_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, users) = node_with_users(tmp.path()).await;
+    let store = node.store.clone();
+    let app = crate::server::router(node);
+    let size = || async { store.ledger_head().await.unwrap().0 };
+
+    // A wrong token: a message, no session, nothing in the ledger.
+    let before = size().await;
+    let (status, headers, body) = send(&app, form("/ui/sign-in", None, "token=guess%3Cb%3E")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    assert!(body.contains(EN.sign_in_failed) && !body.contains("guess"), "{body}");
+    assert_eq!(size().await, before);
+
+    // Without a session, pages send to sign-in.
+    let (status, headers, _) = send(&app, Request::get("/ui/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers.get(header::LOCATION).unwrap(), "/ui/sign-in");
+
+    let eva = sign_in(&app, &users[0].1).await;
+    let (status, _, home) = send(&app, get("/ui/", &eva)).await;
+    assert_eq!(status, StatusCode::OK, "{home}");
+    let csrf = csrf_of(&home);
+
+    // A form without its CSRF token, with a wrong one, or from another origin: refused,
+    // nothing changed.
+    let before = size().await;
+    let open = "id=LANTERN&title=Ransomware";
+    let (status, _, body) = send(&app, form("/ui/cases", Some(&eva), open)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains(EN.nothing_changed));
+    let wrong = format!("{open}&csrf={}", "0".repeat(64));
+    assert_eq!(send(&app, form("/ui/cases", Some(&eva), &wrong)).await.0, StatusCode::FORBIDDEN);
+    let mut foreign = form("/ui/cases", Some(&eva), &format!("{open}&csrf={csrf}"));
+    foreign.headers_mut().insert(header::ORIGIN, "http://evil.test".parse().unwrap());
+    assert_eq!(send(&app, foreign).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(size().await, before);
+    assert_eq!(store.case_count().await.unwrap(), 0);
+
+    // Validation: messages next to the fields, nothing recorded.
+    let (status, _, body) =
+        send(&app, form("/ui/cases", Some(&eva), &format!("id=bad%20id&title=&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"id-error\"") && body.contains("id=\"title-error\""), "{body}");
+    assert_eq!(size().await, before);
+
+    // The form opens the case through the gate (one entry), and its page is one more.
+    let mut good = form("/ui/cases", Some(&eva), &format!("{open}&csrf={csrf}"));
+    good.headers_mut().insert(header::ORIGIN, "http://node.test".parse().unwrap());
+    let (status, headers, body) = send(&app, good).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let to = headers.get(header::LOCATION).unwrap().to_str().unwrap().to_owned();
+    assert!(to.starts_with("/ui/cases/LANTERN?opened="), "{to}");
+    assert_eq!(size().await, before + 1);
+    let (status, _, page) = send(&app, get(&to, &eva)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Ransomware") && page.contains(EN.case_opened), "{page}");
+    assert_eq!(size().await, before + 2);
+    // The same id again: the message next to the field.
+    let (status, _, body) =
+        send(&app, form("/ui/cases", Some(&eva), &format!("{open}&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains(EN.err_case_exists));
+
+    // A CSIRT analyst: the gate refuses the case, and the page says so with the entry.
+    let cesar = sign_in(&app, &users[1].1).await;
+    let (status, _, page) = send(&app, get("/ui/cases/LANTERN", &cesar)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(!page.contains("Ransomware") && page.contains(EN.denied_recorded), "{page}");
+
+    // Sign-out ends the session.
+    let (status, headers, _) =
+        send(&app, form("/ui/sign-out", Some(&eva), &format!("csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().contains("Max-Age=0"));
+    let (status, headers, _) = send(&app, get("/ui/", &eva)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers.get(header::LOCATION).unwrap(), "/ui/sign-in?ended=1");
+
+    // The stylesheet is served from the binary.
+    let (status, headers, css) = send(&app, get("/ui/assets/ui.css", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/css"));
+    assert!(css.contains(":focus-visible"));
+}
