@@ -426,8 +426,8 @@ async fn status(
     let own = s.requested_by.as_deref()
         == Some(entente_store::intel::requester_of(actor.actor()).as_str());
     // A status kept before its requester was recorded: the node's administrators only.
-    let legacy = s.requested_by.is_none()
-        && matches!(actor.actor(), Actor::User { role: Role::Admin, .. });
+    let legacy =
+        s.requested_by.is_none() && matches!(actor.actor(), Actor::User { role: Role::Admin, .. });
     if !own && !legacy {
         return Err(gone());
     }

@@ -78,7 +78,9 @@ fn query_parameter(key: &str) -> serde_json::Value {
             "Most objects on the page (1 or more; at most 1,000 are served)",
             json!({"type": "integer", "minimum": 1}),
         ),
-        "next" => (key, "The `next` value of the previous page (opaque, bound to the query)", string),
+        "next" => {
+            (key, "The `next` value of the previous page (opaque, bound to the query)", string)
+        }
         "match[id]" => (key, "STIX identifiers, comma-separated", string),
         "match[type]" => (key, "STIX object types, comma-separated", string),
         "match[version]" => (

@@ -1063,7 +1063,8 @@ impl Store {
                 break;
             }
             let outcome: String = r.try_get(1)?;
-            let d = StatusDetail { id: r.try_get(2)?, version: r.try_get(3)?, message: r.try_get(4)? };
+            let d =
+                StatusDetail { id: r.try_get(2)?, version: r.try_get(3)?, message: r.try_get(4)? };
             match outcome.as_str() {
                 "success" => successes.push(d),
                 _ => failures.push(d),
