@@ -366,14 +366,14 @@ pub fn compute(
     place: Place<'_>,
 ) -> Result<PeriodEnd, PeriodError> {
     let cal = cals.get(place.party);
-    if let (Some(c), Some(r)) = (cal, place.region) {
-        if !c.knows_region(r) {
-            return Err(PeriodError::UnknownRegion {
-                party: place.party.to_owned(),
-                region: r.to_owned(),
-                known: c.regions.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
-        }
+    if let (Some(c), Some(r)) = (cal, place.region)
+        && !c.knows_region(r)
+    {
+        return Err(PeriodError::UnknownRegion {
+            party: place.party.to_owned(),
+            region: r.to_owned(),
+            known: c.regions.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
     }
     let (zone_name, zone_note) = match cal {
         Some(c) => (
