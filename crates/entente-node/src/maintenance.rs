@@ -833,10 +833,12 @@ pub async fn sweep(
         let path = root.join(&name);
         match age_of(&path)? {
             Some((age, bytes)) if age >= grace => {
-                if remove(&path)? {
-                    report.parts += 1;
-                    report.part_bytes += bytes;
+                // Gone already (another sweep, or the upload finished): nothing to count.
+                if !remove(&path)? {
+                    continue;
                 }
+                report.parts += 1;
+                report.part_bytes += bytes;
             }
             Some(_) => report.kept += 1,
             None => {}
@@ -846,10 +848,12 @@ pub async fn sweep(
         let path = root.join(&name);
         match age_of(&path)? {
             Some((age, bytes)) if age >= grace.max(MIN_ORPHAN_AGE) => {
-                if remove(&path)? {
-                    report.orphans += 1;
-                    report.orphan_bytes += bytes;
+                // Gone already (another sweep, or the upload finished): nothing to count.
+                if !remove(&path)? {
+                    continue;
                 }
+                report.orphans += 1;
+                report.orphan_bytes += bytes;
             }
             Some(_) => report.kept += 1,
             None => {}

@@ -798,7 +798,6 @@ async fn import(
         q.execute(&mut **tx).await?;
     }
     let total = successes.len() as u64;
-    let mut successes = successes;
     successes.truncate(STATUS_PAGE as usize);
     let status = IntelStatus {
         id: status_id.to_owned(),
