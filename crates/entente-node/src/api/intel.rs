@@ -21,8 +21,12 @@ const READ: &[&str] = &[
 /// Those of one object or its versions (the id is in the path).
 const ONE: &[&str] = &["added_after", "limit", "next", "match[version]", "match[spec_version]"];
 
+/// One method of a route: the method, its summary, its query parameters (keys of
+/// [`query_parameter`]).
+pub(crate) type Method = (&'static str, &'static str, &'static [&'static str]);
+
 /// Every TAXII route: its path, its methods with their summaries and query parameters.
-pub(crate) const ROUTES: &[(&str, &[(&str, &str, &[&str])])] = &[
+pub(crate) const ROUTES: &[(&str, &[Method])] = &[
     ("/taxii2/", &[("get", "TAXII 2.1 discovery", &[])]),
     ("/taxii2/api/", &[("get", "TAXII 2.1 API root", &[])]),
     (
