@@ -624,9 +624,12 @@ async fn requests_under_agreements() {
         let Verdict::Permitted { output: r, .. } = v else { panic!("{v:?}") };
         assert_eq!(r.state, RequestState::UnderReview);
         assert_eq!(r.history.len(), 3);
-        // EPOC: 10 days from receipt (Friday 19:00 CEST) in the requested party's zone.
+        // EPOC: 10 days from receipt (Friday 4 September, 19:00 CEST) in the requested party's
+        // zone, counted by Reg. 1182/71: the day of receipt is not counted (Art 3(1)) and the
+        // period ends with the last hour of its last day, Monday 14 September 24:00 CEST
+        // (Art 3(2)(b)); it used to end at 19:00, five hours early.
         let clock = r.clocks.first().expect("a clock");
-        assert_eq!(clock.due.to_string(), "2026-09-14T17:00:00Z");
+        assert_eq!(clock.due.to_string(), "2026-09-14T22:00:00Z");
         // An auditor may not move a request.
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
         let v = gate
@@ -1014,8 +1017,9 @@ async fn requests_travel_between_nodes() {
             let Verdict::Permitted { output: r, .. } = v else { panic!("{v:?}") };
             assert_eq!(r.state, RequestState::Received);
             assert_eq!(r.history.len(), 2);
-            // The same clock on both copies: 10 days from DE's receipt, in DE's zone.
-            assert_eq!(r.clocks[0].due.to_string(), "2026-09-14T17:00:00Z");
+            // The same clock on both copies: 10 days from DE's receipt, in DE's zone, ending
+            // with the last hour of the last day (Reg. 1182/71 Art 3(2)(b)).
+            assert_eq!(r.clocks[0].due.to_string(), "2026-09-14T22:00:00Z");
         }
 
         // The same envelope again (seq 1 from DE, its payload digest as applied) is answered

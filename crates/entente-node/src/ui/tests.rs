@@ -157,7 +157,7 @@ async fn node_with_users(dir: &std::path::Path) -> (Node, Vec<(Role, String)>) {
         let token = format!("token-of-{name}-0123456789");
         let cmd = entente_store::users::AddUser {
             name: name.into(),
-            role: role.clone(),
+            role,
             token_sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
         };
         let v = node.gate.submit(node.operator(), cmd, jiff::Timestamp::now()).await.unwrap();
