@@ -248,7 +248,7 @@ fn restore_refuses_bad_input_and_leaves_nothing() {
     // A missing file, named.
     let missing = copy("missing");
     std::fs::remove_file(missing.join("node.age.key")).unwrap();
-    refused(&missing, 2, &s(&missing.join("node.age.key")).to_owned());
+    refused(&missing, 2, s(&missing.join("node.age.key")));
     // A changed file, named.
     let changed = copy("changed");
     let db = changed.join("entente.sqlite");
