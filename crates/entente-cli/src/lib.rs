@@ -79,6 +79,10 @@ enum Cmd {
         /// Override the configured federation listen address
         #[arg(long)]
         federation_listen: Option<std::net::SocketAddr>,
+        /// Serve the API, TAXII and the web interface over HTTPS, with `[api] cert`/`key` or
+        /// the node's own certificate (as `[api] tls = true`)
+        #[arg(long)]
+        tls: bool,
     },
     /// Partner nodes: pin, list, remove
     Peer {
@@ -352,16 +356,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Cmd::Serve { data_dir, listen, federation_listen } => {
-            let node = Node::open(&data_dir).await?;
+        Cmd::Serve { data_dir, listen, federation_listen, tls } => {
+            let mut node = Node::open(&data_dir).await?;
+            node.config.api.tls |= tls;
+            let addr = listen.unwrap_or(node.config.listen);
+            // Before anything starts: plain HTTP beyond loopback, or a certificate that cannot
+            // be read, is the operator's to fix.
+            entente_node::tls::check_plain(addr, node.config.api.tls, &node.config.api)
+                .map_err(|e| fail(Exit::BadInput, e))?;
+            if node.config.api.tls {
+                entente_node::tls::check_api_identity(&node.data_dir, &node.config.api)
+                    .map_err(|e| fail(Exit::BadInput, e))?;
+            }
             // Crash leftovers of earlier runs, after the grace period (`[maintenance]`).
             maintenance::sweep_at_start(&node).await;
-            let addr = listen.unwrap_or(node.config.listen);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
-            eprintln!("entente node {} serving on http://{local}", node.config.party);
+            let scheme = if node.config.api.tls { "https" } else { "http" };
+            eprintln!("entente node {} serving on {scheme}://{local}", node.config.party);
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let stopped = move || {
                 let mut rx = stop_rx.clone();

@@ -281,3 +281,59 @@ async fn a_partner_is_served_while_an_attacker_holds_handshakes_and_unpinned_con
     assert!(open <= 4, "{open} half-open handshakes still held");
     drop(unpinned);
 }
+
+/// Past the handshake, an unpinned certificate's connections count per address: one client
+/// holding many cannot take the whole unpinned budget from another address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_the_whole_unpinned_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let fr = Fed::new(tmp.path(), "FR");
+    limits(&nl.dir, "max_unpinned_per_address = 2\nmax_unpinned_connections = 8\n");
+    let _server = nl.start().await;
+    let pem = std::fs::read_to_string(nl.dir.join("node.cert.pem")).unwrap();
+    let config =
+        std::sync::Arc::new(entente_node::danger::client_config_as(&fr.dir, &pem).unwrap());
+    let connect = |source: &'static str| {
+        let config = config.clone();
+        let port = nl.port;
+        async move {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            let tcp = sock.connect(format!("127.0.0.1:{port}").parse().unwrap()).await.unwrap();
+            tokio_rustls::TlsConnector::from(config)
+                .connect(crate::federation::rustls_name("127.0.0.1"), tcp)
+                .await
+                .unwrap()
+        }
+    };
+    // Five completed connections from 127.0.0.1, each admitted after the last.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(connect("127.0.0.1").await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut open = 0;
+    for t in &mut held {
+        if !closed_within(t, Duration::from_millis(200)).await {
+            open += 1;
+        }
+    }
+    assert!(open <= 2, "{open} unpinned connections of one address still held");
+    // Another address is served meanwhile (its certificate is unpinned: refused, answered).
+    let mut other = connect("127.0.0.2").await;
+    other
+        .write_all(
+            b"GET /federation/v1/checkpoint HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut other, &mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 "), "the other address was not answered: {answer}");
+}

@@ -43,11 +43,14 @@ async fn taxii2_client_stix2_and_validator_against_our_server() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nl");
     let (token, coll) = node_with_collection(&dir);
-    let server = Server::start(&dir, Duration::from_secs(30)).await;
+    // TAXII 2.1 runs over HTTPS (section 1.6.1): the client trusts the node's certificate.
+    let server = Server::start_with(&dir, &["--tls"], Duration::from_secs(30)).await;
+    assert!(server.url.starts_with("https://"), "{}", server.url);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/taxii_client.py");
     let out = tmp.path().join("served.json");
     let o = std::process::Command::new(&python)
         .args([s(&script), &server.url, "cert", &token, &coll, s(&out)])
+        .env("ENTENTE_CA", dir.join("node.cert.pem"))
         .output()
         .unwrap();
     assert!(

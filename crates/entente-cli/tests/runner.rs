@@ -30,6 +30,7 @@ mod psi;
 mod redress;
 mod reports;
 mod requests;
+mod tls;
 mod transfer;
 
 /// Every `tests/*.rs` file is a module of this binary: a file added without its `mod` line

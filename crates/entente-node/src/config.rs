@@ -51,6 +51,34 @@ pub struct NodeConfig {
     /// blob store are swept.
     #[serde(default, skip_serializing_if = "MaintenanceConfig::is_default")]
     pub maintenance: MaintenanceConfig,
+    /// The user-facing API's transport (`[api]`): HTTPS with which certificate, or plain
+    /// HTTP on loopback (`crate::tls`).
+    #[serde(default, skip_serializing_if = "ApiConfig::is_default")]
+    pub api: ApiConfig,
+}
+
+/// The `[api]` section: how the API, TAXII and the web interface are served.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve HTTPS (as `entente serve --tls` does).
+    pub tls: bool,
+    /// PEM certificate chain to serve with, relative to the data directory unless absolute;
+    /// the node's own certificate (`node.cert.pem`) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (PKCS#8, SEC1 or PKCS#1); `node.key.pem` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Allow plain HTTP on an address beyond loopback: only when a TLS-terminating proxy is
+    /// in front (default false: plain HTTP is served on loopback only).
+    pub plain_http_beyond_loopback: bool,
+}
+
+impl ApiConfig {
+    fn is_default(&self) -> bool {
+        *self == ApiConfig::default()
+    }
 }
 
 /// The `[maintenance]` section.
@@ -188,6 +216,10 @@ pub struct LimitsConfig {
     /// Most federation connections at once that are not (yet) a pinned partner's:
     /// handshakes under way and unpinned certificates.
     pub max_unpinned_connections: u32,
+    /// Most federation connections from one address, past the handshake, whose certificate
+    /// is no pinned partner's (an IPv6 address by its /64): one client cannot hold the whole
+    /// unpinned budget.
+    pub max_unpinned_per_address: u32,
     /// Most federation connections at once whose certificate is a pinned partner's; a
     /// separate budget, so that unpinned clients never starve partners.
     pub max_partner_connections: u32,
@@ -208,6 +240,7 @@ impl Default for LimitsConfig {
             handshake_timeout_secs: 10,
             max_handshakes_per_address: 16,
             max_unpinned_connections: 256,
+            max_unpinned_per_address: 16,
             max_partner_connections: 256,
             refusal_window_secs: 60,
             refusal_sources_per_window: 256,

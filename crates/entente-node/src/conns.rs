@@ -12,7 +12,8 @@
 //!   that does not finish its headers in time is closed: slowloris), an idle deadline (no byte
 //!   read or written for that long: closed, a request in progress first finished), and the
 //!   budgets above. At shutdown it stops accepting, lets requests in progress finish and closes
-//!   the rest.
+//!   the rest. Over TLS (`serve --tls`, [`Tls`]) the handshake must finish within the header
+//!   deadline too.
 
 use crate::refusals::ClientAddr;
 use axum::Router;
@@ -247,6 +248,7 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let registry = Registry::new(limits.max_per_address, limits.max_connections);
@@ -273,7 +275,12 @@ pub(crate) async fn serve(
         };
         let app = app.clone();
         let stop = stop_rx.clone();
-        tasks.spawn(connection(tcp, addr, app, limits, admitted, stop));
+        match &tls {
+            None => tasks.spawn(connection(tcp, addr, app, limits, admitted, stop)),
+            Some(tls) => {
+                tasks.spawn(tls_connection(tls.clone(), tcp, addr, app, limits, admitted, stop))
+            }
+        };
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -287,9 +294,18 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// One API connection: HTTP/1.1 with the header deadline, the idle deadline, closed when the
-/// registry makes room with it or the server stops.
-async fn connection(
+/// The API's TLS: the acceptor and where completed handshakes are counted.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) handshakes: Arc<crate::tls::Handshakes>,
+}
+
+/// One API connection over TLS: the handshake within the header deadline (a client that
+/// does not finish it in time is closed, as one that does not finish its headers), then as
+/// [`connection`].
+async fn tls_connection(
+    tls: Tls,
     tcp: tokio::net::TcpStream,
     addr: SocketAddr,
     app: Router,
@@ -297,8 +313,56 @@ async fn connection(
     mut admitted: Admitted,
     mut stop: watch::Receiver<bool>,
 ) {
-    use tower::ServiceExt as _;
     let (io, last) = Watched::new(tcp);
+    let handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor.accept(io));
+    let stream = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "API TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%addr, "API TLS handshake timed out");
+                return;
+            }
+        },
+        _ = &mut admitted.evicted => {
+            tracing::debug!(%addr, "API handshake closed to make room for another");
+            return;
+        }
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    tls.handshakes.note(crate::tls::Endpoint::Api, stream.get_ref().1);
+    http_connection(stream, last, addr, app, limits, admitted, stop).await;
+}
+
+/// One API connection: HTTP/1.1 with the header deadline, the idle deadline, closed when the
+/// registry makes room with it or the server stops.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+    app: Router,
+    limits: Limits,
+    admitted: Admitted,
+    stop: watch::Receiver<bool>,
+) {
+    let (io, last) = Watched::new(tcp);
+    http_connection(io, last, addr, app, limits, admitted, stop).await;
+}
+
+async fn http_connection<I>(
+    io: I,
+    last: LastActive,
+    addr: SocketAddr,
+    app: Router,
+    limits: Limits,
+    mut admitted: Admitted,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
     let busy = admitted.busy.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ClientAddr(addr));

@@ -27,6 +27,7 @@
 
 use crate::conns::Registry;
 use crate::identity::{CERT_FILE, KEY_FILE, Node};
+use crate::tls::provider;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -162,10 +163,6 @@ fn check_validity(der: &[u8], now: UnixTime) -> Result<(), rustls::Error> {
         return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
     }
     Ok(())
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// As a server: a client must present a certificate within its validity and prove it holds
@@ -368,7 +365,9 @@ pub async fn serve(
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .with_state(FedState { node, skew });
     let handshakes = Registry::new(limits.handshakes_per_address, limits.unpinned);
-    let unpinned = Arc::new(tokio::sync::Semaphore::new(limits.unpinned));
+    // Past the handshake, an unpinned certificate's connections count per address too, so one
+    // client cannot hold the whole unpinned budget.
+    let unpinned = Registry::new(limits.unpinned_per_address, limits.unpinned);
     let partners = Arc::new(tokio::sync::Semaphore::new(limits.partners));
     tokio::pin!(shutdown);
     loop {
@@ -414,6 +413,7 @@ pub async fn serve(
                 }
             };
             drop(pending);
+            node.handshakes.note(crate::tls::Endpoint::Federation, stream.get_ref().1);
             let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
                 return;
             };
@@ -427,18 +427,42 @@ pub async fn serve(
                     return;
                 }
             };
-            let budget = if pinned.is_some() { partners } else { unpinned };
-            let Ok(_slot) = budget.try_acquire_owned() else {
-                tracing::debug!(%addr, pinned = pinned.is_some(), "federation connection refused: its budget is full");
-                return;
+            let (_partner_slot, mut unpinned_slot) = if pinned.is_some() {
+                let Ok(slot) = partners.try_acquire_owned() else {
+                    tracing::debug!(%addr, "federation connection refused: the partners' budget is full");
+                    return;
+                };
+                (Some(slot), None)
+            } else {
+                // Within its address's budget (its own oldest closed to make room) and the
+                // unpinned total.
+                let Some(slot) = unpinned.admit(addr.ip()) else {
+                    tracing::debug!(%addr, "federation connection refused: the unpinned budget is full");
+                    return;
+                };
+                (None, Some(slot))
             };
             let conn = PeerConn { cert_sha256, addr, pinned };
             let svc = hyper_util::service::TowerToHyperService::new(app.layer(Extension(conn)));
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);
-            if let Err(e) = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await {
-                tracing::info!(%addr, error = %e, "federation connection closed with an error");
+            let served = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let evicted = async {
+                match unpinned_slot.as_mut() {
+                    Some(slot) => {
+                        let _ = (&mut slot.evicted).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = served => if let Err(e) = r {
+                    tracing::info!(%addr, error = %e, "federation connection closed with an error");
+                },
+                () = evicted => {
+                    tracing::debug!(%addr, "unpinned federation connection closed to make room for another");
+                }
             }
         });
     }
@@ -451,6 +475,7 @@ struct FedLimits {
     header_timeout: Duration,
     handshakes_per_address: usize,
     unpinned: usize,
+    unpinned_per_address: usize,
     partners: usize,
 }
 
@@ -461,6 +486,7 @@ fn fed_limits(l: &crate::config::LimitsConfig) -> FedLimits {
         header_timeout: LimitsConfig::secs(l.header_timeout_secs),
         handshakes_per_address: LimitsConfig::count(l.max_handshakes_per_address),
         unpinned: LimitsConfig::count(l.max_unpinned_connections),
+        unpinned_per_address: LimitsConfig::count(l.max_unpinned_per_address),
         partners: LimitsConfig::count(l.max_partner_connections),
     }
 }

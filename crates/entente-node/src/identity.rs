@@ -130,6 +130,8 @@ pub struct Node {
     /// Refusals of unauthenticated callers counted and not yet recorded (shared by the API
     /// and the federation port, recorded by [`crate::refusals::Flusher`]).
     pub(crate) refusals: std::sync::Arc<crate::refusals::Refusals>,
+    /// Server-side TLS handshakes by listener and negotiated group (exported on `/metrics`).
+    pub(crate) handshakes: std::sync::Arc<crate::tls::Handshakes>,
 }
 
 fn refusals_for(config: &NodeConfig) -> std::sync::Arc<crate::refusals::Refusals> {
@@ -254,6 +256,7 @@ impl Node {
             reports: crate::config::ReportsConfig::default(),
             limits: crate::config::LimitsConfig::default(),
             maintenance: crate::config::MaintenanceConfig::default(),
+            api: crate::config::ApiConfig::default(),
         };
         // The file is created here, and only here.
         let url = config.database_url_in(dir);
@@ -289,7 +292,16 @@ impl Node {
         let text = config.to_toml().map_err(|e| NodeError::Invalid(e.to_string()))?;
         write_new(&dir.join(CONFIG_FILE), text.as_bytes(), 0o644)?;
         let refusals = refusals_for(&config);
-        Ok(Node { data_dir: dir.clone(), config, key, store, gate, lock: lock.into(), refusals })
+        Ok(Node {
+            data_dir: dir.clone(),
+            config,
+            key,
+            store,
+            gate,
+            lock: lock.into(),
+            refusals,
+            handshakes: std::sync::Arc::default(),
+        })
     }
 
     /// Opens the node in `data_dir`: configuration, key, database (migrated), gate.
@@ -331,6 +343,7 @@ impl Node {
             gate,
             lock: lock.into(),
             refusals,
+            handshakes: std::sync::Arc::default(),
         })
     }
 

@@ -45,6 +45,7 @@ pub mod server;
 pub mod status;
 pub mod taxii;
 pub mod taxii_client;
+pub mod tls;
 pub mod transfer;
 mod ui;
 pub mod vault;

@@ -256,10 +256,11 @@ pub fn openapi_document() -> Value {
     crate::api::document(crate::api::routes().into_openapi())
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes: over TLS when `[api] tls` is
+/// set (`crate::tls`), plain HTTP otherwise (on loopback only, unless configured).
 ///
 /// # Errors
-/// I/O errors of the listener.
+/// I/O errors of the listener; an unusable certificate or key; plain HTTP beyond loopback.
 pub async fn serve(
     node: Node,
     listener: tokio::net::TcpListener,
@@ -272,7 +273,19 @@ pub async fn serve(
         max_connections: LimitsConfig::count(limits.max_connections),
         max_per_address: LimitsConfig::count(limits.max_connections_per_address),
     };
-    crate::conns::serve(listener, router(node), conns, shutdown).await
+    let tls = if node.config.api.tls {
+        let config = crate::tls::api_server_config(&node.data_dir, &node.config.api)
+            .map_err(std::io::Error::other)?;
+        Some(crate::conns::Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            handshakes: node.handshakes.clone(),
+        })
+    } else {
+        crate::tls::check_plain(listener.local_addr()?, false, &node.config.api)
+            .map_err(std::io::Error::other)?;
+        None
+    };
+    crate::conns::serve(listener, router(node), conns, tls, shutdown).await
 }
 
 /// Every error answer is a problem (RFC 9457), or on the TAXII routes a TAXII error: the

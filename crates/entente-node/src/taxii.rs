@@ -306,14 +306,21 @@ async fn through_gate<C: GateCommand>(
     }
 }
 
-fn base_url(headers: &HeaderMap) -> String {
+/// The origin the caller reached: `https` on the federation port, when the API serves TLS
+/// (`[api] tls`) or a TLS-terminating proxy says so; `http` otherwise.
+fn base_url(state: &TaxiiState, headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let tls = state.peers || state.node.config.api.tls || forwarded;
+    format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
 async fn discovery(State(state): State<TaxiiState>, headers: HeaderMap) -> TaxiiResult {
     authenticated(&state, &headers).await?;
-    let root = format!("{}/taxii2/api/", base_url(&headers));
+    let root = format!("{}/taxii2/api/", base_url(&state, &headers));
     let body = json!({
         "title": format!("Entente node {}", state.node.config.party),
         "description": "Threat intelligence under TLP 2.0 and the agreements in force; every page served is recorded in the node's ledger.",

@@ -177,10 +177,13 @@ impl Server {
     /// As [`Server::start`], with more arguments for `entente serve` (for example
     /// `--federation-listen 127.0.0.1:PORT`).
     pub(crate) async fn start_with(dir: &Path, extra: &[&str], timeout: Duration) -> Server {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("http client");
+        // `--tls`: HTTPS with the node's own certificate, which the probe pins.
+        let tls = extra.contains(&"--tls");
+        let client = if tls {
+            https_client(dir)
+        } else {
+            reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("http client")
+        };
         let mut last = String::new();
         for _attempt in 0..3 {
             let port = free_port();
@@ -197,7 +200,7 @@ impl Server {
                 .spawn()
                 .expect("spawn entente serve");
             let mut guard = ChildGuard(Some(child));
-            let url = format!("http://{listen}");
+            let url = format!("{}://{listen}", if tls { "https" } else { "http" });
             let deadline = Instant::now() + timeout;
             while Instant::now() < deadline {
                 if let Some(status) = guard.try_wait() {
@@ -226,6 +229,12 @@ impl Server {
         }
         panic!("{last}");
     }
+}
+
+/// An HTTPS client of the node in `dir`'s API (`serve --tls`), trusting exactly its own
+/// certificate.
+pub(crate) fn https_client(dir: &Path) -> reqwest::Client {
+    client_as(dir, dir)
 }
 
 /// A mutual-TLS client holding `who`'s node certificate and key, trusting exactly `server`'s

@@ -2,9 +2,11 @@
 serves with the OASIS stix2 library and checks the exported bundle with stix2-validator.
 
 Usage: taxii_client.py BASE_URL USER TOKEN COLLECTION_ID OUT_BUNDLE
+Over HTTPS (TAXII 2.1 section 1.6.1), ENTENTE_CA names the PEM certificate to trust.
 Prints one line per check; exits non-zero on the first failure.
 """
 import json
+import os
 import sys
 
 import requests
@@ -12,6 +14,11 @@ import stix2
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 base, user, token, coll_id, out = sys.argv[1:6]
+verify = os.environ.get("ENTENTE_CA", True)
+if verify is not True:
+    # requests prefers REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment over a
+    # session's `verify`: point them at the node's certificate too.
+    os.environ["REQUESTS_CA_BUNDLE"] = os.environ["CURL_CA_BUNDLE"] = verify
 
 
 class Bearer(requests.auth.AuthBase):
@@ -28,12 +35,13 @@ def check(cond, what):
 
 
 # Discovery and API root, with the token as a bearer token.
-server = Server(base + "/taxii2/", auth=Bearer())
+server = Server(base + "/taxii2/", auth=Bearer(), verify=verify)
+check(base.startswith("https://") == (verify is not True), "scheme as the test asked")
 check(server.title.startswith("Entente node"), "discovery title")
 root = server.api_roots[0]
 check("application/taxii+json;version=2.1" in root.versions, "api root versions")
 # Basic authentication with the user name and the token also works.
-root_basic = ApiRoot(root.url, user=user, password=token)
+root_basic = ApiRoot(root.url, user=user, password=token, verify=verify)
 check(root_basic.max_content_length > 0, "api root over Basic auth")
 colls = {c.id: c for c in root.collections}
 check(coll_id in colls, "collection listed")

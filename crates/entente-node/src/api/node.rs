@@ -139,6 +139,7 @@ async fn metrics(State(state): State<AppState>) -> ApiResult {
         m.responses_4xx.load(Ordering::Relaxed),
         m.responses_5xx.load(Ordering::Relaxed),
     );
+    text.push_str(&state.node.handshakes.prometheus());
     // The operator's view (`entente status`) as gauges.
     match crate::status::status(&state.node).await {
         Ok(s) => text.push_str(&crate::status::prometheus(&s)),

@@ -114,13 +114,14 @@ fn message(
     html(status, &page)
 }
 
-/// Whether the request reached the node over TLS (a terminating proxy says so): the cookie is
-/// then `Secure`.
-fn over_tls(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+/// Whether the browser reached the node over TLS: the API serves HTTPS itself (`[api] tls`),
+/// or a TLS-terminating proxy says so. The cookie is then `Secure`.
+fn over_tls(state: &AppState, headers: &HeaderMap) -> bool {
+    state.node.config.api.tls
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 fn party(state: &AppState) -> String {
@@ -149,10 +150,12 @@ impl Signed {
 }
 
 /// The page that answers a request without a live session: to sign-in.
-fn to_sign_in(expired: bool, headers: &HeaderMap) -> Response {
+fn to_sign_in(state: &AppState, expired: bool, headers: &HeaderMap) -> Response {
     let to = if expired { "/ui/sign-in?ended=1" } else { "/ui/sign-in" };
     let mut resp = Redirect::to(to).into_response();
-    if expired && let Ok(v) = HeaderValue::from_str(&session::clear_cookie(over_tls(headers))) {
+    if expired
+        && let Ok(v) = HeaderValue::from_str(&session::clear_cookie(over_tls(state, headers)))
+    {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
@@ -165,10 +168,10 @@ async fn signed_in(
     headers: &HeaderMap,
 ) -> Result<Signed, Response> {
     let Some(id) = session::cookie_of(headers) else {
-        return Err(to_sign_in(false, headers));
+        return Err(to_sign_in(state, false, headers));
     };
     let Some(session) = sessions.get(&id, Instant::now()) else {
-        return Err(to_sign_in(true, headers));
+        return Err(to_sign_in(state, true, headers));
     };
     let principal = match state.node.store.authenticate_token(&session.token).await {
         Ok(p) => p,
@@ -189,7 +192,7 @@ async fn signed_in(
     let Actor::User { name, role } = principal.actor().clone() else {
         // The token was revoked since sign-in: the session ends with it.
         sessions.remove(&id);
-        return Err(to_sign_in(true, headers));
+        return Err(to_sign_in(state, true, headers));
     };
     Ok(Signed { session, principal, name, role })
 }
@@ -358,7 +361,9 @@ async fn sign_in(
         sessions.remove(&old);
     }
     let mut resp = Redirect::to("/ui/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&session.id, over_tls(&headers))) {
+    if let Ok(v) =
+        HeaderValue::from_str(&session::set_cookie(&session.id, over_tls(&state, &headers)))
+    {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
@@ -376,7 +381,7 @@ async fn sign_out(
     };
     sessions.remove(&signed.session.id);
     let mut resp = Redirect::to("/ui/sign-in?out=1").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(over_tls(&headers))) {
+    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(over_tls(&state, &headers))) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
