@@ -30,6 +30,7 @@ mod psi;
 mod redress;
 mod reports;
 mod requests;
+mod schemathesis;
 mod tls;
 mod transfer;
 

@@ -365,6 +365,25 @@ pub(crate) async fn actor(node: &Node, headers: &HeaderMap) -> Result<Principal,
     Ok(node.store.authenticate_token(token).await?)
 }
 
+/// The caller, who must be authenticated: an anonymous caller (no token, or one nobody holds)
+/// is refused here, before its path, query or body is looked at, so that it learns nothing
+/// of what would be valid. Every gate command refuses an unauthenticated caller anyway; the
+/// refusal is counted in aggregate like the gate's (`unrecorded`).
+///
+/// # Errors
+/// 401 for an anonymous caller; the store's error if the token cannot be checked.
+pub(crate) async fn authenticated(node: &Node, headers: &HeaderMap) -> Result<Principal, Problem> {
+    let principal = actor(node, headers).await?;
+    if principal.is_authenticated() {
+        Ok(principal)
+    } else {
+        Err(Problem::unauthenticated(&Decision::deny(
+            "authn.required",
+            "this operation needs an authenticated caller: a bearer token of one of this node's users",
+        )))
+    }
+}
+
 /// An id from a path or a body, parsed at the edge (parse, don't validate): a malformed one
 /// is the caller's mistake, refused as 422 before anything reaches the gate.
 pub(crate) fn parse_id<T>(text: impl Into<String>) -> Result<T, Problem>

@@ -270,18 +270,21 @@ async fn actor(state: &TaxiiState, headers: &HeaderMap) -> Result<Principal, Tax
     Ok(Principal::anonymous())
 }
 
-/// Metadata endpoints need an authenticated caller (nothing is disclosed but collection
-/// names, so no ledger entry).
+/// Every TAXII endpoint needs an authenticated caller: a user, or on the federation port a
+/// pinned partner. Metadata endpoints then disclose nothing but collection names (no ledger
+/// entry); reads and imports go on to the gate.
 async fn authenticated(state: &TaxiiState, headers: &HeaderMap) -> Result<Principal, TaxiiError> {
-    check_accept(headers)?;
+    // Who first: an anonymous caller learns nothing of what its headers or query got wrong,
+    // and its refusal is counted in aggregate like the gate's.
     let who = actor(state, headers).await?;
     if !who.is_authenticated() {
-        return Err(TaxiiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Authentication required",
+        return Err(GateError::Unauthenticated(entente_core::Decision::deny(
+            "authn.required",
             "give a token of a user of this node: `Authorization: Bearer <token>` or Basic with the user name and the token",
-        ));
+        ))
+        .into());
     }
+    check_accept(headers)?;
     Ok(who)
 }
 
@@ -630,8 +633,7 @@ async fn read_page(
     view: IntelView,
     object_id: Option<&str>,
 ) -> Result<(IntelPage, Option<String>), TaxiiError> {
-    check_accept(headers)?;
-    let actor = actor(state, headers).await?;
+    let actor = authenticated(state, headers).await?;
     let (mut query, next, fingerprint) = parse_query(params, collection, view, object_id)?;
     if let Some(token) = &next {
         query.after = Some(decode_cursor(&state.cursor_key, &fingerprint, token)?);
@@ -767,6 +769,26 @@ async fn add_objects(
     Path(id): Path<String>,
     body: Body,
 ) -> TaxiiResult {
+    let actor = actor(&state, &headers).await?;
+    // The role rule first: a caller who may not import is refused before its headers are
+    // checked or any of the body is read, parsed or validated (nothing costly, and nothing
+    // learnt, for a caller the gate has not admitted). The gate records the refusal of the
+    // same command with no objects.
+    if !may(actor.actor(), Action::IntelImport, &state, &id) {
+        let command = entente_store::intel::IntelImport {
+            collection: id,
+            objects: Arc::new(Vec::new()),
+            originator: None,
+            status_id: random_uuid()?,
+        };
+        through_gate(&state, actor, command).await?;
+        tracing::error!("the gate permitted an import the role rule refused");
+        return Err(TaxiiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "the node could not complete the action",
+        ));
+    }
     check_accept(&headers)?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct_norm: String =
@@ -794,25 +816,6 @@ async fn add_objects(
         .is_some_and(|n| n > MAX_CONTENT_LENGTH)
     {
         return Err(too_large());
-    }
-    let actor = actor(&state, &headers).await?;
-    // The role rule first: a caller who may not import is refused before any of the body is
-    // read, parsed or validated (nothing costly for a caller the gate has not admitted). The
-    // gate records the refusal of the same command with no objects.
-    if !may(actor.actor(), Action::IntelImport, &state, &id) {
-        let command = entente_store::intel::IntelImport {
-            collection: id,
-            objects: Arc::new(Vec::new()),
-            originator: None,
-            status_id: random_uuid()?,
-        };
-        through_gate(&state, actor, command).await?;
-        tracing::error!("the gate permitted an import the role rule refused");
-        return Err(TaxiiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            "the node could not complete the action",
-        ));
     }
     let bytes = axum::body::to_bytes(body, MAX_CONTENT_LENGTH).await.map_err(|_| too_large())?;
     let text = std::str::from_utf8(&bytes)

@@ -3,7 +3,7 @@
 use super::ProblemDetails;
 use super::flows::ConditionsView;
 use crate::server::{
-    ApiResult, AppState, MAX_BODY, Problem, actor, json, parse_id, parse_json, through_gate,
+    ApiResult, AppState, MAX_BODY, Problem, authenticated, json, parse_id, parse_json, through_gate,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -259,6 +259,7 @@ async fn open_case(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
+    let actor = authenticated(&state.node, &headers).await?;
     // A body over MAX_BODY is refused as a problem, like every other error.
     let body = body.map_err(|e| {
         Problem::new(
@@ -268,7 +269,6 @@ async fn open_case(
             format!("{} (the limit is {MAX_BODY} bytes)", e.body_text()),
         )
     })?;
-    let actor = actor(&state.node, &headers).await?;
     let req: OpenCase = parse_json(&headers, &body)?;
     let id = req.id.clone();
     let (index, _) = through_gate(
@@ -293,13 +293,13 @@ async fn open_case(
     params(("id" = String, Path, description = "the case's id")),
     responses((status = 200, description = "the case", body = CaseRead),
         (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails)))]
+        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn read_case(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let (index, case) =
         through_gate(&state, actor, entente_store::cases::ReadCase { id: parse_id(id)? }).await?;
     json(StatusCode::OK, &CaseRead { case: (&case).into(), access_ledger_index: index })
@@ -320,7 +320,7 @@ async fn add_case_member(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: AddCaseMember = parse_json(&headers, &body)?;
     let command = entente_store::cases::AddCaseMember {
         case_id: parse_id(id.clone())?,
@@ -350,13 +350,13 @@ async fn add_case_member(
     responses((status = 200, description = "the member removed, with the ledger index", body = MemberRemoved),
         (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
         (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails)))]
+        (status = 409, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn remove_case_member(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((id, party)): Path<(String, String)>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let party: entente_core::PartyCode = party
         .parse()
         .map_err(|e: entente_core::ids::UnknownParty| Problem::bad_request(e.to_string()))?;
@@ -383,13 +383,13 @@ async fn remove_case_member(
     security(("bearer" = [])), params(("id" = String, Path, description = "the case's id")),
     responses((status = 200, description = "the case status", body = CaseStatusView),
         (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails)))]
+        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn case_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let read = entente_store::cases::ReadCaseStatus { case_id: parse_id(id)? };
     let (index, s) = through_gate(&state, actor, read).await?;
     json(StatusCode::OK, &CaseStatusView::new(&s, index))

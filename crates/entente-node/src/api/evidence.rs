@@ -17,7 +17,7 @@
 //! leaves nothing in the blob store and nothing in the ledger.
 
 use super::ProblemDetails;
-use crate::server::{AppState, Problem, actor};
+use crate::server::{AppState, Problem, authenticated};
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -300,6 +300,7 @@ async fn upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     mut body: Body,
 ) -> Result<Response, Problem> {
+    let actor = authenticated(&state.node, &headers).await?;
     let Query(q) = query.map_err(|e| {
         Problem::bad_request(format!(
             "{}; the metadata goes in the query string: description (required), id, file_name, source, collected_at (RFC 3339), category, reason, legal_basis, sha256",
@@ -322,7 +323,6 @@ async fn upload(
         .filter(|v| !v.is_empty())
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let actor = actor(&state.node, &headers).await?;
     let case_id: entente_core::CaseId = crate::server::parse_id(case.clone())?;
     let given_id: Option<entente_core::ItemId> =
         q.id.clone().map(crate::server::parse_id).transpose()?;

@@ -3,7 +3,7 @@
 //! originator's consent to an onward transfer.
 
 use super::ProblemDetails;
-use crate::server::{ApiResult, AppState, Problem, actor, json, parse_json};
+use crate::server::{ApiResult, AppState, Problem, authenticated, json, parse_json};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -216,7 +216,7 @@ pub(crate) struct FlowPermitted {
         (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
         (status = 422, response = ProblemDetails)))]
 async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: AddDatum = parse_json(&headers, &body)?;
     let id = req.id.clone();
     let command = entente_store::flows::AddDatum {
@@ -246,7 +246,7 @@ async fn share_datum(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: ShareDatum = parse_json(&headers, &body)?;
     let command = entente_store::flows::ShareDatum {
         id: crate::server::parse_id(id)?,
@@ -271,7 +271,7 @@ async fn give_consent(
     Path(datum_id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: GiveConsent = parse_json(&headers, &body)?;
     let command = entente_store::flows::GiveConsent {
         datum_id: crate::server::parse_id(datum_id)?,

@@ -2,7 +2,7 @@
 
 use super::ProblemDetails;
 use super::flows::ConditionsView;
-use crate::server::{ApiResult, AppState, actor, json, through_gate};
+use crate::server::{ApiResult, AppState, authenticated, json, through_gate};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use entente_store::NotificationRecord;
@@ -161,7 +161,7 @@ pub(crate) struct Notifications {
     responses((status = 200, description = "the notifications", body = Notifications),
         (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails)))]
 async fn incident_notifications(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let read = entente_store::incidents::ReadIncidentNotifications;
     let (index, list) = through_gate(&state, actor, read).await?;
     json(

@@ -2,7 +2,7 @@
 //! tiles), the entries for oversight roles, and inclusion and consistency proofs.
 
 use super::ProblemDetails;
-use crate::server::{ApiResult, AppState, Problem, actor, json, through_gate};
+use crate::server::{ApiResult, AppState, Problem, authenticated, json, through_gate};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -178,9 +178,9 @@ async fn ledger_entries(
     headers: HeaderMap,
     q: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
+    let actor = authenticated(&state.node, &headers).await?;
     let Query(range) =
         q.map_err(|e| Problem::bad_request(format!("{e}; expected ?from=N&to=M")))?;
-    let actor = actor(&state.node, &headers).await?;
     let read = entente_store::ledger_reads::ReadLedger { from: range.from, to: range.to };
     let (index, entries) = through_gate(&state, actor, read).await?;
     let entries = entries

@@ -154,8 +154,8 @@ async fn openapi(State(state): State<AppState>) -> Response {
     axum::Json(&*state.openapi).into_response()
 }
 
-#[utoipa::path(get, path = "/api/v1/whoami", tag = "node", summary = "The caller as the node sees it",
-    security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "node", summary = "The caller as the node sees it (anonymous without a valid token)",
+    security((), ("bearer" = [])),
     responses((status = 200, description = "actor", body = WhoAmI)))]
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let actor = actor(&state.node, &headers).await?;

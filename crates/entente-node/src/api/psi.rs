@@ -2,7 +2,9 @@
 //! status with the results, key rotation.
 
 use super::ProblemDetails;
-use crate::server::{ApiResult, AppState, Problem, actor, body_of, json, parse_json, through_gate};
+use crate::server::{
+    ApiResult, AppState, Problem, authenticated, body_of, json, parse_json, through_gate,
+};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -78,7 +80,7 @@ async fn psi_query(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
     let body = body_of(body)?;
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: NewPsiQuery = parse_json(&headers, &body)?;
     let case_id: entente_core::CaseId = crate::server::parse_id(req.case.clone())?;
     let text = req.selectors.join("\n");
@@ -308,14 +310,14 @@ impl PsiStatusView {
     security(("bearer" = [])), params(StatusQuery),
     responses((status = 200, description = "the status", body = PsiStatusView),
         (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails)))]
+        (status = 403, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn psi_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
+    let actor = authenticated(&state.node, &headers).await?;
     let Query(q) = q.map_err(|e| Problem::bad_request(format!("{e}; expected ?case=ID")))?;
-    let actor = actor(&state.node, &headers).await?;
     let (index, status) = through_gate(
         &state,
         actor,
@@ -362,7 +364,7 @@ async fn psi_rotate(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
     let body = body_of(body)?;
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: NewPsiKey = parse_json(&headers, &body)?;
     let authenticated = actor.is_authenticated();
     // Decided before the holdings are read; the set is prepared outside the gate's writer.

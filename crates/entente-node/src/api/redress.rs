@@ -2,7 +2,7 @@
 //! and the answer.
 
 use super::ProblemDetails;
-use crate::server::{ApiResult, AppState, actor, json, parse_json, through_gate};
+use crate::server::{ApiResult, AppState, authenticated, json, parse_json, through_gate};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -190,7 +190,7 @@ async fn file_complaint(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: FileComplaint = parse_json(&headers, &body)?;
     let command = entente_store::redress::FileComplaint { id: req.id, identifier: req.identifier };
     complaint_response(&state, actor, command, true).await
@@ -211,7 +211,7 @@ async fn answer_complaint(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: AnswerComplaint = parse_json(&headers, &body)?;
     let command =
         entente_store::redress::AnswerComplaint { id, decision: req.decision, answer: req.answer };
@@ -223,12 +223,12 @@ async fn answer_complaint(
     security(("bearer" = [])), params(("id" = String, Path, description = "the complaint's id")),
     responses((status = 200, description = "the complaint", body = ComplaintView),
         (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails)))]
+        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn read_complaint(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     complaint_response(&state, actor, entente_store::redress::ReadComplaint { id }, false).await
 }

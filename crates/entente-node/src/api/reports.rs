@@ -3,11 +3,12 @@
 
 use super::ProblemDetails;
 use crate::reports::{self, ReportsError};
-use crate::server::{ApiResult, AppState, Problem, actor, body_of, json, parse_json, settle};
+use crate::server::{
+    ApiResult, AppState, Problem, authenticated, body_of, json, parse_json, settle,
+};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use entente_core::{Action, Decision};
 use entente_report::stats::{Citation, Table};
 use entente_report::{Period, Ratio, Statistics};
 use entente_store::GateError;
@@ -30,18 +31,6 @@ fn problem(e: ReportsError) -> Problem {
         ReportsError::Report(e) => invalid(e.to_string()),
         ReportsError::Gate(e) => e.into(),
     }
-}
-
-/// An unauthenticated caller is refused before its query or body is looked at (it learns
-/// nothing about what would be valid); the refusal is counted in aggregate like any other.
-fn unauthenticated_first(authenticated: bool, action: Action) -> Result<(), Problem> {
-    if authenticated {
-        return Ok(());
-    }
-    Err(Problem::unauthenticated(&Decision::deny(
-        "authn.required",
-        format!("{action} needs an authenticated caller"),
-    )))
 }
 
 /// Which period: `period` (a half-year such as `2026-H2`, or a year) or `from` and `to`.
@@ -224,16 +213,15 @@ pub(crate) struct StatsRowExplained {
     summary = "Exact statistics of a period: requests issued and received (by partner, kind, legal basis, emergency; outcomes; time to answer), data flows and denials by rule, onward-transfer consents, incident notifications on time or late, complaints, deconfliction counts, evidence packages, and Regulation (EU) 2023/1543 Art 28; each row traceable to its ledger entries (explain=ROW); the reading is recorded; auditor, DPO",
     security(("bearer" = [])), params(StatsQuery),
     responses((status = 200, description = "the statistics, or with explain the entries of one row", body = StatisticsView),
-        (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
         (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn report_stats(
     State(state): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let authenticated = actor.is_authenticated();
-    unauthenticated_first(authenticated, Action::ReportStats)?;
     let Query(q) = q.map_err(|e| {
         Problem::bad_request(format!(
             "{e}; expected ?period=2026-H2 or ?from=…&to=…, and optionally explain=ROW"
@@ -327,9 +315,8 @@ async fn report_publish(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let authenticated = actor.is_authenticated();
-    unauthenticated_first(authenticated, Action::ReportPublish)?;
     let body = body_of(body)?;
     let req: NewPublication = parse_json(&headers, &body)?;
     let period = Period::parse(&req.period).map_err(|e| invalid(e.to_string()))?;

@@ -3,7 +3,7 @@
 //! the legal clocks of open requests.
 
 use super::ProblemDetails;
-use crate::server::{ApiResult, AppState, Problem, actor, json, parse_json, through_gate};
+use crate::server::{ApiResult, AppState, Problem, authenticated, json, parse_json, through_gate};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -250,7 +250,7 @@ async fn create_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: CreateRequest = parse_json(&headers, &body)?;
     // Each provision must be one of this party's in the lexicon (close matches otherwise).
     if !req.provisions.is_empty() {
@@ -294,7 +294,7 @@ async fn request_event(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let req: RequestEventBody = parse_json(&headers, &body)?;
     let event = RequestEvent::from_name(&req.event, req.grounds).ok_or_else(|| {
         Problem::bad_request(format!(
@@ -314,7 +314,7 @@ async fn request_event(
     responses((status = 200, description = "alerts", body = Alerts),
         (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails)))]
 async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let now = Timestamp::now();
     let (index, requests) =
         through_gate(&state, actor, entente_store::requests::ReadAlerts).await?;
@@ -352,13 +352,13 @@ async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult 
     security(("bearer" = [])), params(("id" = String, Path, description = "the request's id")),
     responses((status = 200, description = "the request", body = RequestView),
         (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails)))]
+        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
 async fn read_request(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let actor = actor(&state.node, &headers).await?;
+    let actor = authenticated(&state.node, &headers).await?;
     let (index, r) = through_gate(
         &state,
         actor,
