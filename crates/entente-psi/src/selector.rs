@@ -421,6 +421,11 @@ fn parse_domain(value: &str) -> Result<String, Problem> {
     let ascii = idna::domain_to_ascii(value)
         .map_err(|_| Problem::expected(kind, value, "not a valid internationalised name"))?;
     let ascii = ascii.strip_suffix('.').unwrap_or(&ascii);
+    // An address with a trailing dot is still an address: as a domain its canonical text
+    // would not parse back as one.
+    if ascii.parse::<IpAddr>().is_ok() {
+        return Err(Problem::expected(kind, value, "an IP address: write it as ip:"));
+    }
     if ascii.is_empty() || ascii.len() > 253 {
         return Err(Problem::expected(kind, value, "1 to 253 characters"));
     }

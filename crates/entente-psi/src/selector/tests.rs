@@ -32,6 +32,10 @@ fn domains_are_idna_lower_case_without_trailing_dot() {
     assert_eq!(line("domain:localhost"), "domain:localhost");
     assert!(err("domain:a..b").message.contains("label ``"));
     assert!(err("domain:192.0.2.1").message.contains("IP address"));
+    // Found by fuzzing (psi_selector): an address with a trailing dot was taken as a domain
+    // whose canonical text, `20.20.1.1`, no longer parsed as one.
+    assert!(err("20.20.1.1.").message.contains("IP address"));
+    assert!(err("domain:192.0.2.1.").message.contains("IP address"));
     let e = err("domain:exa mple.org");
     assert_eq!(e.column, 11, "{e}");
     assert!(err("domain:.").message.contains("expected a domain"));
