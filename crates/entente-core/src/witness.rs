@@ -70,7 +70,10 @@ pub fn parse_verifier_key(vkey: &str) -> Result<(String, VerifyingKey), Cosignat
         return Err(bad("expected name+id+key"));
     };
     let raw = BASE64_STANDARD.decode(b64).map_err(|_| bad("key is not base64"))?;
-    let (Some(&COSIGNATURE_V1), Ok(bytes)) = (raw.first(), <[u8; 32]>::try_from(&raw[1..])) else {
+    let Some((&COSIGNATURE_V1, rest)) = raw.split_first() else {
+        return Err(bad("not a cosignature/v1 (0x04) Ed25519 key"));
+    };
+    let Ok(bytes) = <[u8; 32]>::try_from(rest) else {
         return Err(bad("not a cosignature/v1 (0x04) Ed25519 key"));
     };
     let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not an Ed25519 key"))?;
@@ -219,6 +222,15 @@ pub fn observe(
 mod tests {
     use super::*;
     use crate::ledger::{Frontier, LogSigner, record_hash};
+
+    /// Found by fuzzing (`checkpoint`): a key whose base64 part is empty sliced past the end.
+    #[test]
+    fn a_witness_key_with_an_empty_or_short_key_is_refused() {
+        for vkey in ["w+00000000+", "w+00000000+BA==", "w+00000000+AAAA", "w+0+", "++"] {
+            let e = parse_verifier_key(vkey).unwrap_err().to_string();
+            assert!(e.contains(vkey), "{e}");
+        }
+    }
 
     fn checkpoint(key: &SigningKey, leaves: &[&[u8]]) -> (Vec<u8>, u64, crate::ledger::Hash) {
         let mut f = Frontier::default();

@@ -467,6 +467,16 @@ fn parse_url(value: &str) -> Result<Selector, Problem> {
     let Some(host) = url.host_str().map(str::to_owned) else {
         return Err(Problem::expected(kind, value, "no host"));
     };
+    // One trailing dot is the root (dropped, as for domains); an empty label anywhere else
+    // (`a..b`, `a..`) names no host, and writing it back would not read back the same.
+    let labels = host.strip_suffix('.').unwrap_or(&host);
+    if labels.is_empty()
+        || labels.starts_with('.')
+        || labels.ends_with('.')
+        || labels.contains("..")
+    {
+        return Err(Problem::expected(kind, value, "a host with an empty label"));
+    }
     if let Some(trimmed) = host.strip_suffix('.').filter(|h| !h.is_empty()) {
         url.set_host(Some(trimmed)).map_err(|e| Problem::expected(kind, value, &e.to_string()))?;
     }

@@ -68,6 +68,11 @@ fn urls_are_normalised() {
     assert_eq!(line("https://bücher.example/"), "url:https://xn--bcher-kva.example/");
     assert!(err("url:example.org/x").message.contains("expected an absolute URL"));
     assert!(err("url:mailto:alice@example.org").message.contains("no host"));
+    // Found by fuzzing (psi_selector): `updat..` lost one dot, and its canonical text
+    // `https://updat./gate` then read back as `https://updat/gate`, another selector.
+    for bad in ["url:https://updat../gate?x=1", "url:http://a..b/", "url:http://.a/"] {
+        assert!(err(bad).message.contains("empty label"), "{bad}");
+    }
 }
 
 #[test]
