@@ -314,27 +314,50 @@ async fn tls_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let (io, last) = Watched::new(tcp);
-    let handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor.accept(io));
+    let accept = accept_tls(&tls.acceptor, io, limits.header_timeout, &mut admitted.evicted, addr);
     let stream = tokio::select! {
-        r = handshake => match r {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(%addr, error = %e, "API TLS handshake refused");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%addr, "API TLS handshake timed out");
-                return;
-            }
+        s = accept => match s {
+            Some(s) => s,
+            None => return,
         },
-        _ = &mut admitted.evicted => {
-            tracing::debug!(%addr, "API handshake closed to make room for another");
-            return;
-        }
         _ = stop.wait_for(|s| *s) => return,
     };
     tls.handshakes.note(crate::tls::Endpoint::Api, stream.get_ref().1);
     http_connection(stream, last, addr, app, limits, admitted, stop).await;
+}
+
+/// A TLS handshake on `io` that must finish within `deadline`, given up when `evicted` fires
+/// (the registry closed this connection to make room for another). `None` when it failed,
+/// timed out or gave way; the reason is logged at debug level, with the address. The API and
+/// the federation listener both accept through here.
+pub(crate) async fn accept_tls<IO>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    io: IO,
+    deadline: Duration,
+    evicted: &mut oneshot::Receiver<()>,
+    addr: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let handshake = tokio::time::timeout(deadline, acceptor.accept(io));
+    tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "TLS handshake refused");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%addr, "TLS handshake timed out");
+                None
+            }
+        },
+        _ = evicted => {
+            tracing::debug!(%addr, "handshake closed to make room for another");
+            None
+        }
+    }
 }
 
 /// One API connection: HTTP/1.1 with the header deadline, the idle deadline, closed when the
