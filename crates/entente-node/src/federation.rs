@@ -39,7 +39,7 @@ use entente_core::PartyCode;
 use entente_core::canonical::sha256_tagged;
 use entente_store::Principal;
 use entente_store::{GateError, PeerRecord, Verdict, VerifiedEnvelope};
-use entente_wire::envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
+use entente_wire::envelope::{Ack, AckItem, AckStatus, Batch, Envelope, EnvelopeError};
 use jiff::{SignedDuration, Timestamp};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
@@ -60,7 +60,7 @@ pub const ENVELOPES_PATH: &str = "/federation/v1/envelopes";
 /// Largest envelope batch body accepted (bytes).
 pub const MAX_BATCH_BODY: usize = 16 << 20;
 /// Most envelopes in one batch.
-pub const MAX_BATCH: usize = 1000;
+pub use entente_wire::MAX_BATCH;
 /// Deadline for a request's body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -394,24 +394,14 @@ pub async fn serve(
         let (unpinned, partners) = (unpinned.clone(), partners.clone());
         let node = st_node.clone();
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
-            let stream = tokio::select! {
-                r = handshake => match r {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%addr, error = %e, "federation TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%addr, "federation TLS handshake timed out");
-                        return;
-                    }
-                },
-                _ = &mut pending.evicted => {
-                    tracing::debug!(%addr, "federation handshake closed to make room for another");
-                    return;
-                }
-            };
+            let accept = crate::conns::accept_tls(
+                &acceptor,
+                tcp,
+                limits.handshake_timeout,
+                &mut pending.evicted,
+                addr,
+            );
+            let Some(stream) = accept.await else { return };
             drop(pending);
             node.handshakes.note(crate::tls::Endpoint::Federation, stream.get_ref().1);
             let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
@@ -489,12 +479,6 @@ fn fed_limits(l: &crate::config::LimitsConfig) -> FedLimits {
         unpinned_per_address: LimitsConfig::count(l.max_unpinned_per_address),
         partners: LimitsConfig::count(l.max_partner_connections),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Batch {
-    envelopes: Vec<Envelope>,
 }
 
 /// An RFC 9457 problem from the federation endpoint.

@@ -390,3 +390,15 @@ async fn case_file_validates_with_case_validate() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Writes the fixture's plain package as the seed of the package fuzz targets
+/// (`crates/entente-fuzz/seeds/package.tar`). Run by hand when the package format changes:
+/// `cargo test -p entente-node --lib write_fuzz_seed -- --ignored`.
+#[tokio::test]
+#[ignore = "writes into the source tree; run by hand to refresh the fuzzing seed"]
+async fn write_fuzz_seed() {
+    let f = fixture().await;
+    let to = Path::new(env!("CARGO_MANIFEST_DIR")).join("../entente-fuzz/seeds/package.tar");
+    std::fs::write(&to, &f.plain).unwrap();
+    assert!(check(&f, &std::fs::read(&to).unwrap()).is_ok());
+}

@@ -306,6 +306,17 @@ impl AckStatus {
     }
 }
 
+/// Most envelopes in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// The body of a federation POST: envelopes from one sender, in sequence order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// The envelopes, 1 to [`MAX_BATCH`] of them.
+    pub envelopes: Vec<Envelope>,
+}
+
 /// The receiver's outcome for one envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,7 +15,7 @@
 pub mod envelope;
 pub mod messages;
 
-pub use envelope::{Ack, AckItem, AckStatus, Envelope, EnvelopeError};
+pub use envelope::{Ack, AckItem, AckStatus, Batch, Envelope, EnvelopeError, MAX_BATCH};
 pub use messages::{
     CaseMember, CaseUpdateMessage, ConsentMessage, DatumMessage, EventRecord, IncidentNotice,
     IncidentNotificationMessage, NoticeObligation, PackageOffer, PsiEvaluationMessage,
