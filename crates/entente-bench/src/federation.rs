@@ -15,7 +15,7 @@ use entente_console::{Exit, Failure, fail, progress_bar};
 use entente_core::{PartyCode, Role};
 use entente_node::federation::{PeerLink, cert_info, seal_pending};
 use entente_node::{InitOptions, Node};
-use entente_store::Verdict;
+use entente_store::{Principal, Verdict};
 use jiff::Timestamp;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -71,6 +71,29 @@ impl Serve {
     pub(crate) fn pid(&self) -> Option<u32> {
         self.0.id()
     }
+
+    /// Stops the process as Ctrl-C would (SIGINT: it finishes what is in progress and records
+    /// what it counted, e.g. the refusals of its window), killing it after `grace`.
+    pub(crate) async fn stop(mut self, grace: Duration) -> Result<(), Failure> {
+        let Some(pid) = self.0.id() else {
+            return Ok(());
+        };
+        let signalled =
+            tokio::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().await?;
+        if !signalled.success() {
+            return Err(fail(Exit::Failed, format!("kill -INT {pid} failed")));
+        }
+        match tokio::time::timeout(grace, self.0.wait()).await {
+            Ok(r) => {
+                r?;
+                Ok(())
+            }
+            Err(_) => {
+                self.0.kill().await?;
+                Err(fail(Exit::Failed, format!("process {pid} did not stop within {grace:?}")))
+            }
+        }
+    }
 }
 
 pub(crate) async fn serve(n: &Node) -> Result<Serve, Failure> {
@@ -114,6 +137,12 @@ pub(crate) async fn serve_dir(
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
 async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
+    let actor = outbox_actor(de).await?;
+    share_with_nl(de, &actor, 0..count, concurrency, "DE shares data with NL (outbox)").await
+}
+
+/// An investigator of `de` and the case `BENCH` it shares from.
+pub(crate) async fn outbox_actor(de: &Node) -> Result<Principal, Failure> {
     let actor = crate::bench_user(de, Role::Investigator).await?;
     let open = entente_store::cases::OpenCase {
         id: "BENCH".parse()?,
@@ -121,12 +150,26 @@ async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Fail
         concepts: vec!["illegal-access".into()],
     };
     de.gate.submit(actor.clone(), open, Timestamp::now()).await?;
-    let bar = progress_bar(count, "DE shares data with NL (outbox)");
+    Ok(actor)
+}
+
+/// `actor` adds and shares with NL the data items `b<i>` for `i` in `items` (each share leaves
+/// one outbox message in its transaction), `concurrency` submitters at a time.
+pub(crate) async fn share_with_nl(
+    de: &Node,
+    actor: &Principal,
+    items: std::ops::Range<u64>,
+    concurrency: u64,
+    what: &str,
+) -> Result<(), Failure> {
+    let count = items.end.saturating_sub(items.start);
+    let bar = progress_bar(count, what);
     let per = count.div_ceil(concurrency.max(1));
     let mut tasks = Vec::new();
     for t in 0..concurrency {
         let (gate, bar, actor) = (de.gate.clone(), bar.clone(), actor.clone());
-        let (lo, hi) = (t * per, ((t + 1) * per).min(count));
+        let lo = items.start + t * per;
+        let hi = (items.start + (t + 1) * per).min(items.end);
         tasks.push(tokio::spawn(async move {
             let nl: PartyCode = "NL".parse().map_err(|e| format!("{e}"))?;
             for i in lo..hi {
@@ -169,6 +212,61 @@ async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Fail
     Ok(())
 }
 
+/// The throughput phase of a run: what DE's deliverer delivered.
+pub(crate) struct Drained {
+    /// Envelopes delivered and acknowledged.
+    pub(crate) done: u64,
+    /// Envelopes per second from the first acknowledgement to the last.
+    pub(crate) steady: f64,
+    /// Envelopes per second including DE's process start.
+    pub(crate) overall: f64,
+}
+
+/// Starts DE's `entente serve` and waits until its deliverer has drained DE's outbox to `to`
+/// (`messages` envelopes expected, for the progress bar); the process, still running.
+pub(crate) async fn drain(
+    de: &Node,
+    to: &PartyCode,
+    messages: u64,
+    what: &str,
+) -> Result<(Serve, Drained), Failure> {
+    let before = de.store.outbox_summary().await?;
+    let delivered0 = before.iter().map(|s| s.delivered).sum::<u64>();
+    let total = delivered0 + before.iter().map(|s| s.pending).sum::<u64>();
+    let spawned = Instant::now();
+    let de_proc = serve(de).await?;
+    let bar = progress_bar(messages, what);
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (done, last) = loop {
+        // Cheap polling (an index lookup, not a count over the outbox: the machine has two
+        // cores and the nodes need them): sequence numbers are contiguous, so the first one
+        // still waiting tells how many were delivered.
+        let next = de.store.pending_messages(to, 1).await?.first().map(|m| m.seq);
+        let delivered = next.map_or(total, |seq| seq - 1).saturating_sub(delivered0);
+        let pending = next.map_or(0, |seq| total + 1 - seq);
+        bar.set_position(delivered);
+        if delivered > 0 && first.is_none() {
+            first = Some((Instant::now(), delivered));
+        }
+        if pending == 0 {
+            break (delivered, Instant::now());
+        }
+        if Instant::now() > deadline {
+            return Err(fail(
+                Exit::Failed,
+                format!("outbox not drained after 600 s ({pending} waiting)"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    bar.finish_and_clear();
+    let (t_first, n_first) = first.unwrap_or((last, 0));
+    let steady = (done - n_first) as f64 / (last - t_first).as_secs_f64().max(1e-9);
+    let overall = done as f64 / (last - spawned).as_secs_f64().max(1e-9);
+    Ok((de_proc, Drained { done, steady, overall }))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -206,40 +304,8 @@ pub(crate) async fn run(messages: u64, round_trips: u64) -> Result<(), Failure> 
     rtts.sort();
 
     // Throughput: DE's own process drains the outbox.
-    let before = de.store.outbox_summary().await?;
-    let delivered0 = before.iter().map(|s| s.delivered).sum::<u64>();
-    let total = delivered0 + before.iter().map(|s| s.pending).sum::<u64>();
-    let spawned = Instant::now();
-    let _de_proc = serve(&de).await?;
-    let bar = progress_bar(messages, "DE's deliverer drains the outbox");
-    let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let (done, last) = loop {
-        // Cheap polling (an index lookup, not a count over the outbox: the machine has two
-        // cores and the nodes need them): sequence numbers are contiguous, so the first one
-        // still waiting tells how many were delivered.
-        let next = de.store.pending_messages(&nl_party, 1).await?.first().map(|m| m.seq);
-        let delivered = next.map_or(total, |seq| seq - 1).saturating_sub(delivered0);
-        let pending = next.map_or(0, |seq| total + 1 - seq);
-        bar.set_position(delivered);
-        if delivered > 0 && first.is_none() {
-            first = Some((Instant::now(), delivered));
-        }
-        if pending == 0 {
-            break (delivered, Instant::now());
-        }
-        if Instant::now() > deadline {
-            return Err(fail(
-                Exit::Failed,
-                format!("outbox not drained after 600 s ({pending} waiting)"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    bar.finish_and_clear();
-    let (t_first, n_first) = first.unwrap_or((last, 0));
-    let steady = (done - n_first) as f64 / (last - t_first).as_secs_f64().max(1e-9);
-    let overall = done as f64 / (last - spawned).as_secs_f64().max(1e-9);
+    let (_de_proc, Drained { done, steady, overall }) =
+        drain(&de, &nl_party, messages, "DE's deliverer drains the outbox").await?;
     let held = nl.store.count_received_from(&de.config.party).await?;
 
     println!(

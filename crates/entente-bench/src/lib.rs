@@ -3,6 +3,7 @@
 
 mod evidence;
 mod federation;
+mod hostile;
 mod intel;
 mod psi;
 mod report;
@@ -33,6 +34,18 @@ pub enum BenchCmd {
         /// Envelopes sent one at a time for the round-trip latency
         #[arg(long, default_value_t = 1_000)]
         round_trips: u64,
+    },
+    /// A partner's envelopes/s while the node is attacked (anonymous API floods, held sockets, TAXII amplification), beside the same run without attack
+    Hostile {
+        /// Envelopes DE delivers to NL under each attack
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+        /// Target rate of the anonymous API requests (requests/s)
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Attacks to run (all when none is given; the baseline always runs first)
+        #[arg(long = "attack", value_enum)]
+        attacks: Vec<hostile::Attack>,
     },
     /// One evidence package between two node processes over mutual TLS (offered, fetched, hashed, fsync'd, recorded) against curl fetching the same file
     Transfer {
@@ -159,6 +172,9 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
     match cmd {
         BenchCmd::Federation { messages, round_trips } => {
             crate::federation::run(messages, round_trips).await
+        }
+        BenchCmd::Hostile { messages, rate, attacks } => {
+            crate::hostile::run(messages, rate, attacks).await
         }
         BenchCmd::Transfer { size_mib, curl_runs } => {
             crate::transfer::run(size_mib, curl_runs).await
