@@ -37,7 +37,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 triple=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --locked --release --manifest-path fuzz/Cargo.toml --bins --target "$triple" >&2
 unset RUSTFLAGS
-cargo run --locked -q -p entente-fuzz --bin fuzz-seeds -- fuzz/corpus >/dev/null
+cargo run --locked -q --bin fuzz-seeds -- fuzz/corpus >/dev/null
 
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^entente')
