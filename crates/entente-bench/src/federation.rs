@@ -136,7 +136,7 @@ pub(crate) async fn serve_dir(
 }
 
 /// Shares `count` data items from `de` to NL, `concurrency` submitters at a time.
-async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
+pub(crate) async fn load_outbox(de: &Node, count: u64, concurrency: u64) -> Result<(), Failure> {
     let actor = outbox_actor(de).await?;
     share_with_nl(de, &actor, 0..count, concurrency, "DE shares data with NL (outbox)").await
 }

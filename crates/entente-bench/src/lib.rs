@@ -35,7 +35,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1_000)]
         round_trips: u64,
     },
-    /// A partner's envelopes/s while the node is attacked (anonymous API floods, held sockets, TAXII amplification), beside the same run without attack
+    /// A partner's envelopes/s while the node is attacked (anonymous API flood, held sockets at every budget, anonymous 16 MiB TAXII posts), beside the same run without attack; NL's ledger entries, peak RSS and CPU per attack
     Hostile {
         /// Envelopes DE delivers to NL under each attack
         #[arg(long, default_value_t = 10_000)]
@@ -43,9 +43,26 @@ pub enum BenchCmd {
         /// Target rate of the anonymous API requests (requests/s)
         #[arg(long, default_value_t = 10_000)]
         rate: u64,
-        /// Attacks to run (all when none is given; the baseline always runs first)
-        #[arg(long = "attack", value_enum)]
-        attacks: Vec<hostile::Attack>,
+        /// Keep-alive connections the anonymous API requests are spread over
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Attacks to run, in order (repeat `none` to see the drift of the baseline; the baseline runs first if not given)
+        #[arg(
+            long = "attack",
+            value_enum,
+            value_delimiter = ',',
+            default_values_t = [hostile::Scenario::None, hostile::Scenario::AnonApi, hostile::Scenario::HeldSockets, hostile::Scenario::TaxiiAmplification, hostile::Scenario::None]
+        )]
+        attacks: Vec<hostile::Scenario>,
+        /// Source addresses 127.0.0.1..=127.0.0.N the held sockets come from (16 fill NL's default totals; 1 is one client)
+        #[arg(long, default_value_t = 16)]
+        sources: u8,
+        /// Seconds an attack runs before DE's process starts
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+        /// Hard cap on each attack, in seconds
+        #[arg(long, default_value_t = 600)]
+        max_attack_secs: u64,
     },
     /// One evidence package between two node processes over mutual TLS (offered, fetched, hashed, fsync'd, recorded) against curl fetching the same file
     Transfer {
@@ -173,8 +190,25 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
         BenchCmd::Federation { messages, round_trips } => {
             crate::federation::run(messages, round_trips).await
         }
-        BenchCmd::Hostile { messages, rate, attacks } => {
-            crate::hostile::run(messages, rate, attacks).await
+        BenchCmd::Hostile {
+            messages,
+            rate,
+            connections,
+            attacks,
+            sources,
+            warmup_secs,
+            max_attack_secs,
+        } => {
+            crate::hostile::run(crate::hostile::Options {
+                messages,
+                scenarios: attacks,
+                rate,
+                connections,
+                sources,
+                warmup: Duration::from_secs(warmup_secs),
+                max_attack: Duration::from_secs(max_attack_secs),
+            })
+            .await
         }
         BenchCmd::Transfer { size_mib, curl_runs } => {
             crate::transfer::run(size_mib, curl_runs).await
