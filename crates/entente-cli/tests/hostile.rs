@@ -124,6 +124,10 @@ async fn refused_federation_batches_are_recorded_in_aggregate() {
         let (status, p) = post(&fr_client, &url, batch(&[consent(1, &key, "NL", now)])).await;
         assert_eq!(status, 403, "{p}");
         assert!(p.get("ledger_index").is_none(), "{p}");
+        // The other federation routes refuse it too, and count it the same way.
+        let r = fr_client.get(format!("{url}/federation/v1/checkpoint")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
         let (status, p) = post(&de_client, &url, batch(&[consent(5 + i, &key, "NL", now)])).await;
         assert_eq!(status, 409, "{p}");
         assert!(p.get("ledger_index").is_none(), "{p}");
@@ -167,6 +171,10 @@ async fn refused_federation_batches_are_recorded_in_aggregate() {
     let reason = from_fr[0]["reason"].as_str().unwrap();
     assert!(
         reason.contains(&format!("{N} federation#unpinned on POST /federation/v1/envelopes")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("{N} federation#unpinned on GET /federation/v1/checkpoint")),
         "{reason}"
     );
 }

@@ -880,12 +880,13 @@ async fn mark_peer(mut req: axum::extract::Request, next: axum::middleware::Next
 pub(crate) async fn pinned(st: &FedState, conn: &PeerConn) -> Result<PeerRecord, Response> {
     match st.node.store.peer_by_cert(&conn.cert_sha256).await {
         Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(problem(
+        // Counted for the connection's source and recorded in aggregate, as on the envelope
+        // route: a refusal of an unpinned client on any federation route leaves its trace.
+        Ok(None) => Err(refused_unrecorded(
             StatusCode::FORBIDDEN,
-            "unpinned",
+            "federation#unpinned",
             "Unknown partner",
             "the client certificate is not pinned on this node",
-            None,
         )),
         Err(_) => Err(problem(
             StatusCode::SERVICE_UNAVAILABLE,
