@@ -215,6 +215,19 @@ async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStre
     socket.connect(dst).await
 }
 
+/// A connection from 127.0.0.1 to `dst`; a failure is counted and waited out (`None`: the
+/// caller tries again).
+async fn connect_or_wait(dst: SocketAddr, tally: &Tally) -> Option<TcpStream> {
+    match connect_from(Ipv4Addr::LOCALHOST, dst).await {
+        Ok(tcp) => Some(tcp),
+        Err(_) => {
+            add(&tally.errors, 1);
+            tokio::time::sleep(REOPEN_DELAY).await;
+            None
+        }
+    }
+}
+
 fn invalid(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
 }
@@ -294,14 +307,7 @@ async fn anon_api(api: SocketAddr, mut pacer: Pacer, seed: u64, tally: Arc<Tally
     let mut rng = crate::Lcg(seed);
     let mut line = String::new();
     while !stop.is_set() {
-        let tcp = match connect_from(Ipv4Addr::LOCALHOST, api).await {
-            Ok(tcp) => tcp,
-            Err(_) => {
-                add(&tally.errors, 1);
-                tokio::time::sleep(REOPEN_DELAY).await;
-                continue;
-            }
-        };
+        let Some(tcp) = connect_or_wait(api, &tally).await else { continue };
         let _ = tcp.set_nodelay(true);
         let _held = Held::new(&tally);
         let (r, mut w) = tcp.into_split();
@@ -459,14 +465,7 @@ async fn taxii_posts(api: SocketAddr, body: Arc<Vec<u8>>, tally: Arc<Tally>, sto
     );
     let mut line = String::new();
     while !stop.is_set() {
-        let tcp = match connect_from(Ipv4Addr::LOCALHOST, api).await {
-            Ok(tcp) => tcp,
-            Err(_) => {
-                add(&tally.errors, 1);
-                tokio::time::sleep(REOPEN_DELAY).await;
-                continue;
-            }
-        };
+        let Some(tcp) = connect_or_wait(api, &tally).await else { continue };
         let _held = Held::new(&tally);
         let (r, mut w) = tcp.into_split();
         let mut r = BufReader::new(r);

@@ -147,8 +147,8 @@ pub fn ustar(data: &[u8]) {
     }
 }
 
-/// The sender key a package names in its `sender.pem` member (trusted here, so that the
-/// fuzzer reaches what comes after the signature check; the signature itself must hold).
+/// The sender key a package names in its `sender.pem` member (of the seed package: the key
+/// the package targets trust, so that the fuzzer reaches what comes after the signature check).
 fn package_sender(plain: &[u8]) -> Option<VerifyingKey> {
     let mut r = entente_evidence::ustar::Reader::new(plain);
     while let Ok(Some((name, _))) = r.next_member() {
@@ -162,9 +162,13 @@ fn package_sender(plain: &[u8]) -> Option<VerifyingKey> {
     None
 }
 
-fn verify_package(data: &[u8], key: Option<VerifyingKey>) {
+/// Verifies `data` as a package, trusting the key of the seed package (a mutation that
+/// changes the sender's key or the signed manifest is refused at the signature, as it must be).
+fn verify_package(data: &[u8]) {
     use entente_evidence::package::{self, Discard, VerifyOptions};
-    let trusted: Vec<VerifyingKey> = key.into_iter().collect();
+    static KEY: OnceLock<Option<VerifyingKey>> = OnceLock::new();
+    let trusted: Vec<VerifyingKey> =
+        KEY.get_or_init(|| package_sender(seeds::PACKAGE)).iter().copied().collect();
     let identity = age_identity();
     let opts =
         VerifyOptions { trusted: &trusted, identity: identity.as_ref(), our_recipient: None };
@@ -174,17 +178,14 @@ fn verify_package(data: &[u8], key: Option<VerifyingKey>) {
     }
 }
 
-/// Package verification (plain packages), trusting the key the package names.
+/// Package verification (plain packages).
 pub fn package(data: &[u8]) {
-    verify_package(data, package_sender(data));
+    verify_package(data);
 }
 
-/// Package verification of age-encrypted packages (to the fixed fuzzing identity), trusting
-/// the key of the plain seed package.
+/// Package verification of age-encrypted packages (to the fixed fuzzing identity).
 pub fn package_age(data: &[u8]) {
-    static KEY: OnceLock<Option<VerifyingKey>> = OnceLock::new();
-    let key = *KEY.get_or_init(|| package_sender(seeds::PACKAGE));
-    verify_package(data, key);
+    verify_package(data);
 }
 
 // The ledger.
