@@ -241,6 +241,10 @@ enum LedgerCmd {
         /// The node's data directory
         #[arg(long)]
         data_dir: PathBuf,
+        /// Also check every state row (users, cases, members, peers, requests, data, custody)
+        /// against the ledger entry that wrote it, and name each row that differs
+        #[arg(long)]
+        state: bool,
     },
     /// Print an inclusion proof of entry N against the latest checkpoint
     Prove {
@@ -364,10 +368,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             // be read, is the operator's to fix.
             entente_node::tls::check_plain(addr, node.config.api.tls, &node.config.api)
                 .map_err(|e| fail(Exit::BadInput, e))?;
-            if node.config.api.tls {
-                entente_node::tls::check_api_identity(&node.data_dir, &node.config.api)
-                    .map_err(|e| fail(Exit::BadInput, e))?;
-            }
+            let api_tls = if node.config.api.tls {
+                Some(
+                    entente_node::tls::api_tls(&node.data_dir, &node.config.api)
+                        .map_err(|e| fail(Exit::BadInput, e))?,
+                )
+            } else {
+                None
+            };
             // Crash leftovers of earlier runs, after the grace period (`[maintenance]`).
             maintenance::sweep_at_start(&node).await;
             let listener = tokio::net::TcpListener::bind(addr)
@@ -416,7 +424,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = stop_tx.send(true);
             };
-            entente_node::server::serve(node.clone(), listener, shutdown).await?;
+            entente_node::server::serve_with(node.clone(), listener, api_tls, shutdown).await?;
             let _ = delivery.await;
             let _ = witnessing.await;
             let _ = fetching.await;
@@ -491,7 +499,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 
 async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
     match command {
-        LedgerCmd::Verify { data_dir } => {
+        LedgerCmd::Verify { data_dir, state } => {
             let node = Node::open(&data_dir).await?;
             let (size, _) = node.store.ledger_head().await?;
             let bar = progress_bar(size, "verifying");
@@ -509,13 +517,15 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
                         "ledger of {} is sound: {} entries, {} checkpoints verified, root {}",
                         node.config.party, r.entries, r.checkpoints, r.root
                     );
-                    Ok(())
                 }
-                Err(e) => Err(fail(
-                    Exit::Failed,
-                    format!("ledger of {} is NOT sound: {e}", node.config.party),
-                )),
+                Err(e) => {
+                    return Err(fail(
+                        Exit::Failed,
+                        format!("ledger of {} is NOT sound: {e}", node.config.party),
+                    ));
+                }
             }
+            if state { verify_state(&node).await } else { Ok(()) }
         }
         LedgerCmd::Prove { data_dir, index } => {
             let node = Node::open(&data_dir).await?;
@@ -618,4 +628,42 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `ledger verify --state`: every state row against the entry that wrote it, as a table;
+/// each difference on a line of its own; exit 1 when any.
+async fn verify_state(node: &Node) -> Result<(), Failure> {
+    let bar = progress_bar(entente_store::verify::state::TABLES.len() as u64, "checking state");
+    let report = entente_store::verify::verify_state(&node.store, &mut |t, d, _| {
+        bar.set_message(t.to_owned());
+        bar.set_position(d);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    println!("{:<18} {:>10} {:>22}", "table", "rows", "checked by entry only");
+    for t in &report.tables {
+        println!("{:<18} {:>10} {:>22}", t.table, t.rows, t.entry_only);
+    }
+    if report.differences.is_empty() {
+        println!(
+            "state of {} agrees with its ledger: {} rows in {} tables",
+            node.config.party,
+            report.rows(),
+            report.tables.len()
+        );
+        return Ok(());
+    }
+    for d in &report.differences {
+        println!("differs: {d}");
+    }
+    Err(fail(
+        Exit::Failed,
+        format!(
+            "state of {} does NOT agree with its ledger: {} difference(s) in {} rows",
+            node.config.party,
+            report.differences.len(),
+            report.rows()
+        ),
+    ))
 }

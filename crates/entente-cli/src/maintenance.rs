@@ -22,6 +22,18 @@ pub(crate) enum MaintenanceCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Decrypt and hash every evidence blob again; name each damaged one with its items (exit 1)
+    Scrub {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// At most this many MiB read per second, so that a serving node keeps its disk (0: no limit)
+        #[arg(long, default_value_t = 64)]
+        rate_mib: u64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn failure(e: MaintenanceError) -> Failure {
@@ -106,6 +118,46 @@ pub(crate) async fn run(cmd: MaintenanceCmd) -> Result<(), Failure> {
             }
             Ok(())
         }
+        MaintenanceCmd::Scrub { data_dir, rate_mib, json } => {
+            let node = Node::open(&data_dir).await?;
+            let bar = entente_console::progress_bar(0, "scrubbing");
+            let shown = bar.clone();
+            let progress = move |done: u64, total: u64| {
+                shown.set_length(total);
+                shown.set_position(done);
+            };
+            let r = maintenance::scrub(
+                &node,
+                rate_mib.saturating_mul(1 << 20),
+                &progress,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(failure);
+            bar.finish_and_clear();
+            let r = r?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "scrubbed {} evidence blobs ({} bytes): {} damaged",
+                    r.blobs,
+                    r.bytes,
+                    r.damaged.len()
+                );
+                for d in &r.damaged {
+                    println!("  damaged  {} (items {}): {}", d.blob, d.items.join(", "), d.what);
+                }
+                if let Some(i) = r.ledger_index {
+                    println!("  recorded ledger entry {i} (maintenance.scrub)");
+                }
+            }
+            if r.damaged.is_empty() {
+                Ok(())
+            } else {
+                Err(fail(Exit::Failed, format!("{} evidence blob(s) are damaged", r.damaged.len())))
+            }
+        }
     }
 }
 
@@ -158,6 +210,7 @@ pub(crate) async fn status(data_dir: &Path, json: bool) -> Result<(), Failure> {
     };
     println!("{:<20} {}", "last backup", event(&s.last_backup));
     println!("{:<20} {}", "last sweep", event(&s.last_sweep));
+    println!("{:<20} {}", "last scrub", event(&s.last_scrub));
     println!();
     println!("{:<8} {:<24} {:>14} {:<28}", "witness", "name", "cosigned size", "cosigned at");
     if s.witnesses.is_empty() {

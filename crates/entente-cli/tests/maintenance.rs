@@ -377,7 +377,15 @@ async fn status_and_metrics() {
     insta::assert_snapshot!("status_after_backup_and_sweep", redacted(after));
 
     let text = stdout(&entente_ok(&["status", "--data-dir", s(&nl)]));
-    for row in ["node", "database", "blob store", "last checkpoint", "last backup", "last sweep"] {
+    for row in [
+        "node",
+        "database",
+        "blob store",
+        "last checkpoint",
+        "last backup",
+        "last sweep",
+        "last scrub",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(row)), "no `{row}` row in:\n{text}");
     }
 
@@ -389,6 +397,8 @@ async fn status_and_metrics() {
         "entente_fetches_in_flight 0",
         "entente_last_backup_timestamp_seconds ",
         "entente_last_sweep_timestamp_seconds ",
+        "entente_last_scrub_timestamp_seconds 0",
+        "entente_last_scrub_damaged_blobs 0",
         "# TYPE entente_outbox_pending gauge",
         "# TYPE entente_witness_cosigned_size gauge",
     ] {
@@ -400,4 +410,86 @@ async fn status_and_metrics() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap();
     assert!(backup_at > 1.0e9, "{m}");
+}
+
+/// The one `*.age` blob under `dir/blobs/<xx>/`.
+fn only_blob(dir: &Path) -> std::path::PathBuf {
+    let mut found = Vec::new();
+    for d in std::fs::read_dir(dir.join("blobs")).unwrap() {
+        let d = d.unwrap().path();
+        if d.is_dir() && d.file_name().unwrap().len() == 2 {
+            for f in std::fs::read_dir(&d).unwrap() {
+                found.push(f.unwrap().path());
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_names_damaged_blobs_and_verify_state_names_altered_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = tmp.path().join("nl");
+    init_node(&nl, "NL");
+    let eva = add_user(&nl, "eva", "investigator");
+    {
+        let server = Server::start(&nl, Duration::from_secs(20)).await;
+        open_case(&server, &eva, "C-1").await;
+    }
+    let file = tmp.path().join("a.log");
+    std::fs::write(&file, "203.0.113.77 POST /upload\n".repeat(1000)).unwrap();
+    entente_ok(&[
+        "evidence",
+        "add",
+        s(&file),
+        "--data-dir",
+        s(&nl),
+        "--user",
+        "eva",
+        "--case",
+        "C-1",
+        "--description",
+        "logs",
+        "--id",
+        "EV-1",
+    ]);
+
+    // Sound: the scrub reads the blob, the state agrees with the ledger.
+    let o = entente_ok(&["maintenance", "scrub", "--data-dir", s(&nl), "--rate-mib", "0"]);
+    assert!(
+        stdout(&o).contains("scrubbed 1 evidence blobs (26000 bytes): 0 damaged"),
+        "{}",
+        stdout(&o)
+    );
+    let o = entente_ok(&["ledger", "verify", "--data-dir", s(&nl), "--state"]);
+    assert!(stdout(&o).contains("state of NL agrees with its ledger"), "{}", stdout(&o));
+    assert!(stdout(&o).lines().any(|l| l.starts_with("evidence_custody")), "{}", stdout(&o));
+
+    // One bit of the blob flipped: named with its item, exit 1, recorded for `status`.
+    let blob = only_blob(&nl);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let o = entente(&["maintenance", "scrub", "--data-dir", s(&nl), "--rate-mib", "0"]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("(items EV-1): does not decrypt"), "{}", stdout(&o));
+    let st = json_of(&entente_ok(&["status", "--data-dir", s(&nl), "--json"]));
+    assert_eq!(st["last_scrub"]["detail"]["damaged"], 1, "{st}");
+    assert_eq!(st["last_scrub"]["detail"]["blobs"], 1, "{st}");
+
+    // A role raised in the database behind the gate: the state check names the row.
+    let url = format!("sqlite://{}", nl.join("entente.sqlite").display());
+    entente_test_support::danger::admin_execute(
+        &url,
+        "UPDATE users SET role = 'admin' WHERE name = 'eva'",
+    )
+    .await
+    .unwrap();
+    entente_ok(&["ledger", "verify", "--data-dir", s(&nl)]);
+    let o = entente(&["ledger", "verify", "--data-dir", s(&nl), "--state"]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("differs: users name=eva (ledger entry"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("does NOT agree with its ledger: 1 difference"), "{}", stderr(&o));
 }

@@ -173,3 +173,39 @@ async fn a_configured_certificate_is_served() {
     assert!(client_as(&dir, &dir).get(format!("https://{listen}/healthz")).send().await.is_err());
     child.kill();
 }
+
+/// The node's key is PKCS#8 v1 (the private key alone), which OpenSSL 3.0 and Python's
+/// `cryptography` read, and it is the key of the node's certificate.
+#[test]
+fn the_node_key_is_pkcs8_v1_that_openssl_and_python_read() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = tmp.path().join("nl");
+    init_node(&nl, "NL");
+    let key = nl.join("node.key.pem");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    // SEQUENCE { INTEGER 0 (v1), AlgorithmIdentifier Ed25519, OCTET STRING { key } }: 48 bytes.
+    assert_eq!(der.len(), 48, "{pem}");
+    assert_eq!(&der[2..5], &[2, 1, 0], "version is not v1: {pem}");
+
+    let Some(openssl) = tool("openssl") else { return };
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(&openssl).args(args).output().unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let from_key = run(&["pkey", "-in", s(&key), "-pubout"]);
+    let from_cert = run(&["x509", "-in", s(&nl.join("node.cert.pem")), "-pubkey", "-noout"]);
+    assert_eq!(from_key, from_cert);
+
+    let Some(python) = tool("python3") else { return };
+    let script = "import sys\n\
+        from cryptography.hazmat.primitives import serialization as s\n\
+        k = s.load_pem_private_key(open(sys.argv[1], 'rb').read(), None)\n\
+        print(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo).decode(), end='')\n";
+    let o = std::process::Command::new(python).args(["-c", script, s(&key)]).output().unwrap();
+    assert!(o.status.success(), "cryptography: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), from_key);
+}

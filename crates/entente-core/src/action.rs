@@ -252,6 +252,10 @@ pub enum Action {
     /// row): counts and bytes only.
     #[serde(rename = "maintenance.sweep")]
     MaintenanceSweep,
+    /// The operator scrubbed the evidence blobs: each decrypted and hashed again (counts,
+    /// bytes and the digest of the list of damaged blobs).
+    #[serde(rename = "maintenance.scrub")]
+    MaintenanceScrub,
 }
 
 impl Action {
@@ -318,6 +322,7 @@ impl Action {
             Action::RefusalsRecord => "refusals.record",
             Action::NodeBackup => "node.backup",
             Action::MaintenanceSweep => "maintenance.sweep",
+            Action::MaintenanceScrub => "maintenance.scrub",
         }
     }
 }

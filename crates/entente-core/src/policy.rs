@@ -292,11 +292,13 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the node records, in aggregate, the refusals of callers no authenticator admitted",
                 Vec::new(),
             ),
-            Action::NodeBackup | Action::MaintenanceSweep => Decision::permit(
-                "operator.maintenance",
-                "the operator holding the data directory backs the node up and sweeps crash leftovers",
-                Vec::new(),
-            ),
+            Action::NodeBackup | Action::MaintenanceSweep | Action::MaintenanceScrub => {
+                Decision::permit(
+                    "operator.maintenance",
+                    "the operator holding the data directory backs the node up, sweeps crash leftovers and scrubs the evidence blobs",
+                    Vec::new(),
+                )
+            }
             _ => Decision::deny(
                 "default-deny",
                 format!("the operator may only bootstrap the node and add users, not {action}"),

@@ -2,7 +2,7 @@
 //!
 //! Layout of a data directory:
 //! - `entente.toml` — configuration ([`crate::config::NodeConfig`]);
-//! - `node.key.pem` — Ed25519 private key, PKCS#8 PEM, mode 0600: signs checkpoints,
+//! - `node.key.pem` — Ed25519 private key, PKCS#8 v1 PEM, mode 0600: signs checkpoints,
 //!   envelopes, acknowledgements, packages and cosignatures (only inside this crate);
 //! - `node.cert.pem` — self-signed X.509 certificate of that key, for mutual TLS;
 //! - `node.age.key` — the node's master age (X25519) key, mode 0600: opens evidence packages
@@ -228,9 +228,12 @@ impl Node {
         let dir = &opts.data_dir;
         let lock = DataDirLock::acquire(dir).map_err(io("cannot lock", dir))?;
         let key = SigningKey::from_bytes(&random_seed()?);
-        let pem = key
-            .to_pkcs8_pem(Default::default())
-            .map_err(|e| NodeError::Invalid(format!("cannot encode key: {e}")))?;
+        // PKCS#8 v1 (RFC 5208: the private key alone, no public key field), the form that
+        // OpenSSL 3.0 and Python's `cryptography` read; the public key is derived from it.
+        let pem =
+            ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None }
+                .to_pkcs8_pem(Default::default())
+                .map_err(|e| NodeError::Invalid(format!("cannot encode key: {e}")))?;
         write_new(&dir.join(KEY_FILE), pem.as_bytes(), 0o600)?;
         let cert = self_signed_cert(&pem, &opts.party, &opts.name)?;
         write_new(&dir.join(CERT_FILE), cert.as_bytes(), 0o644)?;

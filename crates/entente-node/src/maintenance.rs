@@ -15,6 +15,8 @@
 //! - [`sweep`] removes temporary blob parts (`tmp/*.part`) and blobs that no committed row
 //!   names, untouched for longer than the grace period, and records what it removed
 //!   (`maintenance.sweep`: counts and bytes).
+//! - [`scrub`] decrypts and hashes every evidence blob again, rate-limited, names each damaged
+//!   one with its items, and records the scrub (`maintenance.scrub`).
 
 use crate::config::{CONFIG_FILE, NodeConfig};
 use crate::identity::{DB_FILE, Node, NodeError};
@@ -880,5 +882,134 @@ pub async fn sweep(
             Verdict::Permitted { index, .. } | Verdict::Denied { index, .. } => index,
         });
     }
+    Ok(report)
+}
+
+/// A blob that failed its scrub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DamagedBlob {
+    /// The content digest it must hash to.
+    pub sha256: String,
+    /// Its name in the blob store.
+    pub blob: String,
+    /// The evidence items of this content.
+    pub items: Vec<String>,
+    /// What is wrong: missing, does not decrypt, or hashes to other content.
+    pub what: String,
+}
+
+/// What a scrub read and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ScrubReport {
+    /// Blobs read.
+    pub blobs: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// The blobs that failed, with their items.
+    pub damaged: Vec<DamagedBlob>,
+    /// The rate limit applied, bytes per second (0: none).
+    pub rate: u64,
+    /// The ledger entry recording the scrub.
+    pub ledger_index: Option<u64>,
+}
+
+/// Reads every evidence blob that still holds content, decrypts it and hashes it again,
+/// at most `rate` bytes per second (0: as fast as the disk goes, for a node that is not
+/// serving), and names each blob that is missing, does not decrypt or hashes to other content,
+/// with its items. `progress(done, total)` counts bytes. The scrub is recorded through the gate
+/// (`maintenance.scrub`: counts, bytes and the digest of the damaged list).
+///
+/// # Errors
+/// The vault cannot be opened, the database cannot be read, the gate fails. A damaged blob
+/// is a finding, in the report.
+pub async fn scrub(
+    node: &Node,
+    rate: u64,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+    now: Timestamp,
+) -> Result<ScrubReport, MaintenanceError> {
+    let blobs = node.store.scrub_blobs().await.map_err(NodeError::from)?;
+    let vault = node.vault()?;
+    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    let mut report = ScrubReport { rate, ..ScrubReport::default() };
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
+    for b in blobs {
+        let (master, store) = (vault.master.clone(), vault.store.clone());
+        let blob = entente_evidence::BlobRef {
+            name: b.blob_name.clone(),
+            wrapped_key: b.wrapped_key.clone(),
+        };
+        let (base, want) = (done, b.sha256.clone());
+        let checked = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            let mut r = entente_evidence::blob::open_blob(&*store, &master, &blob)
+                .map_err(|e| e.to_string())?;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0u64;
+            loop {
+                let k = r.read(&mut buf).map_err(|e| format!("does not decrypt: {e}"))?;
+                if k == 0 {
+                    break;
+                }
+                hasher.update(&buf[..k]);
+                n += k as u64;
+                if rate > 0 {
+                    // Ahead of the rate: wait until the bytes read so far are due.
+                    let due = std::time::Duration::from_secs_f64((base + n) as f64 / rate as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+            let found = hex::encode(hasher.finalize());
+            if found != want {
+                return Err(format!("hashes to {found}"));
+            }
+            Ok(n)
+        })
+        .await
+        .map_err(|e| MaintenanceError::Failed(format!("the scrub stopped: {e}")))?;
+        report.blobs += 1;
+        let what = match checked {
+            Ok(n) if n == b.size => None,
+            Ok(n) => Some(format!("holds {n} bytes, not {}", b.size)),
+            Err(e) if e.starts_with("hashes to") => Some(format!("{e}, not to {}", b.sha256)),
+            Err(e) => Some(e),
+        };
+        if let Some(what) = what {
+            report.damaged.push(DamagedBlob {
+                sha256: b.sha256.clone(),
+                blob: b.blob_name,
+                items: b.items,
+                what,
+            });
+        }
+        report.bytes += b.size;
+        done += b.size;
+        progress(done, total);
+    }
+    let mut list: Vec<&str> = report.damaged.iter().map(|d| d.sha256.as_str()).collect();
+    list.sort_unstable();
+    let listed: String = list.iter().map(|s| format!("{s}\n")).collect();
+    let verdict = node
+        .gate
+        .submit(
+            node.operator(),
+            entente_store::maintenance::RecordScrub {
+                party: node.config.party.clone(),
+                blobs: report.blobs,
+                bytes: report.bytes,
+                damaged: report.damaged.len() as u64,
+                damaged_sha256: Sha256::of(listed.as_bytes()),
+                rate,
+            },
+            now,
+        )
+        .await
+        .map_err(NodeError::from)?;
+    report.ledger_index = Some(match verdict {
+        Verdict::Permitted { index, .. } | Verdict::Denied { index, .. } => index,
+    });
     Ok(report)
 }

@@ -266,6 +266,26 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = if node.config.api.tls {
+        Some(crate::tls::api_tls(&node.data_dir, &node.config.api).map_err(std::io::Error::other)?)
+    } else {
+        None
+    };
+    serve_with(node, listener, tls, shutdown).await
+}
+
+/// [`serve`] with the API's TLS configuration already read (`entente serve` reads it once,
+/// before anything starts, to refuse an unusable certificate): HTTPS with `tls`, plain HTTP
+/// otherwise.
+///
+/// # Errors
+/// I/O errors of the listener; plain HTTP beyond loopback.
+pub async fn serve_with(
+    node: Node,
+    listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::ApiTls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limits = &node.config.limits;
     let conns = crate::conns::Limits {
         header_timeout: LimitsConfig::secs(limits.header_timeout_secs),
@@ -273,11 +293,9 @@ pub async fn serve(
         max_connections: LimitsConfig::count(limits.max_connections),
         max_per_address: LimitsConfig::count(limits.max_connections_per_address),
     };
-    let tls = if node.config.api.tls {
-        let config = crate::tls::api_server_config(&node.data_dir, &node.config.api)
-            .map_err(std::io::Error::other)?;
+    let tls = if let Some(crate::tls::ApiTls(config)) = tls {
         Some(crate::conns::Tls {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
             handshakes: node.handshakes.clone(),
         })
     } else {

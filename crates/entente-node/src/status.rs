@@ -1,11 +1,11 @@
 //! The operator's view of a node (`entente status`, and the same figures as gauges on
 //! `/metrics`): version, database, blob store, ledger, witnesses, outbox backlog, fetches in
-//! flight, the last backup and the last sweep. Counts and identifiers only.
+//! flight, the last backup, sweep and scrub. Counts and identifiers only.
 
 use crate::identity::Node;
 use crate::identity::NodeError;
 use entente_store::Backend;
-use entente_store::maintenance::{KIND_BACKUP, KIND_SWEEP, MaintenanceEvent};
+use entente_store::maintenance::{KIND_BACKUP, KIND_SCRUB, KIND_SWEEP, MaintenanceEvent};
 use serde::Serialize;
 
 /// The node's status. Field order and names are stable (`--json`).
@@ -33,6 +33,8 @@ pub struct NodeStatus {
     pub last_backup: Option<EventStatus>,
     /// The last sweep recorded.
     pub last_sweep: Option<EventStatus>,
+    /// The last scrub of the evidence blobs recorded.
+    pub last_scrub: Option<EventStatus>,
 }
 
 /// The database.
@@ -183,6 +185,7 @@ pub async fn status(node: &Node) -> Result<NodeStatus, NodeError> {
         fetches_in_flight,
         last_backup: store.last_maintenance(KIND_BACKUP).await?.map(Into::into),
         last_sweep: store.last_maintenance(KIND_SWEEP).await?.map(Into::into),
+        last_scrub: store.last_maintenance(KIND_SCRUB).await?.map(Into::into),
     })
 }
 
@@ -262,6 +265,21 @@ pub fn prometheus(s: &NodeStatus) -> String {
         "entente_last_sweep_timestamp_seconds",
         "When the last sweep that removed crash leftovers was recorded (Unix time; 0: never).",
         &[(String::new(), at(&s.last_sweep))],
+    );
+    gauge(
+        "entente_last_scrub_timestamp_seconds",
+        "When the last scrub of the evidence blobs was recorded (Unix time; 0: never).",
+        &[(String::new(), at(&s.last_scrub))],
+    );
+    let damaged = s
+        .last_scrub
+        .as_ref()
+        .and_then(|e| e.detail.get("damaged").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    gauge(
+        "entente_last_scrub_damaged_blobs",
+        "Evidence blobs the last scrub found missing, undecryptable or hashing to other content.",
+        &[(String::new(), damaged as f64)],
     );
     out
 }

@@ -129,12 +129,17 @@ pub(crate) fn api_server_config(
     Ok(cfg)
 }
 
-/// Checks that the API's certificate and key load and fit together, before the node starts.
+/// The API's TLS configuration, read once: loading it before the node starts checks that
+/// the certificate and key load and fit together, and the server then uses this one.
+#[derive(Clone, Debug)]
+pub struct ApiTls(pub(crate) Arc<rustls::ServerConfig>);
+
+/// Reads the API's certificate and key ([`api_identity_files`]) into an [`ApiTls`].
 ///
 /// # Errors
 /// As [`api_server_config`].
-pub fn check_api_identity(data_dir: &Path, config: &ApiConfig) -> Result<(), TlsError> {
-    api_server_config(data_dir, config).map(|_| ())
+pub fn api_tls(data_dir: &Path, config: &ApiConfig) -> Result<ApiTls, TlsError> {
+    api_server_config(data_dir, config).map(|c| ApiTls(Arc::new(c)))
 }
 
 /// Which listener a handshake was on.

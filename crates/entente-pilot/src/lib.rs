@@ -296,6 +296,22 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
                 checks.record(&format!("ledger {}", n.node.config.party), false, e.to_string())
             }
         }
+        // Every state row against the entry that wrote it (`ledger verify --state`).
+        let state = entente_store::verify::verify_state(&n.node.store, &mut |_, _, _| {}).await;
+        let name = format!("state {} agrees with its ledger", n.node.config.party);
+        match state {
+            Ok(r) if r.differences.is_empty() => checks.record(
+                &name,
+                true,
+                format!("{} rows in {} tables", r.rows(), r.tables.len()),
+            ),
+            Ok(r) => checks.record(
+                &name,
+                false,
+                r.differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            ),
+            Err(e) => checks.record(&name, false, e.to_string()),
+        }
     }
 
     println!();

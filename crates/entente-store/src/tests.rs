@@ -12,6 +12,7 @@ use jiff::Timestamp;
 mod notify;
 mod psi;
 mod reports;
+mod state;
 
 struct Db {
     store: Store,
@@ -185,6 +186,7 @@ async fn permit_deny_conflict_and_read() {
 
         let report = verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
         assert_eq!(report.entries, 3);
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -252,6 +254,19 @@ async fn two_writers_on_one_database_stay_consistent() {
         assert_eq!(report.entries, 20);
         db.drop_schema().await;
     }
+}
+
+/// Every state row agrees with the ledger entry that wrote it (`ledger verify --state`).
+/// The suite's peers are pinned by a certificate digest with no certificate (`cert_pem:
+/// "-"`): that one finding, which a real node never has, is expected and nothing else.
+async fn state_agrees(db: &Db) {
+    let r = crate::verify::verify_state(&db.store, &mut |_, _, _| {}).await.unwrap();
+    let unexpected: Vec<_> = r
+        .differences
+        .iter()
+        .filter(|d| !(d.table == "peers" && d.what == "the stored certificate is not PEM"))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
 
 async fn tampered(db: &Db, sql: &str) -> VerifyError {
@@ -549,7 +564,9 @@ async fn data_flows_under_agreements() {
             assert_eq!(kept, decoded);
             assert_eq!(all.entries, lean.entries);
         }
+        state_agrees(&nl_db).await;
         nl_db.drop_schema().await;
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -645,6 +662,7 @@ async fn requests_under_agreements() {
         )
         .await
         .unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -794,6 +812,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             assert!(hash.starts_with("pse:"), "{hash}");
         }
         verify_ledger(&db.store, &de(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -879,6 +898,7 @@ async fn cases_shared_under_a_jit() {
         let v = gate.submit(auditor, status("LANTERN"), now).await.unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
         verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1141,7 +1161,9 @@ async fn requests_travel_between_nodes() {
         assert!(decision.reason.contains("DE is not a member"), "{}", decision.reason);
         assert!(nl_db.store.datum_content("d1").await.unwrap().is_none());
         verify_ledger(&nl_db.store, &nl(), &vkey(&nl_gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&nl_db).await;
         nl_db.drop_schema().await;
+        state_agrees(&de_db).await;
         de_db.drop_schema().await;
     }
 }
@@ -1278,6 +1300,7 @@ async fn intel_import_and_tlp_reads() {
             entry.payload_hashes
         );
         verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1401,6 +1424,7 @@ async fn evidence_custody_through_the_gate() {
             Err(GateError::Conflict(_))
         ));
         verify_ledger(&db.store, &de(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1510,6 +1534,7 @@ async fn packages_offered_arrive_or_are_refused() {
         assert!(matches!(e, GateError::Invalid(_)), "{e}");
         assert!(db.store.packages_out().await.unwrap().is_empty());
         verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1567,6 +1592,7 @@ async fn reads_of_personal_data_are_recorded() {
         let first = entente_core::ledger::LedgerEntry::decode(&entries[0].1).unwrap();
         assert_eq!(first.action, entente_core::Action::DatumRead);
         assert_eq!(first.actor, investigator());
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1775,6 +1801,7 @@ async fn intel_pushed_to_a_partner_is_decided_under_tlp_and_recorded() {
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
         let v = gate.submit(auditor, push(de()), now).await.unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1849,6 +1876,7 @@ async fn envelopes_checked_with_another_key_than_the_pin_are_refused() {
         let r = gate.receive_many(de_peer, vec![good], now).await;
         assert!(matches!(&r[..], [Ok(Verdict::Denied { .. })]), "{r:?}");
         assert_eq!(db.store.ledger_head().await.unwrap().0, before + 1);
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }
@@ -1993,6 +2021,7 @@ async fn maintenance_events_are_recorded_through_the_gate() {
             }
         }
         verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&db).await;
         db.drop_schema().await;
     }
 }

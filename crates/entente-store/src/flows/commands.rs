@@ -128,6 +128,14 @@ impl GateCommand for ShareDatum {
     }
 
     fn decide(&self, cx: &DecideCx<'_>, facts: &ShareFacts) -> Ruling {
+        // Content that differs from what the ledger recorded never leaves (the denial is the
+        // record; `on_deny` raises the alarm).
+        if let Some(why) = &facts.tampered {
+            return Ruling::of(cx.role.followed_by(Decision::deny(
+                "integrity.content-digest",
+                format!("not sent: {why}"),
+            )));
+        }
         let flow = Flow {
             from: cx.party,
             to: &self.to,
@@ -141,6 +149,20 @@ impl GateCommand for ShareDatum {
         };
         let d = cx.engine.decide_flow(&flow, cx.now);
         Ruling { decision: cx.role.followed_by(d.decision), conditions: d.conditions }
+    }
+
+    /// A share refused because the content was altered is an alarm: an operator must
+    /// find out who changed the database (`entente ledger verify --state` names the rows).
+    async fn on_deny(
+        &self,
+        _cx: &mut EffectCx<'_>,
+        facts: Option<&ShareFacts>,
+        _decision: &Decision,
+    ) -> Result<(), GateError> {
+        if let Some(why) = facts.and_then(|f| f.tampered.as_deref()) {
+            tracing::error!(datum = %self.id, to = %self.to, %why, "integrity alarm: altered content refused at the border");
+        }
+        Ok(())
     }
 
     async fn apply(

@@ -48,6 +48,8 @@ pub struct ShareFacts {
     consents: Vec<PartyCode>,
     content: Option<Map<String, Value>>,
     case_id: String,
+    /// Why the content may not leave: it differs from the digest its ledger entry holds.
+    tampered: Option<String>,
 }
 
 fn parse_kebab<T: for<'de> Deserialize<'de>>(what: &str, s: &str) -> Result<T, StoreError> {
@@ -68,7 +70,8 @@ pub(crate) async fn load_share_facts(
 ) -> Result<ShareFacts, GateError> {
     let row = sqlx::query(
             "SELECT d.category, d.originator, d.origin_agreement, d.content, d.case_id, d.destroyed_at, \
-             COALESCE(c.concepts, d.concepts) FROM data_items d LEFT JOIN cases c ON c.id = d.case_id WHERE d.id = $1",
+             COALESCE(c.concepts, d.concepts), d.content_sha256, d.ledger_index \
+             FROM data_items d LEFT JOIN cases c ON c.id = d.case_id WHERE d.id = $1",
         )
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -84,6 +87,13 @@ pub(crate) async fn load_share_facts(
         .transpose()
         .map_err(|e| StoreError::Inconsistent(format!("datum {id} content: {e}")))?;
     let concepts: String = row.try_get(6)?;
+    let tampered = match &content {
+        Some(c) => {
+            let index = crate::store::to_u64(row.try_get(8)?)?;
+            content_tampered(tx, id, c, &row.try_get::<String, _>(7)?, index).await?
+        }
+        None => None,
+    };
     let consents: Vec<String> =
         sqlx::query_scalar("SELECT given_by FROM consents WHERE datum_id = $1 AND recipient = $2")
             .bind(id)
@@ -101,6 +111,40 @@ pub(crate) async fn load_share_facts(
         consents: consents.iter().filter_map(|c| c.parse().ok()).collect(),
         content,
         case_id: row.try_get(4)?,
+        tampered,
+    })
+}
+
+/// Checks a datum's content against its recorded `content_sha256` and against the `content`
+/// digest of the ledger entry that wrote it, before the content leaves the node. Returns
+/// what differs, or `None` when both agree.
+async fn content_tampered(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    content: &Map<String, Value>,
+    column: &str,
+    index: u64,
+) -> Result<Option<String>, GateError> {
+    let now = digest(content)?;
+    if now != column {
+        return Ok(Some(format!(
+            "datum `{id}`: its content hashes to {now}, not to its recorded digest {column}"
+        )));
+    }
+    let entry: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT entry FROM ledger_entries WHERE idx = $1")
+            .bind(crate::store::to_i64(index)?)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let recorded = entry
+        .and_then(|b| entente_core::ledger::LedgerEntry::decode(&b).ok())
+        .and_then(|e| e.payload_hashes.get("content").cloned());
+    Ok(match recorded {
+        Some(r) if r == now => None,
+        Some(r) => Some(format!(
+            "datum `{id}`: its content hashes to {now}, but ledger entry {index} recorded {r}"
+        )),
+        None => Some(format!("datum `{id}`: ledger entry {index} holds no digest of its content")),
     })
 }
 

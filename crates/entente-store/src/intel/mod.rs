@@ -845,7 +845,7 @@ async fn read(
     'outer: loop {
         let batch = fetch(tx, collection, view, query, cursor.as_ref()).await?;
         let n = batch.len();
-        for (row, tlp_code, recipients, originator, importer) in batch {
+        for (row, tlp_code, recipients, originator, importer, digest) in batch {
             if rows_out.len() == query.limit {
                 more = true;
                 break 'outer;
@@ -862,13 +862,22 @@ async fn read(
                 originator: &originator,
                 importer: importer.as_deref(),
             };
-            let release = tlp::decide(&shared, requester, exchange);
-            *rules.entry(release.rule).or_default() += 1;
+            // An object whose text no longer hashes to the digest recorded at import was
+            // altered in the database: withheld (the page's entry counts it), and an alarm.
+            let intact = entente_core::canonical::sha256_tagged(row.raw.as_bytes()) == digest;
+            let (permit, rule) = if intact {
+                let release = tlp::decide(&shared, requester, exchange);
+                (release.permit, release.rule)
+            } else {
+                tracing::error!(collection, object = %row.id, "integrity alarm: an altered STIX object withheld");
+                (false, INTEGRITY_RULE)
+            };
+            *rules.entry(rule).or_default() += 1;
             decisions.update(
-                format!("{}|{}|{}\n", row.id, row.version.as_deref().unwrap_or(""), release.rule)
+                format!("{}|{}|{}\n", row.id, row.version.as_deref().unwrap_or(""), rule)
                     .as_bytes(),
             );
-            if release.permit {
+            if permit {
                 rows_out.push(row);
             } else {
                 withheld += 1;
@@ -899,7 +908,10 @@ async fn read(
     Ok((IntelPage { rows: rows_out, more, last: cursor, withheld }, hashes))
 }
 
-type Candidate = (IntelRow, String, String, String, Option<String>);
+/// The rule of an object withheld because its text differs from its recorded digest.
+const INTEGRITY_RULE: &str = "integrity.object-digest";
+
+type Candidate = (IntelRow, String, String, String, Option<String>, String);
 
 async fn fetch(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -915,7 +927,7 @@ async fn fetch(
     // Every value is bound; the statement is built from fixed text and `$N` placeholders.
     let mut binds: Vec<Bind> = vec![Bind::S(collection.to_owned())];
     let mut sql = String::from(
-        "SELECT seq, id, kind, spec_version, version, date_added, raw, tlp, recipients, originator, importer \
+        "SELECT seq, id, kind, spec_version, version, date_added, raw, tlp, recipients, originator, importer, digest \
          FROM intel_objects o WHERE collection_id = $1",
     );
     let next = |binds: &mut Vec<Bind>, v: Bind| {
@@ -992,6 +1004,7 @@ async fn fetch(
             r.try_get(8)?,
             r.try_get(9)?,
             r.try_get(10)?,
+            r.try_get(11)?,
         ));
     }
     Ok(out)

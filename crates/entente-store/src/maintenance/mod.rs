@@ -1,8 +1,8 @@
-//! The operator's maintenance of the node: backups (`entente backup`) and crash leftovers
-//! swept from the blob store. Each is one ledger entry and one `maintenance_events` row
+//! The operator's maintenance of the node: backups (`entente backup`), crash leftovers
+//! swept from the blob store, and scrubs of the evidence blobs. Each is one ledger entry and one `maintenance_events` row
 //! whose detail is counts, sizes and digests only.
 
-use crate::gate::{DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
+use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
 use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
 use entente_core::digest::Sha256;
 use entente_core::ledger::Hash;
@@ -15,6 +15,8 @@ use std::path::Path;
 pub const KIND_BACKUP: &str = "backup";
 /// `maintenance_events.kind` of a sweep.
 pub const KIND_SWEEP: &str = "sweep";
+/// `maintenance_events.kind` of a scrub.
+pub const KIND_SCRUB: &str = "scrub";
 
 /// Record a backup: the digest of its manifest, the ledger it holds, its size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,13 +68,7 @@ impl GateCommand for RecordBackup {
         Ok(())
     }
 
-    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
-        Ok(())
-    }
-
-    fn decide(&self, cx: &DecideCx<'_>, _facts: &()) -> Ruling {
-        Ruling::of(cx.role.clone())
-    }
+    crate::gate::decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
         insert_event(cx, KIND_BACKUP, &self.detail()).await
@@ -133,17 +129,88 @@ impl GateCommand for RecordSweep {
         Ok(())
     }
 
-    async fn load(&self, _cx: &mut EffectCx<'_>) -> Result<(), GateError> {
-        Ok(())
-    }
-
-    fn decide(&self, cx: &DecideCx<'_>, _facts: &()) -> Ruling {
-        Ruling::of(cx.role.clone())
-    }
+    crate::gate::decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
         insert_event(cx, KIND_SWEEP, &self.detail()).await
     }
+}
+
+/// Record a scrub of the evidence blobs: how many were decrypted and hashed again, their
+/// bytes, how many are damaged and the digest of the list naming them (the list itself stays
+/// with the operator: blob names are content digests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordScrub {
+    /// The node's party (the subject).
+    pub party: PartyCode,
+    /// Blobs read.
+    pub blobs: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// Blobs that are missing, do not decrypt, or hash to other content.
+    pub damaged: u64,
+    /// SHA-256 of the damaged blobs' content digests, one per line, sorted.
+    pub damaged_sha256: Sha256,
+    /// The rate limit applied, bytes per second (0: none).
+    pub rate: u64,
+}
+
+impl RecordScrub {
+    fn detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "blobs": self.blobs,
+            "bytes": self.bytes,
+            "damaged": self.damaged,
+            "damaged_sha256": self.damaged_sha256.to_hex(),
+            "rate": self.rate,
+        })
+    }
+}
+
+impl GateCommand for RecordScrub {
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::MaintenanceScrub
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![Subject::new(SubjectKind::Node, self.party.as_str())]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        PayloadDigests::canonical([("scrub", self.detail())])
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if self.damaged > self.blobs {
+            return Err(GateError::Invalid("damaged: more than the blobs read".into()));
+        }
+        Ok(())
+    }
+
+    crate::gate::decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        insert_event(cx, KIND_SCRUB, &self.detail()).await
+    }
+}
+
+/// An evidence blob to scrub: where it is, how to open it, what it must hash to, and the
+/// items that hold it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrubBlob {
+    /// SHA-256 of the plaintext, hex.
+    pub sha256: String,
+    /// Plaintext size.
+    pub size: u64,
+    /// The blob's name in the blob store.
+    pub blob_name: String,
+    /// Its wrapped data key.
+    pub wrapped_key: String,
+    /// The evidence items of this content.
+    pub items: Vec<String>,
 }
 
 async fn insert_event(
@@ -178,6 +245,38 @@ pub struct MaintenanceEvent {
 }
 
 impl Store {
+    /// The evidence blobs that still hold content (not destroyed), with their items, by
+    /// content digest.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn scrub_blobs(&self) -> Result<Vec<ScrubBlob>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT b.sha256, b.size, b.blob_name, b.wrapped_key, i.id FROM evidence_blobs b \
+             LEFT JOIN evidence_items i ON i.sha256 = b.sha256 \
+             WHERE b.destroyed_at IS NULL AND b.wrapped_key IS NOT NULL ORDER BY b.sha256, i.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<ScrubBlob> = Vec::new();
+        for r in &rows {
+            let sha: String = r.try_get(0)?;
+            let item: Option<String> = r.try_get(4)?;
+            if let Some(last) = out.last_mut().filter(|b| b.sha256 == sha) {
+                last.items.extend(item);
+                continue;
+            }
+            out.push(ScrubBlob {
+                sha256: sha,
+                size: to_u64(r.try_get(1)?)?,
+                blob_name: r.try_get(2)?,
+                wrapped_key: r.try_get(3)?,
+                items: item.into_iter().collect(),
+            });
+        }
+        Ok(out)
+    }
+
     /// The latest maintenance event of `kind` ([`KIND_BACKUP`], [`KIND_SWEEP`]).
     ///
     /// # Errors

@@ -78,6 +78,11 @@ impl GateCommand for InitNode {
     }
 }
 
+/// What a user entry records: the name, the role and the token's hash, in one digest.
+pub(crate) fn payload(name: &str, role: &str, token_sha256: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "role": role, "token_sha256": token_sha256})
+}
+
 /// Create a user. The token is given only as its SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddUser {
@@ -101,10 +106,15 @@ impl GateCommand for AddUser {
         vec![Subject::new(SubjectKind::User, &self.name)]
     }
 
-    /// The user's name and role are in the subject and the store; the token's digest is
-    /// kept out of the ledger.
+    /// The user's name, role and token hash, bound in one digest so that `ledger verify
+    /// --state` finds a role raised or a token hash swapped in the database. The token's
+    /// hash itself is not disclosed: the token is 256 random bits, so the digest cannot be
+    /// inverted to it.
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        Ok(PayloadDigests::SubjectsOnly)
+        PayloadDigests::canonical([(
+            "user",
+            payload(&self.name, self.role.as_str(), &self.token_sha256),
+        )])
     }
 
     fn validate(&self) -> Result<(), GateError> {

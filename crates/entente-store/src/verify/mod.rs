@@ -1,6 +1,10 @@
 //! Full verification of a node's ledger from its database: every entry, every stored tree
 //! hash, every checkpoint.
 
+pub mod state;
+
+pub use state::{StateDifference, StateReport, TableCheck, verify_state};
+
 use crate::store::{Store, StoreError};
 use entente_core::PartyCode;
 use entente_core::ledger::{self, Frontier, LedgerEntry};
