@@ -280,6 +280,33 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
             }
             report("inclusion proof", size, &mut inclusion);
             report("consistency proof", size, &mut consistency);
+            // What an auditor's full checks cost at this size: the ledger replayed, then
+            // every state row against its entry (`ledger verify --state`).
+            let t = Instant::now();
+            entente_store::verify::verify_ledger(
+                &node.store,
+                &node.config.party,
+                &node.verifier_key(),
+                &mut |_, _| {},
+            )
+            .await
+            .map_err(|e| fail(Exit::Failed, e))?;
+            let took = t.elapsed().as_secs_f64();
+            println!(
+                "ledger verify at {size} entries: {took:.2} s ({:.0} entries/s)",
+                size as f64 / took
+            );
+            let t = Instant::now();
+            let state = entente_store::verify::verify_state(&node.store, &mut |_, _, _| {}).await?;
+            let took = t.elapsed().as_secs_f64();
+            if !state.differences.is_empty() {
+                return Err(fail(Exit::Failed, format!("state differs: {}", state.differences[0])));
+            }
+            println!(
+                "ledger verify --state at {size} entries: {} rows in {took:.2} s ({:.0} rows/s)",
+                state.rows(),
+                state.rows() as f64 / took
+            );
             Ok(())
         }
         BenchCmd::Decisions { agreements, decisions, threads } => {

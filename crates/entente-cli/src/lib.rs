@@ -246,6 +246,16 @@ enum LedgerCmd {
         #[arg(long)]
         state: bool,
     },
+    /// End a hold of the ledger (a witness holds a checkpoint the ledger does not extend):
+    /// the node goes on from the ledger it has; recorded as ledger.release
+    Release {
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Why the node goes on (recorded as a digest), e.g. the lost entries and who was told
+        #[arg(long)]
+        reason: String,
+    },
     /// Print an inclusion proof of entry N against the latest checkpoint
     Prove {
         /// The node's data directory
@@ -526,6 +536,19 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
                 }
             }
             if state { verify_state(&node).await } else { Ok(()) }
+        }
+        LedgerCmd::Release { data_dir, reason } => {
+            let node = Node::open(&data_dir).await?;
+            let (index, hold) = entente_node::hold::release(&node, &reason).await?;
+            println!(
+                "hold released (ledger entry {index}, ledger.release): {} goes on from its ledger of {} entries; {}'s witness holds a checkpoint of {} entries it does not extend and will keep alarming until its operator re-pins {}",
+                node.config.party,
+                node.store.ledger_head().await?.0,
+                hold.witness,
+                hold.size,
+                node.config.party
+            );
+            Ok(())
         }
         LedgerCmd::Prove { data_dir, index } => {
             let node = Node::open(&data_dir).await?;

@@ -211,6 +211,13 @@ pub(crate) async fn status(data_dir: &Path, json: bool) -> Result<(), Failure> {
     println!("{:<20} {}", "last backup", event(&s.last_backup));
     println!("{:<20} {}", "last sweep", event(&s.last_sweep));
     println!("{:<20} {}", "last scrub", event(&s.last_scrub));
+    match &s.hold {
+        Some(h) => println!(
+            "{:<20} ON HOLD since {} ({}'s checkpoint of {} entries): {}; see `entente ledger release`",
+            "ledger hold", h.at, h.witness, h.size, h.reason
+        ),
+        None => println!("{:<20} none", "ledger hold"),
+    }
     println!();
     println!("{:<8} {:<24} {:>14} {:<28}", "witness", "name", "cosigned size", "cosigned at");
     if s.witnesses.is_empty() {

@@ -459,10 +459,12 @@ async fn witnesses_cosign_and_catch_a_rewritten_ledger() {
     )
     .await
     .unwrap();
-    for name in ["x1", "x2", "x3", "x4", "x5", "x6"] {
+    for name in ["x1", "x2", "x3", "x4", "x5"] {
         entente_ok(&["user", "add", "--data-dir", s(&nl.dir), "--name", name, "--role", "auditor"]);
     }
-    let _nl_server = nl.start().await;
+    let ivo = add_user(&nl.dir, "ivo", "investigator");
+    let aud = add_user(&nl.dir, "aud", "auditor");
+    let nl_server = nl.start().await;
     let alarmed = eventually(Duration::from_secs(30), async || {
         ledger_entries(&de_server.url, &de_auditor)
             .await
@@ -474,7 +476,116 @@ async fn witnesses_cosign_and_catch_a_rewritten_ledger() {
     // The evidence (the contradicting checkpoint) is kept beside DE's last good view.
     let kept = std::fs::read_dir(de.dir.join("witness")).unwrap().count();
     assert!(kept >= 2, "no evidence kept");
+
+    // DE hands its view back to NL, which stops appending: a write is 503, nothing recorded.
+    let nl_status = || {
+        let o = entente_ok(&["status", "--data-dir", s(&nl.dir), "--json"]);
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let held = eventually(Duration::from_secs(30), async || !nl_status()["hold"].is_null()).await;
+    assert!(held, "NL never put its ledger on hold: {}", nl_status());
+    let st = nl_status();
+    assert_eq!(st["hold"]["witness"], "DE", "{st}");
+    assert!(st["hold"]["reason"].as_str().unwrap().contains("does not extend"), "{st}");
+    let size = st["ledger"]["size"].clone();
+    let open = |id: &str| json!({"id": id, "title": "t", "concepts": []});
+    let r = nl_server.post("/api/v1/cases", &ivo, open("C-HELD")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["type"].as_str().unwrap().ends_with("ledger-held"), "{problem}");
+    assert_eq!(nl_status()["ledger"]["size"], size, "a held ledger appended");
+    let o = common::entente(&[
+        "user",
+        "add",
+        "--data-dir",
+        s(&nl.dir),
+        "--name",
+        "x7",
+        "--role",
+        "auditor",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("on hold"), "{}", common::stderr(&o));
+
+    // The operator goes on from the ledger NL has: recorded, and DE's same view no longer
+    // holds it.
+    let o = entente_ok(&[
+        "ledger",
+        "release",
+        "--data-dir",
+        s(&nl.dir),
+        "--reason",
+        "history rewritten in a test; DE told",
+    ]);
+    assert!(stdout(&o).contains("hold released"), "{}", stdout(&o));
+    let open_again = eventually(Duration::from_secs(30), async || {
+        nl_server
+            .post("/api/v1/cases", &ivo, open("C-AFTER"))
+            .await
+            .is_ok_and(|r| r.status() == 201)
+    })
+    .await;
+    assert!(open_again, "NL's server still refuses after the release");
+    tokio::time::sleep(WITNESS_PASSES).await;
+    assert!(nl_status()["hold"].is_null(), "held again by the same view: {}", nl_status());
+    let entries = ledger_entries(&nl_server.url, &aud).await;
+    assert!(entries.iter().any(|e| e["action"] == "ledger.release"), "no ledger.release entry");
 }
+
+/// NL is restored from a backup older than what DE's witness cosigned: it finds out from
+/// DE and appends nothing until its operator decides, so its log does not fork behind DE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_behind_its_witnesses_holds_its_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    nl.pin(&de);
+    de.pin(&nl);
+    let ivo = add_user(&nl.dir, "ivo", "investigator");
+    let backup = tmp.path().join("backup");
+    entente_ok(&["backup", "--data-dir", s(&nl.dir), "--to", s(&backup)]);
+    let status = |dir: &Path| {
+        let o = entente_ok(&["status", "--data-dir", s(dir), "--json"]);
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+
+    // NL goes on after the backup, and DE cosigns what it appended.
+    let mut nl_server = nl.start().await;
+    let _de_server = de.start().await;
+    for i in 0..3 {
+        let case = json!({"id": format!("C-{i}"), "title": "t", "concepts": []});
+        let r = nl_server.post("/api/v1/cases", &ivo, case).await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let size = status(&nl.dir)["ledger"]["size"].as_u64().unwrap();
+    let cosigned = eventually(Duration::from_secs(30), async || {
+        status(&nl.dir)["witnesses"][0]["cosigned_size"].as_u64() == Some(size)
+    })
+    .await;
+    assert!(cosigned, "DE never cosigned NL's ledger of {size}: {}", status(&nl.dir));
+
+    // The disk is lost; NL is restored from the backup and serves again on the same port.
+    nl_server.child.kill();
+    std::fs::remove_dir_all(&nl.dir).unwrap();
+    entente_ok(&["restore", "--from", s(&backup), "--data-dir", s(&nl.dir)]);
+    let restored = status(&nl.dir)["ledger"]["size"].as_u64().unwrap();
+    assert!(restored < size, "{restored} {size}");
+    let nl_server = nl.start().await;
+    let held =
+        eventually(Duration::from_secs(30), async || !status(&nl.dir)["hold"].is_null()).await;
+    assert!(held, "the restored NL never found out from DE: {}", status(&nl.dir));
+    let st = status(&nl.dir);
+    let reason = st["hold"]["reason"].as_str().unwrap();
+    assert!(reason.contains("entries were lost"), "{st}");
+    assert_eq!(st["hold"]["size"].as_u64(), Some(size), "{st}");
+    let case = json!({"id": "C-NEW", "title": "t", "concepts": []});
+    let r = nl_server.post("/api/v1/cases", &ivo, case).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(status(&nl.dir)["ledger"]["size"].as_u64(), Some(restored));
+}
+
+/// Long enough for a few witnessing passes ([`entente_node::witness::WITNESS_INTERVAL`]).
+const WITNESS_PASSES: Duration = Duration::from_secs(3);
 
 /// NL equivocates: two processes with NL's key and two different histories, one shown to DE,
 /// the other to the US. Each witness's own view is consistent; comparing notes, both catch it.

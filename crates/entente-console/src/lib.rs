@@ -175,7 +175,11 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn internal(e: &GateError) -> bool {
     matches!(
         e,
-        GateError::Store(_) | GateError::Closed | GateError::Encoding(_) | GateError::Internal(_)
+        GateError::Store(_)
+            | GateError::Closed
+            | GateError::Encoding(_)
+            | GateError::Internal(_)
+            | GateError::Held(_)
     )
 }
 

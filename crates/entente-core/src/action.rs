@@ -256,6 +256,10 @@ pub enum Action {
     /// bytes and the digest of the list of damaged blobs).
     #[serde(rename = "maintenance.scrub")]
     MaintenanceScrub,
+    /// The operator ended a hold of the ledger that a witness's view had caused, knowing
+    /// what the witness holds (the digest of its checkpoint) and with a reason (its digest).
+    #[serde(rename = "ledger.release")]
+    LedgerRelease,
 }
 
 impl Action {
@@ -323,6 +327,7 @@ impl Action {
             Action::NodeBackup => "node.backup",
             Action::MaintenanceSweep => "maintenance.sweep",
             Action::MaintenanceScrub => "maintenance.scrub",
+            Action::LedgerRelease => "ledger.release",
         }
     }
 }

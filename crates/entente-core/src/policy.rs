@@ -299,6 +299,11 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                     Vec::new(),
                 )
             }
+            Action::LedgerRelease => Decision::permit(
+                "operator.ledger-release",
+                "the operator holding the data directory decides how a ledger on hold goes on",
+                Vec::new(),
+            ),
             _ => Decision::deny(
                 "default-deny",
                 format!("the operator may only bootstrap the node and add users, not {action}"),

@@ -338,7 +338,7 @@ impl Node {
         let engine = agreement_engine_for(data_dir)?;
         let gate = Gate::start(store.clone(), key.clone(), config.party.clone(), engine);
         let refusals = refusals_for(&config);
-        Ok(Node {
+        let node = Node {
             data_dir: data_dir.to_owned(),
             config,
             key,
@@ -347,7 +347,10 @@ impl Node {
             lock: lock.into(),
             refusals,
             handshakes: std::sync::Arc::default(),
-        })
+        };
+        // A hold a witness's view caused holds again (`crate::hold`).
+        crate::hold::resume(&node).await?;
+        Ok(node)
     }
 
     /// The operator of this node: this process holds its data directory.

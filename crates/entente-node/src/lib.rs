@@ -35,6 +35,7 @@ pub mod audit;
 pub mod config;
 mod conns;
 pub mod federation;
+pub mod hold;
 pub mod identity;
 pub mod maintenance;
 pub mod packages;

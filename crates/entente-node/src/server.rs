@@ -154,6 +154,12 @@ impl From<GateError> for Problem {
                 format!("{d} not found"),
             ),
             GateError::Unauthenticated(decision) => Problem::unauthenticated(&decision),
+            GateError::Held(d) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger-held",
+                "The ledger is on hold until the node's operator decides",
+                d,
+            ),
             other => {
                 tracing::error!(error = %other, "gate failure");
                 Problem::internal("the node could not complete the action; nothing was changed")

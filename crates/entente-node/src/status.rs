@@ -35,6 +35,21 @@ pub struct NodeStatus {
     pub last_sweep: Option<EventStatus>,
     /// The last scrub of the evidence blobs recorded.
     pub last_scrub: Option<EventStatus>,
+    /// Why the ledger is on hold (a witness's checkpoint it does not extend), if it is.
+    pub hold: Option<HoldStatus>,
+}
+
+/// A hold of the ledger (`crate::hold`).
+#[derive(Clone, Debug, Serialize)]
+pub struct HoldStatus {
+    /// The witness that showed the checkpoint.
+    pub witness: String,
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// What the ledger says against it.
+    pub reason: String,
+    /// When the node found out.
+    pub at: String,
 }
 
 /// The database.
@@ -186,6 +201,12 @@ pub async fn status(node: &Node) -> Result<NodeStatus, NodeError> {
         last_backup: store.last_maintenance(KIND_BACKUP).await?.map(Into::into),
         last_sweep: store.last_maintenance(KIND_SWEEP).await?.map(Into::into),
         last_scrub: store.last_maintenance(KIND_SCRUB).await?.map(Into::into),
+        hold: crate::hold::read_hold(&node.data_dir)?.map(|h| HoldStatus {
+            witness: h.witness.to_string(),
+            size: h.size,
+            reason: h.reason,
+            at: h.at,
+        }),
     })
 }
 
@@ -265,6 +286,11 @@ pub fn prometheus(s: &NodeStatus) -> String {
         "entente_last_sweep_timestamp_seconds",
         "When the last sweep that removed crash leftovers was recorded (Unix time; 0: never).",
         &[(String::new(), at(&s.last_sweep))],
+    );
+    gauge(
+        "entente_ledger_held",
+        "1 while the ledger is on hold (a witness holds a checkpoint it does not extend), else 0.",
+        &[(String::new(), if s.hold.is_some() { 1.0 } else { 0.0 })],
     );
     gauge(
         "entente_last_scrub_timestamp_seconds",

@@ -106,6 +106,11 @@ impl From<GateError> for TaxiiError {
                 e.unrecorded = decision.rules.first().cloned();
                 e
             }
+            GateError::Held(d) => TaxiiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The ledger is on hold until the node's operator decides",
+                d,
+            ),
             other => {
                 tracing::error!(error = %other, "gate failure");
                 TaxiiError::new(

@@ -21,6 +21,9 @@
 //!   log signed for one size with different roots, or that no consistency proof from the log
 //!   reconciles, are a split view, alarmed on that witness too.
 //!
+//! - A witness that catches a log's tree shrinking or changing also hands its last good view
+//!   back to the log, which puts itself on hold (`crate::hold`).
+//!
 //! Cosignatures are not ledger entries: a cosignature recorded in the ledger would change
 //! the ledger's checkpoint, which the partner would witness again, without end.
 
@@ -48,7 +51,7 @@ fn seen_path(dir: &Path, party: &PartyCode) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -80,7 +83,12 @@ pub async fn accept_witnessed(
     log: &PartyCode,
     note: &[u8],
 ) -> Result<(), String> {
-    if log == &from.party || log == &node.config.party {
+    if log == &node.config.party {
+        // A witness's view of this node's own ledger: checked, and a hold if the ledger does
+        // not extend it (`crate::hold`).
+        return crate::hold::witness_view(node, &from.party, note).await.map(|_| ());
+    }
+    if log == &from.party {
         return Err(format!(
             "{from} may not hand over checkpoints of {log} here",
             from = from.party
@@ -204,6 +212,11 @@ impl Witness {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            // A hold released (or caused) by another process of this node, e.g. `entente
+            // ledger release` beside `entente serve`.
+            if let Err(e) = crate::hold::sync(&self.node).await {
+                tracing::warn!(error = %e, "cannot read the ledger's hold");
+            }
             match self.node.store.peers().await {
                 Ok(peers) => {
                     for p in peers {
@@ -317,7 +330,22 @@ impl Witness {
                 Ok(Outcome::Cosigned(cp.size))
             }
             Observation::SplitView(detail) => {
-                self.alarm(peer, last_note.as_deref(), &note, detail).await
+                let outcome = self.alarm(peer, last_note.as_deref(), &note, detail).await;
+                // The log itself learns what this witness holds of it, so that it stops
+                // appending to a history the witness never saw (`crate::hold`).
+                if let Some(last) = &last_note {
+                    let body = serde_json::json!({"log": peer.party, "note": String::from_utf8_lossy(last)});
+                    if let Err(e) = client
+                        .post(format!("{base}/federation/v1/witnessed"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .and_then(reqwest::Response::error_for_status)
+                    {
+                        tracing::info!(party = %peer.party, error = %e, "could not show the log its witnessed checkpoint");
+                    }
+                }
+                outcome
             }
         }
     }

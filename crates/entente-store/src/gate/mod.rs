@@ -220,6 +220,9 @@ pub(crate) fn role_decision(
 /// command's facts in the transaction, decides purely over them, and on a permit applies the
 /// effect. The ledger entry is appended either way.
 pub trait GateCommand: Send + Sync + Sized + 'static {
+    /// Whether the command may run while the ledger is on hold ([`Gate::hold`]): only the
+    /// operator's decision that ends a hold.
+    const WHILE_HELD: bool = false;
     /// What a permitted command returns to its caller.
     type Output: Send + 'static;
     /// What the command reads before its decision.
@@ -355,6 +358,12 @@ pub enum GateError {
     /// and records the counts in aggregate ([`crate::peers::RecordRefusals`]).
     #[error("unauthenticated: {}", .0.reason)]
     Unauthenticated(Decision),
+    /// The ledger is on hold: a witness holds a checkpoint of this ledger that the ledger
+    /// does not extend (entries lost in a restore, or a rewritten history). Nothing is
+    /// appended, so that the log does not fork behind the partners' backs, until the operator
+    /// decides ([`crate::maintenance::ReleaseHold`]).
+    #[error("the ledger is on hold: {0}")]
+    Held(String),
     /// An envelope applied before: its stored outcome, to acknowledge again. Nothing was
     /// applied or recorded this time.
     #[error("envelope {} was applied before (ledger entry {})", .0.id, .0.ledger_index)]
@@ -396,6 +405,8 @@ pub struct Gate {
     /// The key of the keyed hashes of refused callers' addresses, derived from the node
     /// secret.
     source_key: Arc<[u8; 32]>,
+    /// Why the ledger is on hold, if it is (shared by every clone).
+    hold: Arc<std::sync::RwLock<Option<String>>>,
 }
 
 impl Gate {
@@ -408,7 +419,35 @@ impl Gate {
         let source_key = Arc::new(crate::peers::source_key(&writer::pseudonym_secret(&key)));
         let writer = writer::Writer::new(store, key, party.clone(), origin.clone(), engine.clone());
         tokio::spawn(writer.run(rx));
-        Gate { jobs, engine, party, origin, source_key }
+        Gate { jobs, engine, party, origin, source_key, hold: Arc::default() }
+    }
+
+    /// Puts the ledger on hold: from now on every command is refused with
+    /// [`GateError::Held`] (nothing decided, nothing recorded), except the operator's
+    /// [`crate::maintenance::ReleaseHold`]. The node does this when a witness shows it a
+    /// checkpoint of its own ledger that the ledger does not extend.
+    pub fn hold(&self, reason: impl Into<String>) {
+        let mut h = self.hold.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *h = Some(reason.into());
+    }
+
+    /// Ends a hold (after a permitted [`crate::maintenance::ReleaseHold`], or when the
+    /// ledger was restored to one that extends the witnesses' view).
+    pub fn release_hold(&self) {
+        let mut h = self.hold.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *h = None;
+    }
+
+    /// Why the ledger is on hold, if it is.
+    pub fn held(&self) -> Option<String> {
+        self.hold.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn check_hold<C: GateCommand>(&self) -> Result<(), GateError> {
+        match self.held() {
+            Some(reason) if !C::WHILE_HELD => Err(GateError::Held(reason)),
+            _ => Ok(()),
+        }
     }
 
     /// The source a refused call came from, as the ledger may name it: a keyed hash of its
@@ -470,6 +509,7 @@ impl Gate {
         if !who.is_authenticated() {
             return Err(self.unauthenticated(&who, &command, now));
         }
+        self.check_hold::<C>()?;
         command.validate()?;
         let (job, rx) = writer::Typed::new(who.actor().clone(), command, now);
         self.jobs.send(Box::new(job)).await.map_err(|_| GateError::Closed)?;
@@ -493,7 +533,7 @@ impl Gate {
                 waits.push(Err(self.unauthenticated(&who, &command, now)));
                 continue;
             }
-            if let Err(e) = command.validate() {
+            if let Err(e) = self.check_hold::<C>().and_then(|()| command.validate()) {
                 waits.push(Err(e));
                 continue;
             }
@@ -530,7 +570,13 @@ impl Gate {
                     envelope.from()
                 ))),
             };
-            if let Err(e) = sender.and_then(|()| writer::validate_envelope(&envelope.inner)) {
+            let held = match self.held() {
+                Some(reason) => Err(GateError::Held(reason)),
+                None => Ok(()),
+            };
+            if let Err(e) =
+                held.and(sender).and_then(|()| writer::validate_envelope(&envelope.inner))
+            {
                 waits.push(Err(e));
                 continue;
             }

@@ -17,6 +17,8 @@ pub const KIND_BACKUP: &str = "backup";
 pub const KIND_SWEEP: &str = "sweep";
 /// `maintenance_events.kind` of a scrub.
 pub const KIND_SCRUB: &str = "scrub";
+/// `maintenance_events.kind` of the end of a hold of the ledger.
+pub const KIND_RELEASE: &str = "ledger-release";
 
 /// Record a backup: the digest of its manifest, the ledger it holds, its size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,6 +199,63 @@ impl GateCommand for RecordScrub {
     }
 }
 
+/// End a hold of the ledger ([`crate::gate::Gate::hold`]): the operator has seen what the
+/// witness holds and decides that the node goes on from the ledger it has (the witness will
+/// go on alarming about this ledger until its own operator re-pins it). The entry records
+/// the digest of the witness's checkpoint and the digest of the operator's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseHold {
+    /// The node's party (the subject).
+    pub party: PartyCode,
+    /// The witness whose checkpoint caused the hold.
+    pub witness: PartyCode,
+    /// SHA-256 of that checkpoint (the signed note as the witness sent it).
+    pub checkpoint_sha256: Sha256,
+    /// Why the operator goes on (not recorded in clear).
+    pub reason: String,
+}
+
+impl GateCommand for ReleaseHold {
+    const WHILE_HELD: bool = true;
+    type Output = ();
+    type Facts = ();
+
+    fn action(&self) -> Action {
+        Action::LedgerRelease
+    }
+
+    fn subjects(&self) -> Vec<Subject> {
+        vec![
+            Subject::new(SubjectKind::Ledger, self.party.as_str()),
+            Subject::new(SubjectKind::Party, self.witness.as_str()),
+        ]
+    }
+
+    fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
+        PayloadDigests::canonical([
+            ("checkpoint", serde_json::json!(self.checkpoint_sha256.to_hex())),
+            ("reason", serde_json::json!(self.reason)),
+        ])
+    }
+
+    fn validate(&self) -> Result<(), GateError> {
+        if self.reason.trim().is_empty() || self.reason.len() > 2000 {
+            return Err(GateError::Invalid("reason: expected 1 to 2000 characters".into()));
+        }
+        Ok(())
+    }
+
+    crate::gate::decided_by_role!();
+
+    async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
+        let detail = serde_json::json!({
+            "witness": self.witness,
+            "checkpoint_sha256": self.checkpoint_sha256.to_hex(),
+        });
+        insert_event(cx, KIND_RELEASE, &detail).await
+    }
+}
+
 /// An evidence blob to scrub: where it is, how to open it, what it must hash to, and the
 /// items that hold it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,6 +334,27 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// The digests (hex) of the witnesses' checkpoints whose holds the operator released
+    /// (`ledger.release`): a witness that shows the same checkpoint again does not hold the
+    /// ledger again.
+    ///
+    /// # Errors
+    /// Database errors, a stored detail that is not JSON.
+    pub async fn released_checkpoints(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT detail FROM maintenance_events WHERE kind = $1")
+                .bind(KIND_RELEASE)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|d| {
+                let v: serde_json::Value = serde_json::from_str(d)
+                    .map_err(|e| StoreError::Inconsistent(format!("maintenance detail: {e}")))?;
+                Ok(v["checkpoint_sha256"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
     }
 
     /// The latest maintenance event of `kind` ([`KIND_BACKUP`], [`KIND_SWEEP`]).

@@ -297,3 +297,47 @@ async fn altered_intelligence_is_withheld_and_named() {
         db.drop_schema().await;
     }
 }
+
+/// A ledger on hold refuses every command and every partner's envelope, decides and records
+/// nothing, except the operator's release, which is recorded; then it appends again.
+#[tokio::test]
+async fn a_held_ledger_refuses_everything_but_the_release() {
+    use crate::gate::GateError;
+    for db in backends().await {
+        let gate = populated(&db).await;
+        let before = db.store.ledger_head().await.unwrap().0;
+        gate.hold("DE's witness holds a checkpoint of 9 entries");
+        let eva = Actor::User { name: "eva".into(), role: Role::Investigator };
+        let case = crate::cases::OpenCase {
+            id: "C2".parse().unwrap(),
+            title: "Another".into(),
+            concepts: vec![],
+        };
+        let e = gate.submit(eva.clone(), case.clone(), now()).await.unwrap_err();
+        assert!(matches!(&e, GateError::Held(r) if r.contains("9 entries")), "{e:?}");
+        let many = gate.submit_many(eva.clone(), vec![case.clone()], now()).await;
+        assert!(matches!(many[0], Err(GateError::Held(_))), "{many:?}");
+        assert_eq!(db.store.ledger_head().await.unwrap().0, before, "a held ledger appended");
+        let release = crate::maintenance::ReleaseHold {
+            party: nl(),
+            witness: "DE".parse().unwrap(),
+            checkpoint_sha256: entente_core::digest::Sha256::of(b"note"),
+            reason: "entries 5 to 8 were lost with the disk; DE informed".into(),
+        };
+        // The release is the operator's alone.
+        let v = gate.submit(eva.clone(), release.clone(), now()).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        let v = gate.submit(Actor::Operator, release, now()).await.unwrap();
+        let Verdict::Permitted { index, .. } = v else { panic!("{v:?}") };
+        let entry = db.store.entries(index, index + 1).await.unwrap();
+        let text = String::from_utf8(entry[0].1.clone()).unwrap();
+        assert!(text.contains("ledger.release") && !text.contains("lost with the disk"), "{text}");
+        assert_eq!(
+            db.store.released_checkpoints().await.unwrap(),
+            [entente_core::digest::Sha256::of(b"note").to_hex()]
+        );
+        gate.release_hold();
+        assert!(matches!(gate.submit(eva, case, now()).await.unwrap(), Verdict::Permitted { .. }));
+        db.drop_schema().await;
+    }
+}
