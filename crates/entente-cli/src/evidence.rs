@@ -81,6 +81,44 @@ pub(crate) enum EvidenceCmd {
         #[arg(long)]
         user: String,
     },
+    /// Flag an item as possibly privileged: it cannot be exported or packaged until a filter
+    /// team reviews it
+    Flag {
+        /// Item id
+        item: entente_core::ItemId,
+        /// Why (recorded as a digest)
+        #[arg(long)]
+        reason: String,
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The user acting
+        #[arg(long)]
+        user: String,
+    },
+    /// A filter team's review of a flagged item: --release, --withhold, or --redacted-by ITEM
+    Review {
+        /// Item id
+        item: entente_core::ItemId,
+        /// Not privileged: the item may leave
+        #[arg(long, conflicts_with_all = ["withhold", "redacted_by"])]
+        release: bool,
+        /// Privileged: the item never leaves
+        #[arg(long, conflicts_with = "redacted_by")]
+        withhold: bool,
+        /// Privileged parts removed into this item (of the same case), which leaves instead
+        #[arg(long)]
+        redacted_by: Option<entente_core::ItemId>,
+        /// Why (recorded as a digest)
+        #[arg(long)]
+        reason: String,
+        /// The node's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The user acting (a filter-team user)
+        #[arg(long)]
+        user: String,
+    },
     /// Print an item's custody chain and prove each event's inclusion in the ledger
     Custody {
         /// Item id
@@ -288,6 +326,45 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
                     .await?,
             )?;
             println!("{item}: {event} recorded (ledger entry {index})");
+            Ok(())
+        }
+        EvidenceCmd::Flag { item, reason, data_dir, user } => {
+            let node = Node::open(&data_dir).await?;
+            let actor = user_actor(&node, &user).await?;
+            let cmd = entente_store::evidence::FlagPrivilege { id: item.clone(), reason };
+            let (index, ()) = permitted(node.gate.submit(actor, cmd, Timestamp::now()).await?)?;
+            println!(
+                "{item}: flagged as possibly privileged (ledger entry {index}); it cannot leave until a filter team reviews it"
+            );
+            Ok(())
+        }
+        EvidenceCmd::Review { item, release, withhold, redacted_by, reason, data_dir, user } => {
+            use entente_store::evidence::ReviewOutcome;
+            let outcome = match (release, withhold, redacted_by) {
+                (true, false, None) => ReviewOutcome::Release,
+                (false, true, None) => ReviewOutcome::Withhold,
+                (false, false, Some(r)) => ReviewOutcome::Redact { item: r },
+                _ => {
+                    return Err(fail(
+                        Exit::BadInput,
+                        "say one of --release, --withhold or --redacted-by ITEM",
+                    ));
+                }
+            };
+            let node = Node::open(&data_dir).await?;
+            let actor = user_actor(&node, &user).await?;
+            let cmd = entente_store::evidence::ReviewPrivilege {
+                id: item.clone(),
+                outcome: outcome.clone(),
+                reason,
+            };
+            let (index, ()) = permitted(node.gate.submit(actor, cmd, Timestamp::now()).await?)?;
+            let what = match outcome {
+                ReviewOutcome::Release => "released: it may leave".to_owned(),
+                ReviewOutcome::Withhold => "withheld as privileged: it never leaves".to_owned(),
+                ReviewOutcome::Redact { item: r } => format!("redacted: `{r}` leaves in its place"),
+            };
+            println!("{item}: {what} (ledger entry {index})");
             Ok(())
         }
         EvidenceCmd::Custody { item, data_dir, json } => {

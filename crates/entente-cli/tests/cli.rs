@@ -271,7 +271,7 @@ fn unknown_role_is_refused() {
     let err = assert_fails(&o, 2, &["unknown role `wizard`"]);
     assert_unchanged(&before, &snapshot(&dir));
     assert_eq!(state, ledger_state(&dir));
-    insta::assert_snapshot!(err.trim_end(), @"error: unknown role `wizard`: expected one of admin, investigator, central-authority, csirt, dpo, auditor");
+    insta::assert_snapshot!(err.trim_end(), @"error: unknown role `wizard`: expected one of admin, investigator, central-authority, csirt, dpo, auditor, filter-team");
     let o = entente(&["user", "list", "--data-dir", s(&dir)]);
     assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
 }

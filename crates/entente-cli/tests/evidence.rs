@@ -376,3 +376,94 @@ async fn evidence_upload_through_the_api() {
     assert!(!stored.windows(64).any(|w| w == &body[4096..4160]), "the blob is not plaintext");
     entente_ok(&["ledger", "verify", "--data-dir", s(&de)]);
 }
+
+/// A possibly privileged item from the command line: flagged, the package is denied (exit
+/// 3, the rule and the entry named); the case team cannot review it; the filter team
+/// releases it and the package is written.
+#[tokio::test]
+async fn privileged_evidence_waits_for_the_filter_team() {
+    let tmp = tempfile::tempdir().unwrap();
+    let de = tmp.path().join("de");
+    init_node(&de, "DE");
+    let kai = add_user(&de, "kai", "investigator");
+    add_user(&de, "fay", "filter-team");
+    {
+        let server = Server::start(&de, Duration::from_secs(20)).await;
+        let case = json!({"id": "C-DE", "title": "Mailbox", "concepts": ["illegal-access"]});
+        assert_eq!(server.post("/api/v1/cases", &kai, case).await.unwrap().status(), 201);
+    }
+    let mbox = tmp.path().join("mailbox.mbox");
+    std::fs::write(&mbox, "From counsel@example.invalid\n".repeat(50)).unwrap();
+    entente_ok(&[
+        "evidence",
+        "add",
+        s(&mbox),
+        "--data-dir",
+        s(&de),
+        "--user",
+        "kai",
+        "--case",
+        "C-DE",
+        "--description",
+        "seized mailbox",
+        "--category",
+        "content",
+        "--id",
+        "EV-1",
+    ]);
+    let pkg = tmp.path().join("answer.tar");
+    let package = || {
+        entente(&[
+            "evidence",
+            "package",
+            "--case",
+            "C-DE",
+            "--items",
+            "EV-1",
+            "--to",
+            "NL",
+            "--request",
+            "REQ-1",
+            "--request-kind",
+            "production",
+            "-o",
+            s(&pkg),
+            "--data-dir",
+            s(&de),
+            "--user",
+            "kai",
+        ])
+    };
+    let o = entente_ok(&[
+        "evidence",
+        "flag",
+        "EV-1",
+        "--reason",
+        "holds mail from counsel",
+        "--data-dir",
+        s(&de),
+        "--user",
+        "kai",
+    ]);
+    assert!(stdout(&o).contains("flagged as possibly privileged"), "{}", stdout(&o));
+    let o = package();
+    assert_eq!(o.status.code(), Some(3), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("privilege.hold"), "{}", stderr(&o));
+    assert!(!pkg.exists(), "a package was written for a held item");
+    let review = |user: &str, how: &[&str]| {
+        let mut args = vec!["evidence", "review", "EV-1", "--reason", "no privileged content"];
+        args.extend_from_slice(how);
+        args.extend_from_slice(&["--data-dir", s(&de), "--user", user]);
+        entente(&args)
+    };
+    let o = review("kai", &["--release"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = review("fay", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = review("fay", &["--release"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("released: it may leave"), "{}", stdout(&o));
+    let o = package();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(pkg.exists());
+}

@@ -191,6 +191,14 @@ pub enum Action {
     /// Destroy an evidence item whose retention limit has passed (its data key is destroyed).
     #[serde(rename = "evidence.destroy")]
     EvidenceDestroy,
+    /// Flag an evidence item as possibly privileged (legal professional privilege or other
+    /// protected third-party material): it may not leave until a filter team reviews it.
+    #[serde(rename = "evidence.privilege-flag")]
+    EvidencePrivilegeFlag,
+    /// A filter team's review of a flagged item: released, withheld, or replaced by a
+    /// redacted item.
+    #[serde(rename = "evidence.privilege-review")]
+    EvidencePrivilegeReview,
     /// Offer a signed evidence package to a partner node: the partner is told its digest and
     /// size and may then fetch it (streamed, resumable) over the federation's mutual TLS.
     #[serde(rename = "package.send")]
@@ -310,6 +318,8 @@ impl Action {
             Action::EvidenceReceive => "evidence.receive",
             Action::EvidenceRead => "evidence.read",
             Action::EvidenceDestroy => "evidence.destroy",
+            Action::EvidencePrivilegeFlag => "evidence.privilege-flag",
+            Action::EvidencePrivilegeReview => "evidence.privilege-review",
             Action::PackageSend => "package.send",
             Action::PackageOffer => "package.offer",
             Action::PackageArrive => "package.arrive",

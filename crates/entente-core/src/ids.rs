@@ -85,17 +85,21 @@ pub enum Role {
     Dpo,
     /// Oversight: reads and verifies the ledger, changes nothing.
     Auditor,
+    /// A filter team (taint team): lawyers or officers outside the case team who review
+    /// evidence flagged as possibly privileged before the case team may export it.
+    FilterTeam,
 }
 
 impl Role {
     /// Every role, in a stable order.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Admin,
         Role::Investigator,
         Role::CentralAuthority,
         Role::Csirt,
         Role::Dpo,
         Role::Auditor,
+        Role::FilterTeam,
     ];
 
     /// Returns the role's name as used in files, the CLI and the API.
@@ -107,6 +111,7 @@ impl Role {
             Role::Csirt => "csirt",
             Role::Dpo => "dpo",
             Role::Auditor => "auditor",
+            Role::FilterTeam => "filter-team",
         }
     }
 }
@@ -114,7 +119,7 @@ impl Role {
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown role `{0}`: expected one of admin, investigator, central-authority, csirt, dpo, auditor"
+    "unknown role `{0}`: expected one of admin, investigator, central-authority, csirt, dpo, auditor, filter-team"
 )]
 pub struct UnknownRole(String);
 

@@ -172,7 +172,23 @@ const ROLE_RULES: &[RoleRule] = &[
     RoleRule {
         id: "role.case-worker.evidence-read",
         action: Action::EvidenceRead,
-        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt, Role::Dpo],
+        roles: &[
+            Role::Investigator,
+            Role::CentralAuthority,
+            Role::Csirt,
+            Role::Dpo,
+            Role::FilterTeam,
+        ],
+    },
+    RoleRule {
+        id: "role.evidence.privilege-flag",
+        action: Action::EvidencePrivilegeFlag,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Csirt, Role::FilterTeam],
+    },
+    RoleRule {
+        id: "role.filter-team.privilege-review",
+        action: Action::EvidencePrivilegeReview,
+        roles: &[Role::FilterTeam],
     },
     RoleRule {
         id: "role.case-worker.package-send",

@@ -26,6 +26,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (14, "reports", include_str!("../migrations/sqlite/0014_reports.sql")),
     (15, "maintenance", include_str!("../migrations/sqlite/0015_maintenance.sql")),
     (16, "intel status pages", include_str!("../migrations/sqlite/0016_intel_status_pages.sql")),
+    (17, "privilege", include_str!("../migrations/sqlite/0017_privilege.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -48,6 +49,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (14, "reports", include_str!("../migrations/postgres/0014_reports.sql")),
     (15, "maintenance", include_str!("../migrations/postgres/0015_maintenance.sql")),
     (16, "intel status pages", include_str!("../migrations/postgres/0016_intel_status_pages.sql")),
+    (17, "privilege", include_str!("../migrations/postgres/0017_privilege.sql")),
 ];
 
 /// The migrator for `backend`.

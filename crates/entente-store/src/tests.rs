@@ -10,6 +10,7 @@ use entente_core::{Actor, PartyCode, Role};
 use jiff::Timestamp;
 
 mod notify;
+mod privilege;
 mod psi;
 mod reports;
 mod state;

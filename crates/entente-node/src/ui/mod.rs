@@ -404,6 +404,7 @@ async fn home(
         Role::Dpo => t.home_intro_dpo,
         Role::Auditor => t.home_intro_auditor,
         Role::Admin => t.home_intro_admin,
+        Role::FilterTeam => t.home_intro_filter_team,
     };
     // The roles whose work starts from the open requests get them on their home page, read
     // through the gate (one `alerts.read` entry per view); the others get no section.

@@ -255,6 +255,8 @@ pub struct ExportEvidence {
 #[derive(Debug)]
 pub struct ExportFacts {
     item: EvidenceRecord,
+    /// Why the item may not leave under privilege review, if so.
+    privilege: Option<String>,
     kind: Option<RequestKind>,
     concepts: Vec<String>,
     consents: Vec<PartyCode>,
@@ -317,10 +319,17 @@ impl GateCommand for ExportEvidence {
         .fetch_all(&mut **cx.tx)
         .await?;
         let consents = consents.iter().filter_map(|c| c.parse().ok()).collect();
-        Ok(ExportFacts { item, kind, concepts, consents })
+        let privilege = super::privilege::hold(cx.tx, id).await?;
+        Ok(ExportFacts { item, privilege, kind, concepts, consents })
     }
 
     fn decide(&self, cx: &DecideCx<'_>, facts: &ExportFacts) -> Ruling {
+        // Possibly privileged material stays until a filter team has reviewed it.
+        if let Some(why) = &facts.privilege {
+            return Ruling::of(
+                cx.role.followed_by(entente_core::Decision::deny("privilege.hold", why.clone())),
+            );
+        }
         let item = &facts.item;
         let origin_agreement = item.conditions.as_ref().map(|c| c.agreement.clone());
         let flow = Flow {

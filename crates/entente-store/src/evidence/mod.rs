@@ -6,14 +6,19 @@
 //! the entry holds ids and digests, never content. Releasing an item to another party
 //! (`ExportEvidence`) is decided by the agreements in force like any other flow and returns
 //! the conditions that travel with it; receiving one (`ReceiveEvidence`) binds the sender's
-//! conditions to it, the earlier retention limit winning.
+//! conditions to it, the earlier retention limit winning. An item flagged as possibly
+//! privileged (`FlagPrivilege`) is not exported until a filter team reviews it
+//! (`ReviewPrivilege`).
 
 mod commands;
+mod privilege;
 
 pub use commands::{
     AddEvidence, DestroyEvidence, EvidenceCustody, ExportEvidence, ExportFacts, ReadEvidence,
     ReceiveEvidence, ReceiveFacts,
 };
+pub(crate) use privilege::payload as privilege_payload;
+pub use privilege::{FlagPrivilege, PrivilegeStatus, ReviewOutcome, ReviewPrivilege};
 
 use crate::gate::GateError;
 use crate::store::{StoreError, to_i64, to_u64};

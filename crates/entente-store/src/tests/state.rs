@@ -101,7 +101,8 @@ async fn a_sound_node_has_no_differences_and_every_table_is_read() {
                 ("requests", 1),
                 ("data_items", 1),
                 ("evidence_custody", 1),
-                ("intel_objects", 0)
+                ("intel_objects", 0),
+                ("evidence_privilege", 0)
             ]
         );
         assert!(r.tables.iter().all(|t| t.entry_only == 0), "{:?}", r.tables);

@@ -91,7 +91,7 @@ struct Expected {
 }
 
 /// The tables checked, in order.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "users",
     "cases",
     "case_members",
@@ -100,6 +100,7 @@ pub const TABLES: [&str; 8] = [
     "data_items",
     "evidence_custody",
     "intel_objects",
+    "evidence_privilege",
 ];
 
 /// Checks every state table against the ledger. `progress(table, done, total)` is called
@@ -132,7 +133,8 @@ pub async fn verify_state(
             "requests" => requests(store, &own).await?,
             "data_items" => data_items(store).await?,
             "evidence_custody" => custody(store).await?,
-            _ => intel_objects(store).await?,
+            "intel_objects" => intel_objects(store).await?,
+            _ => privilege(store).await?,
         };
         let check = compare(store, table, expected, &mut report.differences).await?;
         report.tables.push(check);
@@ -573,6 +575,30 @@ async fn intel_objects(store: &Store) -> Result<Vec<Expected>, StoreError> {
                 subject: Subject::new(SubjectKind::Collection, &collection),
                 digests: Vec::new(),
                 intrinsic,
+                digest_required: true,
+            })
+        })
+        .collect()
+}
+
+async fn privilege(store: &Store) -> Result<Vec<Expected>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT item_id, status, redacted_item, ledger_index FROM evidence_privilege ORDER BY item_id",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let (item, status): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let redacted: Option<String> = r.try_get(2)?;
+            let payload = crate::evidence::privilege_payload(&item, &status, redacted.as_deref());
+            Ok(Expected {
+                row: format!("item_id={item}"),
+                index: to_u64(r.try_get(3)?)?,
+                actions: &[Action::EvidencePrivilegeFlag, Action::EvidencePrivilegeReview],
+                subject: Subject::new(SubjectKind::Evidence, &item),
+                digests: vec![("privilege", digest_of(&payload))],
+                intrinsic: Vec::new(),
                 digest_required: true,
             })
         })
