@@ -12,6 +12,7 @@
 //! - [`requests`] — cross-border requests and the alerts on their legal clocks;
 //! - [`flows`] — data items, shares and consents;
 //! - [`evidence`] — the streamed evidence upload;
+//! - [`privilege`] — privilege screening: flag an item, the filter team's review;
 //! - [`incidents`] — incident notifications sent and received;
 //! - [`redress`] — complaints;
 //! - [`intel`] — the TAXII 2.1 routes (served by [`crate::taxii`], a standard's wire format),
@@ -35,6 +36,7 @@ pub(crate) mod incidents;
 pub(crate) mod intel;
 pub(crate) mod ledger;
 pub(crate) mod node;
+pub(crate) mod privilege;
 pub(crate) mod psi;
 pub(crate) mod redress;
 pub(crate) mod reports;
@@ -112,6 +114,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(requests::routes())
         .merge(flows::routes())
         .merge(evidence::routes())
+        .merge(privilege::routes())
         .merge(incidents::routes())
         .merge(psi::routes())
         .merge(redress::routes())

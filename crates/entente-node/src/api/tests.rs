@@ -523,3 +523,83 @@ mod views_keep_the_records_json {
         same(&NotificationView::from(&n), &n);
     }
 }
+
+/// Privilege screening through the API: flagged by the case team, reviewed by the filter team
+/// only, once; bad input is a problem naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privilege_screening_through_the_api() {
+    use sha2::Digest as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path()).await;
+    let mut tokens = Vec::new();
+    for (name, role) in
+        [("kai", entente_core::Role::Investigator), ("fay", entente_core::Role::FilterTeam)]
+    {
+        let token = format!("token-of-{name}-0123456789");
+        let cmd = entente_store::users::AddUser {
+            name: name.into(),
+            role,
+            token_sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
+        };
+        node.gate.submit(node.operator(), cmd, jiff::Timestamp::now()).await.unwrap();
+        tokens.push(token);
+    }
+    let (kai, fay) = (tokens[0].clone(), tokens[1].clone());
+    let app = router(node);
+    let call = async |token: &str, method: Method, uri: &str, body: Vec<u8>, ct: &str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", ct)
+            .body(Body::from(body))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+    };
+    let post = async |token: &str, uri: &str, v: Value| {
+        call(token, Method::POST, uri, v.to_string().into_bytes(), "application/json").await
+    };
+    let (s, v) =
+        post(&kai, "/api/v1/cases", serde_json::json!({"id": "C-1", "title": "t", "concepts": []}))
+            .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for id in ["EV-1", "EV-2"] {
+        let uri = format!("/api/v1/cases/C-1/evidence?description=mailbox&id={id}");
+        let (s, v) = call(&kai, Method::POST, &uri, id.as_bytes().to_vec(), "message/rfc822").await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let reason = "mail from counsel";
+    let (s, v) =
+        post(&kai, "/api/v1/evidence/EV-1/privilege", serde_json::json!({"reason": reason})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "flagged");
+    let (s, v) =
+        post(&kai, "/api/v1/evidence/EV-1/privilege", serde_json::json!({"reason": reason})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let review = "/api/v1/evidence/EV-1/privilege/review";
+    let (s, _) =
+        post(&kai, review, serde_json::json!({"outcome": "release", "reason": "ok"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = post(&fay, review, serde_json::json!({"outcome": "redact", "reason": "ok"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("redacted_item"), "{v}");
+    let (s, v) = post(&fay, review, serde_json::json!({"outcome": "shred", "reason": "ok"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = post(
+        &fay,
+        review,
+        serde_json::json!({"outcome": "redact", "redacted_item": "EV-2", "reason": "ok"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["redacted_item"].as_str()),
+        (Some("redacted"), Some("EV-2"))
+    );
+    let (s, _) =
+        post(&fay, review, serde_json::json!({"outcome": "release", "reason": "ok"})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
