@@ -2,25 +2,28 @@
 # Coverage-guided fuzzing of every parser that takes outside input (crates/entente-fuzz),
 # under libFuzzer on the stable toolchain.
 #
-#   scripts/fuzz.sh [--runs N] [--seconds S] [TARGET ...]
+#   scripts/fuzz.sh [--runs N] [--seconds S] [--profile P] [TARGET ...]
 #
 # Builds fuzz/ with cargo-fuzz's instrumentation flags (no nightly: no sanitizers, but
 # overflow checks and debug assertions on), writes each target's seeds into fuzz/corpus/,
 # runs each TARGET (all when none is named) for N executions (default 10,000,000) or S
-# seconds, whichever ends first, and prints one line per target. A crash leaves its input in
-# fuzz/artifacts/<target>/ and the script exits 1. fuzz/corpus and fuzz/artifacts are not
-# committed (.gitignore).
+# seconds, whichever ends first, and prints one line per target. --profile ci builds with
+# fuzz/Cargo.toml's quicker `ci` profile, for CI's short run; the default is `release`.
+# A crash leaves its input in fuzz/artifacts/<target>/ and the script exits 1. fuzz/corpus
+# and fuzz/artifacts are not committed (.gitignore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=10000000
 seconds=0
+profile=release
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --profile) profile="$2"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -35,7 +38,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Coverflow-checks -Clink-arg=-Wl,--gc-sections"
 # With --target, the flags reach the targets only, not build scripts and proc macros.
 triple=$(rustc -vV | sed -n 's/^host: //p')
-cargo build --locked --release --manifest-path fuzz/Cargo.toml --bins --target "$triple" >&2
+cargo build --locked --profile "$profile" --manifest-path fuzz/Cargo.toml --bins --target "$triple" >&2
 unset RUSTFLAGS
 cargo run --locked -q --bin fuzz-seeds -- fuzz/corpus >/dev/null
 
@@ -51,7 +54,7 @@ for t in "${targets[@]}"; do
   args=(-runs="$runs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
         -artifact_prefix="fuzz/artifacts/$t/")
   [ "$seconds" != 0 ] && args+=(-max_total_time="$seconds")
-  if ! "fuzz/target/$triple/release/$t" "${args[@]}" "fuzz/corpus/$t" >"$log" 2>&1; then
+  if ! "fuzz/target/$triple/$profile/$t" "${args[@]}" "fuzz/corpus/$t" >"$log" 2>&1; then
     echo "$t: libFuzzer stopped on a failure; see $log and fuzz/artifacts/$t/" >&2
     status=1
   fi
