@@ -2,20 +2,23 @@
 # Coverage-guided fuzzing of every parser that takes outside input (crates/entente-fuzz),
 # under libFuzzer on the stable toolchain.
 #
-#   scripts/fuzz.sh [--runs N] [--seconds S] [--profile P] [TARGET ...]
+#   scripts/fuzz.sh [--runs N] [--seconds S] [--timeout T] [--profile P] [TARGET ...]
 #
 # Builds fuzz/ with cargo-fuzz's instrumentation flags (no nightly: no sanitizers, but
 # overflow checks and debug assertions on), writes each target's seeds into fuzz/corpus/,
 # runs each TARGET (all when none is named) for N executions (default 10,000,000) or S
 # seconds, whichever ends first, and prints one line per target. --profile ci builds with
 # fuzz/Cargo.toml's quicker `ci` profile, for CI's short run; the default is `release`.
-# A crash leaves its input in fuzz/artifacts/<target>/ and the script exits 1. fuzz/corpus
-# and fuzz/artifacts are not committed (.gitignore).
+# --timeout is libFuzzer's wall-clock limit per input (default 10 s): raise it for runs at a
+# low priority on a loaded machine, where a starved process can take that long for an input
+# that runs in milliseconds. A crash leaves its input in fuzz/artifacts/<target>/ and the
+# script exits 1. fuzz/corpus and fuzz/artifacts are not committed (.gitignore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=10000000
 seconds=0
+timeout=10
 profile=release
 targets=()
 while [ $# -gt 0 ]; do
@@ -23,7 +26,8 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --timeout) timeout="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -51,7 +55,7 @@ printf '%-18s %12s %9s %10s %8s\n' target executions seconds exec/s corpus
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/artifacts/$t" "fuzz/logs"
   log="fuzz/logs/$t.log"
-  args=(-runs="$runs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+  args=(-runs="$runs" -rss_limit_mb=2048 -timeout="$timeout" -print_final_stats=1
         -artifact_prefix="fuzz/artifacts/$t/")
   [ "$seconds" != 0 ] && args+=(-max_total_time="$seconds")
   if ! "fuzz/target/$triple/$profile/$t" "${args[@]}" "fuzz/corpus/$t" >"$log" 2>&1; then
