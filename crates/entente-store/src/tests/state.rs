@@ -102,7 +102,12 @@ async fn a_sound_node_has_no_differences_and_every_table_is_read() {
                 ("data_items", 1),
                 ("evidence_custody", 1),
                 ("intel_objects", 0),
-                ("evidence_privilege", 0)
+                ("evidence_privilege", 0),
+                ("consents", 0),
+                ("request_events", 0),
+                ("complaints", 0),
+                ("intel_collections", 0),
+                ("maintenance_events", 0)
             ]
         );
         assert!(r.tables.iter().all(|t| t.entry_only == 0), "{:?}", r.tables);
