@@ -136,6 +136,10 @@ enum Cmd {
         /// Directory for the pilot nodes (default: a fresh temporary directory)
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// After the run, keep the nodes serving and print each dashboard's address and a
+        /// sign-in token per role, until Ctrl-C
+        #[arg(long)]
+        keep: bool,
     },
     /// Measure throughput and latency (see BENCHMARKS.md)
     Bench {
@@ -492,7 +496,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Ledger { command } => ledger(command).await,
-        Cmd::Pilot { dir } => entente_pilot::run(dir).await,
+        Cmd::Pilot { dir, keep } => entente_pilot::run(dir, keep).await,
         Cmd::Retention { command } => retention::run(command).await,
         Cmd::Request { command } => request::run(command).await,
         Cmd::Complaint { command } => complaint::run(command).await,

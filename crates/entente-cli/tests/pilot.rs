@@ -37,3 +37,60 @@ fn the_pilot_runs_every_step_and_every_check_passes() {
         "{reports:?}"
     );
 }
+
+/// `pilot --keep`: after the checks, the three nodes serve again; their dashboards answer and
+/// a printed token signs in; SIGTERM stops them and the command exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pilot_keeps_its_nodes_serving_until_stopped() {
+    use std::io::BufRead as _;
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path().join("lantern");
+    let mut child = std::process::Command::new(crate::common::BIN)
+        .args(["pilot", "--keep", "--dir", dir.to_str().unwrap()])
+        .current_dir(cwd.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut dashboards, mut tokens, mut out) = (Vec::new(), Vec::new(), String::new());
+    // Bounded: the pilot prints the prompt after its run, or ends.
+    for line in lines.by_ref().take(2000) {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if let Some(url) = line.split_whitespace().find(|w| w.ends_with("/ui/")) {
+            dashboards.push(url.to_owned());
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() == 3 && words[0] == "investigator" && words[2].len() == 64 {
+            tokens.push(words[2].to_owned());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert!(out.contains(", 0 failed"), "{out}");
+    assert_eq!(dashboards.len(), 3, "{out}");
+    assert!(!tokens.is_empty(), "{out}");
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let nl = dashboards[0].trim_end_matches("/ui/");
+    assert!(http.get(format!("{nl}/healthz")).send().await.unwrap().status().is_success());
+    let signed = http
+        .post(format!("{nl}/ui/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", tokens[0]))
+        .send()
+        .await
+        .unwrap();
+    assert!(signed.headers().get("set-cookie").is_some(), "{:?}", signed.status());
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let rest: Vec<String> = lines.take(100).map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+    assert!(child.wait().unwrap().success());
+    // The node processes are gone with it.
+    assert!(http.get(format!("{nl}/healthz")).send().await.is_err());
+}

@@ -93,7 +93,7 @@ impl PilotNode {
     }
 }
 
-pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
+pub async fn run(dir: Option<PathBuf>, keep: bool) -> Result<(), Failure> {
     let started = Instant::now();
     let _tmp;
     // The transparency report of step 10 outlives a temporary pilot directory.
@@ -387,6 +387,38 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     if failed > 0 {
         return Err(fail(Exit::Failed, format!("{failed} pilot checks failed")));
     }
+    if keep {
+        keep_serving(&nodes).await?;
+    }
+    Ok(())
+}
+
+/// `pilot --keep`: the pilot nodes serve again, as the run left them, and each node's
+/// dashboard and a sign-in token per role are printed, until Ctrl-C (or SIGTERM).
+async fn keep_serving(nodes: &[PilotNode]) -> Result<(), Failure> {
+    let mut scratch = Checks { rows: Vec::new() };
+    let processes = start_processes(nodes, &mut scratch).await?;
+    println!();
+    println!("The pilot nodes keep serving, as the run left them (after step 11's retention, two");
+    println!("years on: expired data destroyed). Open a dashboard and sign in with a token:");
+    for (n, p) in nodes.iter().zip(&processes) {
+        println!();
+        println!("  {} — {}/ui/", n.node.config.party, p.api);
+        for (name, role, token) in &n.tokens {
+            println!("    {:<20} {:<18} {token}", role.as_str(), name);
+        }
+    }
+    println!();
+    println!("Press Ctrl-C to stop them.");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    drop(processes);
+    println!("stopped");
     Ok(())
 }
 
