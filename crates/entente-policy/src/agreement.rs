@@ -179,6 +179,22 @@ pub struct Agreement {
     /// Deconfliction by private set intersection, when the agreement provides for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deconfliction: Option<Deconfliction>,
+    /// Data-residency clauses: data of these categories stays within these parties.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub residency: Vec<Residency>,
+}
+
+/// A data-residency clause (`[[residency]]`): data of `categories` exchanged under the
+/// agreement stays within the jurisdictions `within`; a flow to a party outside them is
+/// denied with the clause cited.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Residency {
+    /// The categories the clause covers (among the agreement's).
+    pub categories: Vec<DataCategory>,
+    /// The parties within which the data stays.
+    pub within: Vec<PartyCode>,
+    /// The clause that says so.
+    pub basis: Citation,
 }
 
 /// How an agreement lets its parties deconflict (`[deconfliction]`): who may ask whom, about
@@ -350,6 +366,16 @@ struct RawAgreement {
     source: Vec<RawSource>,
     #[serde(default)]
     deconfliction: Option<RawDeconfliction>,
+    #[serde(default)]
+    residency: Vec<RawResidency>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResidency {
+    categories: Spanned<Vec<Spanned<String>>>,
+    within: Spanned<Vec<Spanned<String>>>,
+    basis: RawCitation,
 }
 
 #[derive(Deserialize)]
@@ -1095,6 +1121,57 @@ fn check_agreement(
         .as_ref()
         .and_then(|d| check_deconfliction(&mut c, d, &parties, &purposes));
 
+    // Data residency.
+    let mut residency = Vec::new();
+    for r in &raw.residency {
+        let mut cats = Vec::new();
+        for k in r.categories.get_ref() {
+            let Some(cat) = c.name::<DataCategory>(k, "residency.categories") else { continue };
+            if categories.contains(&cat) {
+                cats.push(cat);
+            } else {
+                c.error(
+                    k.span(),
+                    "residency.categories",
+                    format!(
+                        "found `{cat}`, a category the agreement does not cover (categories = [{}]); expected one of its categories",
+                        categories.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+        if r.categories.get_ref().is_empty() {
+            c.error(
+                r.categories.span(),
+                "residency.categories",
+                "found an empty list; expected the categories the clause covers".to_owned(),
+            );
+        }
+        let mut within = Vec::new();
+        for p in r.within.get_ref() {
+            match p.get_ref().parse::<PartyCode>() {
+                Ok(code) if within.contains(&code) => c.error(
+                    p.span(),
+                    "residency.within",
+                    format!("found {code} twice; expected each party once"),
+                ),
+                Ok(code) => within.push(code),
+                Err(e) => {
+                    c.error(p.span(), "residency.within", format!("found `{}`: {e}", p.get_ref()));
+                }
+            }
+        }
+        if r.within.get_ref().is_empty() {
+            c.error(
+                r.within.span(),
+                "residency.within",
+                "found an empty list; expected the parties within which the data stays, e.g. [\"NL\", \"DE\"]".to_owned(),
+            );
+        }
+        let basis = c.citation(&r.basis, "residency.basis", &known);
+        residency.push(Residency { categories: cats, within, basis });
+    }
+
     if c.errors.len() > before {
         return None;
     }
@@ -1118,6 +1195,7 @@ fn check_agreement(
         travelling_conditions,
         dual_criminality_months,
         deconfliction,
+        residency,
     })
 }
 

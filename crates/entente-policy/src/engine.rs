@@ -472,6 +472,36 @@ impl Engine {
                     };
                 };
                 let a = &self.agreements[info.agreement];
+                // Data residency: the grounding agreement's clauses, and those of the
+                // agreement the data first came under.
+                let origin = flow.origin_agreement.and_then(|id| self.agreement(id));
+                for (agreement, clause) in std::iter::once(a)
+                    .chain(origin)
+                    .flat_map(|x| x.residency.iter().map(move |r| (x, r)))
+                {
+                    if clause.categories.contains(&flow.category)
+                        && !clause.within.contains(flow.to)
+                    {
+                        let within: Vec<&str> =
+                            clause.within.iter().map(PartyCode::as_str).collect();
+                        return FlowDecision {
+                            decision: Decision::deny(
+                                &format!("{}#residency", agreement.id),
+                                format!(
+                                    "{} data under {} stays within {} ({} [{}]); {} is outside",
+                                    flow.category,
+                                    agreement.id,
+                                    within.join(", "),
+                                    clause.basis.citation,
+                                    clause.basis.status,
+                                    flow.to
+                                ),
+                            ),
+                            agreement: None,
+                            conditions: None,
+                        };
+                    }
+                }
                 let (obligations, conditions) = obligations(a, flow, now);
                 FlowDecision {
                     decision: Decision {

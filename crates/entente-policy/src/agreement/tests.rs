@@ -526,3 +526,38 @@ fn deconfliction_errors_name_their_place_and_what_is_expected() {
     let t = deconfliction("mode = \"labelled\"", "mode = \"labelled\"\nmodus = 1");
     assert_eq!(errors(&t).len(), 1);
 }
+
+const RESIDENCY: &str = r#"
+[[residency]]
+categories = ["traffic"]
+within = ["NL", "DE"]
+basis = { citation = "Test agreement Art 12(3)", status = "U" }
+"#;
+
+#[test]
+fn residency_clauses_parse_with_their_basis() {
+    let a = parse_agreement("t.toml", &appended(RESIDENCY), &lexicon()).unwrap();
+    assert_eq!(a.residency.len(), 1);
+    let r = &a.residency[0];
+    assert_eq!(r.categories, [DataCategory::Traffic]);
+    assert_eq!(r.within, ["NL".parse::<PartyCode>().unwrap(), "DE".parse().unwrap()]);
+    assert_eq!(r.basis.status, VerificationStatus::U);
+}
+
+#[test]
+fn residency_bad_input_names_the_field() {
+    let t = appended(&RESIDENCY.replace(r#"["traffic"]"#, r#"["content"]"#));
+    let e = one(&t, "\"content\"", "residency.categories");
+    assert!(e.message.contains("does not cover"), "{e}");
+    let t = appended(&RESIDENCY.replace(r#"["NL", "DE"]"#, "[]"));
+    let e = one(&t, "[]", "residency.within");
+    assert!(e.message.contains("found an empty list"), "{e}");
+    let t = appended(&RESIDENCY.replace(r#"["NL", "DE"]"#, r#"["NL", "UK"]"#));
+    let e = one(&t, "\"UK\"", "residency.within");
+    assert!(e.message.contains("the United Kingdom is GB"), "{e}");
+    let t = appended(&RESIDENCY.replace(r#"status = "U""#, r#"status = "Z""#));
+    one(&t, "\"Z\"", "residency.basis.status");
+    let t = appended(&RESIDENCY.replace("within", "inside"));
+    let errs = errors(&t);
+    assert!(errs.iter().any(|e| e.message.contains("inside")), "{errs:#?}");
+}

@@ -51,6 +51,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
         travelling_conditions: vec![],
         dual_criminality_months: Some(12),
         deconfliction: None,
+        residency: vec![],
     }
 }
 
@@ -240,4 +241,38 @@ proptest! {
             prop_assert_eq!(d.decision.is_permit(), !covering.is_empty());
         }
     }
+}
+
+/// A data-residency clause keeps its categories within its parties: a flow to a party of the
+/// agreement outside them is denied with the clause cited; other categories and parties
+/// within still flow; data that first came under the clause keeps it on onward flows.
+#[test]
+fn residency_keeps_data_within_its_parties() {
+    let mut a = agreement("a", &["NL", "DE", "US"], OnwardTransfer::Free);
+    a.residency = vec![crate::agreement::Residency {
+        categories: vec![DataCategory::Traffic],
+        within: vec![p("NL"), p("DE")],
+        basis: cite("a Art 12(3)"),
+    }];
+    let e = Engine::compile(vec![a, agreement("b", &["DE", "US"], OnwardTransfer::Free)]).unwrap();
+    let (nl, de, us) = (p("NL"), p("DE"), p("US"));
+    let concepts = vec!["illegal-access".to_owned()];
+    let d = e.decide_flow(&flow(&nl, &de, &nl, &concepts), now());
+    assert!(d.decision.is_permit(), "{:?}", d.decision);
+    let d = e.decide_flow(&flow(&nl, &us, &nl, &concepts), now());
+    assert!(!d.decision.is_permit());
+    assert_eq!(d.decision.rules, ["a#residency"]);
+    assert!(
+        d.decision.reason.contains("stays within NL, DE (a Art 12(3) [V1]); US is outside"),
+        "{}",
+        d.decision.reason
+    );
+    let mut subscriber = flow(&nl, &us, &nl, &concepts);
+    subscriber.category = DataCategory::Subscriber;
+    assert!(e.decide_flow(&subscriber, now()).decision.is_permit());
+    // DE passes on to the US data it received from NL under `a`, under `b`: still denied.
+    let mut onward = flow(&de, &us, &nl, &concepts);
+    onward.origin_agreement = Some("a");
+    let d = e.decide_flow(&onward, now());
+    assert_eq!(d.decision.rules, ["a#residency"], "{:?}", d.decision);
 }
