@@ -878,9 +878,7 @@ pub async fn sweep(
             )
             .await
             .map_err(NodeError::from)?;
-        report.ledger_index = Some(match verdict {
-            Verdict::Permitted { index, .. } | Verdict::Denied { index, .. } => index,
-        });
+        report.ledger_index = Some(verdict.index());
     }
     Ok(report)
 }
@@ -1008,8 +1006,6 @@ pub async fn scrub(
         )
         .await
         .map_err(NodeError::from)?;
-    report.ledger_index = Some(match verdict {
-        Verdict::Permitted { index, .. } | Verdict::Denied { index, .. } => index,
-    });
+    report.ledger_index = Some(verdict.index());
     Ok(report)
 }

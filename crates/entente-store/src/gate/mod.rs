@@ -324,6 +324,15 @@ pub enum Verdict<O> {
     },
 }
 
+impl<O> Verdict<O> {
+    /// The ledger index of the entry that recorded the decision, permit or deny.
+    pub fn index(&self) -> u64 {
+        match self {
+            Verdict::Permitted { index, .. } | Verdict::Denied { index, .. } => *index,
+        }
+    }
+}
+
 /// Errors of the gate. A deny is not an error (see [`Verdict::Denied`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
