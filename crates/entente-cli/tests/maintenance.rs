@@ -493,3 +493,38 @@ async fn scrub_names_damaged_blobs_and_verify_state_names_altered_rows() {
     assert!(stdout(&o).contains("differs: users name=eva (ledger entry"), "{}", stdout(&o));
     assert!(stderr(&o).contains("does NOT agree with its ledger: 1 difference"), "{}", stderr(&o));
 }
+
+/// A damaged hold file keeps the ledger on hold (the node still opens, `status` says why)
+/// and `ledger release` still ends it.
+#[test]
+fn a_damaged_hold_file_still_holds_and_can_be_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = tmp.path().join("nl");
+    init_node(&nl, "NL");
+    std::fs::write(nl.join("ledger-hold.json"), b"{ not json").unwrap();
+    let st = json_of(&entente_ok(&["status", "--data-dir", s(&nl), "--json"]));
+    assert!(st["hold"]["reason"].as_str().unwrap().contains("not a ledger hold"), "{st}");
+    let o = crate::common::entente(&[
+        "user",
+        "add",
+        "--data-dir",
+        s(&nl),
+        "--name",
+        "eva",
+        "--role",
+        "auditor",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("on hold"), "{}", stderr(&o));
+    entente_ok(&[
+        "ledger",
+        "release",
+        "--data-dir",
+        s(&nl),
+        "--reason",
+        "the hold file was damaged",
+    ]);
+    assert!(!nl.join("ledger-hold.json").exists());
+    add_user(&nl, "eva", "auditor");
+    entente_ok(&["ledger", "verify", "--data-dir", s(&nl), "--state"]);
+}

@@ -136,9 +136,28 @@ pub async fn witness_view(node: &Node, from: &PartyCode, note: &[u8]) -> Result<
 /// # Errors
 /// The hold file cannot be read or removed, or the ledger cannot be read.
 pub async fn resume(node: &Node) -> Result<(), NodeError> {
-    let Some(hold) = read_hold(&node.data_dir)? else { return Ok(()) };
-    let cp = ledger::verify_checkpoint(hold.checkpoint.as_bytes(), &node.verifier_key())
-        .map_err(|e| NodeError::Invalid(format!("{HOLD_FILE}: {e}")))?;
+    // A hold that cannot be read still holds (the node must not start appending because a
+    // file was damaged), and `release` can still end it.
+    let unreadable = |e: String| {
+        format!(
+            "{HOLD_FILE} cannot be read ({e}); the ledger stays on hold until `entente ledger release`"
+        )
+    };
+    let hold = match read_hold(&node.data_dir) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            node.gate.hold(unreadable(e.to_string()));
+            return Ok(());
+        }
+    };
+    let cp = match ledger::verify_checkpoint(hold.checkpoint.as_bytes(), &node.verifier_key()) {
+        Ok(cp) => cp,
+        Err(e) => {
+            node.gate.hold(unreadable(e.to_string()));
+            return Ok(());
+        }
+    };
     if contradiction(node, cp.size, cp.root).await?.is_some() {
         node.gate.hold(hold.reason);
     } else {
@@ -170,8 +189,21 @@ pub async fn sync(node: &Node) -> Result<(), NodeError> {
 /// # Errors
 /// The ledger is not on hold, the reason is empty, the gate fails.
 pub async fn release(node: &Node, reason: &str) -> Result<(u64, Hold), NodeError> {
-    let hold = read_hold(&node.data_dir)?
-        .ok_or_else(|| NodeError::Invalid("the ledger is not on hold".into()))?;
+    let hold = match read_hold(&node.data_dir) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Err(NodeError::Invalid("the ledger is not on hold".into())),
+        // A damaged hold file: released as this node's own, its bytes' digest recorded.
+        Err(e) => {
+            let bytes = std::fs::read(hold_path(&node.data_dir)).unwrap_or_default();
+            Hold {
+                witness: node.config.party.clone(),
+                size: 0,
+                checkpoint: String::from_utf8_lossy(&bytes).into_owned(),
+                reason: e.to_string(),
+                at: String::new(),
+            }
+        }
+    };
     let command = entente_store::maintenance::ReleaseHold {
         party: node.config.party.clone(),
         witness: hold.witness.clone(),

@@ -201,12 +201,20 @@ pub async fn status(node: &Node) -> Result<NodeStatus, NodeError> {
         last_backup: store.last_maintenance(KIND_BACKUP).await?.map(Into::into),
         last_sweep: store.last_maintenance(KIND_SWEEP).await?.map(Into::into),
         last_scrub: store.last_maintenance(KIND_SCRUB).await?.map(Into::into),
-        hold: crate::hold::read_hold(&node.data_dir)?.map(|h| HoldStatus {
-            witness: h.witness.to_string(),
-            size: h.size,
-            reason: h.reason,
-            at: h.at,
-        }),
+        hold: match crate::hold::read_hold(&node.data_dir) {
+            Ok(h) => h.map(|h| HoldStatus {
+                witness: h.witness.to_string(),
+                size: h.size,
+                reason: h.reason,
+                at: h.at,
+            }),
+            Err(e) => Some(HoldStatus {
+                witness: String::new(),
+                size: 0,
+                reason: format!("{e}; the ledger stays on hold until `entente ledger release`"),
+                at: String::new(),
+            }),
+        },
     })
 }
 
