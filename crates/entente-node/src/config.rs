@@ -308,6 +308,10 @@ pub struct EvidenceConfig {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<ObjectStoreConfig>,
+    /// Where the blobs are kept, as a party code (a bucket's country); the node's own party
+    /// when absent. Checked against the agreements' residency clauses for data received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<PartyCode>,
 }
 
 /// Default upload limit: 64 GiB (a disk image).
@@ -319,7 +323,11 @@ fn default_max_upload() -> u64 {
 
 impl Default for EvidenceConfig {
     fn default() -> Self {
-        EvidenceConfig { max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES, store: None }
+        EvidenceConfig {
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            store: None,
+            jurisdiction: None,
+        }
     }
 }
 

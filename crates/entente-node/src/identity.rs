@@ -335,7 +335,13 @@ impl Node {
                 config: data_dir.join(CONFIG_FILE),
             });
         }
-        let engine = agreement_engine_for(data_dir)?;
+        let mut engine = agreement_engine_for(data_dir)?;
+        // Where the blobs are kept, for the agreements' residency clauses on data received.
+        if let Some(e) = std::sync::Arc::get_mut(&mut engine) {
+            e.set_storage_jurisdiction(
+                config.evidence.jurisdiction.clone().unwrap_or_else(|| config.party.clone()),
+            );
+        }
         let gate = Gate::start(store.clone(), key.clone(), config.party.clone(), engine);
         let refusals = refusals_for(&config);
         let node = Node {

@@ -149,6 +149,9 @@ pub struct Engine {
     principal: EntityUid,
     action: EntityUid,
     resource: EntityUid,
+    /// Where this node keeps the data it holds (its blob store's jurisdiction), when known:
+    /// checked against the agreements' residency clauses for data it receives.
+    storage: Option<PartyCode>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -397,7 +400,36 @@ impl Engine {
             principal: uid(r#"Entente::Party::"node""#)?,
             action: uid(ACTION)?,
             resource: uid(r#"Entente::Datum::"datum""#)?,
+            storage: None,
         })
+    }
+
+    /// States where this node keeps the data it holds (`[evidence] jurisdiction`).
+    pub fn set_storage_jurisdiction(&mut self, party: PartyCode) {
+        self.storage = Some(party);
+    }
+
+    /// The denial of taking in data of `category` under `agreement` when this node keeps its
+    /// data outside a residency clause of that agreement; `None` when no clause is broken (or
+    /// the storage jurisdiction is not stated).
+    pub fn storage_denial(&self, agreement: &str, category: DataCategory) -> Option<Decision> {
+        let storage = self.storage.as_ref()?;
+        let a = self.agreement(agreement)?;
+        let clause = a
+            .residency
+            .iter()
+            .find(|r| r.categories.contains(&category) && !r.within.contains(storage))?;
+        let within: Vec<&str> = clause.within.iter().map(PartyCode::as_str).collect();
+        Some(Decision::deny(
+            &format!("{}#residency", a.id),
+            format!(
+                "{category} data under {} stays within {} ({} [{}]); this node keeps its data in {storage} ([evidence] jurisdiction)",
+                a.id,
+                within.join(", "),
+                clause.basis.citation,
+                clause.basis.status
+            ),
+        ))
     }
 
     /// The compiled agreements.

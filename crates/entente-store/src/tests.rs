@@ -13,6 +13,7 @@ mod notify;
 mod privilege;
 mod psi;
 mod reports;
+mod residency;
 mod state;
 
 struct Db {

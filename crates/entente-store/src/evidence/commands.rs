@@ -478,6 +478,11 @@ impl GateCommand for ReceiveEvidence {
         {
             return Ruling::of(cx.role.followed_by(refused));
         }
+        // Evidence that must stay within some jurisdictions is not kept by a node whose
+        // blob store is elsewhere.
+        if let Some(refused) = cx.engine.storage_denial(&item.conditions.agreement, item.category) {
+            return Ruling::of(cx.role.followed_by(refused));
+        }
         let mut bound = item.conditions.clone();
         let ours = d.conditions.and_then(|c| c.retain_until);
         bound.retain_until = earlier(bound.retain_until, ours);

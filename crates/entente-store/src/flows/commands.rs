@@ -298,6 +298,13 @@ impl GateCommand for ReceiveDatum {
         {
             return Ruling::of(cx.role.followed_by(refused));
         }
+        // Data that must stay within some jurisdictions is not kept by a node whose store
+        // is elsewhere.
+        if let Some(refused) =
+            cx.engine.storage_denial(&message.conditions.agreement, message.category)
+        {
+            return Ruling::of(cx.role.followed_by(refused));
+        }
         // The receiver binds itself to the sender's conditions, and keeps the data no longer
         // than its own copy of the agreement allows either: the earlier limit wins.
         let mut bound = message.conditions.clone();
