@@ -660,7 +660,7 @@ async fn ledger(command: LedgerCmd) -> Result<(), Failure> {
 /// `ledger verify --state`: every state row against the entry that wrote it, as a table;
 /// each difference on a line of its own; exit 1 when any.
 async fn verify_state(node: &Node) -> Result<(), Failure> {
-    let bar = progress_bar(entente_store::verify::state::TABLES.len() as u64, "checking state");
+    let bar = progress_bar(entente_store::verify::state::Table::ALL.len() as u64, "checking state");
     let report = entente_store::verify::verify_state(&node.store, &mut |t, d, _| {
         bar.set_message(t.to_owned());
         bar.set_position(d);

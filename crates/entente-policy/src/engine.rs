@@ -439,7 +439,7 @@ impl Engine {
 
     /// The agreement with this id.
     pub fn agreement(&self, id: &str) -> Option<&Agreement> {
-        self.agreements.iter().find(|a| a.id == id)
+        self.by_id.get(id).and_then(|&i| self.agreements.get(i))
     }
 
     /// Number of Cedar policies compiled.

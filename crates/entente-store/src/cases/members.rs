@@ -26,6 +26,11 @@ pub struct AddCaseMember {
     pub agreement: String,
 }
 
+/// What a member entry records (`member`), also rebuilt from a row by `ledger verify --state`.
+pub(crate) fn payload(case_id: &str, party: &str, agreement: Option<&str>) -> serde_json::Value {
+    serde_json::json!({"case_id": case_id, "party": party, "agreement": agreement})
+}
+
 impl GateCommand for AddCaseMember {
     type Output = ();
     type Facts = ();
@@ -45,7 +50,7 @@ impl GateCommand for AddCaseMember {
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         PayloadDigests::canonical([(
             "member",
-            serde_json::json!({"case_id": self.case_id, "party": self.party, "agreement": self.agreement}),
+            payload(self.case_id.as_str(), self.party.as_str(), Some(&self.agreement)),
         )])
     }
 

@@ -11,7 +11,9 @@
 mod members;
 mod open;
 
+pub(crate) use members::payload as member_payload;
 pub use members::{AddCaseMember, ReadCaseStatus, ReceiveCaseUpdate, RemoveCaseMember};
+pub(crate) use open::payload as case_payload;
 pub use open::{OpenCase, ReadCase};
 
 use crate::gate::GateError;

@@ -23,6 +23,15 @@ pub struct OpenCase {
     pub concepts: Vec<String>,
 }
 
+/// What a case entry records (`case`), also rebuilt from a row by `ledger verify --state`.
+pub(crate) fn payload(
+    id: &str,
+    title: &str,
+    concepts: &impl serde::Serialize,
+) -> serde_json::Value {
+    serde_json::json!({"id": id, "title": title, "concepts": concepts})
+}
+
 impl GateCommand for OpenCase {
     type Output = ();
     type Facts = ();
@@ -38,7 +47,7 @@ impl GateCommand for OpenCase {
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         PayloadDigests::canonical([(
             "case",
-            serde_json::json!({"id": self.id, "title": self.title, "concepts": self.concepts}),
+            payload(self.id.as_str(), &self.title, &self.concepts),
         )])
     }
 

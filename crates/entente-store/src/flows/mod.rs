@@ -136,11 +136,19 @@ async fn content_tampered(
             .bind(crate::store::to_i64(index)?)
             .fetch_optional(&mut **tx)
             .await?;
-    let recorded = entry
-        .and_then(|b| entente_core::ledger::LedgerEntry::decode(&b).ok())
-        .and_then(|e| e.payload_hashes.get("content").cloned());
-    Ok(match recorded {
-        Some(r) if r == now => None,
+    let Some(bytes) = entry else {
+        return Ok(Some(format!("datum `{id}`: its ledger entry {index} does not exist")));
+    };
+    let entry = match entente_core::ledger::LedgerEntry::decode(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(Some(format!(
+                "datum `{id}`: its ledger entry {index} does not decode: {e}"
+            )));
+        }
+    };
+    Ok(match entry.payload_hashes.get("content") {
+        Some(r) if *r == now => None,
         Some(r) => Some(format!(
             "datum `{id}`: its content hashes to {now}, but ledger entry {index} recorded {r}"
         )),

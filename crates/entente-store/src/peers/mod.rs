@@ -29,6 +29,21 @@ pub struct AddPeer {
     pub age_recipient: Option<String>,
 }
 
+/// What a peer entry records (`peer`), also rebuilt from a row by `ledger verify --state`.
+pub(crate) fn payload(
+    party: &str,
+    url: &str,
+    cert_sha256: &str,
+    signing_key: &str,
+    age_recipient: Option<&str>,
+) -> serde_json::Value {
+    let mut peer = serde_json::json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key});
+    if let Some(r) = age_recipient {
+        peer["age_recipient"] = serde_json::json!(r);
+    }
+    peer
+}
+
 impl GateCommand for AddPeer {
     type Output = ();
     type Facts = ();
@@ -42,11 +57,16 @@ impl GateCommand for AddPeer {
     }
 
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        let mut peer = serde_json::json!({"party": self.party, "url": self.url, "cert_sha256": self.cert_sha256, "signing_key": self.signing_key});
-        if let Some(r) = &self.age_recipient {
-            peer["age_recipient"] = serde_json::json!(r);
-        }
-        PayloadDigests::canonical([("peer", peer)])
+        PayloadDigests::canonical([(
+            "peer",
+            payload(
+                self.party.as_str(),
+                &self.url,
+                &self.cert_sha256,
+                &self.signing_key,
+                self.age_recipient.as_deref(),
+            ),
+        )])
     }
 
     fn validate(&self) -> Result<(), GateError> {

@@ -29,6 +29,23 @@ pub struct CreateRequest {
     pub provisions: Vec<String>,
 }
 
+/// A request's terms as its `request.create` entry records them.
+pub(crate) struct Terms<'a, P: serde::Serialize> {
+    pub(crate) id: &'a str,
+    pub(crate) case_id: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) agreement: &'a str,
+    pub(crate) to: &'a str,
+    pub(crate) emergency: bool,
+    pub(crate) provisions: &'a P,
+}
+
+/// What a request entry records (`request`), also rebuilt from a row by `ledger verify --state`.
+pub(crate) fn payload<P: serde::Serialize>(t: &Terms<'_, P>) -> serde_json::Value {
+    serde_json::json!({"id": t.id, "case_id": t.case_id, "kind": t.kind, "agreement": t.agreement,
+        "to": t.to, "emergency": t.emergency, "provisions": t.provisions})
+}
+
 impl GateCommand for CreateRequest {
     type Output = Request;
     type Facts = ();
@@ -48,7 +65,15 @@ impl GateCommand for CreateRequest {
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
         PayloadDigests::canonical([(
             "request",
-            serde_json::json!({"id": self.id, "case_id": self.case_id, "kind": self.kind, "agreement": self.agreement, "to": self.to, "emergency": self.emergency, "provisions": self.provisions}),
+            payload(&Terms {
+                id: self.id.as_str(),
+                case_id: self.case_id.as_str(),
+                kind: self.kind.as_str(),
+                agreement: &self.agreement,
+                to: self.to.as_str(),
+                emergency: self.emergency,
+                provisions: &self.provisions,
+            }),
         )])
     }
 

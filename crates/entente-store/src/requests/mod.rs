@@ -16,6 +16,7 @@ mod commands;
 pub use commands::{
     CreateRequest, ReadAlerts, ReadRequest, ReceiveRequest, ReceiveRequestEvent, TransitionRequest,
 };
+pub(crate) use commands::{Terms as RequestTerms, payload as request_payload};
 
 use crate::gate::GateError;
 use crate::store::{StoreError, to_i64};

@@ -27,7 +27,7 @@ use crate::store::{Store, StoreError, to_i64, to_u64};
 use entente_core::canonical::{canonical_digest, sha256_tagged};
 use entente_core::ledger::LedgerEntry;
 use entente_core::{Action, Outcome, Subject, SubjectKind};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row as _;
 use std::collections::HashMap;
 
@@ -95,23 +95,98 @@ struct Expected {
     digest_required: bool,
 }
 
-/// The tables checked, in order.
-pub const TABLES: [&str; 14] = [
-    "users",
-    "cases",
-    "case_members",
-    "peers",
-    "requests",
-    "data_items",
-    "evidence_custody",
-    "intel_objects",
-    "evidence_privilege",
-    "consents",
-    "request_events",
-    "complaints",
-    "intel_collections",
-    "maintenance_events",
-];
+/// A state table the check reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// `users`.
+    Users,
+    /// `cases`.
+    Cases,
+    /// `case_members`.
+    CaseMembers,
+    /// `peers`.
+    Peers,
+    /// `requests`.
+    Requests,
+    /// `data_items`.
+    DataItems,
+    /// `evidence_custody`.
+    EvidenceCustody,
+    /// `intel_objects`.
+    IntelObjects,
+    /// `evidence_privilege`.
+    EvidencePrivilege,
+    /// `consents`.
+    Consents,
+    /// `request_events`.
+    RequestEvents,
+    /// `complaints`.
+    Complaints,
+    /// `intel_collections`.
+    IntelCollections,
+    /// `maintenance_events`.
+    MaintenanceEvents,
+}
+
+impl Table {
+    /// Every table, in the order checked.
+    pub const ALL: [Table; 14] = [
+        Table::Users,
+        Table::Cases,
+        Table::CaseMembers,
+        Table::Peers,
+        Table::Requests,
+        Table::DataItems,
+        Table::EvidenceCustody,
+        Table::IntelObjects,
+        Table::EvidencePrivilege,
+        Table::Consents,
+        Table::RequestEvents,
+        Table::Complaints,
+        Table::IntelCollections,
+        Table::MaintenanceEvents,
+    ];
+
+    /// The table's name in the schema.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Cases => "cases",
+            Table::CaseMembers => "case_members",
+            Table::Peers => "peers",
+            Table::Requests => "requests",
+            Table::DataItems => "data_items",
+            Table::EvidenceCustody => "evidence_custody",
+            Table::IntelObjects => "intel_objects",
+            Table::EvidencePrivilege => "evidence_privilege",
+            Table::Consents => "consents",
+            Table::RequestEvents => "request_events",
+            Table::Complaints => "complaints",
+            Table::IntelCollections => "intel_collections",
+            Table::MaintenanceEvents => "maintenance_events",
+        }
+    }
+
+    /// What each row of the table says its entry recorded.
+    async fn expected(self, store: &Store, own: &str) -> Result<Vec<Expected>, StoreError> {
+        match self {
+            Table::Users => users(store).await,
+            Table::Cases => cases(store).await,
+            Table::CaseMembers => case_members(store).await,
+            Table::Peers => peers(store).await,
+            Table::Requests => requests(store, own).await,
+            Table::DataItems => data_items(store).await,
+            Table::EvidenceCustody => custody(store).await,
+            Table::IntelObjects => intel_objects(store).await,
+            Table::EvidencePrivilege => privilege(store).await,
+            Table::Consents => consents(store).await,
+            Table::RequestEvents => request_events(store).await,
+            Table::Complaints => complaints(store).await,
+            Table::IntelCollections => intel_collections(store).await,
+            Table::MaintenanceEvents => maintenance_events(store).await,
+        }
+    }
+}
 
 /// Checks every state table against the ledger. `progress(table, done, total)` is called
 /// after each table.
@@ -133,27 +208,12 @@ pub async fn verify_state(
         },
     };
     let mut report = StateReport::default();
-    let total = TABLES.len() as u64;
-    for (n, table) in TABLES.iter().enumerate() {
-        let expected = match *table {
-            "users" => users(store).await?,
-            "cases" => cases(store).await?,
-            "case_members" => case_members(store).await?,
-            "peers" => peers(store).await?,
-            "requests" => requests(store, &own).await?,
-            "data_items" => data_items(store).await?,
-            "evidence_custody" => custody(store).await?,
-            "intel_objects" => intel_objects(store).await?,
-            "evidence_privilege" => privilege(store).await?,
-            "consents" => consents(store).await?,
-            "request_events" => request_events(store).await?,
-            "complaints" => complaints(store).await?,
-            "intel_collections" => intel_collections(store).await?,
-            _ => maintenance_events(store).await?,
-        };
-        let check = compare(store, table, expected, &mut report.differences).await?;
+    let total = Table::ALL.len() as u64;
+    for (n, table) in Table::ALL.into_iter().enumerate() {
+        let expected = table.expected(store, &own).await?;
+        let check = compare(store, table.name(), expected, &mut report.differences).await?;
         report.tables.push(check);
-        progress(table, n as u64 + 1, total);
+        progress(table.name(), n as u64 + 1, total);
     }
     Ok(report)
 }
@@ -241,7 +301,7 @@ async fn entries_at(
     let mut out = HashMap::with_capacity(indexes.len());
     for chunk in indexes.chunks(CHUNK) {
         let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        // The statement is built from placeholders only.
+        // The statement is fixed text and `$N` bind parameters, no value in it.
         let sql = format!("SELECT idx, entry FROM ledger_entries WHERE idx IN ({list})");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
         for i in chunk {
@@ -295,7 +355,7 @@ async fn cases(store: &Store) -> Result<Vec<Expected>, StoreError> {
             let (id, title, concepts): (String, String, String) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             let payload = json_column("concepts", &concepts)
-                .and_then(|c| digest_of(&json!({"id": id, "title": title, "concepts": c})));
+                .and_then(|c| digest_of(&crate::cases::case_payload(&id, &title, &c)));
             Ok(Expected {
                 row: format!("id={id}"),
                 index: to_u64(r.try_get(3)?)?,
@@ -341,9 +401,11 @@ async fn case_members(store: &Store) -> Result<Vec<Expected>, StoreError> {
                     subject: Some(Subject::new(SubjectKind::Case, &case_id)),
                     digests: vec![(
                         "member",
-                        digest_of(
-                            &json!({"case_id": case_id, "party": party, "agreement": agreement}),
-                        ),
+                        digest_of(&crate::cases::member_payload(
+                            &case_id,
+                            &party,
+                            agreement.as_deref(),
+                        )),
                     )],
                     intrinsic: if role == "member" {
                         Vec::new()
@@ -365,13 +427,16 @@ async fn peers(store: &Store) -> Result<Vec<Expected>, StoreError> {
     .await?;
     rows.iter()
         .map(|r| {
-            let (party, url, pem, cert_sha256, signing_key): (String, String, String, String, String) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+            let (party, url, pem, cert_sha256, signing_key): (
+                String,
+                String,
+                String,
+                String,
+                String,
+            ) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
             let age: Option<String> = r.try_get(5)?;
-            let mut peer = json!({"party": party, "url": url, "cert_sha256": cert_sha256, "signing_key": signing_key});
-            if let Some(a) = &age {
-                peer["age_recipient"] = json!(a);
-            }
+            let peer =
+                crate::peers::payload(&party, &url, &cert_sha256, &signing_key, age.as_deref());
             let intrinsic = match pem_sha256(&pem) {
                 Some(h) if h == cert_sha256 => Vec::new(),
                 Some(h) => vec![format!(
@@ -439,10 +504,15 @@ async fn requests(store: &Store, own: &str) -> Result<Vec<Expected>, StoreError>
             // message it arrived in, which the ledger holds as a digest of the message.
             Ok(if requesting == own {
                 let payload = json_column("provisions", &provisions).and_then(|p| {
-                    digest_of(
-                        &json!({"id": id, "case_id": case_id, "kind": kind, "agreement": agreement,
-                        "to": requested, "emergency": emergency != 0, "provisions": p}),
-                    )
+                    digest_of(&crate::requests::request_payload(&crate::requests::RequestTerms {
+                        id: &id,
+                        case_id: &case_id,
+                        kind: &kind,
+                        agreement: &agreement,
+                        to: &requested,
+                        emergency: emergency != 0,
+                        provisions: &p,
+                    }))
                 });
                 Expected {
                     row: format!("id={id}"),
