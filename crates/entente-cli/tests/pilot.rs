@@ -4,8 +4,17 @@
 
 use crate::common::{entente_in, stderr, stdout};
 
+/// One pilot at a time: each runs three node processes whose witnesses must cosign within
+/// bounded waits, and two at once on a 2-core machine starve each other's witnesses.
+static ONE_PILOT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_pilot() -> std::sync::MutexGuard<'static, ()> {
+    ONE_PILOT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn the_pilot_runs_every_step_and_every_check_passes() {
+    let _one = one_pilot();
     // Without --dir, the pilot writes its transparency report to ./entente-pilot-reports.
     let cwd = tempfile::tempdir().unwrap();
     let o = entente_in(Some(cwd.path()), &["pilot"]);
@@ -40,8 +49,10 @@ fn the_pilot_runs_every_step_and_every_check_passes() {
 
 /// `pilot --keep`: after the checks, the three nodes serve again; their dashboards answer and
 /// a printed token signs in; SIGTERM stops them and the command exits 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pilot_keeps_its_nodes_serving_until_stopped() {
+#[test]
+fn the_pilot_keeps_its_nodes_serving_until_stopped() {
+    let _one = one_pilot();
+    let rt = tokio::runtime::Runtime::new().unwrap();
     use std::io::BufRead as _;
     let cwd = tempfile::tempdir().unwrap();
     let dir = cwd.path().join("lantern");
@@ -77,13 +88,14 @@ async fn the_pilot_keeps_its_nodes_serving_until_stopped() {
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let nl = dashboards[0].trim_end_matches("/ui/");
-    assert!(http.get(format!("{nl}/healthz")).send().await.unwrap().status().is_success());
-    let signed = http
-        .post(format!("{nl}/ui/sign-in"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={}", tokens[0]))
-        .send()
-        .await
+    assert!(rt.block_on(http.get(format!("{nl}/healthz")).send()).unwrap().status().is_success());
+    let signed = rt
+        .block_on(
+            http.post(format!("{nl}/ui/sign-in"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("token={}", tokens[0]))
+                .send(),
+        )
         .unwrap();
     assert!(signed.headers().get("set-cookie").is_some(), "{:?}", signed.status());
     let pid = child.id().to_string();
@@ -92,5 +104,5 @@ async fn the_pilot_keeps_its_nodes_serving_until_stopped() {
     assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
     assert!(child.wait().unwrap().success());
     // The node processes are gone with it.
-    assert!(http.get(format!("{nl}/healthz")).send().await.is_err());
+    assert!(rt.block_on(http.get(format!("{nl}/healthz")).send()).is_err());
 }
