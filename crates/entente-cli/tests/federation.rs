@@ -584,6 +584,107 @@ async fn a_node_restored_behind_its_witnesses_holds_its_ledger() {
     assert_eq!(status(&nl.dir)["ledger"]["size"].as_u64(), Some(restored));
 }
 
+/// DE is restored from a backup older than two messages NL applied. Once DE's operator
+/// releases the hold, DE's next messages would reuse those numbers: NL refuses the first
+/// (recorded), DE numbers its waiting messages again after NL's last, and NL receives every
+/// datum once, in the order sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_sender_does_not_reuse_numbers_its_partner_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nl = Fed::new(tmp.path(), "NL");
+    let de = Fed::new(tmp.path(), "DE");
+    nl.pin(&de);
+    de.pin(&nl);
+    let auditor = add_user(&nl.dir, "ann", "auditor");
+    let investigator = add_user(&de.dir, "ina", "investigator");
+    let status = |dir: &Path| {
+        let o = entente_ok(&["status", "--data-dir", s(dir), "--json"]);
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let nl_server = nl.start().await;
+    let mut de_server = de.start().await;
+    let api = DeApi { url: de_server.url.clone(), investigator: investigator.clone() };
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/cases", api.url))
+        .bearer_auth(&api.investigator)
+        .json(&json!({"id": "L", "title": "t", "concepts": ["illegal-access"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    api.share("d1").await;
+    let got_one = eventually(Duration::from_secs(30), async || de.messages("NL") == (1, 0)).await;
+    assert!(got_one, "d1 was not delivered: {:?}", de.messages("NL"));
+
+    // The backup, then two more data that NL applies (numbers 2 and 3) and cosigns.
+    de_server.child.kill();
+    let backup = tmp.path().join("backup");
+    entente_ok(&["backup", "--data-dir", s(&de.dir), "--to", s(&backup)]);
+    let mut de_server = de.start().await;
+    let api = DeApi { url: de_server.url.clone(), investigator: investigator.clone() };
+    api.share("d2").await;
+    api.share("d3").await;
+    let three = eventually(Duration::from_secs(30), async || {
+        received(&nl_server, &auditor).await.len() == 3
+    })
+    .await;
+    assert!(three, "d2 and d3 did not reach NL");
+    let size = status(&de.dir)["ledger"]["size"].as_u64().unwrap();
+    let cosigned = eventually(Duration::from_secs(30), async || {
+        status(&de.dir)["witnesses"][0]["cosigned_size"].as_u64() == Some(size)
+    })
+    .await;
+    assert!(cosigned, "NL never cosigned DE's ledger of {size}: {}", status(&de.dir));
+
+    // DE's disk is lost; restored, it holds; its operator goes on from the backup.
+    de_server.child.kill();
+    std::fs::remove_dir_all(&de.dir).unwrap();
+    entente_ok(&["restore", "--from", s(&backup), "--data-dir", s(&de.dir)]);
+    assert_eq!(de.messages("NL"), (1, 0), "the backup knows of d1's message only");
+    let de_server = de.start().await;
+    let held =
+        eventually(Duration::from_secs(30), async || !status(&de.dir)["hold"].is_null()).await;
+    assert!(held, "the restored DE never found out from NL: {}", status(&de.dir));
+    entente_ok(&[
+        "ledger",
+        "release",
+        "--data-dir",
+        s(&de.dir),
+        "--reason",
+        "restored from the backup of the day before; NL told",
+    ]);
+    let api = DeApi { url: de_server.url.clone(), investigator };
+    let open = eventually(Duration::from_secs(30), async || {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/data", api.url))
+            .bearer_auth(&api.investigator)
+            .json(&json!({"id": "probe", "case_id": "L", "category": "traffic",
+                "content": {"n": 0}}))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 201)
+    })
+    .await;
+    assert!(open, "DE's server still refuses after the release");
+    api.share("d4").await;
+    api.share("d5").await;
+
+    // NL refused number 2 once, and has d4 and d5 under 4 and 5.
+    let all = eventually(Duration::from_secs(60), async || de.messages("NL") == (3, 0)).await;
+    assert!(all, "DE's outbox was not drained: {:?}", de.messages("NL"));
+    let got = received(&nl_server, &auditor).await;
+    let want: Vec<String> = [1, 2, 3, 4, 5].iter().map(|i| format!("datum:d{i}")).collect();
+    assert_eq!(got, want, "each datum received once, in the order sent");
+    let reuse = ledger_entries(&nl_server.url, &auditor)
+        .await
+        .into_iter()
+        .filter(|e| e["rules"].as_array().is_some_and(|r| r[0] == "federation#seq-reuse"))
+        .count();
+    assert_eq!(reuse, 1, "NL recorded the reused number once");
+    let verify = entente_ok(&["ledger", "verify", "--data-dir", s(&de.dir), "--state"]);
+    assert!(!stdout(&verify).contains("differs"), "{}", stdout(&verify));
+}
+
 /// Long enough for a few witnessing passes ([`entente_node::witness::WITNESS_INTERVAL`]).
 const WITNESS_PASSES: Duration = Duration::from_secs(3);
 

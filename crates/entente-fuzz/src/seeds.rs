@@ -368,6 +368,7 @@ fn ack() -> Result<Ack, String> {
         ledger_index: 41,
         replayed: false,
         reason: None,
+        next_seq: None,
     }];
     // The acknowledging node (DE in the ack target) signs with the fixed key.
     Ack::seal(&sender_key(), de, nl, items, now()).map_err(|e| e.to_string())

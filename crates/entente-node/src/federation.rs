@@ -800,6 +800,7 @@ async fn receive(
                 ledger_index: index,
                 replayed: false,
                 reason: None,
+                next_seq: None,
             },
             Ok(Verdict::Denied { index, decision }) => AckItem {
                 id,
@@ -812,8 +813,15 @@ async fn receive(
                 ledger_index: index,
                 replayed: false,
                 reason: Some(decision.reason),
+                next_seq: None,
             },
             Err(GateError::Replayed(item)) => item,
+            // A reused sequence number ends the acknowledgement (nothing after it was
+            // admitted): the sender numbers it and the rest again from `next_seq`.
+            Err(GateError::Resequence(item)) => {
+                items.push(item);
+                break;
+            }
             Err(e) => {
                 stop = Some(e);
                 break;
@@ -1186,6 +1194,9 @@ impl Deliverer {
             return Err(fail("the acknowledgement answers no envelope".into()));
         }
         let ack_sha256 = ack.digest().map_err(|e| fail(e.to_string()))?;
+        // A `resequence` item is not a delivery: its message goes again under a new number.
+        let delivered =
+            ack.items.iter().filter(|i| i.status != entente_wire::AckStatus::Resequence).count();
         let command =
             entente_store::peers::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
         // The acknowledgement came from the pinned partner and verified under its key.
@@ -1196,7 +1207,7 @@ impl Deliverer {
             .await?
             .ok_or_else(|| fail(format!("{party} is no longer pinned")))?;
         match self.node.gate.submit(who, command, Timestamp::now()).await? {
-            Verdict::Permitted { .. } => Ok(answered),
+            Verdict::Permitted { .. } => Ok(delivered),
             Verdict::Denied { decision, .. } => {
                 Err(fail(format!("recording the acknowledgement was denied: {}", decision.reason)))
             }

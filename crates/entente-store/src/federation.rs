@@ -129,9 +129,16 @@ pub(crate) enum Admission {
     /// Seen before: the stored outcome, acknowledged again.
     Replay(AckItem),
     /// The sequence number and id of an envelope already applied, with another payload: a
-    /// partner (or its key) sending two messages under one number. Refused and recorded,
-    /// never acknowledged as a replay; the applied one stands.
-    Reused(String),
+    /// partner (or its key) sending two messages under one number — a sender restored from
+    /// a backup older than what it had sent, or a forked one. Refused and recorded, never
+    /// acknowledged as a replay; the applied one stands, and the sender is told the number
+    /// this node expects next (`next_seq`) so that it can number its message again.
+    Reused {
+        /// What was reused, for the record and the sender.
+        reason: String,
+        /// The sequence number this node expects next from the sender.
+        next_seq: u64,
+    },
 }
 
 /// `batch_last`: the last sequence number from this sender admitted earlier in the same
@@ -174,6 +181,12 @@ pub(crate) async fn admit(
             m.id, m.from
         )));
     }
+    let last: Option<i64> = row.try_get(4)?;
+    let last = match batch_last {
+        Some(b) => last.max(Some(to_i64(b)?)),
+        None => last,
+    };
+    let expected = last.unwrap_or(0) + 1;
     let seen: Option<String> = row.try_get(1)?;
     if let Some(id) = seen {
         let status: Option<String> = row.try_get(2)?;
@@ -187,10 +200,13 @@ pub(crate) async fn admit(
         }
         let applied: Option<String> = row.try_get(6)?;
         if let Some(applied) = applied.filter(|a| *a != m.payload_sha256) {
-            return Ok(Admission::Reused(format!(
-                "sequence number {} and message {id} from {} were applied with payload {applied}; this envelope carries {} under the same number",
-                m.seq, m.from, m.payload_sha256
-            )));
+            return Ok(Admission::Reused {
+                reason: format!(
+                    "sequence number {} and message {id} from {} were applied with payload {applied}; this envelope carries {} under the same number (send it again as number {expected})",
+                    m.seq, m.from, m.payload_sha256
+                ),
+                next_seq: to_u64(expected)?,
+            });
         }
         let status = AckStatus::parse(&status)
             .ok_or_else(|| StoreError::Inconsistent(format!("inbox status `{status}`")))?;
@@ -201,14 +217,9 @@ pub(crate) async fn admit(
             ledger_index: to_u64(index.unwrap_or(0))?,
             replayed: true,
             reason: None,
+            next_seq: None,
         }));
     }
-    let last: Option<i64> = row.try_get(4)?;
-    let last = match batch_last {
-        Some(b) => last.max(Some(to_i64(b)?)),
-        None => last,
-    };
-    let expected = last.unwrap_or(0) + 1;
     if seq != expected {
         return Err(GateError::Conflict(format!(
             "message {} from {} is out of order: this node expects sequence number {expected}",

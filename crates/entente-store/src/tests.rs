@@ -933,22 +933,31 @@ async fn hand_over(
     let results = to_gate
         .receive_many(Actor::Peer { party: from_party.clone() }, unsigned(commands), now)
         .await;
+    // As the federation endpoint does: a `resequence` item ends the acknowledgement.
+    let answered = results
+        .iter()
+        .position(|r| matches!(r, Err(GateError::Resequence(_))))
+        .map_or(results.len(), |i| i + 1);
     let items: Vec<AckItem> = pending
         .iter()
-        .zip(&results)
-        .map(|(m, r)| AckItem {
-            id: message_id(from_party, to_party, m.seq),
-            seq: m.seq,
-            status: match r {
-                Ok(Verdict::Permitted { .. }) => AckStatus::Applied,
-                _ => AckStatus::Denied,
+        .zip(&results[..answered])
+        .map(|(m, r)| match r {
+            Err(GateError::Resequence(item)) => item.clone(),
+            r => AckItem {
+                id: message_id(from_party, to_party, m.seq),
+                seq: m.seq,
+                status: match r {
+                    Ok(Verdict::Permitted { .. }) => AckStatus::Applied,
+                    _ => AckStatus::Denied,
+                },
+                ledger_index: match r {
+                    Ok(Verdict::Permitted { index, .. } | Verdict::Denied { index, .. }) => *index,
+                    _ => 0,
+                },
+                replayed: false,
+                reason: None,
+                next_seq: None,
             },
-            ledger_index: match r {
-                Ok(Verdict::Permitted { index, .. } | Verdict::Denied { index, .. }) => *index,
-                _ => 0,
-            },
-            replayed: false,
-            reason: None,
         })
         .collect();
     if !items.is_empty() {
@@ -1073,17 +1082,25 @@ async fn requests_travel_between_nodes() {
         // The same number and id with another payload is refused loudly and recorded (rule
         // federation#seq-reuse); the applied message stands, nothing of the other is kept.
         let before = nl_db.store.ledger_head().await.unwrap().0;
-        let v = receive(
+        // DE is told the number NL expects next, to send its message under.
+        let e = receive(
             &nl_gate,
             Actor::Peer { party: de() },
             replay(format!("sha256:{}", "0".repeat(64))),
             t("2026-09-05T08:00:00Z"),
         )
-        .await
-        .unwrap();
-        let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
-        assert_eq!(decision.rules, ["federation#seq-reuse"]);
-        assert!(decision.reason.contains(&applied), "{}", decision.reason);
+        .await;
+        let Err(GateError::Resequence(item)) = e else { panic!("{e:?}") };
+        assert_eq!(
+            (item.status, item.seq, item.next_seq),
+            (entente_wire::AckStatus::Resequence, 1, Some(2))
+        );
+        assert_eq!(item.ledger_index, before);
+        let reason = item.reason.unwrap_or_default();
+        assert!(reason.contains(&applied) && reason.contains("as number 2"), "{reason}");
+        let (_, bytes) = nl_db.store.entries(before, before + 1).await.unwrap().remove(0);
+        let entry = ledger::LedgerEntry::decode(&bytes).unwrap();
+        assert_eq!(entry.rules, ["federation#seq-reuse"]);
         assert_eq!(nl_db.store.ledger_head().await.unwrap().0, before + 1);
         assert_eq!(nl_db.store.request_event_count("r1").await.unwrap(), 2);
         let again = receive(
@@ -1162,6 +1179,123 @@ async fn requests_travel_between_nodes() {
         assert_eq!(decision.rules, ["federation#case-member"], "{}", decision.reason);
         assert!(decision.reason.contains("DE is not a member"), "{}", decision.reason);
         assert!(nl_db.store.datum_content("d1").await.unwrap().is_none());
+        verify_ledger(&nl_db.store, &nl(), &vkey(&nl_gate), &mut |_, _| {}).await.unwrap();
+        state_agrees(&nl_db).await;
+        nl_db.drop_schema().await;
+        state_agrees(&de_db).await;
+        de_db.drop_schema().await;
+    }
+}
+
+/// NL is restored from a backup older than a message DE applied: NL's next message reuses
+/// that sequence number. DE refuses it (recorded, `federation#seq-reuse`), admits nothing
+/// after it in the batch and names the number it expects; NL numbers its waiting messages
+/// again from there, in order, and DE applies them. No number is used twice at DE.
+#[tokio::test]
+async fn a_restored_sender_numbers_its_messages_after_what_the_partner_applied() {
+    use entente_policy::agreement::RequestKind;
+    use entente_policy::request::RequestEvent;
+    let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+    let pairs = backends().await.into_iter().zip(backends().await);
+    for (nl_db, de_db) in pairs {
+        let nl_gate = Gate::start(nl_db.store.clone(), key(), nl(), shipped_agreements());
+        let de_key = SigningKey::from_bytes(&[7u8; 32]);
+        let de_gate = Gate::start(de_db.store.clone(), de_key, de(), shipped_agreements());
+        let pin = |party: PartyCode, cert: &str| crate::peers::AddPeer {
+            party,
+            url: "https://127.0.0.1:1".into(),
+            cert_pem: "-".into(),
+            cert_sha256: cert.repeat(64),
+            signing_key: "b".repeat(64),
+            age_recipient: None,
+        };
+        let at = t("2026-09-01T08:00:00Z");
+        nl_gate.submit(Actor::Operator, pin(de(), "d"), at).await.unwrap();
+        de_gate.submit(Actor::Operator, pin(nl(), "e"), at).await.unwrap();
+        let ca = Actor::User { name: "pros".into(), role: Role::CentralAuthority };
+        let case = crate::cases::OpenCase {
+            id: "L".parse().unwrap(),
+            title: "t".into(),
+            concepts: vec![],
+        };
+        nl_gate.submit(ca.clone(), case, at).await.unwrap();
+        let send = async |id: &str| {
+            let create = crate::requests::CreateRequest {
+                id: id.parse().unwrap(),
+                case_id: "L".parse().unwrap(),
+                kind: RequestKind::Production,
+                agreement: "eu-2023-1543".into(),
+                to: de(),
+                emergency: false,
+                provisions: vec!["Sr 138ab".into()],
+            };
+            nl_gate.submit(ca.clone(), create, at).await.unwrap();
+            let submit = crate::requests::TransitionRequest {
+                id: id.parse().unwrap(),
+                event: RequestEvent::Submit,
+            };
+            nl_gate.submit(ca.clone(), submit, t("2026-09-01T09:00:00Z")).await.unwrap();
+        };
+        let nl_side = (&nl_db.store, &nl_gate, &nl());
+        let to_de = (&de_gate, &de(), "e".repeat(64));
+        let over = async || {
+            hand_over(nl_side, (to_de.0, to_de.1, &to_de.2), t("2026-09-01T09:00:01Z")).await
+        };
+        send("r1").await;
+        let r = over().await;
+        assert!(matches!(&r[..], [Ok(Verdict::Permitted { .. })]), "{r:?}");
+
+        // The restore loses NL's record of r1's message (number 1 to DE).
+        sqlx::query("DELETE FROM outbox WHERE recipient = 'DE'")
+            .execute(&nl_db.store.pool)
+            .await
+            .unwrap();
+        send("r2").await;
+        send("r3").await;
+        let nl_seqs = async || {
+            let sql = "SELECT seq FROM outbox WHERE recipient = 'DE' ORDER BY seq";
+            sqlx::query_scalar::<_, i64>(sql).fetch_all(&nl_db.store.pool).await.unwrap()
+        };
+        let de_seqs = async || {
+            let sql = "SELECT seq FROM inbox WHERE sender = 'NL' ORDER BY seq";
+            sqlx::query_scalar::<_, i64>(sql).fetch_all(&de_db.store.pool).await.unwrap()
+        };
+        assert_eq!(nl_seqs().await, [1, 2], "r2 and r3 reuse numbers DE has applied");
+        let de_before = de_db.store.ledger_head().await.unwrap().0;
+        let r = over().await;
+        assert!(matches!(&r[0], Err(GateError::Resequence(i)) if i.next_seq == Some(2)), "{r:?}");
+        assert!(
+            matches!(&r[1], Err(GateError::Conflict(d)) if d.contains("not admitted")),
+            "{r:?}"
+        );
+        // One refusal recorded at DE; r3 was not admitted, nothing of r2 applied.
+        assert_eq!(de_db.store.ledger_head().await.unwrap().0, de_before + 1);
+        assert_eq!(de_db.store.request_event_count("r2").await.unwrap(), 0);
+        assert_eq!(de_seqs().await, [1]);
+        // NL numbered them again after DE's last, in their order.
+        assert_eq!(nl_seqs().await, [2, 3]);
+        let r = over().await;
+        assert!(
+            matches!(&r[..], [Ok(Verdict::Permitted { .. }), Ok(Verdict::Permitted { .. })]),
+            "{r:?}"
+        );
+        assert_eq!(de_seqs().await, [1, 2, 3]);
+        for id in ["r1", "r2", "r3"] {
+            assert_eq!(de_db.store.request_event_count(id).await.unwrap(), 1, "{id}");
+        }
+        assert!(nl_db.store.pending_messages(&de(), 10).await.unwrap().is_empty());
+        // The renumbering is in NL's ledger: the acknowledgement's entry names it.
+        let (size, _) = nl_db.store.ledger_head().await.unwrap();
+        let entries = nl_db.store.entries(0, size).await.unwrap();
+        let acks: Vec<_> = entries
+            .iter()
+            .map(|(_, b)| ledger::LedgerEntry::decode(b).unwrap())
+            .filter(|e| e.action == entente_core::Action::EnvelopeAck)
+            .collect();
+        assert!(
+            acks.iter().any(|e| e.payload_hashes.contains_key("resequence")),
+            "no acknowledgement entry records the renumbering"
+        );
         verify_ledger(&nl_db.store, &nl(), &vkey(&nl_gate), &mut |_, _| {}).await.unwrap();
         state_agrees(&nl_db).await;
         nl_db.drop_schema().await;

@@ -283,6 +283,12 @@ pub enum AckStatus {
     Denied,
     /// Refused before any decision (unreadable content); recorded, nothing applied.
     Rejected,
+    /// Not applied: the receiver has applied another message under this sequence number
+    /// (the sender was restored from a backup older than what it had sent). The refusal is
+    /// recorded; the item names the number the receiver expects next (`next_seq`), from which
+    /// the sender numbers this message and those after it again. It is the last item of its
+    /// acknowledgement: the receiver applies nothing of the batch after it.
+    Resequence,
 }
 
 impl AckStatus {
@@ -292,6 +298,7 @@ impl AckStatus {
             AckStatus::Applied => "applied",
             AckStatus::Denied => "denied",
             AckStatus::Rejected => "rejected",
+            AckStatus::Resequence => "resequence",
         }
     }
 
@@ -301,6 +308,7 @@ impl AckStatus {
             "applied" => Some(AckStatus::Applied),
             "denied" => Some(AckStatus::Denied),
             "rejected" => Some(AckStatus::Rejected),
+            "resequence" => Some(AckStatus::Resequence),
             _ => None,
         }
     }
@@ -334,6 +342,10 @@ pub struct AckItem {
     /// The receiver's reason for a deny or rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// With [`AckStatus::Resequence`] only: the sequence number the receiver expects next
+    /// from this sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_seq: Option<u64>,
 }
 
 /// A signed acknowledgement of a batch of envelopes.
@@ -437,6 +449,20 @@ impl Ack {
                 "the acknowledgement answers {answered:?}, the batch sent was {asked:?}"
             )));
         }
+        for (i, item) in self.items.iter().enumerate() {
+            let fits = match (item.status, item.next_seq) {
+                (AckStatus::Resequence, Some(next)) => next > item.seq && i + 1 == self.items.len(),
+                (AckStatus::Resequence, None) => false,
+                (_, next) => next.is_none(),
+            };
+            if !fits {
+                return Err(EnvelopeError::Canonical(format!(
+                    "item {} of the acknowledgement (sequence number {}): a `resequence` item names a next sequence number above its own and ends the acknowledgement; no other item names one",
+                    i + 1,
+                    item.seq
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -525,6 +551,7 @@ mod tests {
             ledger_index: 42,
             replayed: false,
             reason: None,
+            next_seq: None,
         }];
         let ack = Ack::seal(&key(2), p("NL"), p("DE"), items, now()).unwrap();
         let vk = key(2).verifying_key();
@@ -538,6 +565,44 @@ mod tests {
         let mut forged = ack;
         forged.items[0].status = AckStatus::Denied;
         assert!(forged.verify(&vk, &p("NL"), &p("DE"), &[("DE-NL-7".into(), 7)]).is_err());
+    }
+
+    /// A `resequence` item names a next number above its own and ends the acknowledgement.
+    #[test]
+    fn a_resequence_item_is_last_and_names_a_higher_number() {
+        let item = |seq: u64, status: AckStatus, next_seq: Option<u64>| AckItem {
+            id: format!("DE-NL-{seq}"),
+            seq,
+            status,
+            ledger_index: 40 + seq,
+            replayed: false,
+            reason: None,
+            next_seq,
+        };
+        let vk = key(2).verifying_key();
+        let check = |items: Vec<AckItem>| {
+            let sent: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.seq)).collect();
+            let ack = Ack::seal(&key(2), p("NL"), p("DE"), items, now()).unwrap();
+            ack.verify(&vk, &p("NL"), &p("DE"), &sent)
+        };
+        check(vec![item(7, AckStatus::Applied, None), item(8, AckStatus::Resequence, Some(11))])
+            .unwrap();
+        let bad = [
+            vec![item(8, AckStatus::Resequence, Some(11)), item(9, AckStatus::Applied, None)],
+            vec![item(8, AckStatus::Resequence, None)],
+            vec![item(8, AckStatus::Resequence, Some(8))],
+            vec![item(8, AckStatus::Applied, Some(11))],
+        ];
+        for items in bad {
+            let e = check(items).unwrap_err();
+            assert!(e.to_string().contains("`resequence` item"), "{e}");
+        }
+        // An old acknowledgement (no `next_seq` member) still reads.
+        let old =
+            r#"{"id":"DE-NL-7","seq":7,"status":"applied","ledger_index":42,"replayed":false}"#;
+        let parsed: AckItem = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.next_seq, None);
+        assert_eq!(AckStatus::parse("resequence"), Some(AckStatus::Resequence));
     }
 
     proptest! {

@@ -377,6 +377,13 @@ pub enum GateError {
     /// applied or recorded this time.
     #[error("envelope {} was applied before (ledger entry {})", .0.id, .0.ledger_index)]
     Replayed(AckItem),
+    /// An envelope under a sequence number this node applied with another payload (the
+    /// sender restored from an older backup): its refusal is recorded (the item's ledger
+    /// entry), and the item, [`AckStatus::Resequence`](entente_wire::envelope::AckStatus)
+    /// with the number expected next, ends the acknowledgement. The envelopes after it in the
+    /// same batch are not admitted ([`GateError::Conflict`]).
+    #[error("envelope {} reuses sequence number {} (refusal recorded at ledger entry {})", .0.id, .0.seq, .0.ledger_index)]
+    Resequence(AckItem),
 }
 
 impl GateError {
@@ -570,6 +577,10 @@ impl Gate {
     ) -> Vec<Result<Verdict<()>, GateError>> {
         let actor = peer.into().actor().clone();
         let mut waits = Vec::with_capacity(envelopes.len());
+        // Set by the writer when an envelope of this batch reuses a sequence number: the
+        // envelopes after it are not admitted, so that nothing is applied out of the
+        // sender's order while it numbers them again.
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for envelope in envelopes {
             let sender = match &actor {
                 Actor::Peer { party } if party == envelope.from() => Ok(()),
@@ -589,7 +600,7 @@ impl Gate {
                 waits.push(Err(e));
                 continue;
             }
-            let (job, rx) = writer::InboundJob::new(actor.clone(), envelope, now);
+            let (job, rx) = writer::InboundJob::new(actor.clone(), envelope, now, broken.clone());
             if self.jobs.send(Box::new(job)).await.is_err() {
                 waits.push(Err(GateError::Closed));
                 continue;

@@ -9,7 +9,7 @@ use ed25519_dalek::SigningKey;
 use entente_core::ledger::{self, Frontier, LedgerEntry, LogSigner};
 use entente_core::{Action, Actor, Decision, PartyCode, Subject};
 use entente_policy::engine::Engine;
-use entente_wire::AckStatus;
+use entente_wire::{AckItem, AckStatus};
 use jiff::Timestamp;
 use sqlx::AssertSqlSafe;
 use std::any::{Any, TypeId};
@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed in one transaction.
@@ -199,6 +200,8 @@ pub(crate) struct InboundJob {
     actor: Actor,
     envelope: VerifiedEnvelope,
     now: Timestamp,
+    /// Shared by the envelopes of one batch: set when one of them reused a sequence number.
+    broken: Arc<AtomicBool>,
     reply: Sender<()>,
     result: Option<Result<Verdict<()>, GateError>>,
 }
@@ -208,14 +211,24 @@ impl InboundJob {
         actor: Actor,
         envelope: VerifiedEnvelope,
         now: Timestamp,
+        broken: Arc<AtomicBool>,
     ) -> (Self, Receiver<()>) {
         let (reply, rx) = oneshot::channel();
-        (InboundJob { actor, envelope, now, reply, result: None }, rx)
+        (InboundJob { actor, envelope, now, broken, reply, result: None }, rx)
     }
 
     async fn admit_and_run(&mut self, st: &mut Step<'_>) -> Result<(), GateError> {
         let key = Some(self.envelope.signing_key.as_str()).filter(|k| !k.is_empty());
         let envelope = &self.envelope.inner;
+        // The writer takes one batch's jobs in order, so an envelope after a reused number
+        // sees the flag whatever transaction it falls in.
+        if self.broken.load(Ordering::Acquire) {
+            self.result = Some(Err(GateError::Conflict(format!(
+                "envelope {} not admitted: an earlier envelope of its batch reused a sequence number; number it again and send it after that one",
+                envelope.id
+            ))));
+            return Ok(());
+        }
         let batch_last = st.inbox_last.get(envelope.from.as_str()).copied();
         match federation::admit(&mut st.tx, envelope, key, batch_last).await {
             Ok(Admission::Fresh) => {}
@@ -223,10 +236,11 @@ impl InboundJob {
                 self.result = Some(Err(GateError::Replayed(item)));
                 return Ok(());
             }
-            Ok(Admission::Reused(reason)) => {
+            Ok(Admission::Reused { reason, next_seq }) => {
                 // Recorded as a refusal (no inbox row: the applied envelope keeps its number)
-                // and raised as an alarm in the log.
+                // and raised as an alarm in the log; the sender is told where to go on from.
                 tracing::error!(from = %envelope.from, seq = envelope.seq, %reason, "federation alarm: a sequence number reused with another payload");
+                self.broken.store(true, Ordering::Release);
                 let refusal = crate::peers::RejectEnvelope {
                     from: Some(envelope.from.clone()),
                     cert_sha256: Some(envelope.cert_sha256.clone()),
@@ -235,7 +249,17 @@ impl InboundJob {
                     body_sha256: envelope.envelope_sha256.clone(),
                 };
                 let r = execute(st, &self.actor, refusal, self.now, None).await?.map(unit);
-                self.result = Some(r);
+                self.result = Some(r.and_then(|v| {
+                    Err(GateError::Resequence(AckItem {
+                        id: envelope.id.clone(),
+                        seq: envelope.seq,
+                        status: AckStatus::Resequence,
+                        ledger_index: v.index(),
+                        replayed: false,
+                        reason: Some(reason),
+                        next_seq: Some(next_seq),
+                    }))
+                }));
                 return Ok(());
             }
             Err(e) if e.is_fatal() => return Err(e),

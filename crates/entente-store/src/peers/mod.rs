@@ -9,7 +9,7 @@ use crate::gate::{
 use crate::store::to_i64;
 use entente_core::digest::Sha256;
 use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
-use entente_wire::AckItem;
+use entente_wire::{AckItem, AckStatus};
 use jiff::Timestamp;
 
 /// Pin a partner node: its TLS certificate and the Ed25519 key inside it.
@@ -191,8 +191,17 @@ impl GateCommand for RecordAcks {
         vec![Subject::new(SubjectKind::Peer, self.peer.as_str())]
     }
 
+    /// The acknowledgement's digest; with a `resequence` item, also the numbers moved (the
+    /// outbox's first renumbered message and the partner's next number), so that the entry
+    /// shows the renumbering an auditor would otherwise find only in the acknowledgement.
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        Ok(PayloadDigests::given([("ack", self.ack_sha256.clone())]))
+        match self.resequence() {
+            Some((seq, next)) => PayloadDigests::canonical([
+                ("ack", serde_json::Value::String(self.ack_sha256.clone())),
+                ("resequence", serde_json::json!({ "from": seq, "to": next })),
+            ]),
+            None => Ok(PayloadDigests::given([("ack", self.ack_sha256.clone())])),
+        }
     }
 
     fn validate(&self) -> Result<(), GateError> {
@@ -201,13 +210,30 @@ impl GateCommand for RecordAcks {
                 "an acknowledgement answers at least one envelope".into(),
             ));
         }
+        let last = self.items.len() - 1;
+        for (i, item) in self.items.iter().enumerate() {
+            let fits = match (item.status, item.next_seq) {
+                (AckStatus::Resequence, Some(next)) => next > item.seq && i == last,
+                (AckStatus::Resequence, None) => false,
+                (_, next) => next.is_none(),
+            };
+            if !fits {
+                return Err(GateError::Invalid(format!(
+                    "acknowledgement item {} (sequence number {}): only the last item may ask for renumbering, from a number above its own",
+                    i + 1,
+                    item.seq
+                )));
+            }
+        }
         Ok(())
     }
 
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
-        let (now, items) = (cx.now_text(), &self.items);
+        // A `resequence` item (the last) is not delivered: its message is numbered again.
+        let marked = self.items.len() - usize::from(self.resequence().is_some());
+        let (now, items) = (cx.now_text(), &self.items[..marked]);
         // Consecutive items with one status and consecutive ledger indexes (the common case:
         // a batch applied in one transaction) are marked with one statement.
         let mut i = 0;
@@ -236,8 +262,64 @@ impl GateCommand for RecordAcks {
             .await?;
             i = j;
         }
+        if let Some((seq, next)) = self.resequence() {
+            renumber(cx, &self.peer, seq, next).await?;
+        }
         Ok(())
     }
+}
+
+impl RecordAcks {
+    /// The last item's renumbering, if it asks for one: (its number, the partner's next).
+    fn resequence(&self) -> Option<(u64, u64)> {
+        self.items
+            .last()
+            .filter(|i| i.status == AckStatus::Resequence)
+            .and_then(|i| i.next_seq.map(|n| (i.seq, n)))
+    }
+}
+
+/// Moves the undelivered messages to `peer` numbered `from` and above to `next` and above,
+/// in the same order: the partner applied other messages under those numbers (this node was
+/// restored from an older backup), and never applies two under one number. Delivery is in
+/// sequence order, so every message from `from` on is undelivered.
+async fn renumber(
+    cx: &mut EffectCx<'_>,
+    peer: &PartyCode,
+    from: u64,
+    next: u64,
+) -> Result<(), GateError> {
+    let (from, shift) = (to_i64(from)?, to_i64(next - from)?);
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND seq >= $2 AND delivered_at IS NOT NULL",
+    )
+    .bind(peer.as_str())
+    .bind(from)
+    .fetch_one(&mut **cx.tx)
+    .await?;
+    if delivered > 0 {
+        return Err(GateError::Conflict(format!(
+            "{peer} asks to number the messages from {from} again, but {delivered} of them were delivered"
+        )));
+    }
+    // Through negative numbers, so that no two rows share a number at any point (the pair
+    // (recipient, seq) is unique, and PostgreSQL checks it row by row).
+    let moved = sqlx::query(
+        "UPDATE outbox SET seq = -(seq + $3) \
+         WHERE recipient = $1 AND seq >= $2 AND delivered_at IS NULL",
+    )
+    .bind(peer.as_str())
+    .bind(from)
+    .bind(shift)
+    .execute(&mut **cx.tx)
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE outbox SET seq = -seq WHERE recipient = $1 AND seq < 0")
+        .bind(peer.as_str())
+        .execute(&mut **cx.tx)
+        .await?;
+    tracing::warn!(%peer, from, next = from + shift, moved, "the partner had applied other messages under these sequence numbers (restored from an older backup?): pending messages numbered again");
+    Ok(())
 }
 
 /// Record an envelope refused before its content was decided (always a deny).
