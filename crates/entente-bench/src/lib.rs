@@ -645,6 +645,7 @@ mod decisions {
                 dual_criminality_months: if rng.chance(50) { Some(12) } else { None },
                 deconfliction: None,
                 residency: Vec::new(),
+                ratifications: Vec::new(),
                 id,
             });
         }

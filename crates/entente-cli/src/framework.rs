@@ -465,6 +465,10 @@ fn explain(lexicon: &Lexicon, args: &ExplainArgs, dir: Option<&Path>) -> Result<
         format!("rule: {}", d.decision.rules.join(" + ")),
         format!("reason: {}", d.decision.reason),
     ];
+    if !d.decision.unverified_basis.is_empty() {
+        out.push("UNVERIFIED legal basis (status U: check before relying on it):".to_owned());
+        out.extend(d.decision.unverified_basis.iter().map(|c| format!("  - {c}")));
+    }
     if permit {
         if let Some(a) = grounding {
             out.push(format!("agreement: {} ({}, {})", a.id, a.title, a.kind));

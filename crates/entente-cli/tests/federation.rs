@@ -850,28 +850,6 @@ async fn partners_pull_intel_over_mutual_tls() {
     );
 }
 
-/// An arrangement between the NL and DE CSIRTs for incident response, loaded by both nodes
-/// from `DATA_DIR/agreements/` (a test fixture: no shipped agreement grounds such flows).
-const CSIRT_MOU: &str = r#"
-id = "csirt-nl-de-test"
-title = "Incident-response arrangement between the NL and DE CSIRTs (test fixture)"
-kind = "mou"
-parties = ["NL", "DE"]
-in_force_from = "2026-01-01"
-offences = "any"
-categories = ["case-information"]
-purposes = ["incident-response"]
-onward_transfer = "consent-of-originator"
-commercial_use_prohibited = true
-
-[retention]
-case-information = "P1Y"
-
-[[legal_basis]]
-citation = "Test fixture: an arrangement between two CSIRTs"
-status = "U"
-"#;
-
 /// NL's CSIRT notifies DE of the Lantern incident, and NL adds DE to case LANTERN under the
 /// JIT: the notification and the case update each arrive once at DE (its ledger records one
 /// `incident.receive` and one `case.update`), DE lists the notification with its conditions
@@ -881,10 +859,6 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     let tmp = tempfile::tempdir().unwrap();
     let nl = Fed::new(tmp.path(), "NL");
     let de = Fed::new(tmp.path(), "DE");
-    for n in [&nl, &de] {
-        std::fs::create_dir_all(n.dir.join("agreements")).unwrap();
-        std::fs::write(n.dir.join("agreements/csirt.toml"), CSIRT_MOU).unwrap();
-    }
     nl.pin(&de);
     de.pin(&nl);
     add_user(&nl.dir, "cert", "csirt");
@@ -934,7 +908,7 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     let o = notify("DE", &["--json"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let sent: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(sent["conditions"]["agreement"], "csirt-nl-de-test");
+    assert_eq!(sent["conditions"]["agreement"], "nis2-csirt-cooperation");
 
     let http = reqwest::Client::new();
     let r = http
@@ -969,7 +943,7 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     assert_eq!(got[0]["party"], "NL");
     assert_eq!(got[0]["id"], sent["id"]);
     assert_eq!(got[0]["notice"]["incident"], "lantern-hospital");
-    assert_eq!(got[0]["conditions"]["agreement"], "csirt-nl-de-test");
+    assert_eq!(got[0]["conditions"]["agreement"], "nis2-csirt-cooperation");
     // The same list over DE's API, for its CSIRT; an auditor is refused (recorded).
     let de_csirt = add_user(&de.dir, "cert", "csirt");
     let r = http
@@ -1063,9 +1037,8 @@ async fn notification_bad_input_is_refused_with_clear_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("bad.toml:"), "{}", common::stderr(&o));
-    // An agreement grounds the flow, but no node is pinned for DE: refused, nothing recorded.
+    // NIS2 grounds the flow, but no node is pinned for DE: refused, nothing recorded.
     std::fs::create_dir_all(nl.dir.join("agreements")).unwrap();
-    std::fs::write(nl.dir.join("agreements/csirt.toml"), CSIRT_MOU).unwrap();
     let facts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/incidents/examples/lantern-hospital.toml");
     let o = common::entente(&[
@@ -1085,7 +1058,6 @@ async fn notification_bad_input_is_refused_with_clear_errors() {
         "{}",
         common::stderr(&o)
     );
-    std::fs::remove_file(nl.dir.join("agreements/csirt.toml")).unwrap();
     std::fs::write(nl.dir.join("agreements/broken.toml"), "id = \"broken\"\nkind = \"mou\"\n")
         .unwrap();
     let o = common::entente(&["incident", "received", "--data-dir", s(&nl.dir)]);

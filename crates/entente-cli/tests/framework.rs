@@ -21,7 +21,7 @@ fn shipped() -> Vec<String> {
 #[test]
 fn shipped_files_validate() {
     let files = shipped();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let mut args = vec!["framework", "validate"];
     args.extend(files.iter().map(String::as_str));
     let out = entente(&args);
@@ -34,6 +34,7 @@ fn shipped_files_validate() {
         "nl-us-mla",
         "jit-nl-de-template",
         "mou-deconfliction-pilot",
+        "nis2-csirt-cooperation",
     ] {
         assert!(stdout.contains(&format!("ok {id}: ")), "{stdout}");
     }

@@ -55,6 +55,11 @@ pub struct Decision {
     pub obligations: Vec<Obligation>,
     /// The reason in words, for people reading the ledger or an error.
     pub reason: String,
+    /// The facts with verification status U (unverified: stated without a source that
+    /// was read) that a permit rests on, by citation: the decision's legal basis is
+    /// unverified, and says so wherever it is shown and in its ledger entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified_basis: Vec<String>,
 }
 
 impl Decision {
@@ -69,6 +74,7 @@ impl Decision {
             rules,
             obligations: next.obligations,
             reason: next.reason,
+            unverified_basis: next.unverified_basis,
         }
     }
 
@@ -79,6 +85,7 @@ impl Decision {
             rules: vec![rule.to_owned()],
             obligations,
             reason: reason.into(),
+            unverified_basis: Vec::new(),
         }
     }
     /// A deny by `rule`.
@@ -88,6 +95,7 @@ impl Decision {
             rules: vec![rule.to_owned()],
             obligations: Vec::new(),
             reason: reason.into(),
+            unverified_basis: Vec::new(),
         }
     }
     /// Whether the action may go ahead.

@@ -60,6 +60,10 @@ pub struct LedgerEntry {
     pub reason: String,
     /// Digests (`sha256:<hex>`) of the payloads the action carried or produced, by name.
     pub payload_hashes: BTreeMap<String, String>,
+    /// The unverified (status U) facts a permit rests on, by citation
+    /// ([`crate::Decision::unverified_basis`]); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified_basis: Vec<String>,
 }
 
 /// Why bytes are not a valid ledger entry.

@@ -45,8 +45,8 @@ pub enum PackagesError {
         action: String,
         /// The ledger entry recording the denial.
         index: u64,
-        /// The decision.
-        decision: Decision,
+        /// The decision (boxed: the error stays small on the happy path).
+        decision: Box<Decision>,
     },
     /// The gate refused the command (invalid, conflict, not found) or failed.
     #[error(transparent)]
@@ -80,9 +80,11 @@ fn bad_input(e: impl std::fmt::Display) -> PackagesError {
 fn evidence_of(v: Verdict<EvidenceRecord>) -> Result<(u64, EvidenceRecord), PackagesError> {
     match v {
         Verdict::Permitted { index, output: r, .. } => Ok((index, r)),
-        Verdict::Denied { index, decision } => {
-            Err(PackagesError::Denied { action: String::new(), index, decision })
-        }
+        Verdict::Denied { index, decision } => Err(PackagesError::Denied {
+            action: String::new(),
+            index,
+            decision: Box::new(decision),
+        }),
     }
 }
 
@@ -689,7 +691,7 @@ pub async fn send_package(
         Verdict::Denied { index, decision } => Err(PackagesError::Denied {
             action: format!("sending the package to {to} was "),
             index,
-            decision,
+            decision: Box::new(decision),
         }),
     }
 }

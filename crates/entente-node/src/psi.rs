@@ -122,7 +122,7 @@ pub fn due_rotations(
         .iter()
         .filter_map(|a| {
             let d = a.deconfliction.as_ref()?;
-            if !a.in_force_on(day) || !d.parties.contains(party) {
+            if !a.in_force_for(party, day) || !d.parties.contains(party) {
                 return None;
             }
             let Some(epoch) = current.iter().find(|c| c.agreement == a.id) else {

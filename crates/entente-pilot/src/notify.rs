@@ -1,8 +1,8 @@
-//! Pilot steps 1 and 8 over the federation: NL's CSIRT asks to notify DE of the hospital
-//! incident (the pilot's agreements ground no incident-response flow, so the gate denies it
-//! and records the denial: a gap the operation shows, not one it papers over); when DE joins
-//! the JIT on LANTERN, NL's node sends DE the case update and DE's node keeps the mirror of
-//! NL's case, shown in its own case status.
+//! Pilot steps 1 and 8 over the federation: NL's CSIRT notifies DE's CSIRT of the hospital
+//! incident (grounded on NIS2's CSIRT cooperation, Arts 15 and 23(6), whose legal basis is
+//! unverified and says so); when DE joins the JIT on LANTERN, NL's node sends DE the case
+//! update and DE's node keeps the mirror of NL's case, shown in its own case status, beside
+//! the notification it received.
 
 use crate::evidence::Record;
 use entente_console::{Exit, Failure, fail};
@@ -26,21 +26,25 @@ pub(crate) async fn notify_partner(nl: &Node, record: Record<'_>) -> Result<(), 
     let de: PartyCode = "DE".parse()?;
     let command = entente_store::incidents::NotifyIncident { to: de, agreement: None, notice };
     let v = nl.gate.submit(csirt, command, Timestamp::now()).await?;
+    const STEP: &str = "NL→DE incident notification under NIS2";
     match &v {
-        Verdict::Denied { index, decision } => record(
-            "NL→DE incident notification needs an agreement",
-            true,
+        Verdict::Permitted { index, decision, .. } => record(
+            STEP,
+            decision.rules.iter().any(|r| r.starts_with("nis2-csirt-cooperation#")),
             format!(
-                "denied by {} (entry {index}), nothing sent: none of the pilot's agreements names incident-response ({})",
+                "permitted by {} (entry {index}), queued for DE; {} unverified citation(s) flagged: {}",
                 decision.rules.join(" + "),
-                decision.reason
+                decision.unverified_basis.len(),
+                decision.unverified_basis.join("; ")
             ),
         ),
-        Verdict::Permitted { index, .. } => record(
-            "NL→DE incident notification needs an agreement",
+        Verdict::Denied { index, decision } => record(
+            STEP,
             false,
             format!(
-                "permitted (entry {index}) although no pilot agreement names incident-response"
+                "denied by {} (entry {index}): {}",
+                decision.rules.join(" + "),
+                decision.reason
             ),
         ),
     }
@@ -89,6 +93,28 @@ pub(crate) async fn case_update_arrives(
             );
         }
         other => record("DE's node mirrors NL's case", false, format!("{other:?}")),
+    }
+    // The notification of step 1 reached DE's CSIRT with its conditions.
+    let read = entente_store::incidents::ReadIncidentNotifications;
+    let v = de.gate.submit(de.operator(), read, Timestamp::now()).await?;
+    match &v {
+        Verdict::Permitted { index, output, .. } => {
+            let got = output.iter().find(|n| n.direction == "received" && n.party == "NL");
+            record(
+                "DE's CSIRT holds NL's incident notification",
+                got.is_some_and(|n| n.agreement == "nis2-csirt-cooperation"),
+                match got {
+                    Some(n) => format!(
+                        "received under {} (DE entry {}), read at entry {index}; retained until {}",
+                        n.agreement,
+                        n.ledger_index,
+                        n.retain_until.as_deref().unwrap_or("no limit from the agreement")
+                    ),
+                    None => "no notification from NL at DE".to_owned(),
+                },
+            );
+        }
+        other => record("DE's CSIRT holds NL's incident notification", false, format!("{other:?}")),
     }
     Ok(())
 }

@@ -22,6 +22,9 @@ pub enum AgreementKind {
     Protocol,
     /// A regulation binding its parties directly (e.g. Regulation (EU) 2023/1543).
     Regulation,
+    /// A directive, binding its Member States through their national law (e.g. NIS2,
+    /// Directive (EU) 2022/2555).
+    Directive,
     /// A bilateral mutual legal assistance treaty.
     BilateralMla,
     /// A memorandum of understanding.
@@ -182,6 +185,32 @@ pub struct Agreement {
     /// Data-residency clauses: data of these categories stays within these parties.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub residency: Vec<Residency>,
+    /// Where the instrument is in force for each party on its own (`[[ratification]]`: a
+    /// treaty or protocol binds only the parties that ratified it, from their own dates).
+    /// Empty: `in_force_from` applies to every party (an EU regulation, a memorandum in
+    /// force from its signature).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ratifications: Vec<Ratification>,
+}
+
+/// One party's standing under an instrument (`[[ratification]]`): what it did and when,
+/// with the citation that says so and its verification status. The instrument is in force
+/// for the party from `in_force` (and never without one).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ratification {
+    /// The party.
+    pub party: PartyCode,
+    /// Signature, when the date is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<jiff::civil::Date>,
+    /// Ratification, acceptance or approval, when it happened and its date is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratified: Option<jiff::civil::Date>,
+    /// First day in force for the party; `None`: not in force for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_force: Option<jiff::civil::Date>,
+    /// Where the facts come from, with their status.
+    pub basis: Citation,
 }
 
 /// A data-residency clause (`[[residency]]`): data of `categories` exchanged under the
@@ -233,9 +262,83 @@ pub const MAX_DECONFLICTION_SELECTORS: u32 = 1024;
 pub const MAX_DECONFLICTION_QUERIES: u32 = 10_000;
 
 impl Agreement {
-    /// Whether the agreement is in force on `date`.
+    /// Whether the agreement is in force on `date` (for some party: see
+    /// [`Agreement::in_force_between`]).
     pub fn in_force_on(&self, date: jiff::civil::Date) -> bool {
         date >= self.in_force_from && self.in_force_until.is_none_or(|u| date <= u)
+    }
+
+    /// `party`'s standing under the instrument, when the agreement states one.
+    pub fn ratification(&self, party: &PartyCode) -> Option<&Ratification> {
+        self.ratifications.iter().find(|r| &r.party == party)
+    }
+
+    /// The first day the instrument is in force for `party`: `in_force_from`, or the party's
+    /// own date when the agreement states ratifications; `None` when it is not in force for
+    /// the party at all (or the party is not bound).
+    pub fn in_force_from_for(&self, party: &PartyCode) -> Option<jiff::civil::Date> {
+        if !self.parties.contains(party) {
+            return None;
+        }
+        if self.ratifications.is_empty() {
+            return Some(self.in_force_from);
+        }
+        self.ratification(party).and_then(|r| r.in_force).map(|d| d.max(self.in_force_from))
+    }
+
+    /// Whether the instrument is in force for `party` on `date`.
+    pub fn in_force_for(&self, party: &PartyCode, date: jiff::civil::Date) -> bool {
+        self.in_force_from_for(party).is_some_and(|f| date >= f)
+            && self.in_force_until.is_none_or(|u| date <= u)
+    }
+
+    /// Whether the instrument binds `a` and `b` and is in force for both on `date`: the only
+    /// way it can ground a flow between them.
+    pub fn in_force_between(&self, a: &PartyCode, b: &PartyCode, date: jiff::civil::Date) -> bool {
+        self.binds(a, b) && self.in_force_for(a, date) && self.in_force_for(b, date)
+    }
+
+    /// The parties among `a` and `b` for which the instrument is not in force on `date`, with
+    /// what the agreement says of each (for explanations).
+    pub fn not_in_force_for(
+        &self,
+        parties: [&PartyCode; 2],
+        date: jiff::civil::Date,
+    ) -> Vec<String> {
+        parties
+            .into_iter()
+            .filter(|p| !self.in_force_for(p, date))
+            .map(|p| match (self.in_force_from_for(p), self.ratification(p)) {
+                (Some(f), _) if date < f => format!("{p} (in force for it from {f})"),
+                (Some(_), _) => format!("{p} (no longer in force)"),
+                (None, Some(r)) => format!(
+                    "{p} ({}: {} [{}])",
+                    match (r.signed, r.ratified) {
+                        (_, Some(d)) => format!("ratified {d}, no entry into force stated"),
+                        (Some(d), None) => format!("signed {d}, not ratified"),
+                        (None, None) => "not ratified".to_owned(),
+                    },
+                    r.basis.citation,
+                    r.basis.status
+                ),
+                (None, None) => format!("{p} (no ratification stated)"),
+            })
+            .collect()
+    }
+
+    /// The citations with status U that a flow between `a` and `b` under this agreement rests
+    /// on: the agreement's legal basis and each party's standing under it. A decision that
+    /// rests on any is flagged as having an unverified legal basis.
+    pub fn unverified_basis(&self, a: &PartyCode, b: &PartyCode) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .legal_basis
+            .iter()
+            .chain([a, b].into_iter().filter_map(|p| self.ratification(p).map(|r| &r.basis)))
+            .filter(|c| c.status == VerificationStatus::U)
+            .map(|c| c.citation.clone())
+            .collect();
+        out.dedup();
+        out
     }
 
     /// Whether both parties are bound by it.
@@ -291,6 +394,7 @@ kebab_names!(AgreementKind, "agreement kind", {
     Treaty => "treaty",
     Protocol => "protocol",
     Regulation => "regulation",
+    Directive => "directive",
     BilateralMla => "bilateral-mla",
     Mou => "mou",
     Jit => "jit",
@@ -368,6 +472,21 @@ struct RawAgreement {
     deconfliction: Option<RawDeconfliction>,
     #[serde(default)]
     residency: Vec<RawResidency>,
+    #[serde(default)]
+    ratification: Vec<RawRatification>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRatification {
+    party: Spanned<String>,
+    #[serde(default)]
+    signed: Option<Spanned<String>>,
+    #[serde(default)]
+    ratified: Option<Spanned<String>>,
+    #[serde(default)]
+    in_force: Option<Spanned<String>>,
+    basis: RawCitation,
 }
 
 #[derive(Deserialize)]
@@ -757,6 +876,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "data/agreements/mou-deconfliction-pilot.toml",
         include_str!("../../../data/agreements/mou-deconfliction-pilot.toml"),
+    ),
+    (
+        "data/agreements/nis2-csirt-cooperation.toml",
+        include_str!("../../../data/agreements/nis2-csirt-cooperation.toml"),
     ),
 ];
 
@@ -1172,6 +1295,77 @@ fn check_agreement(
         residency.push(Residency { categories: cats, within, basis });
     }
 
+    // Ratifications: each party once, and then every party.
+    let mut ratifications: Vec<Ratification> = Vec::new();
+    for r in &raw.ratification {
+        let party = match r.party.get_ref().parse::<PartyCode>() {
+            Ok(p) if !parties.contains(&p) => {
+                c.error(
+                    r.party.span(),
+                    "ratification.party",
+                    format!(
+                        "found {p}, not a party of the agreement; expected one of its parties ({})",
+                        party_list(&parties)
+                    ),
+                );
+                None
+            }
+            Ok(p) if ratifications.iter().any(|x| x.party == p) => {
+                c.error(
+                    r.party.span(),
+                    "ratification.party",
+                    format!("found {p} twice; expected one [[ratification]] per party"),
+                );
+                None
+            }
+            Ok(p) => Some(p),
+            Err(e) => {
+                c.error(
+                    r.party.span(),
+                    "ratification.party",
+                    format!("found `{}`: {e}", r.party.get_ref()),
+                );
+                None
+            }
+        };
+        let signed = r.signed.as_ref().and_then(|d| c.date(d, "ratification.signed"));
+        let ratified = r.ratified.as_ref().and_then(|d| c.date(d, "ratification.ratified"));
+        let in_force = r.in_force.as_ref().and_then(|d| c.date(d, "ratification.in_force"));
+        if let (Some(sg), Some(rt), Some(raw_r)) = (signed, ratified, &r.ratified)
+            && rt < sg
+        {
+            c.error(raw_r.span(), "ratification.ratified", format!("found {rt}, before its signature on {sg}; expected a ratification on or after the signature"));
+        }
+        if let (Some(rt), Some(f), Some(raw_f)) = (ratified, in_force, &r.in_force)
+            && f < rt
+        {
+            c.error(raw_f.span(), "ratification.in_force", format!("found {f}, before the ratification on {rt}; expected an entry into force on or after it"));
+        }
+        if let (Some(f), Some(first), Some(raw_f)) = (in_force, from, &r.in_force)
+            && f < first
+        {
+            c.error(raw_f.span(), "ratification.in_force", format!("found {f}, before the instrument's own in_force_from = {first}; expected a date on or after it"));
+        }
+        let basis = c.citation(&r.basis, "ratification.basis", &known);
+        if let Some(party) = party {
+            ratifications.push(Ratification { party, signed, ratified, in_force, basis });
+        }
+    }
+    if !raw.ratification.is_empty() {
+        let missing: Vec<&PartyCode> =
+            parties.iter().filter(|p| !ratifications.iter().any(|r| &r.party == *p)).collect();
+        if !missing.is_empty() && raw.ratification.len() == ratifications.len() {
+            c.error(
+                raw.parties.span(),
+                "ratification",
+                format!(
+                    "found no [[ratification]] for {}; expected one for every party once any is given (a party without `in_force` is one for which the instrument is not in force)",
+                    party_list(&missing)
+                ),
+            );
+        }
+    }
+
     if c.errors.len() > before {
         return None;
     }
@@ -1196,7 +1390,12 @@ fn check_agreement(
         dual_criminality_months,
         deconfliction,
         residency,
+        ratifications,
     })
+}
+
+fn party_list<P: std::borrow::Borrow<PartyCode>>(parties: &[P]) -> String {
+    parties.iter().map(|p| p.borrow().as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Validates a `[deconfliction]` section against the agreement's parties and purposes.

@@ -236,8 +236,31 @@ fn policy_text(a: &Agreement) -> Result<Vec<(String, String, String)>, CompileEr
     let categories = format!("{entity}.categories");
     let purposes = format!("{entity}.purposes");
     let kinds = format!("{entity}.kinds");
-    let from = day_number(a.in_force_from);
     let until = a.in_force_until.map_or(99_991_231, day_number);
+    // In force for both parties of the flow: from one date for all, or from each party's own
+    // (a party for which the instrument is not in force has no term, so nothing matches it).
+    let in_force = if a.ratifications.is_empty() {
+        format!("context.day >= {} && context.day <= {until}", day_number(a.in_force_from))
+    } else {
+        let side = |side: &str| -> Result<String, CompileError> {
+            let mut terms = Vec::new();
+            for p in &a.parties {
+                if let Some(d) = a.in_force_from_for(p) {
+                    terms.push(format!(
+                        "(context.{side} == {} && context.day >= {})",
+                        lit(id, p.as_str())?,
+                        day_number(d)
+                    ));
+                }
+            }
+            Ok(if terms.is_empty() {
+                "false".to_owned()
+            } else {
+                format!("({})", terms.join(" || "))
+            })
+        };
+        format!("{} && {} && context.day <= {until}", side("from")?, side("to")?)
+    };
     let offences = match &a.offences {
         crate::agreement::ConceptScope::AnyOffence => "true".to_owned(),
         crate::agreement::ConceptScope::Concepts(c) => {
@@ -257,7 +280,7 @@ fn policy_text(a: &Agreement) -> Result<Vec<(String, String, String)>, CompileEr
              permit(principal, action == {ACTION}, resource) when {{\n\
                {categories}.contains(context.category) && {purposes}.contains(context.purpose) &&\n\
                {offences} && (context.kind == \"\" || {kinds}.contains(context.kind)) &&\n\
-               context.day >= {from} && context.day <= {until} &&\n\
+               {in_force} &&\n\
                context.from != context.to && {parties}.contains(context.from) && {parties}.contains(context.to)\n\
              }};"
         ),
@@ -535,19 +558,35 @@ impl Engine {
                     }
                 }
                 let (obligations, conditions) = obligations(a, flow, now);
+                let mut unverified = a.unverified_basis(flow.from, flow.to);
+                if let Some(rule) =
+                    flow.request_kind.and_then(|k| a.requests.iter().find(|r| r.kind == k))
+                    && rule.basis.status == entente_core::lexicon::VerificationStatus::U
+                    && !unverified.contains(&rule.basis.citation)
+                {
+                    unverified.push(rule.basis.citation.clone());
+                }
+                let mut reason = format!(
+                    "{} → {} permitted under {} ({}): {}",
+                    flow.from,
+                    flow.to,
+                    a.title,
+                    a.legal_basis.first().map_or(a.id.as_str(), |c| c.citation.as_str()),
+                    info.text
+                );
+                if !unverified.is_empty() {
+                    reason.push_str(&format!(
+                        "; UNVERIFIED legal basis (status U, check before relying on it): {}",
+                        unverified.join("; ")
+                    ));
+                }
                 FlowDecision {
                     decision: Decision {
                         outcome: Outcome::Permit,
                         rules: vec![format!("{}#{}", a.id, info.rule)],
                         obligations,
-                        reason: format!(
-                            "{} → {} permitted under {} ({}): {}",
-                            flow.from,
-                            flow.to,
-                            a.title,
-                            a.legal_basis.first().map_or(a.id.as_str(), |c| c.citation.as_str()),
-                            info.text
-                        ),
+                        reason,
+                        unverified_basis: unverified,
                     },
                     agreement: Some(a.id.clone()),
                     conditions: Some(conditions),
@@ -562,6 +601,7 @@ impl Engine {
                         .collect(),
                     obligations: Vec::new(),
                     reason: reasons.iter().map(|r| r.text.clone()).collect::<Vec<_>>().join("; "),
+                    unverified_basis: Vec::new(),
                 },
                 agreement: None,
                 conditions: None,
@@ -652,7 +692,14 @@ impl Engine {
         let misses: Vec<String> = binding
             .iter()
             .map(|&i| &self.agreements[i])
-            .map(|a| format!("{}: {}", a.id, first_miss(a, flow, day).unwrap_or("covers the flow")))
+            .map(|a| match first_miss(a, flow, day) {
+                Some(m @ "not in force for both parties") => format!(
+                    "{}: {m}: not for {}",
+                    a.id,
+                    a.not_in_force_for([flow.from, flow.to], day).join(", ")
+                ),
+                m => format!("{}: {}", a.id, m.unwrap_or("covers the flow")),
+            })
             .collect();
         if misses.is_empty() {
             format!("no agreement binds {} and {}", flow.from, flow.to)
@@ -673,7 +720,7 @@ fn slot(category: DataCategory, purpose: Purpose) -> Option<usize> {
 fn specificity(kind: AgreementKind) -> u8 {
     match kind {
         AgreementKind::Jit => 0,
-        AgreementKind::Regulation | AgreementKind::BilateralMla => 1,
+        AgreementKind::Regulation | AgreementKind::Directive | AgreementKind::BilateralMla => 1,
         AgreementKind::Mou => 2,
         AgreementKind::Protocol => 3,
         AgreementKind::Treaty => 4,
@@ -688,6 +735,8 @@ pub fn first_miss(a: &Agreement, flow: &Flow<'_>, day: jiff::civil::Date) -> Opt
         Some("not yet in force")
     } else if a.in_force_until.is_some_and(|u| day > u) {
         Some("no longer in force")
+    } else if !a.in_force_between(flow.from, flow.to, day) {
+        Some("not in force for both parties")
     } else if !a.categories.contains(&flow.category) {
         Some("does not cover the data category")
     } else if !a.purposes.contains(&flow.purpose) {

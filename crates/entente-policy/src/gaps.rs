@@ -707,7 +707,9 @@ fn miss_class(miss: &str) -> (u8, BlockClass) {
         "does not cover the purpose" => (3, BlockClass::PurposeNotCovered),
         "does not cover the offence" => (4, BlockClass::OffenceNotCovered),
         "does not provide for the request kind" => (5, BlockClass::RequestKindNotProvided),
-        "not yet in force" | "no longer in force" => (1, BlockClass::NoAgreementInForce),
+        "not yet in force" | "no longer in force" | "not in force for both parties" => {
+            (1, BlockClass::NoAgreementInForce)
+        }
         _ => (0, BlockClass::NoAgreementInForce),
     }
 }
@@ -725,6 +727,10 @@ pub fn explain_misses(
         let mut reason = format!("{}: {miss}", a.id);
         match miss {
             "not yet in force" => reason.push_str(&format!(" (from {})", a.in_force_from)),
+            "not in force for both parties" => reason.push_str(&format!(
+                ": not for {}",
+                a.not_in_force_for([flow.from, flow.to], day).join(", ")
+            )),
             "no longer in force" => {
                 if let Some(u) = a.in_force_until {
                     reason.push_str(&format!(" (until {u})"));

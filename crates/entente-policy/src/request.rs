@@ -337,6 +337,19 @@ pub enum RequestError {
         /// `" until …"` or empty.
         until: String,
     },
+    /// The instrument is not in force for one of the parties on the day (a treaty it has
+    /// signed but not ratified, or ratified later).
+    #[error(
+        "agreement `{agreement}` is not in force for both parties on {date}: not for {missing}; no legal basis for a request between them"
+    )]
+    NotInForceForParties {
+        /// Agreement id.
+        agreement: String,
+        /// The day (UTC).
+        date: Date,
+        /// The parties it is not in force for, with what the agreement says of each.
+        missing: String,
+    },
     /// The parties are not both bound by the agreement (or are the same party).
     #[error(
         "agreement `{agreement}` does not bind both {from} and {to} (its parties: {parties}); no legal basis for a request between them"
@@ -973,6 +986,13 @@ impl Request {
                 from,
                 to,
                 parties: join(&agreement.parties),
+            });
+        }
+        if !agreement.in_force_between(&from, &to, date) {
+            return Err(RequestError::NotInForceForParties {
+                agreement: agreement.id.clone(),
+                date,
+                missing: agreement.not_in_force_for([&from, &to], date).join(", "),
             });
         }
         let Some(rule) = agreement.requests.iter().find(|r| r.kind == kind) else {

@@ -214,6 +214,7 @@ fn sample_entry(index: u64) -> LedgerEntry {
         obligations: vec![],
         reason: "role investigator may case.open".into(),
         payload_hashes: BTreeMap::from([("case".into(), crate::canonical::sha256_tagged(b"x"))]),
+        unverified_basis: vec![],
     }
 }
 

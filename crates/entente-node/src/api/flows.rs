@@ -204,6 +204,11 @@ pub(crate) struct FlowPermitted {
     pub(crate) reason: String,
     /// The duties that come with the permit.
     pub(crate) obligations: Vec<ObligationView>,
+    /// The unverified (status U) facts the permit rests on, by citation: when present, the
+    /// flow's legal basis is unverified (also in the reason and the ledger entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub(crate) unverified_basis: Vec<String>,
     /// The message for the receiving party.
     pub(crate) outbox: OutboxView,
 }
@@ -297,6 +302,7 @@ async fn outbox_response<C: GateCommand<Output = OutboxMessage>>(
                     rules: decision.rules.clone(),
                     reason: decision.reason.clone(),
                     obligations: decision.obligations.iter().map(Into::into).collect(),
+                    unverified_basis: decision.unverified_basis.clone(),
                     outbox: (&m).into(),
                 },
             )

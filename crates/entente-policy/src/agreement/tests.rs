@@ -104,7 +104,8 @@ fn every_shipped_file_validates() {
             "eu-2023-1543",
             "nl-us-mla",
             "jit-nl-de-template",
-            "mou-deconfliction-pilot"
+            "mou-deconfliction-pilot",
+            "nis2-csirt-cooperation"
         ]
     );
 }
@@ -149,11 +150,26 @@ fn shipped_facts_keep_their_tags_and_numbers() {
     assert!(jit.minimization.iter().all(|m| m.transform == Transform::Pseudonymize
         && m.category == DataCategory::PersonalDataOfThirdParties));
 
+    // ETS 185 is in force for all three from a conservative date whose basis is U; CETS 224
+    // for none of them (signed, not ratified).
     let ets = by_id("ets-185");
+    for party in ["NL", "DE", "US"] {
+        let r = ets.ratification(&party.parse().unwrap()).unwrap();
+        assert_eq!(r.basis.status, VerificationStatus::U);
+        assert!(r.basis.citation.contains("not verified"), "{}", r.basis.citation);
+        assert_eq!(r.in_force, Some(jiff::civil::date(2010, 1, 1)));
+    }
+    let cets = by_id("cets-224");
+    let (nl, us) = ("NL".parse().unwrap(), "US".parse().unwrap());
     assert!(
-        ets.legal_basis
+        cets.ratifications
             .iter()
-            .any(|c| c.status == VerificationStatus::U && c.citation.contains("not verified"))
+            .all(|r| r.in_force.is_none() && r.basis.status == VerificationStatus::U)
+    );
+    assert!(!cets.in_force_between(&nl, &us, jiff::civil::date(2026, 12, 1)));
+    assert_eq!(
+        cets.unverified_basis(&nl, &us).len(),
+        cets.legal_basis.iter().filter(|c| c.status == VerificationStatus::U).count() + 2
     );
 }
 
@@ -231,7 +247,10 @@ fn unknown_purpose_kind_transform_request_kind() {
 
     let t = with("kind", r#"kind = "convention""#);
     let e = one(&t, "\"convention\"", "kind");
-    assert!(e.message.contains("treaty, protocol, regulation, bilateral-mla, mou, jit"), "{e}");
+    assert!(
+        e.message.contains("treaty, protocol, regulation, directive, bilateral-mla, mou, jit"),
+        "{e}"
+    );
 
     let t = appended(
         "\n[[minimization]]\ncategory = \"subscriber\"\nfields = [\"name\"]\ntransform = \"encrypt\"\n",
@@ -289,6 +308,68 @@ fn dates() {
 
     let t = with("in_force_until", r#"in_force_until = "2020-01-01""#);
     assert!(parse_agreement("t.toml", &t, &lexicon()).is_ok());
+}
+
+/// `[[ratification]]`: the parties' own standing, each party once and then every party,
+/// dates in order; errors at the offending value.
+#[test]
+fn ratifications() {
+    let entry = |party: &str, extra: &str| {
+        format!(
+            "\n[[ratification]]\nparty = \"{party}\"\n{extra}basis = {{ citation = \"X\", status = \"U\" }}\n"
+        )
+    };
+    let both = appended(
+        &(entry("NL", "in_force = \"2021-03-01\"\n") + &entry("DE", "signed = \"2020-05-01\"\n")),
+    );
+    let a = parse_agreement("t.toml", &both, &lexicon()).unwrap();
+    let (nl, de): (PartyCode, PartyCode) = ("NL".parse().unwrap(), "DE".parse().unwrap());
+    let day = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+    assert!(a.in_force_for(&nl, day("2021-03-01")));
+    assert!(!a.in_force_for(&nl, day("2021-02-28")));
+    assert!(!a.in_force_for(&de, day("2030-01-01")));
+    assert!(!a.in_force_between(&nl, &de, day("2030-01-01")));
+    assert_eq!(
+        a.not_in_force_for([&nl, &de], day("2021-01-01")),
+        ["NL (in force for it from 2021-03-01)", "DE (signed 2020-05-01, not ratified: X [U])"]
+    );
+    assert_eq!(a.unverified_basis(&nl, &de), ["X"]);
+    // Without ratifications, in_force_from holds for every party.
+    let plain = parse_agreement("t.toml", BASE, &lexicon()).unwrap();
+    assert!(plain.in_force_between(&nl, &de, day("2020-01-01")));
+
+    let t = appended(&(entry("NL", "") + &entry("US", "")));
+    let e = one(&t, "\"US\"", "ratification.party");
+    assert!(e.message.contains("not a party of the agreement"), "{e}");
+    let t = appended(&(entry("NL", "") + &entry("DE", "") + &entry("NL", "")));
+    let errs = errors(&t);
+    assert!(
+        errs.iter().any(|e| e.field == "ratification.party" && e.message.contains("NL twice")),
+        "{errs:#?}"
+    );
+    let t = appended(&entry("NL", ""));
+    let e = one(&t, "[\"NL\", \"DE\"]", "ratification");
+    assert!(e.message.contains("no [[ratification]] for DE"), "{e}");
+    let t = appended(
+        &(entry("NL", "signed = \"2021-01-02\"\nratified = \"2021-01-01\"\n") + &entry("DE", "")),
+    );
+    let e = one(&t, "\"2021-01-01\"", "ratification.ratified");
+    assert!(e.message.contains("before its signature"), "{e}");
+    let t = appended(
+        &(entry("NL", "ratified = \"2021-01-02\"\nin_force = \"2021-01-01\"\n") + &entry("DE", "")),
+    );
+    let e = one(&t, "\"2021-01-01\"", "ratification.in_force");
+    assert!(e.message.contains("before the ratification"), "{e}");
+    let t = appended(&(entry("NL", "in_force = \"2019-06-01\"\n") + &entry("DE", "")));
+    let e = one(&t, "\"2019-06-01\"", "ratification.in_force");
+    assert!(e.message.contains("before the instrument's own in_force_from"), "{e}");
+    let t = appended(&(entry("NL", "in_force = \"2021-13-01\"\n") + &entry("DE", "")));
+    one(&t, "\"2021-13-01\"", "ratification.in_force");
+    let t = appended(
+        "\n[[ratification]]\nparty = \"NL\"\nbasis = { citation = \"X\", status = \"V1\" }\n",
+    );
+    let errs = errors(&t);
+    assert!(errs.iter().any(|e| e.field == "ratification.basis.sources"), "{errs:#?}");
 }
 
 #[test]

@@ -52,6 +52,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
         dual_criminality_months: Some(12),
         deconfliction: None,
         residency: vec![],
+        ratifications: vec![],
     }
 }
 
@@ -113,6 +114,61 @@ fn permit_names_agreement_and_carries_obligations() {
     let c = d.conditions.unwrap();
     assert_eq!(c.originator, de);
     assert_eq!(c.retain_until.as_deref(), Some("2028-09-01T10:00:00Z"));
+}
+
+/// A treaty with its parties' own dates grounds a flow only when it is in force for both
+/// that day, whichever direction; a permit that rests on a U fact says so.
+#[test]
+fn in_force_for_both_parties_and_unverified_basis() {
+    use crate::agreement::Ratification;
+    let mut a = agreement("tri", &["NL", "DE", "US"], OnwardTransfer::Free);
+    let standing = |party: &str, in_force: Option<&str>, status| Ratification {
+        party: p(party),
+        signed: None,
+        ratified: None,
+        in_force: in_force.map(|d| d.parse().unwrap()),
+        basis: Citation { citation: format!("{party} standing"), status, sources: vec![] },
+    };
+    a.ratifications = vec![
+        standing("NL", Some("2021-01-01"), VerificationStatus::U),
+        standing("DE", Some("2026-10-01"), VerificationStatus::V1),
+        standing("US", None, VerificationStatus::U),
+    ];
+    let e = Engine::compile(vec![a]).unwrap();
+    let (nl, de, us) = (p("NL"), p("DE"), p("US"));
+    let concepts = vec!["illegal-access".to_owned()];
+    let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+    // DE not yet, the US never.
+    for (from, to) in [(&nl, &de), (&de, &nl), (&nl, &us), (&us, &nl)] {
+        let d = e.decide_flow(&flow(from, to, from, &concepts), now());
+        assert_eq!(d.decision.rules, ["default-deny"], "{from} → {to}: {d:?}");
+        assert!(
+            d.decision.reason.contains("tri: not in force for both parties: not for"),
+            "{}",
+            d.decision.reason
+        );
+    }
+    let d = e.decide_flow(&flow(&nl, &us, &nl, &concepts), now());
+    assert!(
+        d.decision.reason.contains("US (not ratified: US standing [U])"),
+        "{}",
+        d.decision.reason
+    );
+    let d = e.decide_flow(&flow(&nl, &de, &nl, &concepts), now());
+    assert!(
+        d.decision.reason.contains("DE (in force for it from 2026-10-01)"),
+        "{}",
+        d.decision.reason
+    );
+    // From DE's date on: permitted, and NL's standing is unverified.
+    let d = e.decide_flow(&flow(&de, &nl, &de, &concepts), at("2026-10-01T00:00:00Z"));
+    assert!(d.decision.is_permit(), "{d:?}");
+    assert_eq!(d.decision.unverified_basis, ["NL standing"]);
+    assert!(d.decision.reason.contains("UNVERIFIED legal basis"), "{}", d.decision.reason);
+    // A permit on verified facts carries no flag.
+    let d = engine().decide_flow(&flow(&de, &nl, &de, &concepts), now());
+    assert!(d.decision.is_permit() && d.decision.unverified_basis.is_empty(), "{d:?}");
+    assert!(!d.decision.reason.contains("UNVERIFIED"));
 }
 
 #[test]

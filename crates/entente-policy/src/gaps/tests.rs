@@ -338,12 +338,19 @@ fn shipped_scenarios_give_the_expected_verdicts() {
     assert_eq!(
         verdicts(&r),
         vec![
-            (LawfulWithWarnings, vec![], s("cets-224")),
-            (Lawful, vec![], s("cets-224")),
+            // CETS 224 is not in force for NL or DE (signed, not ratified), and ETS 185 has
+            // no production order: nothing grounds the two orders before 18 August 2026.
+            (Blocked, vec![B::RequestKindNotProvided], None),
+            (Blocked, vec![B::RequestKindNotProvided], None),
             (Lawful, vec![], s("jit-nl-de-template")),
         ]
     );
-    assert!(r.flows[0].deadline.as_ref().is_some_and(|d| d.unverified));
+    let why = r.flows[0].reasons.join(" | ");
+    assert!(
+        why.contains("cets-224: not in force for both parties: not for DE (not ratified")
+            && why.contains("NL (not ratified"),
+        "{why}"
+    );
 
     let r = shipped("stress-2021.toml");
     assert_eq!(

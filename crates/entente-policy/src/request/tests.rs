@@ -60,8 +60,48 @@ struct Case {
 fn eu() -> Agreement {
     agreement("eu-2023-1543")
 }
+/// CETS 224 as if NL, DE and the US had ratified it (in force for each from 2022-05-12): only
+/// to run its clocks. The shipped file gives it no entry into force for them, and a request
+/// under it between them is refused (`cets_224_is_not_in_force_for_nl_de_us`).
 fn cets() -> Agreement {
-    agreement("cets-224")
+    let mut a = agreement("cets-224");
+    for r in &mut a.ratifications {
+        r.in_force = Some(a.in_force_from);
+    }
+    a
+}
+
+/// The shipped CETS 224 grounds no request among NL, DE and the US: signed, not ratified
+/// (LEGAL-REVIEW §4; CETS 224 Art 16), whatever the day.
+#[test]
+fn cets_224_is_not_in_force_for_nl_de_us() {
+    let a = agreement("cets-224");
+    for (from, to) in [("NL", "US"), ("DE", "NL"), ("US", "DE")] {
+        let e = Request::new(
+            RequestKind::Production,
+            &a,
+            p(from),
+            p(to),
+            false,
+            ts("2026-09-01T08:00:00Z"),
+        )
+        .unwrap_err();
+        assert!(matches!(e, RequestError::NotInForceForParties { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("not in force for both parties"), "{text}");
+        assert!(text.contains(&format!("{from} (not ratified: CETS 224: signed")), "{text}");
+        assert!(text.contains("[U]"), "{text}");
+    }
+    // The same request under a CETS 224 ratified by both goes ahead.
+    Request::new(
+        RequestKind::Production,
+        &cets(),
+        p("NL"),
+        p("US"),
+        false,
+        ts("2026-09-01T08:00:00Z"),
+    )
+    .unwrap();
 }
 
 const CASES: &[Case] = &[

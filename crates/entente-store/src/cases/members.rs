@@ -87,6 +87,12 @@ impl GateCommand for AddCaseMember {
                 "agreement `{agreement}` does not bind {party} and {member}"
             )));
         }
+        if !a.in_force_between(party, &member, date) {
+            return Err(GateError::Invalid(format!(
+                "agreement `{agreement}` is not in force for both {party} and {member} on {date}: not for {}",
+                a.not_in_force_for([party, &member], date).join(", ")
+            )));
+        }
         let existing: Option<String> =
             sqlx::query_scalar("SELECT role FROM case_members WHERE case_id = $1 AND party = $2")
                 .bind(&case_id)

@@ -412,7 +412,7 @@ fn decide_update(
         );
     };
     let date = now.to_zoned(TimeZone::UTC).date();
-    if a.kind != AgreementKind::Jit || !a.in_force_on(date) || !a.binds(sender, party) {
+    if a.kind != AgreementKind::Jit || !a.in_force_between(sender, party, date) {
         return deny(
             "case.update-agreement",
             format!(

@@ -498,6 +498,7 @@ impl Step<'_> {
             obligations: decision.obligations.clone(),
             reason: decision.reason.clone(),
             payload_hashes,
+            unverified_basis: decision.unverified_basis.clone(),
         };
         if let Some((m, status)) = inbound {
             self.inbox_last.insert(m.from.as_str().to_owned(), m.seq);

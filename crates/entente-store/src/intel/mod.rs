@@ -207,7 +207,7 @@ pub fn governing_agreement<'e>(
     let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let rank = |k: AgreementKind| match k {
         AgreementKind::Jit => 0,
-        AgreementKind::Regulation | AgreementKind::BilateralMla => 1,
+        AgreementKind::Regulation | AgreementKind::Directive | AgreementKind::BilateralMla => 1,
         AgreementKind::Mou => 2,
         AgreementKind::Protocol => 3,
         AgreementKind::Treaty => 4,
@@ -215,7 +215,7 @@ pub fn governing_agreement<'e>(
     engine
         .agreements()
         .iter()
-        .filter(|ag| ag.in_force_on(day) && ag.binds(a, b))
+        .filter(|ag| ag.in_force_between(a, b, day))
         .min_by_key(|ag| (rank(ag.kind), ag.id.clone()))
         .map(|ag| ag.id.as_str())
 }

@@ -85,6 +85,12 @@ pub(crate) fn agreement_between<'a>(
     for (a, d) in candidates {
         if !a.in_force_on(day) {
             why = Some(format!("agreement {} is not in force on {day}", a.id));
+        } else if me != other && !a.in_force_between(me, other, day) {
+            why = Some(format!(
+                "agreement {} is not in force for both {me} and {other} on {day}: not for {}",
+                a.id,
+                a.not_in_force_for([me, other], day).join(", ")
+            ));
         } else if me == other || !d.parties.contains(me) || !d.parties.contains(other) {
             why = Some(format!(
                 "agreement {}'s [deconfliction] does not name both {me} and {other}",

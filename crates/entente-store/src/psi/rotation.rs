@@ -122,8 +122,8 @@ fn rotation_agreement<'a>(
     let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     match &a.deconfliction {
         None => Err(format!("agreement {} has no [deconfliction] section", a.id)),
-        Some(_) if !a.in_force_on(day) => {
-            Err(format!("agreement {} is not in force on {day}", a.id))
+        Some(_) if !a.in_force_for(party, day) => {
+            Err(format!("agreement {} is not in force for {party} on {day}", a.id))
         }
         Some(d) if !d.parties.contains(party) => {
             Err(format!("agreement {}'s [deconfliction] does not name {party}", a.id))

@@ -6,8 +6,9 @@ use entente_wire::CaseUpdateMessage;
 use entente_wire::{IncidentNotice, NoticeObligation};
 use std::collections::BTreeMap;
 
-/// An arrangement between the NL and DE CSIRTs for incident response (a test fixture: no
-/// shipped agreement grounds incident-response flows).
+/// An arrangement between the NL and DE CSIRTs for incident response (a test fixture that
+/// stands in for the shipped NIS2 cooperation file, with a retention limit to test the
+/// destruction of a notification).
 pub(super) const CSIRT_MOU: &str = r#"
 id = "csirt-nl-de-test"
 title = "Incident-response arrangement between the NL and DE CSIRTs (test fixture)"
@@ -36,6 +37,7 @@ basis = { citation = "Test fixture", status = "U" }
 fn engine_with_mou() -> std::sync::Arc<entente_policy::engine::Engine> {
     let lexicon = entente_core::lexicon::Lexicon::builtin().unwrap();
     let mut files = entente_policy::agreement::builtin_files().to_vec();
+    files.retain(|(name, _)| !name.ends_with("nis2-csirt-cooperation.toml"));
     files.push(("csirt.toml", CSIRT_MOU));
     let agreements = entente_policy::agreement::parse_agreements(&files, &lexicon).unwrap();
     std::sync::Arc::new(entente_policy::engine::Engine::compile(agreements).unwrap())
