@@ -624,6 +624,7 @@ mod decisions {
             out.push(Agreement {
                 title: format!("Synthetic {} {id}", kind.as_str()),
                 kind,
+                template: false,
                 legal_basis: vec![cite(format!("{id} Art 1"))],
                 parties,
                 in_force_from,

@@ -28,6 +28,31 @@ pub(crate) enum FrameworkCmd {
     },
     /// List the agreements shipped with Entente (data/agreements/)
     List,
+    /// Conclude an agreement from a template (`template = true`): the template's terms with
+    /// the parties' id, title and dates, validated, written to a new file
+    ///
+    /// A template is never in force; what the parties sign is. Put the result in
+    /// DATA_DIR/agreements/ of each party's node. Exit 0 when written; 2 on a bad argument, a
+    /// template that is not one, an existing output file or a result that does not validate.
+    Conclude {
+        /// The template: the id of a shipped agreement (e.g. jit-nl-de-template) or a file
+        template: String,
+        /// The concluded agreement's id
+        #[arg(long)]
+        id: String,
+        /// Its title
+        #[arg(long)]
+        title: String,
+        /// The day of signature, YYYY-MM-DD: the first day in force
+        #[arg(long)]
+        signed: String,
+        /// The last day in force, YYYY-MM-DD (the end of a team's mandate)
+        #[arg(long)]
+        until: Option<String>,
+        /// The file to write (must not exist)
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Gap analysis: check every flow of a scenario (docs/scenarios.md) against the agreements
     ///
     /// Each flow comes out lawful (agreement, rule, deadline), lawful with warnings, or
@@ -108,6 +133,9 @@ pub(crate) async fn run(cmd: FrameworkCmd) -> Result<(), Failure> {
             let all = builtin_agreements(&lexicon).map_err(|e| fail(Exit::Failed, e))?;
             print(&list(&all))
         }
+        FrameworkCmd::Conclude { template, id, title, signed, until, out } => {
+            conclude_cmd(&lexicon, &template, &id, &title, &signed, until.as_deref(), &out)
+        }
         FrameworkCmd::Gaps { scenario, agreements, json } => {
             gaps_cmd(&lexicon, &scenario, agreements.as_deref(), json)
         }
@@ -143,6 +171,62 @@ pub(crate) async fn run(cmd: FrameworkCmd) -> Result<(), Failure> {
             explain(&lexicon, &args, agreements.as_deref())
         }
     }
+}
+
+fn conclude_cmd(
+    lexicon: &Lexicon,
+    template: &str,
+    id: &str,
+    title: &str,
+    signed: &str,
+    until: Option<&str>,
+    out: &Path,
+) -> Result<(), Failure> {
+    let day = |flag: &str, v: &str| {
+        v.parse::<jiff::civil::Date>().ok().filter(|_| v.len() == 10).ok_or_else(|| {
+            fail(Exit::BadInput, format!("{flag} {v}: expected a day as YYYY-MM-DD"))
+        })
+    };
+    let signed = day("--signed", signed)?;
+    let until = until.map(|u| day("--until", u)).transpose()?;
+    if until.is_some_and(|u| u < signed) {
+        return Err(fail(Exit::BadInput, "--until: the last day in force is before --signed"));
+    }
+    let (file, text) = match entente_policy::agreement::builtin_files()
+        .iter()
+        .find(|(f, _)| Path::new(f).file_stem().and_then(|s| s.to_str()) == Some(template))
+    {
+        Some((f, t)) => ((*f).to_owned(), (*t).to_owned()),
+        None => {
+            let text = std::fs::read_to_string(template).map_err(|e| {
+                fail(
+                    Exit::BadInput,
+                    format!(
+                        "{template}: neither a shipped agreement (entente framework list) nor a readable file: {e}"
+                    ),
+                )
+            })?;
+            (template.to_owned(), text)
+        }
+    };
+    let conclusion = entente_policy::agreement::Conclusion { id, title, signed, until };
+    let concluded = entente_policy::agreement::conclude(&file, &text, lexicon, &conclusion)
+        .map_err(|e| fail(Exit::BadInput, e))?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).open(out).map_err(|e| {
+            fail(
+                Exit::BadInput,
+                format!("{}: cannot create the agreement file: {e}", out.display()),
+            )
+        })?;
+    f.write_all(concluded.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| fail(Exit::Failed, format!("{}: {e}", out.display())))?;
+    print(&format!(
+        "concluded {id} from {file}: in force from {signed}{}; written to {}",
+        until.map(|u| format!(" until {u}")).unwrap_or_default(),
+        out.display()
+    ))
 }
 
 /// The agreements to decide with: the shipped ones, or every `*.toml` in `dir` (validated;
@@ -606,6 +690,20 @@ fn parties(a: &Agreement) -> String {
 }
 
 fn in_force(a: &Agreement) -> String {
+    if a.template {
+        return "template (never)".to_owned();
+    }
+    if !a.ratifications.is_empty() {
+        let parties: Vec<String> = a
+            .ratifications
+            .iter()
+            .map(|r| match r.in_force {
+                Some(d) => format!("for {} from {d}", r.party),
+                None => format!("not for {}", r.party),
+            })
+            .collect();
+        return parties.join(", ");
+    }
     match a.in_force_until {
         Some(u) => format!("{} to {u}", a.in_force_from),
         None => format!("from {}", a.in_force_from),
@@ -623,6 +721,8 @@ fn unverified(a: &Agreement) -> usize {
         .chain(a.requests.iter().map(|r| &r.basis))
         .chain(a.refusal_grounds.iter().map(|g| &g.basis))
         .chain(a.travelling_conditions.iter().map(|c| &c.basis))
+        .chain(a.ratifications.iter().map(|r| &r.basis))
+        .chain(a.residency.iter().map(|r| &r.basis))
         .filter(|c| c.status == VerificationStatus::U)
         .count()
 }

@@ -22,7 +22,7 @@ async fn cases_over_the_api_and_cli() {
 
     let member = |party: &str, agreement: &str| json!({"party": party, "agreement": agreement});
     let r = server
-        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-nl-de-template"))
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-lantern"))
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
@@ -30,12 +30,12 @@ async fn cases_over_the_api_and_cli() {
     let added = body["ledger_index"].as_u64().unwrap();
     // Again: 409. The US is not bound by the JIT, ETS 185 is no JIT: 422. An investigator: 403.
     let r = server
-        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-nl-de-template"))
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("DE", "jit-lantern"))
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
     let r = server
-        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("US", "jit-nl-de-template"))
+        .post("/api/v1/cases/LANTERN/members", &prosecutor, member("US", "jit-lantern"))
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
@@ -47,12 +47,12 @@ async fn cases_over_the_api_and_cli() {
         .unwrap();
     assert_eq!(r.status(), 422);
     let r = server
-        .post("/api/v1/cases/LANTERN/members", &eva, member("DE", "jit-nl-de-template"))
+        .post("/api/v1/cases/LANTERN/members", &eva, member("DE", "jit-lantern"))
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
     let r = server
-        .post("/api/v1/cases/NOSUCH/members", &prosecutor, member("DE", "jit-nl-de-template"))
+        .post("/api/v1/cases/NOSUCH/members", &prosecutor, member("DE", "jit-lantern"))
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
@@ -64,7 +64,7 @@ async fn cases_over_the_api_and_cli() {
     assert_eq!(body["members"][0]["party"], "NL");
     assert_eq!(body["members"][0]["role"], "lead");
     assert_eq!(body["members"][1]["party"], "DE");
-    assert_eq!(body["members"][1]["agreement"], "jit-nl-de-template");
+    assert_eq!(body["members"][1]["agreement"], "jit-lantern");
     let timeline = body["timeline"].as_array().unwrap();
     assert_eq!(timeline[0]["action"], "case.open");
     assert!(
@@ -92,7 +92,7 @@ async fn cases_over_the_api_and_cli() {
     let text = stdout(&o);
     assert!(
         text.contains("case LANTERN: Operation Lantern")
-            && text.contains("jit-nl-de-template")
+            && text.contains("jit-lantern")
             && text.contains("lead")
             && text.contains("case.member.add")
             && text.contains("case.status"),

@@ -56,10 +56,7 @@ async fn share_under_agreements_and_retention() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert!(
-        body["rules"].as_array().unwrap().contains(&json!("jit-nl-de-template#flow")),
-        "{body}"
-    );
+    assert!(body["rules"].as_array().unwrap().contains(&json!("jit-lantern#flow")), "{body}");
     let payload = &body["outbox"]["payload"];
     assert!(payload["content"]["email"].as_str().unwrap().starts_with("pse:"), "{body}");
     assert_eq!(payload["conditions"]["originator"], "DE");
@@ -75,7 +72,7 @@ async fn share_under_agreements_and_retention() {
         let message: entente_wire::DatumMessage = serde_json::from_value(json!({
             "id": "nl-1", "case_id": "LANTERN", "category": "traffic", "concepts": ["illegal-access"],
             "purpose": "joint-investigation", "content": {"c2_ip": "203.0.113.0"}, "minimized": [],
-            "conditions": {"originator": "NL", "agreement": "jit-nl-de-template",
+            "conditions": {"originator": "NL", "agreement": "jit-lantern",
                 "purposes": ["joint-investigation"], "retain_until": "2026-12-01T00:00:00Z",
                 "onward_transfer": "consent-of-originator", "commercial_use_prohibited": true, "conditions": []}
         }))

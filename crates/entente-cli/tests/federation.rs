@@ -924,7 +924,7 @@ async fn incident_notifications_and_case_updates_arrive_once() {
     let r = http
         .post(format!("{}/api/v1/cases/LANTERN/members", nl_server.url))
         .bearer_auth(&prosecutor)
-        .json(&json!({"party": "DE", "agreement": "jit-nl-de-template"}))
+        .json(&json!({"party": "DE", "agreement": "jit-lantern"}))
         .send()
         .await
         .unwrap();

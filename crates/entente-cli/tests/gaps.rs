@@ -27,10 +27,7 @@ fn lantern_table() {
     assert!(stdout.contains("blocked") && stdout.contains("lawful"), "{stdout}");
     assert!(stdout.contains("blocked: onward transfer needs consent"), "{stdout}");
     assert!(stdout.contains("blocked: retention conflict"), "{stdout}");
-    assert!(
-        stdout.contains("retention conflict: needs P5Y, jit-nl-de-template allows P2Y"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("retention conflict: needs P5Y, jit-lantern allows P2Y"), "{stdout}");
     assert!(stdout.contains("eu-2023-1543#flow") && stdout.contains("P10D"), "{stdout}");
     assert!(stdout.contains("7 flows: 5 lawful, 2 blocked, 0 with warnings"), "{stdout}");
 }
@@ -142,7 +139,7 @@ fn explain_permit() {
         "--originator",
         "DE",
         "--origin-agreement",
-        "jit-nl-de-template",
+        "jit-lantern",
         "--consent",
         "--date",
         "2026-09-01",
@@ -172,7 +169,7 @@ fn explain_permit() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v = json(&out);
     assert_eq!(v["decision"]["outcome"], "permit");
-    assert_eq!(v["agreement"], "jit-nl-de-template");
+    assert_eq!(v["agreement"], "jit-lantern");
     assert_eq!(v["conditions"]["retain_until"], "2028-09-01T12:00:00Z");
 }
 
@@ -192,14 +189,14 @@ fn explain_deny() {
         "--originator",
         "DE",
         "--origin-agreement",
-        "jit-nl-de-template",
+        "jit-lantern",
         "--date",
         "2026-09-01",
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("decision: DENY"), "{stdout}");
-    assert!(stdout.contains("jit-nl-de-template#onward-transfer-needs-consent"), "{stdout}");
+    assert!(stdout.contains("jit-lantern#onward-transfer-needs-consent"), "{stdout}");
 
     let out = entente(&[
         "framework",

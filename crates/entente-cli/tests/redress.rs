@@ -54,7 +54,7 @@ async fn complaints_over_the_api() {
     assert_eq!(flows.len(), 1, "{body}");
     assert_eq!(flows[0]["recipient"], "NL");
     assert_eq!(flows[0]["category"], "personal-data-of-third-parties");
-    assert_eq!(flows[0]["agreement"], "jit-nl-de-template");
+    assert_eq!(flows[0]["agreement"], "jit-lantern");
     assert_eq!(flows[0]["ledger_index"], share["ledger_index"], "{share}");
     assert_eq!(server.get("/api/v1/complaints/nope", &dpo).await.unwrap().status(), 404);
 

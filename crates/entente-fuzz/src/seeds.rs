@@ -39,13 +39,15 @@ pub(crate) const LEXICON: [(&str, &str); 10] = [
 ];
 
 /// The shipped agreements.
-pub(crate) const AGREEMENTS: [(&str, &str); 6] = [
+pub(crate) const AGREEMENTS: [(&str, &str); 8] = [
     data!("agreements/cets-224.toml"),
     data!("agreements/ets-185.toml"),
     data!("agreements/eu-2023-1543.toml"),
     data!("agreements/jit-nl-de-template.toml"),
+    data!("agreements/jit-lantern.toml"),
     data!("agreements/mou-deconfliction-pilot.toml"),
     data!("agreements/nl-us-mla.toml"),
+    data!("agreements/nis2-csirt-cooperation.toml"),
 ];
 
 const REGIMES: [(&str, &str); 9] = [

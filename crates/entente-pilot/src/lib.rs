@@ -1092,7 +1092,7 @@ async fn jit(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failure> {
         entente_store::cases::AddCaseMember {
             case_id: "LANTERN".parse()?,
             party: "DE".parse()?,
-            agreement: "jit-nl-de-template".into(),
+            agreement: "jit-lantern".into(),
         },
     )
     .await?;

@@ -148,6 +148,10 @@ pub struct Agreement {
     pub title: String,
     /// Kind of instrument.
     pub kind: AgreementKind,
+    /// A template (`template = true`): text for the parties to conclude
+    /// (`entente framework conclude`), never in force itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
     /// The legal texts that ground it.
     pub legal_basis: Vec<Citation>,
     /// The parties bound (at least two, each once).
@@ -263,9 +267,11 @@ pub const MAX_DECONFLICTION_QUERIES: u32 = 10_000;
 
 impl Agreement {
     /// Whether the agreement is in force on `date` (for some party: see
-    /// [`Agreement::in_force_between`]).
+    /// [`Agreement::in_force_between`]). A template never is.
     pub fn in_force_on(&self, date: jiff::civil::Date) -> bool {
-        date >= self.in_force_from && self.in_force_until.is_none_or(|u| date <= u)
+        !self.template
+            && date >= self.in_force_from
+            && self.in_force_until.is_none_or(|u| date <= u)
     }
 
     /// `party`'s standing under the instrument, when the agreement states one.
@@ -277,7 +283,7 @@ impl Agreement {
     /// own date when the agreement states ratifications; `None` when it is not in force for
     /// the party at all (or the party is not bound).
     pub fn in_force_from_for(&self, party: &PartyCode) -> Option<jiff::civil::Date> {
-        if !self.parties.contains(party) {
+        if self.template || !self.parties.contains(party) {
             return None;
         }
         if self.ratifications.is_empty() {
@@ -309,6 +315,9 @@ impl Agreement {
             .into_iter()
             .filter(|p| !self.in_force_for(p, date))
             .map(|p| match (self.in_force_from_for(p), self.ratification(p)) {
+                _ if self.template => {
+                    format!("{p} (a template: in force only once concluded)")
+                }
                 (Some(f), _) if date < f => format!("{p} (in force for it from {f})"),
                 (Some(_), _) => format!("{p} (no longer in force)"),
                 (None, Some(r)) => format!(
@@ -447,6 +456,8 @@ struct RawAgreement {
     legal_basis: Vec<RawCitation>,
     parties: Spanned<Vec<Spanned<String>>>,
     in_force_from: Spanned<String>,
+    #[serde(default)]
+    template: Option<Spanned<bool>>,
     #[serde(default)]
     in_force_until: Option<Spanned<String>>,
     offences: Spanned<RawOffences>,
@@ -877,6 +888,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "data/agreements/mou-deconfliction-pilot.toml",
         include_str!("../../../data/agreements/mou-deconfliction-pilot.toml"),
     ),
+    ("data/agreements/jit-lantern.toml", include_str!("../../../data/agreements/jit-lantern.toml")),
     (
         "data/agreements/nis2-csirt-cooperation.toml",
         include_str!("../../../data/agreements/nis2-csirt-cooperation.toml"),
@@ -1373,6 +1385,7 @@ fn check_agreement(
         id,
         title: raw.title.get_ref().trim().to_owned(),
         kind: kind?,
+        template: raw.template.as_ref().is_some_and(|t| *t.get_ref()),
         legal_basis,
         parties,
         in_force_from: from?,
@@ -1577,3 +1590,87 @@ fn clauses(
 
 #[cfg(test)]
 mod tests;
+
+/// What the parties set when they conclude an agreement from a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conclusion<'a> {
+    /// The concluded agreement's id (not the template's).
+    pub id: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// The day of signature: the first day in force.
+    pub signed: jiff::civil::Date,
+    /// The last day in force (the end of a team's mandate), if any.
+    pub until: Option<jiff::civil::Date>,
+}
+
+/// The text of an agreement concluded from `template` (the text of a file with
+/// `template = true`, named `file` in messages): the template's terms with the parties' own
+/// id, title and dates, and no `template` key; validated as any agreement file is.
+///
+/// # Errors
+/// The template is not valid or not a template, the id is the template's, or the result does
+/// not validate (each problem as [`parse_agreement`] reports it).
+pub fn conclude(
+    file: &str,
+    template: &str,
+    lexicon: &Lexicon,
+    c: &Conclusion<'_>,
+) -> Result<String, String> {
+    let t = parse_agreement(file, template, lexicon).map_err(|e| e.to_string())?;
+    if !t.template {
+        return Err(format!(
+            "{file}: agreement `{}` is not a template (no `template = true`); only a template is concluded",
+            t.id
+        ));
+    }
+    if c.id == t.id {
+        return Err(format!(
+            "--id {}: the template's own id; expected the id of the concluded agreement",
+            c.id
+        ));
+    }
+    let quoted = |v: &str| toml::Value::String(v.to_owned()).to_string();
+    let mut out = vec![
+        format!(
+            "# {} — concluded on {} from the template `{}` ({file}) with `entente framework conclude`.",
+            c.title, c.signed, t.id
+        ),
+        "# The terms below are the template's, as the parties adopted them.".to_owned(),
+        String::new(),
+    ];
+    let mut top = true;
+    let mut leading_comment = true;
+    for line in template.lines() {
+        let trimmed = line.trim_start();
+        if leading_comment && (trimmed.starts_with('#') || trimmed.is_empty()) {
+            continue;
+        }
+        leading_comment = false;
+        if trimmed.starts_with('[') {
+            top = false;
+        }
+        let key = trimmed.split('=').next().map(str::trim).filter(|_| top && trimmed.contains('='));
+        match key {
+            Some("id") => out.push(format!("id = {}", quoted(c.id))),
+            Some("title") => out.push(format!("title = {}", quoted(c.title))),
+            Some("template" | "in_force_until") => {}
+            Some("in_force_from") => {
+                out.push(format!("in_force_from = \"{}\"", c.signed));
+                if let Some(u) = c.until {
+                    out.push(format!("in_force_until = \"{u}\""));
+                }
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    let text = out.join("\n") + "\n";
+    let name = format!("{}.toml", c.id);
+    let concluded = parse_agreement(&name, &text, lexicon).map_err(|e| e.to_string())?;
+    if concluded.template || concluded.id != c.id {
+        return Err(format!(
+            "{file}: the template could not be concluded (its keys are not one per line)"
+        ));
+    }
+    Ok(text)
+}

@@ -239,7 +239,10 @@ fn policy_text(a: &Agreement) -> Result<Vec<(String, String, String)>, CompileEr
     let until = a.in_force_until.map_or(99_991_231, day_number);
     // In force for both parties of the flow: from one date for all, or from each party's own
     // (a party for which the instrument is not in force has no term, so nothing matches it).
-    let in_force = if a.ratifications.is_empty() {
+    let in_force = if a.template {
+        // A template grounds nothing until the parties conclude it.
+        "false".to_owned()
+    } else if a.ratifications.is_empty() {
         format!("context.day >= {} && context.day <= {until}", day_number(a.in_force_from))
     } else {
         let side = |side: &str| -> Result<String, CompileError> {
@@ -731,6 +734,8 @@ fn specificity(kind: AgreementKind) -> u8 {
 pub fn first_miss(a: &Agreement, flow: &Flow<'_>, day: jiff::civil::Date) -> Option<&'static str> {
     if !a.binds(flow.from, flow.to) {
         Some("does not bind both parties")
+    } else if a.template {
+        Some("a template, in force only once concluded")
     } else if day < a.in_force_from {
         Some("not yet in force")
     } else if a.in_force_until.is_some_and(|u| day > u) {

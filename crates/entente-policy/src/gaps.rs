@@ -707,9 +707,10 @@ fn miss_class(miss: &str) -> (u8, BlockClass) {
         "does not cover the purpose" => (3, BlockClass::PurposeNotCovered),
         "does not cover the offence" => (4, BlockClass::OffenceNotCovered),
         "does not provide for the request kind" => (5, BlockClass::RequestKindNotProvided),
-        "not yet in force" | "no longer in force" | "not in force for both parties" => {
-            (1, BlockClass::NoAgreementInForce)
-        }
+        "not yet in force"
+        | "no longer in force"
+        | "not in force for both parties"
+        | "a template, in force only once concluded" => (1, BlockClass::NoAgreementInForce),
         _ => (0, BlockClass::NoAgreementInForce),
     }
 }

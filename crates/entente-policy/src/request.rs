@@ -337,6 +337,14 @@ pub enum RequestError {
         /// `" until …"` or empty.
         until: String,
     },
+    /// The agreement is a template, never in force itself.
+    #[error(
+        "agreement `{agreement}` is a template, in force only once the parties conclude it (entente framework conclude); no legal basis for a request"
+    )]
+    Template {
+        /// Agreement id.
+        agreement: String,
+    },
     /// The instrument is not in force for one of the parties on the day (a treaty it has
     /// signed but not ratified, or ratified later).
     #[error(
@@ -972,6 +980,9 @@ impl Request {
         now: Timestamp,
     ) -> Result<Request, RequestError> {
         let date = now.to_zoned(TimeZone::UTC).date();
+        if agreement.template {
+            return Err(RequestError::Template { agreement: agreement.id.clone() });
+        }
         if !agreement.in_force_on(date) {
             return Err(RequestError::NotInForce {
                 agreement: agreement.id.clone(),

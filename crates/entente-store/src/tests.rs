@@ -413,7 +413,7 @@ async fn data_flows_under_agreements() {
             .await
             .unwrap();
         let Verdict::Permitted { output: m, decision, .. } = v else { panic!("{v:?}") };
-        assert_eq!(decision.rules, ["role.case-worker.datum-share", "jit-nl-de-template#flow"]);
+        assert_eq!(decision.rules, ["role.case-worker.datum-share", "jit-lantern#flow"]);
         assert_eq!(outbox_count(&db).await, 1);
         let msg: DatumMessage = serde_json::from_value(m.payload).unwrap();
         assert_eq!(msg.conditions.originator, de());
@@ -484,9 +484,7 @@ async fn data_flows_under_agreements() {
         };
         let v = nl_gate.submit(nl_eva.clone(), onward(), now).await.unwrap();
         let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
-        assert!(
-            decision.rules.contains(&"jit-nl-de-template#onward-transfer-needs-consent".to_owned())
-        );
+        assert!(decision.rules.contains(&"jit-lantern#onward-transfer-needs-consent".to_owned()));
         let consent = ConsentMessage { datum_id: "d1".into(), recipient: "US".parse().unwrap() };
         let v = nl_gate
             .submit(
@@ -752,7 +750,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
         assert_eq!(flow.datum_id, "d1");
         assert_eq!(flow.recipient, "NL");
         assert_eq!(flow.category, "personal-data-of-third-parties");
-        assert_eq!(flow.agreement, "jit-nl-de-template");
+        assert_eq!(flow.agreement, "jit-lantern");
         assert_eq!(flow.ledger_index, share_index);
 
         // An identifier nobody recorded finds nothing.
@@ -842,22 +840,20 @@ async fn cases_shared_under_a_jit() {
             agreement: agreement.into(),
         };
         // Before the JIT is in force, it cannot ground a membership.
-        let e = gate
-            .submit(ca.clone(), add("DE", "jit-nl-de-template"), t("2026-03-01T08:00:00Z"))
-            .await;
+        let e = gate.submit(ca.clone(), add("DE", "jit-lantern"), t("2026-03-01T08:00:00Z")).await;
         assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("not in force")), "{e:?}");
-        let v = gate.submit(ca.clone(), add("DE", "jit-nl-de-template"), now).await.unwrap();
+        let v = gate.submit(ca.clone(), add("DE", "jit-lantern"), now).await.unwrap();
         let Verdict::Permitted { index: added, .. } = v else { panic!("{v:?}") };
-        let e = gate.submit(ca.clone(), add("DE", "jit-nl-de-template"), now).await;
+        let e = gate.submit(ca.clone(), add("DE", "jit-lantern"), now).await;
         assert!(matches!(&e, Err(GateError::Conflict(_))), "{e:?}");
-        let e = gate.submit(ca.clone(), add("US", "jit-nl-de-template"), now).await;
+        let e = gate.submit(ca.clone(), add("US", "jit-lantern"), now).await;
         assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("does not bind")), "{e:?}");
         let e = gate.submit(ca.clone(), add("DE", "ets-185"), now).await;
         assert!(matches!(&e, Err(GateError::Invalid(m)) if m.contains("not a JIT")), "{e:?}");
         let e = gate.submit(ca.clone(), add("DE", "no-such-agreement"), now).await;
         assert!(matches!(&e, Err(GateError::Invalid(_))), "{e:?}");
         // An investigator may not add members.
-        let v = gate.submit(investigator(), add("DE", "jit-nl-de-template"), now).await.unwrap();
+        let v = gate.submit(investigator(), add("DE", "jit-lantern"), now).await.unwrap();
         assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
 
         let status = |id: &str| crate::cases::ReadCaseStatus { case_id: id.parse().unwrap() };
@@ -870,7 +866,7 @@ async fn cases_shared_under_a_jit() {
             .iter()
             .map(|m| (m.party.as_str(), m.role.as_str(), m.agreement.as_deref()))
             .collect();
-        assert_eq!(members, [("NL", "lead", None), ("DE", "member", Some("jit-nl-de-template"))]);
+        assert_eq!(members, [("NL", "lead", None), ("DE", "member", Some("jit-lantern"))]);
         let actions: Vec<(&str, &str)> =
             s.timeline.iter().map(|e| (e.action.as_str(), e.decision.as_str())).collect();
         assert_eq!(

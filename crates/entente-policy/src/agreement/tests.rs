@@ -105,6 +105,7 @@ fn every_shipped_file_validates() {
             "nl-us-mla",
             "jit-nl-de-template",
             "mou-deconfliction-pilot",
+            "jit-lantern",
             "nis2-csirt-cooperation"
         ]
     );
@@ -641,4 +642,52 @@ fn residency_bad_input_names_the_field() {
     let t = appended(&RESIDENCY.replace("within", "inside"));
     let errs = errors(&t);
     assert!(errs.iter().any(|e| e.message.contains("inside")), "{errs:#?}");
+}
+
+/// A template is never in force; the Lantern JIT shipped is exactly what `conclude` makes of
+/// the template, and is in force from its signature for both parties.
+#[test]
+fn a_template_is_concluded_never_used_as_it_is() {
+    let lex = lexicon();
+    let text = |name: &str| {
+        builtin_files().iter().find(|(f, _)| f.ends_with(name)).map(|(_, t)| *t).unwrap()
+    };
+    let template = parse_agreement("t", text("jit-nl-de-template.toml"), &lex).unwrap();
+    assert!(template.template);
+    let (nl, de): (PartyCode, PartyCode) = ("NL".parse().unwrap(), "DE".parse().unwrap());
+    let day = jiff::civil::date(2026, 9, 1);
+    assert!(!template.in_force_on(day) && !template.in_force_between(&nl, &de, day));
+    assert_eq!(
+        template.not_in_force_for([&nl, &de], day),
+        [
+            "NL (a template: in force only once concluded)",
+            "DE (a template: in force only once concluded)"
+        ]
+    );
+    let c = Conclusion {
+        id: "jit-lantern",
+        title: "Joint investigation team agreement NL-DE for Operation Lantern (pilot)",
+        signed: jiff::civil::date(2026, 3, 28),
+        until: None,
+    };
+    let file = "data/agreements/jit-nl-de-template.toml";
+    let concluded = conclude(file, text("jit-nl-de-template.toml"), &lex, &c).unwrap();
+    assert_eq!(concluded, text("jit-lantern.toml"), "regenerate data/agreements/jit-lantern.toml");
+    let lantern = parse_agreement("l", &concluded, &lex).unwrap();
+    assert!(!lantern.template && lantern.in_force_between(&nl, &de, day));
+    assert_eq!(lantern.retention, template.retention);
+    assert_eq!(lantern.travelling_conditions, template.travelling_conditions);
+
+    // With an end date; refusals: not a template, the template's own id, an invalid id.
+    let until = Conclusion { until: Some(jiff::civil::date(2027, 3, 27)), ..c.clone() };
+    let t = conclude(file, text("jit-nl-de-template.toml"), &lex, &until).unwrap();
+    assert!(t.contains("in_force_until = \"2027-03-27\""), "{t}");
+    let e = conclude("e", text("ets-185.toml"), &lex, &c).unwrap_err();
+    assert!(e.contains("not a template"), "{e}");
+    let same = Conclusion { id: "jit-nl-de-template", ..c.clone() };
+    let e = conclude(file, text("jit-nl-de-template.toml"), &lex, &same).unwrap_err();
+    assert!(e.contains("the template's own id"), "{e}");
+    let bad = Conclusion { id: "Jit Lantern", ..c };
+    let e = conclude(file, text("jit-nl-de-template.toml"), &lex, &bad).unwrap_err();
+    assert!(e.contains("Jit Lantern.toml:") && e.contains("id"), "{e}");
 }

@@ -23,6 +23,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
         id: id.into(),
         title: format!("Agreement {id}"),
         kind: crate::agreement::AgreementKind::Treaty,
+        template: false,
         legal_basis: vec![cite(&format!("{id} Art 1"))],
         parties: parties.iter().map(|x| p(x)).collect(),
         in_force_from: jiff::civil::date(2020, 1, 1),

@@ -86,7 +86,7 @@ fn parser_errors_have_positions() {
         "from = \"NL\"\nto = \"US\"\ncategory = \"traffic\"\npurpose = \"prosecution\"\noriginator = \"DE\"\norigin_agreement = \"jit-nl-de\"",
     );
     let e = one_error(&t, "\"jit-nl-de\"", "flow.origin_agreement");
-    assert!(e.message.contains("jit-nl-de-template"), "{e}");
+    assert!(e.message.contains("jit-lantern"), "{e}");
 
     let t = HEAD.replace("Sr 138ab", "Sr 999")
         + "\n[[flow]]\nfrom = \"DE\"\nto = \"NL\"\ncategory = \"traffic\"\npurpose = \"prosecution\"\n";
@@ -169,9 +169,9 @@ fn each_blocked_class() {
     // Retention: the message names both durations.
     let f = single(&flow(cases[5].1), builtin());
     assert!(
-        f.reasons.iter().any(
-            |r| r == "retention conflict: needs P5Y, jit-nl-de-template allows P2Y for traffic"
-        ),
+        f.reasons
+            .iter()
+            .any(|r| r == "retention conflict: needs P5Y, jit-lantern allows P2Y for traffic"),
         "{f:?}"
     );
     // Within the limit: lawful.
@@ -181,7 +181,7 @@ fn each_blocked_class() {
     let f = single(&flow(&format!("{}\nconsent = true", cases[4].1)), builtin());
     assert_eq!(f.verdict, FlowVerdict::Lawful, "{f:?}");
     assert_eq!(f.agreement.as_deref(), Some("nl-us-mla"));
-    assert_eq!(f.origin_agreement.as_deref(), Some("jit-nl-de-template"));
+    assert_eq!(f.origin_agreement.as_deref(), Some("jit-lantern"));
     assert!(f.origin_inferred);
 }
 
@@ -312,11 +312,11 @@ fn shipped_scenarios_give_the_expected_verdicts() {
         vec![
             (Lawful, vec![], s("eu-2023-1543")),
             (Lawful, vec![], s("eu-2023-1543")),
-            (Lawful, vec![], s("jit-nl-de-template")),
+            (Lawful, vec![], s("jit-lantern")),
             (Lawful, vec![], s("nl-us-mla")),
             (Blocked, vec![B::OnwardTransferNeedsConsent], None),
             (Lawful, vec![], s("nl-us-mla")),
-            (Blocked, vec![B::RetentionConflict], s("jit-nl-de-template")),
+            (Blocked, vec![B::RetentionConflict], s("jit-lantern")),
         ]
     );
     assert_eq!(r.flows[0].deadline.as_ref().and_then(|d| d.duration.clone()), s("P10D"));
@@ -342,7 +342,7 @@ fn shipped_scenarios_give_the_expected_verdicts() {
             // no production order: nothing grounds the two orders before 18 August 2026.
             (Blocked, vec![B::RequestKindNotProvided], None),
             (Blocked, vec![B::RequestKindNotProvided], None),
-            (Lawful, vec![], s("jit-nl-de-template")),
+            (Lawful, vec![], s("jit-lantern")),
         ]
     );
     let why = r.flows[0].reasons.join(" | ");

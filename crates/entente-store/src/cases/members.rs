@@ -76,6 +76,11 @@ impl GateCommand for AddCaseMember {
             )));
         }
         let date = now.to_zoned(TimeZone::UTC).date();
+        if a.template {
+            return Err(GateError::Invalid(format!(
+                "agreement `{agreement}` is a template, in force only once the parties conclude it (entente framework conclude)"
+            )));
+        }
         if !a.in_force_on(date) {
             return Err(GateError::Invalid(format!(
                 "agreement `{agreement}` is not in force on {date} (from {})",

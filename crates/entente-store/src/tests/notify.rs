@@ -280,7 +280,7 @@ async fn notifications_and_case_updates_travel() {
         let add = crate::cases::AddCaseMember {
             case_id: "LANTERN".parse().unwrap(),
             party: de(),
-            agreement: "jit-nl-de-template".into(),
+            agreement: "jit-lantern".into(),
         };
         let v = nl_gate.submit(ca.clone(), add, now).await.unwrap();
         let Verdict::Permitted { index: added, .. } = v else { panic!("{v:?}") };
@@ -306,7 +306,7 @@ async fn notifications_and_case_updates_travel() {
         let Verdict::Permitted { output: s, .. } = v else { panic!("{v:?}") };
         let mirror = s.mirror.as_ref().unwrap();
         assert_eq!((mirror.lead.as_str(), mirror.lead_index), ("NL", added));
-        assert_eq!(mirror.conditions.agreement, "jit-nl-de-template");
+        assert_eq!(mirror.conditions.agreement, "jit-lantern");
         assert_eq!(s.case.concepts, ["illegal-access"]);
         let members: Vec<(&str, &str)> =
             s.members.iter().map(|m| (m.party.as_str(), m.role.as_str())).collect();

@@ -15,7 +15,7 @@ fn engine(storage: &str) -> Arc<entente_policy::engine::Engine> {
     let mut agreements = entente_policy::agreement::builtin_agreements(&lexicon).unwrap();
     let text = format!(
         "{}\n[[residency]]\ncategories = [\"personal-data-of-third-parties\"]\nwithin = [\"NL\", \"DE\"]\nbasis = {{ citation = \"test clause\", status = \"U\" }}\n",
-        include_str!("../../../../data/agreements/jit-nl-de-template.toml")
+        include_str!("../../../../data/agreements/jit-lantern.toml")
     );
     let jit = entente_policy::agreement::parse_agreement("jit.toml", &text, &lexicon).unwrap();
     agreements.retain(|a| a.id != jit.id);
@@ -75,10 +75,7 @@ async fn a_node_storing_outside_a_residency_clause_refuses_the_data() {
         );
         let v = abroad.submit(from_de.clone(), receive(), now).await.unwrap();
         let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
-        assert!(
-            decision.rules.contains(&"jit-nl-de-template#residency".to_owned()),
-            "{decision:?}"
-        );
+        assert!(decision.rules.contains(&"jit-lantern#residency".to_owned()), "{decision:?}");
         assert!(decision.reason.contains("this node keeps its data in US"), "{}", decision.reason);
         assert!(decision.reason.contains("test clause [U]"), "{}", decision.reason);
         // Kept at home: taken in.
