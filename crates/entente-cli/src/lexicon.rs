@@ -31,7 +31,8 @@ pub(crate) enum LexiconCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Check dual criminality on the conduct (ETS 185 Art 25(5)) against a penalty threshold
+    /// Check dual criminality on the conduct (ETS 185 Art 25(5)): for extradition against a
+    /// penalty threshold (the default), for mutual assistance on the conduct alone (--mla)
     DualCriminality {
         /// Requesting party (whose provision describes the conduct)
         #[arg(long)]
@@ -43,8 +44,15 @@ pub(crate) enum LexiconCmd {
         #[arg(long)]
         to: String,
         /// Minimum maximum custodial penalty under the governing agreement, in months (default: 12, ETS 185 Art 24(1)(a))
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mla")]
         threshold_months: Option<u32>,
+        /// The maximum must exceed the threshold ("more than one year", as the EU–US
+        /// Extradition Agreement Art 4(1) has it) rather than reach it ("at least")
+        #[arg(long, conflicts_with = "mla")]
+        more_than: bool,
+        /// Mutual assistance: compare the conduct only, no penalty threshold (ETS 185 Art 25(5))
+        #[arg(long)]
+        mla: bool,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
@@ -72,12 +80,33 @@ pub(crate) fn run(cmd: LexiconCmd) -> Result<(), Failure> {
                 concept(&lexicon, k)
             }
         }
-        LexiconCmd::DualCriminality { from, provision, to, threshold_months, json } => {
+        LexiconCmd::DualCriminality {
+            from,
+            provision,
+            to,
+            threshold_months,
+            more_than,
+            mla,
+            json,
+        } => {
             if threshold_months == Some(0) {
                 return Err(fail(Exit::BadInput, "--threshold-months must be at least 1"));
             }
+            let test = if mla {
+                lexicon.conduct_test()
+            } else {
+                let mut t = lexicon.default_threshold();
+                if let Some(months) = threshold_months {
+                    t.months = months;
+                }
+                t.more_than = more_than;
+                if threshold_months.is_some() || more_than {
+                    t.basis = format!("given: a maximum custodial penalty of {}", t.words());
+                }
+                entente_core::lexicon::DcTest::Penalty(t)
+            };
             let r = lexicon
-                .check_dual_criminality(&from, &provision, &to, threshold_months)
+                .check_dual_criminality_under(&from, &provision, &to, &test)
                 .map_err(|e| fail(Exit::BadInput, e))?;
             if json {
                 serde_json::to_string_pretty(&r)?
@@ -254,8 +283,9 @@ fn concept(lexicon: &Lexicon, k: &Concept) -> String {
     out
 }
 
-fn finding(a: &Assessed) -> &'static str {
+fn finding(a: &Assessed, conduct_only: bool) -> &'static str {
     match a.finding {
+        Finding::Meets if conduct_only => "an offence",
         Finding::Meets => "meets threshold",
         Finding::Below => "below threshold",
         Finding::Open => "open",
@@ -279,7 +309,14 @@ fn dual(lexicon: &Lexicon, r: &DualCriminality) -> String {
     );
     let _ = writeln!(out, "  verdict:   {verdict}");
     let _ = writeln!(out, "  conduct:   {}", r.conduct_basis);
-    let _ = writeln!(out, "  threshold: {} months — {}", r.threshold.months, r.threshold.basis);
+    match &r.threshold {
+        Some(t) => {
+            let _ = writeln!(out, "  threshold: {} — {}", t.words(), t.basis);
+        }
+        None => {
+            let _ = writeln!(out, "  threshold: none (mutual assistance: the conduct decides)");
+        }
+    }
     let _ = writeln!(out, "  {LEGEND}\n");
 
     let row = |a: &Assessed| {
@@ -289,7 +326,7 @@ fn dual(lexicon: &Lexicon, r: &DualCriminality) -> String {
             a.shared_concepts.join(", "),
             a.provision.penalty.summary(),
             status_cell(&a.provision),
-            finding(a).to_owned(),
+            finding(a, r.threshold.is_none()).to_owned(),
         ]
     };
     let mut rows = vec![row(&r.from)];

@@ -215,8 +215,40 @@ pub struct Provision {
     pub sources: Vec<String>,
     /// `hybrid`, `indictable` or `summary`, when the data says.
     pub procedure: Option<String>,
+    /// The mental element: intent unless the data says otherwise (the ETS 185 offences
+    /// require intent, `concepts.toml`).
+    #[serde(skip_serializing_if = "MensRea::is_intent")]
+    pub mens_rea: MensRea,
     /// The maximum custodial penalty.
     pub penalty: Penalty,
+}
+
+/// The mental element an offence requires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MensRea {
+    /// Intent (the default, and what the ETS 185 offences require).
+    #[default]
+    Intent,
+    /// Recklessness as to the result.
+    Recklessness,
+    /// Negligence (a culpable, not intended, result).
+    Negligence,
+}
+
+impl MensRea {
+    /// `intent`, `recklessness`, `negligence`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MensRea::Intent => "intent",
+            MensRea::Recklessness => "recklessness",
+            MensRea::Negligence => "negligence",
+        }
+    }
+
+    fn is_intent(&self) -> bool {
+        *self == MensRea::Intent
+    }
 }
 
 impl Provision {
@@ -425,6 +457,8 @@ struct RawProvision {
     sources: Vec<Spanned<String>>,
     #[serde(default)]
     procedure: Option<Spanned<String>>,
+    #[serde(default)]
+    mens_rea: Option<Spanned<String>>,
     penalty: RawPenalty,
 }
 
@@ -728,6 +762,19 @@ impl Lexicon {
                     }
                     None => None,
                 };
+                let mens_rea = match p.mens_rea.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                    None | Some((_, "intent")) => MensRea::Intent,
+                    Some((_, "recklessness")) => MensRea::Recklessness,
+                    Some((_, "negligence")) => MensRea::Negligence,
+                    Some((m, other)) => {
+                        c.error(
+                            m.span(),
+                            "provision.mens_rea",
+                            format!("found `{other}`; expected intent, recklessness or negligence"),
+                        );
+                        MensRea::Intent
+                    }
+                };
                 let pen = &p.penalty;
                 let max_months = pen
                     .max_months
@@ -763,6 +810,7 @@ impl Lexicon {
                     status_note: p.status_note,
                     sources: srcs,
                     procedure,
+                    mens_rea,
                     penalty: Penalty {
                         max_months,
                         at_least: pen.at_least,
@@ -943,7 +991,33 @@ impl Lexicon {
 
     /// The default threshold: the Convention's, from the data (ETS 185 Art 24(1)(a)).
     pub fn default_threshold(&self) -> Threshold {
-        Threshold { months: self.rules.threshold_months, basis: self.rules.threshold_basis.clone() }
+        Threshold {
+            months: self.rules.threshold_months,
+            more_than: false,
+            basis: self.rules.threshold_basis.clone(),
+        }
+    }
+
+    /// The test of mutual assistance: the conduct alone (ETS 185 Art 25(5)).
+    pub fn conduct_test(&self) -> DcTest {
+        DcTest::Conduct { basis: self.rules.conduct_basis.clone() }
+    }
+
+    /// Looks up both sides and runs [`dual_criminality`] under `test`.
+    ///
+    /// # Errors
+    /// An unknown jurisdiction, or an unknown or ambiguous provision, with close matches.
+    pub fn check_dual_criminality_under(
+        &self,
+        from: &str,
+        provision: &str,
+        to: &str,
+        test: &DcTest,
+    ) -> Result<DualCriminality, LookupError> {
+        let from_j = self.jurisdiction(from)?;
+        let to_j = self.jurisdiction(to)?;
+        let p = from_j.provision(provision)?;
+        Ok(dual_criminality(&from_j.party, p, to_j, test, &self.rules.conduct_basis))
     }
 
     /// Looks up both sides and runs [`dual_criminality`]. `threshold_months` is the governing
@@ -964,13 +1038,20 @@ impl Lexicon {
         let threshold = match threshold_months {
             Some(months) => Threshold {
                 months,
+                more_than: false,
                 basis: format!(
                     "given for the governing agreement: a maximum custodial penalty of at least {months} months"
                 ),
             },
             None => self.default_threshold(),
         };
-        Ok(dual_criminality(&from_j.party, p, to_j, &threshold, &self.rules.conduct_basis))
+        Ok(dual_criminality(
+            &from_j.party,
+            p,
+            to_j,
+            &DcTest::Penalty(threshold),
+            &self.rules.conduct_basis,
+        ))
     }
 }
 
@@ -1025,10 +1106,42 @@ impl Jurisdiction {
 /// The penalty threshold a dual-criminality check applies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Threshold {
-    /// The statutory maximum must be at least this many months.
+    /// The statutory maximum must be at least (or, with `more_than`, more than) this many
+    /// months.
     pub months: u32,
+    /// `true`: the maximum must exceed `months` ("more than one year", EU–US Extradition
+    /// Agreement Art 4(1)); `false`: reach it ("at least one year", ETS 185 Art 24(1)(a)).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub more_than: bool,
     /// Where the threshold comes from.
     pub basis: String,
+}
+
+impl Threshold {
+    /// Whether a maximum of `months` meets it.
+    pub fn met_by(&self, months: u32) -> bool {
+        if self.more_than { months > self.months } else { months >= self.months }
+    }
+
+    /// `at least 12 months` or `more than 12 months`.
+    pub fn words(&self) -> String {
+        format!("{} {} months", if self.more_than { "more than" } else { "at least" }, self.months)
+    }
+}
+
+/// Which dual-criminality test applies: it depends on the cooperation asked for, not only on
+/// the parties.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "test", rename_all = "kebab-case")]
+pub enum DcTest {
+    /// Mutual assistance: the conduct must be a criminal offence in the requested party,
+    /// whatever its name or category, with no penalty threshold (ETS 185 Art 25(5)).
+    Conduct {
+        /// The rule, cited.
+        basis: String,
+    },
+    /// Extradition (or an agreement's own threshold): both parties' maxima must meet it.
+    Penalty(Threshold),
 }
 
 /// The outcome of a dual-criminality check.
@@ -1094,8 +1207,8 @@ pub struct DualCriminality {
     pub to: PartyCode,
     /// The requested party's provisions that implement the same conduct.
     pub matching: Vec<Assessed>,
-    /// The threshold applied.
-    pub threshold: Threshold,
+    /// The penalty threshold applied; `None` for the conduct test of mutual assistance.
+    pub threshold: Option<Threshold>,
     /// The conduct rule applied.
     pub conduct_basis: String,
     /// Why, in words.
@@ -1110,10 +1223,38 @@ fn assess(
     party: &PartyCode,
     p: &Provision,
     shared: Vec<String>,
-    t: u32,
+    threshold: Option<&Threshold>,
 ) -> (Assessed, Option<String>) {
     let pen = &p.penalty;
     let cite = &p.citation;
+    let Some(th) = threshold else {
+        // The conduct test: the offence exists; its penalty does not matter.
+        let (finding, explanation) = if p.status == VerificationStatus::U {
+            (
+                Finding::Open,
+                format!("the offence {cite} or its mapping to ETS 185 is unverified (U)"),
+            )
+        } else {
+            (Finding::Meets, format!("{cite} makes the conduct a criminal offence"))
+        };
+        let caveat = (finding == Finding::Meets && p.status == VerificationStatus::P).then(|| {
+            format!(
+                "{party} {cite} is partially verified (P): {}",
+                p.status_note.clone().unwrap_or_else(|| p.description.clone())
+            )
+        });
+        return (
+            Assessed {
+                party: party.clone(),
+                provision: p.clone(),
+                shared_concepts: shared,
+                finding,
+                explanation,
+            },
+            caveat,
+        );
+    };
+    let words = th.words();
     let (mut finding, mut explanation) = match pen.max_months {
         _ if pen.status == VerificationStatus::U => (
             Finding::Open,
@@ -1123,35 +1264,39 @@ fn assess(
             Finding::Open,
             format!("no maximum penalty figure is recorded for {cite}: \"{}\"", pen.text),
         ),
-        Some(m) if m >= t => (
+        Some(m) if th.met_by(m) => (
             Finding::Meets,
             format!(
-                "maximum {}{m} months meets {t} months",
+                "maximum {}{m} months meets {words}",
                 if pen.at_least { "at least " } else { "" }
             ),
         ),
         Some(m) if pen.at_least => (
             Finding::Open,
             format!(
-                "the maximum of {cite} is at least {m} months, below {t}; it depends on the offence it follows: \"{}\"",
+                "the maximum of {cite} is at least {m} months, short of {words}; it depends on the offence it follows: \"{}\"",
                 pen.text
             ),
         ),
-        Some(m) if pen.aggravated_reaches(t) => (
-            Finding::Open,
-            format!(
-                "{cite}: the basic maximum of {m} months is below {t}; only aggravated forms reach it, so it depends on the circumstances of the case: \"{}\"",
-                pen.text
-            ),
-        ),
+        Some(m)
+            if pen.aggravated_life || pen.aggravated_max_months.is_some_and(|a| th.met_by(a)) =>
+        {
+            (
+                Finding::Open,
+                format!(
+                    "{cite}: the basic maximum of {m} months is short of {words}; only aggravated forms reach it, so it depends on the circumstances of the case: \"{}\"",
+                    pen.text
+                ),
+            )
+        }
         Some(m) if pen.status == VerificationStatus::P => (
             Finding::Open,
             format!(
-                "{cite}: maximum {m} months is below {t} but only partially verified (P): \"{}\"",
+                "{cite}: maximum {m} months is short of {words} but only partially verified (P): \"{}\"",
                 pen.text
             ),
         ),
-        Some(m) => (Finding::Below, format!("maximum {m} months is below {t} months")),
+        Some(m) => (Finding::Below, format!("maximum {m} months is short of {words}")),
     };
     if finding != Finding::Below && p.status == VerificationStatus::U {
         finding = Finding::Open;
@@ -1191,15 +1336,22 @@ fn assess(
 /// - [`Verdict::Undetermined`] otherwise: the verdict hangs on an unverified (`U`) or missing
 ///   fact, a partially verified figure below the threshold, or aggravating circumstances;
 ///   [`DualCriminality::open_facts`] names them.
+///
+/// With [`DcTest::Conduct`] (mutual assistance) no penalty counts: the conduct must be an
+/// offence on both sides, and only an unverified offence or mapping leaves it open.
 pub fn dual_criminality(
     from_party: &PartyCode,
     from: &Provision,
     to: &Jurisdiction,
-    threshold: &Threshold,
+    test: &DcTest,
     conduct_basis: &str,
 ) -> DualCriminality {
-    let t = threshold.months;
-    let (from_assessed, from_caveat) = assess(from_party, from, from.concepts.clone(), t);
+    let threshold = match test {
+        DcTest::Conduct { .. } => None,
+        DcTest::Penalty(t) => Some(t),
+    };
+    let limit = threshold.map(Threshold::words);
+    let (from_assessed, from_caveat) = assess(from_party, from, from.concepts.clone(), threshold);
     let mut matching = Vec::new();
     let mut caveats: Vec<String> = from_caveat.into_iter().collect();
     let mut matching_caveats = Vec::new();
@@ -1209,7 +1361,25 @@ pub fn dual_criminality(
         if shared.is_empty() {
             continue;
         }
-        let (a, caveat) = assess(&to.party, p, shared, t);
+        let (mut a, caveat) = assess(&to.party, p, shared, threshold);
+        // The conduct includes its mental element: a negligent (or reckless) act is not the
+        // conduct of an offence that requires intent, unless the facts show intent.
+        if from.mens_rea > p.mens_rea && a.finding == Finding::Meets {
+            a.finding = Finding::Open;
+            a.explanation = format!(
+                "{} requires {} and {from_party} {} is an offence of {}: it matches only if the conduct was {}; {}",
+                p.citation,
+                p.mens_rea.as_str(),
+                from.citation,
+                from.mens_rea.as_str(),
+                match p.mens_rea {
+                    MensRea::Intent => "intentional",
+                    MensRea::Recklessness => "at least reckless",
+                    MensRea::Negligence => "negligent",
+                },
+                a.explanation
+            );
+        }
         matching_caveats.push(caveat);
         matching.push(a);
     }
@@ -1257,7 +1427,8 @@ pub fn dual_criminality(
         (
             Verdict::NotSatisfied,
             format!(
-                "{to_party} punishes the conduct ({concepts}) but every matching provision's maximum is below {t} months: {}",
+                "{to_party} punishes the conduct ({concepts}) but every matching provision's maximum is short of {}: {}",
+                limit.as_deref().unwrap_or("the threshold"),
                 list.join("; ")
             ),
         )
@@ -1295,11 +1466,22 @@ pub fn dual_criminality(
                 .collect();
             (
                 Verdict::Satisfied,
-                format!(
-                    "same conduct ({concepts}): {from_party} {fcite} ({}) and in {to_party} {}; each maximum meets {t} months",
-                    from.penalty.summary(),
-                    to_list.join(", ")
-                ),
+                match &limit {
+                    Some(limit) => format!(
+                        "same conduct ({concepts}): {from_party} {fcite} ({}) and in {to_party} {}; each maximum meets {limit}",
+                        from.penalty.summary(),
+                        to_list.join(", ")
+                    ),
+                    None => format!(
+                        "same conduct ({concepts}): an offence under {from_party} {fcite} and in {to_party} under {}; no penalty threshold applies ({})",
+                        meets
+                            .iter()
+                            .map(|a| a.provision.citation.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        conduct_basis
+                    ),
+                },
             )
         } else {
             let side = match (from_assessed.finding == Finding::Open, best == Some(Finding::Open)) {
@@ -1309,9 +1491,14 @@ pub fn dual_criminality(
             };
             (
                 Verdict::Undetermined,
-                format!(
-                    "{to_party} punishes the same conduct ({concepts}), but whether {side} {t} months depends on facts that are unverified, missing or case-specific (listed)"
-                ),
+                match &limit {
+                    Some(limit) => format!(
+                        "{to_party} punishes the same conduct ({concepts}), but whether {side} {limit} depends on facts that are unverified, missing or case-specific (listed)"
+                    ),
+                    None => format!(
+                        "{to_party} may punish the same conduct ({concepts}), but an offence or its mapping is unverified (listed)"
+                    ),
+                },
             )
         }
     };
@@ -1320,8 +1507,11 @@ pub fn dual_criminality(
         from: from_assessed,
         to: to_party.clone(),
         matching,
-        threshold: threshold.clone(),
-        conduct_basis: conduct_basis.to_owned(),
+        threshold: threshold.cloned(),
+        conduct_basis: match test {
+            DcTest::Conduct { basis } => basis.clone(),
+            DcTest::Penalty(_) => conduct_basis.to_owned(),
+        },
         reason,
         open_facts,
         caveats,

@@ -248,16 +248,26 @@ pub async fn run(dir: Option<PathBuf>, keep: bool) -> Result<(), Failure> {
     let lexicon = entente_core::lexicon::Lexicon::builtin()
         .map_err(|e| fail(Exit::Failed, format!("the shipped lexicon does not validate: {e}")))?;
     for to in ["DE", "US"] {
-        let dc = lexicon
-            .check_dual_criminality("NL", "Sr 138ab", to, None)
-            .map_err(|e| fail(Exit::Failed, e.to_string()))?;
-        // The facts file verifies both sides' penalties for illegal access; anything but
-        // satisfied here means the data or the check changed.
-        checks.record(
-            &format!("dual criminality NL→{to}"),
-            dc.verdict == entente_core::lexicon::Verdict::Satisfied,
-            format!("{} — {}", dc.verdict.as_str(), dc.reason),
-        );
+        // Mutual assistance compares the conduct (ETS 185 Art 25(5)); extradition would
+        // also need both maxima to reach a year (Art 24(1)(a)). The facts file verifies both
+        // sides of illegal access, so anything but satisfied means the data or the check
+        // changed.
+        for (test, label) in [
+            (lexicon.conduct_test(), "mutual assistance, conduct"),
+            (
+                entente_core::lexicon::DcTest::Penalty(lexicon.default_threshold()),
+                "extradition, at least 12 months",
+            ),
+        ] {
+            let dc = lexicon
+                .check_dual_criminality_under("NL", "Sr 138ab", to, &test)
+                .map_err(|e| fail(Exit::Failed, e.to_string()))?;
+            checks.record(
+                &format!("dual criminality NL→{to} ({label})"),
+                dc.verdict == entente_core::lexicon::Verdict::Satisfied,
+                format!("{} — {}", dc.verdict.as_str(), dc.reason),
+            );
+        }
     }
 
     requests(&nodes, &mut checks).await?;
@@ -1016,7 +1026,19 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
                         "     incoming check at {to}: legal basis {}",
                         check.legal_basis.citation
                     );
+                    let req = &check.dual_criminality_requirement;
+                    println!(
+                        "       dual criminality {}: {}",
+                        if req.required { "required" } else { "not stated as a condition" },
+                        req.basis
+                    );
                     println!("       dual criminality for {}: {dc}", provisions.join(", "));
+                    for c in &check.order_conditions {
+                        println!(
+                            "       issuing condition, {} data: {} — {}",
+                            c.category, c.outcome, c.reason
+                        );
+                    }
                     println!(
                         "       grounds for refusal it may weigh: {}",
                         if check.refusal_grounds.is_empty() {

@@ -2,11 +2,189 @@
 //! dual-criminality result with both sides' provisions, the agreement and article that
 //! ground the request, the grounds for refusal that may apply, and the clocks to answer.
 
-use crate::agreement::{Agreement, Citation, RefusalGround};
+use crate::agreement::{
+    Agreement, AgreementKind, Citation, DataCategory, RefusalGround, RequestKind,
+};
 use crate::request::Request;
-use entente_core::lexicon::{DualCriminality, Lexicon};
+use entente_core::lexicon::{DcTest, DualCriminality, Lexicon, VerificationStatus};
 use jiff::Timestamp;
 use serde::Serialize;
+
+/// Whether dual criminality conditions the request, and which test applies. It depends on
+/// the cooperation asked for: mutual assistance compares the conduct only (ETS 185 Art
+/// 25(5)); preservation needs none (Art 29(3)); extradition thresholds are not a condition of
+/// any request Entente carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DcRequirement {
+    /// Whether the requested party may make its assistance conditional on dual criminality.
+    pub required: bool,
+    /// `conduct` (compared for every provision below) or `none` (no comparison is due).
+    pub test: &'static str,
+    /// Why, cited.
+    pub basis: String,
+}
+
+/// The dual-criminality requirement of a request of `kind` under `agreement`, and the test
+/// to run (none when no comparison is due).
+pub fn dc_requirement(
+    agreement: &Agreement,
+    kind: RequestKind,
+    lexicon: &Lexicon,
+) -> (DcRequirement, Option<DcTest>) {
+    let conduct = lexicon.conduct_test();
+    let conduct_basis = lexicon.rules.conduct_basis.clone();
+    match kind {
+        RequestKind::Mla => (
+            DcRequirement { required: true, test: "conduct", basis: format!("{conduct_basis}; no penalty threshold applies to mutual assistance (thresholds are for extradition, Art 24)") },
+            Some(conduct),
+        ),
+        RequestKind::Preservation if agreement.id == "ets-185" || agreement.id == "cets-224" => (
+            DcRequirement {
+                required: false,
+                test: "none",
+                basis: "ETS 185 Art 29(3): dual criminality is not a condition of preservation (29(4): a reservation may require it for offences other than Arts 2-11)".to_owned(),
+            },
+            None,
+        ),
+        _ if agreement.kind == AgreementKind::Regulation && agreement.id == "eu-2023-1543" => (
+            DcRequirement {
+                required: false,
+                test: "conduct",
+                basis: format!(
+                    "Regulation (EU) 2023/1543: whether the enforcing State may refuse on dual criminality is not in the research notes (U); the conduct is compared for information ({conduct_basis}); a production order must meet the issuing conditions of Art 5 (below)"
+                ),
+            },
+            Some(conduct),
+        ),
+        _ => (
+            DcRequirement {
+                required: false,
+                test: "conduct",
+                basis: format!("the agreement states no dual-criminality condition for {kind} requests; the conduct is compared for information ({conduct_basis})"),
+            },
+            Some(conduct),
+        ),
+    }
+}
+
+/// One condition of Regulation (EU) 2023/1543 Art 5 on issuing an order, for the offence the
+/// request names, with its outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OrderCondition {
+    /// The category asked for.
+    pub category: DataCategory,
+    /// `met`, `not met` or `open` (an unverified figure, or an unknown provision).
+    pub outcome: &'static str,
+    /// Why, with the provision and the rule.
+    pub reason: String,
+}
+
+/// Art 5 (V1 [EEV-art5]): subscriber and identification data for any criminal offence;
+/// traffic and content data for offences punishable in the issuing State by a maximum of at
+/// least three years, or for the listed offences committed by means of an information system
+/// (Directive 2013/40 Arts 3-8, attacks on information systems; Directive 2011/93 Arts 3-7,
+/// child sexual abuse). The listed Directives are matched through the ETS 185 concepts they
+/// correspond to; the non-cash payment fraud Directive 2019/713 and the terrorism limb are
+/// not mapped (they are left open, not assumed).
+pub fn order_conditions(
+    request: &Request,
+    provisions: &[String],
+    lexicon: &Lexicon,
+) -> Vec<OrderCondition> {
+    const BASIS: &str = "Regulation (EU) 2023/1543 Art 5";
+    const LISTED: &[&str] = &[
+        "illegal-access",
+        "illegal-interception",
+        "data-interference",
+        "system-interference",
+        "misuse-of-devices",
+        "child-sexual-abuse-material",
+    ];
+    let Ok(issuing) = lexicon.jurisdiction(request.from.as_str()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &category in &request.rule.categories {
+        if matches!(category, DataCategory::Subscriber) {
+            out.push(OrderCondition {
+                category,
+                outcome: "met",
+                reason: format!("{BASIS}: subscriber and identification data may be ordered for any criminal offence"),
+            });
+            continue;
+        }
+        for given in provisions {
+            let Ok(p) = issuing.provision(given) else {
+                out.push(OrderCondition {
+                    category,
+                    outcome: "open",
+                    reason: format!(
+                        "{given}: not in the lexicon for {}; {BASIS} cannot be checked",
+                        request.from
+                    ),
+                });
+                continue;
+            };
+            let listed: Vec<&str> =
+                p.concepts.iter().map(String::as_str).filter(|c| LISTED.contains(c)).collect();
+            let (outcome, reason) = if !listed.is_empty() && p.status != VerificationStatus::U {
+                (
+                    "met",
+                    format!(
+                        "{}: a listed offence ({}) committed by means of an information system ({BASIS}(4)(b), Directives 2013/40 and 2011/93)",
+                        p.citation,
+                        listed.join(", ")
+                    ),
+                )
+            } else {
+                match p.penalty.max_months {
+                    _ if p.penalty.status == VerificationStatus::U => (
+                        "open",
+                        format!(
+                            "{}: the maximum penalty is unverified (U), and {BASIS} needs at least 36 months for {category} data unless the offence is listed",
+                            p.citation
+                        ),
+                    ),
+                    Some(m) if m >= 36 => (
+                        "met",
+                        format!(
+                            "{}: maximum {m} months, at least the 3 years {BASIS} requires for {category} data",
+                            p.citation
+                        ),
+                    ),
+                    Some(m)
+                        if p.penalty.aggravated_life
+                            || p.penalty.aggravated_max_months.is_some_and(|a| a >= 36) =>
+                    {
+                        (
+                            "open",
+                            format!(
+                                "{}: basic maximum {m} months; only aggravated forms reach the 3 years {BASIS} requires for {category} data",
+                                p.citation
+                            ),
+                        )
+                    }
+                    Some(m) => (
+                        "not met",
+                        format!(
+                            "{}: maximum {m} months, short of the 3 years {BASIS} requires for {category} data, and not a listed offence",
+                            p.citation
+                        ),
+                    ),
+                    None => (
+                        "open",
+                        format!(
+                            "{}: no maximum penalty recorded; {BASIS} needs at least 36 months for {category} data",
+                            p.citation
+                        ),
+                    ),
+                }
+            };
+            out.push(OrderCondition { category, outcome, reason });
+        }
+    }
+    out
+}
 
 /// Dual criminality of one of the requesting party's provisions at the requested party.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -39,10 +217,14 @@ pub struct IncomingCheck {
     pub legal_basis: Citation,
     /// The agreement's id and title.
     pub agreement: String,
-    /// Whether the agreement requires dual criminality, and at which threshold (months).
-    pub dual_criminality_required: Option<u32>,
-    /// One check per provision of the requesting party.
+    /// Whether dual criminality conditions the request, and the test that applies.
+    pub dual_criminality_requirement: DcRequirement,
+    /// One check per provision of the requesting party (empty when no comparison is due).
     pub dual_criminality: Vec<ProvisionCheck>,
+    /// For an e-Evidence order: the issuing conditions of Regulation (EU) 2023/1543 Art 5,
+    /// per category asked for and provision named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub order_conditions: Vec<OrderCondition>,
     /// The grounds on which the requested party may refuse, from the agreement.
     pub refusal_grounds: Vec<RefusalGround>,
     /// The clocks to answer.
@@ -58,21 +240,36 @@ pub fn incoming_check(
     lexicon: &Lexicon,
     now: Timestamp,
 ) -> IncomingCheck {
-    let threshold = agreement.dual_criminality_months;
-    let dual_criminality = provisions
-        .iter()
-        .map(|p| ProvisionCheck {
-            provision: p.clone(),
-            result: lexicon
-                .check_dual_criminality(request.from.as_str(), p, request.to.as_str(), threshold)
-                .map_err(|e| e.to_string()),
-        })
-        .collect();
+    let (requirement, test) = dc_requirement(agreement, request.kind, lexicon);
+    let dual_criminality = match &test {
+        None => Vec::new(),
+        Some(test) => provisions
+            .iter()
+            .map(|p| ProvisionCheck {
+                provision: p.clone(),
+                result: lexicon
+                    .check_dual_criminality_under(
+                        request.from.as_str(),
+                        p,
+                        request.to.as_str(),
+                        test,
+                    )
+                    .map_err(|e| e.to_string()),
+            })
+            .collect(),
+    };
+    let order_conditions =
+        if agreement.id == "eu-2023-1543" && request.kind == RequestKind::Production {
+            order_conditions(request, provisions, lexicon)
+        } else {
+            Vec::new()
+        };
     IncomingCheck {
         legal_basis: request.rule.basis.clone(),
         agreement: format!("{} ({})", agreement.id, agreement.title),
-        dual_criminality_required: threshold,
+        dual_criminality_requirement: requirement,
         dual_criminality,
+        order_conditions,
         refusal_grounds: agreement.refusal_grounds.clone(),
         clocks: request
             .clocks
@@ -114,6 +311,14 @@ mod tests {
         r.apply(RequestEvent::Receive, now, eu).unwrap();
         let check = incoming_check(&r, &["Sr 138ab".into(), "Sr 999".into()], eu, &lexicon, now);
         assert!(check.legal_basis.citation.contains("2023/1543"), "{:?}", check.legal_basis);
+        assert!(!check.dual_criminality_requirement.required);
+        // Art 5: NL Sr 138ab is an attack on an information system (a listed offence) for
+        // traffic and content data; subscriber data may be ordered for any offence.
+        let met: Vec<(&str, &str)> =
+            check.order_conditions.iter().map(|c| (c.category.as_str(), c.outcome)).collect();
+        assert!(met.contains(&("subscriber", "met")), "{met:?}");
+        assert!(met.contains(&("traffic", "met")), "{met:?}");
+        assert!(met.contains(&("traffic", "open")), "Sr 999 is unknown: {met:?}");
         assert!(!check.refusal_grounds.is_empty());
         assert_eq!(check.clocks.len(), 1);
         assert_eq!(check.clocks[0].status, "running");
@@ -122,5 +327,45 @@ mod tests {
             Err(e) => panic!("{e}"),
         }
         assert!(check.dual_criminality[1].result.is_err());
+    }
+
+    /// An MLA request compares the conduct only: no threshold, whatever the agreement's
+    /// extradition figure; preservation under the Convention needs no comparison.
+    #[test]
+    fn mla_is_conduct_only_and_preservation_needs_none() {
+        let lexicon = Lexicon::builtin().unwrap();
+        let agreements = builtin_agreements(&lexicon).unwrap();
+        let ets = agreements.iter().find(|a| a.id == "ets-185").unwrap();
+        let now: Timestamp = "2026-09-01T08:00:00Z".parse().unwrap();
+        let received = |kind| {
+            let mut r =
+                Request::new(kind, ets, "NL".parse().unwrap(), "US".parse().unwrap(), false, now)
+                    .unwrap();
+            r.apply(RequestEvent::Submit, now, ets).unwrap();
+            r.apply(RequestEvent::Receive, now, ets).unwrap();
+            r
+        };
+        let check =
+            incoming_check(&received(RequestKind::Mla), &["Sr 138ab".into()], ets, &lexicon, now);
+        let req = &check.dual_criminality_requirement;
+        assert!(req.required && req.test == "conduct", "{req:?}");
+        assert!(
+            req.basis.contains("Art 25(5)") && req.basis.contains("no penalty threshold"),
+            "{req:?}"
+        );
+        let Ok(dc) = &check.dual_criminality[0].result else { panic!("{check:?}") };
+        assert_eq!(dc.verdict, Verdict::Satisfied, "{dc:?}");
+        assert!(dc.threshold.is_none());
+        assert!(check.order_conditions.is_empty());
+        let check = incoming_check(
+            &received(RequestKind::Preservation),
+            &["Sr 138ab".into()],
+            ets,
+            &lexicon,
+            now,
+        );
+        let req = &check.dual_criminality_requirement;
+        assert!(!req.required && req.test == "none" && req.basis.contains("Art 29(3)"), "{req:?}");
+        assert!(check.dual_criminality.is_empty());
     }
 }

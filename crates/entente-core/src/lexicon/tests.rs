@@ -77,7 +77,7 @@ fn nl_138ab_to_us_is_satisfied() {
     let l = builtin();
     let r = l.check_dual_criminality("NL", "Sr 138ab", "US", None).unwrap();
     assert_eq!(r.verdict, Verdict::Satisfied, "{r:#?}");
-    assert_eq!(r.threshold.months, 12);
+    assert_eq!(r.threshold.as_ref().map(|t| t.months), Some(12));
     assert_eq!(r.from.provision.citation, "Sr 138ab(1)");
     let cites: Vec<&str> = r.matching.iter().map(|a| a.provision.citation.as_str()).collect();
     assert!(cites.contains(&"18 U.S.C. §1030(a)(2)"), "{cites:?}");
@@ -231,6 +231,19 @@ fn errors_have_positions_and_fields() {
 
     let e = first_error(CONCEPTS, "party = ");
     assert!(e.starts_with("nl.toml:1:"), "{e}");
+
+    let e = first_error(
+        CONCEPTS,
+        &NL.replace("status = \"V1\"\nsources", "mens_rea = \"wilful\"\nstatus = \"V1\"\nsources"),
+    );
+    assert!(
+        e.starts_with("nl.toml:9:12: provision.mens_rea: found `wilful`; expected intent, recklessness or negligence"),
+        "{e}"
+    );
+    let ok = NL
+        .replace("status = \"V1\"\nsources", "mens_rea = \"negligence\"\nstatus = \"V1\"\nsources");
+    let l = parse_one(CONCEPTS, &ok).unwrap();
+    assert_eq!(l.jurisdictions[0].provisions[0].mens_rea, MensRea::Negligence);
 }
 
 #[test]
@@ -277,6 +290,7 @@ prop_compose! {
             status_note: None,
             sources: Vec::new(),
             procedure: None,
+            mens_rea: MensRea::Intent,
             penalty: Penalty {
                 max_months: max,
                 at_least: at_least && max.is_some(),
@@ -315,8 +329,8 @@ proptest! {
             note: None,
             provisions: others.clone(),
         };
-        let threshold = Threshold { months: t, basis: String::new() };
-        let r = dual_criminality(&party, &from, &to, &threshold, "");
+        let threshold = Threshold { months: t, more_than: false, basis: String::new() };
+        let r = dual_criminality(&party, &from, &to, &DcTest::Penalty(threshold), "");
         // Matching is exactly the conduct test.
         prop_assert_eq!(r.matching.len(), others.iter().filter(|o| o.shares_conduct_with(&from)).count());
         if r.verdict == Verdict::Satisfied {
@@ -339,4 +353,82 @@ proptest! {
             prop_assert!(!r.open_facts.is_empty());
         }
     }
+
+    /// The conduct test of mutual assistance never depends on a penalty: it is satisfied
+    /// whenever the penalty test is, and it never fails on a penalty alone.
+    #[test]
+    fn conduct_test_is_no_stricter_than_any_threshold(
+        from in provision(),
+        others in proptest::collection::vec(provision(), 0..6),
+        t in 1u32..120,
+        more_than in proptest::bool::ANY,
+    ) {
+        let party: PartyCode = "NL".parse().unwrap();
+        let to = Jurisdiction {
+            party: "US".parse().unwrap(),
+            name: "US".into(),
+            law: String::new(),
+            note: None,
+            provisions: others.clone(),
+        };
+        let threshold = Threshold { months: t, more_than, basis: String::new() };
+        let penalty = dual_criminality(&party, &from, &to, &DcTest::Penalty(threshold), "");
+        let conduct = dual_criminality(&party, &from, &to, &DcTest::Conduct { basis: "25(5)".into() }, "");
+        prop_assert!(conduct.threshold.is_none());
+        if penalty.verdict == Verdict::Satisfied {
+            prop_assert_eq!(conduct.verdict, Verdict::Satisfied);
+        }
+        let shared = others.iter().any(|o| o.shares_conduct_with(&from));
+        if conduct.verdict == Verdict::NotSatisfied {
+            prop_assert!(!shared, "the conduct test failed although {} shares the conduct", to.party);
+        }
+    }
+}
+
+/// "At least one year" (ETS 185 Art 24(1)(a)) and "more than one year" (EU–US Extradition
+/// Agreement Art 4(1), per the legal review) differ on a maximum of exactly 12 months: US
+/// 18 U.S.C. §1030(a)(2) has 12.
+#[test]
+fn at_least_and_more_than_differ_on_the_boundary() {
+    let l = builtin();
+    let at_least = l.default_threshold();
+    let more_than = Threshold { more_than: true, ..at_least.clone() };
+    let r =
+        l.check_dual_criminality_under("NL", "Sr 138ab", "US", &DcTest::Penalty(at_least)).unwrap();
+    assert_eq!(r.verdict, Verdict::Satisfied, "{r:#?}");
+    assert!(r.reason.contains("at least 12 months"), "{}", r.reason);
+    let r = l
+        .check_dual_criminality_under("NL", "Sr 138ab", "US", &DcTest::Penalty(more_than))
+        .unwrap();
+    let a2 = r.matching.iter().find(|a| a.provision.citation == "18 U.S.C. §1030(a)(2)").unwrap();
+    assert_ne!(a2.finding, Finding::Meets, "{a2:#?}");
+    assert!(a2.explanation.contains("short of more than 12 months"), "{}", a2.explanation);
+}
+
+/// Mutual assistance looks at the conduct only: NL Sr 138ab(1) against the US §1030(a)(2)
+/// (12 months) needs no threshold. But the conduct includes its mental element: NL Sr
+/// 161septies is a negligence offence, and the intent offences it maps to do not make a
+/// negligent act punishable: undetermined (intent is a fact of the case), never satisfied.
+#[test]
+fn mutual_assistance_needs_the_conduct_not_a_penalty() {
+    let l = builtin();
+    let r = l.check_dual_criminality_under("NL", "Sr 138ab", "US", &l.conduct_test()).unwrap();
+    assert_eq!(r.verdict, Verdict::Satisfied, "{r:#?}");
+    assert!(r.threshold.is_none());
+    assert!(r.reason.contains("no penalty threshold applies"), "{}", r.reason);
+    assert!(r.conduct_basis.contains("Art 25(5)"), "{}", r.conduct_basis);
+    let nl = l.jurisdiction("NL").unwrap();
+    assert_eq!(nl.provision("Sr 161septies").unwrap().mens_rea, MensRea::Negligence);
+    for test in [l.conduct_test(), DcTest::Penalty(l.default_threshold())] {
+        let r = l.check_dual_criminality_under("NL", "Sr 161septies", "DE", &test).unwrap();
+        assert_eq!(r.verdict, Verdict::Undetermined, "{r:#?}");
+        assert!(
+            r.open_facts.iter().any(|f| f.contains("requires intent") && f.contains("negligence")),
+            "{:?}",
+            r.open_facts
+        );
+    }
+    // An unmapped provision stays undetermined under either test.
+    let r = l.check_dual_criminality_under("US", "§1030(a)(7)", "NL", &l.conduct_test()).unwrap();
+    assert_eq!(r.verdict, Verdict::Undetermined);
 }
