@@ -135,6 +135,46 @@ impl DeApi {
     }
 }
 
+/// NL and DE pinned to each other and serving, an auditor at NL, and DE's investigator with
+/// case `L` open, ready to share to NL.
+struct DeToNl {
+    nl: Fed,
+    de: Fed,
+    auditor: String,
+    nl_server: Server,
+    de_server: Server,
+    api: DeApi,
+}
+
+impl DeToNl {
+    async fn start(root: &Path) -> DeToNl {
+        let nl = Fed::new(root, "NL");
+        let de = Fed::new(root, "DE");
+        nl.pin(&de);
+        de.pin(&nl);
+        let auditor = add_user(&nl.dir, "ann", "auditor");
+        let investigator = add_user(&de.dir, "ina", "investigator");
+        let nl_server = nl.start().await;
+        let de_server = de.start().await;
+        let api = DeApi { url: de_server.url.clone(), investigator };
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/cases", api.url))
+            .bearer_auth(&api.investigator)
+            .json(&json!({"id": "L", "title": "t", "concepts": ["illegal-access"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        DeToNl { nl, de, auditor, nl_server, de_server, api }
+    }
+}
+
+/// `entente status --json` of a data directory.
+fn node_status(dir: &Path) -> Value {
+    let o = entente_ok(&["status", "--data-dir", s(dir), "--json"]);
+    serde_json::from_slice::<Value>(&o.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn outbox_survives_partner_outage_and_sender_sigkill_exactly_once_in_order() {
     let tmp = tempfile::tempdir().unwrap();
@@ -544,10 +584,7 @@ async fn a_node_restored_behind_its_witnesses_holds_its_ledger() {
     let ivo = add_user(&nl.dir, "ivo", "investigator");
     let backup = tmp.path().join("backup");
     entente_ok(&["backup", "--data-dir", s(&nl.dir), "--to", s(&backup)]);
-    let status = |dir: &Path| {
-        let o = entente_ok(&["status", "--data-dir", s(dir), "--json"]);
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()
-    };
+    let status = node_status;
 
     // NL goes on after the backup, and DE cosigns what it appended.
     let mut nl_server = nl.start().await;
@@ -591,27 +628,11 @@ async fn a_node_restored_behind_its_witnesses_holds_its_ledger() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_sender_does_not_reuse_numbers_its_partner_applied() {
     let tmp = tempfile::tempdir().unwrap();
-    let nl = Fed::new(tmp.path(), "NL");
-    let de = Fed::new(tmp.path(), "DE");
-    nl.pin(&de);
-    de.pin(&nl);
-    let auditor = add_user(&nl.dir, "ann", "auditor");
-    let investigator = add_user(&de.dir, "ina", "investigator");
-    let status = |dir: &Path| {
-        let o = entente_ok(&["status", "--data-dir", s(dir), "--json"]);
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()
-    };
-    let nl_server = nl.start().await;
-    let mut de_server = de.start().await;
-    let api = DeApi { url: de_server.url.clone(), investigator: investigator.clone() };
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/cases", api.url))
-        .bearer_auth(&api.investigator)
-        .json(&json!({"id": "L", "title": "t", "concepts": ["illegal-access"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let DeToNl { nl: _nl, de, auditor, nl_server, de_server, api } =
+        DeToNl::start(tmp.path()).await;
+    let mut de_server = de_server;
+    let investigator = api.investigator.clone();
+    let status = node_status;
     api.share("d1").await;
     let got_one = eventually(Duration::from_secs(30), async || de.messages("NL") == (1, 0)).await;
     assert!(got_one, "d1 was not delivered: {:?}", de.messages("NL"));
@@ -683,6 +704,75 @@ async fn a_restored_sender_does_not_reuse_numbers_its_partner_applied() {
     assert_eq!(reuse, 1, "NL recorded the reused number once");
     let verify = entente_ok(&["ledger", "verify", "--data-dir", s(&de.dir), "--state"]);
     assert!(!stdout(&verify).contains("differs"), "{}", stdout(&verify));
+}
+
+/// NL is restored from a backup older than two data it had acknowledged to DE. Once NL's
+/// operator releases the hold, DE's next message is ahead of what NL expects: NL's signed
+/// answer (a 409 problem carrying its acknowledgement) asks for the messages from there
+/// again, DE marks them undelivered (recorded) and sends them, and NL holds every datum
+/// once, in the order sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_receiver_gets_again_what_it_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let DeToNl { nl, de, auditor, nl_server, de_server, api } = DeToNl::start(tmp.path()).await;
+    let mut nl_server = nl_server;
+    let status = node_status;
+    api.share("d1").await;
+    let one = eventually(Duration::from_secs(30), async || de.messages("NL") == (1, 0)).await;
+    assert!(one, "d1 was not delivered: {:?}", de.messages("NL"));
+    let backup = tmp.path().join("backup");
+    entente_ok(&["backup", "--data-dir", s(&nl.dir), "--to", s(&backup)]);
+
+    // Two more that NL applies and acknowledges; DE's witness cosigns NL's ledger.
+    api.share("d2").await;
+    api.share("d3").await;
+    let three = eventually(Duration::from_secs(30), async || de.messages("NL") == (3, 0)).await;
+    assert!(three, "d2 and d3 were not delivered: {:?}", de.messages("NL"));
+    let size = status(&nl.dir)["ledger"]["size"].as_u64().unwrap();
+    let cosigned = eventually(Duration::from_secs(30), async || {
+        status(&nl.dir)["witnesses"][0]["cosigned_size"].as_u64() >= Some(size)
+    })
+    .await;
+    assert!(cosigned, "DE never cosigned NL's ledger of {size}: {}", status(&nl.dir));
+
+    // NL's disk is lost; restored, it holds; its operator goes on from the backup.
+    nl_server.child.kill();
+    std::fs::remove_dir_all(&nl.dir).unwrap();
+    entente_ok(&["restore", "--from", s(&backup), "--data-dir", s(&nl.dir)]);
+    let nl_server = nl.start().await;
+    let held =
+        eventually(Duration::from_secs(30), async || !status(&nl.dir)["hold"].is_null()).await;
+    assert!(held, "the restored NL never found out from DE: {}", status(&nl.dir));
+    entente_ok(&[
+        "ledger",
+        "release",
+        "--data-dir",
+        s(&nl.dir),
+        "--reason",
+        "restored from the backup of the day before; DE told",
+    ]);
+    let open =
+        eventually(Duration::from_secs(30), async || status(&nl.dir)["hold"].is_null()).await;
+    assert!(open, "NL is still held after the release: {}", status(&nl.dir));
+
+    // DE's next message is number 4; NL expects 2 and asks for 2 and 3 again.
+    api.share("d4").await;
+    let all = eventually(Duration::from_secs(60), async || {
+        de.messages("NL") == (4, 0) && received(&nl_server, &auditor).await.len() == 4
+    })
+    .await;
+    assert!(all, "NL did not get everything again: {:?}", de.messages("NL"));
+    let got = received(&nl_server, &auditor).await;
+    let want: Vec<String> = (1..=4).map(|i| format!("datum:d{i}")).collect();
+    assert_eq!(got, want, "each datum held once, in the order sent");
+    // DE's record of the request to send again: an acknowledgement entry naming it.
+    let de_auditor = add_user(&de.dir, "aud", "auditor");
+    let acks = ledger_entries(&de_server.url, &de_auditor)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "envelope.ack" && e["payload_hashes"].get("resend").is_some())
+        .count();
+    assert_eq!(acks, 1, "DE recorded the request to send again once");
 }
 
 /// Long enough for a few witnessing passes ([`entente_node::witness::WITNESS_INTERVAL`]).

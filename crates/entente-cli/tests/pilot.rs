@@ -61,9 +61,10 @@ fn the_pilot_keeps_its_nodes_serving_until_stopped() {
         .current_dir(cwd.path())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(cwd.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
+    let stderr = || std::fs::read_to_string(cwd.path().join("stderr.log")).unwrap_or_default();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut dashboards, mut tokens, mut out) = (Vec::new(), Vec::new(), String::new());
     // Bounded: the pilot prints the prompt after its run, or ends.
@@ -82,9 +83,9 @@ fn the_pilot_keeps_its_nodes_serving_until_stopped() {
             break;
         }
     }
-    assert!(out.contains(", 0 failed"), "{out}");
-    assert_eq!(dashboards.len(), 3, "{out}");
-    assert!(!tokens.is_empty(), "{out}");
+    assert!(out.contains(", 0 failed"), "{out}\nstderr:\n{}", stderr());
+    assert_eq!(dashboards.len(), 3, "{out}\nstderr:\n{}", stderr());
+    assert!(!tokens.is_empty(), "{out}\nstderr:\n{}", stderr());
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let nl = dashboards[0].trim_end_matches("/ui/");

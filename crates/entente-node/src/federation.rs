@@ -816,9 +816,9 @@ async fn receive(
                 next_seq: None,
             },
             Err(GateError::Replayed(item)) => item,
-            // A reused sequence number ends the acknowledgement (nothing after it was
-            // admitted): the sender numbers it and the rest again from `next_seq`.
-            Err(GateError::Resequence(item)) => {
+            // A reused number or a gap ends the acknowledgement (nothing after it was
+            // admitted): the sender numbers again, or sends again, from `next_seq`.
+            Err(GateError::SendAgain(item)) => {
                 items.push(item);
                 break;
             }
@@ -854,7 +854,30 @@ async fn receive(
         };
         return problem(status, slug, "Envelope batch not applied", &detail, None);
     }
+    // A batch that starts with a gap applied nothing: still the out-of-order refusal (409,
+    // counted for the partner, not recorded one by one), now with the signed acknowledgement
+    // that asks the sender to send again from the number expected.
+    let gap_only = matches!(items.as_slice(), [i] if i.status == AckStatus::Resend);
     match Ack::seal(&st.node.key, me.clone(), peer.party.clone(), items, Timestamp::now()) {
+        Ok(ack) if gap_only => {
+            let detail = ack.items[0].reason.clone().unwrap_or_default();
+            let body = json!({
+                "type": "https://entente.invalid/problems/out-of-order",
+                "title": "Envelope batch not applied",
+                "status": StatusCode::CONFLICT.as_u16(),
+                "detail": detail,
+                "ack": ack,
+            });
+            let mut resp = (
+                StatusCode::CONFLICT,
+                [(header::CONTENT_TYPE, "application/problem+json")],
+                body.to_string(),
+            )
+                .into_response();
+            resp.extensions_mut()
+                .insert(crate::refusals::Unrecorded("federation#out-of-order".to_owned()));
+            resp
+        }
         Ok(ack) => (StatusCode::OK, Json(ack)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot sign an acknowledgement");
@@ -1194,9 +1217,8 @@ impl Deliverer {
             return Err(fail("the acknowledgement answers no envelope".into()));
         }
         let ack_sha256 = ack.digest().map_err(|e| fail(e.to_string()))?;
-        // A `resequence` item is not a delivery: its message goes again under a new number.
-        let delivered =
-            ack.items.iter().filter(|i| i.status != entente_wire::AckStatus::Resequence).count();
+        // A `resequence` or `resend` item is not a delivery: its message goes again.
+        let delivered = ack.items.iter().filter(|i| !i.status.asks_again()).count();
         let command =
             entente_store::peers::RecordAcks { peer: party.clone(), ack_sha256, items: ack.items };
         // The acknowledgement came from the pinned partner and verified under its key.
@@ -1279,6 +1301,16 @@ async fn post_envelopes(
         .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
     let status = resp.status();
     let text = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    // An out-of-order refusal may carry the partner's signed acknowledgement asking for the
+    // messages from an earlier number again (it was restored): verified by the caller.
+    if status == StatusCode::CONFLICT
+        && let Some(ack) = serde_json::from_slice::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|mut v| v.get_mut("ack").map(serde_json::Value::take))
+            .and_then(|a| serde_json::from_value::<Ack>(a).ok())
+    {
+        return Ok(ack);
+    }
     if !status.is_success() {
         let detail = serde_json::from_slice::<serde_json::Value>(&text)
             .ok()

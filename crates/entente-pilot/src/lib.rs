@@ -368,7 +368,7 @@ pub async fn run(dir: Option<PathBuf>, keep: bool) -> Result<(), Failure> {
 
     witnessed_audits(&nodes, &processes, &mut checks).await?;
     crate::report::step10(nl, &nl_url, &reports_dir, &mut checks).await?;
-    drop(processes);
+    stop_processes(processes).await;
 
     retention(&nodes, &mut checks).await?;
     let later = Timestamp::now()
@@ -427,7 +427,7 @@ async fn keep_serving(nodes: &[PilotNode]) -> Result<(), Failure> {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
     }
-    drop(processes);
+    stop_processes(processes).await;
     println!("stopped");
     Ok(())
 }
@@ -480,8 +480,18 @@ async fn pin_each_other(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), 
 
 /// A pilot node's `entente serve` process (killed when dropped).
 struct Process {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     api: String,
+}
+
+/// Stops the node processes and waits until each has exited, so that a process started
+/// after them (`pilot --keep`) finds the data directory and the ports free.
+async fn stop_processes(processes: Vec<Process>) {
+    for mut p in processes {
+        if let Err(e) = p.child.kill().await {
+            eprintln!("warning: stopping a pilot node process: {e}");
+        }
+    }
 }
 
 /// Starts one `entente serve` per pilot node and waits until each answers.
@@ -531,7 +541,7 @@ async fn start_processes(
         if !up {
             return Err(fail(Exit::Failed, format!("the {} node process did not start", c.party)));
         }
-        out.push(Process { _child: child, api });
+        out.push(Process { child, api });
     }
     Ok(out)
 }

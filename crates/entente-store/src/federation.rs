@@ -139,6 +139,15 @@ pub(crate) enum Admission {
         /// The sequence number this node expects next from the sender.
         next_seq: u64,
     },
+    /// A number beyond the next one: this node lost messages it had acknowledged (restored
+    /// from an older backup), or the sender skipped. The sender is asked to send again from
+    /// `expected`; nothing is recorded (a partner's gaps are counted, not entered one by one).
+    Gap {
+        /// What is missing, for the sender.
+        reason: String,
+        /// The sequence number this node expects next from the sender.
+        expected: u64,
+    },
 }
 
 /// `batch_last`: the last sequence number from this sender admitted earlier in the same
@@ -219,6 +228,15 @@ pub(crate) async fn admit(
             reason: None,
             next_seq: None,
         }));
+    }
+    if seq > expected {
+        return Ok(Admission::Gap {
+            reason: format!(
+                "message {} from {} is out of order: this node expects sequence number {expected} (send again from there)",
+                m.id, m.from
+            ),
+            expected: to_u64(expected)?,
+        });
     }
     if seq != expected {
         return Err(GateError::Conflict(format!(

@@ -932,13 +932,13 @@ async fn hand_over(
     // As the federation endpoint does: a `resequence` item ends the acknowledgement.
     let answered = results
         .iter()
-        .position(|r| matches!(r, Err(GateError::Resequence(_))))
+        .position(|r| matches!(r, Err(GateError::SendAgain(_))))
         .map_or(results.len(), |i| i + 1);
     let items: Vec<AckItem> = pending
         .iter()
         .zip(&results[..answered])
         .map(|(m, r)| match r {
-            Err(GateError::Resequence(item)) => item.clone(),
+            Err(GateError::SendAgain(item)) => item.clone(),
             r => AckItem {
                 id: message_id(from_party, to_party, m.seq),
                 seq: m.seq,
@@ -1086,7 +1086,7 @@ async fn requests_travel_between_nodes() {
             t("2026-09-05T08:00:00Z"),
         )
         .await;
-        let Err(GateError::Resequence(item)) = e else { panic!("{e:?}") };
+        let Err(GateError::SendAgain(item)) = e else { panic!("{e:?}") };
         assert_eq!(
             (item.status, item.seq, item.next_seq),
             (entente_wire::AckStatus::Resequence, 1, Some(2))
@@ -1125,7 +1125,9 @@ async fn requests_travel_between_nodes() {
         let Verdict::Denied { decision, .. } = v else { panic!("{v:?}") };
         assert!(decision.reason.contains("recorded by the other side"), "{}", decision.reason);
         assert_eq!(de_db.store.request_event_count("r1").await.unwrap(), 2);
-        // A gap in the sender's sequence is refused and not recorded.
+        // A gap in the sender's sequence is not applied and not recorded: the sender is asked
+        // to send again from the number expected.
+        let size = de_db.store.ledger_head().await.unwrap().0;
         let gap = crate::federation::InboundEnvelope {
             from: nl(),
             cert_sha256: "e".repeat(64),
@@ -1138,10 +1140,16 @@ async fn requests_travel_between_nodes() {
         };
         let e =
             receive(&de_gate, Actor::Peer { party: nl() }, gap, t("2026-09-05T08:00:00Z")).await;
-        assert!(
-            matches!(&e, Err(GateError::Conflict(m)) if m.contains("expects sequence number 3")),
-            "{e:?}"
+        let Err(GateError::SendAgain(item)) = &e else { panic!("{e:?}") };
+        assert_eq!(
+            (item.status, item.seq, item.next_seq),
+            (entente_wire::AckStatus::Resend, 9, Some(3))
         );
+        assert!(
+            item.reason.as_deref().is_some_and(|r| r.contains("expects sequence number 3")),
+            "{item:?}"
+        );
+        assert_eq!(de_db.store.ledger_head().await.unwrap().0, size, "a gap is not recorded");
 
         // DE sends data about case `L`, which at NL is NL's case and DE is not a member of it:
         // refused on content, recorded, nothing stored.
@@ -1259,7 +1267,7 @@ async fn a_restored_sender_numbers_its_messages_after_what_the_partner_applied()
         assert_eq!(nl_seqs().await, [1, 2], "r2 and r3 reuse numbers DE has applied");
         let de_before = de_db.store.ledger_head().await.unwrap().0;
         let r = over().await;
-        assert!(matches!(&r[0], Err(GateError::Resequence(i)) if i.next_seq == Some(2)), "{r:?}");
+        assert!(matches!(&r[0], Err(GateError::SendAgain(i)) if i.next_seq == Some(2)), "{r:?}");
         assert!(
             matches!(&r[1], Err(GateError::Conflict(d)) if d.contains("not admitted")),
             "{r:?}"

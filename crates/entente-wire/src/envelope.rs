@@ -289,6 +289,19 @@ pub enum AckStatus {
     /// the sender numbers this message and those after it again. It is the last item of its
     /// acknowledgement: the receiver applies nothing of the batch after it.
     Resequence,
+    /// Not applied: the receiver expects an earlier number (`next_seq`, below the item's own)
+    /// — it was restored from a backup older than messages it had acknowledged. The item
+    /// asks the sender to send its messages from `next_seq` again, then this one; it ends
+    /// the acknowledgement.
+    Resend,
+}
+
+impl AckStatus {
+    /// Whether the item asks the sender to number or send again rather than answering the
+    /// envelope: the last item of an acknowledgement, never a delivery.
+    pub fn asks_again(self) -> bool {
+        matches!(self, AckStatus::Resequence | AckStatus::Resend)
+    }
 }
 
 impl AckStatus {
@@ -299,6 +312,7 @@ impl AckStatus {
             AckStatus::Denied => "denied",
             AckStatus::Rejected => "rejected",
             AckStatus::Resequence => "resequence",
+            AckStatus::Resend => "resend",
         }
     }
 
@@ -309,6 +323,7 @@ impl AckStatus {
             "denied" => Some(AckStatus::Denied),
             "rejected" => Some(AckStatus::Rejected),
             "resequence" => Some(AckStatus::Resequence),
+            "resend" => Some(AckStatus::Resend),
             _ => None,
         }
     }
@@ -342,8 +357,8 @@ pub struct AckItem {
     /// The receiver's reason for a deny or rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// With [`AckStatus::Resequence`] only: the sequence number the receiver expects next
-    /// from this sender.
+    /// With [`AckStatus::Resequence`] (above the item's number) and [`AckStatus::Resend`]
+    /// (below it) only: the sequence number the receiver expects next from this sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_seq: Option<u64>,
 }
@@ -449,22 +464,34 @@ impl Ack {
                 "the acknowledgement answers {answered:?}, the batch sent was {asked:?}"
             )));
         }
-        for (i, item) in self.items.iter().enumerate() {
-            let fits = match (item.status, item.next_seq) {
-                (AckStatus::Resequence, Some(next)) => next > item.seq && i + 1 == self.items.len(),
-                (AckStatus::Resequence, None) => false,
-                (_, next) => next.is_none(),
-            };
-            if !fits {
-                return Err(EnvelopeError::Canonical(format!(
-                    "item {} of the acknowledgement (sequence number {}): a `resequence` item names a next sequence number above its own and ends the acknowledgement; no other item names one",
-                    i + 1,
-                    item.seq
-                )));
-            }
-        }
-        Ok(())
+        check_send_again(&self.items).map_err(EnvelopeError::Canonical)
     }
+}
+
+/// Checks the items' `next_seq`: a `resequence` item names a number above its own, a
+/// `resend` item one below its own (at least 1), either is the last item, and no other item
+/// names one.
+///
+/// # Errors
+/// The first item that breaks the rule, in words.
+pub fn check_send_again(items: &[AckItem]) -> Result<(), String> {
+    for (i, item) in items.iter().enumerate() {
+        let last = i + 1 == items.len();
+        let fits = match (item.status, item.next_seq) {
+            (AckStatus::Resequence, Some(next)) => next > item.seq && last,
+            (AckStatus::Resend, Some(next)) => next < item.seq && next > 0 && last,
+            (AckStatus::Resequence | AckStatus::Resend, None) => false,
+            (_, next) => next.is_none(),
+        };
+        if !fits {
+            return Err(format!(
+                "item {} of the acknowledgement (sequence number {}): a `resequence` item names a next sequence number above its own, a `resend` item one below its own, and either ends the acknowledgement; no other item names one",
+                i + 1,
+                item.seq
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -592,7 +619,11 @@ mod tests {
             vec![item(8, AckStatus::Resequence, None)],
             vec![item(8, AckStatus::Resequence, Some(8))],
             vec![item(8, AckStatus::Applied, Some(11))],
+            vec![item(8, AckStatus::Resend, Some(9))],
+            vec![item(8, AckStatus::Resend, Some(0))],
+            vec![item(8, AckStatus::Resend, Some(5)), item(9, AckStatus::Applied, None)],
         ];
+        check(vec![item(8, AckStatus::Resend, Some(5))]).unwrap();
         for items in bad {
             let e = check(items).unwrap_err();
             assert!(e.to_string().contains("`resequence` item"), "{e}");
@@ -603,6 +634,8 @@ mod tests {
         let parsed: AckItem = serde_json::from_str(old).unwrap();
         assert_eq!(parsed.next_seq, None);
         assert_eq!(AckStatus::parse("resequence"), Some(AckStatus::Resequence));
+        assert_eq!(AckStatus::parse("resend"), Some(AckStatus::Resend));
+        assert!(AckStatus::Resend.asks_again() && !AckStatus::Denied.asks_again());
     }
 
     proptest! {

@@ -377,13 +377,15 @@ pub enum GateError {
     /// applied or recorded this time.
     #[error("envelope {} was applied before (ledger entry {})", .0.id, .0.ledger_index)]
     Replayed(AckItem),
-    /// An envelope under a sequence number this node applied with another payload (the
-    /// sender restored from an older backup): its refusal is recorded (the item's ledger
-    /// entry), and the item, [`AckStatus::Resequence`](entente_wire::envelope::AckStatus)
-    /// with the number expected next, ends the acknowledgement. The envelopes after it in the
-    /// same batch are not admitted ([`GateError::Conflict`]).
-    #[error("envelope {} reuses sequence number {} (refusal recorded at ledger entry {})", .0.id, .0.seq, .0.ledger_index)]
-    Resequence(AckItem),
+    /// An envelope this node cannot take under its number, and what the sender should do:
+    /// [`AckStatus::Resequence`](entente_wire::envelope::AckStatus) — the number was applied
+    /// with another payload (the sender restored from an older backup; the refusal is
+    /// recorded, the item's ledger entry) — or `Resend` — this node expects an earlier number
+    /// (it was restored itself; not recorded, counted for the partner). The item, with the
+    /// number expected next, ends the acknowledgement; the envelopes after it in the same
+    /// batch are not admitted ([`GateError::Conflict`]).
+    #[error("envelope {} cannot be taken under sequence number {}: the sender is asked to {} from {:?}", .0.id, .0.seq, .0.status.as_str(), .0.next_seq)]
+    SendAgain(AckItem),
 }
 
 impl GateError {

@@ -224,7 +224,7 @@ impl InboundJob {
         // sees the flag whatever transaction it falls in.
         if self.broken.load(Ordering::Acquire) {
             self.result = Some(Err(GateError::Conflict(format!(
-                "envelope {} not admitted: an earlier envelope of its batch reused a sequence number; number it again and send it after that one",
+                "envelope {} not admitted: an earlier envelope of its batch could not be taken under its number; send it again after that one",
                 envelope.id
             ))));
             return Ok(());
@@ -250,7 +250,7 @@ impl InboundJob {
                 };
                 let r = execute(st, &self.actor, refusal, self.now, None).await?.map(unit);
                 self.result = Some(r.and_then(|v| {
-                    Err(GateError::Resequence(AckItem {
+                    Err(GateError::SendAgain(AckItem {
                         id: envelope.id.clone(),
                         seq: envelope.seq,
                         status: AckStatus::Resequence,
@@ -260,6 +260,19 @@ impl InboundJob {
                         next_seq: Some(next_seq),
                     }))
                 }));
+                return Ok(());
+            }
+            Ok(Admission::Gap { reason, expected }) => {
+                self.broken.store(true, Ordering::Release);
+                self.result = Some(Err(GateError::SendAgain(AckItem {
+                    id: envelope.id.clone(),
+                    seq: envelope.seq,
+                    status: AckStatus::Resend,
+                    ledger_index: 0,
+                    replayed: false,
+                    reason: Some(reason),
+                    next_seq: Some(expected),
+                })));
                 return Ok(());
             }
             Err(e) if e.is_fatal() => return Err(e),

@@ -195,10 +195,10 @@ impl GateCommand for RecordAcks {
     /// outbox's first renumbered message and the partner's next number), so that the entry
     /// shows the renumbering an auditor would otherwise find only in the acknowledgement.
     fn payload_digests(&self) -> Result<PayloadDigests, GateError> {
-        match self.resequence() {
-            Some((seq, next)) => PayloadDigests::canonical([
+        match self.send_again() {
+            Some((status, seq, next)) => PayloadDigests::canonical([
                 ("ack", serde_json::Value::String(self.ack_sha256.clone())),
-                ("resequence", serde_json::json!({ "from": seq, "to": next })),
+                (status.as_str(), serde_json::json!({ "from": seq, "to": next })),
             ]),
             None => Ok(PayloadDigests::given([("ack", self.ack_sha256.clone())])),
         }
@@ -210,29 +210,15 @@ impl GateCommand for RecordAcks {
                 "an acknowledgement answers at least one envelope".into(),
             ));
         }
-        let last = self.items.len() - 1;
-        for (i, item) in self.items.iter().enumerate() {
-            let fits = match (item.status, item.next_seq) {
-                (AckStatus::Resequence, Some(next)) => next > item.seq && i == last,
-                (AckStatus::Resequence, None) => false,
-                (_, next) => next.is_none(),
-            };
-            if !fits {
-                return Err(GateError::Invalid(format!(
-                    "acknowledgement item {} (sequence number {}): only the last item may ask for renumbering, from a number above its own",
-                    i + 1,
-                    item.seq
-                )));
-            }
-        }
-        Ok(())
+        entente_wire::envelope::check_send_again(&self.items).map_err(GateError::Invalid)
     }
 
     decided_by_role!();
 
     async fn apply(self, cx: &mut EffectCx<'_>, _: (), _: &Ruling) -> Result<(), GateError> {
-        // A `resequence` item (the last) is not delivered: its message is numbered again.
-        let marked = self.items.len() - usize::from(self.resequence().is_some());
+        // A `resequence` or `resend` item (the last) is not delivered: its message is
+        // numbered or sent again.
+        let marked = self.items.len() - usize::from(self.send_again().is_some());
         let (now, items) = (cx.now_text(), &self.items[..marked]);
         // Consecutive items with one status and consecutive ledger indexes (the common case:
         // a batch applied in one transaction) are marked with one statement.
@@ -262,21 +248,55 @@ impl GateCommand for RecordAcks {
             .await?;
             i = j;
         }
-        if let Some((seq, next)) = self.resequence() {
-            renumber(cx, &self.peer, seq, next).await?;
+        match self.send_again() {
+            Some((AckStatus::Resequence, seq, next)) => renumber(cx, &self.peer, seq, next).await?,
+            Some((_, seq, next)) => resend(cx, &self.peer, next, seq).await?,
+            None => {}
         }
         Ok(())
     }
 }
 
 impl RecordAcks {
-    /// The last item's renumbering, if it asks for one: (its number, the partner's next).
-    fn resequence(&self) -> Option<(u64, u64)> {
+    /// What the last item asks, if it asks to number or send again: (status, its number,
+    /// the partner's next).
+    fn send_again(&self) -> Option<(AckStatus, u64, u64)> {
         self.items
             .last()
-            .filter(|i| i.status == AckStatus::Resequence)
-            .and_then(|i| i.next_seq.map(|n| (i.seq, n)))
+            .filter(|i| i.status.asks_again())
+            .and_then(|i| i.next_seq.map(|n| (i.status, i.seq, n)))
     }
+}
+
+/// Marks the delivered messages to `peer` numbered `from` up to `until` (excluded)
+/// undelivered, so that the deliverer sends them again in order: the partner lost them (it
+/// was restored from an older backup) and expects `from` next. Every one of them must still
+/// be in the outbox.
+async fn resend(
+    cx: &mut EffectCx<'_>,
+    peer: &PartyCode,
+    from: u64,
+    until: u64,
+) -> Result<(), GateError> {
+    let (from, until) = (to_i64(from)?, to_i64(until)?);
+    let marked = sqlx::query(
+        "UPDATE outbox SET delivered_at = NULL, ack_status = NULL, ack_index = NULL \
+         WHERE recipient = $1 AND seq >= $2 AND seq < $3 AND delivered_at IS NOT NULL",
+    )
+    .bind(peer.as_str())
+    .bind(from)
+    .bind(until)
+    .execute(&mut **cx.tx)
+    .await?
+    .rows_affected();
+    if i64::try_from(marked).ok() != Some(until - from) {
+        return Err(GateError::Conflict(format!(
+            "{peer} asks for the messages from {from} again, but only {marked} of the {} before {until} are delivered messages in the outbox",
+            until - from
+        )));
+    }
+    tracing::warn!(%peer, from, until, "the partner expects earlier messages (restored from an older backup?): sending them again");
+    Ok(())
 }
 
 /// Moves the undelivered messages to `peer` numbered `from` and above to `next` and above,

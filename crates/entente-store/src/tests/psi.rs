@@ -358,7 +358,7 @@ async fn deconfliction_between_two_gates() {
         // nothing after it, and names its next number; DE numbers both again from there.)
         let got = to_nl(now).await;
         assert!(
-            matches!(got.first(), Some(Err(GateError::Resequence(i)))
+            matches!(got.first(), Some(Err(GateError::SendAgain(i)))
                 if i.reason.as_deref().is_some_and(|r| r.contains("under the same number"))),
             "{got:?}"
         );
