@@ -401,7 +401,15 @@ pub fn write_package(
             detail: format!("cannot read the content of item {}: {detail}", item.id),
         })?;
         let mut hashing = HashingReader { inner: reader, hasher: Sha256::new(), n: 0 };
-        tar.append(&item.payload, item.size, &mut hashing).map_err(io_err)?;
+        tar.append(&item.payload, item.size, &mut hashing).map_err(|e| {
+            match e.get_ref().and_then(|r| r.downcast_ref::<PayloadReadError>()) {
+                Some(r) => PackageError::Item {
+                    item: item.id.clone(),
+                    detail: format!("the stored content cannot be read ({r}); the blob is damaged"),
+                },
+                None => io_err(e),
+            }
+        })?;
         let found = hex::encode(hashing.hasher.finalize());
         if found != item.sha256 {
             return Err(PackageError::Item {
@@ -452,9 +460,25 @@ struct HashingReader<R: Read> {
     n: u64,
 }
 
+/// A failure to read a payload's stored content (as opposed to writing the package): the
+/// blob is damaged, cut short or gone.
+#[derive(Debug)]
+struct PayloadReadError(String);
+
+impl std::fmt::Display for PayloadReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PayloadReadError {}
+
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), PayloadReadError(e.to_string())))?;
         self.hasher.update(&buf[..n]);
         self.n += n as u64;
         Ok(n)

@@ -371,11 +371,20 @@ pub async fn build_package(
         }
     }
     let openers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
-    tokio::task::spawn_blocking(move || -> Result<Written, PackagesError> {
+    let to = spec.to.clone();
+    let exported: Vec<(String, Option<u64>)> = input
+        .items
+        .iter()
+        .map(|i| (i.id.clone(), i.custody.last().and_then(|e| e.ledger.as_ref()).map(|l| l.index)))
+        .collect();
+    // The error, and the item whose stored content failed its hash or could not be read.
+    type Failure = Box<(PackagesError, Option<(String, String)>)>;
+    let result = tokio::task::spawn_blocking(move || -> Result<Written, Failure> {
         let input = BuildInput { key: &key, ..input };
         let tmp = out.with_extension("part");
-        let mut f = std::fs::File::create(&tmp)
-            .map_err(|e| bad_input(format!("cannot create {}: {e}", tmp.display())))?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| {
+            Box::new((bad_input(format!("cannot create {}: {e}", tmp.display())), None))
+        })?;
         let open = |sha: &str| -> Result<Box<dyn std::io::Read + Send>, String> {
             let b = blobs.get(sha).ok_or("its content was destroyed")?;
             blob::open_blob(&*store, &master, b).map_err(|e| e.to_string())
@@ -413,15 +422,79 @@ pub async fn build_package(
             Ok(w) => w,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(failed(e));
+                let damaged = match &e {
+                    package::PackageError::Item { item, detail } => {
+                        Some((item.clone(), detail.clone()))
+                    }
+                    package::PackageError::Sink { detail, .. }
+                        if detail.starts_with("cannot read the content of item") =>
+                    {
+                        detail
+                            .trim_start_matches("cannot read the content of item ")
+                            .split_once(':')
+                            .map(|(id, why)| (id.to_owned(), why.trim().to_owned()))
+                    }
+                    _ => None,
+                };
+                return Err(Box::new((failed(e), damaged)));
             }
         };
-        std::fs::rename(&tmp, &out)
-            .map_err(|e| failed(format!("cannot write {}: {e}", out.display())))?;
+        std::fs::rename(&tmp, &out).map_err(|e| {
+            Box::new((failed(format!("cannot write {}: {e}", out.display())), None))
+        })?;
         Ok(written)
     })
     .await
-    .map_err(failed)?
+    .map_err(failed)?;
+    match result.map_err(|b| *b) {
+        Ok(w) => Ok(w),
+        Err((e, None)) => Err(e),
+        Err((e, Some((item, detail)))) => {
+            Err(record_damage(node, actor, &to, &exported, &item, &detail, e, now).await)
+        }
+    }
+}
+
+/// A package was not written because an item's stored content failed its hash (or could not
+/// be read) after its export was recorded: the failed integrity check is recorded on the
+/// item's custody chain (`verified`, with the finding and the export entry it voids) and
+/// raised as an alarm, so that the chain never shows a package that was not sent.
+#[expect(clippy::too_many_arguments, reason = "one call site; the facts of one failure")]
+async fn record_damage(
+    node: &Node,
+    actor: &Principal,
+    to: &PartyCode,
+    exported: &[(String, Option<u64>)],
+    item: &str,
+    detail: &str,
+    error: PackagesError,
+    now: Timestamp,
+) -> PackagesError {
+    let entry = exported.iter().find(|(id, _)| id == item).and_then(|(_, i)| *i);
+    tracing::error!(%item, %detail, "integrity alarm: evidence content does not match its recorded hash; the package was not written");
+    let Ok(id) = item.parse() else { return error };
+    let reason = format!(
+        "integrity check failed while packaging for {to}: {detail}; the export{} was aborted and no package was written",
+        entry.map(|i| format!(" recorded at ledger entry {i}")).unwrap_or_default()
+    );
+    let command = entente_store::evidence::EvidenceCustody {
+        id,
+        event: entente_evidence::CustodyKind::Verified,
+        reason,
+        legal_basis: None,
+    };
+    match node.gate.submit(actor.clone(), command, now).await {
+        Ok(Verdict::Permitted { index, .. }) => PackagesError::Failed(format!(
+            "{error}; the failed integrity check is recorded on the item's custody chain (ledger entry {index})"
+        )),
+        Ok(Verdict::Denied { index, decision }) => PackagesError::Failed(format!(
+            "{error}; recording the failed integrity check was denied (entry {index}): {}",
+            decision.reason
+        )),
+        Err(e) => PackagesError::Failed(format!(
+            "{error}; the failed integrity check could not be recorded: {e}"
+        )),
+    }
 }
 
 /// Verifies a package file (blocking): every hash, the signature under one of `trusted`,

@@ -33,6 +33,10 @@ struct Fixture {
     nl_master: std::sync::Arc<MasterKey>,
     plain: Vec<u8>,
     encrypted: PathBuf,
+    /// The two items' ids.
+    ids: Vec<String>,
+    /// DE's investigator.
+    inv: Principal,
 }
 
 async fn node(root: &Path, party: &str) -> Node {
@@ -80,10 +84,12 @@ async fn fixture() -> Fixture {
         legal_basis: Some("REQ-1".into()),
     };
     let mut ids = Vec::new();
+    let mut names = Vec::new();
     for (n, body) in [("a.log", "first file\n".repeat(50)), ("b.log", "second file\n".repeat(70))] {
         let p = root.join(n);
         std::fs::write(&p, body).unwrap();
         let (_, r) = ok(add_file(&de, &inv, &p, None, &spec, Timestamp::now(), |_| {}).await);
+        names.push(r.id.clone());
         ids.push(r.id.parse().unwrap());
     }
     let (nl_master, _) = ok(vault(&nl));
@@ -102,7 +108,7 @@ async fn fixture() -> Fixture {
     let encrypted = root.join("p.tar.age");
     ok(build_package(&de, &inv, &spec, &encrypted, Timestamp::now()).await);
     let plain = std::fs::read(&plain).unwrap();
-    Fixture { _dir: dir, root, de, nl_master, plain, encrypted }
+    Fixture { _dir: dir, root, de, nl_master, plain, encrypted, ids: names, inv }
 }
 
 fn check(f: &Fixture, bytes: &[u8]) -> Result<Verified, PackageError> {
@@ -401,4 +407,70 @@ async fn write_fuzz_seed() {
     let to = Path::new(env!("CARGO_MANIFEST_DIR")).join("../entente-fuzz/seeds/package.tar");
     std::fs::write(&to, &f.plain).unwrap();
     assert!(check(&f, &std::fs::read(&to).unwrap()).is_ok());
+}
+
+/// A blob damaged after its export was decided: no package is written, and the item's custody
+/// chain records the failed integrity check (naming the export it voids) right after the
+/// `exported` event, so the chain never shows a package that was not sent.
+#[tokio::test]
+async fn a_damaged_blob_aborts_the_package_and_the_chain_says_so() {
+    let f = fixture().await;
+    let inv = f.inv.clone();
+    let read = |id: &str| entente_store::evidence::ReadEvidence { id: id.parse().unwrap() };
+    let id = f.ids[0].clone();
+    let Verdict::Permitted { output: item, .. } =
+        f.de.gate.submit(inv.clone(), read(&id), Timestamp::now()).await.unwrap()
+    else {
+        panic!()
+    };
+    // Flip one byte in the middle of the item's encrypted blob.
+    let blob = walk(&f.de.blob_dir())
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&item.sha256)))
+        .unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&blob, bytes).unwrap();
+
+    let spec = PackageSpec {
+        items: vec![id.parse().unwrap()],
+        to: "NL".parse().unwrap(),
+        recipient: None,
+        request: "REQ-1".parse().unwrap(),
+        request_kind: Some(RequestKind::Production),
+        purpose: Purpose::CriminalInvestigation,
+        retain_until: None,
+    };
+    let out = f.root.join("damaged.tar");
+    let e = build_package(&f.de, &inv, &spec, &out, Timestamp::now()).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("the blob is damaged"), "{text}");
+    assert!(text.contains("recorded on the item's custody chain"), "{text}");
+    assert!(!out.exists() && !out.with_extension("part").exists());
+    let Verdict::Permitted { output: after, .. } =
+        f.de.gate.submit(inv, read(&id), Timestamp::now()).await.unwrap()
+    else {
+        panic!()
+    };
+    let n = after.chain.len();
+    let (exported, verified) = (&after.chain[n - 2], &after.chain[n - 1]);
+    assert_eq!(exported.event.event, entente_evidence::CustodyKind::Exported);
+    assert_eq!(verified.event.event, entente_evidence::CustodyKind::Verified);
+    let reason = &verified.event.reason;
+    assert!(reason.contains("integrity check failed while packaging for NL"), "{reason}");
+    assert!(
+        reason.contains(&format!("recorded at ledger entry {}", exported.ledger_index.unwrap())),
+        "{reason}"
+    );
+    assert!(reason.contains("no package was written"), "{reason}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
 }
