@@ -264,6 +264,50 @@ impl RequestEvent {
 }
 
 /// The event names allowed from `state` (ignoring suspension and the rule's extension).
+/// Which side of a shared request records an event (on its copy, sent to the other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The party that made the request.
+    Requesting,
+    /// The party the request is addressed to.
+    Requested,
+    /// Either (a lapse).
+    Either,
+}
+
+impl RequestEvent {
+    /// The side that records this event.
+    pub fn side(&self) -> Side {
+        match self {
+            RequestEvent::Submit
+            | RequestEvent::Withdraw
+            | RequestEvent::Extend
+            | RequestEvent::Close => Side::Requesting,
+            RequestEvent::Expire => Side::Either,
+            _ => Side::Requested,
+        }
+    }
+}
+
+impl Request {
+    /// The events `party` may record on this request now: allowed from its state, and its
+    /// side's to record (by name, sorted). The gate decides each all the same.
+    pub fn events_open_to(&self, party: &PartyCode) -> Vec<&'static str> {
+        let mine = |side: Side| match side {
+            Side::Requesting => &self.from == party,
+            Side::Requested => &self.to == party,
+            Side::Either => &self.from == party || &self.to == party,
+        };
+        allowed_from(self.state, self.suspended_since.is_some())
+            .into_iter()
+            .filter(|name| {
+                RequestEvent::from_name(name, vec!["ground".to_owned()])
+                    .is_some_and(|e| mine(e.side()))
+            })
+            .collect()
+    }
+}
+
 fn allowed_from(state: RequestState, suspended: bool) -> Vec<&'static str> {
     use RequestState as S;
     if suspended {

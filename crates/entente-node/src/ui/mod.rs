@@ -46,6 +46,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/cases/new", get(case_new))
         .route("/ui/cases", post(case_open))
         .route("/ui/cases/{id}", get(case_page))
+        .route("/ui/requests/{id}", get(request_page))
+        .route("/ui/requests/{id}/events", post(request_event))
         .route("/ui/search", get(search))
         .route("/ui/assets/{file}", get(asset))
         .layer(Extension(Arc::new(Sessions::default())))
@@ -529,6 +531,107 @@ async fn case_page(
             let page = CasePage::new(t, signed.chrome(&state, notice), &status, index);
             html(StatusCode::OK, &page)
         }
+        Err(r) => refusal_page(&state, &signed, r),
+    }
+}
+
+async fn request_page(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let signed = match signed_in(&state, &sessions, &headers).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let t = words();
+    let request_id = match entente_core::ids::RequestId::try_from(id.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            return refusal_page(
+                &state,
+                &signed,
+                Refusal::Failed(GateError::Invalid(e.to_string())),
+            );
+        }
+    };
+    let read = entente_store::requests::ReadRequest { id: request_id };
+    let (index, r) = match through_gate(&state, &signed, read).await {
+        Ok(v) => v,
+        Err(refusal) => return refusal_page(&state, &signed, refusal),
+    };
+    let now = Timestamp::now();
+    let agreement = state.node.gate.engine().agreement(&r.agreement);
+    let provisions = match state.node.store.request_provisions(&id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "the request's provisions could not be read");
+            Vec::new()
+        }
+    };
+    let check = match (&state.lexicon, agreement) {
+        (Some(lexicon), Some(a)) => {
+            Some(entente_policy::incoming::incoming_check(&r, &provisions, a, lexicon, now))
+        }
+        _ => None,
+    };
+    let notice = q
+        .get("done")
+        .filter(|v| !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|i| format!("{} {i}.", t.event_recorded));
+    let page = pages::RequestPage::new(
+        t,
+        signed.chrome(&state, notice),
+        &r,
+        check.as_ref(),
+        agreement,
+        &state.node.config.party,
+        index,
+        now,
+    );
+    html(StatusCode::OK, &page)
+}
+
+async fn request_event(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let signed = match signed_form(&state, &sessions, &headers, &form).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let request_id = match entente_core::ids::RequestId::try_from(id.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            return refusal_page(
+                &state,
+                &signed,
+                Refusal::Failed(GateError::Invalid(e.to_string())),
+            );
+        }
+    };
+    let mut grounds: Vec<String> = form
+        .iter()
+        .filter(|(k, v)| k.starts_with("ground-") && v.as_str() == "1")
+        .map(|(k, _)| k.trim_start_matches("ground-").to_owned())
+        .collect();
+    grounds.sort_unstable();
+    let name = form.get("event").map(String::as_str).unwrap_or("");
+    let Some(event) = entente_policy::request::RequestEvent::from_name(name, grounds) else {
+        return refusal_page(
+            &state,
+            &signed,
+            Refusal::Failed(GateError::Invalid(format!("`{name}` is not a request event"))),
+        );
+    };
+    let command = entente_store::requests::TransitionRequest { id: request_id, event };
+    match through_gate(&state, &signed, command).await {
+        Ok((index, _)) => Redirect::to(&format!("/ui/requests/{id}?done={index}")).into_response(),
         Err(r) => refusal_page(&state, &signed, r),
     }
 }

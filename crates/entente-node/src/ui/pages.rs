@@ -317,3 +317,141 @@ impl CasePage {
         }
     }
 }
+
+/// One dual-criminality check, as shown.
+#[derive(Debug)]
+pub(crate) struct DcRow {
+    pub(crate) provision: String,
+    pub(crate) verdict: String,
+    pub(crate) reason: String,
+    pub(crate) open_facts: Vec<String>,
+}
+
+/// One issuing condition of an e-Evidence order, as shown.
+#[derive(Debug)]
+pub(crate) struct ConditionRow {
+    pub(crate) category: String,
+    pub(crate) outcome: String,
+    pub(crate) reason: String,
+}
+
+/// One refusal ground the agreement lists.
+#[derive(Debug)]
+pub(crate) struct GroundRow {
+    pub(crate) id: String,
+    pub(crate) text: String,
+    pub(crate) basis: String,
+}
+
+/// A request, as its central authority works on it: state, clocks, the incoming check, and
+/// the events this node may record now (the gate decides each).
+#[derive(Template)]
+#[template(path = "request.html")]
+pub(crate) struct RequestPage {
+    pub(crate) t: &'static Text,
+    pub(crate) chrome: Chrome,
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) parties: String,
+    pub(crate) agreement: String,
+    pub(crate) legal_basis: String,
+    pub(crate) state: String,
+    pub(crate) clocks: Vec<ClockRow>,
+    pub(crate) history: Vec<(String, String)>,
+    pub(crate) dc_required: bool,
+    pub(crate) dc_basis: String,
+    pub(crate) dc: Vec<DcRow>,
+    pub(crate) conditions: Vec<ConditionRow>,
+    pub(crate) grounds: Vec<GroundRow>,
+    pub(crate) unverified: Vec<String>,
+    pub(crate) events: Vec<&'static str>,
+    /// The entry that recorded this view.
+    pub(crate) access_index: u64,
+}
+
+impl RequestPage {
+    #[expect(clippy::too_many_arguments, reason = "the page's sources, each once")]
+    pub(crate) fn new(
+        t: &'static Text,
+        chrome: Chrome,
+        r: &Request,
+        check: Option<&entente_policy::incoming::IncomingCheck>,
+        agreement: Option<&entente_policy::agreement::Agreement>,
+        party: &entente_core::PartyCode,
+        access_index: u64,
+        now: Timestamp,
+    ) -> RequestPage {
+        let clocks = RequestList::new(std::slice::from_ref(r), access_index, now).rows;
+        let dc = check
+            .map(|c| {
+                c.dual_criminality
+                    .iter()
+                    .map(|p| match &p.result {
+                        Ok(d) => DcRow {
+                            provision: p.provision.clone(),
+                            verdict: d.verdict.as_str().to_owned(),
+                            reason: d.reason.clone(),
+                            open_facts: d.open_facts.clone(),
+                        },
+                        Err(e) => DcRow {
+                            provision: p.provision.clone(),
+                            verdict: "—".to_owned(),
+                            reason: e.clone(),
+                            open_facts: Vec::new(),
+                        },
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let conditions = check
+            .map(|c| {
+                c.order_conditions
+                    .iter()
+                    .map(|o| ConditionRow {
+                        category: o.category.as_str().to_owned(),
+                        outcome: o.outcome.to_owned(),
+                        reason: o.reason.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let grounds = check
+            .map(|c| {
+                c.refusal_grounds
+                    .iter()
+                    .map(|g| GroundRow {
+                        id: g.id.clone(),
+                        text: g.text.clone(),
+                        basis: format!("{} [{}]", g.basis.citation, g.basis.status),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RequestPage {
+            t,
+            chrome,
+            id: r.id.clone(),
+            kind: r.kind.as_str().to_owned(),
+            parties: format!("{} → {}", r.from, r.to),
+            agreement: agreement.map_or(r.agreement.clone(), |a| format!("{} ({})", a.id, a.title)),
+            legal_basis: format!("{} [{}]", r.rule.basis.citation, r.rule.basis.status),
+            state: r.state.to_string(),
+            clocks,
+            history: r
+                .history
+                .iter()
+                .map(|(e, at)| (e.name().to_owned(), at.to_string()))
+                .collect(),
+            dc_required: check.is_some_and(|c| c.dual_criminality_requirement.required),
+            dc_basis: check
+                .map(|c| c.dual_criminality_requirement.basis.clone())
+                .unwrap_or_default(),
+            dc,
+            conditions,
+            grounds,
+            unverified: agreement.map(|a| a.unverified_basis(&r.from, &r.to)).unwrap_or_default(),
+            events: r.events_open_to(party),
+            access_index,
+        }
+    }
+}

@@ -292,3 +292,104 @@ async fn sign_in_csrf_gate_and_sign_out() {
     assert!(headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/css"));
     assert!(css.contains(":focus-visible"));
 }
+
+/// A central authority's request page: the request through the gate (one entry per view),
+/// its incoming check (dual criminality with its test, the e-Evidence Art 5 conditions, the
+/// refusal grounds), and a form with the events this node may record now; recording one goes
+/// through the gate; one it may not record is refused, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_page_shows_the_incoming_check_and_records_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, users) = node_with_users(tmp.path()).await;
+    let token = "token-of-pros-0123456789";
+    let add = entente_store::users::AddUser {
+        name: "pros".into(),
+        role: Role::CentralAuthority,
+        token_sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
+    };
+    node.gate.submit(node.operator(), add, jiff::Timestamp::now()).await.unwrap();
+    let pros = node.store.authenticate_token(token).await.unwrap();
+    let now = jiff::Timestamp::now();
+    let open = entente_store::cases::OpenCase {
+        id: "LANTERN".parse().unwrap(),
+        title: "t".into(),
+        concepts: vec!["illegal-access".into()],
+    };
+    node.gate.submit(pros.clone(), open, now).await.unwrap();
+    let create = entente_store::requests::CreateRequest {
+        id: "r1".parse().unwrap(),
+        case_id: "LANTERN".parse().unwrap(),
+        kind: entente_policy::agreement::RequestKind::Production,
+        agreement: "eu-2023-1543".into(),
+        to: "DE".parse().unwrap(),
+        emergency: false,
+        provisions: vec!["Sr 138ab".into()],
+    };
+    let v = node.gate.submit(pros.clone(), create, now).await.unwrap();
+    assert!(matches!(v, entente_store::Verdict::Permitted { .. }), "{v:?}");
+    let store = node.store.clone();
+    let app = crate::server::router(node);
+    let size = || async { store.ledger_head().await.unwrap().0 };
+
+    let cookie = sign_in(&app, token).await;
+    let before = size().await;
+    let (status, _, page) = send(&app, get("/ui/requests/r1", &cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(size().await, before + 1, "one entry for the view");
+    for want in [
+        "NL → DE",
+        "eu-2023-1543",
+        EN.dc_title,
+        EN.dc_not_condition,
+        "Sr 138ab",
+        EN.order_conditions,
+        "a listed offence (illegal-access)",
+        EN.refusal_grounds,
+        "value=\"submit\"",
+        "value=\"withdraw\"",
+    ] {
+        assert!(page.contains(want), "{want} missing: {page}");
+    }
+    // The requested side's events are not offered to the requesting side.
+    assert!(!page.contains("value=\"approve\""), "{page}");
+    let csrf = csrf_of(&page);
+
+    // Submit through the form: one entry, back to the page with its notice.
+    let (status, headers, body) = send(
+        &app,
+        form("/ui/requests/r1/events", Some(&cookie), &format!("event=submit&csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let to = headers.get(header::LOCATION).unwrap().to_str().unwrap().to_owned();
+    assert!(to.starts_with("/ui/requests/r1?done="), "{to}");
+    let (_, _, page) = send(&app, get(&to, &cookie)).await;
+    assert!(page.contains(EN.event_recorded) && page.contains("submitted"), "{page}");
+
+    // An event this side may not record, or no CSRF token: refused, nothing changed.
+    let before = size().await;
+    let (status, _, body) = send(
+        &app,
+        form("/ui/requests/r1/events", Some(&cookie), &format!("event=approve&csrf={csrf}")),
+    )
+    .await;
+    assert!(
+        matches!(status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::FORBIDDEN),
+        "{status} {body}"
+    );
+    let (status, _, _) =
+        send(&app, form("/ui/requests/r1/events", Some(&cookie), "event=withdraw")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        &app,
+        form("/ui/requests/r1/events", Some(&cookie), &format!("event=nonsense&csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(size().await <= before + 1, "at most the recorded denial");
+    // A CSIRT analyst is refused the request, and the page names the entry.
+    let cesar = sign_in(&app, &users[1].1).await;
+    let (status, _, page) = send(&app, get("/ui/requests/r1", &cesar)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains(EN.denied_recorded) && !page.contains("Sr 138ab"), "{page}");
+}

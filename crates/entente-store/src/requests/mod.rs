@@ -28,23 +28,10 @@ use entente_wire::{EventRecord, MessageKind, RequestEventMessage, RequestMessage
 use jiff::Timestamp;
 use sqlx::Row;
 
-/// Which side of a request records an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Requesting,
-    Requested,
-    Either,
-}
+use entente_policy::request::Side;
 
 fn side_of(event: &RequestEvent) -> Side {
-    match event {
-        RequestEvent::Submit
-        | RequestEvent::Withdraw
-        | RequestEvent::Extend
-        | RequestEvent::Close => Side::Requesting,
-        RequestEvent::Expire => Side::Either,
-        _ => Side::Requested,
-    }
+    event.side()
 }
 
 pub(crate) fn validate_message(m: &RequestMessage) -> Result<(), GateError> {
