@@ -848,32 +848,100 @@ fn analyze_flow(
 
     if decision.decision.outcome == Outcome::Permit {
         if let Some(a) = grounding {
-            // (a) Dual criminality, where the grounding agreement requires it.
-            if let Some(months) = a.dual_criminality_months
-                && f.from != scenario.requesting
-            {
+            // (a) Dual criminality, where the request calls for it, by the test the request
+            // kind calls for (`incoming::dc_requirement`: MLA on the conduct, ETS 185 Art
+            // 25(5); preservation none, Art 29(3)); a flow without a request (data shared in
+            // a team) needs none. A required test that fails blocks; one compared for
+            // information only warns.
+            let test = match f.request_kind {
+                _ if f.from == scenario.requesting => None,
+                Some(kind) => Some(crate::incoming::dc_requirement(a, kind, lexicon)),
+                // Data shared without a request: only an agreement that states a threshold
+                // makes dual criminality a condition of it.
+                None => a.dual_criminality_months.map(|months| {
+                    let t = entente_core::lexicon::Threshold {
+                        months,
+                        more_than: false,
+                        basis: format!(
+                            "{}: at least {months} months, as the agreement states",
+                            a.id
+                        ),
+                    };
+                    (
+                        crate::incoming::DcRequirement {
+                            required: true,
+                            test: "penalty",
+                            basis: t.basis.clone(),
+                        },
+                        Some(entente_core::lexicon::DcTest::Penalty(t)),
+                    )
+                }),
+            };
+            // Compared for information only (not a condition the agreement states): the
+            // result is a reason, never a warning or a block.
+            if let Some((_, Some(test))) = test.as_ref().filter(|(r, _)| !r.required) {
+                let how = match test {
+                    entente_core::lexicon::DcTest::Conduct { .. } => "on the conduct".to_owned(),
+                    entente_core::lexicon::DcTest::Penalty(t) => t.words(),
+                };
                 for o in scenario.offences.iter().filter(|o| o.party == scenario.requesting) {
-                    let label = format!("{} {}", o.party, o.citation);
-                    match lexicon.check_dual_criminality(
+                    if let Ok(dc) = lexicon.check_dual_criminality_under(
                         o.party.as_str(),
                         &o.citation,
                         f.from.as_str(),
-                        Some(months),
+                        test,
+                    ) {
+                        reasons.push(format!(
+                            "dual criminality {} for {} {} at {} ({how}; for information, not a condition {} states)",
+                            dc.verdict.as_str(),
+                            o.party,
+                            o.citation,
+                            f.from,
+                            a.id
+                        ));
+                    }
+                }
+            }
+            if let Some((req, Some(test))) = test.filter(|(r, _)| r.required) {
+                let how = match &test {
+                    entente_core::lexicon::DcTest::Conduct { .. } => "on the conduct".to_owned(),
+                    entente_core::lexicon::DcTest::Penalty(t) => t.words(),
+                };
+                for o in scenario.offences.iter().filter(|o| o.party == scenario.requesting) {
+                    let label = format!("{} {}", o.party, o.citation);
+                    match lexicon.check_dual_criminality_under(
+                        o.party.as_str(),
+                        &o.citation,
+                        f.from.as_str(),
+                        &test,
                     ) {
                         Ok(dc) => match dc.verdict {
-                            Verdict::Satisfied => reasons.push(format!(
-                                "dual criminality satisfied for {label} at {} ({} months, {})",
-                                f.from, months, a.id
-                            )),
-                            Verdict::NotSatisfied => {
+                            Verdict::Satisfied => {
+                                reasons.push(format!(
+                                    "dual criminality satisfied for {label} at {} ({how}, {})",
+                                    f.from, a.id
+                                ));
+                                if !dc.caveats.is_empty() {
+                                    warnings.push(format!(
+                                        "dual criminality for {label} at {} relies on partially verified facts: {}",
+                                        f.from,
+                                        dc.caveats.join("; ")
+                                    ));
+                                }
+                            }
+                            Verdict::NotSatisfied if req.required => {
                                 blocked_by.push(BlockClass::DualCriminalityFails);
                                 reasons.push(format!(
-                                    "dual criminality fails: {label} at {} ({} requires {months} months): {}",
+                                    "dual criminality fails: {label} at {} ({how}, {}): {}",
                                     f.from, a.id, dc.reason
                                 ));
                             }
+                            Verdict::NotSatisfied => warnings.push(format!(
+                                "dual criminality not satisfied for {label} at {} ({how}; not stated as a condition: {}): {}",
+                                f.from, req.basis, dc.reason
+                            )),
                             Verdict::Undetermined => warnings.push(format!(
-                                "dual criminality undetermined for {label} at {} ({} requires {months} months); open: {}",
+                                "dual criminality undetermined for {label} at {} ({how}, {}); open: {}",
                                 f.from,
                                 a.id,
                                 if dc.open_facts.is_empty() {

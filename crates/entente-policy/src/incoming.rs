@@ -6,7 +6,7 @@ use crate::agreement::{
     Agreement, AgreementKind, Citation, DataCategory, RefusalGround, RequestKind,
 };
 use crate::request::Request;
-use entente_core::lexicon::{DcTest, DualCriminality, Lexicon, VerificationStatus};
+use entente_core::lexicon::{DcTest, DualCriminality, Lexicon, Threshold, VerificationStatus};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -18,7 +18,8 @@ use serde::Serialize;
 pub struct DcRequirement {
     /// Whether the requested party may make its assistance conditional on dual criminality.
     pub required: bool,
-    /// `conduct` (compared for every provision below) or `none` (no comparison is due).
+    /// `conduct` (compared for every provision below), `penalty` (the agreement's own
+    /// threshold) or `none` (no comparison is due).
     pub test: &'static str,
     /// Why, cited.
     pub basis: String,
@@ -56,14 +57,27 @@ pub fn dc_requirement(
             },
             Some(conduct),
         ),
-        _ => (
-            DcRequirement {
-                required: false,
-                test: "conduct",
-                basis: format!("the agreement states no dual-criminality condition for {kind} requests; the conduct is compared for information ({conduct_basis})"),
-            },
-            Some(conduct),
-        ),
+        _ => match agreement.dual_criminality_months {
+            Some(months) => {
+                let threshold = Threshold {
+                    months,
+                    more_than: false,
+                    basis: format!("{}: a maximum custodial penalty of at least {months} months in both parties, as the agreement states", agreement.id),
+                };
+                (
+                    DcRequirement { required: true, test: "penalty", basis: threshold.basis.clone() },
+                    Some(DcTest::Penalty(threshold)),
+                )
+            }
+            None => (
+                DcRequirement {
+                    required: false,
+                    test: "conduct",
+                    basis: format!("the agreement states no dual-criminality condition for {kind} requests; the conduct is compared for information ({conduct_basis})"),
+                },
+                Some(conduct),
+            ),
+        },
     }
 }
 

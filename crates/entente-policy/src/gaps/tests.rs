@@ -313,15 +313,32 @@ fn shipped_scenarios_give_the_expected_verdicts() {
             (Lawful, vec![], s("eu-2023-1543")),
             (Lawful, vec![], s("eu-2023-1543")),
             (Lawful, vec![], s("jit-lantern")),
-            (Lawful, vec![], s("nl-us-mla")),
+            // The MLA request: dual criminality on the conduct (ETS 185 Art 25(5)), met, on
+            // offence mappings that are partially verified (P): a warning, not a block.
+            (LawfulWithWarnings, vec![], s("nl-us-mla")),
             (Blocked, vec![B::OnwardTransferNeedsConsent], None),
             (Lawful, vec![], s("nl-us-mla")),
             (Blocked, vec![B::RetentionConflict], s("jit-lantern")),
         ]
     );
+    assert!(
+        r.flows[3]
+            .reasons
+            .iter()
+            .any(|x| x.contains("satisfied for NL Sr 138ab(1) at US (on the conduct")),
+        "{:?}",
+        r.flows[3]
+    );
+    assert!(
+        r.flows[3].warnings.iter().all(|w| w.contains("partially verified")),
+        "{:?}",
+        r.flows[3]
+    );
+    // The e-Evidence orders: compared for information only, never a warning.
+    assert!(r.flows[0].reasons.iter().any(|x| x.contains("for information")), "{:?}", r.flows[0]);
     assert_eq!(r.flows[0].deadline.as_ref().and_then(|d| d.duration.clone()), s("P10D"));
     assert_eq!(r.flows[1].deadline.as_ref().and_then(|d| d.duration.clone()), s("PT8H"));
-    assert_eq!(r.summary.to_string(), "7 flows: 5 lawful, 2 blocked, 0 with warnings");
+    assert_eq!(r.summary.to_string(), "7 flows: 4 lawful, 2 blocked, 1 with warnings");
 
     let r = shipped("stress-coverage.toml");
     assert_eq!(
