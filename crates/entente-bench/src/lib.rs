@@ -647,6 +647,7 @@ mod decisions {
                 deconfliction: None,
                 residency: Vec::new(),
                 ratifications: Vec::new(),
+                reservations: Vec::new(),
                 id,
             });
         }

@@ -195,6 +195,26 @@ pub struct Agreement {
     /// force from its signature).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ratifications: Vec<Ratification>,
+    /// Reservations a party made to the offence articles (`[[reservation]]`): the conduct of
+    /// that article may not be (wholly) an offence in that party, so dual criminality on it
+    /// is not taken as satisfied there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reservations: Vec<Reservation>,
+}
+
+/// A party's reservation to an ETS 185 offence article (`[[reservation]]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reservation {
+    /// The reserving party.
+    pub party: PartyCode,
+    /// The article (ETS 185 Arts 2-11).
+    pub article: u8,
+    /// The lexicon concept of that article.
+    pub concept: String,
+    /// What the reservation does, in words.
+    pub text: String,
+    /// Where it comes from, with its status.
+    pub basis: Citation,
 }
 
 /// One party's standing under an instrument (`[[ratification]]`): what it did and when,
@@ -272,6 +292,15 @@ impl Agreement {
         !self.template
             && date >= self.in_force_from
             && self.in_force_until.is_none_or(|u| date <= u)
+    }
+
+    /// The reservations of `party` that touch any of `concepts`.
+    pub fn reservations_of<'a>(
+        &'a self,
+        party: &'a PartyCode,
+        concepts: &'a [String],
+    ) -> impl Iterator<Item = &'a Reservation> + 'a {
+        self.reservations.iter().filter(move |r| &r.party == party && concepts.contains(&r.concept))
     }
 
     /// `party`'s standing under the instrument, when the agreement states one.
@@ -485,6 +514,17 @@ struct RawAgreement {
     residency: Vec<RawResidency>,
     #[serde(default)]
     ratification: Vec<RawRatification>,
+    #[serde(default)]
+    reservation: Vec<RawReservation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReservation {
+    party: Spanned<String>,
+    article: Spanned<i64>,
+    text: Spanned<String>,
+    basis: RawCitation,
 }
 
 #[derive(Deserialize)]
@@ -1378,6 +1418,62 @@ fn check_agreement(
         }
     }
 
+    // Reservations: a party of the agreement, an article with a concept in the lexicon.
+    let mut reservations = Vec::new();
+    for r in &raw.reservation {
+        let party = match r.party.get_ref().parse::<PartyCode>() {
+            Ok(p) if parties.contains(&p) => Some(p),
+            Ok(p) => {
+                c.error(
+                    r.party.span(),
+                    "reservation.party",
+                    format!(
+                        "found {p}, not a party of the agreement; expected one of its parties ({})",
+                        party_list(&parties)
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                c.error(
+                    r.party.span(),
+                    "reservation.party",
+                    format!("found `{}`: {e}", r.party.get_ref()),
+                );
+                None
+            }
+        };
+        let article = *r.article.get_ref();
+        let concept = lexicon.concepts.iter().find(|k| i64::from(k.article) == article);
+        if concept.is_none() {
+            c.error(
+                r.article.span(),
+                "reservation.article",
+                format!(
+                    "found {article}; expected an offence article of ETS 185 with a concept in the lexicon (Arts {})",
+                    lexicon.concepts.iter().map(|k| k.article.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        if r.text.get_ref().trim().is_empty() {
+            c.error(
+                r.text.span(),
+                "reservation.text",
+                "found an empty text; expected what the reservation does".to_owned(),
+            );
+        }
+        let basis = c.citation(&r.basis, "reservation.basis", &known);
+        if let (Some(party), Some(k)) = (party, concept) {
+            reservations.push(Reservation {
+                party,
+                article: k.article,
+                concept: k.id.clone(),
+                text: r.text.get_ref().trim().to_owned(),
+                basis,
+            });
+        }
+    }
+
     if c.errors.len() > before {
         return None;
     }
@@ -1404,6 +1500,7 @@ fn check_agreement(
         deconfliction,
         residency,
         ratifications,
+        reservations,
     })
 }
 

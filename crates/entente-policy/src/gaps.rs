@@ -885,12 +885,13 @@ fn analyze_flow(
                     entente_core::lexicon::DcTest::Penalty(t) => t.words(),
                 };
                 for o in scenario.offences.iter().filter(|o| o.party == scenario.requesting) {
-                    if let Ok(dc) = lexicon.check_dual_criminality_under(
+                    if let Ok(mut dc) = lexicon.check_dual_criminality_under(
                         o.party.as_str(),
                         &o.citation,
                         f.from.as_str(),
                         test,
                     ) {
+                        crate::incoming::apply_reservations(&mut dc, a, &f.from);
                         reasons.push(format!(
                             "dual criminality {} for {} {} at {} ({how}; for information, not a condition {} states)",
                             dc.verdict.as_str(),
@@ -909,12 +910,17 @@ fn analyze_flow(
                 };
                 for o in scenario.offences.iter().filter(|o| o.party == scenario.requesting) {
                     let label = format!("{} {}", o.party, o.citation);
-                    match lexicon.check_dual_criminality_under(
-                        o.party.as_str(),
-                        &o.citation,
-                        f.from.as_str(),
-                        &test,
-                    ) {
+                    match lexicon
+                        .check_dual_criminality_under(
+                            o.party.as_str(),
+                            &o.citation,
+                            f.from.as_str(),
+                            &test,
+                        )
+                        .map(|mut dc| {
+                            crate::incoming::apply_reservations(&mut dc, a, &f.from);
+                            dc
+                        }) {
                         Ok(dc) => match dc.verdict {
                             Verdict::Satisfied => {
                                 reasons.push(format!(

@@ -81,6 +81,44 @@ pub fn dc_requirement(
     }
 }
 
+/// Applies `party`'s reservations under `agreement` to a dual-criminality result for `party`'s
+/// law: a reservation to the article of the conduct means the conduct may not (wholly) be an
+/// offence there. When every concept the verdict rests on is reserved, a satisfied verdict
+/// becomes undetermined; the reservation is an open fact either way.
+pub fn apply_reservations(
+    dc: &mut DualCriminality,
+    agreement: &Agreement,
+    party: &entente_core::PartyCode,
+) {
+    let relied: Vec<String> = dc
+        .matching
+        .iter()
+        .filter(|a| a.finding == entente_core::lexicon::Finding::Meets)
+        .flat_map(|a| a.shared_concepts.iter().cloned())
+        .collect();
+    let concepts = dc.from.provision.concepts.clone();
+    let reserved: Vec<&crate::agreement::Reservation> =
+        agreement.reservations_of(party, &concepts).collect();
+    if reserved.is_empty() {
+        return;
+    }
+    for r in &reserved {
+        dc.open_facts.push(format!(
+            "{party} made a reservation to ETS 185 Art {} ({}): {} ({} [{}]); whether the conduct is an offence there depends on its scope",
+            r.article, r.concept, r.text, r.basis.citation, r.basis.status
+        ));
+    }
+    let all_reserved =
+        !relied.is_empty() && relied.iter().all(|c| reserved.iter().any(|r| &r.concept == c));
+    if dc.verdict == entente_core::lexicon::Verdict::Satisfied && all_reserved {
+        dc.verdict = entente_core::lexicon::Verdict::Undetermined;
+        dc.reason = format!(
+            "{}; but {party} made a reservation to the article of that conduct under {}, so it is open (listed)",
+            dc.reason, agreement.id
+        );
+    }
+}
+
 /// One condition of Regulation (EU) 2023/1543 Art 5 on issuing an order, for the offence the
 /// request names, with its outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -268,6 +306,10 @@ pub fn incoming_check(
                         request.to.as_str(),
                         test,
                     )
+                    .map(|mut dc| {
+                        apply_reservations(&mut dc, agreement, &request.to);
+                        dc
+                    })
                     .map_err(|e| e.to_string()),
             })
             .collect(),
@@ -381,5 +423,36 @@ mod tests {
         let req = &check.dual_criminality_requirement;
         assert!(!req.required && req.test == "none" && req.basis.contains("Art 29(3)"), "{req:?}");
         assert!(check.dual_criminality.is_empty());
+    }
+
+    /// The US reservation to Art 6 leaves an MLA request on misuse of devices open at the
+    /// US, never satisfied on the lexicon alone; illegal access is unaffected.
+    #[test]
+    fn a_reservation_of_the_requested_party_leaves_the_conduct_open() {
+        let lexicon = Lexicon::builtin().unwrap();
+        let agreements = builtin_agreements(&lexicon).unwrap();
+        let ets = agreements.iter().find(|a| a.id == "ets-185").unwrap();
+        let now: Timestamp = "2026-09-01T08:00:00Z".parse().unwrap();
+        let mut r = Request::new(
+            RequestKind::Mla,
+            ets,
+            "NL".parse().unwrap(),
+            "US".parse().unwrap(),
+            false,
+            now,
+        )
+        .unwrap();
+        r.apply(RequestEvent::Submit, now, ets).unwrap();
+        r.apply(RequestEvent::Receive, now, ets).unwrap();
+        let check =
+            incoming_check(&r, &["Sr 139d(2)-(3)".into(), "Sr 138ab".into()], ets, &lexicon, now);
+        let Ok(devices) = &check.dual_criminality[0].result else { panic!("{check:?}") };
+        assert_eq!(devices.verdict, Verdict::Undetermined, "{devices:?}");
+        assert!(
+            devices.open_facts.iter().any(|f| f.contains("US made a reservation to ETS 185 Art 6")),
+            "{devices:?}"
+        );
+        let Ok(access) = &check.dual_criminality[1].result else { panic!("{check:?}") };
+        assert_eq!(access.verdict, Verdict::Satisfied, "{access:?}");
     }
 }

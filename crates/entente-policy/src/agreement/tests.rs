@@ -373,6 +373,32 @@ fn ratifications() {
     assert!(errs.iter().any(|e| e.field == "ratification.basis.sources"), "{errs:#?}");
 }
 
+/// `[[reservation]]`: a party of the agreement and an offence article of the lexicon; the
+/// shipped ETS 185 holds the US reservation to Art 6.
+#[test]
+fn reservations() {
+    let r = |party: &str, article: &str| {
+        appended(&format!(
+            "\n[[reservation]]\nparty = \"{party}\"\narticle = {article}\ntext = \"t\"\nbasis = {{ citation = \"X\", status = \"U\" }}\n"
+        ))
+    };
+    let a = parse_agreement("t.toml", &r("DE", "6"), &lexicon()).unwrap();
+    assert_eq!(
+        (a.reservations[0].article, a.reservations[0].concept.as_str()),
+        (6, "misuse-of-devices")
+    );
+    let e = one(&r("US", "6"), "\"US\"", "reservation.party");
+    assert!(e.message.contains("not a party of the agreement"), "{e}");
+    let t = r("DE", "35");
+    let e = one(&t, "35", "reservation.article");
+    assert!(e.message.contains("expected an offence article of ETS 185"), "{e}");
+    let ets =
+        builtin_agreements(&lexicon()).unwrap().into_iter().find(|a| a.id == "ets-185").unwrap();
+    let us: PartyCode = "US".parse().unwrap();
+    let concepts = vec!["misuse-of-devices".to_owned()];
+    assert_eq!(ets.reservations_of(&us, &concepts).count(), 1);
+}
+
 #[test]
 fn duplicate_refusal_ground_condition_and_request_kind() {
     let g = "\n[[refusal_ground]]\nid = \"immunity\"\ntext = \"t\"\nbasis = { citation = \"X\", status = \"U\" }\n";

@@ -54,6 +54,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
         deconfliction: None,
         residency: vec![],
         ratifications: vec![],
+        reservations: vec![],
     }
 }
 
