@@ -1017,7 +1017,19 @@ impl Lexicon {
         let from_j = self.jurisdiction(from)?;
         let to_j = self.jurisdiction(to)?;
         let p = from_j.provision(provision)?;
-        Ok(dual_criminality(&from_j.party, p, to_j, test, &self.rules.conduct_basis))
+        let mut r = dual_criminality(&from_j.party, p, to_j, test, &self.rules.conduct_basis);
+        // A provision named without its limb, where the lexicon holds several limbs with
+        // their own penalties: checked as the one the name resolves to, and the limb asked for.
+        let limbs = from_j.limbs_of(p);
+        if !limbs.is_empty() && normalize_citation(provision) != normalize_citation(&p.citation) {
+            r.caveats.push(format!(
+                "`{provision}` has several limbs in the lexicon ({}, {}); checked as {}: name the limb the conduct falls under",
+                p.citation,
+                limbs.join(", "),
+                p.citation
+            ));
+        }
+        Ok(r)
     }
 
     /// Looks up both sides and runs [`dual_criminality`]. `threshold_months` is the governing
@@ -1056,6 +1068,22 @@ impl Lexicon {
 }
 
 impl Jurisdiction {
+    /// The other limbs of `p`'s provision held in the lexicon: provisions with the same
+    /// parent, the citation without its last parenthesised part (`Sr 138ab(2), (3)` for
+    /// `Sr 138ab(1)`; `§1030(a)(5)(B)` for `§1030(a)(5)(A)`).
+    pub fn limbs_of(&self, p: &Provision) -> Vec<String> {
+        let parent = |c: &str| -> Option<String> {
+            let first = c.split(',').next().unwrap_or(c);
+            first.rfind('(').map(|i| normalize_citation(&first[..i]))
+        };
+        let Some(b) = parent(&p.citation) else { return Vec::new() };
+        self.provisions
+            .iter()
+            .filter(|q| q.citation != p.citation && parent(&q.citation).as_ref() == Some(&b))
+            .map(|q| q.citation.clone())
+            .collect()
+    }
+
     /// The provision with this citation or alias (normalised: case, spaces, dots and commas
     /// do not matter), or the single provision whose citation ends with it (`138ab(1)`).
     ///

@@ -432,3 +432,21 @@ fn mutual_assistance_needs_the_conduct_not_a_penalty() {
     let r = l.check_dual_criminality_under("US", "§1030(a)(7)", "NL", &l.conduct_test()).unwrap();
     assert_eq!(r.verdict, Verdict::Undetermined);
 }
+
+/// A provision named without its limb, where the lexicon holds several: checked as the one
+/// the name resolves to, with a caveat asking for the limb; named with its limb, no caveat.
+#[test]
+fn a_provision_with_several_limbs_asks_for_the_limb() {
+    let l = builtin();
+    let r = l.check_dual_criminality_under("NL", "Sr 138ab", "DE", &l.conduct_test()).unwrap();
+    assert!(
+        r.caveats.iter().any(|c| c.contains("several limbs") && c.contains("Sr 138ab(2), (3)")),
+        "{:?}",
+        r.caveats
+    );
+    let r = l.check_dual_criminality_under("NL", "Sr 138ab(1)", "DE", &l.conduct_test()).unwrap();
+    assert!(r.caveats.iter().all(|c| !c.contains("several limbs")), "{:?}", r.caveats);
+    let us = l.jurisdiction("US").unwrap();
+    let a = us.provision("§1030(a)(5)(A)").unwrap();
+    assert_eq!(us.limbs_of(a).len(), 2, "{:?}", us.limbs_of(a));
+}
