@@ -78,7 +78,8 @@ fn unverified_penalty_is_reported_as_undetermined() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(stdout.contains("UNDETERMINED"), "{stdout}");
     assert!(stdout.contains("[U] unverified"), "{stdout}");
-    assert!(stdout.contains("the maximum penalty of Sr 138b is unverified (U)"), "{stdout}");
+    assert!(stdout.contains("the maximum penalty of Sr 138b(1) is unverified (U)"), "{stdout}");
+    assert!(stdout.contains("has several limbs"), "{stdout}");
 }
 
 #[test]
