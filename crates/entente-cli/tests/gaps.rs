@@ -149,6 +149,15 @@ fn explain_permit() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("decision: PERMIT"), "{stdout}");
     assert!(stdout.contains("rule: nl-us-mla#flow"), "{stdout}");
+    // The NL-US treaty's text is not in the research: the permit says its basis is unverified.
+    assert!(
+        stdout.contains("UNVERIFIED legal basis (status U: check before relying on it):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  - Bilateral mutual legal assistance treaty between the Netherlands"),
+        "{stdout}"
+    );
     assert!(stdout.contains("no onward transfer without the consent of DE"), "{stdout}");
     assert!(stdout.contains("no commercial use"), "{stdout}");
 

@@ -185,6 +185,13 @@ async fn notifications_and_case_updates_travel() {
         let entry = nl_db.store.entries(*index, *index + 1).await.unwrap().remove(0).1;
         let text = String::from_utf8(entry).unwrap();
         assert!(!text.contains("Europe/Amsterdam") && text.contains("\"notice\""), "{text}");
+        // The fixture's legal basis is U: the entry says the permit rests on it.
+        assert!(
+            text.contains(
+                "\"unverified_basis\":[\"Test fixture: an arrangement between two CSIRTs\"]"
+            ),
+            "{text}"
+        );
 
         let r = hand_over((&nl_db.store, &nl_gate, &nl()), (&de_gate, &de(), &"e".repeat(64)), now)
             .await;
