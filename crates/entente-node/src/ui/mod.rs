@@ -292,6 +292,17 @@ fn refusal_page(state: &AppState, signed: &Signed, refusal: Refusal) -> Response
     }
 }
 
+/// An id from the path, or the page that says why it is not one (nothing is decided).
+fn parse_id<T>(state: &AppState, signed: &Signed, id: String) -> Result<T, Response>
+where
+    T: TryFrom<String>,
+    T::Error: std::fmt::Display,
+{
+    T::try_from(id).map_err(|e| {
+        refusal_page(state, signed, Refusal::Failed(GateError::Invalid(e.to_string())))
+    })
+}
+
 async fn asset(Path(file): Path<String>) -> Response {
     let Some(f) = Assets::get(&file) else { return StatusCode::NOT_FOUND.into_response() };
     let ct = if file.ends_with(".css") { "text/css; charset=utf-8" } else { "text/plain" };
@@ -509,15 +520,9 @@ async fn case_page(
         Err(resp) => return resp,
     };
     let t = words();
-    let case_id = match entente_core::CaseId::try_from(id) {
+    let case_id = match parse_id::<entente_core::CaseId>(&state, &signed, id) {
         Ok(c) => c,
-        Err(e) => {
-            return refusal_page(
-                &state,
-                &signed,
-                Refusal::Failed(GateError::Invalid(e.to_string())),
-            );
-        }
+        Err(resp) => return resp,
     };
     let read = entente_store::cases::ReadCaseStatus { case_id };
     match through_gate(&state, &signed, read).await {
@@ -547,15 +552,9 @@ async fn request_page(
         Err(resp) => return resp,
     };
     let t = words();
-    let request_id = match entente_core::ids::RequestId::try_from(id.clone()) {
+    let request_id = match parse_id::<entente_core::ids::RequestId>(&state, &signed, id.clone()) {
         Ok(r) => r,
-        Err(e) => {
-            return refusal_page(
-                &state,
-                &signed,
-                Refusal::Failed(GateError::Invalid(e.to_string())),
-            );
-        }
+        Err(resp) => return resp,
     };
     let read = entente_store::requests::ReadRequest { id: request_id };
     let (index, r) = match through_gate(&state, &signed, read).await {
@@ -605,15 +604,9 @@ async fn request_event(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let request_id = match entente_core::ids::RequestId::try_from(id.clone()) {
+    let request_id = match parse_id::<entente_core::ids::RequestId>(&state, &signed, id.clone()) {
         Ok(r) => r,
-        Err(e) => {
-            return refusal_page(
-                &state,
-                &signed,
-                Refusal::Failed(GateError::Invalid(e.to_string())),
-            );
-        }
+        Err(resp) => return resp,
     };
     let mut grounds: Vec<String> = form
         .iter()
