@@ -293,13 +293,13 @@ fn refusal_page(state: &AppState, signed: &Signed, refusal: Refusal) -> Response
 }
 
 /// An id from the path, or the page that says why it is not one (nothing is decided).
-fn parse_id<T>(state: &AppState, signed: &Signed, id: String) -> Result<T, Response>
+fn parse_id<T>(state: &AppState, signed: &Signed, id: String) -> Result<T, Box<Response>>
 where
     T: TryFrom<String>,
     T::Error: std::fmt::Display,
 {
     T::try_from(id).map_err(|e| {
-        refusal_page(state, signed, Refusal::Failed(GateError::Invalid(e.to_string())))
+        Box::new(refusal_page(state, signed, Refusal::Failed(GateError::Invalid(e.to_string()))))
     })
 }
 
@@ -522,7 +522,7 @@ async fn case_page(
     let t = words();
     let case_id = match parse_id::<entente_core::CaseId>(&state, &signed, id) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let read = entente_store::cases::ReadCaseStatus { case_id };
     match through_gate(&state, &signed, read).await {
@@ -554,7 +554,7 @@ async fn request_page(
     let t = words();
     let request_id = match parse_id::<entente_core::ids::RequestId>(&state, &signed, id.clone()) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let read = entente_store::requests::ReadRequest { id: request_id };
     let (index, r) = match through_gate(&state, &signed, read).await {
@@ -606,7 +606,7 @@ async fn request_event(
     };
     let request_id = match parse_id::<entente_core::ids::RequestId>(&state, &signed, id.clone()) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut grounds: Vec<String> = form
         .iter()
