@@ -12,6 +12,21 @@ fn one_pilot() -> std::sync::MutexGuard<'static, ()> {
     ONE_PILOT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The failed checks of a pilot's output, with the step each belongs to, so that a failure
+/// message names them before the whole (long) output.
+fn failed_checks(out: &str) -> String {
+    let mut step = "";
+    let mut failed = String::new();
+    for line in out.lines() {
+        if line.starts_with("Step ") || line.starts_with("Setting up") {
+            step = line;
+        } else if line.trim_start().starts_with('✗') {
+            failed.push_str(&format!("{step}\n{line}\n"));
+        }
+    }
+    failed
+}
+
 #[test]
 fn the_pilot_runs_every_step_and_every_check_passes() {
     let _one = one_pilot();
@@ -19,7 +34,7 @@ fn the_pilot_runs_every_step_and_every_check_passes() {
     let cwd = tempfile::tempdir().unwrap();
     let o = entente_in(Some(cwd.path()), &["pilot"]);
     let out = stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(o.status.success(), "failed checks:\n{}\n{out}\n{}", failed_checks(&out), stderr(&o));
     let summary = out.lines().find(|l| l.contains(" checks, ")).expect("a summary line");
     assert!(summary.contains(", 0 failed"), "{summary}");
     let checks: usize = summary.split_whitespace().next().unwrap().parse().unwrap();
@@ -83,7 +98,12 @@ fn the_pilot_keeps_its_nodes_serving_until_stopped() {
             break;
         }
     }
-    assert!(out.contains(", 0 failed"), "{out}\nstderr:\n{}", stderr());
+    assert!(
+        out.contains(", 0 failed"),
+        "failed checks:\n{}\n{out}\nstderr:\n{}",
+        failed_checks(&out),
+        stderr()
+    );
     assert_eq!(dashboards.len(), 3, "{out}\nstderr:\n{}", stderr());
     assert!(!tokens.is_empty(), "{out}\nstderr:\n{}", stderr());
     let http =
