@@ -24,8 +24,9 @@ fi
 # medallion) live in .venv; tests that use them fail rather than skip when
 # ENTENTE_INTEROP=required.
 bash scripts/pyenv.sh
-# Browser tests (the HTML reports, rendered with their charts) use Debian's Chromium.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# Browser tests (the HTML reports with their charts; the web interface through chromedriver,
+# with axe-core from .venv) use Debian's Chromium and its driver.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   echo "test.sh: installing Debian's chromium for the browser tests"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
     || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }

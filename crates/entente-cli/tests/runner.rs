@@ -33,6 +33,7 @@ mod requests;
 mod schemathesis;
 mod tls;
 mod transfer;
+mod ui;
 
 /// Every `tests/*.rs` file is a module of this binary: a file added without its `mod` line
 /// would otherwise never run.

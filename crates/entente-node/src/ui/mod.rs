@@ -72,7 +72,10 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: URLs (which carry case and request ids) never leave for
+    // another site, while the browser still sends this node's `Origin` on its own form posts
+    // (under `no-referrer` Chromium sends `Origin: null`, and the CSRF guard refuses it).
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
