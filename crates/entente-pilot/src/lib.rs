@@ -1037,12 +1037,20 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
                         check.legal_basis.citation
                     );
                     let req = &check.dual_criminality_requirement;
-                    println!(
-                        "       dual criminality {}: {}",
-                        if req.required { "required" } else { "not stated as a condition" },
-                        req.basis
-                    );
-                    println!("       dual criminality for {}: {dc}", provisions.join(", "));
+                    if req.test == "none" {
+                        println!("       dual criminality: no comparison is due: {}", req.basis);
+                    } else {
+                        println!(
+                            "       dual criminality {}: {}",
+                            if req.required {
+                                "may be required"
+                            } else {
+                                "not stated as a condition"
+                            },
+                            req.basis
+                        );
+                        println!("       dual criminality for {}: {dc}", provisions.join(", "));
+                    }
                     for c in &check.order_conditions {
                         println!(
                             "       issuing condition, {} data: {} — {}",
@@ -1064,7 +1072,13 @@ async fn requests(nodes: &[PilotNode], checks: &mut Checks) -> Result<(), Failur
                     );
                     checks.record(
                         &format!("{id} incoming check at {to}"),
-                        check.dual_criminality.first().is_some_and(|d| d.result.is_ok()),
+                        // A comparison where one is due, and none where the instrument
+                        // says none is (a European Preservation Order).
+                        if req.test == "none" {
+                            check.dual_criminality.is_empty()
+                        } else {
+                            check.dual_criminality.first().is_some_and(|d| d.result.is_ok())
+                        },
                         format!(
                             "{} refusal ground(s), {} clock(s)",
                             check.refusal_grounds.len(),

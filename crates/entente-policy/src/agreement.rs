@@ -103,8 +103,48 @@ pub struct RequestRule {
     pub period: Option<IsoDuration>,
     /// By how much `period` may be extended, if the text allows an extension.
     pub extension: Option<IsoDuration>,
+    /// Whether the requested party may make this kind of request conditional on dual
+    /// criminality, and by which test, as the instrument says (`dual_criminality = {...}`).
+    /// `None`: the general rule for the kind applies (see `incoming::dc_requirement`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dual_criminality: Option<DcRule>,
     /// Where the rule and its deadlines come from.
     pub basis: Citation,
+}
+
+/// What an instrument says about dual criminality for one kind of request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DcRule {
+    /// Which comparison is due.
+    pub test: DcRuleTest,
+    /// Whether the requested party may refuse when the test fails (false: the comparison is
+    /// shown for information, or none is due).
+    pub required: bool,
+    /// The categories of data for which the rule holds (empty: all): e.g. only a production
+    /// order for traffic or content data is notified to the enforcing State (Regulation (EU)
+    /// 2023/1543 Art 8). A request for none of them needs no comparison.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<DataCategory>,
+    /// Where it comes from, with its status.
+    pub basis: Citation,
+}
+
+/// The comparison a [`DcRule`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "test")]
+pub enum DcRuleTest {
+    /// No comparison is due.
+    None,
+    /// The underlying conduct is compared, whatever the offence's name or penalty.
+    Conduct,
+    /// The conduct, and a maximum custodial penalty of at least (or more than) `months` in
+    /// both parties.
+    Penalty {
+        /// The threshold in months.
+        months: u32,
+        /// "More than" rather than "at least".
+        more_than: bool,
+    },
 }
 
 /// A ground on which a requested party may refuse.
@@ -624,6 +664,23 @@ struct RawRequest {
     period: Option<Spanned<String>>,
     #[serde(default)]
     extension: Option<Spanned<String>>,
+    #[serde(default)]
+    dual_criminality: Option<Spanned<RawDcRule>>,
+    basis: RawCitation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDcRule {
+    test: Spanned<String>,
+    #[serde(default)]
+    required: Option<Spanned<bool>>,
+    #[serde(default)]
+    months: Option<Spanned<i64>>,
+    #[serde(default)]
+    more_than: Option<Spanned<bool>>,
+    #[serde(default)]
+    categories: Vec<Spanned<String>>,
     basis: RawCitation,
 }
 
@@ -1234,6 +1291,7 @@ fn check_agreement(
         if let (Some(raw_x), None) = (&r.extension, &r.period) {
             c.error(raw_x.span(), "request.extension", "found an extension without a period; expected `period` too (the extension lengthens it)".to_owned());
         }
+        let dual_criminality = r.dual_criminality.as_ref().and_then(|d| dc_rule(&mut c, d, &known));
         let basis = c.citation(&r.basis, "request.basis", &known);
         let Some(kind) = kind else { continue };
         if requests.iter().any(|x| x.kind == kind) {
@@ -1253,6 +1311,7 @@ fn check_agreement(
             emergency_deadline,
             period,
             extension,
+            dual_criminality,
             basis,
         });
     }
@@ -1652,6 +1711,93 @@ fn check_deconfliction(
         key_rotation: key_rotation?,
         email: entente_psi::EmailRules { strip_plus: strip_plus? },
     })
+}
+
+/// Validates a request kind's `dual_criminality = { test, required, months, more_than,
+/// basis }`: `none` takes no threshold and cannot be required; `penalty` needs `months`.
+fn dc_rule(
+    c: &mut Checker<'_>,
+    raw: &Spanned<RawDcRule>,
+    known: &BTreeSet<String>,
+) -> Option<DcRule> {
+    const FIELD: &str = "request.dual_criminality";
+    let r = raw.get_ref();
+    let basis = c.citation(&r.basis, &format!("{FIELD}.basis"), known);
+    let required = r.required.as_ref().map(|b| *b.get_ref());
+    let months = match &r.months {
+        None => None,
+        Some(m) => match u32::try_from(*m.get_ref()) {
+            Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
+            _ => {
+                c.error(
+                    m.span(),
+                    &format!("{FIELD}.months"),
+                    format!(
+                        "found {}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS}",
+                        m.get_ref()
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    let test = match (r.test.get_ref().as_str(), months) {
+        ("none", None) if r.more_than.is_none() => {
+            if let Some(true) = required {
+                c.error(
+                    r.required.as_ref().map_or(raw.span(), Spanned::span),
+                    &format!("{FIELD}.required"),
+                    "found required = true with test = \"none\"; expected no `required` (nothing is compared, so nothing can be required)".to_owned(),
+                );
+                return None;
+            }
+            DcRuleTest::None
+        }
+        ("conduct", None) if r.more_than.is_none() => DcRuleTest::Conduct,
+        ("penalty", Some(months)) => DcRuleTest::Penalty {
+            months,
+            more_than: r.more_than.as_ref().is_some_and(|b| *b.get_ref()),
+        },
+        ("penalty", None) => {
+            c.error(
+                r.test.span(),
+                &format!("{FIELD}.months"),
+                "found test = \"penalty\" without `months`; expected the threshold, e.g. months = 12".to_owned(),
+            );
+            return None;
+        }
+        ("none" | "conduct", _) => {
+            let span = r
+                .months
+                .as_ref()
+                .map(Spanned::span)
+                .or_else(|| r.more_than.as_ref().map(Spanned::span))
+                .unwrap_or(raw.span());
+            c.error(
+                span,
+                FIELD,
+                format!(
+                    "found a penalty threshold with test = \"{}\"; expected test = \"penalty\" for a threshold, or no `months`/`more_than`",
+                    r.test.get_ref()
+                ),
+            );
+            return None;
+        }
+        (other, _) => {
+            c.error(
+                r.test.span(),
+                &format!("{FIELD}.test"),
+                format!("found `{other}`; expected one of none, conduct, penalty"),
+            );
+            return None;
+        }
+    };
+    let categories = c.names::<DataCategory>(&r.categories, &format!("{FIELD}.categories"));
+    if categories.len() != r.categories.len() {
+        return None;
+    }
+    let required = required.unwrap_or(test != DcRuleTest::None);
+    Some(DcRule { test, required, categories, basis })
 }
 
 /// Validates refusal grounds or conditions: kebab-case ids, each once, a text, a basis.

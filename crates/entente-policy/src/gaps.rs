@@ -849,13 +849,15 @@ fn analyze_flow(
     if decision.decision.outcome == Outcome::Permit {
         if let Some(a) = grounding {
             // (a) Dual criminality, where the request calls for it, by the test the request
-            // kind calls for (`incoming::dc_requirement`: MLA on the conduct, ETS 185 Art
-            // 25(5); preservation none, Art 29(3)); a flow without a request (data shared in
+            // kind and category call for (`incoming::dc_requirement`: the agreement's own
+            // rule, else MLA on the conduct, ETS 185 Art 25(5)); a flow without a request (data shared in
             // a team) needs none. A required test that fails blocks; one compared for
             // information only warns.
             let test = match f.request_kind {
                 _ if f.from == scenario.requesting => None,
-                Some(kind) => Some(crate::incoming::dc_requirement(a, kind, lexicon)),
+                Some(kind) => {
+                    Some(crate::incoming::dc_requirement(a, kind, Some(&[f.category]), lexicon))
+                }
                 // Data shared without a request: only an agreement that states a threshold
                 // makes dual criminality a condition of it.
                 None => a.dual_criminality_months.map(|months| {

@@ -2,18 +2,20 @@
 //! dual-criminality result with both sides' provisions, the agreement and article that
 //! ground the request, the grounds for refusal that may apply, and the clocks to answer.
 
-use crate::agreement::{
-    Agreement, AgreementKind, Citation, DataCategory, RefusalGround, RequestKind,
-};
+use crate::agreement::{Agreement, Citation, DataCategory, DcRuleTest, RefusalGround, RequestKind};
 use crate::request::Request;
 use entente_core::lexicon::{DcTest, DualCriminality, Lexicon, Threshold, VerificationStatus};
 use jiff::Timestamp;
 use serde::Serialize;
 
 /// Whether dual criminality conditions the request, and which test applies. It depends on
-/// the cooperation asked for: mutual assistance compares the conduct only (ETS 185 Art
-/// 25(5)); preservation needs none (Art 29(3)); extradition thresholds are not a condition of
-/// any request Entente carries.
+/// the cooperation asked for and on the instrument: a request kind's `dual_criminality` in
+/// the agreement file says what the instrument says (ETS 185 Art 29(3): none for
+/// preservation; Regulation (EU) 2023/1543 Art 12(1)(d): the enforcing State may refuse a
+/// production order on the conduct). Without one, mutual assistance compares the conduct
+/// only (ETS 185 Art 25(5)); an agreement-wide `dual_criminality_months` sets a penalty
+/// threshold; otherwise the conduct is compared for information. Extradition thresholds are
+/// not a condition of any request Entente carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DcRequirement {
     /// Whether the requested party may make its assistance conditional on dual criminality.
@@ -25,59 +27,100 @@ pub struct DcRequirement {
     pub basis: String,
 }
 
-/// The dual-criminality requirement of a request of `kind` under `agreement`, and the test
-/// to run (none when no comparison is due).
+/// Categories in words: `traffic, content`.
+fn words(categories: &[DataCategory]) -> String {
+    categories.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A citation with its verification status, as the incoming check prints it.
+fn cited(c: &Citation) -> String {
+    format!("{} ({})", c.citation, c.status)
+}
+
+/// The dual-criminality requirement of a request of `kind` under `agreement` for the
+/// categories of data `asked` (when known), and the test to run (none when no comparison is
+/// due).
 pub fn dc_requirement(
     agreement: &Agreement,
     kind: RequestKind,
+    asked: Option<&[DataCategory]>,
     lexicon: &Lexicon,
 ) -> (DcRequirement, Option<DcTest>) {
     let conduct = lexicon.conduct_test();
     let conduct_basis = lexicon.rules.conduct_basis.clone();
-    match kind {
-        RequestKind::Mla => (
-            DcRequirement { required: true, test: "conduct", basis: format!("{conduct_basis}; no penalty threshold applies to mutual assistance (thresholds are for extradition, Art 24)") },
-            Some(conduct),
-        ),
-        RequestKind::Preservation if agreement.id == "ets-185" || agreement.id == "cets-224" => (
+    let rule = agreement.requests.iter().find(|r| r.kind == kind);
+    if let Some(dc) = rule.and_then(|r| r.dual_criminality.as_ref()) {
+        let mut basis = cited(&dc.basis);
+        if !dc.categories.is_empty() {
+            let only = words(&dc.categories);
+            match asked {
+                Some(asked) if !asked.iter().any(|c| dc.categories.contains(c)) => {
+                    let basis = format!(
+                        "{basis}: for {only} data only, and this request asks for {} data",
+                        words(asked)
+                    );
+                    return (DcRequirement { required: false, test: "none", basis }, None);
+                }
+                Some(_) => {}
+                None => basis = format!("{basis} (for {only} data)"),
+            }
+        }
+        return match dc.test {
+            DcRuleTest::None => (DcRequirement { required: false, test: "none", basis }, None),
+            DcRuleTest::Conduct => (
+                DcRequirement {
+                    required: dc.required,
+                    test: "conduct",
+                    basis: format!(
+                        "{basis}; the conduct is compared by the lexicon's conduct test ({conduct_basis})"
+                    ),
+                },
+                Some(conduct),
+            ),
+            DcRuleTest::Penalty { months, more_than } => {
+                let threshold = Threshold { months, more_than, basis: basis.clone() };
+                (
+                    DcRequirement { required: dc.required, test: "penalty", basis },
+                    Some(DcTest::Penalty(threshold)),
+                )
+            }
+        };
+    }
+    match (kind, agreement.dual_criminality_months) {
+        (RequestKind::Mla, _) => (
             DcRequirement {
-                required: false,
-                test: "none",
-                basis: "ETS 185 Art 29(3): dual criminality is not a condition of preservation (29(4): a reservation may require it for offences other than Arts 2-11)".to_owned(),
-            },
-            None,
-        ),
-        _ if agreement.kind == AgreementKind::Regulation && agreement.id == "eu-2023-1543" => (
-            DcRequirement {
-                required: false,
+                required: true,
                 test: "conduct",
                 basis: format!(
-                    "Regulation (EU) 2023/1543: whether the enforcing State may refuse on dual criminality is not in the research notes (U); the conduct is compared for information ({conduct_basis}); a production order must meet the issuing conditions of Art 5 (below)"
+                    "{conduct_basis}; no penalty threshold applies to mutual assistance (thresholds are for extradition, Art 24)"
                 ),
             },
             Some(conduct),
         ),
-        _ => match agreement.dual_criminality_months {
-            Some(months) => {
-                let threshold = Threshold {
-                    months,
-                    more_than: false,
-                    basis: format!("{}: a maximum custodial penalty of at least {months} months in both parties, as the agreement states", agreement.id),
-                };
-                (
-                    DcRequirement { required: true, test: "penalty", basis: threshold.basis.clone() },
-                    Some(DcTest::Penalty(threshold)),
-                )
-            }
-            None => (
-                DcRequirement {
-                    required: false,
-                    test: "conduct",
-                    basis: format!("the agreement states no dual-criminality condition for {kind} requests; the conduct is compared for information ({conduct_basis})"),
-                },
-                Some(conduct),
-            ),
-        },
+        (_, Some(months)) => {
+            let threshold = Threshold {
+                months,
+                more_than: false,
+                basis: format!(
+                    "{}: a maximum custodial penalty of at least {months} months in both parties, as the agreement states",
+                    agreement.id
+                ),
+            };
+            (
+                DcRequirement { required: true, test: "penalty", basis: threshold.basis.clone() },
+                Some(DcTest::Penalty(threshold)),
+            )
+        }
+        (_, None) => (
+            DcRequirement {
+                required: false,
+                test: "conduct",
+                basis: format!(
+                    "the agreement states no dual-criminality condition for {kind} requests; the conduct is compared for information ({conduct_basis})"
+                ),
+            },
+            Some(conduct),
+        ),
     }
 }
 
@@ -292,7 +335,7 @@ pub fn incoming_check(
     lexicon: &Lexicon,
     now: Timestamp,
 ) -> IncomingCheck {
-    let (requirement, test) = dc_requirement(agreement, request.kind, lexicon);
+    let (requirement, test) = dc_requirement(agreement, request.kind, None, lexicon);
     let dual_criminality = match &test {
         None => Vec::new(),
         Some(test) => provisions
@@ -367,7 +410,11 @@ mod tests {
         r.apply(RequestEvent::Receive, now, eu).unwrap();
         let check = incoming_check(&r, &["Sr 138ab".into(), "Sr 999".into()], eu, &lexicon, now);
         assert!(check.legal_basis.citation.contains("2023/1543"), "{:?}", check.legal_basis);
-        assert!(!check.dual_criminality_requirement.required);
+        // Art 12(1)(d): the notified enforcing State may refuse on the conduct.
+        let req = &check.dual_criminality_requirement;
+        assert!(req.required && req.test == "conduct", "{req:?}");
+        assert!(req.basis.contains("12(1)(d)") && req.basis.contains("(V1)"), "{req:?}");
+        assert!(req.basis.contains("(for traffic, content data)"), "{req:?}");
         // Art 5: NL Sr 138ab is an attack on an information system (a listed offence) for
         // traffic and content data; subscriber data may be ordered for any offence.
         let met: Vec<(&str, &str)> =
@@ -383,6 +430,22 @@ mod tests {
             Err(e) => panic!("{e}"),
         }
         assert!(check.dual_criminality[1].result.is_err());
+        // A preservation order has no refusal stage: no comparison is due.
+        let mut p = Request::new(
+            RequestKind::Preservation,
+            eu,
+            "NL".parse().unwrap(),
+            "DE".parse().unwrap(),
+            false,
+            now,
+        )
+        .unwrap();
+        p.apply(RequestEvent::Submit, now, eu).unwrap();
+        p.apply(RequestEvent::Receive, now, eu).unwrap();
+        let check = incoming_check(&p, &["Sr 138ab".into()], eu, &lexicon, now);
+        let req = &check.dual_criminality_requirement;
+        assert!(!req.required && req.test == "none" && req.basis.contains("Arts 8, 12"), "{req:?}");
+        assert!(check.dual_criminality.is_empty() && check.order_conditions.is_empty());
     }
 
     /// An MLA request compares the conduct only: no threshold, whatever the agreement's

@@ -503,6 +503,64 @@ fn dual_criminality_months_out_of_range() {
     );
 }
 
+/// An agreement with one preservation request whose `dual_criminality` is `dc`.
+fn with_dc(dc: &str) -> String {
+    appended(&format!(
+        "\n[[request]]\nkind = \"preservation\"\ncategories = [\"subscriber\"]\ndual_criminality = {{ {dc}basis = {{ citation = \"Art 1\", status = \"U\" }} }}\nbasis = {{ citation = \"X\", status = \"U\" }}\n"
+    ))
+}
+
+#[test]
+fn dual_criminality_of_a_request_kind() {
+    let dc_of = |dc: &str| {
+        let a = parse_agreement("t.toml", &with_dc(dc), &lexicon()).unwrap();
+        a.requests[0].dual_criminality.clone().unwrap()
+    };
+    let none = dc_of(r#"test = "none", "#);
+    assert_eq!((none.test, none.required), (DcRuleTest::None, false));
+    assert_eq!(none.basis.status, VerificationStatus::U);
+    let conduct = dc_of(r#"test = "conduct", "#);
+    assert_eq!(
+        (conduct.test, conduct.required),
+        (DcRuleTest::Conduct, true),
+        "required by default"
+    );
+    let info = dc_of(r#"test = "conduct", required = false, "#);
+    assert!(!info.required);
+    let penalty = dc_of(r#"test = "penalty", months = 12, more_than = true, "#);
+    assert_eq!(penalty.test, DcRuleTest::Penalty { months: 12, more_than: true });
+    // Without the key, the kind's general rule applies.
+    let t = appended(
+        "\n[[request]]\nkind = \"preservation\"\ncategories = [\"subscriber\"]\nbasis = { citation = \"X\", status = \"U\" }\n",
+    );
+    assert_eq!(
+        parse_agreement("t.toml", &t, &lexicon()).unwrap().requests[0].dual_criminality,
+        None
+    );
+}
+
+#[test]
+fn dual_criminality_of_a_request_kind_refuses_what_does_not_fit() {
+    let e = one(&with_dc(r#"test = "similar", "#), "\"similar\"", "request.dual_criminality.test");
+    assert!(e.message.contains("none, conduct, penalty"), "{e}");
+    let e =
+        one(&with_dc(r#"test = "penalty", "#), "\"penalty\"", "request.dual_criminality.months");
+    assert!(e.message.contains("months = 12"), "{e}");
+    let e = one(&with_dc(r#"test = "conduct", months = 12, "#), "12", "request.dual_criminality");
+    assert!(e.message.contains("test = \"penalty\""), "{e}");
+    let t = with_dc(r#"test = "none", required = true, "#);
+    let e = one_from(&t, 20, "true", "request.dual_criminality.required");
+    assert!(e.message.contains("nothing is compared"), "{e}");
+    for bad in ["0", "1201", "-1"] {
+        let t = with_dc(&format!("test = \"penalty\", months = {bad}, "));
+        let e = one_from(&t, 15, bad, "request.dual_criminality.months");
+        assert!(e.message.contains("from 1 to 1200"), "{e}");
+    }
+    let errs = errors(&with_dc(r#"test = "none", colour = "blue", "#));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].message.contains("colour"), "{}", errs[0]);
+}
+
 #[test]
 fn unknown_top_level_key() {
     let t = with("colour", r#"colour = "blue""#);

@@ -46,6 +46,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
             emergency_deadline: Some(dur("PT8H")),
             period: None,
             extension: None,
+            dual_criminality: None,
             basis: cite("Art 10"),
         }],
         refusal_grounds: vec![],
