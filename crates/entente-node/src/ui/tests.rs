@@ -340,7 +340,10 @@ async fn a_request_page_shows_the_incoming_check_and_records_events() {
         "NL → DE",
         "eu-2023-1543",
         EN.dc_title,
-        EN.dc_not_condition,
+        // A production order: the notified enforcing State may refuse on the conduct
+        // (Regulation (EU) 2023/1543 Arts 8, 12(1)(d)).
+        EN.dc_required,
+        "12(1)(d)",
         "Sr 138ab",
         EN.order_conditions,
         "a listed offence (illegal-access)",
