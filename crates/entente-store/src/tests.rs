@@ -243,6 +243,36 @@ async fn concurrent_submits_are_all_recorded_and_proofs_verify() {
     }
 }
 
+/// Verification beside a node that keeps writing (as `ledger verify` or the pilot's oversight
+/// step beside `entente serve`): every pass verifies the ledger as of its head, never a
+/// "head behind the latest checkpoint" failure. Bounded: 200 writes, verifications until they end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_beside_a_writing_node_verifies_as_of_its_head() {
+    for db in backends().await {
+        let gate = Gate::start(db.store.clone(), key(), nl(), no_agreements());
+        gate.submit(investigator(), open("V0"), t0()).await.unwrap();
+        let writer = {
+            let g = gate.clone();
+            tokio::spawn(async move {
+                for i in 1..200 {
+                    g.submit(investigator(), open(&format!("V{i}")), t0()).await.unwrap();
+                }
+            })
+        };
+        let mut passes = 0;
+        while !writer.is_finished() {
+            let r = verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await;
+            assert!(r.is_ok(), "pass {passes}: {r:?}");
+            passes += 1;
+        }
+        writer.await.unwrap();
+        let report = verify_ledger(&db.store, &nl(), &vkey(&gate), &mut |_, _| {}).await.unwrap();
+        assert_eq!(report.entries, 200);
+        assert!(passes > 0);
+        db.drop_schema().await;
+    }
+}
+
 #[tokio::test]
 async fn two_writers_on_one_database_stay_consistent() {
     for db in backends().await {

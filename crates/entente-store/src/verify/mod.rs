@@ -78,7 +78,11 @@ pub async fn verify_ledger(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     let (size, head_note) = store.ledger_head().await?;
-    let checkpoints = store.checkpoints().await?;
+    let mut checkpoints = store.checkpoints().await?;
+    // A live node (`entente serve` beside this check) may commit between the two reads: the
+    // ledger is verified as of the head read first; later checkpoints belong to the next
+    // verification (entries and checkpoints are append-only, so nothing below it changes).
+    checkpoints.retain(|(s, _)| *s <= size);
     let mut verified = Vec::with_capacity(checkpoints.len());
     for (size_col, note) in &checkpoints {
         let cp = ledger::verify_checkpoint(note, verifier_key)
@@ -203,17 +207,23 @@ pub async fn verify_ledger(
             what: format!("signs a tree larger than the ledger ({size})"),
         });
     }
+    // Nothing may be stored beyond the head. On a live node, entries and hashes committed
+    // since the head was read are covered by the head committed with them: read them first,
+    // then the head, so that whatever was seen was committed before that head was read.
     let extra = store.entries(size, u64::MAX >> 2).await?;
-    if let Some((i, _)) = extra.first() {
+    let extra_hashes = store.hash_range(ledger::stored_hash_count(size), u64::MAX >> 2).await?;
+    let (later, _) = store.ledger_head().await?;
+    let later = later.max(size);
+    if let Some((i, _)) = extra.iter().find(|(i, _)| *i >= later) {
         return Err(VerifyError::Entry {
             index: *i,
-            what: format!("present beyond the ledger head (size {size})"),
+            what: format!("present beyond the ledger head (size {later})"),
         });
     }
-    let extra_hashes = store.hash_range(ledger::stored_hash_count(size), u64::MAX >> 2).await?;
-    if let Some((i, _)) = extra_hashes.first() {
+    let stored_later = ledger::stored_hash_count(later);
+    if let Some((i, _)) = extra_hashes.iter().find(|(i, _)| *i >= stored_later) {
         return Err(VerifyError::Head(format!(
-            "tree hash {i} stored beyond the ledger head (size {size})"
+            "tree hash {i} stored beyond the ledger head (size {later})"
         )));
     }
     Ok(VerifyReport {
