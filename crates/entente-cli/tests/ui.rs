@@ -269,6 +269,7 @@ async fn every_role_in_chromium_with_axe_core_and_the_keyboard() {
     let eva = add_user(&dir, "eva", "investigator");
     let carl = add_user(&dir, "carl", "csirt");
     let otto = add_user(&dir, "otto", "auditor");
+    let pia = add_user(&dir, "pia", "central-authority");
     let server = Server::start(&dir, Duration::from_secs(20)).await;
     let api = server.url.clone();
     let b = Browser::start(driver, chromium).await;
@@ -382,6 +383,35 @@ async fn every_role_in_chromium_with_axe_core_and_the_keyboard() {
     assert!(denied.contains("recorded the refusal as ledger entry"), "{denied}");
     assert_eq!(ledger_size(&api).await, before + 1, "the refusal is one entry");
     b.axe(&axe, "refusal page").await;
+    sign_out(&b).await;
+
+    // A central authority's request: drafted over the API, then read and submitted through
+    // its page (the incoming check's dual-criminality rule shown with its article).
+    let r = server
+        .post("/api/v1/cases", &pia, json!({"id": "L-CA", "title": "Preservation abroad"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let epoc = json!({"id": "L-EPOC-1", "case_id": "L-CA", "kind": "production",
+        "agreement": "eu-2023-1543", "to": "DE", "provisions": ["Sr 138ab"]});
+    let r = server.post("/api/v1/requests", &pia, epoc).await.unwrap();
+    assert_eq!(r.status(), 201);
+    sign_in(&b, &api, &pia).await;
+    b.axe(&axe, "central authority's home").await;
+    b.screenshot("home-central-authority").await;
+    b.goto(&format!("{api}/ui/requests/L-EPOC-1")).await;
+    let page = b.text().await;
+    assert!(page.contains("12(1)(d)") && page.contains("Sr 138ab"), "{page}");
+    b.axe(&axe, "request page").await;
+    b.screenshot("request").await;
+    let before = ledger_size(&api).await;
+    b.click("#event-submit").await;
+    b.click("form[action='/ui/requests/L-EPOC-1/events'] button[type=submit]").await;
+    let done = wait_for_url(&b, |u| u.contains("done=")).await;
+    assert!(done.contains("/ui/requests/L-EPOC-1?done="), "{done}");
+    assert!(b.text().await.contains("Recorded at ledger entry"));
+    assert_eq!(ledger_size(&api).await, before + 2, "the event and the view of the page");
+    b.axe(&axe, "request page after an event").await;
     sign_out(&b).await;
 
     // The auditor's home shows the ledger's health.
