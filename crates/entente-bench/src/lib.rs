@@ -619,6 +619,7 @@ mod decisions {
                     period: if preservation { Some(dur("P60D")?) } else { None },
                     extension: if preservation { Some(dur("P30D")?) } else { None },
                     dual_criminality: None,
+                    issuing_conditions: None,
                     basis: cite(format!("{id} Art {}", rng.range(2, 30))),
                 });
             }

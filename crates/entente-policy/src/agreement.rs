@@ -108,7 +108,29 @@ pub struct RequestRule {
     /// `None`: the general rule for the kind applies (see `incoming::dc_requirement`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dual_criminality: Option<DcRule>,
+    /// Conditions the issuing authority must meet before issuing this kind of order, per
+    /// category of data (`issuing_conditions = {...}`; Regulation (EU) 2023/1543 Art 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuing_conditions: Option<IssuingConditions>,
     /// Where the rule and its deadlines come from.
+    pub basis: Citation,
+}
+
+/// The conditions on issuing an order, by category of data: some categories may be ordered
+/// for any criminal offence; the others only for offences with a maximum penalty of at least
+/// `min_penalty_months` in the issuing State, or for the listed offences (lexicon concepts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IssuingConditions {
+    /// Categories that may be ordered for any criminal offence.
+    pub any_offence: Vec<DataCategory>,
+    /// The minimum maximum penalty (months) for the other categories.
+    pub min_penalty_months: u32,
+    /// Offences (lexicon concepts) for which the other categories may be ordered whatever
+    /// their penalty.
+    pub listed: Vec<String>,
+    /// Where the listed offences come from, in words (e.g. the Directives they implement).
+    pub listed_basis: String,
+    /// Where the conditions come from, with their status.
     pub basis: Citation,
 }
 
@@ -666,6 +688,21 @@ struct RawRequest {
     extension: Option<Spanned<String>>,
     #[serde(default)]
     dual_criminality: Option<Spanned<RawDcRule>>,
+    #[serde(default)]
+    issuing_conditions: Option<Spanned<RawIssuingConditions>>,
+    basis: RawCitation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuingConditions {
+    #[serde(default)]
+    any_offence: Vec<Spanned<String>>,
+    min_penalty_months: Spanned<i64>,
+    #[serde(default)]
+    listed: Vec<Spanned<String>>,
+    #[serde(default)]
+    listed_basis: String,
     basis: RawCitation,
 }
 
@@ -1292,6 +1329,10 @@ fn check_agreement(
             c.error(raw_x.span(), "request.extension", "found an extension without a period; expected `period` too (the extension lengthens it)".to_owned());
         }
         let dual_criminality = r.dual_criminality.as_ref().and_then(|d| dc_rule(&mut c, d, &known));
+        let issuing_conditions = r
+            .issuing_conditions
+            .as_ref()
+            .and_then(|d| issuing_conditions(&mut c, d.get_ref(), lexicon, &known));
         let basis = c.citation(&r.basis, "request.basis", &known);
         let Some(kind) = kind else { continue };
         if requests.iter().any(|x| x.kind == kind) {
@@ -1312,6 +1353,7 @@ fn check_agreement(
             period,
             extension,
             dual_criminality,
+            issuing_conditions,
             basis,
         });
     }
@@ -1798,6 +1840,60 @@ fn dc_rule(
     }
     let required = required.unwrap_or(test != DcRuleTest::None);
     Some(DcRule { test, required, categories, basis })
+}
+
+/// Validates a request kind's `issuing_conditions = { any_offence, min_penalty_months,
+/// listed, listed_basis, basis }`: categories by name, months in range, listed offences that
+/// are concepts of the lexicon.
+fn issuing_conditions(
+    c: &mut Checker<'_>,
+    r: &RawIssuingConditions,
+    lexicon: &Lexicon,
+    known: &BTreeSet<String>,
+) -> Option<IssuingConditions> {
+    const FIELD: &str = "request.issuing_conditions";
+    let basis = c.citation(&r.basis, &format!("{FIELD}.basis"), known);
+    let any_offence = c.names::<DataCategory>(&r.any_offence, &format!("{FIELD}.any_offence"));
+    let months = *r.min_penalty_months.get_ref();
+    let min_penalty_months = match u32::try_from(months) {
+        Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
+        _ => {
+            c.error(
+                r.min_penalty_months.span(),
+                &format!("{FIELD}.min_penalty_months"),
+                format!(
+                    "found {months}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS}"
+                ),
+            );
+            None
+        }
+    };
+    let mut listed = Vec::new();
+    for l in &r.listed {
+        if lexicon.concepts.iter().any(|k| &k.id == l.get_ref()) {
+            listed.push(l.get_ref().clone());
+        } else {
+            c.error(
+                l.span(),
+                &format!("{FIELD}.listed"),
+                format!(
+                    "found `{}`; expected a concept of the lexicon ({})",
+                    l.get_ref(),
+                    lexicon.concepts.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    if any_offence.len() != r.any_offence.len() || listed.len() != r.listed.len() {
+        return None;
+    }
+    Some(IssuingConditions {
+        any_offence,
+        min_penalty_months: min_penalty_months?,
+        listed,
+        listed_basis: r.listed_basis.trim().to_owned(),
+        basis,
+    })
 }
 
 /// Validates refusal grounds or conditions: kebab-case ids, each once, a text, a basis.

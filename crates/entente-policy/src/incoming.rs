@@ -174,37 +174,32 @@ pub struct OrderCondition {
     pub reason: String,
 }
 
-/// Art 5 (V1 [EEV-art5]): subscriber and identification data for any criminal offence;
-/// traffic and content data for offences punishable in the issuing State by a maximum of at
-/// least three years, or for the listed offences committed by means of an information system
-/// (Directive 2013/40 Arts 3-8, attacks on information systems; Directive 2011/93 Arts 3-7,
-/// child sexual abuse). The listed Directives are matched through the ETS 185 concepts they
-/// correspond to; the non-cash payment fraud Directive 2019/713 and the terrorism limb are
-/// not mapped (they are left open, not assumed).
+/// The issuing conditions of the request's rule (`issuing_conditions` in the agreement
+/// file; Regulation (EU) 2023/1543 Art 5, V1 [EEV-art5]: subscriber and identification data
+/// for any criminal offence; traffic and content data for offences punishable in the issuing
+/// State by a maximum of at least three years, or for the listed offences committed by means
+/// of an information system), checked for each provision the request names. Listed offences
+/// are matched through the lexicon concepts the file lists; what the file does not map (the
+/// non-cash payment fraud Directive, the terrorism limb) is left open, not assumed. None when
+/// the rule sets no conditions.
 pub fn order_conditions(
     request: &Request,
     provisions: &[String],
     lexicon: &Lexicon,
 ) -> Vec<OrderCondition> {
-    const BASIS: &str = "Regulation (EU) 2023/1543 Art 5";
-    const LISTED: &[&str] = &[
-        "illegal-access",
-        "illegal-interception",
-        "data-interference",
-        "system-interference",
-        "misuse-of-devices",
-        "child-sexual-abuse-material",
-    ];
+    let Some(ic) = request.rule.issuing_conditions.as_ref() else { return Vec::new() };
+    let basis = ic.basis.citation.as_str();
+    let min = ic.min_penalty_months;
     let Ok(issuing) = lexicon.jurisdiction(request.from.as_str()) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for &category in &request.rule.categories {
-        if matches!(category, DataCategory::Subscriber) {
+        if ic.any_offence.contains(&category) {
             out.push(OrderCondition {
                 category,
                 outcome: "met",
-                reason: format!("{BASIS}: subscriber and identification data may be ordered for any criminal offence"),
+                reason: format!("{basis}: {category} data may be ordered for any criminal offence"),
             });
             continue;
         }
@@ -214,21 +209,26 @@ pub fn order_conditions(
                     category,
                     outcome: "open",
                     reason: format!(
-                        "{given}: not in the lexicon for {}; {BASIS} cannot be checked",
+                        "{given}: not in the lexicon for {}; {basis} cannot be checked",
                         request.from
                     ),
                 });
                 continue;
             };
-            let listed: Vec<&str> =
-                p.concepts.iter().map(String::as_str).filter(|c| LISTED.contains(c)).collect();
+            let listed: Vec<&str> = p
+                .concepts
+                .iter()
+                .map(String::as_str)
+                .filter(|c| ic.listed.iter().any(|l| l == c))
+                .collect();
             let (outcome, reason) = if !listed.is_empty() && p.status != VerificationStatus::U {
                 (
                     "met",
                     format!(
-                        "{}: a listed offence ({}) committed by means of an information system ({BASIS}(4)(b), Directives 2013/40 and 2011/93)",
+                        "{}: a listed offence ({}) committed by means of an information system ({})",
                         p.citation,
-                        listed.join(", ")
+                        listed.join(", "),
+                        ic.listed_basis
                     ),
                 )
             } else {
@@ -236,25 +236,25 @@ pub fn order_conditions(
                     _ if p.penalty.status == VerificationStatus::U => (
                         "open",
                         format!(
-                            "{}: the maximum penalty is unverified (U), and {BASIS} needs at least 36 months for {category} data unless the offence is listed",
+                            "{}: the maximum penalty is unverified (U), and {basis} needs at least {min} months for {category} data unless the offence is listed",
                             p.citation
                         ),
                     ),
-                    Some(m) if m >= 36 => (
+                    Some(m) if m >= min => (
                         "met",
                         format!(
-                            "{}: maximum {m} months, at least the 3 years {BASIS} requires for {category} data",
+                            "{}: maximum {m} months, at least the {min} months {basis} requires for {category} data",
                             p.citation
                         ),
                     ),
                     Some(m)
                         if p.penalty.aggravated_life
-                            || p.penalty.aggravated_max_months.is_some_and(|a| a >= 36) =>
+                            || p.penalty.aggravated_max_months.is_some_and(|a| a >= min) =>
                     {
                         (
                             "open",
                             format!(
-                                "{}: basic maximum {m} months; only aggravated forms reach the 3 years {BASIS} requires for {category} data",
+                                "{}: basic maximum {m} months; only aggravated forms reach the {min} months {basis} requires for {category} data",
                                 p.citation
                             ),
                         )
@@ -262,14 +262,14 @@ pub fn order_conditions(
                     Some(m) => (
                         "not met",
                         format!(
-                            "{}: maximum {m} months, short of the 3 years {BASIS} requires for {category} data, and not a listed offence",
+                            "{}: maximum {m} months, short of the {min} months {basis} requires for {category} data, and not a listed offence",
                             p.citation
                         ),
                     ),
                     None => (
                         "open",
                         format!(
-                            "{}: no maximum penalty recorded; {BASIS} needs at least 36 months for {category} data",
+                            "{}: no maximum penalty recorded; {basis} needs at least {min} months for {category} data",
                             p.citation
                         ),
                     ),
@@ -357,12 +357,7 @@ pub fn incoming_check(
             })
             .collect(),
     };
-    let order_conditions =
-        if agreement.id == "eu-2023-1543" && request.kind == RequestKind::Production {
-            order_conditions(request, provisions, lexicon)
-        } else {
-            Vec::new()
-        };
+    let order_conditions = order_conditions(request, provisions, lexicon);
     IncomingCheck {
         legal_basis: request.rule.basis.clone(),
         agreement: format!("{} ({})", agreement.id, agreement.title),

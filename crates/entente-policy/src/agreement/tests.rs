@@ -561,6 +561,43 @@ fn dual_criminality_of_a_request_kind_refuses_what_does_not_fit() {
     assert!(errs[0].message.contains("colour"), "{}", errs[0]);
 }
 
+/// An agreement with one production request whose `issuing_conditions` is `ic`.
+fn with_ic(ic: &str) -> String {
+    appended(&format!(
+        "\n[[request]]\nkind = \"production\"\ncategories = [\"subscriber\", \"traffic\"]\nissuing_conditions = {{ {ic}basis = {{ citation = \"Art 5\", status = \"U\" }} }}\nbasis = {{ citation = \"X\", status = \"U\" }}\n"
+    ))
+}
+
+#[test]
+fn issuing_conditions_of_a_request_kind() {
+    let t = with_ic(
+        r#"any_offence = ["subscriber"], min_penalty_months = 36, listed = ["illegal-access"], listed_basis = "Directive 2013/40", "#,
+    );
+    let a = parse_agreement("t.toml", &t, &lexicon()).unwrap();
+    let ic = a.requests[0].issuing_conditions.clone().unwrap();
+    assert_eq!(ic.any_offence, [DataCategory::Subscriber]);
+    assert_eq!(
+        (ic.min_penalty_months, ic.listed.as_slice()),
+        (36, &["illegal-access".to_owned()][..])
+    );
+    assert_eq!(ic.listed_basis, "Directive 2013/40");
+
+    let e = one_from(
+        &with_ic(r#"min_penalty_months = 0, "#),
+        15,
+        "0",
+        "request.issuing_conditions.min_penalty_months",
+    );
+    assert!(e.message.contains("from 1 to 1200"), "{e}");
+    let t = with_ic(r#"min_penalty_months = 36, listed = ["extortion"], "#);
+    let e = one(&t, "\"extortion\"", "request.issuing_conditions.listed");
+    assert!(e.message.contains("illegal-access"), "{e}");
+    let t = with_ic(r#"any_offence = ["gossip"], min_penalty_months = 36, "#);
+    one(&t, "\"gossip\"", "request.issuing_conditions.any_offence");
+    let errs = errors(&with_ic(r#"listed = ["illegal-access"], "#));
+    assert!(errs.iter().any(|e| e.message.contains("min_penalty_months")), "{errs:#?}");
+}
+
 #[test]
 fn unknown_top_level_key() {
     let t = with("colour", r#"colour = "blue""#);

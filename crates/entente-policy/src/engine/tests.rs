@@ -47,6 +47,7 @@ fn agreement(id: &str, parties: &[&str], onward: OnwardTransfer) -> Agreement {
             period: None,
             extension: None,
             dual_criminality: None,
+            issuing_conditions: None,
             basis: cite("Art 10"),
         }],
         refusal_grounds: vec![],
