@@ -22,24 +22,8 @@ fn ledger_size(dir: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no size in: {out}"))
 }
 
-/// Headless Chromium, when installed (scripts/test.sh installs Debian's `chromium`);
-/// `ENTENTE_BROWSER=required` makes its absence a failure.
-fn chromium() -> Option<&'static str> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("ENTENTE_BROWSER").as_deref() != Ok("required"),
-            "chromium not installed and ENTENTE_BROWSER=required"
-        );
-        eprintln!("skipped: chromium not installed");
-    }
-    found
-}
-
 fn render_in_chromium(html: &Path, png: &Path) -> String {
-    let Some(bin) = chromium() else { return String::new() };
+    let Some(bin) = crate::common::chromium() else { return String::new() };
     let url = format!("file://{}", html.display());
     let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"];
     let shot = std::process::Command::new(bin)

@@ -6,34 +6,18 @@
 //! bundled in the `axe-playwright-python` wheel, installed without its dependencies into
 //! `.venv`); with `ENTENTE_BROWSER=required` a missing piece is a failure, not a skip.
 
-use crate::common::{ChildGuard, Server, add_user, free_port, init_node};
+use crate::common::{
+    ChildGuard, Server, add_user, browser_required, chromium, free_port, init_node, installed,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn required() -> bool {
-    std::env::var("ENTENTE_BROWSER").as_deref() == Ok("required")
-}
-
 /// chromedriver and chromium, when installed.
 fn browser() -> Option<(&'static str, &'static str)> {
-    let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let chromium = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    match (driver, chromium) {
-        (Some(d), Some(c)) => Some((d, c)),
-        _ => {
-            assert!(
-                !required(),
-                "chromium or chromedriver not installed and ENTENTE_BROWSER=required"
-            );
-            eprintln!("skipped: chromium or chromedriver not installed");
-            None
-        }
-    }
+    let driver =
+        installed("chromedriver", &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])?;
+    Some((driver, chromium()?))
 }
 
 /// axe-core's `axe.min.js`: `ENTENTE_AXE`, or the copy in `.venv` that `scripts/pyenv.sh`
@@ -50,7 +34,7 @@ fn axe_source() -> Option<String> {
         Some(s) => Some(s),
         None => {
             assert!(
-                !required(),
+                !browser_required(),
                 "axe-core not found (ENTENTE_AXE or .venv) and ENTENTE_BROWSER=required"
             );
             eprintln!("skipped: axe-core not found");

@@ -765,6 +765,25 @@ impl SourceChecker for Checker<'_> {
 }
 
 impl Checker<'_> {
+    /// A penalty threshold in months, from 1 to [`MAX_DUAL_CRIMINALITY_MONTHS`]; `hint` is
+    /// added to the error.
+    fn months(&mut self, raw: &Spanned<i64>, field: &str, hint: &str) -> Option<u32> {
+        let v = *raw.get_ref();
+        match u32::try_from(v) {
+            Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    raw.span(),
+                    field,
+                    format!(
+                        "found {v}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS}{hint}"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn name<T: Named>(&mut self, raw: &Spanned<String>, field: &str) -> Option<T> {
         self.one_of(raw, field, T::all(), T::name, T::WHAT)
     }
@@ -1224,20 +1243,11 @@ fn check_agreement(
     let onward_transfer = c.name::<OnwardTransfer>(&raw.onward_transfer, "onward_transfer");
     let commercial_use_prohibited = *raw.commercial_use_prohibited.get_ref();
     let dual_criminality_months = raw.dual_criminality_months.as_ref().and_then(|m| {
-        let v = *m.get_ref();
-        match u32::try_from(v) {
-            Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
-            _ => {
-                c.error(
-                    m.span(),
-                    "dual_criminality_months",
-                    format!(
-                        "found {v}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS} (leave the key out when the agreement does not require dual criminality)"
-                    ),
-                );
-                None
-            }
-        }
+        c.months(
+            m,
+            "dual_criminality_months",
+            " (leave the key out when the agreement does not require dual criminality)",
+        )
     });
 
     // Minimization.
@@ -1768,20 +1778,7 @@ fn dc_rule(
     let required = r.required.as_ref().map(|b| *b.get_ref());
     let months = match &r.months {
         None => None,
-        Some(m) => match u32::try_from(*m.get_ref()) {
-            Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
-            _ => {
-                c.error(
-                    m.span(),
-                    &format!("{FIELD}.months"),
-                    format!(
-                        "found {}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS}",
-                        m.get_ref()
-                    ),
-                );
-                return None;
-            }
-        },
+        Some(m) => Some(c.months(m, &format!("{FIELD}.months"), "")?),
     };
     let test = match (r.test.get_ref().as_str(), months) {
         ("none", None) if r.more_than.is_none() => {
@@ -1854,20 +1851,8 @@ fn issuing_conditions(
     const FIELD: &str = "request.issuing_conditions";
     let basis = c.citation(&r.basis, &format!("{FIELD}.basis"), known);
     let any_offence = c.names::<DataCategory>(&r.any_offence, &format!("{FIELD}.any_offence"));
-    let months = *r.min_penalty_months.get_ref();
-    let min_penalty_months = match u32::try_from(months) {
-        Ok(n) if (1..=MAX_DUAL_CRIMINALITY_MONTHS).contains(&n) => Some(n),
-        _ => {
-            c.error(
-                r.min_penalty_months.span(),
-                &format!("{FIELD}.min_penalty_months"),
-                format!(
-                    "found {months}; expected a number of months from 1 to {MAX_DUAL_CRIMINALITY_MONTHS}"
-                ),
-            );
-            None
-        }
-    };
+    let min_penalty_months =
+        c.months(&r.min_penalty_months, &format!("{FIELD}.min_penalty_months"), "");
     let mut listed = Vec::new();
     for l in &r.listed {
         if lexicon.concepts.iter().any(|k| &k.id == l.get_ref()) {

@@ -188,7 +188,7 @@ pub fn order_conditions(
     lexicon: &Lexicon,
 ) -> Vec<OrderCondition> {
     let Some(ic) = request.rule.issuing_conditions.as_ref() else { return Vec::new() };
-    let basis = ic.basis.citation.as_str();
+    let basis = cited(&ic.basis);
     let min = ic.min_penalty_months;
     let Ok(issuing) = lexicon.jurisdiction(request.from.as_str()) else {
         return Vec::new();
@@ -386,23 +386,23 @@ mod tests {
     use crate::request::RequestEvent;
     use entente_core::lexicon::Verdict;
 
+    /// A request of `kind` from NL to `to` under `agreement`, submitted and received at `now`.
+    fn received(kind: RequestKind, agreement: &Agreement, to: &str, now: Timestamp) -> Request {
+        let mut r =
+            Request::new(kind, agreement, "NL".parse().unwrap(), to.parse().unwrap(), false, now)
+                .unwrap();
+        r.apply(RequestEvent::Submit, now, agreement).unwrap();
+        r.apply(RequestEvent::Receive, now, agreement).unwrap();
+        r
+    }
+
     #[test]
     fn epoc_from_nl_to_de() {
         let lexicon = Lexicon::builtin().unwrap();
         let agreements = builtin_agreements(&lexicon).unwrap();
         let eu = agreements.iter().find(|a| a.id == "eu-2023-1543").unwrap();
         let now: Timestamp = "2026-09-01T08:00:00Z".parse().unwrap();
-        let mut r = Request::new(
-            RequestKind::Production,
-            eu,
-            "NL".parse().unwrap(),
-            "DE".parse().unwrap(),
-            false,
-            now,
-        )
-        .unwrap();
-        r.apply(RequestEvent::Submit, now, eu).unwrap();
-        r.apply(RequestEvent::Receive, now, eu).unwrap();
+        let r = received(RequestKind::Production, eu, "DE", now);
         let check = incoming_check(&r, &["Sr 138ab".into(), "Sr 999".into()], eu, &lexicon, now);
         assert!(check.legal_basis.citation.contains("2023/1543"), "{:?}", check.legal_basis);
         // Art 12(1)(d): the notified enforcing State may refuse on the conduct.
@@ -426,17 +426,7 @@ mod tests {
         }
         assert!(check.dual_criminality[1].result.is_err());
         // A preservation order has no refusal stage: no comparison is due.
-        let mut p = Request::new(
-            RequestKind::Preservation,
-            eu,
-            "NL".parse().unwrap(),
-            "DE".parse().unwrap(),
-            false,
-            now,
-        )
-        .unwrap();
-        p.apply(RequestEvent::Submit, now, eu).unwrap();
-        p.apply(RequestEvent::Receive, now, eu).unwrap();
+        let p = received(RequestKind::Preservation, eu, "DE", now);
         let check = incoming_check(&p, &["Sr 138ab".into()], eu, &lexicon, now);
         let req = &check.dual_criminality_requirement;
         assert!(!req.required && req.test == "none" && req.basis.contains("Arts 8, 12"), "{req:?}");
@@ -451,14 +441,7 @@ mod tests {
         let agreements = builtin_agreements(&lexicon).unwrap();
         let ets = agreements.iter().find(|a| a.id == "ets-185").unwrap();
         let now: Timestamp = "2026-09-01T08:00:00Z".parse().unwrap();
-        let received = |kind| {
-            let mut r =
-                Request::new(kind, ets, "NL".parse().unwrap(), "US".parse().unwrap(), false, now)
-                    .unwrap();
-            r.apply(RequestEvent::Submit, now, ets).unwrap();
-            r.apply(RequestEvent::Receive, now, ets).unwrap();
-            r
-        };
+        let received = |kind| received(kind, ets, "US", now);
         let check =
             incoming_check(&received(RequestKind::Mla), &["Sr 138ab".into()], ets, &lexicon, now);
         let req = &check.dual_criminality_requirement;
@@ -491,17 +474,7 @@ mod tests {
         let agreements = builtin_agreements(&lexicon).unwrap();
         let ets = agreements.iter().find(|a| a.id == "ets-185").unwrap();
         let now: Timestamp = "2026-09-01T08:00:00Z".parse().unwrap();
-        let mut r = Request::new(
-            RequestKind::Mla,
-            ets,
-            "NL".parse().unwrap(),
-            "US".parse().unwrap(),
-            false,
-            now,
-        )
-        .unwrap();
-        r.apply(RequestEvent::Submit, now, ets).unwrap();
-        r.apply(RequestEvent::Receive, now, ets).unwrap();
+        let r = received(RequestKind::Mla, ets, "US", now);
         let check =
             incoming_check(&r, &["Sr 139d(2)-(3)".into(), "Sr 138ab".into()], ets, &lexicon, now);
         let Ok(devices) = &check.dual_criminality[0].result else { panic!("{check:?}") };

@@ -288,3 +288,28 @@ pub(crate) async fn ledger_entries(api: &str, token: &str) -> Vec<serde_json::Va
         .expect("ledger entries JSON");
     all["entries"].as_array().cloned().unwrap_or_default()
 }
+
+/// Whether `ENTENTE_BROWSER=required` (scripts/test.sh sets it): a missing browser, driver or
+/// axe-core is then a failure, not a skip.
+pub(crate) fn browser_required() -> bool {
+    std::env::var("ENTENTE_BROWSER").as_deref() == Ok("required")
+}
+
+/// The first of `candidates` that is installed; none is a failure when the browser is
+/// required, else a skip (said on stderr).
+pub(crate) fn installed(what: &str, candidates: &[&'static str]) -> Option<&'static str> {
+    let found = candidates.iter().copied().find(|p| Path::new(p).is_file());
+    if found.is_none() {
+        assert!(!browser_required(), "{what} not installed and ENTENTE_BROWSER=required");
+        eprintln!("skipped: {what} not installed");
+    }
+    found
+}
+
+/// Headless Chromium, when installed (scripts/test.sh installs Debian's `chromium`).
+pub(crate) fn chromium() -> Option<&'static str> {
+    installed(
+        "chromium",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/lib/chromium/chromium"],
+    )
+}
