@@ -51,7 +51,10 @@ pub(crate) async fn run(cmd: ComplaintCmd) -> Result<(), Failure> {
         c.id, c.state, c.filed_at, c.filed_by, c.due_at, c.deadline_basis
     );
     if let Some(d) = &c.decision {
-        println!("decision: {d}, answered {}", c.answered_at.as_deref().unwrap_or("?"));
+        println!(
+            "decision: {d}, answered {}",
+            c.answered_at.map_or_else(|| "?".to_owned(), |t| t.to_string())
+        );
     }
     println!("data held on the identifier: {}", c.items.len());
     for i in &c.items {

@@ -526,7 +526,7 @@ pub(crate) async fn run(cmd: EvidenceCmd) -> Result<(), Failure> {
                     c.map_or("-", |c| c.agreement.as_str()),
                     c.map(|c| serde_json::to_string(&c.purposes).unwrap_or_default())
                         .unwrap_or_default(),
-                    r.retain_until.as_deref().unwrap_or("no limit")
+                    r.retain_until.map_or_else(|| "no limit".to_owned(), |t| t.to_string())
                 );
             }
             Ok(())
@@ -636,7 +636,7 @@ async fn custody_report(
             "  received from {} under {}; retain until {}",
             r.received_from.as_ref().map_or("-", |p| p.as_str()),
             c.agreement,
-            r.retain_until.as_deref().unwrap_or("no limit")
+            r.retain_until.map_or_else(|| "no limit".to_owned(), |t| t.to_string())
         );
     }
     if let Some(at) = &r.destroyed_at {

@@ -157,7 +157,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                     let _ = writeln!(
                         out,
                         ": destroyed at {} (retention limit passed; digest {})",
-                        n.destroyed_at.as_deref().unwrap_or("-"),
+                        n.destroyed_at.map_or_else(|| "-".to_owned(), |t| t.to_string()),
                         n.notice_sha256
                     );
                     continue;
@@ -174,7 +174,7 @@ pub(crate) async fn run(cmd: IncidentCmd) -> Result<(), Failure> {
                     "  under {}: purposes {}; keep until {}; onward transfer {}; commercial use {}",
                     n.agreement,
                     n.conditions.purposes.iter().map(kebab).collect::<Vec<_>>().join(", "),
-                    n.retain_until.as_deref().unwrap_or("no limit"),
+                    n.retain_until.map_or_else(|| "no limit".to_owned(), |t| t.to_string()),
                     kebab(&n.conditions.onward_transfer),
                     if n.conditions.commercial_use_prohibited { "prohibited" } else { "allowed" }
                 );

@@ -26,8 +26,10 @@ pub mod ledger;
 pub mod lexicon;
 pub mod policy;
 pub mod source_error;
+pub mod stamp;
 pub mod witness;
 
 pub use action::{Action, Actor, Subject, SubjectKind};
 pub use decision::{Decision, Obligation, Outcome};
 pub use ids::{CaseId, CollectionId, DatumId, ItemId, PartyCode, RequestId, Role};
+pub use stamp::Stamp;

@@ -239,6 +239,10 @@ fn conditions() -> Result<Conditions, String> {
 }
 
 /// One payload of each kind that is simple to make here, and the PSI messages.
+fn stamp(text: &str) -> Result<entente_core::Stamp, String> {
+    text.parse().map_err(|e: entente_core::stamp::InvalidStamp| e.to_string())
+}
+
 fn payloads() -> Result<Vec<(MessageKind, serde_json::Value)>, String> {
     let v = |x: Result<serde_json::Value, serde_json::Error>| x.map_err(|e| e.to_string());
     let (de, nl) = (party("DE").ok_or("party")?, party("NL").ok_or("party")?);
@@ -275,13 +279,13 @@ fn payloads() -> Result<Vec<(MessageKind, serde_json::Value)>, String> {
                 requesting: nl.clone(),
                 requested: de.clone(),
                 emergency: false,
-                created_at: "2026-12-01T08:00:00Z".into(),
+                created_at: stamp("2026-12-01T08:00:00Z")?,
                 provisions: vec!["nl-sr-138ab".into()],
                 events: vec![EventRecord {
                     seq: 0,
                     event: "submit".into(),
                     grounds: vec![],
-                    at: "2026-12-01T08:00:00Z".into(),
+                    at: stamp("2026-12-01T08:00:00Z")?,
                 }],
             }))?,
         ),
@@ -293,7 +297,7 @@ fn payloads() -> Result<Vec<(MessageKind, serde_json::Value)>, String> {
                     seq: 1,
                     event: "refuse".into(),
                     grounds: vec!["dual-criminality".into()],
-                    at: "2026-12-02T08:00:00Z".into(),
+                    at: stamp("2026-12-02T08:00:00Z")?,
                 },
             }))?,
         ),

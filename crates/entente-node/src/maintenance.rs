@@ -48,8 +48,8 @@ pub struct Manifest {
     pub format: String,
     /// The Entente version that wrote it.
     pub entente_version: String,
-    /// When it was taken (RFC 3339).
-    pub created_at: String,
+    /// When it was taken.
+    pub created_at: entente_core::Stamp,
     /// The node.
     pub node: ManifestNode,
     /// The database.
@@ -438,7 +438,8 @@ async fn backup_into(
     let manifest = Manifest {
         format: BACKUP_FORMAT.into(),
         entente_version: env!("CARGO_PKG_VERSION").into(),
-        created_at: format!("{:.6}", now),
+        created_at: entente_core::Stamp::new(now),
+
         node: ManifestNode {
             party: node.config.party.to_string(),
             name: node.config.name.clone(),

@@ -112,8 +112,8 @@ pub struct OutboxStatus {
 pub struct EventStatus {
     /// Its ledger entry.
     pub ledger_index: u64,
-    /// When (RFC 3339).
-    pub at: String,
+    /// When.
+    pub at: entente_core::Stamp,
     /// Counts, sizes and digests.
     pub detail: serde_json::Value,
 }
@@ -280,11 +280,8 @@ pub fn prometheus(s: &NodeStatus) -> String {
         "Packages offered by partners that have not arrived yet.",
         &[(String::new(), s.fetches_in_flight as f64)],
     );
-    let at = |e: &Option<EventStatus>| {
-        e.as_ref()
-            .and_then(|e| e.at.parse::<jiff::Timestamp>().ok())
-            .map_or(0.0, |t| t.as_second() as f64)
-    };
+    let at =
+        |e: &Option<EventStatus>| e.as_ref().map_or(0.0, |e| e.at.timestamp().as_second() as f64);
     gauge(
         "entente_last_backup_timestamp_seconds",
         "When the last backup was recorded (Unix time; 0: never).",

@@ -286,7 +286,7 @@ pub(crate) async fn answer_with_package(
                         c.map_or("-", |c| c.agreement.as_str()),
                         c.map(|c| serde_json::to_string(&c.purposes).unwrap_or_default())
                             .unwrap_or_default(),
-                        r.retain_until.as_deref().unwrap_or("no limit"),
+                        r.retain_until.map_or_else(|| "no limit".to_owned(), |u| u.to_string()),
                         c.map(|c| serde_json::to_string(&c.onward_transfer).unwrap_or_default())
                             .unwrap_or_default(),
                     ),

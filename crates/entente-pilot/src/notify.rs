@@ -108,7 +108,10 @@ pub(crate) async fn case_update_arrives(
                         "received under {} (DE entry {}), read at entry {index}; retained until {}",
                         n.agreement,
                         n.ledger_index,
-                        n.retain_until.as_deref().unwrap_or("no limit from the agreement")
+                        n.retain_until.map_or_else(
+                            || "no limit from the agreement".to_owned(),
+                            |u| u.to_string()
+                        )
                     ),
                     None => "no notification from NL at DE".to_owned(),
                 },

@@ -7,8 +7,9 @@
 //! the sender's sequence is refused so that messages take effect in the order they were sent.
 
 use crate::gate::{GateCommand, GateError};
-use crate::store::{StoreError, to_i64, to_u64};
-use entente_core::PartyCode;
+use crate::store::{StoreError, stamp, to_i64, to_u64};
+use entente_core::{PartyCode, Stamp};
+
 use entente_wire::{AckItem, AckStatus, Message, MessageKind};
 use jiff::Timestamp;
 use sqlx::Row;
@@ -27,7 +28,7 @@ pub struct PeerRecord {
     /// Its Ed25519 signing key (hex), the key inside the certificate.
     pub signing_key: String,
     /// When it was pinned.
-    pub added_at: String,
+    pub added_at: Stamp,
     /// Ledger entry of the pinning.
     pub ledger_index: u64,
     /// Its node's age recipient (`age1…`), when pinned: evidence packages are encrypted to it.
@@ -439,7 +440,7 @@ pub(crate) fn peer_from_row(row: &sqlx::any::AnyRow) -> Result<PeerRecord, Store
         cert_pem: row.try_get(2)?,
         cert_sha256: row.try_get(3)?,
         signing_key: row.try_get(4)?,
-        added_at: row.try_get(5)?,
+        added_at: stamp(row, 5)?,
         ledger_index: to_u64(row.try_get(6)?)?,
         age_recipient: row.try_get(7)?,
     })

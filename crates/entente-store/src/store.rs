@@ -1,5 +1,6 @@
 //! The store: connection, migrations and the read side. Writes live in [`crate::gate`].
 
+use entente_core::Stamp;
 use entente_core::ledger::{self, Frontier, Hash, MapHashReader, RecordProof, TileRef, TreeProof};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
@@ -66,8 +67,8 @@ pub struct UserRecord {
     pub name: String,
     /// Role.
     pub role: entente_core::Role,
-    /// When the user was created (RFC 3339).
-    pub created_at: String,
+    /// When the user was created.
+    pub created_at: Stamp,
 }
 
 /// A case as stored.
@@ -81,8 +82,8 @@ pub struct CaseRecord {
     pub concepts: Vec<String>,
     /// Who opened it.
     pub opened_by: String,
-    /// When (RFC 3339).
-    pub opened_at: String,
+    /// When.
+    pub opened_at: Stamp,
     /// The ledger entry that recorded the opening.
     pub ledger_index: u64,
 }
@@ -103,6 +104,27 @@ pub(crate) fn to_i64(n: u64) -> Result<i64, StoreError> {
 pub(crate) fn to_u64(n: i64) -> Result<u64, StoreError> {
     u64::try_from(n)
         .map_err(|_| StoreError::Inconsistent(format!("negative count {n} in the database")))
+}
+
+/// Column `i` of `row` as a [`Stamp`]: text that is not an RFC 3339 instant is an
+/// inconsistency of the stored data, named with its column.
+pub(crate) fn stamp(row: &AnyRow, i: usize) -> Result<Stamp, StoreError> {
+    let text: String = row.try_get(i)?;
+    parse_stamp(row, i, &text)
+}
+
+/// Column `i` of `row` as an optional [`Stamp`] (NULL is `None`).
+pub(crate) fn opt_stamp(row: &AnyRow, i: usize) -> Result<Option<Stamp>, StoreError> {
+    let text: Option<String> = row.try_get(i)?;
+    text.map(|t| parse_stamp(row, i, &t)).transpose()
+}
+
+fn parse_stamp(row: &AnyRow, i: usize, text: &str) -> Result<Stamp, StoreError> {
+    use sqlx::Column as _;
+    text.parse().map_err(|e| {
+        let column = row.columns().get(i).map_or("?", |c| c.name());
+        StoreError::Inconsistent(format!("column {column}: {e}"))
+    })
 }
 
 pub(crate) fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
@@ -369,7 +391,7 @@ fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         name: r.try_get(0)?,
         role: role.parse().map_err(|e| StoreError::Inconsistent(format!("{e}")))?,
-        created_at: r.try_get(2)?,
+        created_at: stamp(r, 2)?,
     })
 }
 

@@ -766,7 +766,7 @@ async fn complaints_find_data_and_flows_by_keyed_hash() {
             gate.submit(dpo.clone(), file("c1", "  jane.doe@EXAMPLE.invalid "), now).await.unwrap();
         let Verdict::Permitted { output: c, .. } = v else { panic!("{v:?}") };
         assert_eq!(c.state, "open");
-        assert_eq!(c.due_at, "2026-12-26T12:00:00.000000Z");
+        assert_eq!(c.due_at.to_string(), "2026-12-26T12:00:00.000000Z");
         assert!(c.deadline_basis.contains("30 days"));
         assert_eq!(c.items.len(), 1);
         assert_eq!(c.items[0].id, "d1");

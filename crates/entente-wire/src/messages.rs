@@ -5,7 +5,7 @@
 //! before it decides.
 
 use entente_core::domain::{Conditions, DataCategory, Purpose, RequestKind};
-use entente_core::{PartyCode, ids};
+use entente_core::{PartyCode, Stamp, ids};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -58,8 +58,8 @@ pub struct EventRecord {
     pub event: String,
     /// Grounds of a refusal or partial approval.
     pub grounds: Vec<String>,
-    /// When the recording party recorded it (RFC 3339).
-    pub at: String,
+    /// When the recording party recorded it.
+    pub at: Stamp,
 }
 
 /// A request as submitted to the requested party.
@@ -80,8 +80,8 @@ pub struct RequestMessage {
     pub requested: PartyCode,
     /// Emergency request.
     pub emergency: bool,
-    /// When it was drafted (RFC 3339).
-    pub created_at: String,
+    /// When it was drafted.
+    pub created_at: Stamp,
     /// The requesting party's national provisions it is made for.
     pub provisions: Vec<String>,
     /// Its events so far (ending with `submit`).
@@ -295,8 +295,8 @@ pub struct CaseMember {
     pub role: String,
     /// The JIT agreement the party was added under (none for the lead).
     pub agreement: Option<String>,
-    /// When it became a member (RFC 3339).
-    pub added_at: String,
+    /// When it became a member.
+    pub added_at: Stamp,
     /// Ledger index of the entry that recorded it.
     pub ledger_index: u64,
 }

@@ -8,6 +8,7 @@ use crate::server::{
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use entente_core::Stamp;
 use entente_store::CaseRecord;
 use entente_store::cases::{CaseMirror, CaseStatus, TimelineEntry};
 use entente_wire::CaseMember;
@@ -62,7 +63,8 @@ pub(crate) struct CaseView {
     /// Who opened it.
     pub(crate) opened_by: String,
     /// When (RFC 3339).
-    pub(crate) opened_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) opened_at: Stamp,
     /// The ledger entry that recorded the opening.
     pub(crate) ledger_index: u64,
 }
@@ -74,7 +76,7 @@ impl From<&CaseRecord> for CaseView {
             title: c.title.clone(),
             concepts: c.concepts.clone(),
             opened_by: c.opened_by.clone(),
-            opened_at: c.opened_at.clone(),
+            opened_at: c.opened_at,
             ledger_index: c.ledger_index,
         }
     }
@@ -142,7 +144,8 @@ pub(crate) struct CaseMemberView {
     /// The JIT agreement the party was added under (none for the lead).
     pub(crate) agreement: Option<String>,
     /// When it became a member (RFC 3339).
-    pub(crate) added_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) added_at: Stamp,
     /// The ledger entry that recorded it.
     pub(crate) ledger_index: u64,
 }
@@ -153,7 +156,7 @@ impl From<&CaseMember> for CaseMemberView {
             party: m.party.clone(),
             role: m.role.clone(),
             agreement: m.agreement.clone(),
-            added_at: m.added_at.clone(),
+            added_at: m.added_at,
             ledger_index: m.ledger_index,
         }
     }
@@ -199,7 +202,8 @@ pub(crate) struct CaseMirrorView {
     /// That change (`member-added DE`, …).
     pub(crate) change: String,
     /// When the last update was applied here (RFC 3339).
-    pub(crate) updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) updated_at: Stamp,
     /// The conditions the update travelled with.
     pub(crate) conditions: ConditionsView,
 }
@@ -210,7 +214,7 @@ impl From<&CaseMirror> for CaseMirrorView {
             lead: m.lead.clone(),
             lead_index: m.lead_index,
             change: m.change.clone(),
-            updated_at: m.updated_at.clone(),
+            updated_at: m.updated_at,
             conditions: (&m.conditions).into(),
         }
     }
@@ -291,9 +295,7 @@ async fn open_case(
 #[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases",
     summary = "Read a case (the access is recorded)", security(("bearer" = [])),
     params(("id" = String, Path, description = "the case's id")),
-    responses((status = 200, description = "the case", body = CaseRead),
-        (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "the case", body = CaseRead), super::ReadProblems))]
 async fn read_case(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -309,11 +311,7 @@ async fn read_case(
     summary = "Add a party to a case under a JIT agreement that is loaded, in force and binds this node's party and it (otherwise 422; already a member: 409); central authority",
     security(("bearer" = [])), params(("id" = String, Path, description = "the case's id")),
     request_body = AddCaseMember,
-    responses((status = 201, description = "the member added, with the ledger index", body = MemberAdded),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 201, description = "the member added, with the ledger index", body = MemberAdded), super::WriteProblems))]
 async fn add_case_member(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -381,9 +379,7 @@ async fn remove_case_member(
 #[utoipa::path(get, path = "/api/v1/cases/{id}/status", tag = "cases",
     summary = "A case's status: the case, its member parties (lead and JIT members) and the timeline of the ledger entries on the case, its requests and its data items (the access is recorded); a party outside the case gets 404 as for a case that does not exist",
     security(("bearer" = [])), params(("id" = String, Path, description = "the case's id")),
-    responses((status = 200, description = "the case status", body = CaseStatusView),
-        (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "the case status", body = CaseStatusView), super::ReadProblems))]
 async fn case_status(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -215,11 +215,7 @@ pub(crate) struct FlowPermitted {
 
 #[utoipa::path(post, path = "/api/v1/data", tag = "flows",
     summary = "Record a datum held for a case", security(("bearer" = [])), request_body = AddDatum,
-    responses((status = 201, description = "recorded", body = DatumAdded),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 201, description = "recorded", body = DatumAdded), super::WriteProblems))]
 async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let actor = authenticated(&state.node, &headers).await?;
     let req: AddDatum = parse_json(&headers, &body)?;
@@ -240,11 +236,7 @@ async fn add_datum(State(state): State<AppState>, headers: HeaderMap, body: Byte
     summary = "Send a datum to another party under the agreements in force (minimized, with its travelling conditions, via the outbox)",
     security(("bearer" = [])), params(("id" = String, Path, description = "the datum's id")),
     request_body = ShareDatum,
-    responses((status = 200, description = "permitted; the outbox message", body = FlowPermitted),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "permitted; the outbox message", body = FlowPermitted), super::WriteProblems))]
 async fn share_datum(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -5,6 +5,7 @@ use super::flows::ConditionsView;
 use crate::server::{ApiResult, AppState, authenticated, json, through_gate};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use entente_core::Stamp;
 use entente_store::NotificationRecord;
 use entente_wire::{IncidentNotice, NoticeObligation};
 use serde::{Deserialize, Serialize};
@@ -116,12 +117,15 @@ pub(crate) struct NotificationView {
     pub(crate) notice: Option<NoticeView>,
     /// `sha256:` digest of the notice (kept after destruction).
     pub(crate) notice_sha256: String,
-    /// Keep no longer than this (RFC 3339), if limited.
-    pub(crate) retain_until: Option<String>,
+    /// Keep no longer than this, if limited.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub(crate) retain_until: Option<Stamp>,
     /// When the notice was destroyed (its retention limit passed).
-    pub(crate) destroyed_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub(crate) destroyed_at: Option<Stamp>,
     /// When it was sent or received (RFC 3339).
-    pub(crate) at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) at: Stamp,
     /// The ledger entry of the sending or receiving.
     pub(crate) ledger_index: u64,
 }
@@ -136,9 +140,10 @@ impl From<&NotificationRecord> for NotificationView {
             conditions: (&n.conditions).into(),
             notice: n.notice.as_ref().map(Into::into),
             notice_sha256: n.notice_sha256.clone(),
-            retain_until: n.retain_until.clone(),
-            destroyed_at: n.destroyed_at.clone(),
-            at: n.at.clone(),
+            retain_until: n.retain_until,
+
+            destroyed_at: n.destroyed_at,
+            at: n.at,
             ledger_index: n.ledger_index,
         }
     }

@@ -79,7 +79,46 @@ impl<'r> ToResponse<'r> for ProblemDetails {
     }
 }
 
+/// `(status, problem details)` for each of `statuses`, in order.
+fn problems(statuses: &[u16]) -> std::collections::BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|s| (s.to_string(), RefOr::Ref(Ref::from_response_name("ProblemDetails"))))
+        .collect()
+}
+
+/// The problems of a write to a resource named in its path: a malformed body (400), no or a
+/// bad token (401), denied by the gate, with the rules that denied it (403), no such resource
+/// (404), a conflict with its state (409), not JSON (415), values the gate found invalid (422).
+pub(crate) struct WriteProblems;
+
+impl utoipa::IntoResponses for WriteProblems {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+        problems(&[400, 401, 403, 404, 409, 415, 422])
+    }
+}
+
+/// The problems of a recorded read of a resource named in its path: 401, 403, 404, and 422
+/// for a malformed id.
+pub(crate) struct ReadProblems;
+
+impl utoipa::IntoResponses for ReadProblems {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+        problems(&[401, 403, 404, 422])
+    }
+}
+
+/// The problems of a write whose body may be large: 400, 401, 403, too large (413), 415, 422.
+pub(crate) struct UploadProblems;
+
+impl utoipa::IntoResponses for UploadProblems {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+        problems(&[400, 401, 403, 413, 415, 422])
+    }
+}
+
 /// The document's frame: its metadata, the bearer scheme and the shared components.
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -3,7 +3,6 @@
 //! Until a filter team releases a flagged item (or names its redacted copy), no export or
 //! package carries it.
 
-use super::ProblemDetails;
 use crate::server::{ApiResult, AppState, authenticated, json, parse_id, parse_json, through_gate};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -67,11 +66,7 @@ pub(crate) struct PrivilegeView {
     summary = "Flag an evidence item as possibly privileged: from now on it cannot be exported or packaged until a filter team reviews it (the reason is recorded as a digest)",
     security(("bearer" = [])), params(("id" = String, Path, description = "the item's id")),
     request_body = Flag,
-    responses((status = 201, description = "flagged", body = PrivilegeView),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 201, description = "flagged", body = PrivilegeView), super::WriteProblems))]
 async fn flag(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -92,11 +87,7 @@ async fn flag(
     summary = "A filter team's review of a flagged item (the filter-team role only): release it, withhold it, or name its redacted copy, which leaves instead (once; again: 409)",
     security(("bearer" = [])), params(("id" = String, Path, description = "the item's id")),
     request_body = Review,
-    responses((status = 200, description = "reviewed", body = PrivilegeView),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "reviewed", body = PrivilegeView), super::WriteProblems))]
 async fn review(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use entente_core::PartyCode;
+use entente_core::Stamp;
 use entente_psi::{EmailRules, selector};
 use entente_store::Verdict;
 use entente_store::psi::{PsiStatus, ReadPsiStatus};
@@ -70,10 +71,7 @@ pub(crate) struct PsiQueriesSent {
 #[utoipa::path(post, path = "/api/v1/psi/queries", tag = "psi",
     summary = "Ask partners whether they hold anything on selectors (private set intersection): one padded, blinded query per partner under the deconfliction agreement in force, sent over the federation; the answer is read with GET /api/v1/psi/status; investigator",
     security(("bearer" = [])), request_body = NewPsiQuery,
-    responses((status = 202, description = "the queries, recorded and queued", body = PsiQueriesSent),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 413, response = ProblemDetails),
-        (status = 415, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+    responses((status = 202, description = "the queries, recorded and queued", body = PsiQueriesSent), super::UploadProblems))]
 async fn psi_query(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -169,9 +167,11 @@ pub(crate) struct PsiQueryView {
     /// Why it was refused or failed.
     pub(crate) reason: Option<String>,
     /// When it was sent (RFC 3339).
-    pub(crate) created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) created_at: Stamp,
     /// When it was answered.
-    pub(crate) answered_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub(crate) answered_at: Option<Stamp>,
     /// The ledger entry of the query.
     pub(crate) ledger_index: u64,
 }
@@ -195,7 +195,8 @@ pub(crate) struct PsiEvaluationView {
     /// Why it was refused.
     pub(crate) reason: Option<String>,
     /// When (RFC 3339).
-    pub(crate) at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) at: Stamp,
 }
 
 /// A partner's published key epoch and how much of its prepared set has arrived.
@@ -217,7 +218,8 @@ pub(crate) struct PsiPeerKeyView {
     /// Chunks of the set.
     pub(crate) total: u64,
     /// When the partner rotated to it (RFC 3339).
-    pub(crate) rotated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) rotated_at: Stamp,
 }
 
 /// The deconfliction status (the reading is recorded).
@@ -265,8 +267,8 @@ impl PsiStatusView {
                         })
                         .collect(),
                     reason: q.reason.clone(),
-                    created_at: q.created_at.clone(),
-                    answered_at: q.answered_at.clone(),
+                    created_at: q.created_at,
+                    answered_at: q.answered_at,
                     ledger_index: q.ledger_index,
                 })
                 .collect(),
@@ -281,7 +283,7 @@ impl PsiStatusView {
                     set_size: k.set_size,
                     received: k.received,
                     total: k.total,
-                    rotated_at: k.rotated_at.clone(),
+                    rotated_at: k.rotated_at,
                 })
                 .collect(),
             evaluations: s
@@ -295,7 +297,7 @@ impl PsiStatusView {
                     elements: e.elements,
                     status: e.status.clone(),
                     reason: e.reason.clone(),
-                    at: e.at.clone(),
+                    at: e.at,
                 })
                 .collect(),
             access_ledger_index,
@@ -354,10 +356,7 @@ pub(crate) struct PsiKeyRotated {
 #[utoipa::path(post, path = "/api/v1/psi/keys", tag = "psi",
     summary = "Rotate this node's deconfliction key for an agreement: a new epoch, the node's holdings PRF'd under it, the previous key destroyed, the public key and prepared set sent to the agreement's partners; admin",
     security(("bearer" = [])), request_body = NewPsiKey,
-    responses((status = 201, description = "rotated", body = PsiKeyRotated),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 413, response = ProblemDetails),
-        (status = 415, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+    responses((status = 201, description = "rotated", body = PsiKeyRotated), super::UploadProblems))]
 async fn psi_rotate(
     State(state): State<AppState>,
     headers: HeaderMap,

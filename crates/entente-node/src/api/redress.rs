@@ -6,6 +6,7 @@ use crate::server::{ApiResult, AppState, authenticated, json, parse_json, throug
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use entente_core::Stamp;
 use entente_store::{Complaint, ComplaintFlow, ComplaintItem, GateCommand, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -124,9 +125,11 @@ pub(crate) struct ComplaintView {
     /// Who filed it (the DPO who took it).
     pub(crate) filed_by: String,
     /// When it was filed (RFC 3339).
-    pub(crate) filed_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) filed_at: Stamp,
     /// When its answer is due (RFC 3339).
-    pub(crate) due_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) due_at: Stamp,
     /// Where the deadline comes from.
     pub(crate) deadline_basis: String,
     /// The decision, once answered.
@@ -134,7 +137,8 @@ pub(crate) struct ComplaintView {
     /// The answer to the complainant, once answered.
     pub(crate) answer: Option<String>,
     /// When it was answered.
-    pub(crate) answered_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub(crate) answered_at: Option<Stamp>,
     /// The ledger entry of this command (the filing, the reading or the answer).
     pub(crate) ledger_index: u64,
     /// Ledger index of the answer.
@@ -152,12 +156,12 @@ impl ComplaintView {
             id: c.id.clone(),
             state: c.state.clone(),
             filed_by: c.filed_by.clone(),
-            filed_at: c.filed_at.clone(),
-            due_at: c.due_at.clone(),
+            filed_at: c.filed_at,
+            due_at: c.due_at,
             deadline_basis: c.deadline_basis.clone(),
             decision: c.decision.clone(),
             answer: c.answer.clone(),
-            answered_at: c.answered_at.clone(),
+            answered_at: c.answered_at,
             ledger_index,
             answer_ledger_index: c.answer_ledger_index,
             items: c.items.iter().map(Into::into).collect(),
@@ -200,11 +204,7 @@ async fn file_complaint(
     summary = "Record the decision on a complaint and the answer to the complainant (once; again: 409); only digests enter the ledger",
     security(("bearer" = [])), params(("id" = String, Path, description = "the complaint's id")),
     request_body = AnswerComplaint,
-    responses((status = 200, description = "the answered complaint", body = ComplaintView),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "the answered complaint", body = ComplaintView), super::WriteProblems))]
 async fn answer_complaint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -221,9 +221,7 @@ async fn answer_complaint(
 #[utoipa::path(get, path = "/api/v1/complaints/{id}", tag = "redress",
     summary = "A complaint: deadline, state, decision, and the data items and flows out of this node (recipient, category, agreement, ledger index) found for its identifier (the access is recorded)",
     security(("bearer" = [])), params(("id" = String, Path, description = "the complaint's id")),
-    responses((status = 200, description = "the complaint", body = ComplaintView),
-        (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "the complaint", body = ComplaintView), super::ReadProblems))]
 async fn read_complaint(
     State(state): State<AppState>,
     headers: HeaderMap,

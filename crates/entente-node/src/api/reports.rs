@@ -306,10 +306,7 @@ pub(crate) struct Publication {
     summary = "Publish the public report of a period: counts per partner country with discrete Laplace noise (privacy unit: the case, contributions bounded), post-processed to consistent non-negative integers; the stored release again (200), or a new release within the period's privacy budget (201; a budget exceeded is a recorded 403); DPO",
     security(("bearer" = [])), request_body = NewPublication,
     responses((status = 200, description = "the stored release", body = Publication),
-        (status = 201, description = "a new release", body = Publication),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 413, response = ProblemDetails),
-        (status = 415, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+        (status = 201, description = "a new release", body = Publication), super::UploadProblems))]
 async fn report_publish(
     State(state): State<AppState>,
     headers: HeaderMap,

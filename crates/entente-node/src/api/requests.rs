@@ -7,6 +7,7 @@ use crate::server::{ApiResult, AppState, Problem, authenticated, json, parse_jso
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use entente_core::Stamp;
 use entente_policy::request::{Clock, ClockStatus, Request, RequestEvent};
 use entente_store::{GateCommand, Principal};
 use jiff::Timestamp;
@@ -70,7 +71,8 @@ pub(crate) struct HistoryEntry {
     /// The refusal grounds it carried.
     pub(crate) grounds: Vec<String>,
     /// When (RFC 3339).
-    pub(crate) at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) at: Stamp,
 }
 
 /// A legal clock at the instant of the response.
@@ -89,9 +91,11 @@ pub(crate) struct ClockView {
     /// The event that started it.
     pub(crate) start_event: String,
     /// When it started (RFC 3339).
-    pub(crate) started_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) started_at: Stamp,
     /// The due instant (UTC).
-    pub(crate) due_utc: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) due_utc: Stamp,
     /// The due instant in the clock's time zone.
     pub(crate) due_local: String,
     /// The IANA time zone used.
@@ -113,8 +117,8 @@ impl ClockView {
             status_of_basis: c.basis.status.as_str().to_owned(),
             unverified: c.unverified(),
             start_event: c.start_event.to_owned(),
-            started_at: c.started_at.to_string(),
-            due_utc: c.due.to_string(),
+            started_at: Stamp::new(c.started_at),
+            due_utc: Stamp::new(c.due),
             due_local: c.due_local().to_string(),
             time_zone: c.time_zone_name.to_owned(),
             time_zone_note: c.time_zone_note.clone(),
@@ -180,7 +184,7 @@ impl RequestView {
                 .map(|(e, at)| HistoryEntry {
                     event: e.name().to_owned(),
                     grounds: e.grounds().to_vec(),
-                    at: at.to_string(),
+                    at: Stamp::new(*at),
                 })
                 .collect(),
             clocks: r.clocks.iter().map(|c| ClockView::new(c, now)).collect(),
@@ -206,7 +210,8 @@ pub(crate) struct Alert {
     /// The clock.
     pub(crate) clock: String,
     /// The due instant (UTC).
-    pub(crate) due_utc: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) due_utc: Stamp,
     /// The due instant in the clock's time zone.
     pub(crate) due_local: String,
     /// Seconds left (negative when overdue).
@@ -240,11 +245,7 @@ async fn request_response<C: GateCommand<Output = Request>>(
 #[utoipa::path(post, path = "/api/v1/requests", tag = "requests",
     summary = "Draft a cross-border request under an agreement (the legal basis is checked: in force, parties bound, kind provided)",
     security(("bearer" = [])), request_body = CreateRequest,
-    responses((status = 201, description = "the request with its clocks", body = RequestView),
-        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
-        (status = 403, response = ProblemDetails), (status = 404, response = ProblemDetails),
-        (status = 409, response = ProblemDetails), (status = 415, response = ProblemDetails),
-        (status = 422, response = ProblemDetails)))]
+    responses((status = 201, description = "the request with its clocks", body = RequestView), super::WriteProblems))]
 async fn create_request(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -334,7 +335,7 @@ async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult 
                 kind: r.kind.as_str().to_owned(),
                 to: r.to.to_string(),
                 clock: c.kind.name().to_owned(),
-                due_utc: c.due.to_string(),
+                due_utc: Stamp::new(c.due),
                 due_local: c.due_local().to_string(),
                 remaining_seconds: remaining,
                 unverified: c.unverified(),
@@ -350,9 +351,7 @@ async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> ApiResult 
 #[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
     summary = "A request: state, history, legal clocks (the access is recorded)",
     security(("bearer" = [])), params(("id" = String, Path, description = "the request's id")),
-    responses((status = 200, description = "the request", body = RequestView),
-        (status = 401, response = ProblemDetails), (status = 403, response = ProblemDetails),
-        (status = 404, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+    responses((status = 200, description = "the request", body = RequestView), super::ReadProblems))]
 async fn read_request(
     State(state): State<AppState>,
     headers: HeaderMap,

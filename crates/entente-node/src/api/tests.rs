@@ -362,7 +362,7 @@ mod views_keep_the_records_json {
             title: "Ransomware".to_owned(),
             concepts: vec!["illegal-access".to_owned()],
             opened_by: "eva (investigator)".to_owned(),
-            opened_at: "2026-12-01T10:00:00Z".to_owned(),
+            opened_at: "2026-12-01T10:00:00Z".parse().unwrap(),
             ledger_index: 4,
         }
     }
@@ -376,7 +376,7 @@ mod views_keep_the_records_json {
                 party: "NL".to_owned(),
                 role: "lead".to_owned(),
                 agreement: None,
-                added_at: "2026-12-01T10:00:00Z".to_owned(),
+                added_at: "2026-12-01T10:00:00Z".parse().unwrap(),
                 ledger_index: 4,
             }],
             timeline: vec![TimelineEntry {
@@ -396,7 +396,7 @@ mod views_keep_the_records_json {
                 lead: "DE".to_owned(),
                 lead_index: 12,
                 change: "member-added NL".to_owned(),
-                updated_at: "2026-12-01T11:00:00Z".to_owned(),
+                updated_at: "2026-12-01T11:00:00Z".parse().unwrap(),
                 conditions: conditions(),
             }),
             ..status
@@ -437,7 +437,7 @@ mod views_keep_the_records_json {
             event: entente_evidence::CustodyKind::Acquired,
             party: party("NL"),
             actor: "kai (investigator)".to_owned(),
-            at: "2026-12-01T10:00:00.000000Z".to_owned(),
+            at: "2026-12-01T10:00:00.000000Z".parse().unwrap(),
             reason: "acquired for the case".to_owned(),
             legal_basis: None,
             location: Some("Entente node NL (HTTP API upload)".to_owned()),
@@ -454,12 +454,12 @@ mod views_keep_the_records_json {
             id: "C-1".to_owned(),
             state: "answered".to_owned(),
             filed_by: "dana (dpo)".to_owned(),
-            filed_at: "2026-12-01T10:00:00Z".to_owned(),
-            due_at: "2026-12-31T10:00:00Z".to_owned(),
+            filed_at: "2026-12-01T10:00:00Z".parse().unwrap(),
+            due_at: "2026-12-31T10:00:00Z".parse().unwrap(),
             deadline_basis: entente_store::DEADLINE_BASIS.to_owned(),
             decision: Some("granted".to_owned()),
             answer: Some("done".to_owned()),
-            answered_at: Some("2026-12-02T10:00:00Z".to_owned()),
+            answered_at: Some("2026-12-02T10:00:00Z".parse().unwrap()),
             ledger_index: 7,
             answer_ledger_index: Some(8),
             items: vec![ComplaintItem {
@@ -517,7 +517,7 @@ mod views_keep_the_records_json {
             notice_sha256: format!("sha256:{}", "0".repeat(64)),
             retain_until: None,
             destroyed_at: None,
-            at: "2026-12-01T10:00:00Z".to_owned(),
+            at: "2026-12-01T10:00:00Z".parse().unwrap(),
             ledger_index: 13,
         };
         same(&NotificationView::from(&n), &n);

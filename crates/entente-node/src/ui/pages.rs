@@ -4,7 +4,7 @@
 
 use super::text::Text;
 use askama::Template;
-use entente_core::CaseId;
+use entente_core::{CaseId, Stamp};
 use entente_policy::request::{ClockStatus, Request};
 use entente_store::cases::CaseStatus;
 use jiff::{SignedDuration, Timestamp};
@@ -233,7 +233,7 @@ pub(crate) struct MemberRow {
     pub(crate) party: String,
     pub(crate) role: String,
     pub(crate) agreement: Option<String>,
-    pub(crate) added_at: String,
+    pub(crate) added_at: Stamp,
 }
 
 /// A ledger entry on a case, as shown.
@@ -253,7 +253,7 @@ pub(crate) struct CaseView {
     pub(crate) title: String,
     pub(crate) concepts: Vec<String>,
     pub(crate) opened_by: String,
-    pub(crate) opened_at: String,
+    pub(crate) opened_at: Stamp,
 }
 
 #[derive(Template)]
@@ -284,7 +284,7 @@ impl CasePage {
                 title: s.case.title.clone(),
                 concepts: s.case.concepts.clone(),
                 opened_by: s.case.opened_by.clone(),
-                opened_at: s.case.opened_at.clone(),
+                opened_at: s.case.opened_at,
             },
             members: s
                 .members
@@ -293,7 +293,7 @@ impl CasePage {
                     party: m.party.clone(),
                     role: m.role.clone(),
                     agreement: m.agreement.clone(),
-                    added_at: m.added_at.clone(),
+                    added_at: m.added_at,
                 })
                 .collect(),
             timeline: s

@@ -109,14 +109,14 @@ fn case_page_snapshot() {
             title: "Ransomware on a hospital".into(),
             concepts: vec!["illegal-access".into()],
             opened_by: "eva (investigator)".into(),
-            opened_at: "2026-12-02T09:00:00Z".into(),
+            opened_at: "2026-12-02T09:00:00Z".parse().unwrap(),
             ledger_index: 3,
         },
         members: vec![entente_wire::CaseMember {
             party: "NL".into(),
             role: "lead".into(),
             agreement: None,
-            added_at: "2026-12-02T09:00:00Z".into(),
+            added_at: "2026-12-02T09:00:00Z".parse().unwrap(),
             ledger_index: 3,
         }],
         timeline: vec![TimelineEntry {

@@ -17,10 +17,10 @@ pub(crate) use open::payload as case_payload;
 pub use open::{OpenCase, ReadCase};
 
 use crate::gate::GateError;
-use crate::store::{CaseRecord, StoreError, to_u64};
+use crate::store::{CaseRecord, StoreError, stamp, to_u64};
 use entente_core::canonical::canonical_digest;
 use entente_core::ledger::LedgerEntry;
-use entente_core::{Actor, Decision, PartyCode};
+use entente_core::{Actor, Decision, PartyCode, Stamp};
 use entente_policy::agreement::{Agreement, AgreementKind, DataCategory};
 use entente_policy::engine::{Conditions, Engine};
 use entente_wire::{CaseMember, CaseUpdateMessage, MessageKind};
@@ -69,8 +69,8 @@ pub struct CaseMirror {
     pub lead_index: u64,
     /// That change (`member-added DE`, …).
     pub change: String,
-    /// When the last update was applied here (RFC 3339).
-    pub updated_at: String,
+    /// When the last update was applied here.
+    pub updated_at: Stamp,
     /// The conditions the update travelled with.
     pub conditions: Conditions,
 }
@@ -98,7 +98,7 @@ pub(crate) async fn load_case(
         concepts: serde_json::from_str(&concepts)
             .map_err(|e| StoreError::Inconsistent(format!("case {id} concepts: {e}")))?,
         opened_by: row.try_get(3)?,
-        opened_at: row.try_get(4)?,
+        opened_at: stamp(&row, 4)?,
         ledger_index: to_u64(row.try_get(5)?)?,
     })
 }
@@ -120,7 +120,7 @@ async fn members(
             party: r.try_get(0)?,
             role: r.try_get(1)?,
             agreement: r.try_get(2)?,
-            added_at: r.try_get(3)?,
+            added_at: stamp(r, 3)?,
             ledger_index: to_u64(r.try_get(4)?)?,
         });
     }
@@ -296,14 +296,14 @@ async fn load_mirror(
         title: format!("(led by {lead}; the title stays with the lead)"),
         concepts: serde_json::from_str(&concepts).map_err(bad)?,
         opened_by: format!("peer {lead}"),
-        opened_at: r.try_get(6)?,
+        opened_at: stamp(&r, 6)?,
         ledger_index: to_u64(r.try_get(7)?)?,
     };
     let mirror = CaseMirror {
         lead,
         lead_index: to_u64(r.try_get(5)?)?,
         change: r.try_get(4)?,
-        updated_at: r.try_get(8)?,
+        updated_at: stamp(&r, 8)?,
         conditions: serde_json::from_str(&conditions).map_err(bad)?,
     };
     Ok(Some((case, serde_json::from_str(&members).map_err(bad)?, mirror)))

@@ -620,22 +620,15 @@ impl GateCommand for DestroyEvidence {
         let id = self.id.as_str();
         let (index, now, now_text) = (cx.index, cx.now, cx.now_text());
         let item = live_item(cx.tx, id).await?;
-        let expired = item
-            .retain_until
-            .as_deref()
-            .and_then(|u| u.parse::<Timestamp>().ok())
-            .is_some_and(|u| u <= now);
-        if !expired {
+        let Some(until) = item.retain_until.filter(|u| u.timestamp() <= now) else {
             return Err(GateError::Conflict(format!(
                 "evidence `{id}` may be kept until {}; it is not due for destruction",
-                item.retain_until.as_deref().unwrap_or("no limit")
+                item.retain_until.map_or_else(|| "no limit".to_owned(), |u| u.to_string())
             )));
-        }
+        };
         let (seq, prev) = next_link(&item);
-        let reason = format!(
-            "retention limit {} passed: data key destroyed",
-            item.retain_until.as_deref().unwrap_or("-")
-        );
+        let reason = format!("retention limit {until} passed: data key destroyed");
+
         let basis = item.conditions.as_ref().map(|c| c.agreement.clone());
         let e =
             event(cx, id, seq, CustodyKind::Destroyed, &item.sha256, &reason, basis.as_ref(), prev);

@@ -21,9 +21,9 @@ pub(crate) use privilege::payload as privilege_payload;
 pub use privilege::{FlagPrivilege, PrivilegeStatus, ReviewOutcome, ReviewPrivilege};
 
 use crate::gate::GateError;
-use crate::store::{StoreError, to_i64, to_u64};
+use crate::store::{StoreError, opt_stamp, to_i64, to_u64};
 use entente_core::canonical::to_canonical_vec;
-use entente_core::{CaseId, ItemId, PartyCode};
+use entente_core::{CaseId, ItemId, PartyCode, Stamp};
 use entente_evidence::{BlobRef, CustodyEvent};
 use entente_policy::agreement::{DataCategory, RequestKind};
 use entente_policy::engine::Conditions;
@@ -152,9 +152,9 @@ pub struct EvidenceRecord {
     /// that travel with it.
     pub conditions: Option<Conditions>,
     /// Keep no longer than this.
-    pub retain_until: Option<String>,
+    pub retain_until: Option<Stamp>,
     /// When it was destroyed.
-    pub destroyed_at: Option<String>,
+    pub destroyed_at: Option<Stamp>,
     /// Its blob; `None` once destroyed.
     pub blob: Option<BlobRef>,
     /// Whether the content was already held (de-duplicated: the blob given was not used).
@@ -375,7 +375,7 @@ pub(crate) async fn load_item(
     let received_from: Option<String> = row.try_get(10)?;
     let conditions: Option<String> = row.try_get(11)?;
     let earlier: String = row.try_get(14)?;
-    let destroyed_at: Option<String> = row.try_get(13)?;
+    let destroyed_at = opt_stamp(&row, 13)?;
     let blob_name: Option<String> = row.try_get(15)?;
     let wrapped_key: Option<String> = row.try_get(16)?;
     let earlier: Vec<CustodyEvent> =
@@ -414,7 +414,8 @@ pub(crate) async fn load_item(
             .map(|c| serde_json::from_str(&c))
             .transpose()
             .map_err(|e| bad("conditions", e.to_string()))?,
-        retain_until: row.try_get(12)?,
+        retain_until: opt_stamp(&row, 12)?,
+
         blob: match (destroyed_at.is_some(), blob_name, wrapped_key) {
             (false, Some(name), Some(wrapped_key)) => Some(BlobRef { name, wrapped_key }),
             _ => None,

@@ -154,7 +154,7 @@ impl std::fmt::Debug for EffectCx<'_> {
 impl EffectCx<'_> {
     /// `now` as the store writes it (RFC 3339, microseconds).
     pub(crate) fn now_text(&self) -> String {
-        format!("{:.6}", self.now)
+        entente_core::Stamp::new(self.now).to_string()
     }
 
     /// Adds digests the effect computed to the entry's payload digests.

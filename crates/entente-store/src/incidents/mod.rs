@@ -15,9 +15,10 @@ use crate::flows::OutboxMessage;
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
 };
-use crate::store::{StoreError, to_i64, to_u64};
+use crate::store::{StoreError, opt_stamp, stamp, to_i64, to_u64};
 use entente_core::canonical::canonical_digest;
-use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind, ids};
+use entente_core::{Action, Actor, Decision, PartyCode, Stamp, Subject, SubjectKind, ids};
+
 use entente_policy::agreement::{DataCategory, Purpose};
 use entente_policy::engine::{Conditions, Flow};
 use entente_policy::incident::{Assessment, Due, IncidentFacts};
@@ -79,12 +80,12 @@ pub struct NotificationRecord {
     pub notice: Option<IncidentNotice>,
     /// `sha256:` digest of the notice (kept after destruction).
     pub notice_sha256: String,
-    /// Keep no longer than this (RFC 3339), if limited.
-    pub retain_until: Option<String>,
+    /// Keep no longer than this, if limited.
+    pub retain_until: Option<Stamp>,
     /// When the notice was destroyed (its retention limit passed).
-    pub destroyed_at: Option<String>,
-    /// When it was sent or received (RFC 3339).
-    pub at: String,
+    pub destroyed_at: Option<Stamp>,
+    /// When it was sent or received.
+    pub at: Stamp,
     /// Ledger entry of the sending or receiving.
     pub ledger_index: u64,
 }
@@ -413,9 +414,9 @@ impl GateCommand for ReadIncidentNotifications {
                 conditions: serde_json::from_str(&conditions).map_err(bad)?,
                 notice: notice.map(|n| serde_json::from_str(&n)).transpose().map_err(bad)?,
                 notice_sha256: r.try_get(9)?,
-                retain_until: r.try_get(6)?,
-                destroyed_at: r.try_get(10)?,
-                at: r.try_get(7)?,
+                retain_until: opt_stamp(r, 6)?,
+                destroyed_at: opt_stamp(r, 10)?,
+                at: stamp(r, 7)?,
                 ledger_index: to_u64(r.try_get(8)?)?,
             });
         }

@@ -19,8 +19,9 @@ use crate::gate::{
     EffectCx, GateCommand, GateError, MAX_PARAMS, PayloadDigests, Ruling, decided_by_role,
     multi_row_insert,
 };
-use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
-use entente_core::{Action, Actor, PartyCode, Subject, SubjectKind};
+use crate::store::{Backend, Store, StoreError, stamp, to_i64, to_u64};
+use entente_core::{Action, Actor, PartyCode, Stamp, Subject, SubjectKind};
+
 use entente_intel::stix::StixObject;
 use entente_intel::tlp::{self, Exchange, Requester, Shared, Tlp};
 use entente_policy::agreement::AgreementKind;
@@ -47,7 +48,7 @@ pub struct IntelCollection {
     /// The partner parties it is shared with.
     pub parties: Vec<String>,
     /// When it was created.
-    pub created_at: String,
+    pub created_at: Stamp,
 }
 
 /// What is read: objects, manifest entries or versions.
@@ -572,7 +573,7 @@ fn collection_of(row: &sqlx::any::AnyRow) -> Result<IntelCollection, StoreError>
         description: row.try_get(2)?,
         parties: serde_json::from_str(&parties)
             .map_err(|e| StoreError::Inconsistent(format!("collection parties: {e}")))?,
-        created_at: row.try_get(4)?,
+        created_at: stamp(row, 4)?,
     })
 }
 

@@ -3,10 +3,11 @@
 //! whose detail is counts, sizes and digests only.
 
 use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling};
-use crate::store::{Backend, Store, StoreError, to_i64, to_u64};
+use crate::store::{Backend, Store, StoreError, stamp, to_i64, to_u64};
 use entente_core::digest::Sha256;
 use entente_core::ledger::Hash;
-use entente_core::{Action, PartyCode, Subject, SubjectKind};
+use entente_core::{Action, PartyCode, Stamp, Subject, SubjectKind};
+
 use sqlx::Row as _;
 use std::collections::HashSet;
 use std::path::Path;
@@ -297,8 +298,8 @@ async fn insert_event(
 pub struct MaintenanceEvent {
     /// Its ledger entry.
     pub ledger_index: u64,
-    /// When (RFC 3339).
-    pub at: String,
+    /// When.
+    pub at: Stamp,
     /// Counts, sizes and digests.
     pub detail: serde_json::Value,
 }
@@ -376,7 +377,7 @@ impl Store {
         let detail: String = r.try_get(2)?;
         Ok(Some(MaintenanceEvent {
             ledger_index: to_u64(r.try_get(0)?)?,
-            at: r.try_get(1)?,
+            at: stamp(&r, 1)?,
             detail: serde_json::from_str(&detail)
                 .map_err(|e| StoreError::Inconsistent(format!("maintenance event detail: {e}")))?,
         }))

@@ -22,8 +22,8 @@ use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
     digest_json,
 };
-use crate::store::{Store, StoreError, to_i64, to_u64};
-use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind};
+use crate::store::{Store, StoreError, opt_stamp, stamp, to_i64, to_u64};
+use entente_core::{Action, Actor, Decision, PartyCode, Stamp, Subject, SubjectKind};
 use entente_evidence::custody::{CustodyEvent, CustodyKind};
 use entente_wire::{MessageKind, PackageOffer};
 use serde::Serialize;
@@ -45,12 +45,12 @@ pub struct PackageRecord {
     pub status: String,
     /// Why it was refused.
     pub detail: Option<String>,
-    /// When it was offered (RFC 3339).
-    pub offered_at: String,
+    /// When it was offered.
+    pub offered_at: Stamp,
     /// Ledger entry of the offer (sent or received).
     pub offer_index: u64,
     /// When it arrived, complete and checked.
-    pub arrived_at: Option<String>,
+    pub arrived_at: Option<Stamp>,
     /// Ledger entry of its arrival.
     pub arrival_index: Option<u64>,
     /// Where the last, completing attempt started: bytes already on disk from interrupted
@@ -434,7 +434,7 @@ fn record_from_row(row: &sqlx::any::AnyRow, outgoing: bool) -> Result<PackageRec
             offer,
             status: "offered".into(),
             detail: None,
-            offered_at: row.try_get(7)?,
+            offered_at: stamp(row, 7)?,
             offer_index: to_u64(row.try_get(8)?)?,
             arrived_at: None,
             arrival_index: None,
@@ -446,9 +446,10 @@ fn record_from_row(row: &sqlx::any::AnyRow, outgoing: bool) -> Result<PackageRec
             offer,
             status: row.try_get(9)?,
             detail: row.try_get(10)?,
-            offered_at: row.try_get(7)?,
+            offered_at: stamp(row, 7)?,
             offer_index: to_u64(row.try_get(8)?)?,
-            arrived_at: row.try_get(11)?,
+            arrived_at: opt_stamp(row, 11)?,
+
             arrival_index: row.try_get::<Option<i64>, _>(12)?.map(to_u64).transpose()?,
             resumed_from: row.try_get::<Option<i64>, _>(13)?.map(to_u64).transpose()?,
         }

@@ -6,8 +6,9 @@ use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role,
     digest_json,
 };
-use crate::store::{StoreError, to_i64, to_u64};
-use entente_core::{Action, Actor, CaseId, Decision, PartyCode, Subject, SubjectKind, ids};
+use crate::store::{StoreError, opt_stamp, stamp, to_i64, to_u64};
+use entente_core::{Action, Actor, CaseId, Decision, PartyCode, Stamp, Subject, SubjectKind, ids};
+
 use entente_psi::{
     CardinalityQuery, Label, LabelledQuery, Mode, PublicKey, Selector, SetChunk, SetReceiver,
     selector,
@@ -863,9 +864,9 @@ pub struct PsiQueryStatus {
     /// Why it was refused or failed.
     pub reason: Option<String>,
     /// When it was sent.
-    pub created_at: String,
+    pub created_at: Stamp,
     /// When it was answered.
-    pub answered_at: Option<String>,
+    pub answered_at: Option<Stamp>,
     /// Ledger entry of the query.
     pub ledger_index: u64,
     /// Ledger entry of the answer.
@@ -890,7 +891,7 @@ pub struct PeerKeyStatus {
     /// Chunks of the set.
     pub total: u64,
     /// When the partner rotated to it.
-    pub rotated_at: String,
+    pub rotated_at: Stamp,
 }
 
 /// The deconfliction status of this node.
@@ -979,8 +980,8 @@ impl GateCommand for ReadPsiStatus {
                 matched: r.try_get::<Option<i64>, _>(8)?.map(to_u64).transpose()?,
                 matches,
                 reason: r.try_get(10)?,
-                created_at: r.try_get(11)?,
-                answered_at: r.try_get(12)?,
+                created_at: stamp(r, 11)?,
+                answered_at: opt_stamp(r, 12)?,
                 ledger_index: to_u64(r.try_get(13)?)?,
                 answer_ledger_index: r.try_get::<Option<i64>, _>(14)?.map(to_u64).transpose()?,
             });
@@ -1001,7 +1002,7 @@ impl GateCommand for ReadPsiStatus {
                 set_size: to_u64(r.try_get(4)?)?,
                 received: to_u64(r.try_get(5)?)?,
                 total: to_u64(r.try_get(6)?)?,
-                rotated_at: r.try_get(7)?,
+                rotated_at: stamp(r, 7)?,
             });
         }
         let keys = read_keys(cx).await?;

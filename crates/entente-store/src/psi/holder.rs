@@ -7,8 +7,9 @@ use super::{
 use crate::gate::{
     DecideCx, EffectCx, GateCommand, GateError, PayloadDigests, Ruling, digest_json,
 };
-use crate::store::{to_i64, to_u64};
-use entente_core::{Action, Actor, Decision, PartyCode, Subject, SubjectKind, ids};
+use crate::store::{opt_stamp, stamp, to_i64, to_u64};
+use entente_core::{Action, Actor, Decision, PartyCode, Stamp, Subject, SubjectKind, ids};
+
 use entente_psi::{HolderKey, SetSummary};
 use entente_wire::{MessageKind, PsiEvaluationMessage, PsiQueryMessage};
 use serde::Serialize;
@@ -317,9 +318,9 @@ pub struct KeyStatus {
     /// Distinct selectors in its prepared set.
     pub set_size: u64,
     /// When it was made.
-    pub created_at: String,
+    pub created_at: Stamp,
     /// When its key was destroyed (the next rotation), if it was.
-    pub destroyed_at: Option<String>,
+    pub destroyed_at: Option<Stamp>,
     /// The ledger size its holdings were read at (none for an epoch prepared before this was
     /// recorded).
     pub holdings_at: Option<u64>,
@@ -347,7 +348,7 @@ pub struct EvaluationRecord {
     /// Why it was refused.
     pub reason: Option<String>,
     /// When.
-    pub at: String,
+    pub at: Stamp,
     /// Ledger entry.
     pub ledger_index: u64,
 }
@@ -366,8 +367,8 @@ pub(crate) async fn read_keys(cx: &mut EffectCx<'_>) -> Result<Vec<KeyStatus>, G
                 epoch: r.try_get(1)?,
                 mode: r.try_get(2)?,
                 set_size: to_u64(r.try_get(3)?)?,
-                created_at: r.try_get(4)?,
-                destroyed_at: r.try_get(5)?,
+                created_at: stamp(r, 4)?,
+                destroyed_at: opt_stamp(r, 5)?,
                 ledger_index: to_u64(r.try_get(6)?)?,
                 holdings_at: r.try_get::<Option<i64>, _>(7)?.map(to_u64).transpose()?,
             })
@@ -395,7 +396,7 @@ pub(crate) async fn read_evaluations(
                 elements: to_u64(r.try_get(5)?)?,
                 status: r.try_get(6)?,
                 reason: r.try_get(7)?,
-                at: r.try_get(8)?,
+                at: stamp(r, 8)?,
                 ledger_index: to_u64(r.try_get(9)?)?,
             })
         })

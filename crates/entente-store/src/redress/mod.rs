@@ -9,9 +9,10 @@
 //! receives digests only.
 
 use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
-use crate::store::{StoreError, to_i64, to_u64};
+use crate::store::{StoreError, opt_stamp, stamp, to_i64, to_u64};
 use entente_core::canonical::canonical_digest;
-use entente_core::{Action, Subject, SubjectKind};
+use entente_core::{Action, Stamp, Subject, SubjectKind};
+
 use entente_policy::minimize::{PSEUDONYM_PREFIX, PseudonymKey};
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -75,10 +76,10 @@ pub struct Complaint {
     pub state: String,
     /// Who filed it (the DPO who took it).
     pub filed_by: String,
-    /// When it was filed (RFC 3339).
-    pub filed_at: String,
-    /// When its answer is due (RFC 3339).
-    pub due_at: String,
+    /// When it was filed.
+    pub filed_at: Stamp,
+    /// When its answer is due.
+    pub due_at: Stamp,
     /// Where the deadline comes from.
     pub deadline_basis: String,
     /// The decision, once answered.
@@ -86,7 +87,7 @@ pub struct Complaint {
     /// The answer to the complainant, once answered.
     pub answer: Option<String>,
     /// When it was answered.
-    pub answered_at: Option<String>,
+    pub answered_at: Option<Stamp>,
     /// Ledger index of the filing.
     pub ledger_index: u64,
     /// Ledger index of the answer.
@@ -211,12 +212,12 @@ async fn load(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str) -> Result<Com
         id: id.to_owned(),
         state: row.try_get(4)?,
         filed_by: row.try_get(1)?,
-        filed_at: row.try_get(2)?,
-        due_at: row.try_get(3)?,
+        filed_at: stamp(&row, 2)?,
+        due_at: stamp(&row, 3)?,
         deadline_basis: DEADLINE_BASIS.to_owned(),
         decision: row.try_get(5)?,
         answer: row.try_get(6)?,
-        answered_at: row.try_get(7)?,
+        answered_at: opt_stamp(&row, 7)?,
         ledger_index: to_u64(row.try_get(8)?)?,
         answer_ledger_index: opt_u64(row.try_get(9)?)?,
         items,

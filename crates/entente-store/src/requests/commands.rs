@@ -309,10 +309,8 @@ impl GateCommand for ReceiveRequest {
         let a = cx.engine.agreement(&m.agreement).ok_or_else(|| {
             GateError::Invalid(format!("agreement `{}` is not loaded on this node", m.agreement))
         })?;
-        let created: Timestamp = m
-            .created_at
-            .parse()
-            .map_err(|e| GateError::Invalid(format!("created_at `{}`: {e}", m.created_at)))?;
+        let created: Timestamp = m.created_at.timestamp();
+
         let mut request = Request::new(
             m.kind,
             a,

@@ -20,7 +20,7 @@ pub(crate) use commands::{Terms as RequestTerms, payload as request_payload};
 
 use crate::gate::GateError;
 use crate::store::{StoreError, to_i64};
-use entente_core::PartyCode;
+use entente_core::{PartyCode, Stamp};
 use entente_policy::agreement::RequestKind;
 use entente_policy::engine::Engine;
 use entente_policy::request::{Request, RequestEvent};
@@ -76,17 +76,14 @@ fn record_of(seq: usize, event: &RequestEvent, at: Timestamp) -> EventRecord {
         seq: seq as u64,
         event: event.name().to_owned(),
         grounds: event.grounds().to_vec(),
-        at: at.to_string(),
+        at: Stamp::new(at),
     }
 }
 
 fn parse_record(r: &EventRecord) -> Result<(RequestEvent, Timestamp), GateError> {
     let event = RequestEvent::from_name(&r.event, r.grounds.clone())
         .ok_or_else(|| GateError::Invalid(format!("unknown request event `{}`", r.event)))?;
-    let at =
-        r.at.parse::<Timestamp>()
-            .map_err(|e| GateError::Invalid(format!("event time `{}`: {e}", r.at)))?;
-    Ok((event, at))
+    Ok((event, r.at.timestamp()))
 }
 
 /// After `event` was recorded on this node: the message for the other party, if the request
@@ -121,7 +118,8 @@ async fn mirror(
             requesting: request.from.clone(),
             requested: request.to.clone(),
             emergency: request.emergency,
-            created_at: request.created_at.to_string(),
+            created_at: Stamp::new(request.created_at),
+
             provisions,
             events: request
                 .history
