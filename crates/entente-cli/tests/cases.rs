@@ -71,8 +71,30 @@ async fn cases_over_the_api_and_cli() {
         timeline.iter().any(|e| e["index"] == added && e["action"] == "case.member.add"),
         "{body}"
     );
+    // The listing, a page at a time: the next page starts after the last id of this one.
+    let r = server.post("/api/v1/cases", &eva, json!({"id": "ALPHA", "title": "A"})).await;
+    assert_eq!(r.unwrap().status(), 201);
+    let r = server.get("/api/v1/cases?limit=1", &eva).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["cases"][0]["id"], "ALPHA", "{page}");
+    assert_eq!(page["next_after"], "ALPHA", "{page}");
+    let r = server.get("/api/v1/cases?after=ALPHA&limit=1", &eva).await.unwrap();
+    let page: Value = r.json().await.unwrap();
+    let lantern = &page["cases"][0];
+    assert_eq!((&lantern["id"], &lantern["led_here"]), (&json!("LANTERN"), &json!(true)));
+    assert_eq!(lantern["members"], json!(["NL", "DE"]), "{page}");
+    assert_eq!(page["next_after"], Value::Null, "{page}");
+    for bad in ["limit=0", "limit=201", "limit=x", "after=no%20spaces"] {
+        let r = server.get(&format!("/api/v1/cases?{bad}"), &eva).await.unwrap();
+        let status = r.status().as_u16();
+        assert!(status == 400 || status == 422, "{bad}: {status}");
+    }
+    let r = server.get("/api/v1/cases", &auditor).await.unwrap();
+    assert_eq!(r.status(), 403);
     let r = server.get("/api/v1/cases/LANTERN/status", &auditor).await.unwrap();
     assert_eq!(r.status(), 403);
+
     let r = server.get("/api/v1/cases/NOSUCH/status", &eva).await.unwrap();
     assert_eq!(r.status(), 404);
     let r = reqwest::Client::new()

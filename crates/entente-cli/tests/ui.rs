@@ -353,6 +353,22 @@ async fn every_role_in_chromium_with_axe_core_and_the_keyboard() {
     b.keys("\u{E007}").await;
     let found = wait_for_url(&b, |u| u.contains("/ui/cases/LANTERN")).await;
     assert!(found.contains("/ui/cases/LANTERN"), "{found}");
+
+    // The case listing, reached from the navigation: the case with its lead, one entry for
+    // the page; its link leads to the case.
+    b.goto(&format!("{api}/ui/")).await;
+    let before = ledger_size(&api).await;
+    b.click("nav a[href='/ui/cases']").await;
+    wait_for_url(&b, |u| u.ends_with("/ui/cases")).await;
+    let listing = b.text().await;
+    assert!(listing.contains("Ransomware against hospitals"), "{listing}");
+    assert!(listing.contains("NL (this party)"), "{listing}");
+    assert!(listing.contains(&format!("recorded as ledger entry {before}")), "{listing}");
+    assert_eq!(ledger_size(&api).await, before + 1, "one entry for the page");
+    b.axe(&axe, "case listing").await;
+    b.screenshot("cases").await;
+    b.click("a[href='/ui/cases/LANTERN']").await;
+    wait_for_url(&b, |u| u.ends_with("/ui/cases/LANTERN")).await;
     sign_out(&b).await;
 
     // A CSIRT analyst may not read the case: the page says the refusal was recorded and

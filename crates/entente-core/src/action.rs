@@ -115,6 +115,10 @@ pub enum Action {
     /// Read a case's status: members and timeline (a peer only as a member of the case).
     #[serde(rename = "case.status")]
     CaseStatus,
+    /// Read a page of the listing of the cases this node holds (its own and the partner-led
+    /// ones it mirrors).
+    #[serde(rename = "case.list")]
+    CaseList,
     /// Apply a case update sent by the lead party of a case this party is a member of (its
     /// mirror of the partner-led case).
     #[serde(rename = "case.update")]
@@ -295,6 +299,7 @@ impl Action {
             Action::ComplaintRead => "complaint.read",
             Action::CaseMemberAdd => "case.member.add",
             Action::CaseStatus => "case.status",
+            Action::CaseList => "case.list",
             Action::CaseUpdate => "case.update",
             Action::CaseMemberRemove => "case.member.remove",
             Action::IncidentNotify => "incident.notify",
@@ -358,6 +363,8 @@ pub enum SubjectKind {
     Backup,
     /// `case`: a case (its id).
     Case,
+    /// `cases`: the listing of cases (the page's starting point, a case id or `first`).
+    Cases,
     /// `certificate`: a TLS certificate (its SHA-256), before it is known as a peer.
     Certificate,
     /// `collection`: a TAXII collection.
@@ -407,9 +414,10 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     /// Every kind.
-    pub const ALL: [SubjectKind; 24] = [
+    pub const ALL: [SubjectKind; 25] = [
         SubjectKind::Backup,
         SubjectKind::Case,
+        SubjectKind::Cases,
         SubjectKind::Certificate,
         SubjectKind::Collection,
         SubjectKind::Complaint,
@@ -439,6 +447,8 @@ impl SubjectKind {
         match self {
             SubjectKind::Backup => "backup",
             SubjectKind::Case => "case",
+            SubjectKind::Cases => "cases",
+
             SubjectKind::Certificate => "certificate",
             SubjectKind::Collection => "collection",
             SubjectKind::Complaint => "complaint",

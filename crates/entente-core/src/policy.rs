@@ -112,7 +112,13 @@ const ROLE_RULES: &[RoleRule] = &[
         roles: &[Role::CentralAuthority],
     },
     RoleRule {
+        id: "role.case-worker.case-list",
+        action: Action::CaseList,
+        roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
+    },
+    RoleRule {
         id: "role.case-worker.case-status",
+
         action: Action::CaseStatus,
         roles: &[Role::Investigator, Role::CentralAuthority, Role::Dpo],
     },

@@ -681,6 +681,21 @@ async fn requests_under_agreements() {
         // (Art 3(2)(b)); it used to end at 19:00, five hours early.
         let clock = r.clocks.first().expect("a clock");
         assert_eq!(clock.due.to_string(), "2026-09-14T22:00:00Z");
+        // The case listing counts it: open, its deadline running, then past it.
+        let list = crate::cases::ListCases::new(None, 10).unwrap();
+        for (at, overdue) in [("2026-09-06T08:00:00Z", 0), ("2026-09-15T08:00:00Z", 1)] {
+            let v = gate.submit(ca.clone(), list.clone(), t(at)).await.unwrap();
+            let Verdict::Permitted { output: page, .. } = v else { panic!("{v:?}") };
+            let l = &page.cases[0];
+            assert_eq!((l.id.as_str(), l.open_requests, l.overdue_requests), ("L", 1, overdue));
+            let next = l.next_due.as_ref().map(|(due, r)| (due.to_string(), r.as_str()));
+            if overdue == 0 {
+                assert_eq!(next, Some(("2026-09-14T22:00:00.000000Z".to_owned(), "r1")));
+            } else {
+                assert_eq!(next, None, "no deadline still running");
+            }
+        }
+
         // An auditor may not move a request.
         let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
         let v = gate

@@ -6,20 +6,21 @@ use crate::server::{
     ApiResult, AppState, MAX_BODY, Problem, authenticated, json, parse_id, parse_json, through_gate,
 };
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use entente_core::Stamp;
 use entente_store::CaseRecord;
-use entente_store::cases::{CaseMirror, CaseStatus, TimelineEntry};
+use entente_store::cases::{CaseListing, CaseMirror, CaseStatus, ListCases, TimelineEntry};
 use entente_wire::CaseMember;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
+
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(open_case))
+        .routes(routes!(open_case, list_cases))
         .routes(routes!(read_case))
         .routes(routes!(add_case_member))
         .routes(routes!(remove_case_member))
@@ -248,6 +249,115 @@ impl CaseStatusView {
             access_ledger_index,
         }
     }
+}
+
+/// Which page of the case listing.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// The last case id of the previous page (its `next_after`); none for the first page.
+    after: Option<String>,
+    /// How many cases at most, 1 to 200 (default 50).
+    limit: Option<u32>,
+}
+
+/// One case of the listing, with where it stands across borders.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = CaseSummary)]
+pub(crate) struct CaseSummaryView {
+    /// The case's id.
+    pub(crate) id: String,
+    /// Its title; none for a partner-led case (the title stays with the lead).
+    pub(crate) title: Option<String>,
+    /// The lead party.
+    #[schema(schema_with = super::party)]
+    pub(crate) lead: String,
+    /// True for a case this node's party leads.
+    pub(crate) led_here: bool,
+    /// Offence concepts (lexicon ids).
+    pub(crate) concepts: Vec<String>,
+    /// Member parties, the lead first.
+    pub(crate) members: Vec<String>,
+    /// When it was opened (for a partner-led case: when this node first learnt of it).
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) opened_at: Stamp,
+    /// For a partner-led case: the lead's last change applied here (`member-added DE`, …).
+    pub(crate) last_change: Option<String>,
+    /// When that change was applied here.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub(crate) last_change_at: Option<Stamp>,
+    /// Requests of the case still open.
+    pub(crate) open_requests: u64,
+    /// Open requests with a clock past its deadline.
+    pub(crate) overdue_requests: u64,
+    /// The earliest deadline still running among its open requests.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub(crate) next_due: Option<Stamp>,
+    /// The request that deadline belongs to.
+    pub(crate) next_due_request: Option<String>,
+}
+
+/// A page of the case listing (the reading is recorded).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct CaseList {
+    /// The cases, in order of id.
+    pub(crate) cases: Vec<CaseSummaryView>,
+    /// The `after` of the next page; none on the last page.
+    pub(crate) next_after: Option<String>,
+    /// The ledger entry that recorded this reading.
+    pub(crate) access_ledger_index: u64,
+}
+
+impl CaseList {
+    pub(crate) fn new(l: &CaseListing, access_ledger_index: u64) -> Self {
+        CaseList {
+            cases: l
+                .cases
+                .iter()
+                .map(|c| CaseSummaryView {
+                    id: c.id.clone(),
+                    title: c.title.clone(),
+                    lead: c.lead.clone(),
+                    led_here: c.led_here,
+                    concepts: c.concepts.clone(),
+                    members: c.members.clone(),
+                    opened_at: c.opened_at,
+                    last_change: c.last_change.as_ref().map(|(what, _)| what.clone()),
+                    last_change_at: c.last_change.as_ref().map(|(_, at)| *at),
+                    open_requests: c.open_requests,
+                    overdue_requests: c.overdue_requests,
+                    next_due: c.next_due.as_ref().map(|(at, _)| *at),
+                    next_due_request: c.next_due.as_ref().map(|(_, r)| r.clone()),
+                })
+                .collect(),
+            next_after: l.next_after.clone(),
+            access_ledger_index,
+        }
+    }
+}
+
+/// The page size when none is asked.
+pub(crate) const DEFAULT_PAGE: u32 = 50;
+
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases",
+    summary = "The cases this node holds, its own and the partner-led ones it mirrors, a page at a time in order of id, with their members and open requests (investigator, central authority, DPO; each page read is recorded)",
+    security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "a page of cases", body = CaseList),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 403, response = ProblemDetails), (status = 422, response = ProblemDetails)))]
+async fn list_cases(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let actor = authenticated(&state.node, &headers).await?;
+    let Query(q) =
+        q.map_err(|e| Problem::bad_request(format!("{e}; expected ?after=CASE-ID&limit=N")))?;
+    let after = q.after.map(parse_id).transpose()?;
+    let command = ListCases::new(after, q.limit.unwrap_or(DEFAULT_PAGE))?;
+
+    let (index, listing) = through_gate(&state, actor, command).await?;
+    json(StatusCode::OK, &CaseList::new(&listing, index))
 }
 
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases", summary = "Open a case",

@@ -406,6 +406,44 @@ mod views_keep_the_records_json {
         same(&CaseStatusView::new(&mirrored, 9), &record);
     }
 
+    /// The listing's view flattens the summary's pairs into named fields.
+    #[test]
+    fn case_listing() {
+        use entente_store::cases::{CaseListing, CaseSummary};
+        let at = |s: &str| s.parse().unwrap();
+        let summary = CaseSummary {
+            id: "LANTERN".to_owned(),
+            title: None,
+            lead: "DE".to_owned(),
+            led_here: false,
+            concepts: vec!["illegal-access".to_owned()],
+            members: vec!["DE".to_owned(), "NL".to_owned()],
+            opened_at: at("2026-12-01T09:00:00Z"),
+            last_change: Some(("member-added NL".to_owned(), at("2026-12-01T09:30:00Z"))),
+            open_requests: 1,
+            overdue_requests: 0,
+            next_due: Some((at("2026-12-11T23:00:00Z"), "NL-REQ-1".to_owned())),
+        };
+        let listing = CaseListing { cases: vec![summary], next_after: None };
+        let view = serde_json::to_value(super::super::cases::CaseList::new(&listing, 7)).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({
+                "cases": [{
+                    "id": "LANTERN", "title": null, "lead": "DE", "led_here": false,
+                    "concepts": ["illegal-access"], "members": ["DE", "NL"],
+                    "opened_at": "2026-12-01T09:00:00.000000Z",
+                    "last_change": "member-added NL",
+                    "last_change_at": "2026-12-01T09:30:00.000000Z",
+                    "open_requests": 1, "overdue_requests": 0,
+                    "next_due": "2026-12-11T23:00:00.000000Z", "next_due_request": "NL-REQ-1"
+                }],
+                "next_after": null,
+                "access_ledger_index": 7
+            })
+        );
+    }
+
     #[test]
     fn conditions_obligations_actors() {
         same(&ConditionsView::from(&conditions()), &conditions());

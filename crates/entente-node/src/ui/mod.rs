@@ -44,7 +44,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/sign-in", get(sign_in_form).post(sign_in))
         .route("/ui/sign-out", post(sign_out))
         .route("/ui/cases/new", get(case_new))
-        .route("/ui/cases", post(case_open))
+        .route("/ui/cases", get(case_list).post(case_open))
         .route("/ui/cases/{id}", get(case_page))
         .route("/ui/requests/{id}", get(request_page))
         .route("/ui/requests/{id}/events", post(request_event))
@@ -149,6 +149,10 @@ impl Signed {
             who: Some(format!("{} ({})", self.name, self.role.as_str())),
             csrf: self.session.csrf.clone(),
             can_open_case: matches!(self.role, Role::Investigator | Role::CentralAuthority),
+            can_list_cases: matches!(
+                self.role,
+                Role::Investigator | Role::CentralAuthority | Role::Dpo
+            ),
             notice,
         }
     }
@@ -506,6 +510,46 @@ async fn case_open(
         Err(Refusal::Failed(GateError::Invalid(d))) => {
             page.form_error = Some(d);
             html(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+        Err(r) => refusal_page(&state, &signed, r),
+    }
+}
+
+async fn case_list(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let signed = match signed_in(&state, &sessions, &headers).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let t = words();
+    let after = match q.get("after").filter(|a| !a.is_empty()) {
+        Some(a) => match parse_id::<entente_core::CaseId>(&state, &signed, a.clone()) {
+            Ok(c) => Some(c),
+            Err(resp) => return *resp,
+        },
+        None => None,
+    };
+    let later = after.is_some();
+    let list = match entente_store::cases::ListCases::new(after, crate::api::cases::DEFAULT_PAGE) {
+        Ok(l) => l,
+        Err(e) => return refusal_page(&state, &signed, Refusal::Failed(e)),
+    };
+
+    match through_gate(&state, &signed, list).await {
+        Ok((index, listing)) => {
+            let page = pages::CaseListPage::new(
+                t,
+                signed.chrome(&state, None),
+                &listing,
+                later,
+                index,
+                Timestamp::now(),
+            );
+            html(StatusCode::OK, &page)
         }
         Err(r) => refusal_page(&state, &signed, r),
     }

@@ -6,7 +6,7 @@ use super::text::Text;
 use askama::Template;
 use entente_core::{CaseId, Stamp};
 use entente_policy::request::{ClockStatus, Request};
-use entente_store::cases::CaseStatus;
+use entente_store::cases::{CaseListing, CaseStatus};
 use jiff::{SignedDuration, Timestamp};
 
 /// What every page's frame shows.
@@ -20,6 +20,8 @@ pub(crate) struct Chrome {
     pub(crate) csrf: String,
     /// Whether the navigation offers "open a case" (the gate still decides the opening).
     pub(crate) can_open_case: bool,
+    /// Whether the navigation offers the case listing (the gate still decides the read).
+    pub(crate) can_list_cases: bool,
     /// A status message, announced by screen readers (`aria-live`).
     pub(crate) notice: Option<String>,
 }
@@ -27,7 +29,14 @@ pub(crate) struct Chrome {
 impl Chrome {
     /// The frame of a page shown signed out.
     pub(crate) fn anonymous(party: String) -> Chrome {
-        Chrome { party, who: None, csrf: String::new(), can_open_case: false, notice: None }
+        Chrome {
+            party,
+            who: None,
+            csrf: String::new(),
+            can_open_case: false,
+            can_list_cases: false,
+            notice: None,
+        }
     }
 }
 
@@ -227,13 +236,98 @@ pub(crate) fn validate_case(page: &mut CaseNewPage) -> Option<entente_store::cas
     Some(entente_store::cases::OpenCase { id, title: page.title.clone(), concepts })
 }
 
+/// An instant as a page shows it: to the minute in UTC for people (`2026-12-04 03:28 UTC`),
+/// in full for machines (`machine()`, for `<time datetime>`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct When(pub(crate) Stamp);
+
+impl When {
+    /// The full instant (RFC 3339, microseconds).
+    pub(crate) fn machine(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.timestamp().strftime("%Y-%m-%d %H:%M UTC"))
+    }
+}
+
+/// A case of the listing, as shown.
+#[derive(Debug)]
+pub(crate) struct CaseListRow {
+    pub(crate) id: String,
+    pub(crate) title: Option<String>,
+    pub(crate) lead: String,
+    pub(crate) led_here: bool,
+    pub(crate) members: String,
+    pub(crate) opened_at: When,
+    pub(crate) open_requests: u64,
+    pub(crate) overdue_requests: u64,
+    pub(crate) next_due: Option<When>,
+    pub(crate) next_due_request: String,
+    pub(crate) remaining: String,
+}
+
+#[derive(Template)]
+#[template(path = "case_list.html")]
+pub(crate) struct CaseListPage {
+    pub(crate) t: &'static Text,
+    pub(crate) chrome: Chrome,
+    pub(crate) rows: Vec<CaseListRow>,
+    /// The link to the next page, if there is one.
+    pub(crate) next: Option<String>,
+    /// Whether this is a later page (a link back to the first).
+    pub(crate) later: bool,
+    /// The entry that recorded this view.
+    pub(crate) access_index: u64,
+}
+
+impl CaseListPage {
+    pub(crate) fn new(
+        t: &'static Text,
+        chrome: Chrome,
+        l: &CaseListing,
+        later: bool,
+        access_index: u64,
+        now: Timestamp,
+    ) -> CaseListPage {
+        let rows = l
+            .cases
+            .iter()
+            .map(|c| CaseListRow {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                lead: c.lead.clone(),
+                led_here: c.led_here,
+                members: c.members.join(", "),
+                opened_at: When(c.opened_at),
+                open_requests: c.open_requests,
+                overdue_requests: c.overdue_requests,
+                next_due: c.next_due.as_ref().map(|(at, _)| When(*at)),
+                next_due_request: c.next_due.as_ref().map(|(_, r)| r.clone()).unwrap_or_default(),
+                remaining: c
+                    .next_due
+                    .as_ref()
+                    .map(|(at, _)| duration_words(at.timestamp().duration_since(now)))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        // Case ids are identifiers (letters, digits, '.', '_', '-'): safe in a query string.
+        let next = l.next_after.as_ref().map(|a| format!("/ui/cases?after={a}"));
+        CaseListPage { t, chrome, rows, next, later, access_index }
+    }
+}
+
 /// A member of a case, as shown.
+
 #[derive(Debug)]
 pub(crate) struct MemberRow {
     pub(crate) party: String,
     pub(crate) role: String,
     pub(crate) agreement: Option<String>,
-    pub(crate) added_at: Stamp,
+    pub(crate) added_at: When,
 }
 
 /// A ledger entry on a case, as shown.
@@ -253,7 +347,7 @@ pub(crate) struct CaseView {
     pub(crate) title: String,
     pub(crate) concepts: Vec<String>,
     pub(crate) opened_by: String,
-    pub(crate) opened_at: Stamp,
+    pub(crate) opened_at: When,
 }
 
 #[derive(Template)]
@@ -284,7 +378,7 @@ impl CasePage {
                 title: s.case.title.clone(),
                 concepts: s.case.concepts.clone(),
                 opened_by: s.case.opened_by.clone(),
-                opened_at: s.case.opened_at,
+                opened_at: When(s.case.opened_at),
             },
             members: s
                 .members
@@ -293,7 +387,7 @@ impl CasePage {
                     party: m.party.clone(),
                     role: m.role.clone(),
                     agreement: m.agreement.clone(),
-                    added_at: m.added_at,
+                    added_at: When(m.added_at),
                 })
                 .collect(),
             timeline: s

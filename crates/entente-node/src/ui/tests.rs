@@ -23,6 +23,7 @@ fn chrome() -> Chrome {
         who: Some("eva (investigator)".to_owned()),
         csrf: "c".repeat(64),
         can_open_case: true,
+        can_list_cases: true,
         notice: None,
     }
 }
@@ -99,6 +100,55 @@ fn case_form_snapshot_with_errors_next_to_fields() {
     // Escaped, never executed.
     assert!(!html.contains("<script>"), "{html}");
     insta::assert_snapshot!("case_new_errors", html);
+}
+
+fn listing() -> entente_store::cases::CaseListing {
+    use entente_store::cases::{CaseListing, CaseSummary};
+    let at = |s: &str| s.parse().unwrap();
+    CaseListing {
+        cases: vec![
+            CaseSummary {
+                id: "ALPHA".into(),
+                title: Some("Phishing kit <seller>".into()),
+                lead: "NL".into(),
+                led_here: true,
+                concepts: vec!["computer-related-fraud".into()],
+                members: vec!["NL".into()],
+                opened_at: at("2026-12-01T08:00:00Z"),
+                last_change: None,
+                open_requests: 2,
+                overdue_requests: 1,
+                next_due: Some((at("2026-12-03T12:00:00Z"), "NL-REQ-7".into())),
+            },
+            CaseSummary {
+                id: "LANTERN".into(),
+                title: None,
+                lead: "DE".into(),
+                led_here: false,
+                concepts: vec!["illegal-access".into()],
+                members: vec!["DE".into(), "NL".into()],
+                opened_at: at("2026-12-01T09:00:00Z"),
+                last_change: Some(("member-added NL".into(), at("2026-12-01T09:00:00Z"))),
+                open_requests: 0,
+                overdue_requests: 0,
+                next_due: None,
+            },
+        ],
+        next_after: Some("LANTERN".into()),
+    }
+}
+
+/// The listing: own and partner-led cases, the overdue row marked, the title escaped, the
+/// next page linked, the reading's ledger entry named.
+#[test]
+fn case_list_snapshot() {
+    let now: jiff::Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+    let page = super::pages::CaseListPage::new(&EN, chrome(), &listing(), false, 12, now);
+    let html = page.render().unwrap();
+    assert!(html.contains("Phishing kit &#60;seller&#62;"), "the title is escaped");
+    assert!(html.contains(r#"href="/ui/cases?after=LANTERN" rel="next""#));
+    assert!(!html.contains("First page"), "the first page links to no first page");
+    insta::assert_snapshot!("case_list", html);
 }
 
 #[test]

@@ -115,6 +115,17 @@ pub(crate) struct Text {
     pub(crate) no_witnesses: &'static str,
     pub(crate) cosigned_size: &'static str,
     pub(crate) ledger_public: &'static str,
+    pub(crate) cases: &'static str,
+    pub(crate) cases_intro: &'static str,
+    pub(crate) cases_none: &'static str,
+    pub(crate) lead: &'static str,
+    pub(crate) led_here: &'static str,
+    pub(crate) led_by_partner: &'static str,
+    pub(crate) requests_open: &'static str,
+    pub(crate) next_deadline: &'static str,
+    pub(crate) next_page: &'static str,
+    pub(crate) first_page: &'static str,
+    pub(crate) cases_recorded: &'static str,
 }
 
 /// English.
@@ -229,4 +240,15 @@ pub(crate) const EN: Text = Text {
     no_witnesses: "No partner has cosigned a checkpoint yet.",
     cosigned_size: "Size of the last cosigned checkpoint",
     ledger_public: "The same facts are public at /ledger/checkpoint and /ledger/cosigned-checkpoint; verify them with entente ledger audit.",
+    cases: "Cases",
+    cases_intro: "The cases this node holds, its own and those a partner leads with this party as a member, in order of id.",
+    cases_none: "No case on this page.",
+    lead: "Lead",
+    led_here: "this party",
+    led_by_partner: "led by a partner; the title stays with the lead",
+    requests_open: "Open requests",
+    next_deadline: "Next deadline",
+    next_page: "Next page",
+    first_page: "First page",
+    cases_recorded: "This page of the listing was recorded as ledger entry",
 };

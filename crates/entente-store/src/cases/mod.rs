@@ -8,10 +8,13 @@
 //! (`GateError::NotFound` with the same message), before anything is recorded, so neither the
 //! answer nor the ledger tells that party the case exists.
 
+mod list;
 mod members;
 mod open;
 
+pub use list::{CaseListing, CaseSummary, ListCases, MAX_PAGE};
 pub(crate) use members::payload as member_payload;
+
 pub use members::{AddCaseMember, ReadCaseStatus, ReceiveCaseUpdate, RemoveCaseMember};
 pub(crate) use open::payload as case_payload;
 pub use open::{OpenCase, ReadCase};

@@ -323,6 +323,51 @@ async fn notifications_and_case_updates_travel() {
         let e = de_gate.submit(Actor::Peer { party: us() }, status.clone(), now).await.unwrap_err();
         assert!(matches!(e, GateError::NotFound(_)), "{e:?}");
 
+        // DE's case listing: the mirror beside DE's own cases, in order of id, a page at a
+        // time, each page one recorded read.
+        for id in ["ALPHA", "ZULU"] {
+            let v = de_gate.submit(investigator(), super::open(id), now).await.unwrap();
+            assert!(matches!(v, Verdict::Permitted { .. }), "{v:?}");
+        }
+        let list = |after: Option<&str>, limit: u32| {
+            crate::cases::ListCases::new(after.map(|a| a.parse().unwrap()), limit).unwrap()
+        };
+        let size = de_db.store.ledger_head().await.unwrap().0;
+        let v = de_gate.submit(investigator(), list(None, 2), now).await.unwrap();
+        let Verdict::Permitted { output: page, index, .. } = v else { panic!("{v:?}") };
+        assert_eq!(index, size);
+        let ids: Vec<&str> = page.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["ALPHA", "LANTERN"]);
+        assert_eq!(page.next_after.as_deref(), Some("LANTERN"));
+        let (alpha, lantern) = (&page.cases[0], &page.cases[1]);
+        assert!(alpha.led_here, "{alpha:?}");
+        assert_eq!((alpha.lead.as_str(), alpha.title.as_deref()), ("DE", Some("Case ALPHA")));
+        assert_eq!(alpha.members, ["DE"]);
+        assert!(alpha.last_change.is_none());
+        assert!(!lantern.led_here, "{lantern:?}");
+        assert_eq!((lantern.lead.as_str(), lantern.title.as_deref()), ("NL", None));
+        assert_eq!(lantern.members, ["NL", "DE"]);
+        assert_eq!(lantern.concepts, ["illegal-access"]);
+        assert_eq!(lantern.last_change.as_ref().map(|(c, _)| c.as_str()), Some("member-added DE"));
+        assert_eq!((lantern.open_requests, lantern.overdue_requests), (0, 0));
+        let v = de_gate.submit(investigator(), list(Some("LANTERN"), 2), now).await.unwrap();
+        let Verdict::Permitted { output: page, .. } = v else { panic!("{v:?}") };
+        let ids: Vec<&str> = page.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!((ids, page.next_after), (vec!["ZULU"], None));
+        assert_eq!(de_db.store.ledger_head().await.unwrap().0, size + 2);
+        // A page size out of bounds is the caller's mistake: no command can be made of it. A
+        // role without case work is denied (recorded); a partner may not list.
+        for limit in [0, crate::cases::MAX_PAGE + 1] {
+            let e = crate::cases::ListCases::new(None, limit).unwrap_err();
+            assert!(matches!(&e, GateError::Invalid(m) if m.contains("1 to 200")), "{e:?}");
+        }
+
+        let auditor = Actor::User { name: "ann".into(), role: Role::Auditor };
+        let v = de_gate.submit(auditor, list(None, 10), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+        let v = de_gate.submit(nl_peer.clone(), list(None, 10), now).await.unwrap();
+        assert!(matches!(v, Verdict::Denied { .. }), "{v:?}");
+
         // The same update again (an older lead index): refused, recorded.
         let v = de_gate
             .receive(
