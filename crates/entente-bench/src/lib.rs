@@ -8,6 +8,7 @@ mod intel;
 mod psi;
 mod report;
 mod transfer;
+mod ui;
 
 use clap::{Subcommand, ValueEnum};
 use entente_console::{Exit, Failure, fail, progress_bar};
@@ -121,6 +122,15 @@ pub enum BenchCmd {
         /// Concurrent submitters
         #[arg(long, default_value_t = 256)]
         concurrency: u64,
+    },
+    /// Web interface page latency on a node holding N ledger entries (SQLite): an investigator's home, the case listing (first and a middle page), a case's page, and the listing as JSON, over HTTP on loopback, each view recorded
+    Ui {
+        /// Cases opened through the gate first (one ledger entry each)
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Views of each page
+        #[arg(long, default_value_t = 50)]
+        samples: u64,
     },
     /// Inclusion and consistency proof generation latency on a ledger of N entries (SQLite)
     Proofs {
@@ -251,6 +261,7 @@ pub async fn run(cmd: BenchCmd) -> Result<(), Failure> {
             }
             Ok(())
         }
+        BenchCmd::Ui { entries, samples } => ui::run(entries, samples).await,
         BenchCmd::Proofs { entries, samples } => {
             let dir = tempfile::tempdir()?;
             let node = make_node(dir.path(), None).await?;

@@ -27,6 +27,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (15, "maintenance", include_str!("../migrations/sqlite/0015_maintenance.sql")),
     (16, "intel status pages", include_str!("../migrations/sqlite/0016_intel_status_pages.sql")),
     (17, "privilege", include_str!("../migrations/sqlite/0017_privilege.sql")),
+    (18, "ledger subjects", include_str!("../migrations/sqlite/0018_ledger_subjects.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -50,6 +51,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (15, "maintenance", include_str!("../migrations/postgres/0015_maintenance.sql")),
     (16, "intel status pages", include_str!("../migrations/postgres/0016_intel_status_pages.sql")),
     (17, "privilege", include_str!("../migrations/postgres/0017_privilege.sql")),
+    (18, "ledger subjects", include_str!("../migrations/postgres/0018_ledger_subjects.sql")),
 ];
 
 /// The migrator for `backend`.

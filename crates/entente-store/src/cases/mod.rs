@@ -151,13 +151,30 @@ async fn timeline(
         .fetch_all(&mut **tx)
         .await?;
     wanted.extend(data.into_iter().map(|d| format!("datum:{d}")));
-    let rows = sqlx::query("SELECT idx, entry FROM ledger_entries ORDER BY idx")
-        .fetch_all(&mut **tx)
-        .await?;
+    // The entries that name one of them, through `ledger_subjects` (the writer keeps it
+    // complete in the transaction of each append): the page costs what the case has, not what
+    // the ledger has.
+    let wanted_list: Vec<&String> = wanted.iter().collect();
+    let mut rows = Vec::new();
+    for chunk in wanted_list.chunks(crate::gate::MAX_PARAMS) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT e.idx, e.entry FROM ledger_entries e WHERE e.idx IN \
+             (SELECT idx FROM ledger_subjects WHERE subject IN ({}))",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in chunk {
+            q = q.bind(s.as_str());
+        }
+        rows.extend(q.fetch_all(&mut **tx).await?);
+    }
     let mut stored = Vec::with_capacity(rows.len());
     for r in &rows {
         stored.push((to_u64(r.try_get(0)?)?, r.try_get::<Vec<u8>, _>(1)?));
     }
+    stored.sort_by_key(|(i, _)| *i);
+    stored.dedup_by_key(|(i, _)| *i);
     let mut out = Vec::new();
     for (index, bytes) in stored.iter().chain(pending) {
         let entry = LedgerEntry::decode(bytes)

@@ -11,7 +11,7 @@ use entente_core::{Action, Actor, Decision, PartyCode, Subject};
 use entente_policy::engine::Engine;
 use entente_wire::{AckItem, AckStatus};
 use jiff::Timestamp;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row as _};
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -467,6 +467,8 @@ pub(crate) struct Step<'w> {
     tx: Tx,
     frontier: Frontier,
     entries: Vec<(u64, Vec<u8>)>,
+    /// `(subject, entry)` for `ledger_subjects`.
+    subjects: Vec<(String, u64)>,
     hashes: Vec<(u64, [u8; 32])>,
     /// Inbox rows are written together at the end; admissions later in the batch see the
     /// sequence numbers admitted earlier in it.
@@ -498,6 +500,13 @@ impl Step<'_> {
             )));
         }
         let index = self.frontier.size();
+        let start = self.subjects.len();
+        for s in &subjects {
+            let text = s.to_string();
+            if !self.subjects[start..].iter().any(|(t, _)| *t == text) {
+                self.subjects.push((text, index));
+            }
+        }
         let entry = LedgerEntry {
             v: ledger::ENTRY_FORMAT,
             index,
@@ -544,6 +553,8 @@ pub(crate) struct Writer {
     origin: String,
     /// The frontier after the last commit of this process; checked against the head row.
     cache: Option<Frontier>,
+    /// The ledger size `ledger_subjects` was complete up to after this process's last commit.
+    indexed: Option<u64>,
     engine: Arc<Engine>,
     /// The pseudonymization secret, derived from the node key; it never leaves the node.
     secret: [u8; 32],
@@ -558,7 +569,7 @@ impl Writer {
         engine: Arc<Engine>,
     ) -> Writer {
         let secret = pseudonym_secret(&key);
-        Writer { store, key, party, origin, cache: None, engine, secret }
+        Writer { store, key, party, origin, cache: None, indexed: None, engine, secret }
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Box<dyn Job>>) {
@@ -587,6 +598,7 @@ impl Writer {
                 }
                 Err(e) => {
                     self.cache = None;
+                    self.indexed = None;
                     tracing::error!(error = %e, "gate transaction failed; batch rolled back");
                     let text = e.to_string();
                     for job in batch {
@@ -617,6 +629,9 @@ impl Writer {
             Some(f) if f.size() == size => f,
             _ => store::load_frontier(&mut *tx, size).await?,
         };
+        if self.indexed != Some(size) {
+            index_subjects_up_to(&mut tx, self.store.backend(), size).await?;
+        }
         let backend = self.store.backend();
         let mut plan =
             BatchPlan { backend, party: self.party.clone(), states: Deferreds::default() };
@@ -632,6 +647,7 @@ impl Writer {
             tx,
             frontier,
             entries: Vec::with_capacity(jobs.len()),
+            subjects: Vec::with_capacity(jobs.len() * 2),
             hashes: Vec::with_capacity(jobs.len() * 2),
             inbox_rows: Vec::new(),
             inbox_last: HashMap::new(),
@@ -641,11 +657,22 @@ impl Writer {
         for job in jobs.iter_mut() {
             job.run(&mut st).await?;
         }
-        let Step { mut tx, frontier, entries, hashes, inbox_rows, mut deferred, last_now, .. } = st;
+        let Step {
+            mut tx,
+            frontier,
+            entries,
+            subjects,
+            hashes,
+            inbox_rows,
+            mut deferred,
+            last_now,
+            ..
+        } = st;
         deferred.flush_all(&mut tx).await?;
         federation::record_inbox(&mut tx, backend, &inbox_rows).await?;
         if let Some(now) = last_now {
             insert_pairs(&mut tx, backend, "ledger_entries (idx, entry)", &entries).await?;
+            insert_subjects(&mut tx, backend, &subjects, frontier.size()).await?;
             let hashes: Vec<(u64, Vec<u8>)> =
                 hashes.into_iter().map(|(i, h)| (i, h.to_vec())).collect();
             insert_pairs(&mut tx, backend, "ledger_hashes (id, hash)", &hashes).await?;
@@ -667,9 +694,72 @@ impl Writer {
                 .await?;
         }
         tx.commit().await?;
+        self.indexed = Some(frontier.size());
         self.cache = Some(frontier);
         Ok(())
     }
+}
+
+/// Writes `(subject, entry)` rows of `ledger_subjects` and the size they complete it to.
+async fn insert_subjects(
+    tx: &mut Tx,
+    backend: Backend,
+    rows: &[(String, u64)],
+    size: u64,
+) -> Result<(), GateError> {
+    for chunk in rows.chunks(MAX_PARAMS / 2) {
+        let sql = multi_row_insert(backend, "ledger_subjects (subject, idx)", 2, chunk.len());
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for (s, i) in chunk {
+            q = q.bind(s.clone()).bind(to_i64(*i)?);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    sqlx::query("UPDATE ledger_subjects_upto SET size = $1 WHERE id = 1")
+        .bind(to_i64(size)?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Completes `ledger_subjects` for the entries below `size` that it does not hold yet (a
+/// ledger written before the table existed, or by a process that failed between), under the
+/// writer lock the caller holds, reading and decoding the missing entries a chunk at a time.
+async fn index_subjects_up_to(tx: &mut Tx, backend: Backend, size: u64) -> Result<(), GateError> {
+    const CHUNK: u64 = 10_000;
+    let upto: i64 = sqlx::query_scalar("SELECT size FROM ledger_subjects_upto WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut from = to_u64(upto)?;
+    if from < size {
+        tracing::info!(from, size, "indexing the subjects of ledger entries");
+    }
+    while from < size {
+        let to = (from + CHUNK).min(size);
+        let rows =
+            sqlx::query("SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2")
+                .bind(to_i64(from)?)
+                .bind(to_i64(to)?)
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut subjects = Vec::new();
+        for r in &rows {
+            let index = to_u64(r.try_get(0)?)?;
+            let bytes: Vec<u8> = r.try_get(1)?;
+            let entry = LedgerEntry::decode(&bytes)
+                .map_err(|e| StoreError::Inconsistent(format!("ledger entry {index}: {e}")))?;
+            let start = subjects.len();
+            for s in &entry.subjects {
+                let text = s.to_string();
+                if !subjects[start..].iter().any(|(t, _): &(String, u64)| *t == text) {
+                    subjects.push((text, index));
+                }
+            }
+        }
+        insert_subjects(tx, backend, &subjects, to).await?;
+        from = to;
+    }
+    Ok(())
 }
 
 /// `rows` parenthesised groups of `cols` placeholders, comma-separated. SQLite gets anonymous
