@@ -107,7 +107,8 @@ async fn a_sound_node_has_no_differences_and_every_table_is_read() {
                 ("request_events", 0),
                 ("complaints", 0),
                 ("intel_collections", 0),
-                ("maintenance_events", 0)
+                ("maintenance_events", 0),
+                ("ledger_subjects", 9)
             ]
         );
         assert!(r.tables.iter().all(|t| t.entry_only == 0), "{:?}", r.tables);
@@ -181,6 +182,18 @@ async fn rows_changed_behind_the_gate_are_named() {
             "evidence_custody",
             "item_id=EV-1,seq=0",
             "other content than the item's sha256",
+        ),
+        (
+            "DELETE FROM ledger_subjects WHERE subject = 'case:C1' AND idx = 2",
+            "ledger_subjects",
+            "subject=case:C1,idx=2",
+            "missing: the entry names this subject",
+        ),
+        (
+            "INSERT INTO ledger_subjects (subject, idx) VALUES ('case:C2', 2)",
+            "ledger_subjects",
+            "subject=case:C2,idx=2",
+            "the entry does not name this subject",
         ),
     ];
     for (sql, table, row, what) in cases {

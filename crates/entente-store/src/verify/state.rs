@@ -21,6 +21,10 @@
 //! and what differs. Entries written before a command recorded a digest (user entries before
 //! they carried the role) are counted as checked by entry and subject only, never as sound.
 //!
+//! `ledger_subjects`, the index of which entries name which subject (the case timeline reads
+//! it), is derived from the entries alone: every subject of every entry has its row and no row
+//! names an entry that does not name it.
+//!
 //! Blobs are checked by the node (`entente_node::scrub`), which holds the keys.
 
 use crate::store::{Store, StoreError, to_i64, to_u64};
@@ -215,7 +219,75 @@ pub async fn verify_state(
         report.tables.push(check);
         progress(table.name(), n as u64 + 1, total);
     }
+    report.tables.push(subject_index(store, &mut report.differences).await?);
+    progress("ledger_subjects", total, total);
     Ok(report)
+}
+
+/// `ledger_subjects` against the entries it is derived from: every subject of every entry
+/// below the size the table says it is complete to has its row, and no row names an entry
+/// that does not name it. A row deleted behind the gate's back would hide an entry from a
+/// case's timeline; a row added would show one there that is not about the case.
+async fn subject_index(
+    store: &Store,
+    out: &mut Vec<StateDifference>,
+) -> Result<TableCheck, StoreError> {
+    const CHUNK: u64 = 10_000;
+    const TABLE: &str = "ledger_subjects";
+    let upto: i64 = sqlx::query_scalar("SELECT size FROM ledger_subjects_upto WHERE id = 1")
+        .fetch_one(&store.pool)
+        .await?;
+    let upto = to_u64(upto)?;
+    let (size, _) = store.ledger_head().await?;
+    let mut check = TableCheck { table: TABLE, rows: 0, entry_only: 0 };
+    if upto > size {
+        out.push(StateDifference {
+            table: TABLE,
+            row: "id=1".into(),
+            ledger_index: size,
+            what: format!("complete up to {upto} entries, but the ledger holds {size}"),
+        });
+    }
+    let mut from = 0;
+    while from < upto.min(size) {
+        let to = (from + CHUNK).min(upto.min(size));
+        let mut want: std::collections::BTreeSet<(String, u64)> = std::collections::BTreeSet::new();
+        for (index, bytes) in store.entries(from, to).await? {
+            // An entry that does not decode is `ledger verify`'s finding; nothing to index.
+            if let Ok(entry) = LedgerEntry::decode(&bytes) {
+                want.extend(entry.subjects.iter().map(|s| (s.to_string(), index)));
+            }
+        }
+        let rows =
+            sqlx::query("SELECT subject, idx FROM ledger_subjects WHERE idx >= $1 AND idx < $2")
+                .bind(to_i64(from)?)
+                .bind(to_i64(to)?)
+                .fetch_all(&store.pool)
+                .await?;
+        let mut have = std::collections::BTreeSet::new();
+        for r in &rows {
+            have.insert((r.try_get::<String, _>(0)?, to_u64(r.try_get(1)?)?));
+        }
+        check.rows += have.len() as u64;
+        for (subject, index) in want.difference(&have) {
+            out.push(StateDifference {
+                table: TABLE,
+                row: format!("subject={subject},idx={index}"),
+                ledger_index: *index,
+                what: "missing: the entry names this subject".into(),
+            });
+        }
+        for (subject, index) in have.difference(&want) {
+            out.push(StateDifference {
+                table: TABLE,
+                row: format!("subject={subject},idx={index}"),
+                ledger_index: *index,
+                what: "the entry does not name this subject".into(),
+            });
+        }
+        from = to;
+    }
+    Ok(check)
 }
 
 /// Compares one table's rows with their entries.
