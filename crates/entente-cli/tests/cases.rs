@@ -110,7 +110,20 @@ async fn cases_over_the_api_and_cli() {
     assert!(doc["paths"]["/api/v1/cases/{id}/members"]["post"].is_object());
     drop(server);
 
+    let o = entente_ok(&["case", "list", "--limit", "1", "--data-dir", s(&dir)]);
+    let text = stdout(&o);
+    assert!(text.contains("ALPHA") && !text.contains("LANTERN "), "{text}");
+    assert!(text.contains("more: entente case list --after ALPHA"), "{text}");
+    let o = entente_ok(&["case", "list", "--after", "ALPHA", "--json", "--data-dir", s(&dir)]);
+    let page: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(page["cases"][0]["id"], "LANTERN", "{page}");
+    assert_eq!(page["cases"][0]["members"], json!(["NL", "DE"]), "{page}");
+    assert!(page["ledger_index"].as_u64().is_some(), "{page}");
+    let o = entente(&["case", "list", "--limit", "0", "--data-dir", s(&dir)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 to 200"), "{}", stderr(&o));
     let o = entente_ok(&["case", "status", "LANTERN", "--data-dir", s(&dir)]);
+
     let text = stdout(&o);
     assert!(
         text.contains("case LANTERN: Operation Lantern")

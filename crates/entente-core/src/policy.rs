@@ -259,11 +259,12 @@ pub fn decide(req: &DecisionRequest<'_>, _now: Timestamp) -> Decision {
                 "the operator may read the node's statistics and the oversight view of its ledger",
                 Vec::new(),
             ),
-            Action::CaseStatus => Decision::permit(
+            Action::CaseStatus | Action::CaseList => Decision::permit(
                 "operator.case-status",
-                "the operator may read the status of the node's cases",
+                "the operator may list the node's cases and read their status",
                 Vec::new(),
             ),
+
             Action::IncidentRead => Decision::permit(
                 "operator.incident-read",
                 "the operator may read the incident notifications sent and received",
