@@ -961,7 +961,7 @@ async fn cases_shared_under_a_jit() {
         for forget in [false, true] {
             let gate = if forget {
                 for sql in
-                    ["DELETE FROM ledger_subjects", "UPDATE ledger_subjects_upto SET size = 0"]
+                    ["DELETE FROM ledger_subjects", "UPDATE ledger_subjects_upto SET size = NULL"]
                 {
                     sqlx::query(sql).execute(&db.store.pool).await.unwrap();
                 }

@@ -500,13 +500,7 @@ impl Step<'_> {
             )));
         }
         let index = self.frontier.size();
-        let start = self.subjects.len();
-        for s in &subjects {
-            let text = s.to_string();
-            if !self.subjects[start..].iter().any(|(t, _)| *t == text) {
-                self.subjects.push((text, index));
-            }
-        }
+        push_subjects(&mut self.subjects, &subjects, index);
         let entry = LedgerEntry {
             v: ledger::ENTRY_FORMAT,
             index,
@@ -553,8 +547,9 @@ pub(crate) struct Writer {
     origin: String,
     /// The frontier after the last commit of this process; checked against the head row.
     cache: Option<Frontier>,
-    /// The ledger size `ledger_subjects` was complete up to after this process's last commit.
-    indexed: Option<u64>,
+    /// Whether this process has seen that the entries written before `ledger_subjects` are
+    /// indexed (every later entry is indexed in the transaction that appends it).
+    indexed: bool,
     engine: Arc<Engine>,
     /// The pseudonymization secret, derived from the node key; it never leaves the node.
     secret: [u8; 32],
@@ -569,7 +564,7 @@ impl Writer {
         engine: Arc<Engine>,
     ) -> Writer {
         let secret = pseudonym_secret(&key);
-        Writer { store, key, party, origin, cache: None, indexed: None, engine, secret }
+        Writer { store, key, party, origin, cache: None, indexed: false, engine, secret }
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Box<dyn Job>>) {
@@ -598,7 +593,7 @@ impl Writer {
                 }
                 Err(e) => {
                     self.cache = None;
-                    self.indexed = None;
+                    self.indexed = false;
                     tracing::error!(error = %e, "gate transaction failed; batch rolled back");
                     let text = e.to_string();
                     for job in batch {
@@ -629,8 +624,8 @@ impl Writer {
             Some(f) if f.size() == size => f,
             _ => store::load_frontier(&mut *tx, size).await?,
         };
-        if self.indexed != Some(size) {
-            index_subjects_up_to(&mut tx, self.store.backend(), size).await?;
+        if !self.indexed {
+            index_earlier_subjects(&mut tx, self.store.backend(), size).await?;
         }
         let backend = self.store.backend();
         let mut plan =
@@ -672,7 +667,7 @@ impl Writer {
         federation::record_inbox(&mut tx, backend, &inbox_rows).await?;
         if let Some(now) = last_now {
             insert_pairs(&mut tx, backend, "ledger_entries (idx, entry)", &entries).await?;
-            insert_subjects(&mut tx, backend, &subjects, frontier.size()).await?;
+            insert_subjects(&mut tx, backend, &subjects).await?;
             let hashes: Vec<(u64, Vec<u8>)> =
                 hashes.into_iter().map(|(i, h)| (i, h.to_vec())).collect();
             insert_pairs(&mut tx, backend, "ledger_hashes (id, hash)", &hashes).await?;
@@ -694,18 +689,17 @@ impl Writer {
                 .await?;
         }
         tx.commit().await?;
-        self.indexed = Some(frontier.size());
+        self.indexed = true;
         self.cache = Some(frontier);
         Ok(())
     }
 }
 
-/// Writes `(subject, entry)` rows of `ledger_subjects` and the size they complete it to.
+/// Writes `(subject, entry)` rows of `ledger_subjects`.
 async fn insert_subjects(
     tx: &mut Tx,
     backend: Backend,
     rows: &[(String, u64)],
-    size: u64,
 ) -> Result<(), GateError> {
     for chunk in rows.chunks(MAX_PARAMS / 2) {
         let sql = multi_row_insert(backend, "ledger_subjects (subject, idx)", 2, chunk.len());
@@ -715,25 +709,26 @@ async fn insert_subjects(
         }
         q.execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE ledger_subjects_upto SET size = $1 WHERE id = 1")
-        .bind(to_i64(size)?)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
-/// Completes `ledger_subjects` for the entries below `size` that it does not hold yet (a
-/// ledger written before the table existed, or by a process that failed between), under the
-/// writer lock the caller holds, reading and decoding the missing entries a chunk at a time.
-async fn index_subjects_up_to(tx: &mut Tx, backend: Backend, size: u64) -> Result<(), GateError> {
+/// Indexes the entries below `size` that were written before `ledger_subjects` existed, once:
+/// the first writer to commit after the migration finds `ledger_subjects_upto` empty, reads and
+/// decodes those entries a chunk at a time under the writer lock the caller holds, and records
+/// the size it reached. Every later entry is indexed in the transaction that appends it.
+async fn index_earlier_subjects(tx: &mut Tx, backend: Backend, size: u64) -> Result<(), GateError> {
     const CHUNK: u64 = 10_000;
-    let upto: i64 = sqlx::query_scalar("SELECT size FROM ledger_subjects_upto WHERE id = 1")
-        .fetch_one(&mut **tx)
-        .await?;
-    let mut from = to_u64(upto)?;
-    if from < size {
-        tracing::info!(from, size, "indexing the subjects of ledger entries");
+    let done: Option<i64> =
+        sqlx::query_scalar("SELECT size FROM ledger_subjects_upto WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
+    if done.is_some() {
+        return Ok(());
     }
+    if size > 0 {
+        tracing::info!(size, "indexing the subjects of the ledger's earlier entries");
+    }
+    let mut from = 0;
     while from < size {
         let to = (from + CHUNK).min(size);
         let rows =
@@ -748,18 +743,27 @@ async fn index_subjects_up_to(tx: &mut Tx, backend: Backend, size: u64) -> Resul
             let bytes: Vec<u8> = r.try_get(1)?;
             let entry = LedgerEntry::decode(&bytes)
                 .map_err(|e| StoreError::Inconsistent(format!("ledger entry {index}: {e}")))?;
-            let start = subjects.len();
-            for s in &entry.subjects {
-                let text = s.to_string();
-                if !subjects[start..].iter().any(|(t, _): &(String, u64)| *t == text) {
-                    subjects.push((text, index));
-                }
-            }
+            push_subjects(&mut subjects, &entry.subjects, index);
         }
-        insert_subjects(tx, backend, &subjects, to).await?;
+        insert_subjects(tx, backend, &subjects).await?;
         from = to;
     }
+    sqlx::query("UPDATE ledger_subjects_upto SET size = $1 WHERE id = 1")
+        .bind(to_i64(size)?)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// Adds `(subject, entry)` for each of entry `index`'s subjects to `out`, once each.
+fn push_subjects(out: &mut Vec<(String, u64)>, subjects: &[Subject], index: u64) {
+    let start = out.len();
+    for s in subjects {
+        let text = s.to_string();
+        if !out[start..].iter().any(|(t, _)| *t == text) {
+            out.push((text, index));
+        }
+    }
 }
 
 /// `rows` parenthesised groups of `cols` placeholders, comma-separated. SQLite gets anonymous
