@@ -3,7 +3,9 @@
 //! case as on the millionth), each with its members and where its requests stand across
 //! borders. One `case.list` ledger entry per page read.
 
-use crate::gate::{EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role};
+use crate::gate::{
+    EffectCx, GateCommand, GateError, PayloadDigests, Ruling, decided_by_role, placeholders,
+};
 use crate::store::{StoreError, stamp, to_i64};
 use entente_core::{Action, CaseId, Stamp, Subject, SubjectKind};
 use entente_policy::request::ClockStatus;
@@ -148,11 +150,6 @@ impl GateCommand for ListCases {
     }
 }
 
-/// The placeholders `$from, $from+1, …` for `n` values.
-fn list(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// Fills in the members: this node's rows for its own cases, the lead's list for mirrors.
 async fn members_of(cx: &mut EffectCx<'_>, cases: &mut [CaseSummary]) -> Result<(), GateError> {
     if cases.is_empty() {
@@ -165,7 +162,7 @@ async fn members_of(cx: &mut EffectCx<'_>, cases: &mut [CaseSummary]) -> Result<
         let sql = format!(
             "SELECT case_id, party FROM case_members WHERE case_id IN ({}) \
              ORDER BY case_id, ledger_index, party",
-            list(1, own.len())
+            placeholders(cx.backend, 1, own.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &own {
@@ -178,7 +175,7 @@ async fn members_of(cx: &mut EffectCx<'_>, cases: &mut [CaseSummary]) -> Result<
     if !mirrored.is_empty() {
         let sql = format!(
             "SELECT case_id, members FROM case_mirrors WHERE case_id IN ({})",
-            list(1, mirrored.len())
+            placeholders(cx.backend, 1, mirrored.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &mirrored {
@@ -206,7 +203,7 @@ async fn requests_of(cx: &mut EffectCx<'_>, cases: &mut [CaseSummary]) -> Result
     }
     let sql = format!(
         "SELECT id, case_id FROM requests WHERE case_id IN ({}) ORDER BY case_id, id",
-        list(1, cases.len())
+        placeholders(cx.backend, 1, cases.len())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for c in cases.iter() {

@@ -241,13 +241,13 @@ impl GateCommand for ReadCaseStatus {
                 let Some((case, members, mirror)) = load_mirror(cx.tx, id).await? else {
                     return Err(not_found(id));
                 };
-                let timeline = timeline(cx.tx, id, cx.batch_entries).await?;
+                let timeline = timeline(cx.tx, cx.backend, id, cx.batch_entries).await?;
                 return Ok(CaseStatus { case, members, timeline, mirror: Some(mirror) });
             }
             other => other?,
         };
         let members = members(cx.tx, id).await?;
-        let timeline = timeline(cx.tx, id, cx.batch_entries).await?;
+        let timeline = timeline(cx.tx, cx.backend, id, cx.batch_entries).await?;
         Ok(CaseStatus { case, members, timeline, mirror: None })
     }
 }

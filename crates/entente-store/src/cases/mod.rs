@@ -137,6 +137,7 @@ async fn members(
 /// an index of subjects (a table written with the entries) replaces the scan when it is not.
 async fn timeline(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: crate::store::Backend,
     id: &str,
     pending: &[(u64, Vec<u8>)],
 ) -> Result<Vec<TimelineEntry>, GateError> {
@@ -157,11 +158,11 @@ async fn timeline(
     let wanted_list: Vec<&String> = wanted.iter().collect();
     let mut rows = Vec::new();
     for chunk in wanted_list.chunks(crate::gate::MAX_PARAMS) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // `(p1),(p2),…` is a valid IN list on both backends; the subjects are bound.
         let sql = format!(
             "SELECT e.idx, e.entry FROM ledger_entries e WHERE e.idx IN \
              (SELECT idx FROM ledger_subjects WHERE subject IN ({}))",
-            list.join(", ")
+            crate::gate::placeholders(backend, 1, chunk.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for s in chunk {
