@@ -123,10 +123,10 @@ async fn list(
     );
     for c in &page.cases {
         let lead = if c.led_here { format!("{} (us)", c.lead) } else { c.lead.clone() };
-        let next = c
-            .next_due
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |(due, request)| format!("{due} ({request})"));
+        let next = c.next_due.as_ref().map_or_else(
+            || "-".to_owned(),
+            |n| format!("{} ({}; {}, {})", n.due, n.request, n.rule, n.status),
+        );
         println!(
             "{:<20} {:<8} {:<16} {:<28} {:>5} {:>7}  {next:<44} {}",
             c.id,

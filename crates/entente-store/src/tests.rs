@@ -688,7 +688,10 @@ async fn requests_under_agreements() {
             let Verdict::Permitted { output: page, .. } = v else { panic!("{v:?}") };
             let l = &page.cases[0];
             assert_eq!((l.id.as_str(), l.open_requests, l.overdue_requests), ("L", 1, overdue));
-            let next = l.next_due.as_ref().map(|(due, r)| (due.to_string(), r.as_str()));
+            let next = l.next_due.as_ref().map(|n| (n.due.to_string(), n.request.as_str()));
+            if let Some(n) = &l.next_due {
+                assert!(n.rule.contains("2023/1543") && n.status == "V1", "{n:?}");
+            }
             if overdue == 0 {
                 assert_eq!(next, Some(("2026-09-14T22:00:00.000000Z".to_owned(), "r1")));
             } else {

@@ -295,6 +295,10 @@ pub(crate) struct CaseSummaryView {
     pub(crate) next_due: Option<Stamp>,
     /// The request that deadline belongs to.
     pub(crate) next_due_request: Option<String>,
+    /// The rule that set that deadline (its citation).
+    pub(crate) next_due_rule: Option<String>,
+    /// That rule's verification status (V1, V2, P, U).
+    pub(crate) next_due_rule_status: Option<String>,
 }
 
 /// A page of the case listing (the reading is recorded).
@@ -326,8 +330,10 @@ impl CaseList {
                     last_change_at: c.last_change.as_ref().map(|(_, at)| *at),
                     open_requests: c.open_requests,
                     overdue_requests: c.overdue_requests,
-                    next_due: c.next_due.as_ref().map(|(at, _)| *at),
-                    next_due_request: c.next_due.as_ref().map(|(_, r)| r.clone()),
+                    next_due: c.next_due.as_ref().map(|n| n.due),
+                    next_due_request: c.next_due.as_ref().map(|n| n.request.clone()),
+                    next_due_rule: c.next_due.as_ref().map(|n| n.rule.clone()),
+                    next_due_rule_status: c.next_due.as_ref().map(|n| n.status.clone()),
                 })
                 .collect(),
             next_after: l.next_after.clone(),

@@ -422,7 +422,12 @@ mod views_keep_the_records_json {
             last_change: Some(("member-added NL".to_owned(), at("2026-12-01T09:30:00Z"))),
             open_requests: 1,
             overdue_requests: 0,
-            next_due: Some((at("2026-12-11T23:00:00Z"), "NL-REQ-1".to_owned())),
+            next_due: Some(entente_store::cases::NextDeadline {
+                due: at("2026-12-11T23:00:00Z"),
+                request: "NL-REQ-1".to_owned(),
+                rule: "ETS 185 Art 29(7)".to_owned(),
+                status: "V1".to_owned(),
+            }),
         };
         let listing = CaseListing { cases: vec![summary], next_after: None };
         let view = serde_json::to_value(super::super::cases::CaseList::new(&listing, 7)).unwrap();
@@ -436,7 +441,8 @@ mod views_keep_the_records_json {
                     "last_change": "member-added NL",
                     "last_change_at": "2026-12-01T09:30:00.000000Z",
                     "open_requests": 1, "overdue_requests": 0,
-                    "next_due": "2026-12-11T23:00:00.000000Z", "next_due_request": "NL-REQ-1"
+                    "next_due": "2026-12-11T23:00:00.000000Z", "next_due_request": "NL-REQ-1",
+                    "next_due_rule": "ETS 185 Art 29(7)", "next_due_rule_status": "V1"
                 }],
                 "next_after": null,
                 "access_ledger_index": 7

@@ -267,6 +267,8 @@ pub(crate) struct CaseListRow {
     pub(crate) overdue_requests: u64,
     pub(crate) next_due: Option<When>,
     pub(crate) next_due_request: String,
+    /// The rule that set the next deadline, with its verification status.
+    pub(crate) next_due_rule: String,
     pub(crate) remaining: String,
 }
 
@@ -305,12 +307,21 @@ impl CaseListPage {
                 opened_at: When(c.opened_at),
                 open_requests: c.open_requests,
                 overdue_requests: c.overdue_requests,
-                next_due: c.next_due.as_ref().map(|(at, _)| When(*at)),
-                next_due_request: c.next_due.as_ref().map(|(_, r)| r.clone()).unwrap_or_default(),
+                next_due: c.next_due.as_ref().map(|n| When(n.due)),
+                next_due_request: c
+                    .next_due
+                    .as_ref()
+                    .map(|n| n.request.clone())
+                    .unwrap_or_default(),
+                next_due_rule: c
+                    .next_due
+                    .as_ref()
+                    .map(|n| format!("{} ({})", n.rule, n.status))
+                    .unwrap_or_default(),
                 remaining: c
                     .next_due
                     .as_ref()
-                    .map(|(at, _)| duration_words(at.timestamp().duration_since(now)))
+                    .map(|n| duration_words(n.due.timestamp().duration_since(now)))
                     .unwrap_or_default(),
             })
             .collect();

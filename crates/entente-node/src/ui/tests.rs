@@ -118,7 +118,12 @@ fn listing() -> entente_store::cases::CaseListing {
                 last_change: None,
                 open_requests: 2,
                 overdue_requests: 1,
-                next_due: Some((at("2026-12-03T12:00:00Z"), "NL-REQ-7".into())),
+                next_due: Some(entente_store::cases::NextDeadline {
+                    due: at("2026-12-03T12:00:00Z"),
+                    request: "NL-REQ-7".into(),
+                    rule: "Regulation (EU) 2023/1543 Art 10(2)".into(),
+                    status: "V1".into(),
+                }),
             },
             CaseSummary {
                 id: "LANTERN".into(),

@@ -49,8 +49,21 @@ pub struct CaseSummary {
     pub open_requests: u64,
     /// Open requests with a clock past its deadline.
     pub overdue_requests: u64,
-    /// The earliest deadline still running among its open requests, and that request.
-    pub next_due: Option<(Stamp, String)>,
+    /// The earliest deadline still running among its open requests.
+    pub next_due: Option<NextDeadline>,
+}
+
+/// A deadline of the listing, with the request it belongs to and the rule that set it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NextDeadline {
+    /// When it falls due.
+    pub due: Stamp,
+    /// The request whose clock it is.
+    pub request: String,
+    /// The rule that set it (its citation).
+    pub rule: String,
+    /// The rule's verification status (V1, V2, P, U).
+    pub status: String,
 }
 
 /// A page of the listing.
@@ -221,15 +234,18 @@ async fn requests_of(cx: &mut EffectCx<'_>, cases: &mut [CaseSummary]) -> Result
                 continue;
             }
             c.open_requests += 1;
-            let statuses: Vec<_> =
-                request.clocks.iter().map(|k| (k.status(cx.now), k.due)).collect();
-            if statuses.iter().any(|(s, _)| *s == ClockStatus::Missed) {
+            if request.clocks.iter().any(|k| k.status(cx.now) == ClockStatus::Missed) {
                 c.overdue_requests += 1;
             }
-            for (s, due) in statuses {
-                let due = Stamp::new(due);
-                if s == ClockStatus::Running && c.next_due.as_ref().is_none_or(|(d, _)| due < *d) {
-                    c.next_due = Some((due, rid.clone()));
+            for k in request.clocks.iter().filter(|k| k.status(cx.now) == ClockStatus::Running) {
+                let due = Stamp::new(k.due);
+                if c.next_due.as_ref().is_none_or(|n| due < n.due) {
+                    c.next_due = Some(NextDeadline {
+                        due,
+                        request: rid.clone(),
+                        rule: k.basis.citation.clone(),
+                        status: k.basis.status.as_str().to_owned(),
+                    });
                 }
             }
         }

@@ -12,7 +12,7 @@ mod list;
 mod members;
 mod open;
 
-pub use list::{CaseListing, CaseSummary, ListCases, MAX_PAGE};
+pub use list::{CaseListing, CaseSummary, ListCases, MAX_PAGE, NextDeadline};
 pub(crate) use members::payload as member_payload;
 
 pub use members::{AddCaseMember, ReadCaseStatus, ReceiveCaseUpdate, RemoveCaseMember};
