@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub(crate) fn free_port() -> Result<u16, Failure> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    Ok(entente_node::config::free_loopback_port()?)
 }
 
 pub(crate) async fn node(root: &Path, party: &str) -> Result<Node, Failure> {

@@ -88,7 +88,7 @@ async fn wait_up(http: &reqwest::Client, url: &str, user: &str, pw: &str) -> Res
 }
 
 fn free_port() -> Result<u16, Failure> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    crate::federation::free_port()
 }
 
 fn medallion_config(dir: &Path, port: u16) -> Result<std::path::PathBuf, Failure> {

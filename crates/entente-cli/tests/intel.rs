@@ -4,7 +4,9 @@
 //! and bad input (media types, sizes, forged cursors, invalid STIX) refused with TAXII errors
 //! and nothing half-imported.
 
-use crate::common::{Server, add_user, entente, entente_ok, init_node, s, stderr, stdout, tool};
+use crate::common::{
+    Server, add_user, entente, entente_ok, free_port, init_node, s, stderr, stdout, tool,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -385,7 +387,7 @@ impl Drop for Kill {
 async fn intel_push_and_pull_against_medallion() {
     let Some(medallion) = tool("medallion") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let coll = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
     let root = format!("http://127.0.0.1:{port}/api1/");
     let data = serde_json::json!({

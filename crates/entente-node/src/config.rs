@@ -108,6 +108,40 @@ impl MaintenanceConfig {
     }
 }
 
+/// A TCP port on 127.0.0.1 that is free now, for a node that is configured before it is
+/// started (the pilot, benchmarks, tests): its address goes into `entente.toml` and into its
+/// partners' pins, so it cannot be "port 0, whatever the kernel picks at bind time".
+///
+/// The port is taken below the kernel's ephemeral range (`ip_local_port_range`, read on Linux,
+/// 32768 elsewhere), where outgoing connections never get their local port: a port from that
+/// range can be taken by any client socket between the choice and the node's bind, which
+/// happened on a busy machine. Ports are handed out in turn from an offset that depends on the
+/// process id, so that two processes choosing at once rarely try the same one, and each is
+/// checked by binding it.
+pub fn free_loopback_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .filter(|&n: &u32| (11_024..=65_535).contains(&n))
+        .unwrap_or(32_768);
+    // The 10,000 ports just below the ephemeral range.
+    let span = 10_000;
+    let base = low - span;
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + start.wrapping_add(n) % span;
+        let Ok(port) = u16::try_from(port) else { continue };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // Every port of the span is taken: fall back to one the kernel picks.
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
 /// The default `database_url` that `entente init` writes: the SQLite file
 /// [`crate::identity::DB_FILE`], relative to the data directory.
 pub fn default_sqlite_url() -> String {

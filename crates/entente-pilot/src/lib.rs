@@ -433,7 +433,7 @@ async fn keep_serving(nodes: &[PilotNode]) -> Result<(), Failure> {
 }
 
 fn free_port() -> Result<u16, Failure> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    Ok(entente_node::config::free_loopback_port()?)
 }
 
 /// Every pilot node pins the certificates of the two others (through its gate, as its

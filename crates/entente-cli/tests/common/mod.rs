@@ -104,10 +104,10 @@ pub(crate) fn add_user(dir: &Path, name: &str, role: &str) -> String {
         .unwrap_or_else(|| panic!("no token in user add output:\n{out}"))
 }
 
-/// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
+/// A free TCP port on 127.0.0.1, below the ephemeral range so that no client socket of a
+/// concurrent test takes it before the node binds it.
 pub(crate) fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    entente_node::config::free_loopback_port().expect("a free loopback port")
 }
 
 /// A child process that is killed (SIGKILL) and reaped when dropped, so that no
