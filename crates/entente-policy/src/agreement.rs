@@ -178,6 +178,18 @@ pub struct RefusalGround {
     pub text: String,
     /// Where it comes from.
     pub basis: Citation,
+    /// The kinds of request it may be raised against (`kinds = [...]` in the file; every kind
+    /// the agreement provides when the file names none). A ground of one procedure is not a
+    /// ground of another: ETS 185 Art 29(5) limits the refusal of preservation, Regulation
+    /// 2023/1543 Art 12 lists the grounds of a notified production order only.
+    pub kinds: Vec<RequestKind>,
+}
+
+impl RefusalGround {
+    /// Whether the ground may be raised against a request of `kind`.
+    pub fn applies_to(&self, kind: RequestKind) -> bool {
+        self.kinds.contains(&kind)
+    }
 }
 
 /// A condition that travels with every datum sent under the agreement and binds the receiver.
@@ -565,7 +577,7 @@ struct RawAgreement {
     #[serde(default)]
     request: Vec<RawRequest>,
     #[serde(default)]
-    refusal_ground: Vec<RawClause>,
+    refusal_ground: Vec<RawRefusalGround>,
     #[serde(default)]
     condition: Vec<RawClause>,
     #[serde(default)]
@@ -727,6 +739,33 @@ struct RawClause {
     id: Spanned<String>,
     text: String,
     basis: RawCitation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRefusalGround {
+    id: Spanned<String>,
+    text: String,
+    basis: RawCitation,
+    #[serde(default)]
+    kinds: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// The parts that every clause table (`[[refusal_ground]]`, `[[condition]]`) has.
+trait Clause {
+    fn parts(&self) -> (&Spanned<String>, &str, &RawCitation);
+}
+
+impl Clause for RawClause {
+    fn parts(&self) -> (&Spanned<String>, &str, &RawCitation) {
+        (&self.id, &self.text, &self.basis)
+    }
+}
+
+impl Clause for RawRefusalGround {
+    fn parts(&self) -> (&Spanned<String>, &str, &RawCitation) {
+        (&self.id, &self.text, &self.basis)
+    }
 }
 
 #[derive(Deserialize)]
@@ -1369,10 +1408,15 @@ fn check_agreement(
     }
 
     // Refusal grounds and travelling conditions.
+    let provided: Vec<RequestKind> = requests.iter().map(|r| r.kind).collect();
     let refusal_grounds: Vec<RefusalGround> =
         clauses(&mut c, &raw.refusal_ground, "refusal_ground", "immunity", &known)
             .into_iter()
-            .map(|(id, text, basis)| RefusalGround { id, text, basis })
+            .zip(&raw.refusal_ground)
+            .map(|((id, text, basis), r)| {
+                let kinds = ground_kinds(&mut c, r.kinds.as_ref(), &provided, &raw.request);
+                RefusalGround { id, text, basis, kinds }
+            })
             .collect();
     let travelling_conditions: Vec<TravellingCondition> =
         clauses(&mut c, &raw.condition, "condition", "purpose-limitation", &known)
@@ -1881,33 +1925,76 @@ fn issuing_conditions(
     })
 }
 
-/// Validates refusal grounds or conditions: kebab-case ids, each once, a text, a basis.
-fn clauses(
+/// The kinds of request a refusal ground names (`kinds`), each one the agreement provides;
+/// every provided kind when the ground names none.
+fn ground_kinds(
     c: &mut Checker<'_>,
-    raw: &[RawClause],
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+    provided: &[RequestKind],
+    requests: &[RawRequest],
+) -> Vec<RequestKind> {
+    let Some(raw) = raw else { return provided.to_vec() };
+    if raw.get_ref().is_empty() {
+        c.error(
+            raw.span(),
+            "refusal_ground.kinds",
+            "found an empty list; expected the kinds of request the ground may be raised against, or no `kinds` for every kind".to_owned(),
+        );
+    }
+    let mut out: Vec<RequestKind> = Vec::new();
+    for rk in raw.get_ref() {
+        let Some(k) = c.name::<RequestKind>(rk, "refusal_ground.kinds") else { continue };
+        if out.contains(&k) {
+            c.error(
+                rk.span(),
+                "refusal_ground.kinds",
+                format!("found `{k}` twice; expected each kind of request once"),
+            );
+        } else if provided.contains(&k) {
+            out.push(k);
+        } else {
+            let listed: Vec<&str> = requests.iter().map(|r| r.kind.get_ref().as_str()).collect();
+            c.error(
+                rk.span(),
+                "refusal_ground.kinds",
+                format!(
+                    "found `{k}`, a kind of request this agreement does not provide; expected one of its [[request]] kinds: {}",
+                    if listed.is_empty() { "none".to_owned() } else { listed.join(", ") }
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Validates refusal grounds or conditions: kebab-case ids, each once, a text, a basis.
+fn clauses<R: Clause>(
+    c: &mut Checker<'_>,
+    raw: &[R],
     table: &str,
     example: &str,
     known: &BTreeSet<String>,
 ) -> Vec<(String, String, Citation)> {
     let mut out: Vec<(String, String, Citation)> = Vec::new();
     for r in raw {
-        let id = c.id(&r.id, &format!("{table}.id"), example);
+        let (rid, rtext, rbasis) = r.parts();
+        let id = c.id(rid, &format!("{table}.id"), example);
         if out.iter().any(|(x, _, _)| *x == id) {
             c.error(
-                r.id.span(),
+                rid.span(),
                 &format!("{table}.id"),
                 format!("found `{id}` a second time; expected each {table} id once per agreement"),
             );
         }
-        if r.text.trim().is_empty() {
+        if rtext.trim().is_empty() {
             c.error(
-                r.id.span(),
+                rid.span(),
                 &format!("{table}.text"),
                 "found an empty text; expected the clause in words".to_owned(),
             );
         }
-        let basis = c.citation(&r.basis, &format!("{table}.basis"), known);
-        out.push((id, r.text.trim().to_owned(), basis));
+        let basis = c.citation(rbasis, &format!("{table}.basis"), known);
+        out.push((id, rtext.trim().to_owned(), basis));
     }
     out
 }

@@ -364,7 +364,12 @@ pub fn incoming_check(
         dual_criminality_requirement: requirement,
         dual_criminality,
         order_conditions,
-        refusal_grounds: agreement.refusal_grounds.clone(),
+        refusal_grounds: agreement
+            .refusal_grounds
+            .iter()
+            .filter(|g| g.applies_to(request.kind))
+            .cloned()
+            .collect(),
         clocks: request
             .clocks
             .iter()

@@ -478,6 +478,34 @@ pub enum RequestError {
         /// The valid ground ids.
         valid: String,
     },
+    /// The agreement lists no ground on which a request of this kind may be refused.
+    #[error(
+        "cannot {verb}: agreement `{agreement}` lists no ground for refusing a request of kind `{kind}`"
+    )]
+    NoGroundForKind {
+        /// The event as a verb.
+        verb: &'static str,
+        /// The request's kind.
+        kind: RequestKind,
+        /// Agreement id.
+        agreement: String,
+    },
+    /// A ground of the agreement that may not be raised against this kind of request.
+    #[error(
+        "refusal ground `{given}` of agreement `{agreement}` applies to requests of kind {only}, not `{kind}`; valid grounds for `{kind}`: {valid}"
+    )]
+    GroundNotForKind {
+        /// The id given.
+        given: String,
+        /// The request's kind.
+        kind: RequestKind,
+        /// Agreement id.
+        agreement: String,
+        /// The kinds the ground applies to.
+        only: String,
+        /// The valid ground ids for this kind.
+        valid: String,
+    },
     /// The extension is not possible.
     #[error("cannot extend: {0}")]
     Extension(String),
@@ -1138,7 +1166,7 @@ impl Request {
         match &event {
             RequestEvent::Receive => self.start_clocks(now)?,
             RequestEvent::Refuse { grounds } | RequestEvent::ApprovePartially { grounds } => {
-                check_grounds(event.verb(), grounds, agreement)?;
+                check_grounds(event.verb(), self.kind, grounds, agreement)?;
                 self.grounds = grounds.clone();
             }
             RequestEvent::Extend => self.extend(now)?,
@@ -1321,18 +1349,32 @@ impl Request {
 
 fn check_grounds(
     verb: &'static str,
+    kind: RequestKind,
     grounds: &[String],
     agreement: &Agreement,
 ) -> Result<(), RequestError> {
-    let valid = join(agreement.refusal_grounds.iter().map(|g| g.id.as_str()));
+    let open = || agreement.refusal_grounds.iter().filter(|g| g.applies_to(kind));
+    let valid = join(open().map(|g| g.id.as_str()));
+    if open().next().is_none() {
+        return Err(RequestError::NoGroundForKind { verb, kind, agreement: agreement.id.clone() });
+    }
     if grounds.is_empty() {
         return Err(RequestError::NoGrounds { verb, agreement: agreement.id.clone(), valid });
     }
     for g in grounds {
-        if !agreement.refusal_grounds.iter().any(|x| &x.id == g) {
+        let Some(ground) = agreement.refusal_grounds.iter().find(|x| &x.id == g) else {
             return Err(RequestError::UnknownGround {
                 given: g.clone(),
                 agreement: agreement.id.clone(),
+                valid,
+            });
+        };
+        if !ground.applies_to(kind) {
+            return Err(RequestError::GroundNotForKind {
+                given: g.clone(),
+                kind,
+                agreement: agreement.id.clone(),
+                only: join(ground.kinds.iter()),
                 valid,
             });
         }

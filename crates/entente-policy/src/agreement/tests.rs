@@ -416,6 +416,63 @@ fn duplicate_refusal_ground_condition_and_request_kind() {
     assert!(e.message.contains("`mla` a second time"), "{e}");
 }
 
+/// `kinds` of a refusal ground: absent, every kind the agreement provides; each named kind a
+/// request kind, named once, and one the agreement provides.
+#[test]
+fn refusal_ground_kinds() {
+    let req = |kind: &str| {
+        format!(
+            "\n[[request]]\nkind = \"{kind}\"\ncategories = [\"subscriber\"]\nbasis = {{ citation = \"X\", status = \"U\" }}\n"
+        )
+    };
+    let ground = |kinds: &str| {
+        format!(
+            "\n[[refusal_ground]]\nid = \"immunity\"\ntext = \"t\"\n{kinds}basis = {{ citation = \"X\", status = \"U\" }}\n"
+        )
+    };
+    let reqs = format!("{}{}", req("mla"), req("preservation"));
+    let a =
+        parse_agreement("t.toml", &appended(&format!("{reqs}{}", ground(""))), &lexicon()).unwrap();
+    assert_eq!(a.refusal_grounds[0].kinds, vec![RequestKind::Mla, RequestKind::Preservation]);
+    let a = parse_agreement(
+        "t.toml",
+        &appended(&format!("{reqs}{}", ground("kinds = [\"preservation\"]\n"))),
+        &lexicon(),
+    )
+    .unwrap();
+    assert!(a.refusal_grounds[0].applies_to(RequestKind::Preservation));
+    assert!(!a.refusal_grounds[0].applies_to(RequestKind::Mla));
+
+    let t = appended(&format!("{reqs}{}", ground("kinds = [\"production\"]\n")));
+    let e = one_from(&t, 19, "\"production\"", "refusal_ground.kinds");
+    assert_eq!(
+        e.message,
+        "found `production`, a kind of request this agreement does not provide; expected one of its [[request]] kinds: mla, preservation"
+    );
+    let t = appended(&format!("{reqs}{}", ground("kinds = []\n")));
+    let e = one_from(&t, 19, "[]", "refusal_ground.kinds");
+    assert!(e.message.starts_with("found an empty list"), "{e}");
+    let t = appended(&format!("{reqs}{}", ground("kinds = [\"mla\", \"mla\"]\n")));
+    let e = one_from(&t, 19, "\"mla\"]", "refusal_ground.kinds");
+    assert_eq!(e.message, "found `mla` twice; expected each kind of request once");
+    let t = appended(&format!("{reqs}{}", ground("kinds = [\"extradition\"]\n")));
+    one_from(&t, 19, "\"extradition\"", "refusal_ground.kinds");
+    // Nothing is loaded half-way: the file is refused as a whole.
+    assert!(parse_agreement("t.toml", &t, &lexicon()).is_err());
+}
+
+/// The shipped grounds are raised only against the procedures their sources name.
+#[test]
+fn shipped_refusal_grounds_name_their_procedures() {
+    let all = builtin_agreements(&lexicon()).unwrap();
+    let get = |id: &str| all.iter().find(|a| a.id == id).unwrap();
+    let eu = get("eu-2023-1543");
+    assert!(eu.refusal_grounds.iter().all(|g| g.kinds == vec![RequestKind::Production]));
+    let bc = get("ets-185");
+    assert!(bc.refusal_grounds.iter().all(|g| g.kinds == vec![RequestKind::Preservation]));
+    assert!(!bc.refusal_grounds.iter().any(|g| g.applies_to(RequestKind::Mla)));
+}
+
 #[test]
 fn bad_clause_id() {
     let t = appended(

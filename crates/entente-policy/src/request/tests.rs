@@ -532,7 +532,49 @@ fn agreement_without_grounds_cannot_refuse() {
         r.apply(e, t, &agr).unwrap();
     }
     let err = r.apply(refuse(&["anything"]), t, &agr).unwrap_err();
-    assert!(err.to_string().ends_with("valid grounds: none"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "cannot refuse: agreement `nl-us-mla` lists no ground for refusing a request of kind `mla`"
+    );
+}
+
+/// A ground belongs to the procedures its source names: Regulation 2023/1543 Art 12 lists the
+/// grounds on which a notified production order (Art 8) may be refused, and a preservation
+/// order has no refusal stage (Arts 8, 12); ETS 185 Art 29(5) limits the refusal of
+/// preservation, not of mutual assistance.
+#[test]
+fn grounds_apply_only_to_the_kinds_their_source_names() {
+    let agr = eu();
+    let (mut r, t) = received(&agr, RequestKind::Preservation);
+    r.apply(E::StartReview, t, &agr).unwrap();
+    let before = r.clone();
+    let err = r.apply(refuse(&["ne-bis-in-idem"]), t, &agr).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot refuse: agreement `eu-2023-1543` lists no ground for refusing a request of kind `preservation`"
+    );
+    assert!(matches!(err, RequestError::NoGroundForKind { kind: RequestKind::Preservation, .. }));
+    assert_eq!(r, before);
+
+    let bc = agreement("ets-185");
+    let t = ts("2026-09-01T08:00:00Z");
+    let mut r = Request::new(RequestKind::Mla, &bc, p("US"), p("NL"), false, t).unwrap();
+    for e in [E::Submit, E::Receive, E::StartReview] {
+        r.apply(e, t, &bc).unwrap();
+    }
+    let before = r.clone();
+    let err = r.apply(refuse(&["political-offence"]), t, &bc).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot refuse: agreement `ets-185` lists no ground for refusing a request of kind `mla`"
+    );
+    assert_eq!(r, before);
+    let mut r = Request::new(RequestKind::Preservation, &bc, p("US"), p("NL"), false, t).unwrap();
+    for e in [E::Submit, E::Receive, E::StartReview] {
+        r.apply(e, t, &bc).unwrap();
+    }
+    r.apply(refuse(&["political-offence"]), t, &bc).unwrap();
+    assert_eq!(r.state, RequestState::Refused);
 }
 
 #[test]
@@ -627,7 +669,7 @@ proptest! {
             if matches!(r.state, RequestState::Refused | RequestState::PartiallyApproved) {
                 prop_assert!(!r.grounds.is_empty());
                 for g in &r.grounds {
-                    prop_assert!(agr.refusal_grounds.iter().any(|x| &x.id == g));
+                    prop_assert!(agr.refusal_grounds.iter().any(|x| &x.id == g && x.applies_to(r.kind)));
                 }
             }
             if closed_out {
