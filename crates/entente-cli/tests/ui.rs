@@ -330,6 +330,33 @@ async fn every_role_in_chromium_with_axe_core_and_the_keyboard() {
     b.axe(&axe, "case page").await;
     b.screenshot("case").await;
 
+    // Draft a request from the case's page: the empty form refused beside its fields (nothing
+    // written), then a production order to DE with one provision (the provision and the
+    // button reached by keyboard). One entry for the draft, one for the view of its page.
+    b.click("a[href='/ui/cases/LANTERN/requests/new']").await;
+    wait_for_url(&b, |u| u.ends_with("/ui/cases/LANTERN/requests/new")).await;
+    b.axe(&axe, "request form").await;
+    b.screenshot("request-new").await;
+    let before = ledger_size(&api).await;
+    b.click("form[action='/ui/cases/LANTERN/requests'] button[type=submit]").await;
+    wait_for(&b, "document.querySelector('#basis-error')").await;
+    b.axe(&axe, "request form with errors").await;
+    assert_eq!(ledger_size(&api).await, before, "a refused form writes nothing");
+    b.type_into("#id", "L-EPOC-2").await;
+    b.click("input[value='eu-2023-1543/production/DE']").await;
+    b.tab_to("#provision-0").await;
+    b.keys(" ").await;
+    b.tab_to("form[action='/ui/cases/LANTERN/requests'] button[type=submit]").await;
+    b.keys("\u{E007}").await;
+    let drafted = wait_for_url(&b, |u| u.contains("drafted=")).await;
+    assert!(drafted.contains("/ui/requests/L-EPOC-2?drafted="), "{drafted}");
+    let page = b.text().await;
+    assert!(page.contains("Request drafted") && page.contains("NL → DE"), "{page}");
+    // A production order: the incoming check compares the provision ticked (Art 12(1)(d)).
+    assert!(page.contains("Sr 138ab(1)") && page.contains("production"), "{page}");
+    assert_eq!(ledger_size(&api).await, before + 2, "the draft and the view of its page");
+    b.axe(&axe, "request page after its draft").await;
+
     // A tampered CSRF token: refused, nothing changed.
     b.goto(&format!("{api}/ui/cases/new")).await;
     b.type_into("#id", "FORGED").await;

@@ -387,6 +387,7 @@ mod views_keep_the_records_json {
                 decision: "permit".to_owned(),
             }],
             mirror: None,
+            requests: Vec::new(),
         };
         let mut record = serde_json::to_value(&status).unwrap();
         record["access_ledger_index"] = serde_json::json!(9);

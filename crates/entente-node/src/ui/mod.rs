@@ -10,6 +10,7 @@
 //! Sign-in is with the user's API token ([`session`]); every POST form carries the session's
 //! CSRF token.
 
+pub(crate) mod draft;
 pub(crate) mod pages;
 pub(crate) mod session;
 pub(crate) mod text;
@@ -46,6 +47,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/cases/new", get(case_new))
         .route("/ui/cases", get(case_list).post(case_open))
         .route("/ui/cases/{id}", get(case_page))
+        .route("/ui/cases/{id}/requests/new", get(draft::request_new))
+        .route("/ui/cases/{id}/requests", post(draft::request_draft))
         .route("/ui/requests/{id}", get(request_page))
         .route("/ui/requests/{id}/events", post(request_event))
         .route("/ui/search", get(search))
@@ -149,6 +152,7 @@ impl Signed {
             who: Some(format!("{} ({})", self.name, self.role.as_str())),
             csrf: self.session.csrf.clone(),
             can_open_case: matches!(self.role, Role::Investigator | Role::CentralAuthority),
+            can_draft_request: matches!(self.role, Role::Investigator | Role::CentralAuthority),
             can_list_cases: matches!(
                 self.role,
                 Role::Investigator | Role::CentralAuthority | Role::Dpo
@@ -580,7 +584,8 @@ async fn case_page(
                 .get("opened")
                 .filter(|v| !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit()))
                 .map(|i| format!("{} {i}.", t.case_opened));
-            let page = CasePage::new(t, signed.chrome(&state, notice), &status, index);
+            let page =
+                CasePage::new(t, signed.chrome(&state, notice), &status, index, Timestamp::now());
             html(StatusCode::OK, &page)
         }
         Err(r) => refusal_page(&state, &signed, r),
@@ -623,10 +628,15 @@ async fn request_page(
         }
         _ => None,
     };
-    let notice = q
-        .get("done")
-        .filter(|v| !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit()))
-        .map(|i| format!("{} {i}.", t.event_recorded));
+    // The notice of an event just recorded or of the draft just made (only digits are shown).
+    let entry = |k: &str| {
+        q.get(k)
+            .filter(|v| !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit()))
+            .cloned()
+    };
+    let notice = entry("done")
+        .map(|i| format!("{} {i}.", t.event_recorded))
+        .or_else(|| entry("drafted").map(|i| format!("{} {i}.", t.request_drafted)));
     let page = pages::RequestPage::new(
         t,
         signed.chrome(&state, notice),

@@ -22,6 +22,8 @@ pub(crate) struct Chrome {
     pub(crate) can_open_case: bool,
     /// Whether the navigation offers the case listing (the gate still decides the read).
     pub(crate) can_list_cases: bool,
+    /// Whether case pages offer "draft a request" (the gate still decides the draft).
+    pub(crate) can_draft_request: bool,
     /// A status message, announced by screen readers (`aria-live`).
     pub(crate) notice: Option<String>,
 }
@@ -35,6 +37,7 @@ impl Chrome {
             csrf: String::new(),
             can_open_case: false,
             can_list_cases: false,
+            can_draft_request: false,
             notice: None,
         }
     }
@@ -370,6 +373,8 @@ pub(crate) struct CasePage {
     pub(crate) members: Vec<MemberRow>,
     pub(crate) timeline: Vec<TimelineRow>,
     pub(crate) mirror: Option<String>,
+    /// The case's requests, one row per legal clock (read in the same command as the case).
+    pub(crate) requests: Option<RequestList>,
     /// The entry that recorded this view.
     pub(crate) access_index: u64,
 }
@@ -380,10 +385,12 @@ impl CasePage {
         chrome: Chrome,
         s: &CaseStatus,
         access_index: u64,
+        now: Timestamp,
     ) -> CasePage {
         CasePage {
             t,
             chrome,
+            requests: Some(RequestList::new(&s.requests, access_index, now)),
             case: CaseView {
                 id: s.case.id.clone(),
                 title: s.case.title.clone(),

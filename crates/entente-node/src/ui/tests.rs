@@ -24,6 +24,7 @@ fn chrome() -> Chrome {
         csrf: "c".repeat(64),
         can_open_case: true,
         can_list_cases: true,
+        can_draft_request: true,
         notice: None,
     }
 }
@@ -182,9 +183,47 @@ fn case_page_snapshot() {
             decision: "permit".into(),
         }],
         mirror: None,
+        requests: Vec::new(),
     };
-    let page = CasePage::new(&EN, chrome(), &status, 4);
+    let t0: jiff::Timestamp = "2026-12-02T09:30:00Z".parse().unwrap();
+    let page = CasePage::new(&EN, chrome(), &status, 4, t0);
     insta::assert_snapshot!("case", page.render().unwrap());
+
+    // With its requests: a preservation order sent and received (its clock running, the rule
+    // that set it), and a production order still a draft (no clock yet).
+    let engine = crate::identity::agreement_engine().unwrap();
+    let eu = engine.agreement("eu-2023-1543").unwrap();
+    let (nl, de) = ("NL".parse().unwrap(), "DE".parse().unwrap());
+    let mut pres = entente_policy::request::Request::new(
+        entente_policy::agreement::RequestKind::Preservation,
+        eu,
+        nl,
+        de,
+        false,
+        t0,
+    )
+    .unwrap();
+    pres.id = "L-PRES-1".into();
+    use entente_policy::request::RequestEvent;
+    pres.apply(RequestEvent::Submit, t0, eu).unwrap();
+    pres.apply(RequestEvent::Receive, t0, eu).unwrap();
+    let mut prod = entente_policy::request::Request::new(
+        entente_policy::agreement::RequestKind::Production,
+        eu,
+        "NL".parse().unwrap(),
+        "DE".parse().unwrap(),
+        false,
+        t0,
+    )
+    .unwrap();
+    prod.id = "L-EPOC-1".into();
+    let with = entente_store::cases::CaseStatus { requests: vec![pres, prod], ..status };
+    let later: jiff::Timestamp = "2026-12-03T09:30:00Z".parse().unwrap();
+    let html = CasePage::new(&EN, chrome(), &with, 5, later).render().unwrap();
+    for want in ["href=\"/ui/requests/L-PRES-1\"", "href=\"/ui/requests/L-EPOC-1\"", "Art 11"] {
+        assert!(html.contains(want), "{want} missing: {html}");
+    }
+    insta::assert_snapshot!("case_with_requests", html);
 }
 
 #[test]
@@ -450,4 +489,172 @@ async fn a_request_page_shows_the_incoming_check_and_records_events() {
     let (status, _, page) = send(&app, get("/ui/requests/r1", &cesar)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert!(page.contains(EN.denied_recorded) && !page.contains("Sr 138ab"), "{page}");
+}
+
+/// The legal bases the drafting form offers are those that could ground a request today:
+/// not the requesting party itself, not an instrument that does not bind both parties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drafting_form_offers_only_bases_in_force_between_the_parties() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, _) = node_with_users(tmp.path()).await;
+    let nl: entente_core::PartyCode = "NL".parse().unwrap();
+    let groups = super::draft::basis_groups(
+        node.gate.engine().agreements(),
+        &nl,
+        jiff::Timestamp::now(),
+        "eu-2023-1543/production/DE",
+    );
+    assert!(groups.iter().all(|g| g.party != "NL"));
+    let values = |party: &str| -> Vec<String> {
+        groups
+            .iter()
+            .filter(|g| g.party == party)
+            .flat_map(|g| g.options.iter().map(|o| o.value.clone()))
+            .collect()
+    };
+    let de = values("DE");
+    for want in ["eu-2023-1543/production/DE", "eu-2023-1543/preservation/DE"] {
+        assert!(de.contains(&want.to_owned()), "{want} not offered: {de:?}");
+    }
+    // The e-Evidence Regulation binds Member States only.
+    let us = values("US");
+    assert!(!us.is_empty() && us.iter().all(|v| !v.starts_with("eu-2023-1543/")), "{us:?}");
+    let checked: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g.options.iter().filter(|o| o.checked).map(|o| o.value.as_str()))
+        .collect();
+    assert_eq!(checked, ["eu-2023-1543/production/DE"]);
+
+    for (value, ok) in [
+        ("eu-2023-1543/production/DE", true),
+        ("eu-2023-1543/production", false),
+        ("eu-2023-1543/production/DE/x", false),
+        ("eu-2023-1543/seizure/DE", false),
+        ("eu-2023-1543/production/germany", false),
+        ("EU 2023/production/DE", false),
+    ] {
+        assert_eq!(super::draft::parse_basis(value).is_ok(), ok, "{value}");
+    }
+}
+
+#[test]
+fn request_form_snapshot_with_errors_next_to_fields() {
+    use super::draft::{BasisOption, PartyGroup, ProvisionOption, RequestNewPage};
+    let page = RequestNewPage {
+        t: &EN,
+        chrome: chrome(),
+        case_id: "LANTERN".into(),
+        id: "bad id".into(),
+        emergency: true,
+        groups: vec![PartyGroup {
+            party: "DE".into(),
+            options: vec![BasisOption {
+                value: "eu-2023-1543/production/DE".into(),
+                agreement: "eu-2023-1543".into(),
+                kind: "production".into(),
+                period: "P10D".into(),
+                basis: "Regulation (EU) 2023/1543 Art 10".into(),
+                unverified: false,
+                checked: false,
+            }],
+        }],
+        provisions: vec![ProvisionOption {
+            citation: "Sr 138ab(1)".into(),
+            description: "Unlawful access to a computer system".into(),
+            unverified: false,
+            checked: true,
+        }],
+        form_error: Some(EN.form_has_errors.into()),
+        id_error: Some("request id: found a space".into()),
+        basis_error: Some(EN.err_basis_missing.into()),
+    };
+    insta::assert_snapshot!("request_new_errors", page.render().unwrap());
+}
+
+/// An investigator drafts a request from the case's page: errors next to the fields and
+/// nothing recorded; a basis the gate does not accept is named next to the basis; the draft
+/// is one `request.create` entry, and the request's page offers `submit`; a CSIRT analyst is
+/// refused by the gate, recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigator_drafts_a_request_from_the_case_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, users) = node_with_users(tmp.path()).await;
+    let eva_p = node.store.authenticate_token(&users[0].1).await.unwrap();
+    let open = entente_store::cases::OpenCase {
+        id: "LANTERN".parse().unwrap(),
+        title: "t".into(),
+        concepts: vec!["illegal-access".into()],
+    };
+    node.gate.submit(eva_p, open, jiff::Timestamp::now()).await.unwrap();
+    let store = node.store.clone();
+    let app = crate::server::router(node);
+    let size = || async { store.ledger_head().await.unwrap().0 };
+
+    let eva = sign_in(&app, &users[0].1).await;
+    let (status, _, case) = send(&app, get("/ui/cases/LANTERN", &eva)).await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    assert!(case.contains("href=\"/ui/cases/LANTERN/requests/new\""), "{case}");
+    let before = size().await;
+    let (status, _, page) = send(&app, get("/ui/cases/LANTERN/requests/new", &eva)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(size().await, before, "the empty form reads nothing recorded");
+    for want in [
+        "value=\"eu-2023-1543/production/DE\"",
+        "value=\"ets-185/preservation/US\"",
+        "<code>Sr 138ab(1)</code>",
+    ] {
+        assert!(page.contains(want), "{want} missing: {page}");
+    }
+    let csrf = csrf_of(&page);
+    let post = |body: String| form("/ui/cases/LANTERN/requests", Some(&eva), &body);
+
+    // No basis, a bad id: both named, nothing recorded.
+    let (status, _, body) = send(&app, post(format!("id=bad%20id&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("id=\"id-error\"") && body.contains("id=\"basis-error\""), "{body}");
+    assert!(body.contains(EN.err_basis_missing), "{body}");
+    // A basis the form did not offer (the Regulation does not bind the US): the gate's reason
+    // next to the basis, nothing recorded.
+    let (status, _, body) =
+        send(&app, post(format!("id=r1&basis=eu-2023-1543%2Fproduction%2FUS&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("id=\"basis-error\"") && body.contains("US"), "{body}");
+    assert_eq!(size().await, before);
+
+    // The draft: one entry, to the request's page with its notice and the submit event.
+    let good = format!("id=r1&basis=eu-2023-1543%2Fproduction%2FDE&provision-0=1&csrf={csrf}");
+    let (status, headers, body) = send(&app, post(good.clone())).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(size().await, before + 1);
+    let to = headers.get(header::LOCATION).unwrap().to_str().unwrap().to_owned();
+    assert!(to.starts_with("/ui/requests/r1?drafted="), "{to}");
+    let (status, _, page) = send(&app, get(&to, &eva)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for want in [EN.request_drafted, "NL → DE", "eu-2023-1543", "Sr 138ab(1)", "value=\"submit\""]
+    {
+        assert!(page.contains(want), "{want} missing: {page}");
+    }
+    // The same id again: named next to the id.
+    let before = size().await;
+    let (status, _, body) = send(&app, post(good)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains(EN.err_request_exists), "{body}");
+    assert_eq!(size().await, before);
+
+    // A CSIRT analyst: the gate refuses the draft, and the page names the entry.
+    let cesar = sign_in(&app, &users[1].1).await;
+    let (_, _, page) = send(&app, get("/ui/cases/LANTERN/requests/new", &cesar)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, body) = send(
+        &app,
+        form(
+            "/ui/cases/LANTERN/requests",
+            Some(&cesar),
+            &format!("id=r2&basis=eu-2023-1543%2Fproduction%2FDE&csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains(EN.denied_recorded), "{body}");
+    assert_eq!(size().await, before + 1, "the denial is recorded");
 }

@@ -242,14 +242,46 @@ impl GateCommand for ReadCaseStatus {
                     return Err(not_found(id));
                 };
                 let timeline = timeline(cx.tx, cx.backend, id, cx.batch_entries).await?;
-                return Ok(CaseStatus { case, members, timeline, mirror: Some(mirror) });
+                let lead = mirror.lead.clone();
+                let requests = requests_of_case(cx, id, Some(&lead)).await?;
+                return Ok(CaseStatus { case, members, timeline, mirror: Some(mirror), requests });
             }
             other => other?,
         };
         let members = members(cx.tx, id).await?;
         let timeline = timeline(cx.tx, cx.backend, id, cx.batch_entries).await?;
-        Ok(CaseStatus { case, members, timeline, mirror: None })
+        let requests = requests_of_case(cx, id, None).await?;
+        Ok(CaseStatus { case, members, timeline, mirror: None, requests })
     }
+}
+
+/// The requests this node holds for case `id`, rebuilt with their clocks: those this party made
+/// for it, and for a partner-led case (`lead`) those the lead sent here for it. A request
+/// received from another party carries that party's case id, which may equal an unrelated case
+/// of this node's: it is not listed. None for a peer (a partner sees its own side of a request,
+/// never this node's list).
+async fn requests_of_case(
+    cx: &mut EffectCx<'_>,
+    id: &str,
+    lead: Option<&str>,
+) -> Result<Vec<entente_policy::request::Request>, GateError> {
+    if matches!(cx.actor, Actor::Peer { .. }) {
+        return Ok(Vec::new());
+    }
+    let own = cx.party.as_str().to_owned();
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM requests WHERE case_id = $1 AND (requesting = $2 OR requesting = $3) ORDER BY id",
+    )
+    .bind(id)
+    .bind(&own)
+    .bind(lead.unwrap_or(&own))
+    .fetch_all(&mut **cx.tx)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for rid in ids {
+        out.push(crate::requests::load(cx.tx, cx.engine, &rid).await?);
+    }
+    Ok(out)
 }
 
 /// Apply a case update from the lead of a partner-led case this party is a member of

@@ -48,8 +48,8 @@ pub struct TimelineEntry {
     pub decision: String,
 }
 
-/// A case's status: the case, its members and its timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A case's status: the case, its members, its timeline and the requests made for it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CaseStatus {
     /// The case.
     pub case: CaseRecord,
@@ -61,6 +61,11 @@ pub struct CaseStatus {
     /// it (the members above are the lead's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<CaseMirror>,
+    /// The cross-border requests this node holds for the case, in order of id, with their
+    /// legal clocks (read in the same command, for the web interface's case page). A partner
+    /// reading the status gets none; the JSON API lists them by id elsewhere.
+    #[serde(skip)]
+    pub requests: Vec<entente_policy::request::Request>,
 }
 
 /// What a member node knows of a partner-led case: the lead and its last update.
