@@ -83,7 +83,8 @@ pub(crate) fn basis_groups(
     for to in parties {
         let mut options = Vec::new();
         for a in agreements {
-            if a.template || !a.in_force_on(today) || !a.in_force_between(own, to, today) {
+            // Binding both, in force for each on its own date; never a template.
+            if !a.in_force_between(own, to, today) {
                 continue;
             }
             let standing_unverified = !a.unverified_basis(own, to).is_empty();
@@ -210,14 +211,12 @@ pub(crate) async fn request_draft(
     };
     let t = words();
     let chosen = form.get("basis").map(|v| v.trim().to_owned()).unwrap_or_default();
-    let count = provision_options(&state, &[]).len();
-    let mut checked: Vec<usize> = form
+    // Indices beyond the lexicon's provisions match none of them.
+    let checked: Vec<usize> = form
         .iter()
         .filter(|(_, v)| v.as_str() == "1")
         .filter_map(|(k, _)| k.strip_prefix("provision-")?.parse::<usize>().ok())
-        .filter(|i| *i < count)
         .collect();
-    checked.sort_unstable();
     let mut page =
         empty_page(&state, signed.chrome(&state, None), case_id.to_string(), &chosen, &checked);
     page.id = form.get("id").map(|v| v.trim().to_owned()).unwrap_or_default();

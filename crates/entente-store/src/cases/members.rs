@@ -242,8 +242,7 @@ impl GateCommand for ReadCaseStatus {
                     return Err(not_found(id));
                 };
                 let timeline = timeline(cx.tx, cx.backend, id, cx.batch_entries).await?;
-                let lead = mirror.lead.clone();
-                let requests = requests_of_case(cx, id, Some(&lead)).await?;
+                let requests = requests_of_case(cx, id, Some(&mirror.lead)).await?;
                 return Ok(CaseStatus { case, members, timeline, mirror: Some(mirror), requests });
             }
             other => other?,
