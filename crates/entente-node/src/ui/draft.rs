@@ -32,6 +32,8 @@ pub(crate) struct BasisOption {
     pub(crate) period: String,
     /// The rule's citation.
     pub(crate) basis: String,
+    /// Its verification status (`V1`, `V2`, `P`, `U`).
+    pub(crate) status: &'static str,
     /// The rule's citation or the instrument's standing rests on an unverified fact.
     pub(crate) unverified: bool,
     pub(crate) checked: bool,
@@ -47,6 +49,8 @@ pub(crate) struct PartyGroup {
 pub(crate) struct ProvisionOption {
     pub(crate) citation: String,
     pub(crate) description: String,
+    /// The provision's verification status.
+    pub(crate) status: &'static str,
     pub(crate) unverified: bool,
     pub(crate) checked: bool,
 }
@@ -103,6 +107,7 @@ pub(crate) fn basis_groups(
                     kind: rule.kind.to_string(),
                     period,
                     basis: rule.basis.citation.clone(),
+                    status: rule.basis.status.as_str(),
                     unverified: standing_unverified || rule.basis.status == VerificationStatus::U,
                 });
             }
@@ -144,6 +149,7 @@ fn provision_options(state: &AppState, checked: &[usize]) -> Vec<ProvisionOption
         .map(|(i, p)| ProvisionOption {
             citation: p.citation.clone(),
             description: p.description.clone(),
+            status: p.status.as_str(),
             unverified: p.has_unverified_fact(),
             checked: checked.contains(&i),
         })

@@ -554,6 +554,7 @@ fn request_form_snapshot_with_errors_next_to_fields() {
                 kind: "production".into(),
                 period: "P10D".into(),
                 basis: "Regulation (EU) 2023/1543 Art 10".into(),
+                status: "V1",
                 unverified: false,
                 checked: false,
             }],
@@ -561,6 +562,7 @@ fn request_form_snapshot_with_errors_next_to_fields() {
         provisions: vec![ProvisionOption {
             citation: "Sr 138ab(1)".into(),
             description: "Unlawful access to a computer system".into(),
+            status: "V1",
             unverified: false,
             checked: true,
         }],
